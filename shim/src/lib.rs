@@ -1,0 +1,1 @@
+// librrc_shim.so — written next.

@@ -1,0 +1,510 @@
+//! The shared-memory sync log: one `memfd` mapped by the tracer and by
+//! every traced process (through librrc_shim.so).
+//!
+//! Layout (all offsets fixed, see [`Layout`]):
+//! - a [`ShmHeader`] with the mode, a divergence report slot, and the
+//!   table that maps the tid a thread sees to its logical thread slot;
+//! - an open-addressing table of [`ObjectTurn`]s, one per sync object,
+//!   keyed by (logical process, address). Each holds the object's own
+//!   acquisition counter, so threads never share one global counter;
+//! - one [`SyncRing`] per logical thread. Recording: the thread produces,
+//!   the recorder drains. Replay: the replayer feeds, the thread consumes.
+//!
+//! Everything in the region is atomics or plain integers written once
+//! before they are published, so it is valid for any bit pattern and may be
+//! shared between processes.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Environment variable naming the descriptor of the sync log in the tracee.
+pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
+/// Descriptor number the tracer places the sync log at: high, so it does
+/// not disturb the program's own numbering.
+pub const SHM_FD: RawFd = 1000;
+
+pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
+pub const SHM_VERSION: u32 = 1;
+
+pub const MODE_RECORD: u32 = 1;
+pub const MODE_REPLAY: u32 = 2;
+
+/// Logical threads the log has room for.
+pub const MAX_THREADS: usize = 1024;
+/// Sync objects the turn table has room for (power of two).
+pub const OBJECT_SLOTS: usize = 1 << 17;
+/// Entries per thread ring (power of two).
+pub const RING_CAPACITY: usize = 1 << 13;
+
+/// Kinds of divergence the shim can report.
+pub const DIVERGENCE_NONE: u32 = 0;
+/// The thread did a different operation than the recorded one.
+pub const DIVERGENCE_OP_MISMATCH: u32 = 1;
+/// The thread did a sync operation after its recorded stream ended.
+pub const DIVERGENCE_PAST_END: u32 = 2;
+/// A thread that the tracer never registered did a sync operation.
+pub const DIVERGENCE_UNKNOWN_THREAD: u32 = 3;
+/// The turn table is full.
+pub const DIVERGENCE_TABLE_FULL: u32 = 4;
+
+#[repr(C)]
+pub struct ShmHeader {
+    pub magic: u64,
+    pub version: u32,
+    pub mode: u32,
+    /// Set once by the first thread that diverges (0 -> kind).
+    pub divergence: AtomicU32,
+    pub div_thread: AtomicU32,
+    pub div_index: AtomicU64,
+    pub div_expected_op: AtomicU32,
+    pub div_observed_op: AtomicU32,
+    pub div_expected_object: AtomicU64,
+    pub div_observed_object: AtomicU64,
+    /// Bumped by the shim and woken when the drainer/feeder should look:
+    /// a ring filling up (record) or running low (replay).
+    pub service_wake: AtomicU32,
+    pub _pad: u32,
+    pub threads: [ThreadSlot; MAX_THREADS],
+}
+
+/// Maps the tid a thread sees (from gettid) to its logical thread.
+#[repr(C)]
+pub struct ThreadSlot {
+    /// 0 when free.
+    pub tid: AtomicI32,
+    pub process: AtomicU32,
+}
+
+#[repr(C)]
+pub struct ObjectTurn {
+    /// `(process << 48) | address`, 0 when free.
+    pub key: AtomicU64,
+    /// Number of acquisitions so far; a futex word.
+    pub turn: AtomicU32,
+    /// Threads sleeping on `turn` (replay only).
+    pub waiters: AtomicU32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncEntry {
+    pub object: u64,
+    pub seq: u64,
+    pub op: u32,
+    pub result: i32,
+}
+
+#[repr(C)]
+pub struct SyncRing {
+    /// Entries produced so far (monotonic); low 32 bits double as a futex word.
+    pub head: AtomicU64,
+    /// Entries consumed so far (monotonic).
+    pub tail: AtomicU64,
+    /// Replay: the feeder has pushed the thread's last recorded entry.
+    pub closed: AtomicU32,
+    /// Futex word the producer bumps after pushing (replay consumers wait on it).
+    pub pushed: AtomicU32,
+    /// Futex word the consumer bumps after popping (record producers wait on it).
+    pub popped: AtomicU32,
+    pub _pad: u32,
+    pub entries: [SyncEntryCell; RING_CAPACITY],
+}
+
+/// One ring entry; written by the producer before `head` is published.
+#[repr(C)]
+pub struct SyncEntryCell {
+    object: AtomicU64,
+    seq: AtomicU64,
+    op: AtomicU32,
+    result: AtomicI32,
+}
+
+/// Byte offsets of the parts of the region.
+pub struct Layout;
+
+impl Layout {
+    pub const HEADER: usize = 0;
+    pub const OBJECTS: usize = align_up(std::mem::size_of::<ShmHeader>(), 4096);
+    pub const RINGS: usize = align_up(
+        Self::OBJECTS + OBJECT_SLOTS * std::mem::size_of::<ObjectTurn>(),
+        4096,
+    );
+    pub const RING_STRIDE: usize = align_up(std::mem::size_of::<SyncRing>(), 4096);
+    pub const TOTAL: usize = Self::RINGS + MAX_THREADS * Self::RING_STRIDE;
+}
+
+const fn align_up(v: usize, a: usize) -> usize {
+    (v + a - 1) / a * a
+}
+
+/// A mapping of the sync log.
+pub struct SharedSyncLog {
+    base: *mut u8,
+}
+
+// SAFETY: the region holds only atomics and write-once integers; it is
+// designed to be used concurrently from many threads and processes.
+unsafe impl Send for SharedSyncLog {}
+unsafe impl Sync for SharedSyncLog {}
+
+impl SharedSyncLog {
+    /// Creates the memfd, sizes it and initialises the header. The memfd is
+    /// sparse: pages cost memory only once touched.
+    pub fn create(mode: u32) -> io::Result<(OwnedFd, SharedSyncLog)> {
+        // SAFETY: the name is a valid NUL-terminated string.
+        let fd = unsafe { libc::memfd_create(c"rrc-synclog".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd was just returned by memfd_create and is owned by no one else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: plain syscall on a valid fd.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), Layout::TOTAL as libc::off_t) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd refers to a memfd of Layout::TOTAL bytes.
+        let log = unsafe { Self::map(fd.as_raw_fd())? };
+        // SAFETY: we are the only user of the fresh mapping; header fields
+        // that are not atomics are written before anyone else maps it.
+        unsafe {
+            let h = log.base as *mut ShmHeader;
+            (*h).magic = SHM_MAGIC;
+            (*h).version = SHM_VERSION;
+            (*h).mode = mode;
+        }
+        Ok((fd, log))
+    }
+
+    /// Maps an existing sync log.
+    ///
+    /// # Safety
+    /// `fd` must refer to a sync log made by [`SharedSyncLog::create`].
+    pub unsafe fn map(fd: RawFd) -> io::Result<SharedSyncLog> {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            Layout::TOTAL,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedSyncLog { base: p as *mut u8 })
+    }
+
+    /// Maps the log and checks its magic and version.
+    ///
+    /// # Safety
+    /// `fd` must be a descriptor that is either a sync log or something
+    /// whose first page is readable as one (the check then fails).
+    pub unsafe fn attach(fd: RawFd) -> Option<SharedSyncLog> {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 || (st.st_size as usize) < Layout::TOTAL {
+            return None;
+        }
+        let log = Self::map(fd).ok()?;
+        let h = log.header();
+        if h.magic != SHM_MAGIC || h.version != SHM_VERSION {
+            return None;
+        }
+        Some(log)
+    }
+
+    pub fn header(&self) -> &ShmHeader {
+        // SAFETY: the mapping starts with a ShmHeader and lives as long as self.
+        unsafe { &*(self.base.add(Layout::HEADER) as *const ShmHeader) }
+    }
+
+    pub fn mode(&self) -> u32 {
+        self.header().mode
+    }
+
+    pub fn ring(&self, slot: u32) -> Option<&SyncRing> {
+        if slot as usize >= MAX_THREADS {
+            return None;
+        }
+        // SAFETY: slot < MAX_THREADS, so the ring lies inside the mapping.
+        Some(unsafe {
+            &*(self.base.add(Layout::RINGS + slot as usize * Layout::RING_STRIDE)
+                as *const SyncRing)
+        })
+    }
+
+    fn object_slot(&self, i: usize) -> &ObjectTurn {
+        // SAFETY: callers pass i < OBJECT_SLOTS.
+        unsafe {
+            &*((self.base.add(Layout::OBJECTS) as *const ObjectTurn).add(i & (OBJECT_SLOTS - 1)))
+        }
+    }
+
+    /// The turn counter of an object, inserted on first use. `None` when
+    /// the table is full.
+    pub fn object(&self, process: u32, address: u64) -> Option<&ObjectTurn> {
+        let key = object_key(process, address);
+        let mut i = hash(key) as usize;
+        for _ in 0..OBJECT_SLOTS {
+            let slot = self.object_slot(i);
+            let k = slot.key.load(Ordering::Acquire);
+            if k == key {
+                return Some(slot);
+            }
+            if k == 0 {
+                match slot
+                    .key
+                    .compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => return Some(slot),
+                    Err(other) if other == key => return Some(slot),
+                    Err(_) => {}
+                }
+            }
+            i = i.wrapping_add(1);
+        }
+        None
+    }
+
+    /// Tells the shim which logical thread and process the thread that
+    /// sees `tid` is. Called by the tracer before the thread runs.
+    pub fn register_thread(&self, tid: i32, slot: u32, process: u32) -> bool {
+        let Some(s) = self.header().threads.get(slot as usize) else {
+            return false;
+        };
+        s.process.store(process, Ordering::Relaxed);
+        s.tid.store(tid, Ordering::Release);
+        true
+    }
+
+    /// Finds the logical thread and process for a tid.
+    pub fn lookup_thread(&self, tid: i32) -> Option<(u32, u32)> {
+        self.header()
+            .threads
+            .iter()
+            .position(|s| s.tid.load(Ordering::Acquire) == tid)
+            .map(|i| (i as u32, self.header().threads[i].process.load(Ordering::Relaxed)))
+    }
+
+    /// Records a divergence found by the shim; only the first one sticks.
+    pub fn report_divergence(
+        &self,
+        kind: u32,
+        thread: u32,
+        index: u64,
+        expected: Option<SyncEntry>,
+        observed_op: u32,
+        observed_object: u64,
+    ) {
+        let h = self.header();
+        if h.divergence
+            .compare_exchange(DIVERGENCE_NONE, u32::MAX, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        h.div_thread.store(thread, Ordering::Relaxed);
+        h.div_index.store(index, Ordering::Relaxed);
+        h.div_expected_op
+            .store(expected.map_or(0, |e| e.op), Ordering::Relaxed);
+        h.div_expected_object
+            .store(expected.map_or(0, |e| e.object), Ordering::Relaxed);
+        h.div_observed_op.store(observed_op, Ordering::Relaxed);
+        h.div_observed_object.store(observed_object, Ordering::Relaxed);
+        h.divergence.store(kind, Ordering::Release);
+        h.service_wake.fetch_add(1, Ordering::Release);
+        futex_wake(&h.service_wake, i32::MAX);
+    }
+
+    /// The divergence the shim reported, if any.
+    pub fn divergence(&self) -> Option<ShimDivergence> {
+        let h = self.header();
+        let kind = h.divergence.load(Ordering::Acquire);
+        if kind == DIVERGENCE_NONE || kind == u32::MAX {
+            return None;
+        }
+        Some(ShimDivergence {
+            kind,
+            thread: h.div_thread.load(Ordering::Relaxed),
+            index: h.div_index.load(Ordering::Relaxed),
+            expected_op: h.div_expected_op.load(Ordering::Relaxed),
+            expected_object: h.div_expected_object.load(Ordering::Relaxed),
+            observed_op: h.div_observed_op.load(Ordering::Relaxed),
+            observed_object: h.div_observed_object.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Wakes the drainer/feeder.
+    pub fn poke_service(&self) {
+        let h = self.header();
+        h.service_wake.fetch_add(1, Ordering::Release);
+        futex_wake(&h.service_wake, 1);
+    }
+}
+
+impl Drop for SharedSyncLog {
+    fn drop(&mut self) {
+        // SAFETY: base/TOTAL is exactly the mapping made in map().
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, Layout::TOTAL);
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShimDivergence {
+    pub kind: u32,
+    pub thread: u32,
+    pub index: u64,
+    pub expected_op: u32,
+    pub expected_object: u64,
+    pub observed_op: u32,
+    pub observed_object: u64,
+}
+
+pub fn object_key(process: u32, address: u64) -> u64 {
+    // User addresses on x86-64 fit in 47 bits.
+    ((process as u64 + 1) << 48) | (address & ((1 << 48) - 1))
+}
+
+fn hash(k: u64) -> u64 {
+    // Fibonacci hashing spreads aligned addresses across the table.
+    (k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 40
+}
+
+impl SyncRing {
+    pub fn len(&self) -> u64 {
+        self.head
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.tail.load(Ordering::Acquire))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Single producer: appends if there is room.
+    pub fn push(&self, e: SyncEntry) -> bool {
+        let head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Acquire);
+        if head.wrapping_sub(tail) >= RING_CAPACITY as u64 {
+            return false;
+        }
+        let cell = &self.entries[(head as usize) & (RING_CAPACITY - 1)];
+        cell.object.store(e.object, Ordering::Relaxed);
+        cell.seq.store(e.seq, Ordering::Relaxed);
+        cell.op.store(e.op, Ordering::Relaxed);
+        cell.result.store(e.result, Ordering::Relaxed);
+        self.head.store(head.wrapping_add(1), Ordering::Release);
+        true
+    }
+
+    /// Single consumer: looks at the oldest entry without removing it.
+    pub fn peek(&self) -> Option<SyncEntry> {
+        let tail = self.tail.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Acquire);
+        if head == tail {
+            return None;
+        }
+        let cell = &self.entries[(tail as usize) & (RING_CAPACITY - 1)];
+        Some(SyncEntry {
+            object: cell.object.load(Ordering::Relaxed),
+            seq: cell.seq.load(Ordering::Relaxed),
+            op: cell.op.load(Ordering::Relaxed),
+            result: cell.result.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Single consumer: removes the oldest entry.
+    pub fn pop(&self) -> Option<SyncEntry> {
+        let e = self.peek()?;
+        let tail = self.tail.load(Ordering::Relaxed);
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+        Some(e)
+    }
+
+    /// Entries consumed so far: the index of the next one in the stream.
+    pub fn consumed(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    pub fn produced(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+}
+
+/// Blocks while `*word == expected`, up to `timeout`. Shared (not
+/// private) futex: the word may be in memory mapped by several processes.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: word is a valid, aligned u32 for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            tsp,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+pub fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: word is a valid, aligned u32 for the duration of the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_round_trip_and_capacity() {
+        let (_fd, log) = SharedSyncLog::create(MODE_RECORD).expect("create");
+        let ring = log.ring(3).expect("ring");
+        for i in 0..RING_CAPACITY as u64 {
+            assert!(ring.push(SyncEntry { object: i, seq: i, op: 1, result: 0 }));
+        }
+        assert!(!ring.push(SyncEntry::default()), "a full ring refuses");
+        assert_eq!(ring.pop().map(|e| e.object), Some(0));
+        assert!(ring.push(SyncEntry { object: 99, seq: 0, op: 2, result: -1 }));
+        assert_eq!(ring.len(), RING_CAPACITY as u64);
+    }
+
+    #[test]
+    fn objects_are_per_process_and_stable() {
+        let (_fd, log) = SharedSyncLog::create(MODE_RECORD).expect("create");
+        let a = log.object(0, 0x1000).expect("a") as *const ObjectTurn;
+        let b = log.object(1, 0x1000).expect("b") as *const ObjectTurn;
+        let a2 = log.object(0, 0x1000).expect("a2") as *const ObjectTurn;
+        assert_eq!(a, a2);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn thread_table() {
+        let (_fd, log) = SharedSyncLog::create(MODE_REPLAY).expect("create");
+        assert!(log.register_thread(4242, 7, 1));
+        assert_eq!(log.lookup_thread(4242), Some((7, 1)));
+        assert_eq!(log.lookup_thread(1), None);
+    }
+}

@@ -1,0 +1,44 @@
+//! The rrc trace: a fixed preamble (magic and format version), a header
+//! frame, then a stream of frames, each `len: u32 LE | crc32: u32 LE |
+//! payload` where the payload is one bincode-encoded [`TraceRecord`].
+//!
+//! The format is a stream on purpose: a recorder killed at any point leaves
+//! a readable prefix, and the same bytes can later be sent over a socket to
+//! a backup. A complete trace ends with [`TraceRecord::End`].
+
+mod reader;
+mod records;
+mod writer;
+
+pub use reader::{read_trace_file, ReadOutcome, TraceReader};
+pub use records::*;
+pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
+
+/// First eight bytes of every trace file.
+pub const MAGIC: [u8; 8] = *b"RRCTRACE";
+/// Bumped whenever a record's encoding changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Frames larger than this are treated as corruption rather than allocated.
+pub const MAX_FRAME_LEN: u32 = 256 << 20;
+/// Size of the fixed preamble: magic plus version.
+pub const PREAMBLE_LEN: u64 = 12;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    #[error("I/O error on trace: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not an rrc trace (bad magic at byte offset 0)")]
+    NotATrace,
+    #[error("trace format version {found}, but this rrc reads version {supported}")]
+    VersionMismatch { found: u32, supported: u32 },
+    #[error("trace truncated at byte offset {offset}: {what}")]
+    Truncated { offset: u64, what: String },
+    #[error("trace corrupted at byte offset {offset}: {what}")]
+    Corrupt { offset: u64, what: String },
+    #[error("cannot encode trace record: {0}")]
+    Encode(String),
+    #[error("trace writer has stopped")]
+    WriterGone,
+}
+
+pub type Result<T> = std::result::Result<T, TraceError>;

@@ -1,0 +1,192 @@
+//! Reading a trace, frame by frame, with every way it can be damaged named
+//! by byte offset.
+
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+
+use crate::{TraceError, TraceHeader, TraceRecord, Result, FORMAT_VERSION, MAGIC, MAX_FRAME_LEN};
+
+pub struct TraceReader<R: Read> {
+    input: R,
+    offset: u64,
+    header: TraceHeader,
+}
+
+/// A whole trace read into memory, and how it ended.
+#[derive(Debug)]
+pub struct ReadOutcome {
+    pub header: TraceHeader,
+    pub records: Vec<TraceRecord>,
+    /// Total bytes of intact frames, preamble included.
+    pub intact_bytes: u64,
+    /// `None` when the trace ends with its End record; otherwise why the
+    /// readable prefix stops where it does.
+    pub damage: Option<TraceError>,
+}
+
+impl ReadOutcome {
+    pub fn is_complete(&self) -> bool {
+        self.damage.is_none()
+    }
+}
+
+impl<R: Read> TraceReader<R> {
+    /// Reads and checks the preamble and the header.
+    pub fn new(mut input: R) -> Result<Self> {
+        let mut pre = [0u8; 12];
+        let got = read_up_to(&mut input, &mut pre)?;
+        if got < 8 || pre[..8] != MAGIC {
+            if got < 8 && pre[..got] == MAGIC[..got] {
+                return Err(TraceError::Truncated {
+                    offset: got as u64,
+                    what: "the file ends inside the preamble".into(),
+                });
+            }
+            return Err(TraceError::NotATrace);
+        }
+        if got < 12 {
+            return Err(TraceError::Truncated {
+                offset: got as u64,
+                what: "the file ends inside the preamble".into(),
+            });
+        }
+        let version = u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]);
+        if version != FORMAT_VERSION {
+            return Err(TraceError::VersionMismatch {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let mut offset = crate::PREAMBLE_LEN;
+        let header: TraceHeader = match read_frame(&mut input, &mut offset)? {
+            Some(h) => h,
+            None => {
+                return Err(TraceError::Truncated {
+                    offset,
+                    what: "the file ends before the header".into(),
+                })
+            }
+        };
+        Ok(TraceReader {
+            input,
+            offset,
+            header,
+        })
+    }
+
+    pub fn header(&self) -> &TraceHeader {
+        &self.header
+    }
+
+    /// Byte offset of the next frame.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next record, `Ok(None)` at a clean end of input.
+    pub fn next_record(&mut self) -> Result<Option<TraceRecord>> {
+        read_frame(&mut self.input, &mut self.offset)
+    }
+
+    /// Reads everything that is readable; damage after the header is
+    /// reported in the outcome, not as an error, so the prefix stays usable.
+    pub fn read_all(mut self) -> ReadOutcome {
+        let mut records = Vec::new();
+        let damage = loop {
+            match self.next_record() {
+                Ok(Some(rec)) => {
+                    let end = matches!(rec, TraceRecord::End(_));
+                    records.push(rec);
+                    if end {
+                        break None;
+                    }
+                }
+                Ok(None) => {
+                    break Some(TraceError::Truncated {
+                        offset: self.offset,
+                        what: "the recording stopped before its end record (recorder killed?)"
+                            .into(),
+                    })
+                }
+                Err(e) => break Some(e),
+            }
+        };
+        ReadOutcome {
+            header: self.header,
+            records,
+            intact_bytes: self.offset,
+            damage,
+        }
+    }
+}
+
+impl TraceReader<std::io::BufReader<std::fs::File>> {
+    pub fn open(path: &Path) -> Result<Self> {
+        let f = std::fs::File::open(path)?;
+        TraceReader::new(std::io::BufReader::with_capacity(1 << 20, f))
+    }
+}
+
+fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(got)
+}
+
+fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
+    input: &mut R,
+    offset: &mut u64,
+) -> Result<Option<T>> {
+    let start = *offset;
+    let mut head = [0u8; 8];
+    let got = read_up_to(input, &mut head)?;
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < 8 {
+        return Err(TraceError::Truncated {
+            offset: start,
+            what: format!("only {got} of 8 bytes of a frame header"),
+        });
+    }
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if len > MAX_FRAME_LEN {
+        return Err(TraceError::Corrupt {
+            offset: start,
+            what: format!("frame length {len} is implausible"),
+        });
+    }
+    let mut payload = vec![0u8; len as usize];
+    let got = read_up_to(input, &mut payload)?;
+    if got < payload.len() {
+        return Err(TraceError::Truncated {
+            offset: start,
+            what: format!("only {got} of {len} bytes of a record"),
+        });
+    }
+    if crc32fast::hash(&payload) != crc {
+        return Err(TraceError::Corrupt {
+            offset: start,
+            what: "checksum mismatch".into(),
+        });
+    }
+    let value = bincode::deserialize(&payload).map_err(|e| TraceError::Corrupt {
+        offset: start,
+        what: format!("undecodable record: {e}"),
+    })?;
+    *offset = start + 8 + len as u64;
+    Ok(Some(value))
+}
+
+/// Convenience: open and read a whole trace file.
+pub fn read_trace_file(path: &Path) -> Result<ReadOutcome> {
+    Ok(TraceReader::open(path)?.read_all())
+}

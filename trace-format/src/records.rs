@@ -1,0 +1,237 @@
+//! What a trace holds. Thread and process ids here are *logical*: assigned
+//! in creation order by the recorder and stable across record and replay,
+//! unlike kernel tids.
+
+use serde::{Deserialize, Serialize};
+
+/// Logical thread id: 0 is the first thread of the first process.
+pub type ThreadId = u32;
+/// Logical process id: 0 is the recorded program's first process.
+pub type ProcessId = u32;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TraceHeader {
+    /// Program and arguments as given to rrc-record (argv[0] as typed).
+    pub argv: Vec<Vec<u8>>,
+    /// The environment the program was started with, `NAME=value`.
+    pub env: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    /// Absolute path of the executable that was started.
+    pub exe: Vec<u8>,
+    /// Wall-clock start of the recording, nanoseconds since the epoch.
+    pub start_time_unix_ns: u64,
+    /// Path of librrc_shim.so as preloaded during the recording.
+    pub shim_path: Vec<u8>,
+    /// Version of the rrc that recorded this trace.
+    pub rrc_version: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TraceRecord {
+    /// A thread came into existence. `tid` is the kernel tid the program
+    /// saw at record time (replay reports it again through gettid).
+    ThreadStart {
+        thread: ThreadId,
+        process: ProcessId,
+        parent: Option<ThreadId>,
+        tid: i32,
+        pid: i32,
+    },
+    Syscall(SyscallRecord),
+    /// Synchronisation operations of one thread, in its program order.
+    Sync(SyncBatch),
+    Signal(SignalRecord),
+    ThreadExit {
+        thread: ThreadId,
+        /// Events (syscalls and signals) the thread had when it exited.
+        events: u64,
+    },
+    /// Something rrc could not record faithfully (an unknown syscall).
+    Warning { thread: ThreadId, message: String },
+    /// The recording ended; nothing follows.
+    End(EndRecord),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyscallRecord {
+    pub thread: ThreadId,
+    /// Position in this thread's event stream (syscalls and signals).
+    pub index: u64,
+    pub nr: u32,
+    pub args: [u64; 6],
+    /// Raw kernel return value (negative errno on failure).
+    pub ret: i64,
+    /// Data the program handed to the kernel that replay checks: paths,
+    /// bytes written out.
+    pub inputs: Vec<Vec<u8>>,
+    /// Every byte the kernel wrote into the program's memory, region by
+    /// region in the order the syscall model lists them.
+    pub outputs: Vec<Vec<u8>>,
+    /// Nanoseconds between this thread's previous syscall return (or its
+    /// start) and this one's.
+    pub interval_ns: u64,
+    pub extra: SyscallExtra,
+}
+
+/// Facts about a syscall beyond its registers and memory that replay needs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SyscallExtra {
+    #[default]
+    None,
+    /// open/openat produced a descriptor for this file.
+    Opened(FileIdentity),
+    /// clone/clone3 that made a thread in the same process.
+    NewThread(ThreadId),
+    /// fork/vfork/clone that made a new process, with its first thread.
+    NewProcess { process: ProcessId, thread: ThreadId },
+    /// A write to the recorder's own stdout (1) or stderr (2).
+    StdStream(u8),
+    /// mmap of a file descriptor: what the descriptor referred to.
+    MappedFd(Vec<u8>),
+    /// The syscall is unknown to rrc: only its return value was recorded.
+    Unknown,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub path: Vec<u8>,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub regular: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncBatch {
+    pub thread: ThreadId,
+    /// Index of the first operation of this batch in the thread's sync stream.
+    pub first: u64,
+    pub ops: Vec<SyncRecord>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SyncRecord {
+    /// Address of the sync object at record time (its identity).
+    pub object: u64,
+    /// This acquisition's place in the object's order; meaningless when
+    /// the operation did not acquire.
+    pub seq: u64,
+    pub op: SyncOp,
+    /// Return value the program saw.
+    pub result: i32,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum SyncOp {
+    MutexLock = 1,
+    MutexTrylock = 2,
+    MutexTimedlock = 3,
+    CondWait = 4,
+    CondTimedwait = 5,
+    RwlockRdlock = 6,
+    RwlockWrlock = 7,
+    RwlockTryrdlock = 8,
+    RwlockTrywrlock = 9,
+    RwlockTimedrdlock = 10,
+    RwlockTimedwrlock = 11,
+    SemWait = 12,
+    SemTrywait = 13,
+    SemTimedwait = 14,
+    SpinLock = 15,
+    SpinTrylock = 16,
+    BarrierWait = 17,
+}
+
+impl SyncOp {
+    pub const ALL: [SyncOp; 17] = [
+        SyncOp::MutexLock,
+        SyncOp::MutexTrylock,
+        SyncOp::MutexTimedlock,
+        SyncOp::CondWait,
+        SyncOp::CondTimedwait,
+        SyncOp::RwlockRdlock,
+        SyncOp::RwlockWrlock,
+        SyncOp::RwlockTryrdlock,
+        SyncOp::RwlockTrywrlock,
+        SyncOp::RwlockTimedrdlock,
+        SyncOp::RwlockTimedwrlock,
+        SyncOp::SemWait,
+        SyncOp::SemTrywait,
+        SyncOp::SemTimedwait,
+        SyncOp::SpinLock,
+        SyncOp::SpinTrylock,
+        SyncOp::BarrierWait,
+    ];
+
+    pub fn from_u8(v: u8) -> Option<SyncOp> {
+        SyncOp::ALL.iter().copied().find(|op| *op as u8 == v)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncOp::MutexLock => "pthread_mutex_lock",
+            SyncOp::MutexTrylock => "pthread_mutex_trylock",
+            SyncOp::MutexTimedlock => "pthread_mutex_timedlock",
+            SyncOp::CondWait => "pthread_cond_wait",
+            SyncOp::CondTimedwait => "pthread_cond_timedwait",
+            SyncOp::RwlockRdlock => "pthread_rwlock_rdlock",
+            SyncOp::RwlockWrlock => "pthread_rwlock_wrlock",
+            SyncOp::RwlockTryrdlock => "pthread_rwlock_tryrdlock",
+            SyncOp::RwlockTrywrlock => "pthread_rwlock_trywrlock",
+            SyncOp::RwlockTimedrdlock => "pthread_rwlock_timedrdlock",
+            SyncOp::RwlockTimedwrlock => "pthread_rwlock_timedwrlock",
+            SyncOp::SemWait => "sem_wait",
+            SyncOp::SemTrywait => "sem_trywait",
+            SyncOp::SemTimedwait => "sem_timedwait",
+            SyncOp::SpinLock => "pthread_spin_lock",
+            SyncOp::SpinTrylock => "pthread_spin_trylock",
+            SyncOp::BarrierWait => "pthread_barrier_wait",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignalRecord {
+    pub thread: ThreadId,
+    /// Position in the thread's event stream.
+    pub index: u64,
+    pub signo: i32,
+    /// True when the signal came from outside the thread (kill, timer,
+    /// child exit) and replay must inject it; false when the thread caused
+    /// it itself (raise, fault) and replay lets it happen again.
+    pub asynchronous: bool,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// Shell convention: the code, or 128 + signal number.
+    pub fn as_shell_code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Exited(c) => write!(f, "exited with status {c}"),
+            ExitStatus::Signaled(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EndRecord {
+    pub exit: ExitStatus,
+    /// Wall-clock duration of the recording.
+    pub duration_ns: u64,
+}
