@@ -1,1 +1,67 @@
+//! Interposition on a traced program: a seccomp-bpf filter that traps only
+//! the syscalls rrc must record or emulate, a ptrace tracer that follows
+//! every thread, and the syscall model that says what each trapped call
+//! reads and writes.
+//!
+//! The recorder and the replayer drive the event loop themselves; this crate
+//! gives them the mechanics: [`spawn_traced`], [`Tracee`] (registers and
+//! memory of one stopped thread) and [`model`].
 
+mod auxv;
+mod filter;
+pub mod model;
+mod spawn;
+mod stop;
+mod tracee;
+
+pub use auxv::hide_vdso;
+pub use filter::build_filter;
+pub use spawn::{
+    fd_identity, fd_target, identity_of, shim_path, spawn_traced, traced_env, SpawnOptions,
+    TRACE_OPTIONS,
+};
+pub use stop::{is_group_stop, signal_info, wait_any, Stop};
+pub use tracee::{SyscallRegs, Tracee, TraceeMemory};
+
+use nix::errno::Errno;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InterposeError {
+    #[error("tid {tid}: {op}: {errno}")]
+    Tracee {
+        tid: i32,
+        op: &'static str,
+        errno: Errno,
+    },
+    #[error("tid {tid}: {op} at {addr:#x} ({len} bytes): {errno}")]
+    Memory {
+        tid: i32,
+        op: &'static str,
+        addr: u64,
+        len: usize,
+        errno: Errno,
+    },
+    #[error("cannot build the seccomp filter: {0}")]
+    Filter(String),
+    #[error("cannot start {program}: {reason}")]
+    Spawn { program: String, reason: String },
+}
+
+impl InterposeError {
+    /// The tracee no longer exists (killed, or exited under us): a normal
+    /// outcome that the wait loop will report, not a tracer failure.
+    pub fn tracee_gone(&self) -> bool {
+        matches!(
+            self,
+            InterposeError::Tracee {
+                errno: Errno::ESRCH,
+                ..
+            } | InterposeError::Memory {
+                errno: Errno::ESRCH,
+                ..
+            }
+        )
+    }
+}
+
+pub type Result<T> = std::result::Result<T, InterposeError>;

@@ -1,1 +1,170 @@
-fn main() {}
+//! rrc-record: runs a program under the tracer and writes its trace.
+
+mod drain;
+mod engine;
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
+use rrc_synclog::{SharedSyncLog, MODE_RECORD, SHM_FD};
+use rrc_trace::{spawn_writer, EndRecord, TraceHeader, TraceRecord};
+
+/// Record a program's nondeterministic events so that rrc-replay can
+/// re-execute it faithfully.
+#[derive(Parser, Debug)]
+#[command(name = "rrc-record", version, about)]
+struct Cli {
+    /// Where to write the trace.
+    #[arg(short = 'o', long = "output", value_name = "TRACE", default_value = "rrc.trace")]
+    output: PathBuf,
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
+    command: Vec<OsString>,
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe; pid is our traced child.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// SIGINT and SIGTERM stop the recorded program, not the recorder: the
+/// trace is then completed normally.
+fn forward_stop_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+        // SAFETY: installing a handler that only calls kill(2).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = forward_signal as *const () as usize;
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("rrc-record: error: {}", one_line(&e));
+            std::process::exit(125);
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// Finds the program the way a shell would.
+fn resolve_program(program: &OsString) -> Result<PathBuf> {
+    let p = Path::new(program);
+    let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
+        vec![p.to_path_buf()]
+    } else {
+        std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).map(|d| d.join(p)).collect())
+            .unwrap_or_default()
+    };
+    for c in &candidates {
+        if let Ok(meta) = std::fs::metadata(c) {
+            if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+                return std::path::absolute(c).with_context(|| format!("resolving {}", c.display()));
+            }
+            if c.as_os_str().as_bytes().contains(&b'/') && candidates.len() == 1 {
+                bail!("cannot execute '{}': not an executable file", c.display());
+            }
+        }
+    }
+    if candidates.len() == 1 {
+        bail!("cannot execute '{}': no such file", p.display());
+    }
+    bail!("cannot find program '{}' in PATH", p.display())
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let Some(program) = cli.command.first() else {
+        bail!("no program given (usage: rrc-record [-o TRACE] -- PROGRAM [ARGS...])");
+    };
+    let exe = resolve_program(program)?;
+    let shim = shim_path()?;
+    let cwd = std::env::current_dir().context("reading the working directory")?;
+    let env: Vec<Vec<u8>> = std::env::vars_os()
+        .map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            kv
+        })
+        .collect();
+    let header = TraceHeader {
+        argv: cli.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        env: env.clone(),
+        cwd: cwd.as_os_str().as_bytes().to_vec(),
+        exe: exe.as_os_str().as_bytes().to_vec(),
+        start_time_unix_ns: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        shim_path: shim.as_os_str().as_bytes().to_vec(),
+        rrc_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    // The trace holds everything the program read: owner-only.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&cli.output)
+        .with_context(|| format!("cannot create trace file {}", cli.output.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot restrict permissions of {}", cli.output.display()))?;
+    let sink = std::io::BufWriter::with_capacity(1 << 16, file);
+    let writer = spawn_writer(Box::new(sink), &header).context("writing the trace header")?;
+
+    let (shm_fd, log) = SharedSyncLog::create(MODE_RECORD).context("creating the sync log")?;
+    let log = Arc::new(log);
+    let next_thread = Arc::new(AtomicU32::new(0));
+    let drainer = drain::SyncDrainer::spawn(log.clone(), next_thread.clone(), writer.sender())
+        .context("starting the sync drainer")?;
+
+    let cstr = |b: &[u8]| CString::new(b.to_vec()).context("argument contains a NUL byte");
+    let opts = SpawnOptions {
+        program: cstr(exe.as_os_str().as_bytes())?,
+        argv: cli
+            .command
+            .iter()
+            .map(|a| cstr(a.as_bytes()))
+            .collect::<Result<_>>()?,
+        env: traced_env(&env, &shim),
+        cwd: None,
+        fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&shm_fd), SHM_FD)],
+    };
+    forward_stop_signals();
+    let started = Instant::now();
+    let root = spawn_traced(&opts)?;
+    CHILD.store(root.as_raw(), Ordering::Relaxed);
+    let recorder = engine::Recorder::new(writer.sender(), log.clone(), next_thread, root)?;
+    let status = recorder.run()?;
+    drainer.finish();
+    writer
+        .send(TraceRecord::End(EndRecord {
+            exit: status,
+            duration_ns: started.elapsed().as_nanos() as u64,
+        }))
+        .context("writing the end record")?;
+    writer.finish().context("finishing the trace")?;
+    Ok(status.as_shell_code())
+}

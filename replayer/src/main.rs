@@ -1,1 +1,115 @@
-fn main() {}
+//! rrc-replay: re-executes a recorded program, enforcing every recorded
+//! outcome, and reports the first divergence.
+
+mod divergence;
+mod engine;
+mod feed;
+mod plan;
+
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
+use rrc_synclog::{SharedSyncLog, MODE_REPLAY, SHM_FD};
+use rrc_trace::TraceReader;
+
+/// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
+/// replay to the end; otherwise prints a line beginning `divergence:`.
+#[derive(Parser, Debug)]
+#[command(name = "rrc-replay", version, about)]
+struct Cli {
+    /// Do not hold syscall returns to the recorded inter-syscall intervals.
+    #[arg(long)]
+    no_intervals: bool,
+    /// Seconds without any progress before replay is declared stuck.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    stall_timeout: u64,
+    /// The trace to replay.
+    trace: PathBuf,
+}
+
+/// Exit status for a divergence (bad input and internal errors use 1).
+const EXIT_DIVERGENCE: i32 = 3;
+
+fn main() {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(None) => std::process::exit(0),
+        Ok(Some(d)) => {
+            eprintln!("{d}");
+            std::process::exit(EXIT_DIVERGENCE);
+        }
+        Err(e) => {
+            eprintln!("rrc-replay: error: {}", format!("{e:#}").replace('\n', " "));
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
+    let reader = TraceReader::open(&cli.trace)
+        .with_context(|| format!("cannot read trace {}", cli.trace.display()))?;
+    let plan = plan::ReplayPlan::build(reader.read_all())
+        .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    let shim = shim_path()?;
+    let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
+    let log = Arc::new(log);
+    let shared = Arc::new(feed::ReplayShared::default());
+    let streams = plan
+        .threads
+        .iter()
+        .map(|t| (t.sync.clone(), t.tid))
+        .collect();
+    let feeder = feed::SyncFeeder::spawn(
+        log.clone(),
+        streams,
+        shared.clone(),
+        Duration::from_secs(cli.stall_timeout.max(1)),
+    )
+    .context("starting the sync feeder")?;
+
+    let header = &plan.header;
+    let cstr = |b: &[u8]| CString::new(b.to_vec()).context("trace holds a string with a NUL byte");
+    let cwd = Path::new(std::ffi::OsStr::from_bytes(&header.cwd));
+    // The program's own stdio is /dev/null: its output comes from the
+    // trace through us, and its input is replayed.
+    let devnull = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    let null = devnull.as_raw_fd();
+    let opts = SpawnOptions {
+        program: cstr(&header.exe)?,
+        argv: header.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
+        env: traced_env(&header.env, &shim),
+        cwd: cwd.is_dir().then(|| cstr(&header.cwd)).transpose()?,
+        fds: vec![(null, 0), (null, 1), (null, 2), (shm_fd.as_raw_fd(), SHM_FD)],
+    };
+    if !Path::new(std::ffi::OsStr::from_bytes(&header.exe)).exists() {
+        anyhow::bail!(
+            "the recorded program {} no longer exists",
+            String::from_utf8_lossy(&header.exe)
+        );
+    }
+    let root = spawn_traced(&opts)?;
+    if let Ok(mut pids) = shared.pids.lock() {
+        pids.push(root.as_raw());
+    }
+    let replayer = engine::Replayer::new(
+        plan,
+        log,
+        shared,
+        root,
+        shim.as_os_str().as_bytes().to_vec(),
+    );
+    let verdict = replayer.run();
+    feeder.finish();
+    Ok(verdict?.err())
+}

@@ -1,0 +1,208 @@
+//! Starting a program under the tracer: fork, ask to be traced, stop, then
+//! install the filter and exec. The filter goes in last so that nothing of
+//! ours before the exec is trapped.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::{build_filter, InterposeError, Result};
+
+/// ptrace options every tracee gets.
+pub const TRACE_OPTIONS: libc::c_int = libc::PTRACE_O_TRACESYSGOOD
+    | libc::PTRACE_O_TRACESECCOMP
+    | libc::PTRACE_O_TRACECLONE
+    | libc::PTRACE_O_TRACEFORK
+    | libc::PTRACE_O_TRACEVFORK
+    | libc::PTRACE_O_TRACEEXEC
+    | libc::PTRACE_O_EXITKILL;
+
+pub struct SpawnOptions {
+    /// Path of the executable.
+    pub program: CString,
+    pub argv: Vec<CString>,
+    /// `NAME=value` strings: the complete environment.
+    pub env: Vec<CString>,
+    /// Working directory; `None` keeps ours.
+    pub cwd: Option<CString>,
+    /// Descriptors to place in the child: (ours, number in the child).
+    /// The child's copies are not close-on-exec.
+    pub fds: Vec<(RawFd, RawFd)>,
+}
+
+/// Forks and execs the program under ptrace with the seccomp filter. On
+/// return the child is running towards its `execve`, which traps: the
+/// caller's event loop sees it as the first seccomp stop.
+pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
+    let program = opts.program.to_string_lossy().into_owned();
+    let fail = |reason: String| InterposeError::Spawn {
+        program: program.clone(),
+        reason,
+    };
+    let filter = build_filter()?;
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    let mut argv: Vec<*const libc::c_char> = opts.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = opts.env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    // SAFETY: after fork the child only makes async-signal-safe calls on
+    // data prepared above (no allocation, no locks) and ends in execve or
+    // _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(fail(format!("fork: {}", std::io::Error::last_os_error())));
+    }
+    if pid == 0 {
+        // SAFETY: see above; every pointer refers to memory owned by this
+        // (copied) address space and outlives the calls.
+        unsafe {
+            for &(from, to) in &opts.fds {
+                if from == to {
+                    let flags = libc::fcntl(from, libc::F_GETFD);
+                    libc::fcntl(from, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                } else if libc::dup2(from, to) < 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(cwd) = &opts.cwd {
+                // A recorded directory that no longer exists is not fatal:
+                // the program's file accesses are replayed from the trace.
+                libc::chdir(cwd.as_ptr());
+            }
+            // Same layout in record and replay: mappings and stacks land at
+            // the same addresses, so pointer-derived values agree.
+            libc::personality(libc::ADDR_NO_RANDOMIZE as libc::c_ulong);
+            if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) < 0 {
+                libc::_exit(126);
+            }
+            libc::raise(libc::SIGSTOP);
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                libc::_exit(126);
+            }
+            if libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            ) != 0
+            {
+                libc::_exit(126);
+            }
+            libc::execve(opts.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let child = Pid::from_raw(pid);
+    match waitpid(child, Some(WaitPidFlag::__WALL)) {
+        Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGSTOP)) => {}
+        Ok(other) => return Err(fail(format!("unexpected first stop: {other:?}"))),
+        Err(e) => return Err(fail(format!("waiting for the first stop: {e}"))),
+    }
+    // SAFETY: PTRACE_SETOPTIONS takes the options in data, no pointers.
+    let r = unsafe {
+        libc::ptrace(
+            libc::PTRACE_SETOPTIONS,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            TRACE_OPTIONS as libc::c_long,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: plain kill of our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(fail(format!("PTRACE_SETOPTIONS: {e}")));
+    }
+    crate::Tracee::new(child).resume(0, "resume after setting trace options")?;
+    Ok(child)
+}
+
+/// Where librrc_shim.so is: `$RRC_SHIM` if set, else beside the running
+/// executable (cargo puts the cdylib there).
+pub fn shim_path() -> Result<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("RRC_SHIM") {
+        return Ok(p.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| InterposeError::Spawn {
+        program: "librrc_shim.so".into(),
+        reason: format!("cannot locate the running executable: {e}"),
+    })?;
+    let dir = exe.parent().unwrap_or(std::path::Path::new("/"));
+    let candidate = dir.join("librrc_shim.so");
+    if candidate.is_file() {
+        return Ok(candidate);
+    }
+    Err(InterposeError::Spawn {
+        program: "librrc_shim.so".into(),
+        reason: format!(
+            "not found at {} (build it with `cargo build --release --workspace`, or set RRC_SHIM)",
+            candidate.display()
+        ),
+    })
+}
+
+/// The environment a traced program runs with: the given one plus the
+/// shim preloaded and told where the sync log is.
+pub fn traced_env(base: &[Vec<u8>], shim: &std::path::Path) -> Vec<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut env: Vec<CString> = Vec::with_capacity(base.len() + 2);
+    let mut preload = shim.as_os_str().as_bytes().to_vec();
+    for var in base {
+        if let Some(rest) = var.strip_prefix(b"LD_PRELOAD=") {
+            if !rest.is_empty() {
+                preload.push(b':');
+                preload.extend_from_slice(rest);
+            }
+            continue;
+        }
+        if var.starts_with(rrc_synclog::SHM_FD_ENV.as_bytes()) {
+            continue;
+        }
+        if let Ok(c) = CString::new(var.clone()) {
+            env.push(c);
+        }
+    }
+    let mut ld = b"LD_PRELOAD=".to_vec();
+    ld.extend_from_slice(&preload);
+    if let Ok(c) = CString::new(ld) {
+        env.push(c);
+    }
+    if let Ok(c) = CString::new(format!("{}={}", rrc_synclog::SHM_FD_ENV, rrc_synclog::SHM_FD)) {
+        env.push(c);
+    }
+    env
+}
+
+/// Identity of what a tracee's descriptor refers to, via /proc.
+pub fn fd_target(tid: Pid, fd: i64) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    std::fs::read_link(format!("/proc/{tid}/fd/{fd}"))
+        .ok()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+}
+
+/// The file a tracee's descriptor refers to, as a trace identity.
+pub fn fd_identity(tid: Pid, fd: i64) -> Option<rrc_trace::FileIdentity> {
+    let path = fd_target(tid, fd)?;
+    let meta = std::fs::metadata(format!("/proc/{tid}/fd/{fd}")).ok()?;
+    Some(identity_of(path, &meta))
+}
+
+/// A file's identity from its metadata.
+pub fn identity_of(path: Vec<u8>, meta: &std::fs::Metadata) -> rrc_trace::FileIdentity {
+    use std::os::unix::fs::MetadataExt;
+    rrc_trace::FileIdentity {
+        path,
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        regular: meta.file_type().is_file(),
+    }
+}

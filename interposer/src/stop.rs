@@ -1,0 +1,86 @@
+//! Decoding wait statuses ourselves: nix's decoder rejects realtime
+//! signal numbers, which traced programs are free to use.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// Why a traced thread stopped or ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// SECCOMP_RET_TRACE: the thread is about to make a trapped syscall.
+    Seccomp(Pid),
+    /// Syscall exit, after a resume with PTRACE_SYSCALL.
+    SyscallExit(Pid),
+    /// A ptrace event other than seccomp (PTRACE_EVENT_CLONE, ...).
+    Event(Pid, i32),
+    /// Signal-delivery stop (or group stop).
+    Signal(Pid, i32),
+    Exited(Pid, i32),
+    Killed(Pid, i32),
+}
+
+impl Stop {
+    pub fn pid(&self) -> Pid {
+        match *self {
+            Stop::Seccomp(p)
+            | Stop::SyscallExit(p)
+            | Stop::Event(p, _)
+            | Stop::Signal(p, _)
+            | Stop::Exited(p, _)
+            | Stop::Killed(p, _) => p,
+        }
+    }
+}
+
+/// Waits for any traced thread. `Ok(None)` when none is left, or, with
+/// `nohang`, when none has anything to report.
+pub fn wait_any(nohang: bool) -> Result<Option<Stop>, Errno> {
+    let mut status = 0;
+    let flags = libc::__WALL | if nohang { libc::WNOHANG } else { 0 };
+    loop {
+        // SAFETY: status is a valid out-pointer for the call.
+        let pid = unsafe { libc::waitpid(-1, &mut status, flags) };
+        if pid < 0 {
+            match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::ECHILD => return Ok(None),
+                e => return Err(e),
+            }
+        }
+        if pid == 0 {
+            return Ok(None);
+        }
+        return Ok(Some(decode(Pid::from_raw(pid), status)));
+    }
+}
+
+fn decode(pid: Pid, status: i32) -> Stop {
+    if libc::WIFEXITED(status) {
+        return Stop::Exited(pid, libc::WEXITSTATUS(status));
+    }
+    if libc::WIFSIGNALED(status) {
+        return Stop::Killed(pid, libc::WTERMSIG(status));
+    }
+    let sig = libc::WSTOPSIG(status);
+    let event = (status >> 16) & 0xffff;
+    if sig == libc::SIGTRAP | 0x80 {
+        Stop::SyscallExit(pid)
+    } else if sig == libc::SIGTRAP && event == libc::PTRACE_EVENT_SECCOMP {
+        Stop::Seccomp(pid)
+    } else if sig == libc::SIGTRAP && event != 0 {
+        Stop::Event(pid, event)
+    } else {
+        Stop::Signal(pid, sig)
+    }
+}
+
+/// True when a SIGSTOP-like stop is a group stop rather than a signal
+/// about to be delivered: PTRACE_GETSIGINFO fails with EINVAL then.
+pub fn is_group_stop(pid: Pid) -> bool {
+    matches!(nix::sys::ptrace::getsiginfo(pid), Err(Errno::EINVAL))
+}
+
+/// The siginfo of a signal-delivery stop.
+pub fn signal_info(pid: Pid) -> Option<libc::siginfo_t> {
+    nix::sys::ptrace::getsiginfo(pid).ok()
+}

@@ -1,0 +1,215 @@
+//! Registers and memory of one ptrace-stopped thread.
+
+use std::io::IoSliceMut;
+
+use nix::errno::Errno;
+use nix::sys::uio::{process_vm_readv, process_vm_writev, RemoteIoVec};
+use nix::unistd::Pid;
+
+use crate::{InterposeError, Result};
+
+/// Reading (and writing) the memory of a stopped tracee.
+pub trait TraceeMemory {
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>>;
+    fn write(&self, addr: u64, data: &[u8]) -> Result<()>;
+
+    fn read_u64(&self, addr: u64) -> Result<u64> {
+        let b = self.read(addr, 8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn read_u32(&self, addr: u64) -> Result<u32> {
+        let b = self.read(addr, 4)?;
+        let mut a = [0u8; 4];
+        a.copy_from_slice(&b);
+        Ok(u32::from_le_bytes(a))
+    }
+}
+
+/// One thread of the traced program, identified by its kernel tid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tracee {
+    pub tid: Pid,
+}
+
+/// The syscall view of a thread's registers.
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallRegs {
+    pub regs: libc::user_regs_struct,
+}
+
+impl SyscallRegs {
+    pub fn nr(&self) -> i64 {
+        self.regs.orig_rax as i64
+    }
+
+    pub fn args(&self) -> [u64; 6] {
+        let r = &self.regs;
+        [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9]
+    }
+
+    pub fn ret(&self) -> i64 {
+        self.regs.rax as i64
+    }
+
+    pub fn set_args(&mut self, a: &[u64; 6]) {
+        let r = &mut self.regs;
+        r.rdi = a[0];
+        r.rsi = a[1];
+        r.rdx = a[2];
+        r.r10 = a[3];
+        r.r8 = a[4];
+        r.r9 = a[5];
+    }
+}
+
+impl Tracee {
+    pub fn new(tid: Pid) -> Self {
+        Tracee { tid }
+    }
+
+    fn err(&self, op: &'static str, errno: Errno) -> InterposeError {
+        InterposeError::Tracee {
+            tid: self.tid.as_raw(),
+            op,
+            errno,
+        }
+    }
+
+    pub fn regs(&self, op: &'static str) -> Result<SyscallRegs> {
+        nix::sys::ptrace::getregs(self.tid)
+            .map(|regs| SyscallRegs { regs })
+            .map_err(|e| self.err(op, e))
+    }
+
+    pub fn set_regs(&self, regs: &SyscallRegs, op: &'static str) -> Result<()> {
+        nix::sys::ptrace::setregs(self.tid, regs.regs).map_err(|e| self.err(op, e))
+    }
+
+    /// Resumes until the next seccomp stop, event or signal.
+    pub fn resume(&self, signal: i32, op: &'static str) -> Result<()> {
+        self.ptrace_restart(libc::PTRACE_CONT, signal, op)
+    }
+
+    /// Resumes until the current syscall's exit (from a seccomp stop).
+    pub fn resume_to_syscall_exit(&self, op: &'static str) -> Result<()> {
+        self.ptrace_restart(libc::PTRACE_SYSCALL, 0, op)
+    }
+
+    fn ptrace_restart(&self, req: libc::c_uint, signal: i32, op: &'static str) -> Result<()> {
+        // SAFETY: PTRACE_CONT/PTRACE_SYSCALL take no pointers; data is the
+        // signal number to deliver.
+        let r = unsafe {
+            libc::ptrace(
+                req,
+                self.tid.as_raw(),
+                std::ptr::null_mut::<libc::c_void>(),
+                signal as libc::c_long,
+            )
+        };
+        if r < 0 {
+            return Err(self.err(op, Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// PTRACE_GETEVENTMSG: the new tid at a clone/fork event stop.
+    pub fn event_message(&self, op: &'static str) -> Result<u64> {
+        nix::sys::ptrace::getevent(self.tid)
+            .map(|v| v as u64)
+            .map_err(|e| self.err(op, e))
+    }
+
+    /// Reads a NUL-terminated string (without the NUL), up to `max` bytes.
+    pub fn read_cstring(&self, addr: u64, max: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < max {
+            // Stop at page ends so a string near unmapped memory still reads.
+            let to_page_end = 4096 - (at as usize % 4096);
+            let chunk = self.read(at, to_page_end.min(256))?;
+            if let Some(p) = chunk.iter().position(|b| *b == 0) {
+                out.extend_from_slice(&chunk[..p]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+            at += chunk.len() as u64;
+        }
+        Ok(out)
+    }
+
+    fn mem_err(&self, op: &'static str, addr: u64, len: usize, errno: Errno) -> InterposeError {
+        InterposeError::Memory {
+            tid: self.tid.as_raw(),
+            op,
+            addr,
+            len,
+            errno,
+        }
+    }
+
+    /// Falls back to /proc/TID/mem, which also reaches pages the tracee
+    /// cannot write itself.
+    fn proc_mem(&self, write: Option<&[u8]>, addr: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let path = format!("/proc/{}/mem", self.tid);
+        let op = if write.is_some() { "write memory" } else { "read memory" };
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(write.is_some())
+            .open(&path)
+            .map_err(|e| self.mem_err(op, addr, len, io_errno(&e)))?;
+        match write {
+            Some(data) => {
+                f.write_all_at(data, addr)
+                    .map_err(|e| self.mem_err(op, addr, len, io_errno(&e)))?;
+                Ok(Vec::new())
+            }
+            None => {
+                let mut buf = vec![0u8; len];
+                f.read_exact_at(&mut buf, addr)
+                    .map_err(|e| self.mem_err(op, addr, len, io_errno(&e)))?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+impl TraceeMemory for Tracee {
+    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; len];
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len,
+        }];
+        match process_vm_readv(self.tid, &mut [IoSliceMut::new(&mut buf)], &remote) {
+            Ok(n) if n == len => Ok(buf),
+            Ok(_) | Err(Errno::EFAULT) => self.proc_mem(None, addr, len),
+            Err(e) => Err(self.mem_err("read memory", addr, len, e)),
+        }
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let remote = [RemoteIoVec {
+            base: addr as usize,
+            len: data.len(),
+        }];
+        match process_vm_writev(self.tid, &[std::io::IoSlice::new(data)], &remote) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(_) | Err(Errno::EFAULT) => self.proc_mem(Some(data), addr, data.len()).map(|_| ()),
+            Err(e) => Err(self.mem_err("write memory", addr, data.len(), e)),
+        }
+    }
+}

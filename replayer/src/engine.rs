@@ -1,0 +1,777 @@
+//! The replay tracer. Each trapped syscall is matched against the next
+//! recorded event of its thread; emulated calls are skipped at their
+//! seccomp stop with the recorded result and memory injected; calls that
+//! build process state run for real, and those whose results must agree
+//! (descriptor numbers) are checked at their exit.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use nix::unistd::Pid;
+use rrc_interposer::model::{self, InputSpec, ReplayAction};
+use rrc_interposer::{fd_target, hide_vdso, wait_any, Stop, SyscallRegs, Tracee, TraceeMemory};
+use rrc_synclog::SharedSyncLog;
+use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, SyscallRecord, ThreadId};
+
+use crate::divergence::{describe_call, describe_record, preview, Divergence};
+use crate::feed::ReplayShared;
+use crate::plan::{PlannedEvent, ReplayPlan};
+
+/// What a thread resumed to its syscall exit is waiting to have checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExitCheck {
+    /// Ran for real: return value and memory must match the recording.
+    Executed,
+    /// Ran as a placeholder descriptor: the number must match; then the
+    /// recorded memory is injected.
+    Placeholder,
+    /// clone/fork: report the recorded child id to the program.
+    Spawned,
+}
+
+struct InFlight {
+    record: SyscallRecord,
+    args: [u64; 6],
+    check: ExitCheck,
+}
+
+struct LiveThread {
+    logical: ThreadId,
+    process: ProcessId,
+    in_flight: Option<InFlight>,
+    awaiting_first_stop: bool,
+}
+
+/// Why a thread is held at its seccomp stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// Its write to stdout/stderr must wait for earlier recorded writes.
+    OutputTurn(u64),
+    /// exit_group: waits for the process's other threads to finish their
+    /// recorded events.
+    ProcessExit,
+    /// Past the end of its recorded events: it was blocked in this call
+    /// when the recording ended.
+    PastEnd,
+}
+
+pub struct Replayer {
+    plan: ReplayPlan,
+    log: Arc<SharedSyncLog>,
+    shared: Arc<ReplayShared>,
+    live: HashMap<Pid, LiveThread>,
+    early_stops: HashSet<Pid>,
+    held: HashMap<Pid, Hold>,
+    next_output: u64,
+    /// Recorded tid/pid -> live one, for signals the program sends.
+    live_id: HashMap<i32, i32>,
+    root: Pid,
+    main_status: Option<ExitStatus>,
+    shim_recorded: Vec<u8>,
+    shim_now: Vec<u8>,
+}
+
+impl Replayer {
+    pub fn new(
+        plan: ReplayPlan,
+        log: Arc<SharedSyncLog>,
+        shared: Arc<ReplayShared>,
+        root: Pid,
+        shim_now: Vec<u8>,
+    ) -> Replayer {
+        let shim_recorded = plan.header.shim_path.clone();
+        let mut r = Replayer {
+            plan,
+            log,
+            shared,
+            live: HashMap::new(),
+            early_stops: HashSet::new(),
+            held: HashMap::new(),
+            next_output: 0,
+            live_id: HashMap::new(),
+            root,
+            main_status: None,
+            shim_recorded,
+            shim_now,
+        };
+        r.adopt(root, 0, false);
+        r
+    }
+
+    /// Starts following a live thread as logical thread `logical`.
+    fn adopt(&mut self, tid: Pid, logical: ThreadId, awaiting_first_stop: bool) {
+        let Some(p) = self.plan.threads.get_mut(logical as usize) else {
+            return;
+        };
+        p.started = true;
+        let (process, rec_tid, rec_pid) = (p.process, p.tid, p.pid);
+        self.log.register_thread(rec_tid, logical, process);
+        self.live_id.insert(rec_tid, tid.as_raw());
+        if rec_tid == rec_pid {
+            if let Ok(mut pids) = self.shared.pids.lock() {
+                pids.push(tid.as_raw());
+            }
+        }
+        self.live.insert(
+            tid,
+            LiveThread {
+                logical,
+                process,
+                in_flight: None,
+                awaiting_first_stop,
+            },
+        );
+    }
+
+    fn diverge(&mut self, thread: ThreadId, expected: String, observed: String) {
+        let (tid, index) = self
+            .plan
+            .threads
+            .get(thread as usize)
+            .map_or((0, None), |p| (p.tid, Some(p.done)));
+        self.shared.diverge(Divergence {
+            thread: Some(thread),
+            recorded_tid: tid,
+            index,
+            expected,
+            observed,
+        });
+    }
+
+    fn diverged(&self) -> bool {
+        self.shared.has_diverged()
+    }
+
+    /// Runs the replay to its end. `Ok(())` only for a faithful replay.
+    pub fn run(mut self) -> Result<std::result::Result<(), Divergence>> {
+        while let Some(stop) = wait_any(false).context("waiting for the replayed program")? {
+            self.shared.progress.fetch_add(1, Ordering::Relaxed);
+            let result = match stop {
+                Stop::Seccomp(pid) => self.on_seccomp(pid),
+                Stop::SyscallExit(pid) => self.on_syscall_exit(pid),
+                Stop::Event(pid, ev) => self.on_event(pid, ev),
+                Stop::Signal(pid, sig) => self.on_signal(pid, sig),
+                Stop::Exited(pid, code) => self.on_exit(pid, ExitStatus::Exited(code)),
+                Stop::Killed(pid, sig) => self.on_exit(pid, ExitStatus::Signaled(sig)),
+            };
+            if let Err(e) = result {
+                match e.downcast_ref::<rrc_interposer::InterposeError>() {
+                    Some(ie) if ie.tracee_gone() => {}
+                    _ => {
+                        self.shared.kill_all();
+                        return Err(e);
+                    }
+                }
+            }
+            if !self.diverged() {
+                self.release_holds()?;
+            }
+        }
+        Ok(self.verdict())
+    }
+
+    fn verdict(&mut self) -> std::result::Result<(), Divergence> {
+        if let Ok(Some(d)) = self.shared.divergence.lock().map(|d| d.clone()) {
+            return Err(d);
+        }
+        for (i, p) in self.plan.threads.iter().enumerate() {
+            if !p.started {
+                return Err(Divergence {
+                    thread: Some(i as u32),
+                    recorded_tid: p.tid,
+                    index: None,
+                    expected: "the thread to be created".into(),
+                    observed: "the program ended without creating it".into(),
+                });
+            }
+        }
+        match self.main_status {
+            Some(s) if s == self.plan.exit => Ok(()),
+            other => Err(Divergence {
+                thread: None,
+                recorded_tid: 0,
+                index: None,
+                expected: format!("the program to end {}", self.plan.exit),
+                observed: other.map_or("no exit status".into(), |s| format!("it {s}")),
+            }),
+        }
+    }
+
+    fn resume(&self, pid: Pid, signal: i32) -> Result<()> {
+        let t = Tracee::new(pid);
+        if self.live.get(&pid).is_some_and(|t| t.in_flight.is_some()) {
+            t.resume_to_syscall_exit("resume to syscall exit")?;
+        } else {
+            t.resume(signal, "resume")?;
+        }
+        Ok(())
+    }
+
+    fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
+        if self.diverged() {
+            return Ok(());
+        }
+        let tracee = Tracee::new(pid);
+        let regs = tracee.regs("read registers at seccomp stop")?;
+        let (nr, args) = (regs.nr(), regs.args());
+        let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
+            anyhow::bail!("seccomp stop of unknown tid {pid}");
+        };
+        let inputs = read_inputs(&tracee, nr, &args);
+        let plan = &self.plan.threads[thread as usize];
+        let record = match plan.events.front() {
+            Some(PlannedEvent::Syscall(r)) => r,
+            Some(PlannedEvent::Signal(s)) => {
+                let expected = format!("signal {} ({})", s.signo, signal_name(s.signo));
+                let observed = describe_call(nr, &args, &inputs);
+                self.diverge(thread, expected, observed);
+                return Ok(());
+            }
+            None => {
+                // It was blocked in this call when the recording ended (or
+                // the program has gone somewhere new; the end decides).
+                self.held.insert(pid, Hold::PastEnd);
+                return Ok(());
+            }
+        };
+        if let Some(mismatch) = self.mismatch(record, nr, &args, &inputs) {
+            let expected = describe_record(record);
+            let observed = format!("{} ({mismatch})", describe_call(nr, &args, &inputs));
+            self.diverge(thread, expected, observed);
+            return Ok(());
+        }
+        if let Some(&rank) = self.plan.output_rank.get(&(thread, record.index)) {
+            if rank != self.next_output {
+                self.held.insert(pid, Hold::OutputTurn(rank));
+                return Ok(());
+            }
+        }
+        if nr == libc::SYS_exit_group && !self.process_may_exit(thread) {
+            self.held.insert(pid, Hold::ProcessExit);
+            return Ok(());
+        }
+        self.dispatch(pid, thread, regs)
+    }
+
+    /// Replays the thread's front event, known to match the call at `regs`.
+    fn dispatch(&mut self, pid: Pid, thread: ThreadId, mut regs: SyscallRegs) -> Result<()> {
+        let tracee = Tracee::new(pid);
+        let (nr, args) = (regs.nr(), regs.args());
+        let Some(PlannedEvent::Syscall(record)) =
+            self.plan.threads[thread as usize].events.pop_front()
+        else {
+            return Ok(());
+        };
+        let mut action = model::replay_action(nr, &args);
+        if record.ret < 0
+            && matches!(
+                action,
+                ReplayAction::Open
+                    | ReplayAction::Placeholder
+                    | ReplayAction::Spawn
+                    | ReplayAction::Exec
+            )
+        {
+            // It failed when recorded: fail it the same way.
+            action = ReplayAction::Emulate;
+        }
+        if matches!(record.extra, SyscallExtra::Unknown) {
+            action = ReplayAction::Unsupported;
+        }
+        match action {
+            ReplayAction::Emulate => {
+                self.emulate(&tracee, &mut regs, &record)?;
+                self.complete(thread, &record);
+                if let SyscallExtra::StdStream(fd) = record.extra {
+                    let n = usize::try_from(record.ret).unwrap_or(0);
+                    let data = record.inputs.first().map_or(&[][..], |d| &d[..n.min(d.len())]);
+                    write_all(fd as i32, data);
+                    self.next_output += 1;
+                }
+                tracee.resume(0, "resume after emulated syscall")?;
+            }
+            ReplayAction::Execute | ReplayAction::ExitGroup => {
+                if let SyscallExtra::MappedFd(recorded) = &record.extra {
+                    let now = fd_target(pid, args[4] as i32 as i64);
+                    if now.as_deref() != Some(recorded.as_slice()) && !self.is_shim(recorded, now.as_deref()) {
+                        let expected = format!("{} mapping {}", describe_record(&record), String::from_utf8_lossy(recorded));
+                        let observed = format!(
+                            "a mapping of {}",
+                            now.map_or("nothing".into(), |p| String::from_utf8_lossy(&p).into_owned())
+                        );
+                        self.diverge(thread, expected, observed);
+                        return Ok(());
+                    }
+                }
+                self.complete(thread, &record);
+                tracee.resume(0, "resume into executed syscall")?;
+            }
+            ReplayAction::Open => {
+                if self.may_reopen(&record, &args) {
+                    self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
+                } else {
+                    self.make_placeholder(pid, &mut regs, record, args)?;
+                }
+            }
+            ReplayAction::Placeholder => self.make_placeholder(pid, &mut regs, record, args)?,
+            ReplayAction::ExecuteChecked | ReplayAction::Exec => {
+                self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
+            }
+            ReplayAction::Spawn => self.run_to_exit(pid, record, args, ExitCheck::Spawned)?,
+            ReplayAction::SignalSend => {
+                let mut live_args = args;
+                let ids: &[usize] = match nr {
+                    libc::SYS_kill | libc::SYS_tkill => &[0],
+                    _ => &[0, 1],
+                };
+                for &i in ids {
+                    let id = args[i] as i32;
+                    if let Some(&live) = self.live_id.get(&id) {
+                        live_args[i] = live as u64;
+                    }
+                }
+                regs.set_args(&live_args);
+                tracee.set_regs(&regs, "map ids of a signal sent by the program")?;
+                self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
+            }
+            ReplayAction::Unsupported => {
+                let expected = format!(
+                    "{} (unsupported syscall: rrc recorded only its return value)",
+                    describe_record(&record)
+                );
+                self.diverge(thread, expected, "replay cannot reproduce it".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn is_shim(&self, recorded: &[u8], now: Option<&[u8]>) -> bool {
+        recorded == self.shim_recorded.as_slice() && now == Some(self.shim_now.as_slice())
+    }
+
+    /// Counts the event as replayed.
+    fn complete(&mut self, thread: ThreadId, _record: &SyscallRecord) {
+        if let Some(p) = self.plan.threads.get_mut(thread as usize) {
+            p.done += 1;
+        }
+    }
+
+    fn run_to_exit(
+        &mut self,
+        pid: Pid,
+        record: SyscallRecord,
+        args: [u64; 6],
+        check: ExitCheck,
+    ) -> Result<()> {
+        if let Some(t) = self.live.get_mut(&pid) {
+            t.in_flight = Some(InFlight {
+                record,
+                args,
+                check,
+            });
+        }
+        Tracee::new(pid).resume_to_syscall_exit("resume to syscall exit")?;
+        Ok(())
+    }
+
+    /// Turns the call into `eventfd2`, which takes the lowest free
+    /// descriptor: the recorded number, if numbering has not drifted (the
+    /// exit check makes sure).
+    fn make_placeholder(
+        &mut self,
+        pid: Pid,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+        args: [u64; 6],
+    ) -> Result<()> {
+        let flags = match record.nr as i64 {
+            libc::SYS_open => args[1],
+            libc::SYS_openat => args[2],
+            libc::SYS_socket => args[1],
+            libc::SYS_accept4 => args[3],
+            _ => 0,
+        } as i32;
+        let mut efd_flags = 0u64;
+        if flags & libc::O_CLOEXEC != 0 {
+            efd_flags |= libc::EFD_CLOEXEC as u64;
+        }
+        if flags & libc::O_NONBLOCK != 0 {
+            efd_flags |= libc::EFD_NONBLOCK as u64;
+        }
+        regs.regs.orig_rax = libc::SYS_eventfd2 as u64;
+        regs.set_args(&[0, efd_flags, 0, 0, 0, 0]);
+        Tracee::new(pid).set_regs(regs, "turn a syscall into a placeholder descriptor")?;
+        self.run_to_exit(pid, record, args, ExitCheck::Placeholder)
+    }
+
+    /// An open can run for real when it only reads, and the file is still
+    /// the one that was recorded (or it is the shim, which replay must map).
+    fn may_reopen(&self, record: &SyscallRecord, args: &[u64; 6]) -> bool {
+        let flags = match record.nr as i64 {
+            libc::SYS_open => args[1],
+            libc::SYS_openat => args[2],
+            _ => return false,
+        } as i32;
+        let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY
+            && flags & (libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE) == 0;
+        let SyscallExtra::Opened(id) = &record.extra else {
+            return false;
+        };
+        if id.path == self.shim_recorded {
+            return true;
+        }
+        if !read_only || !id.regular {
+            return false;
+        }
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&id.path));
+        std::fs::metadata(path)
+            .map(|m| rrc_interposer::identity_of(id.path.clone(), &m) == *id)
+            .unwrap_or(false)
+    }
+
+    /// Skips the syscall, giving it the recorded result and memory.
+    fn emulate(&mut self, tracee: &Tracee, regs: &mut SyscallRegs, record: &SyscallRecord) -> Result<()> {
+        let args = regs.args();
+        self.inject_outputs(tracee, record, &args)?;
+        regs.regs.orig_rax = u64::MAX; // -1: the kernel skips the call
+        regs.regs.rax = record.ret as u64;
+        tracee.set_regs(regs, "inject a recorded result")?;
+        Ok(())
+    }
+
+    fn inject_outputs(&mut self, tracee: &Tracee, record: &SyscallRecord, args: &[u64; 6]) -> Result<()> {
+        let regions = model::outputs(record.nr as i64, args, record.ret, tracee)?;
+        if regions.len() != record.outputs.len() {
+            let thread = record.thread;
+            self.diverge(
+                thread,
+                format!("{} writing {} memory regions", describe_record(record), record.outputs.len()),
+                format!("{} regions to write", regions.len()),
+            );
+            return Ok(());
+        }
+        for (region, data) in regions.iter().zip(&record.outputs) {
+            tracee.write(region.addr, data)?;
+        }
+        Ok(())
+    }
+
+    fn mismatch(&self, r: &SyscallRecord, nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> Option<String> {
+        if r.nr as i64 != nr {
+            return Some("a different syscall".into());
+        }
+        let mask = model::compared_args(nr);
+        for i in 0..6 {
+            if mask & (1 << i) != 0 && r.args[i] != args[i] {
+                return Some(format!("argument {i} differs: recorded {:#x}, now {:#x}", r.args[i], args[i]));
+            }
+        }
+        if r.inputs.len() != inputs.len() {
+            return Some("different data passed".into());
+        }
+        for (rec, now) in r.inputs.iter().zip(inputs) {
+            if rec != now && !(rec == &self.shim_recorded && now == &self.shim_now) {
+                return Some(format!("data differs: recorded {}", preview(rec)));
+            }
+        }
+        None
+    }
+
+    fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
+        let tracee = Tracee::new(pid);
+        let Some(t) = self.live.get_mut(&pid) else {
+            return tracee.resume(0, "resume").map_err(Into::into);
+        };
+        let Some(call) = t.in_flight.take() else {
+            return tracee.resume(0, "resume").map_err(Into::into);
+        };
+        let thread = t.logical;
+        if self.diverged() {
+            return Ok(());
+        }
+        let mut regs = tracee.regs("read registers at syscall exit")?;
+        let ret = regs.ret();
+        let record = &call.record;
+        match call.check {
+            ExitCheck::Executed | ExitCheck::Placeholder if ret != record.ret => {
+                let expected = describe_record(record);
+                let observed = format!("it returned {ret}");
+                self.diverge(thread, expected, observed);
+                return Ok(());
+            }
+            ExitCheck::Executed => {
+                let regions = model::outputs(record.nr as i64, &call.args, ret, &tracee)?;
+                let now: Vec<Vec<u8>> = regions
+                    .iter()
+                    .map(|r| tracee.read(r.addr, r.len).unwrap_or_default())
+                    .collect();
+                if now != record.outputs {
+                    let expected = describe_record(record);
+                    self.diverge(thread, expected, "different results in memory".into());
+                    return Ok(());
+                }
+            }
+            ExitCheck::Placeholder => self.inject_outputs(&tracee, record, &call.args)?,
+            ExitCheck::Spawned => {
+                // The program sees the child id it saw when recorded.
+                regs.regs.rax = record.ret as u64;
+                tracee.set_regs(&regs, "report the recorded child id")?;
+            }
+        }
+        let record = call.record;
+        self.complete(thread, &record);
+        tracee.resume(0, "resume after syscall exit")?;
+        Ok(())
+    }
+
+    fn on_event(&mut self, pid: Pid, event: i32) -> Result<()> {
+        let tracee = Tracee::new(pid);
+        match event {
+            libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
+                let child = Pid::from_raw(tracee.event_message("read new tid at clone event")? as i32);
+                let extra = self
+                    .live
+                    .get(&pid)
+                    .and_then(|t| t.in_flight.as_ref())
+                    .map(|c| c.record.extra.clone());
+                let logical = match extra {
+                    Some(SyscallExtra::NewThread(l)) => Some(l),
+                    Some(SyscallExtra::NewProcess { thread, .. }) => Some(thread),
+                    _ => None,
+                };
+                match logical {
+                    Some(l) => {
+                        let early = self.early_stops.remove(&child);
+                        self.adopt(child, l, !early);
+                        if early {
+                            Tracee::new(child).resume(0, "start new thread")?;
+                        }
+                    }
+                    None => {
+                        let thread = self.live.get(&pid).map_or(0, |t| t.logical);
+                        self.diverge(
+                            thread,
+                            "no new thread here".into(),
+                            "the program created a thread or process".into(),
+                        );
+                        return Ok(());
+                    }
+                }
+            }
+            libc::PTRACE_EVENT_EXEC => {
+                hide_vdso(&tracee)?;
+            }
+            _ => {}
+        }
+        self.resume(pid, 0)
+    }
+
+    fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
+        let Some(t) = self.live.get_mut(&pid) else {
+            self.early_stops.insert(pid);
+            return Ok(());
+        };
+        if t.awaiting_first_stop && sig == libc::SIGSTOP {
+            t.awaiting_first_stop = false;
+            return Tracee::new(pid).resume(0, "start new thread").map_err(Into::into);
+        }
+        if matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
+            && rrc_interposer::is_group_stop(pid)
+        {
+            return Tracee::new(pid).resume(0, "resume from group stop").map_err(Into::into);
+        }
+        let thread = t.logical;
+        if self.diverged() {
+            return Ok(());
+        }
+        let plan = &mut self.plan.threads[thread as usize];
+        match plan.events.front() {
+            Some(PlannedEvent::Signal(s)) if s.signo == sig => {
+                plan.events.pop_front();
+                plan.done += 1;
+                Tracee::new(pid).resume(sig, "deliver signal")?;
+            }
+            other => {
+                let expected = match other {
+                    Some(PlannedEvent::Syscall(r)) => describe_record(r),
+                    Some(PlannedEvent::Signal(s)) => format!("signal {}", signal_name(s.signo)),
+                    None => "the end of the thread's events".into(),
+                };
+                self.diverge(thread, expected, format!("signal {}", signal_name(sig)));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
+        self.early_stops.remove(&pid);
+        self.held.remove(&pid);
+        let Some(t) = self.live.remove(&pid) else {
+            return Ok(());
+        };
+        if pid == self.root {
+            self.main_status = Some(status);
+        }
+        if self.diverged() {
+            return Ok(());
+        }
+        let plan = &self.plan.threads[t.logical as usize];
+        if let Some(next) = plan.events.front() {
+            let expected = match next {
+                PlannedEvent::Syscall(r) => describe_record(r),
+                PlannedEvent::Signal(s) => format!("signal {}", signal_name(s.signo)),
+            };
+            let left = plan.events.len();
+            self.diverge(
+                t.logical,
+                format!("{expected} ({left} recorded events left)"),
+                format!("the thread ended ({status})"),
+            );
+            return Ok(());
+        }
+        let consumed = self.log.ring(t.logical).map_or(0, |r| r.consumed()) as usize;
+        if consumed < plan.sync.len() && status == ExitStatus::Exited(0) {
+            let next = plan.sync[consumed];
+            let d = Divergence {
+                thread: Some(t.logical),
+                recorded_tid: plan.tid,
+                index: Some(consumed as u64),
+                expected: format!("sync op #{consumed}: {} on {:#x}", next.op.name(), next.object),
+                observed: format!("the thread ended ({status})"),
+            };
+            self.shared.diverge(d);
+        }
+        Ok(())
+    }
+
+    /// Whether every other thread of the exiting thread's process has
+    /// replayed all its recorded events and sync operations.
+    fn process_may_exit(&self, thread: ThreadId) -> bool {
+        let process = self.plan.threads[thread as usize].process;
+        self.live.values().all(|t| {
+            if t.logical == thread || t.process != process {
+                return true;
+            }
+            let p = &self.plan.threads[t.logical as usize];
+            let sync_done = self
+                .log
+                .ring(t.logical)
+                .is_some_and(|r| r.consumed() as usize >= p.sync.len());
+            p.events.is_empty() && sync_done
+        })
+    }
+
+    /// Lets held threads go once what they wait for has happened.
+    fn release_holds(&mut self) -> Result<()> {
+        loop {
+            let ready: Vec<Pid> = self
+                .held
+                .iter()
+                .filter(|(pid, hold)| match **hold {
+                    Hold::OutputTurn(rank) => rank == self.next_output,
+                    Hold::ProcessExit => self
+                        .live
+                        .get(pid)
+                        .is_some_and(|t| self.process_may_exit(t.logical)),
+                    Hold::PastEnd => false,
+                })
+                .map(|(pid, _)| *pid)
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for pid in ready {
+                self.held.remove(&pid);
+                let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
+                    continue;
+                };
+                let regs = Tracee::new(pid).regs("read registers of a held thread")?;
+                self.dispatch(pid, thread, regs)?;
+            }
+        }
+        if !self.held.is_empty() && self.held.len() == self.live.len() {
+            self.report_deadlock();
+        }
+        Ok(())
+    }
+
+    /// Every live thread is held: nothing can move any more.
+    fn report_deadlock(&mut self) {
+        let Some((&pid, &hold)) = self
+            .held
+            .iter()
+            .find(|(_, h)| **h == Hold::PastEnd)
+            .or_else(|| self.held.iter().next())
+        else {
+            return;
+        };
+        let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
+            return;
+        };
+        let observed = Tracee::new(pid)
+            .regs("read registers of a held thread")
+            .map(|r| {
+                let inputs = read_inputs(&Tracee::new(pid), r.nr(), &r.args());
+                describe_call(r.nr(), &r.args(), &inputs)
+            })
+            .unwrap_or_else(|_| "a syscall".into());
+        let expected = match hold {
+            Hold::PastEnd => "no further syscalls (the thread's recorded events have ended)".into(),
+            Hold::OutputTurn(rank) => format!("its output to wait for earlier output #{}", self.next_output.min(rank)),
+            Hold::ProcessExit => "the other threads to finish before exit_group".into(),
+        };
+        self.diverge(thread, expected, observed);
+    }
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+fn read_inputs(tracee: &Tracee, nr: i64, args: &[u64; 6]) -> Vec<Vec<u8>> {
+    let specs = if nr == libc::SYS_sendmsg {
+        model::sendmsg_inputs(tracee, args[1]).unwrap_or_default()
+    } else {
+        model::inputs(nr, args)
+    };
+    specs
+        .into_iter()
+        .map(|spec| match spec {
+            InputSpec::Bytes(r) => tracee.read(r.addr, r.len).unwrap_or_default(),
+            InputSpec::CString(addr) => tracee.read_cstring(addr, 4096).unwrap_or_default(),
+            InputSpec::Iovec { addr, count, limit } => {
+                let mut out = Vec::new();
+                for i in 0..count.min(1024) {
+                    let (Ok(base), Ok(len)) =
+                        (tracee.read_u64(addr + i * 16), tracee.read_u64(addr + i * 16 + 8))
+                    else {
+                        break;
+                    };
+                    let take = len.min(limit.saturating_sub(out.len() as u64));
+                    out.extend(tracee.read(base, take as usize).unwrap_or_default());
+                }
+                out
+            }
+        })
+        .collect()
+}
+
+fn write_all(fd: i32, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: data is a valid slice; fd is our own stdout or stderr.
+        let n = unsafe { libc::write(fd, data.as_ptr() as *const libc::c_void, data.len()) };
+        if n <= 0 {
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        data = &data[n as usize..];
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}

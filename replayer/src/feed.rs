@@ -1,0 +1,192 @@
+//! Feeding each thread's recorded sync operations to the shim, and
+//! watching for divergences the shim reports and for a replay that has
+//! stopped making progress.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog, SyncEntry};
+use rrc_trace::SyncRecord;
+
+use crate::divergence::{describe_sync_op, Divergence};
+
+/// State shared between the tracer and the feeder.
+#[derive(Default)]
+pub struct ReplayShared {
+    /// Set by whoever finds the first divergence.
+    pub divergence: Mutex<Option<Divergence>>,
+    /// Bumped by the tracer at every event: the watchdog's sign of life.
+    pub progress: AtomicU64,
+    pub finished: AtomicBool,
+    /// Real pids of the traced processes, to kill on divergence.
+    pub pids: Mutex<Vec<i32>>,
+}
+
+impl ReplayShared {
+    /// Records a divergence (the first one wins) and kills the program.
+    pub fn diverge(&self, d: Divergence) {
+        if let Ok(mut slot) = self.divergence.lock() {
+            if slot.is_none() {
+                *slot = Some(d);
+            }
+        }
+        self.kill_all();
+    }
+
+    pub fn has_diverged(&self) -> bool {
+        self.divergence.lock().map(|d| d.is_some()).unwrap_or(true)
+    }
+
+    pub fn kill_all(&self) {
+        if let Ok(pids) = self.pids.lock() {
+            for &p in pids.iter() {
+                // SAFETY: plain kill of a traced process we started.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+pub struct SyncFeeder {
+    join: Option<JoinHandle<()>>,
+    shared: Arc<ReplayShared>,
+}
+
+struct Stream {
+    ops: Vec<SyncRecord>,
+    pushed: usize,
+    tid: i32,
+}
+
+impl SyncFeeder {
+    pub fn spawn(
+        log: Arc<SharedSyncLog>,
+        streams: Vec<(Vec<SyncRecord>, i32)>,
+        shared: Arc<ReplayShared>,
+        stall_timeout: Duration,
+    ) -> std::io::Result<SyncFeeder> {
+        let shared2 = shared.clone();
+        let join = std::thread::Builder::new()
+            .name("rrc-sync-feed".into())
+            .spawn(move || {
+                let mut streams: Vec<Stream> = streams
+                    .into_iter()
+                    .map(|(ops, tid)| Stream { ops, pushed: 0, tid })
+                    .collect();
+                let mut last_progress = (0u64, Instant::now());
+                loop {
+                    let seen = log.header().service_wake.load(Ordering::Acquire);
+                    if shared2.finished.load(Ordering::Acquire) {
+                        break;
+                    }
+                    let fed = feed_all(&log, &mut streams);
+                    if let Some(d) = log.divergence() {
+                        let t = d.thread as usize;
+                        let expected = if d.expected_op == 0 {
+                            "no further synchronisation (end of the thread's recorded sync operations)".to_string()
+                        } else {
+                            format!("{} on {:#x}", describe_sync_op(d.expected_op), d.expected_object)
+                        };
+                        shared2.diverge(Divergence {
+                            thread: Some(d.thread),
+                            recorded_tid: streams.get(t).map_or(0, |s| s.tid),
+                            index: Some(d.index),
+                            expected: format!("sync op #{}: {expected}", d.index),
+                            observed: format!(
+                                "{} on {:#x}",
+                                describe_sync_op(d.observed_op),
+                                d.observed_object
+                            ),
+                        });
+                    }
+                    let consumed: u64 = (0..streams.len())
+                        .filter_map(|i| log.ring(i as u32))
+                        .map(|r| r.consumed())
+                        .sum();
+                    let progress = shared2.progress.load(Ordering::Acquire) + consumed + fed;
+                    if progress != last_progress.0 {
+                        last_progress = (progress, Instant::now());
+                    } else if last_progress.1.elapsed() > stall_timeout && !shared2.has_diverged() {
+                        shared2.diverge(stall_report(&log, &streams, stall_timeout));
+                    }
+                    futex_wait(&log.header().service_wake, seen, Some(Duration::from_millis(2)));
+                }
+            })?;
+        Ok(SyncFeeder {
+            join: Some(join),
+            shared,
+        })
+    }
+
+    pub fn finish(mut self) {
+        self.shared.finished.store(true, Ordering::Release);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// Tops up every ring; returns how many entries were pushed.
+fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
+    let mut fed = 0;
+    for (slot, s) in streams.iter_mut().enumerate() {
+        let Some(ring) = log.ring(slot as u32) else { break };
+        if ring.closed.load(Ordering::Acquire) != 0 {
+            continue;
+        }
+        let before = s.pushed;
+        while let Some(op) = s.ops.get(s.pushed) {
+            let entry = SyncEntry {
+                object: op.object,
+                seq: op.seq,
+                op: op.op as u32,
+                result: op.result,
+            };
+            if !ring.push(entry) {
+                break;
+            }
+            s.pushed += 1;
+        }
+        if s.pushed == s.ops.len() {
+            ring.closed.store(1, Ordering::Release);
+        }
+        if s.pushed != before || s.pushed == s.ops.len() {
+            ring.pushed.fetch_add(1, Ordering::Release);
+            futex_wake(&ring.pushed, i32::MAX);
+        }
+        fed += (s.pushed - before) as u64;
+    }
+    fed
+}
+
+fn stall_report(log: &SharedSyncLog, streams: &[Stream], timeout: Duration) -> Divergence {
+    // Name the first thread still waiting for a sync turn, if any.
+    for (slot, s) in streams.iter().enumerate() {
+        let Some(ring) = log.ring(slot as u32) else { break };
+        let consumed = ring.consumed() as usize;
+        if consumed < s.ops.len() {
+            let next = s.ops[consumed];
+            return Divergence {
+                thread: Some(slot as u32),
+                recorded_tid: s.tid,
+                index: Some(consumed as u64),
+                expected: format!(
+                    "sync op #{consumed}: {} on {:#x} (turn {}) to proceed",
+                    next.op.name(),
+                    next.object,
+                    next.seq
+                ),
+                observed: format!("no progress in the whole program for {}s", timeout.as_secs()),
+            };
+        }
+    }
+    Divergence {
+        thread: None,
+        recorded_tid: 0,
+        index: None,
+        expected: "the replay to progress".into(),
+        observed: format!("no progress in the whole program for {}s", timeout.as_secs()),
+    }
+}

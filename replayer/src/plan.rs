@@ -1,0 +1,125 @@
+//! The trace rearranged for replay: per logical thread, its events in
+//! order and its sync operations; plus the global order of writes to
+//! stdout and stderr.
+
+use std::collections::{HashMap, VecDeque};
+
+use anyhow::{bail, Result};
+use rrc_trace::{
+    ExitStatus, ProcessId, ReadOutcome, SignalRecord, SyncRecord, SyscallExtra, SyscallRecord,
+    ThreadId, TraceHeader, TraceRecord,
+};
+
+#[derive(Debug)]
+pub enum PlannedEvent {
+    Syscall(SyscallRecord),
+    Signal(SignalRecord),
+}
+
+#[derive(Debug, Default)]
+pub struct ThreadPlan {
+    pub process: ProcessId,
+    /// tid and pid the program saw when recorded.
+    pub tid: i32,
+    pub pid: i32,
+    pub events: VecDeque<PlannedEvent>,
+    /// Events already replayed (the index of the front event).
+    pub done: u64,
+    pub sync: Vec<SyncRecord>,
+    pub started: bool,
+}
+
+pub struct ReplayPlan {
+    pub header: TraceHeader,
+    pub threads: Vec<ThreadPlan>,
+    pub exit: ExitStatus,
+    /// (thread, event index) of each write to stdout/stderr -> its place
+    /// in the recorded output order.
+    pub output_rank: HashMap<(ThreadId, u64), u64>,
+}
+
+impl ReplayPlan {
+    pub fn build(outcome: ReadOutcome) -> Result<ReplayPlan> {
+        if let Some(damage) = outcome.damage {
+            bail!("{damage}");
+        }
+        let mut threads: Vec<ThreadPlan> = Vec::new();
+        let mut exit = None;
+        let mut output_rank = HashMap::new();
+        fn slot(threads: &mut Vec<ThreadPlan>, t: ThreadId) -> Result<&mut ThreadPlan> {
+            if t as usize >= rrc_synclog::MAX_THREADS {
+                bail!("trace names thread {t}, beyond rrc's limit");
+            }
+            if threads.len() <= t as usize {
+                threads.resize_with(t as usize + 1, ThreadPlan::default);
+            }
+            Ok(&mut threads[t as usize])
+        }
+        for rec in outcome.records {
+            match rec {
+                TraceRecord::ThreadStart {
+                    thread,
+                    process,
+                    tid,
+                    pid,
+                    ..
+                } => {
+                    let p = slot(&mut threads, thread)?;
+                    p.process = process;
+                    p.tid = tid;
+                    p.pid = pid;
+                }
+                TraceRecord::Syscall(s) => {
+                    let thread = s.thread;
+                    let p = slot(&mut threads, thread)?;
+                    if s.index != p.events.len() as u64 {
+                        bail!(
+                            "trace is inconsistent: thread {thread} event {} out of order",
+                            s.index
+                        );
+                    }
+                    if matches!(s.extra, SyscallExtra::StdStream(_)) {
+                        let rank = output_rank.len() as u64;
+                        output_rank.insert((thread, s.index), rank);
+                    }
+                    p.events.push_back(PlannedEvent::Syscall(s));
+                }
+                TraceRecord::Signal(s) => {
+                    let thread = s.thread;
+                    let p = slot(&mut threads, thread)?;
+                    if s.index != p.events.len() as u64 {
+                        bail!(
+                            "trace is inconsistent: thread {thread} signal at event {} out of order",
+                            s.index
+                        );
+                    }
+                    p.events.push_back(PlannedEvent::Signal(s));
+                }
+                TraceRecord::Sync(batch) => {
+                    let p = slot(&mut threads, batch.thread)?;
+                    if batch.first != p.sync.len() as u64 {
+                        bail!(
+                            "trace is inconsistent: thread {} sync operations out of order",
+                            batch.thread
+                        );
+                    }
+                    p.sync.extend(batch.ops);
+                }
+                TraceRecord::End(end) => exit = Some(end.exit),
+                TraceRecord::ThreadExit { .. } | TraceRecord::Warning { .. } => {}
+            }
+        }
+        let Some(exit) = exit else {
+            bail!("trace has no end record");
+        };
+        if threads.is_empty() {
+            bail!("trace has no threads");
+        }
+        Ok(ReplayPlan {
+            header: outcome.header,
+            threads,
+            exit,
+            output_rank,
+        })
+    }
+}
