@@ -8,6 +8,7 @@
 //! memory of one stopped thread) and [`model`].
 
 mod auxv;
+mod clock;
 mod filter;
 pub mod model;
 mod spawn;
@@ -15,12 +16,13 @@ mod stop;
 mod tracee;
 
 pub use auxv::hide_vdso;
+pub use clock::StopClock;
 pub use filter::build_filter;
 pub use spawn::{
     fd_identity, fd_target, identity_of, shim_path, spawn_traced, traced_env, SpawnOptions,
     TRACE_OPTIONS,
 };
-pub use stop::{is_group_stop, signal_info, wait_any, Stop};
+pub use stop::{is_group_stop, poll_any, signal_info, wait_any, Polled, Stop};
 pub use tracee::{SyscallRegs, Tracee, TraceeMemory};
 
 use nix::errno::Errno;

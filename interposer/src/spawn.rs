@@ -70,6 +70,12 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
                     libc::_exit(126);
                 }
             }
+            // The tracer blocks SIGCHLD to read it through a signalfd; the
+            // program must start with it unblocked.
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
             if let Some(cwd) = &opts.cwd {
                 // A recorded directory that no longer exists is not fatal:
                 // the program's file accesses are replayed from the trace.

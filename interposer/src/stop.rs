@@ -32,6 +32,34 @@ impl Stop {
     }
 }
 
+/// What a non-blocking wait found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Polled {
+    Stop(Stop),
+    /// Threads remain, none has anything to report yet.
+    Nothing,
+    /// No traced thread is left.
+    Gone,
+}
+
+/// Looks for a report from any traced thread without blocking.
+pub fn poll_any() -> Result<Polled, Errno> {
+    let mut status = 0;
+    loop {
+        // SAFETY: status is a valid out-pointer for the call.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG) };
+        return match pid {
+            0 => Ok(Polled::Nothing),
+            p if p > 0 => Ok(Polled::Stop(decode(Pid::from_raw(p), status))),
+            _ => match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::ECHILD => Ok(Polled::Gone),
+                e => Err(e),
+            },
+        };
+    }
+}
+
 /// Waits for any traced thread. `Ok(None)` when none is left, or, with
 /// `nohang`, when none has anything to report.
 pub fn wait_any(nohang: bool) -> Result<Option<Stop>, Errno> {

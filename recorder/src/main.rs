@@ -55,18 +55,13 @@ fn forward_stop_signals() {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = rrc_cli::parse_or_exit("rrc-record");
     match run(cli) {
         Ok(code) => std::process::exit(code),
-        Err(e) => {
-            eprintln!("rrc-record: error: {}", one_line(&e));
-            std::process::exit(125);
-        }
+        // 125: like env(1) and docker, a failure of the tool rather than of
+        // the program, whose own codes pass through.
+        Err(e) => rrc_cli::fail("rrc-record", &format!("{e:#}"), 125),
     }
-}
-
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
 }
 
 /// Finds the program the way a shell would.

@@ -4,14 +4,18 @@
 //! build process state run for real, and those whose results must agree
 //! (descriptor numbers) are checked at their exit.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, InputSpec, ReplayAction};
-use rrc_interposer::{fd_target, hide_vdso, wait_any, Stop, SyscallRegs, Tracee, TraceeMemory};
+use rrc_interposer::{
+    fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, SyscallRegs, Tracee, TraceeMemory,
+};
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, SyscallRecord, ThreadId};
 
@@ -42,6 +46,18 @@ struct LiveThread {
     process: ProcessId,
     in_flight: Option<InFlight>,
     awaiting_first_stop: bool,
+    /// When its previous syscall returned (or it started).
+    last_return: Instant,
+}
+
+/// Interval enforcement figures, for `--stats`.
+#[derive(Debug, Default)]
+pub struct IntervalStats {
+    /// Actual minus recorded interval, ns, for every replayed syscall.
+    pub error_ns: Vec<i64>,
+    /// The same for the syscalls whose return was held back.
+    pub held_error_ns: Vec<i64>,
+    pub held_total: Duration,
 }
 
 /// Why a thread is held at its seccomp stop.
@@ -71,6 +87,11 @@ pub struct Replayer {
     main_status: Option<ExitStatus>,
     shim_recorded: Vec<u8>,
     shim_now: Vec<u8>,
+    clock: StopClock,
+    enforce_intervals: bool,
+    /// Threads held until a deadline: (deadline, tid, recorded interval).
+    timed: BinaryHeap<Reverse<(Instant, Pid, u64)>>,
+    pub stats: IntervalStats,
 }
 
 impl Replayer {
@@ -80,6 +101,8 @@ impl Replayer {
         shared: Arc<ReplayShared>,
         root: Pid,
         shim_now: Vec<u8>,
+        clock: StopClock,
+        enforce_intervals: bool,
     ) -> Replayer {
         let shim_recorded = plan.header.shim_path.clone();
         let mut r = Replayer {
@@ -95,6 +118,10 @@ impl Replayer {
             main_status: None,
             shim_recorded,
             shim_now,
+            clock,
+            enforce_intervals,
+            timed: BinaryHeap::new(),
+            stats: IntervalStats::default(),
         };
         r.adopt(root, 0, false);
         r
@@ -121,6 +148,7 @@ impl Replayer {
                 process,
                 in_flight: None,
                 awaiting_first_stop,
+                last_return: Instant::now(),
             },
         );
     }
@@ -145,8 +173,19 @@ impl Replayer {
     }
 
     /// Runs the replay to its end. `Ok(())` only for a faithful replay.
-    pub fn run(mut self) -> Result<std::result::Result<(), Divergence>> {
-        while let Some(stop) = wait_any(false).context("waiting for the replayed program")? {
+    pub fn run(&mut self) -> Result<std::result::Result<(), Divergence>> {
+        loop {
+            let stop = match poll_any().context("waiting for the replayed program")? {
+                Polled::Stop(stop) => stop,
+                Polled::Gone => break,
+                Polled::Nothing => {
+                    self.release_due()?;
+                    let next = self.timed.peek().map(|Reverse((at, _, _))| *at);
+                    self.clock.wait(next);
+                    self.release_due()?;
+                    continue;
+                }
+            };
             self.shared.progress.fetch_add(1, Ordering::Relaxed);
             let result = match stop {
                 Stop::Seccomp(pid) => self.on_seccomp(pid),
@@ -290,7 +329,7 @@ impl Replayer {
                     write_all(fd as i32, data);
                     self.next_output += 1;
                 }
-                tracee.resume(0, "resume after emulated syscall")?;
+                self.return_after_interval(pid, record.interval_ns)?;
             }
             ReplayAction::Execute | ReplayAction::ExitGroup => {
                 if let SyscallExtra::MappedFd(recorded) = &record.extra {
@@ -522,7 +561,61 @@ impl Replayer {
         }
         let record = call.record;
         self.complete(thread, &record);
-        tracee.resume(0, "resume after syscall exit")?;
+        self.return_after_interval(pid, record.interval_ns)
+    }
+
+    /// Lets a replayed syscall return, but no sooner than its recorded
+    /// interval after the thread's previous return: emulated calls return
+    /// at once, and without this, threads would race ahead of each other
+    /// and resolve untracked data races differently than when recorded.
+    ///
+    /// Intervals are anchored per thread (to its own previous return), not
+    /// to a shared replay clock: see BENCHMARKS.md for the measurements.
+    fn return_after_interval(&mut self, pid: Pid, interval_ns: u64) -> Result<()> {
+        let Some(t) = self.live.get(&pid) else {
+            return Ok(());
+        };
+        let due = t.last_return + Duration::from_nanos(interval_ns);
+        if self.enforce_intervals && due > Instant::now() {
+            self.timed.push(Reverse((due, pid, interval_ns)));
+            return Ok(());
+        }
+        Ok(self.return_now(pid, interval_ns, false)?)
+    }
+
+    fn return_now(
+        &mut self,
+        pid: Pid,
+        interval_ns: u64,
+        held: bool,
+    ) -> rrc_interposer::Result<()> {
+        let now = Instant::now();
+        if let Some(t) = self.live.get_mut(&pid) {
+            let actual = now.duration_since(t.last_return).as_nanos() as i64;
+            let error = actual - interval_ns as i64;
+            self.stats.error_ns.push(error);
+            if held {
+                self.stats.held_error_ns.push(error);
+                self.stats.held_total += Duration::from_nanos(interval_ns);
+            }
+            t.last_return = now;
+        }
+        Tracee::new(pid).resume(0, "return from a replayed syscall")
+    }
+
+    /// Returns every held thread whose interval has passed.
+    fn release_due(&mut self) -> Result<()> {
+        while let Some(Reverse((due, pid, interval))) = self.timed.peek().copied() {
+            if due > Instant::now() {
+                break;
+            }
+            self.timed.pop();
+            if let Err(e) = self.return_now(pid, interval, true) {
+                if !e.tracee_gone() {
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(())
     }
 

@@ -27,6 +27,9 @@ struct Cli {
     /// Do not hold syscall returns to the recorded inter-syscall intervals.
     #[arg(long)]
     no_intervals: bool,
+    /// Print interval-enforcement figures on stderr at the end.
+    #[arg(long)]
+    stats: bool,
     /// Seconds without any progress before replay is declared stuck.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     stall_timeout: u64,
@@ -38,21 +41,20 @@ struct Cli {
 const EXIT_DIVERGENCE: i32 = 3;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli: Cli = rrc_cli::parse_or_exit("rrc-replay");
     match run(&cli) {
         Ok(None) => std::process::exit(0),
         Ok(Some(d)) => {
             eprintln!("{d}");
             std::process::exit(EXIT_DIVERGENCE);
         }
-        Err(e) => {
-            eprintln!("rrc-replay: error: {}", format!("{e:#}").replace('\n', " "));
-            std::process::exit(1);
-        }
+        Err(e) => rrc_cli::fail("rrc-replay", &format!("{e:#}"), 1),
     }
 }
 
 fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
+    // First, before any thread exists: blocks SIGCHLD process-wide.
+    let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
     let reader = TraceReader::open(&cli.trace)
         .with_context(|| format!("cannot read trace {}", cli.trace.display()))?;
     let plan = plan::ReplayPlan::build(reader.read_all())
@@ -102,14 +104,51 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     if let Ok(mut pids) = shared.pids.lock() {
         pids.push(root.as_raw());
     }
-    let replayer = engine::Replayer::new(
+    let mut replayer = engine::Replayer::new(
         plan,
         log,
         shared,
         root,
         shim.as_os_str().as_bytes().to_vec(),
+        clock,
+        !cli.no_intervals,
     );
     let verdict = replayer.run();
     feeder.finish();
+    if cli.stats {
+        print_stats(&replayer.stats);
+    }
     Ok(verdict?.err())
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn print_stats(stats: &engine::IntervalStats) {
+    let mut all = stats.error_ns.clone();
+    all.sort_unstable();
+    let mut held = stats.held_error_ns.clone();
+    held.sort_unstable();
+    let us = |ns: i64| ns as f64 / 1000.0;
+    eprintln!(
+        "rrc-replay: stats: {} syscalls replayed, {} held for their interval ({:.1} ms in all)",
+        all.len(),
+        held.len(),
+        stats.held_total.as_secs_f64() * 1000.0
+    );
+    eprintln!(
+        "rrc-replay: stats: enforcement error (actual - recorded interval) of held returns: median {:.1} us, p99 {:.1} us",
+        us(percentile(&held, 50.0)),
+        us(percentile(&held, 99.0))
+    );
+    eprintln!(
+        "rrc-replay: stats: interval error over all returns: median {:.1} us, p99 {:.1} us",
+        us(percentile(&all, 50.0)),
+        us(percentile(&all, 99.0))
+    );
 }

@@ -25,8 +25,10 @@ pub const PREAMBLE_LEN: u64 = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
-    #[error("I/O error on trace: {0}")]
-    Io(#[from] std::io::Error),
+    // Not a #[source]: the message already carries it, and error chains
+    // would print it twice.
+    #[error("{0}")]
+    Io(std::io::Error),
     #[error("not an rrc trace (bad magic at byte offset 0)")]
     NotATrace,
     #[error("trace format version {found}, but this rrc reads version {supported}")]
@@ -39,6 +41,12 @@ pub enum TraceError {
     Encode(String),
     #[error("trace writer has stopped")]
     WriterGone,
+}
+
+impl From<std::io::Error> for TraceError {
+    fn from(e: std::io::Error) -> Self {
+        TraceError::Io(e)
+    }
 }
 
 pub type Result<T> = std::result::Result<T, TraceError>;
