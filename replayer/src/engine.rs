@@ -325,7 +325,10 @@ impl Replayer {
                 self.complete(thread, &record);
                 if let SyscallExtra::StdStream(fd) = record.extra {
                     let n = usize::try_from(record.ret).unwrap_or(0);
-                    let data = record.inputs.first().map_or(&[][..], |d| &d[..n.min(d.len())]);
+                    let data = record
+                        .inputs
+                        .first()
+                        .map_or(&[][..], |d| &d[..n.min(d.len())]);
                     write_all(fd as i32, data);
                     self.next_output += 1;
                 }
@@ -334,11 +337,18 @@ impl Replayer {
             ReplayAction::Execute | ReplayAction::ExitGroup => {
                 if let SyscallExtra::MappedFd(recorded) = &record.extra {
                     let now = fd_target(pid, args[4] as i32 as i64);
-                    if now.as_deref() != Some(recorded.as_slice()) && !self.is_shim(recorded, now.as_deref()) {
-                        let expected = format!("{} mapping {}", describe_record(&record), String::from_utf8_lossy(recorded));
+                    if now.as_deref() != Some(recorded.as_slice())
+                        && !self.is_shim(recorded, now.as_deref())
+                    {
+                        let expected = format!(
+                            "{} mapping {}",
+                            describe_record(&record),
+                            String::from_utf8_lossy(recorded)
+                        );
                         let observed = format!(
                             "a mapping of {}",
-                            now.map_or("nothing".into(), |p| String::from_utf8_lossy(&p).into_owned())
+                            now.map_or("nothing".into(), |p| String::from_utf8_lossy(&p)
+                                .into_owned())
                         );
                         self.diverge(thread, expected, observed);
                         return Ok(());
@@ -471,7 +481,12 @@ impl Replayer {
     }
 
     /// Skips the syscall, giving it the recorded result and memory.
-    fn emulate(&mut self, tracee: &Tracee, regs: &mut SyscallRegs, record: &SyscallRecord) -> Result<()> {
+    fn emulate(
+        &mut self,
+        tracee: &Tracee,
+        regs: &mut SyscallRegs,
+        record: &SyscallRecord,
+    ) -> Result<()> {
         let args = regs.args();
         self.inject_outputs(tracee, record, &args)?;
         regs.regs.orig_rax = u64::MAX; // -1: the kernel skips the call
@@ -480,13 +495,22 @@ impl Replayer {
         Ok(())
     }
 
-    fn inject_outputs(&mut self, tracee: &Tracee, record: &SyscallRecord, args: &[u64; 6]) -> Result<()> {
+    fn inject_outputs(
+        &mut self,
+        tracee: &Tracee,
+        record: &SyscallRecord,
+        args: &[u64; 6],
+    ) -> Result<()> {
         let regions = model::outputs(record.nr as i64, args, record.ret, tracee)?;
         if regions.len() != record.outputs.len() {
             let thread = record.thread;
             self.diverge(
                 thread,
-                format!("{} writing {} memory regions", describe_record(record), record.outputs.len()),
+                format!(
+                    "{} writing {} memory regions",
+                    describe_record(record),
+                    record.outputs.len()
+                ),
                 format!("{} regions to write", regions.len()),
             );
             return Ok(());
@@ -497,14 +521,23 @@ impl Replayer {
         Ok(())
     }
 
-    fn mismatch(&self, r: &SyscallRecord, nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> Option<String> {
+    fn mismatch(
+        &self,
+        r: &SyscallRecord,
+        nr: i64,
+        args: &[u64; 6],
+        inputs: &[Vec<u8>],
+    ) -> Option<String> {
         if r.nr as i64 != nr {
             return Some("a different syscall".into());
         }
         let mask = model::compared_args(nr);
         for i in 0..6 {
             if mask & (1 << i) != 0 && r.args[i] != args[i] {
-                return Some(format!("argument {i} differs: recorded {:#x}, now {:#x}", r.args[i], args[i]));
+                return Some(format!(
+                    "argument {i} differs: recorded {:#x}, now {:#x}",
+                    r.args[i], args[i]
+                ));
             }
         }
         if r.inputs.len() != inputs.len() {
@@ -583,12 +616,7 @@ impl Replayer {
         Ok(self.return_now(pid, interval_ns, false)?)
     }
 
-    fn return_now(
-        &mut self,
-        pid: Pid,
-        interval_ns: u64,
-        held: bool,
-    ) -> rrc_interposer::Result<()> {
+    fn return_now(&mut self, pid: Pid, interval_ns: u64, held: bool) -> rrc_interposer::Result<()> {
         let now = Instant::now();
         if let Some(t) = self.live.get_mut(&pid) {
             let actual = now.duration_since(t.last_return).as_nanos() as i64;
@@ -623,7 +651,8 @@ impl Replayer {
         let tracee = Tracee::new(pid);
         match event {
             libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
-                let child = Pid::from_raw(tracee.event_message("read new tid at clone event")? as i32);
+                let child =
+                    Pid::from_raw(tracee.event_message("read new tid at clone event")? as i32);
                 let extra = self
                     .live
                     .get(&pid)
@@ -668,12 +697,18 @@ impl Replayer {
         };
         if t.awaiting_first_stop && sig == libc::SIGSTOP {
             t.awaiting_first_stop = false;
-            return Tracee::new(pid).resume(0, "start new thread").map_err(Into::into);
+            return Tracee::new(pid)
+                .resume(0, "start new thread")
+                .map_err(Into::into);
         }
-        if matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
-            && rrc_interposer::is_group_stop(pid)
+        if matches!(
+            sig,
+            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+        ) && rrc_interposer::is_group_stop(pid)
         {
-            return Tracee::new(pid).resume(0, "resume from group stop").map_err(Into::into);
+            return Tracee::new(pid)
+                .resume(0, "resume from group stop")
+                .map_err(Into::into);
         }
         let thread = t.logical;
         if self.diverged() {
@@ -731,7 +766,11 @@ impl Replayer {
                 thread: Some(t.logical),
                 recorded_tid: plan.tid,
                 index: Some(consumed as u64),
-                expected: format!("sync op #{consumed}: {} on {:#x}", next.op.name(), next.object),
+                expected: format!(
+                    "sync op #{consumed}: {} on {:#x}",
+                    next.op.name(),
+                    next.object
+                ),
                 observed: format!("the thread ended ({status})"),
             };
             self.shared.diverge(d);
@@ -812,7 +851,10 @@ impl Replayer {
             .unwrap_or_else(|_| "a syscall".into());
         let expected = match hold {
             Hold::PastEnd => "no further syscalls (the thread's recorded events have ended)".into(),
-            Hold::OutputTurn(rank) => format!("its output to wait for earlier output #{}", self.next_output.min(rank)),
+            Hold::OutputTurn(rank) => format!(
+                "its output to wait for earlier output #{}",
+                self.next_output.min(rank)
+            ),
             Hold::ProcessExit => "the other threads to finish before exit_group".into(),
         };
         self.diverge(thread, expected, observed);
@@ -835,9 +877,10 @@ fn read_inputs(tracee: &Tracee, nr: i64, args: &[u64; 6]) -> Vec<Vec<u8>> {
             InputSpec::Iovec { addr, count, limit } => {
                 let mut out = Vec::new();
                 for i in 0..count.min(1024) {
-                    let (Ok(base), Ok(len)) =
-                        (tracee.read_u64(addr + i * 16), tracee.read_u64(addr + i * 16 + 8))
-                    else {
+                    let (Ok(base), Ok(len)) = (
+                        tracee.read_u64(addr + i * 16),
+                        tracee.read_u64(addr + i * 16 + 8),
+                    ) else {
                         break;
                     };
                     let take = len.min(limit.saturating_sub(out.len() as u64));

@@ -132,7 +132,9 @@ impl SyncFeeder {
 fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
     let mut fed = 0;
     for (slot, s) in streams.iter_mut().enumerate() {
-        let Some(ring) = log.ring(slot as u32) else { break };
+        let Some(ring) = log.ring(slot as u32) else {
+            break;
+        };
         if ring.closed.load(Ordering::Acquire) != 0 {
             continue;
         }
@@ -162,9 +164,31 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
 }
 
 fn stall_report(log: &SharedSyncLog, streams: &[Stream], timeout: Duration) -> Divergence {
-    // Name the first thread still waiting for a sync turn, if any.
+    let observed = format!(
+        "no progress in the whole program for {}s",
+        timeout.as_secs()
+    );
+    // A thread that asked for more sync operations than were recorded.
     for (slot, s) in streams.iter().enumerate() {
-        let Some(ring) = log.ring(slot as u32) else { break };
+        let Some(ring) = log.ring(slot as u32) else {
+            break;
+        };
+        if ring.parked_past_end.load(Ordering::Acquire) != 0 {
+            return Divergence {
+                thread: Some(slot as u32),
+                recorded_tid: s.tid,
+                index: Some(ring.consumed()),
+                expected: "no further synchronisation (its recorded sync operations have ended)"
+                    .into(),
+                observed: format!("it waits for another one, and {observed}"),
+            };
+        }
+    }
+    // Otherwise the first thread still waiting for a sync turn, if any.
+    for (slot, s) in streams.iter().enumerate() {
+        let Some(ring) = log.ring(slot as u32) else {
+            break;
+        };
         let consumed = ring.consumed() as usize;
         if consumed < s.ops.len() {
             let next = s.ops[consumed];
@@ -178,7 +202,7 @@ fn stall_report(log: &SharedSyncLog, streams: &[Stream], timeout: Duration) -> D
                     next.object,
                     next.seq
                 ),
-                observed: format!("no progress in the whole program for {}s", timeout.as_secs()),
+                observed,
             };
         }
     }
@@ -187,6 +211,6 @@ fn stall_report(log: &SharedSyncLog, streams: &[Stream], timeout: Duration) -> D
         recorded_tid: 0,
         index: None,
         expected: "the replay to progress".into(),
-        observed: format!("no progress in the whole program for {}s", timeout.as_secs()),
+        observed,
     }
 }

@@ -92,7 +92,12 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         argv: header.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
         env: traced_env(&header.env, &shim),
         cwd: cwd.is_dir().then(|| cstr(&header.cwd)).transpose()?,
-        fds: vec![(null, 0), (null, 1), (null, 2), (shm_fd.as_raw_fd(), SHM_FD)],
+        fds: vec![
+            (null, 0),
+            (null, 1),
+            (null, 2),
+            (shm_fd.as_raw_fd(), SHM_FD),
+        ],
     };
     if !Path::new(std::ffi::OsStr::from_bytes(&header.exe)).exists() {
         anyhow::bail!(

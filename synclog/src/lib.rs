@@ -42,7 +42,9 @@ pub const RING_CAPACITY: usize = 1 << 13;
 pub const DIVERGENCE_NONE: u32 = 0;
 /// The thread did a different operation than the recorded one.
 pub const DIVERGENCE_OP_MISMATCH: u32 = 1;
-/// The thread did a sync operation after its recorded stream ended.
+/// Reserved: a thread past the end of its recorded sync stream parks and
+/// sets [`SyncRing::parked_past_end`] instead of reporting (it was blocked
+/// in that operation when the recording ended).
 pub const DIVERGENCE_PAST_END: u32 = 2;
 /// A thread that the tracer never registered did a sync operation.
 pub const DIVERGENCE_UNKNOWN_THREAD: u32 = 3;
@@ -108,7 +110,9 @@ pub struct SyncRing {
     pub pushed: AtomicU32,
     /// Futex word the consumer bumps after popping (record producers wait on it).
     pub popped: AtomicU32,
-    pub _pad: u32,
+    /// Replay: the thread asked for a sync operation beyond its recorded
+    /// stream and is parked (it was blocked there when the recording ended).
+    pub parked_past_end: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 
@@ -136,7 +140,7 @@ impl Layout {
 }
 
 const fn align_up(v: usize, a: usize) -> usize {
-    (v + a - 1) / a * a
+    v.div_ceil(a) * a
 }
 
 /// A mapping of the sync log.
@@ -229,7 +233,9 @@ impl SharedSyncLog {
         }
         // SAFETY: slot < MAX_THREADS, so the ring lies inside the mapping.
         Some(unsafe {
-            &*(self.base.add(Layout::RINGS + slot as usize * Layout::RING_STRIDE)
+            &*(self
+                .base
+                .add(Layout::RINGS + slot as usize * Layout::RING_STRIDE)
                 as *const SyncRing)
         })
     }
@@ -284,7 +290,12 @@ impl SharedSyncLog {
             .threads
             .iter()
             .position(|s| s.tid.load(Ordering::Acquire) == tid)
-            .map(|i| (i as u32, self.header().threads[i].process.load(Ordering::Relaxed)))
+            .map(|i| {
+                (
+                    i as u32,
+                    self.header().threads[i].process.load(Ordering::Relaxed),
+                )
+            })
     }
 
     /// Records a divergence found by the shim; only the first one sticks.
@@ -299,7 +310,12 @@ impl SharedSyncLog {
     ) {
         let h = self.header();
         if h.divergence
-            .compare_exchange(DIVERGENCE_NONE, u32::MAX, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                DIVERGENCE_NONE,
+                u32::MAX,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_err()
         {
             return;
@@ -311,7 +327,8 @@ impl SharedSyncLog {
         h.div_expected_object
             .store(expected.map_or(0, |e| e.object), Ordering::Relaxed);
         h.div_observed_op.store(observed_op, Ordering::Relaxed);
-        h.div_observed_object.store(observed_object, Ordering::Relaxed);
+        h.div_observed_object
+            .store(observed_object, Ordering::Relaxed);
         h.divergence.store(kind, Ordering::Release);
         h.service_wake.fetch_add(1, Ordering::Release);
         futex_wake(&h.service_wake, i32::MAX);
@@ -482,11 +499,21 @@ mod tests {
         let (_fd, log) = SharedSyncLog::create(MODE_RECORD).expect("create");
         let ring = log.ring(3).expect("ring");
         for i in 0..RING_CAPACITY as u64 {
-            assert!(ring.push(SyncEntry { object: i, seq: i, op: 1, result: 0 }));
+            assert!(ring.push(SyncEntry {
+                object: i,
+                seq: i,
+                op: 1,
+                result: 0
+            }));
         }
         assert!(!ring.push(SyncEntry::default()), "a full ring refuses");
         assert_eq!(ring.pop().map(|e| e.object), Some(0));
-        assert!(ring.push(SyncEntry { object: 99, seq: 0, op: 2, result: -1 }));
+        assert!(ring.push(SyncEntry {
+            object: 99,
+            seq: 0,
+            op: 2,
+            result: -1
+        }));
         assert_eq!(ring.len(), RING_CAPACITY as u64);
     }
 

@@ -1,0 +1,368 @@
+//! Recording and enforcing the order in which threads acquire sync objects.
+//!
+//! Record: after the real call, an acquisition takes the object's next
+//! turn (while holding it, so turns follow the real order) and the thread
+//! appends `(object, turn, op, result)` to its ring.
+//! Replay: a thread takes its next recorded entry, waits until the object's
+//! turn counter reaches the recorded turn, acquires for real, and passes
+//! the turn on. Recorded failures are returned without touching the object.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rrc_synclog::{
+    futex_wait, futex_wake, ObjectTurn, SharedSyncLog, SyncEntry, SyncRing, DIVERGENCE_OP_MISMATCH,
+    DIVERGENCE_TABLE_FULL, DIVERGENCE_UNKNOWN_THREAD, RING_CAPACITY,
+};
+
+use crate::ops;
+use crate::session::{self, ErrnoGuard, LogicalThread, Session};
+
+/// Poke the drainer (record) or feeder (replay) when a ring crosses half.
+const RING_HALF: u64 = (RING_CAPACITY / 2) as u64;
+/// How long a recording thread sleeps on a full ring before retrying.
+const RING_FULL_WAIT: Duration = Duration::from_millis(1);
+/// How long a replaying thread sleeps on an empty ring before retrying.
+const RING_EMPTY_WAIT: Duration = Duration::from_millis(1);
+/// Spins on a turn counter before sleeping on it.
+const TURN_SPINS: u32 = 100;
+/// Upper bound of one sleep on a turn counter (a safety net for lost wakes).
+const TURN_WAIT: Duration = Duration::from_millis(10);
+/// Turn recorded when the turn table was full (the divergence is reported).
+const NO_TURN: u64 = u64::MAX;
+
+/// Which results mean the call acquired the object.
+#[derive(Clone, Copy)]
+pub enum Acquisition {
+    /// Mutexes: 0, or EOWNERDEAD (a robust mutex acquired from a dead owner).
+    Mutex,
+    /// Everything else: only 0 (for semaphores, the errno form: 0 = success).
+    ZeroOnly,
+}
+
+impl Acquisition {
+    fn acquired(self, result: c_int) -> bool {
+        match self {
+            Acquisition::Mutex => result == 0 || result == libc::EOWNERDEAD,
+            Acquisition::ZeroOnly => result == 0,
+        }
+    }
+}
+
+/// A lock-like acquisition. `attempt` is the real call as the program made
+/// it; `acquire_blocking` is the plain blocking form replay uses for a
+/// recorded success. Both return / use result codes (errno values for sem).
+#[inline]
+pub fn acquire(
+    op: u32,
+    object: u64,
+    acquisition: Acquisition,
+    attempt: impl FnOnce() -> c_int,
+    acquire_blocking: impl FnOnce(),
+) -> c_int {
+    match session::current() {
+        None => attempt(),
+        Some(Session::Record(log)) => record_call(log, op, object, attempt, |result| {
+            acquisition.acquired(result)
+        }),
+        Some(Session::Replay(log)) => {
+            let _errno = ErrnoGuard::save();
+            let expected = expect_next(log, op, object);
+            if acquisition.acquired(expected.entry.result) {
+                take_recorded_turn(log, &expected, op, acquire_blocking);
+            }
+            expected.entry.result
+        }
+    }
+}
+
+/// pthread_cond_wait and its timed forms. The object is the mutex, which
+/// the call always re-acquires. Replay never waits on the condvar: it
+/// releases the mutex and re-acquires it at its recorded turn, which POSIX
+/// allows as a spurious wake-up and which gives the program's predicate
+/// the value it had when recorded.
+#[inline]
+pub fn cond_wait(
+    op: u32,
+    mutex: u64,
+    wait: impl FnOnce() -> c_int,
+    release_mutex: impl FnOnce(),
+    acquire_mutex: impl FnOnce(),
+) -> c_int {
+    match session::current() {
+        None => wait(),
+        Some(Session::Record(log)) => record_call(log, op, mutex, wait, |_| true),
+        Some(Session::Replay(log)) => {
+            let _errno = ErrnoGuard::save();
+            let expected = expect_next(log, op, mutex);
+            release_mutex();
+            take_recorded_turn(log, &expected, op, acquire_mutex);
+            expected.entry.result
+        }
+    }
+}
+
+/// pthread_barrier_wait: the real wait always happens (the threads need
+/// it); replay returns the recorded result, so the same thread is the
+/// serial one.
+#[inline]
+pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
+    let op = ops::BARRIER_WAIT;
+    match session::current() {
+        None => wait(),
+        Some(Session::Record(log)) => record_call(log, op, object, wait, |_| false),
+        Some(Session::Replay(log)) => {
+            let _errno = ErrnoGuard::save();
+            let expected = expect_next(log, op, object);
+            wait();
+            expected.entry.result
+        }
+    }
+}
+
+/// Makes the real call and logs it. The thread is looked up first so its
+/// one gettid comes before the real call in both record and replay.
+#[inline]
+fn record_call(
+    log: &SharedSyncLog,
+    op: u32,
+    object: u64,
+    call: impl FnOnce() -> c_int,
+    acquired: impl FnOnce(c_int) -> bool,
+) -> c_int {
+    let thread = session::this_thread(log);
+    let result = call();
+    match thread {
+        Ok(thread) => record(log, thread, op, object, acquired(result), result),
+        Err(_) => session::note_unrecorded(),
+    }
+    result
+}
+
+#[inline]
+fn record(
+    log: &SharedSyncLog,
+    thread: LogicalThread,
+    op: u32,
+    object: u64,
+    acquired: bool,
+    result: c_int,
+) {
+    let Some(ring) = log.ring(thread.slot) else {
+        session::note_unrecorded();
+        return;
+    };
+    let seq = if acquired {
+        match log.object(thread.process, object) {
+            // Still holding the object, so turns follow the real order.
+            Some(turn) => u64::from(turn.turn.fetch_add(1, Ordering::AcqRel)),
+            None => {
+                let index = ring.produced();
+                log.report_divergence(DIVERGENCE_TABLE_FULL, thread.slot, index, None, op, object);
+                NO_TURN
+            }
+        }
+    } else {
+        0
+    };
+    push(
+        log,
+        ring,
+        SyncEntry {
+            object,
+            seq,
+            op,
+            result,
+        },
+    );
+}
+
+#[inline]
+fn push(log: &SharedSyncLog, ring: &SyncRing, entry: SyncEntry) {
+    if ring.push(entry) {
+        // Lengths seen after successive pushes rise by at most one, so this
+        // is hit once each time the ring climbs past half.
+        if ring.len() == RING_HALF + 1 {
+            log.poke_service();
+        }
+        return;
+    }
+    push_when_drained(log, ring, entry);
+}
+
+#[cold]
+fn push_when_drained(log: &SharedSyncLog, ring: &SyncRing, entry: SyncEntry) {
+    let _errno = ErrnoGuard::save();
+    loop {
+        let seen = ring.popped.load(Ordering::Acquire);
+        if ring.push(entry) {
+            return;
+        }
+        log.poke_service();
+        futex_wait(&ring.popped, seen, Some(RING_FULL_WAIT));
+    }
+}
+
+/// The recorded entry for the operation a replaying thread is doing.
+struct Expected {
+    thread: LogicalThread,
+    /// Position of the operation in the thread's sync stream.
+    index: u64,
+    entry: SyncEntry,
+}
+
+/// Takes the thread's next recorded entry, which must be for `op`. Does
+/// not return on a divergence.
+fn expect_next(log: &SharedSyncLog, op: u32, object: u64) -> Expected {
+    let thread = match session::this_thread(log) {
+        Ok(thread) => thread,
+        // No stream position for an unknown thread: the index carries its tid.
+        Err(unknown) => diverge(
+            log,
+            DIVERGENCE_UNKNOWN_THREAD,
+            u32::MAX,
+            unknown.tid as u64,
+            None,
+            op,
+            object,
+        ),
+    };
+    let Some(ring) = log.ring(thread.slot) else {
+        diverge(
+            log,
+            DIVERGENCE_UNKNOWN_THREAD,
+            thread.slot,
+            0,
+            None,
+            op,
+            object,
+        )
+    };
+    let index = ring.consumed();
+    let entry = match ring.peek() {
+        Some(entry) => entry,
+        None => wait_for_entry(log, ring),
+    };
+    if entry.op != op {
+        diverge(
+            log,
+            DIVERGENCE_OP_MISMATCH,
+            thread.slot,
+            index,
+            Some(entry),
+            op,
+            object,
+        );
+    }
+    ring.pop();
+    // The feeder refills on a poke: ask once each time the ring drains to half.
+    if ring.len() == RING_HALF {
+        log.poke_service();
+    }
+    Expected {
+        thread,
+        index,
+        entry,
+    }
+}
+
+#[cold]
+fn wait_for_entry(log: &SharedSyncLog, ring: &SyncRing) -> SyncEntry {
+    loop {
+        let seen = ring.pushed.load(Ordering::Acquire);
+        if let Some(entry) = ring.peek() {
+            return entry;
+        }
+        if ring.closed.load(Ordering::Acquire) != 0 {
+            // The feeder pushes before it closes: look once more.
+            if let Some(entry) = ring.peek() {
+                return entry;
+            }
+            // Past the end of the recorded stream: when recorded, this
+            // thread was blocked in this operation until the end (an idle
+            // worker in cond_wait at exit). Block the same way; if the
+            // program then cannot finish, the replayer's watchdog says so.
+            ring.parked_past_end.store(1, Ordering::Release);
+            log.poke_service();
+            park_forever();
+        }
+        log.poke_service();
+        futex_wait(&ring.pushed, seen, Some(RING_EMPTY_WAIT));
+    }
+}
+
+/// Waits for the recorded turn on the recorded object, acquires for real,
+/// and passes the turn to the next acquirer.
+fn take_recorded_turn(
+    log: &SharedSyncLog,
+    expected: &Expected,
+    op: u32,
+    acquire_blocking: impl FnOnce(),
+) {
+    let entry = &expected.entry;
+    let Some(turn) = log.object(expected.thread.process, entry.object) else {
+        diverge(
+            log,
+            DIVERGENCE_TABLE_FULL,
+            expected.thread.slot,
+            expected.index,
+            Some(*entry),
+            op,
+            entry.object,
+        )
+    };
+    wait_for_turn(turn, entry.seq);
+    acquire_blocking();
+    // SeqCst pairs with the waiter's waiters increment: either it sees the
+    // new turn or we see it waiting.
+    turn.turn.fetch_add(1, Ordering::SeqCst);
+    if turn.waiters.load(Ordering::SeqCst) > 0 {
+        futex_wake(&turn.turn, i32::MAX);
+    }
+}
+
+#[inline]
+fn wait_for_turn(turn: &ObjectTurn, seq: u64) {
+    // The counter is 32 bits and wraps; turns are compared in its width.
+    let target = seq as u32;
+    let mut spins = 0;
+    loop {
+        let current = turn.turn.load(Ordering::Acquire);
+        if current == target {
+            return;
+        }
+        if spins < TURN_SPINS {
+            spins += 1;
+            std::hint::spin_loop();
+            continue;
+        }
+        turn.waiters.fetch_add(1, Ordering::SeqCst);
+        futex_wait(&turn.turn, current, Some(TURN_WAIT));
+        turn.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reports a divergence (only the first one in the log sticks) and parks
+/// this thread for good: the replayer kills the process.
+#[cold]
+fn diverge(
+    log: &SharedSyncLog,
+    kind: u32,
+    slot: u32,
+    index: u64,
+    expected: Option<SyncEntry>,
+    observed_op: u32,
+    observed_object: u64,
+) -> ! {
+    log.report_divergence(kind, slot, index, expected, observed_op, observed_object);
+    park_forever()
+}
+
+/// Blocks the calling thread until the process ends.
+fn park_forever() -> ! {
+    let parked = AtomicU32::new(0);
+    loop {
+        futex_wait(&parked, 0, None);
+    }
+}

@@ -1,0 +1,132 @@
+//! The real (libc) definitions of the functions the shim interposes,
+//! looked up on first use and cached: a function may be called before any
+//! constructor of this library has run.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use libc::{
+    clockid_t, pthread_barrier_t, pthread_cond_t, pthread_mutex_t, pthread_rwlock_t,
+    pthread_spinlock_t, sem_t, timespec,
+};
+
+use crate::session::ErrnoGuard;
+
+/// Version of the condition-variable functions that programs built against
+/// any current glibc use. A plain `dlsym` may find the old 2.2.5 ones.
+const COND_VERSION: &CStr = c"GLIBC_2.3.2";
+
+/// One symbol from the objects loaded after this one, resolved lazily.
+struct NextSymbol {
+    name: &'static CStr,
+    version: Option<&'static CStr>,
+    address: AtomicPtr<c_void>,
+}
+
+impl NextSymbol {
+    const fn new(name: &'static CStr, version: Option<&'static CStr>) -> Self {
+        NextSymbol {
+            name,
+            version,
+            address: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    #[inline]
+    fn address(&self) -> Option<*mut c_void> {
+        let cached = self.address.load(Ordering::Acquire);
+        if cached.is_null() {
+            self.resolve()
+        } else {
+            Some(cached)
+        }
+    }
+
+    /// Racing resolvers all find the same address, so a plain store is enough.
+    #[cold]
+    fn resolve(&self) -> Option<*mut c_void> {
+        // A failed lookup may leave errno set; the program must not see it.
+        let _errno = ErrnoGuard::save();
+        let mut found = ptr::null_mut();
+        if let Some(version) = self.version {
+            // SAFETY: both strings are NUL-terminated and 'static; dlvsym
+            // takes only the dynamic linker's own locks, never ours.
+            found = unsafe { libc::dlvsym(libc::RTLD_NEXT, self.name.as_ptr(), version.as_ptr()) };
+        }
+        if found.is_null() {
+            // SAFETY: as above, for dlsym.
+            found = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+        }
+        if found.is_null() {
+            return None;
+        }
+        self.address.store(found, Ordering::Release);
+        Some(found)
+    }
+}
+
+/// Defines one accessor per real function, returning it as a typed
+/// function pointer (None when libc does not define it).
+macro_rules! real_functions {
+    ($( $getter:ident = $name:literal $(@ $version:expr)? => fn($($arg:ty),*) -> $ret:ty; )*) => {$(
+        #[inline]
+        pub fn $getter() -> Option<unsafe extern "C" fn($($arg),*) -> $ret> {
+            static SYMBOL: NextSymbol = NextSymbol::new($name, real_functions!(@version $($version)?));
+            let address = SYMBOL.address()?;
+            // SAFETY: `address` is the dynamic linker's definition of this
+            // C function, whose prototype is exactly this signature.
+            Some(unsafe {
+                std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> $ret>(address)
+            })
+        }
+    )*};
+    (@version) => { None };
+    (@version $version:expr) => { Some($version) };
+}
+
+real_functions! {
+    mutex_lock = c"pthread_mutex_lock" => fn(*mut pthread_mutex_t) -> c_int;
+    mutex_trylock = c"pthread_mutex_trylock" => fn(*mut pthread_mutex_t) -> c_int;
+    mutex_timedlock = c"pthread_mutex_timedlock"
+        => fn(*mut pthread_mutex_t, *const timespec) -> c_int;
+    mutex_clocklock = c"pthread_mutex_clocklock"
+        => fn(*mut pthread_mutex_t, clockid_t, *const timespec) -> c_int;
+    mutex_unlock = c"pthread_mutex_unlock" => fn(*mut pthread_mutex_t) -> c_int;
+
+    cond_wait = c"pthread_cond_wait" @ COND_VERSION
+        => fn(*mut pthread_cond_t, *mut pthread_mutex_t) -> c_int;
+    cond_timedwait = c"pthread_cond_timedwait" @ COND_VERSION
+        => fn(*mut pthread_cond_t, *mut pthread_mutex_t, *const timespec) -> c_int;
+    // Added in glibc 2.30 with a single version: plain dlsym finds it.
+    cond_clockwait = c"pthread_cond_clockwait"
+        => fn(*mut pthread_cond_t, *mut pthread_mutex_t, clockid_t, *const timespec) -> c_int;
+    cond_signal = c"pthread_cond_signal" @ COND_VERSION => fn(*mut pthread_cond_t) -> c_int;
+    cond_broadcast = c"pthread_cond_broadcast" @ COND_VERSION => fn(*mut pthread_cond_t) -> c_int;
+
+    rwlock_rdlock = c"pthread_rwlock_rdlock" => fn(*mut pthread_rwlock_t) -> c_int;
+    rwlock_wrlock = c"pthread_rwlock_wrlock" => fn(*mut pthread_rwlock_t) -> c_int;
+    rwlock_tryrdlock = c"pthread_rwlock_tryrdlock" => fn(*mut pthread_rwlock_t) -> c_int;
+    rwlock_trywrlock = c"pthread_rwlock_trywrlock" => fn(*mut pthread_rwlock_t) -> c_int;
+    rwlock_timedrdlock = c"pthread_rwlock_timedrdlock"
+        => fn(*mut pthread_rwlock_t, *const timespec) -> c_int;
+    rwlock_timedwrlock = c"pthread_rwlock_timedwrlock"
+        => fn(*mut pthread_rwlock_t, *const timespec) -> c_int;
+    rwlock_clockrdlock = c"pthread_rwlock_clockrdlock"
+        => fn(*mut pthread_rwlock_t, clockid_t, *const timespec) -> c_int;
+    rwlock_clockwrlock = c"pthread_rwlock_clockwrlock"
+        => fn(*mut pthread_rwlock_t, clockid_t, *const timespec) -> c_int;
+    rwlock_unlock = c"pthread_rwlock_unlock" => fn(*mut pthread_rwlock_t) -> c_int;
+
+    sem_wait = c"sem_wait" => fn(*mut sem_t) -> c_int;
+    sem_trywait = c"sem_trywait" => fn(*mut sem_t) -> c_int;
+    sem_timedwait = c"sem_timedwait" => fn(*mut sem_t, *const timespec) -> c_int;
+    sem_clockwait = c"sem_clockwait" => fn(*mut sem_t, clockid_t, *const timespec) -> c_int;
+    sem_post = c"sem_post" => fn(*mut sem_t) -> c_int;
+
+    spin_lock = c"pthread_spin_lock" => fn(*mut pthread_spinlock_t) -> c_int;
+    spin_trylock = c"pthread_spin_trylock" => fn(*mut pthread_spinlock_t) -> c_int;
+    spin_unlock = c"pthread_spin_unlock" => fn(*mut pthread_spinlock_t) -> c_int;
+
+    barrier_wait = c"pthread_barrier_wait" => fn(*mut pthread_barrier_t) -> c_int;
+}
