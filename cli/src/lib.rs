@@ -17,7 +17,10 @@ pub fn parse_or_exit<T: Parser>(tool: &str) -> T {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
             _ => {
-                eprintln!("{tool}: error: {} (see {tool} --help)", first_line(&e.to_string()));
+                eprintln!(
+                    "{tool}: error: {} (see {tool} --help)",
+                    first_line(&e.to_string())
+                );
                 std::process::exit(EXIT_USAGE);
             }
         },
@@ -60,6 +63,9 @@ mod tests {
     #[test]
     fn folds_lines() {
         assert_eq!(super::one_line("a\n\n  b\n"), "a b");
-        assert_eq!(super::first_line("error: unexpected argument 'x'\n\nUsage: y"), "unexpected argument 'x'");
+        assert_eq!(
+            super::first_line("error: unexpected argument 'x'\n\nUsage: y"),
+            "unexpected argument 'x'"
+        );
     }
 }

@@ -24,6 +24,7 @@ pub fn record_thread(record: &TraceRecord) -> Option<ThreadId> {
         | TraceRecord::ThreadExit { thread, .. }
         | TraceRecord::Warning { thread, .. } => Some(*thread),
         TraceRecord::Syscall(syscall) => Some(syscall.thread),
+        TraceRecord::Tsc(tsc) => Some(tsc.thread),
         TraceRecord::Sync(batch) => Some(batch.thread),
         TraceRecord::Signal(signal) => Some(signal.thread),
         TraceRecord::End(_) => None,
@@ -47,6 +48,17 @@ pub fn write_event(out: &mut impl Write, record: &TraceRecord) -> io::Result<()>
             )
         }
         TraceRecord::Syscall(syscall) => writeln!(out, "{}", syscall_line(syscall)),
+        TraceRecord::Tsc(tsc) => {
+            let insn = if tsc.aux.is_some() { "rdtscp" } else { "rdtsc" };
+            writeln!(
+                out,
+                "[t{} #{}] {insn} = {:#x}{}",
+                tsc.thread,
+                tsc.index,
+                tsc.value,
+                tsc.aux.map_or_else(String::new, |a| format!(" aux {a}"))
+            )
+        }
         TraceRecord::Sync(batch) => write_sync_batch(out, batch),
         TraceRecord::Signal(signal) => writeln!(out, "{}", signal_line(signal)),
         TraceRecord::ThreadExit { thread, events } => {
@@ -212,7 +224,12 @@ fn acquired(op: &SyncRecord) -> bool {
 
 /// `[t2 #9] --- SIGALRM (async) ---`
 fn signal_line(signal: &SignalRecord) -> String {
-    let origin = if signal.asynchronous { "async" } else { "sync" };
+    let origin = match signal.at {
+        rrc_trace::SignalPoint::Synchronous => "sync".to_string(),
+        rrc_trace::SignalPoint::SyscallReturn => "async, at syscall return".to_string(),
+        rrc_trace::SignalPoint::SyscallEntry => "async, at syscall entry".to_string(),
+        rrc_trace::SignalPoint::Elapsed(ns) => format!("async, {ns} ns into user code"),
+    };
     format!(
         "[t{} #{}] --- {} ({origin}) ---",
         signal.thread,
@@ -349,8 +366,13 @@ mod tests {
             index: 9,
             signo: 14,
             asynchronous: true,
+            at: rrc_trace::SignalPoint::SyscallReturn,
+            siginfo: Vec::new(),
         };
-        assert_eq!(signal_line(&signal), "[t2 #9] --- SIGALRM (async) ---");
+        assert_eq!(
+            signal_line(&signal),
+            "[t2 #9] --- SIGALRM (async, at syscall return) ---"
+        );
         let end = EndRecord {
             exit: ExitStatus::Signaled(11),
             duration_ns: 2_500_000_000,

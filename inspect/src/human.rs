@@ -176,6 +176,11 @@ fn write_activity(out: &mut impl Write, summary: &TraceSummary) -> io::Result<()
         "Syscall data: {} from the kernel, {} checked on the way in",
         format_bytes(summary.bytes.syscall_outputs),
         format_bytes(summary.bytes.syscall_inputs)
+    )?;
+    writeln!(
+        out,
+        "Time-stamp counter reads (rdtsc): {}",
+        summary.tsc_reads
     )
 }
 

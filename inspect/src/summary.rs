@@ -40,6 +40,8 @@ pub struct TraceSummary {
     pub warnings: Vec<String>,
     /// Distinct names of syscalls rrc did not know how to record.
     pub unknown_syscalls: Vec<String>,
+    /// Time-stamp counter reads (rdtsc/rdtscp) trapped and recorded.
+    pub tsc_reads: u64,
 }
 
 /// How the recorded program ended: `{"exited": 0}` or `{"signaled": 9}`.
@@ -144,6 +146,7 @@ pub struct SummaryBuilder {
     bytes: ByteCounts,
     warnings: Vec<String>,
     unknown_syscall_nrs: BTreeSet<u32>,
+    tsc_reads: u64,
     end: Option<EndRecord>,
 }
 
@@ -159,6 +162,7 @@ impl SummaryBuilder {
             bytes: ByteCounts::default(),
             warnings: Vec::new(),
             unknown_syscall_nrs: BTreeSet::new(),
+            tsc_reads: 0,
             end: None,
         }
     }
@@ -179,6 +183,7 @@ impl SummaryBuilder {
                 entry.pid = Some(*pid);
             }
             TraceRecord::Syscall(syscall) => self.observe_syscall(syscall),
+            TraceRecord::Tsc(_) => self.tsc_reads += 1,
             TraceRecord::Sync(batch) => self.observe_sync(batch),
             TraceRecord::Signal(signal) => self.observe_signal(signal),
             TraceRecord::ThreadExit { thread, .. } => self.thread_mut(*thread).exited = true,
@@ -254,6 +259,7 @@ impl SummaryBuilder {
                 .into_iter()
                 .map(syscall_name)
                 .collect(),
+            tsc_reads: self.tsc_reads,
         }
     }
 }
@@ -371,6 +377,8 @@ mod tests {
                 index: 1,
                 signo: 14,
                 asynchronous: true,
+                at: rrc_trace::SignalPoint::SyscallReturn,
+                siginfo: Vec::new(),
             }),
             TraceRecord::ThreadExit {
                 thread: 0,

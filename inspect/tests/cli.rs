@@ -180,6 +180,8 @@ fn records() -> Vec<TraceRecord> {
             index: 2,
             signo: 14,
             asynchronous: true,
+            at: rrc_trace::SignalPoint::SyscallReturn,
+            siginfo: Vec::new(),
         }),
         TraceRecord::Warning {
             thread: 1,

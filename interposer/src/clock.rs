@@ -69,7 +69,8 @@ impl StopClock {
             libc::ppoll(
                 &mut pfd,
                 1,
-                ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec),
+                ts.as_ref()
+                    .map_or(std::ptr::null(), |t| t as *const libc::timespec),
                 std::ptr::null(),
             )
         };

@@ -48,7 +48,9 @@ pub fn build_filter() -> Result<BpfProgram> {
         TargetArch::x86_64,
     )
     .map_err(|e| err(&e))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| err(&e))
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| err(&e))
 }
 
 #[cfg(test)]
@@ -57,6 +59,9 @@ mod tests {
     fn filter_builds() {
         let prog = super::build_filter().expect("filter");
         assert!(prog.len() > 10);
-        assert!(prog.len() < 4096, "BPF programs are limited to 4096 instructions");
+        assert!(
+            prog.len() < 4096,
+            "BPF programs are limited to 4096 instructions"
+        );
     }
 }

@@ -52,7 +52,11 @@ pub enum InputSpec {
     /// NUL-terminated string (a path), read up to PATH_MAX.
     CString(u64),
     /// Gather list: `count` iovecs at `addr`, up to `limit` bytes in all.
-    Iovec { addr: u64, count: u64, limit: u64 },
+    Iovec {
+        addr: u64,
+        count: u64,
+        limit: u64,
+    },
 }
 
 /// Syscalls the filter lets run untrapped: they only build process state,
@@ -133,32 +137,138 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         SYS_kill | SYS_tgkill | SYS_tkill => SignalSend,
         SYS_exit_group => ExitGroup,
         SYS_fcntl => Emulate, // refined by replay_action()
-        SYS_read | SYS_write | SYS_pread64 | SYS_pwrite64 | SYS_readv | SYS_writev
-        | SYS_preadv | SYS_pwritev | SYS_preadv2 | SYS_pwritev2 | SYS_lseek | SYS_stat
-        | SYS_fstat | SYS_lstat | SYS_newfstatat | SYS_statx | SYS_statfs | SYS_fstatfs
-        | SYS_access | SYS_faccessat | SYS_faccessat2 | SYS_readlink | SYS_readlinkat
-        | SYS_getdents | SYS_getdents64 | SYS_getcwd | SYS_chdir | SYS_fchdir | SYS_mkdir
-        | SYS_mkdirat | SYS_rmdir | SYS_unlink | SYS_unlinkat | SYS_rename | SYS_renameat
-        | SYS_renameat2 | SYS_link | SYS_linkat | SYS_symlink | SYS_symlinkat | SYS_chmod
-        | SYS_fchmod | SYS_fchmodat | SYS_chown | SYS_fchown | SYS_lchown | SYS_fchownat
-        | SYS_truncate | SYS_ftruncate | SYS_fsync | SYS_fdatasync | SYS_sync
-        | SYS_syncfs | SYS_utimensat | SYS_fallocate | SYS_flock | SYS_umask
-        | SYS_getrandom | SYS_clock_gettime | SYS_clock_getres | SYS_gettimeofday
-        | SYS_time | SYS_nanosleep | SYS_clock_nanosleep | SYS_getpid | SYS_gettid
-        | SYS_getppid | SYS_getuid | SYS_geteuid | SYS_getgid | SYS_getegid
-        | SYS_getgroups | SYS_getresuid | SYS_getresgid | SYS_getpgid | SYS_getpgrp
-        | SYS_getsid | SYS_setsid | SYS_setpgid | SYS_uname | SYS_sysinfo | SYS_getrusage
-        | SYS_times | SYS_getrlimit | SYS_setrlimit | SYS_prlimit64
-        | SYS_sched_getaffinity | SYS_getcpu | SYS_getpriority | SYS_ioctl | SYS_poll
-        | SYS_ppoll | SYS_select | SYS_pselect6 | SYS_epoll_ctl | SYS_epoll_wait
-        | SYS_epoll_pwait | SYS_epoll_pwait2 | SYS_connect | SYS_bind | SYS_listen
-        | SYS_recvfrom | SYS_recvmsg | SYS_sendto | SYS_sendmsg | SYS_shutdown
-        | SYS_getsockname | SYS_getpeername | SYS_getsockopt | SYS_setsockopt
-        | SYS_wait4 | SYS_waitid | SYS_timerfd_settime | SYS_timerfd_gettime
-        | SYS_setitimer | SYS_getitimer | SYS_alarm | SYS_pause | SYS_rt_sigsuspend
-        | SYS_rt_sigtimedwait | SYS_rt_sigpending | SYS_sendfile | SYS_splice | SYS_tee
-        | SYS_copy_file_range | SYS_capget | SYS_sched_getscheduler | SYS_sched_getparam
-        | SYS_inotify_add_watch | SYS_inotify_rm_watch | SYS_sysfs | SYS_syslog => Emulate,
+        SYS_read
+        | SYS_write
+        | SYS_pread64
+        | SYS_pwrite64
+        | SYS_readv
+        | SYS_writev
+        | SYS_preadv
+        | SYS_pwritev
+        | SYS_preadv2
+        | SYS_pwritev2
+        | SYS_lseek
+        | SYS_stat
+        | SYS_fstat
+        | SYS_lstat
+        | SYS_newfstatat
+        | SYS_statx
+        | SYS_statfs
+        | SYS_fstatfs
+        | SYS_access
+        | SYS_faccessat
+        | SYS_faccessat2
+        | SYS_readlink
+        | SYS_readlinkat
+        | SYS_getdents
+        | SYS_getdents64
+        | SYS_getcwd
+        | SYS_chdir
+        | SYS_fchdir
+        | SYS_mkdir
+        | SYS_mkdirat
+        | SYS_rmdir
+        | SYS_unlink
+        | SYS_unlinkat
+        | SYS_rename
+        | SYS_renameat
+        | SYS_renameat2
+        | SYS_link
+        | SYS_linkat
+        | SYS_symlink
+        | SYS_symlinkat
+        | SYS_chmod
+        | SYS_fchmod
+        | SYS_fchmodat
+        | SYS_chown
+        | SYS_fchown
+        | SYS_lchown
+        | SYS_fchownat
+        | SYS_truncate
+        | SYS_ftruncate
+        | SYS_fsync
+        | SYS_fdatasync
+        | SYS_sync
+        | SYS_syncfs
+        | SYS_utimensat
+        | SYS_fallocate
+        | SYS_flock
+        | SYS_umask
+        | SYS_getrandom
+        | SYS_clock_gettime
+        | SYS_clock_getres
+        | SYS_gettimeofday
+        | SYS_time
+        | SYS_nanosleep
+        | SYS_clock_nanosleep
+        | SYS_getpid
+        | SYS_gettid
+        | SYS_getppid
+        | SYS_getuid
+        | SYS_geteuid
+        | SYS_getgid
+        | SYS_getegid
+        | SYS_getgroups
+        | SYS_getresuid
+        | SYS_getresgid
+        | SYS_getpgid
+        | SYS_getpgrp
+        | SYS_getsid
+        | SYS_setsid
+        | SYS_setpgid
+        | SYS_uname
+        | SYS_sysinfo
+        | SYS_getrusage
+        | SYS_times
+        | SYS_getrlimit
+        | SYS_setrlimit
+        | SYS_prlimit64
+        | SYS_sched_getaffinity
+        | SYS_getcpu
+        | SYS_getpriority
+        | SYS_ioctl
+        | SYS_poll
+        | SYS_ppoll
+        | SYS_select
+        | SYS_pselect6
+        | SYS_epoll_ctl
+        | SYS_epoll_wait
+        | SYS_epoll_pwait
+        | SYS_epoll_pwait2
+        | SYS_connect
+        | SYS_bind
+        | SYS_listen
+        | SYS_recvfrom
+        | SYS_recvmsg
+        | SYS_sendto
+        | SYS_sendmsg
+        | SYS_shutdown
+        | SYS_getsockname
+        | SYS_getpeername
+        | SYS_getsockopt
+        | SYS_setsockopt
+        | SYS_wait4
+        | SYS_waitid
+        | SYS_timerfd_settime
+        | SYS_timerfd_gettime
+        | SYS_setitimer
+        | SYS_getitimer
+        | SYS_alarm
+        | SYS_pause
+        | SYS_rt_sigsuspend
+        | SYS_rt_sigtimedwait
+        | SYS_rt_sigpending
+        | SYS_sendfile
+        | SYS_splice
+        | SYS_tee
+        | SYS_copy_file_range
+        | SYS_capget
+        | SYS_sched_getscheduler
+        | SYS_sched_getparam
+        | SYS_inotify_add_watch
+        | SYS_inotify_rm_watch
+        | SYS_sysfs
+        | SYS_syslog => Emulate,
         _ => return None,
     })
 }
@@ -276,16 +386,23 @@ pub fn inputs(nr: c_long, a: &[u64; 6]) -> Vec<InputSpec> {
             v
         }
         SYS_open | SYS_creat | SYS_stat | SYS_lstat | SYS_access | SYS_readlink | SYS_unlink
-        | SYS_mkdir | SYS_rmdir | SYS_chdir | SYS_truncate | SYS_chmod | SYS_chown
-        | SYS_lchown | SYS_statfs | SYS_execve => path(a[0]).into_iter().collect(),
-        SYS_openat | SYS_openat2 | SYS_newfstatat | SYS_statx | SYS_faccessat
-        | SYS_faccessat2 | SYS_readlinkat | SYS_unlinkat | SYS_mkdirat | SYS_fchmodat
-        | SYS_fchownat | SYS_utimensat | SYS_execveat | SYS_inotify_add_watch => {
-            path(a[1]).into_iter().collect()
-        }
-        SYS_rename | SYS_link | SYS_symlink => {
-            path(a[0]).into_iter().chain(path(a[1])).collect()
-        }
+        | SYS_mkdir | SYS_rmdir | SYS_chdir | SYS_truncate | SYS_chmod | SYS_chown | SYS_lchown
+        | SYS_statfs | SYS_execve => path(a[0]).into_iter().collect(),
+        SYS_openat
+        | SYS_openat2
+        | SYS_newfstatat
+        | SYS_statx
+        | SYS_faccessat
+        | SYS_faccessat2
+        | SYS_readlinkat
+        | SYS_unlinkat
+        | SYS_mkdirat
+        | SYS_fchmodat
+        | SYS_fchownat
+        | SYS_utimensat
+        | SYS_execveat
+        | SYS_inotify_add_watch => path(a[1]).into_iter().collect(),
+        SYS_rename | SYS_link | SYS_symlink => path(a[0]).into_iter().chain(path(a[1])).collect(),
         SYS_renameat | SYS_renameat2 | SYS_linkat => {
             path(a[1]).into_iter().chain(path(a[3])).collect()
         }

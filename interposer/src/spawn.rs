@@ -179,7 +179,11 @@ pub fn traced_env(base: &[Vec<u8>], shim: &std::path::Path) -> Vec<CString> {
     if let Ok(c) = CString::new(ld) {
         env.push(c);
     }
-    if let Ok(c) = CString::new(format!("{}={}", rrc_synclog::SHM_FD_ENV, rrc_synclog::SHM_FD)) {
+    if let Ok(c) = CString::new(format!(
+        "{}={}",
+        rrc_synclog::SHM_FD_ENV,
+        rrc_synclog::SHM_FD
+    )) {
         env.push(c);
     }
     env

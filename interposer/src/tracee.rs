@@ -155,7 +155,11 @@ impl Tracee {
     fn proc_mem(&self, write: Option<&[u8]>, addr: u64, len: usize) -> Result<Vec<u8>> {
         use std::os::unix::fs::FileExt;
         let path = format!("/proc/{}/mem", self.tid);
-        let op = if write.is_some() { "write memory" } else { "read memory" };
+        let op = if write.is_some() {
+            "write memory"
+        } else {
+            "read memory"
+        };
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(write.is_some())

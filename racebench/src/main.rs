@@ -1,1 +1,4 @@
-fn main() { eprintln!("racebench: not built yet (issue 3)"); std::process::exit(2); }
+fn main() {
+    eprintln!("racebench: not built yet (issue 3)");
+    std::process::exit(2);
+}

@@ -35,7 +35,11 @@ impl SyncDrainer {
                     if finishing {
                         break;
                     }
-                    futex_wait(&log.header().service_wake, seen, Some(Duration::from_millis(2)));
+                    futex_wait(
+                        &log.header().service_wake,
+                        seen,
+                        Some(Duration::from_millis(2)),
+                    );
                 }
             })?;
         Ok(SyncDrainer {
@@ -52,7 +56,6 @@ impl SyncDrainer {
         }
     }
 }
-
 
 fn drain_all(
     log: &SharedSyncLog,

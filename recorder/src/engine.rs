@@ -105,7 +105,10 @@ impl Recorder {
             parent_state.map_or(0, |t| t.process)
         };
         if !self.log.register_thread(tid.as_raw(), logical, process) {
-            bail!("more than {} threads: rrc's sync log is full", rrc_synclog::MAX_THREADS);
+            bail!(
+                "more than {} threads: rrc's sync log is full",
+                rrc_synclog::MAX_THREADS
+            );
         }
         self.next_thread.store(logical + 1, Ordering::Release);
         let pid = *self.process_pid.entry(process).or_insert(tid.as_raw());
@@ -164,7 +167,10 @@ impl Recorder {
 
     fn resume(&self, pid: Pid, signal: i32) -> Result<()> {
         let t = Tracee::new(pid);
-        let in_flight = self.threads.get(&pid).is_some_and(|t| t.in_flight.is_some());
+        let in_flight = self
+            .threads
+            .get(&pid)
+            .is_some_and(|t| t.in_flight.is_some());
         if in_flight {
             t.resume_to_syscall_exit("resume to syscall exit")?;
         } else {
@@ -194,7 +200,10 @@ impl Recorder {
         } else if nr == libc::SYS_ioctl && !model::ioctl_is_known(args[1]) {
             self.warn_once(
                 thread,
-                format!("ioctl request {:#x} is not known to rrc: memory it writes is not recorded", args[1]),
+                format!(
+                    "ioctl request {:#x} is not known to rrc: memory it writes is not recorded",
+                    args[1]
+                ),
             )?;
         }
         let inputs = self.read_inputs(&tracee, nr, &args)?;
@@ -313,11 +322,17 @@ impl Recorder {
         let tracee = Tracee::new(pid);
         match event {
             libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => {
-                let child = Pid::from_raw(tracee.event_message("read new tid at clone event")? as i32);
-                let new_process = event != libc::PTRACE_EVENT_CLONE || !self.clone_makes_thread(pid);
+                let child =
+                    Pid::from_raw(tracee.event_message("read new tid at clone event")? as i32);
+                let new_process =
+                    event != libc::PTRACE_EVENT_CLONE || !self.clone_makes_thread(pid);
                 let logical = self.add_thread(child, Some(pid), new_process)?;
                 let process = self.threads.get(&child).map_or(0, |t| t.process);
-                if let Some(call) = self.threads.get_mut(&pid).and_then(|t| t.in_flight.as_mut()) {
+                if let Some(call) = self
+                    .threads
+                    .get_mut(&pid)
+                    .and_then(|t| t.in_flight.as_mut())
+                {
                     call.extra = if new_process {
                         SyscallExtra::NewProcess {
                             process,
@@ -366,12 +381,18 @@ impl Recorder {
         };
         if t.awaiting_first_stop && sig == libc::SIGSTOP {
             t.awaiting_first_stop = false;
-            return Tracee::new(pid).resume(0, "start new thread").map_err(Into::into);
+            return Tracee::new(pid)
+                .resume(0, "start new thread")
+                .map_err(Into::into);
         }
-        if matches!(sig, libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU)
-            && rrc_interposer::is_group_stop(pid)
+        if matches!(
+            sig,
+            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+        ) && rrc_interposer::is_group_stop(pid)
         {
-            return Tracee::new(pid).resume(0, "resume from group stop").map_err(Into::into);
+            return Tracee::new(pid)
+                .resume(0, "resume from group stop")
+                .map_err(Into::into);
         }
         let asynchronous = rrc_interposer::signal_info(pid)
             .is_some_and(|si| is_async(&si, sig, &self.process_pid));
@@ -419,9 +440,10 @@ fn read_input(tracee: &Tracee, spec: InputSpec) -> Vec<u8> {
         InputSpec::Iovec { addr, count, limit } => {
             let mut out = Vec::new();
             for i in 0..count.min(1024) {
-                let (Ok(base), Ok(len)) =
-                    (tracee.read_u64(addr + i * 16), tracee.read_u64(addr + i * 16 + 8))
-                else {
+                let (Ok(base), Ok(len)) = (
+                    tracee.read_u64(addr + i * 16),
+                    tracee.read_u64(addr + i * 16 + 8),
+                ) else {
                     break;
                 };
                 let take = len.min(limit.saturating_sub(out.len() as u64));

@@ -23,7 +23,12 @@ use rrc_trace::{spawn_writer, EndRecord, TraceHeader, TraceRecord};
 #[command(name = "rrc-record", version, about)]
 struct Cli {
     /// Where to write the trace.
-    #[arg(short = 'o', long = "output", value_name = "TRACE", default_value = "rrc.trace")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "TRACE",
+        default_value = "rrc.trace"
+    )]
     output: PathBuf,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
@@ -77,7 +82,8 @@ fn resolve_program(program: &OsString) -> Result<PathBuf> {
     for c in &candidates {
         if let Ok(meta) = std::fs::metadata(c) {
             if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
-                return std::path::absolute(c).with_context(|| format!("resolving {}", c.display()));
+                return std::path::absolute(c)
+                    .with_context(|| format!("resolving {}", c.display()));
             }
             if c.as_os_str().as_bytes().contains(&b'/') && candidates.len() == 1 {
                 bail!("cannot execute '{}': not an executable file", c.display());

@@ -4,7 +4,7 @@
 use std::io::{ErrorKind, Read};
 use std::path::Path;
 
-use crate::{TraceError, TraceHeader, TraceRecord, Result, FORMAT_VERSION, MAGIC, MAX_FRAME_LEN};
+use crate::{Result, TraceError, TraceHeader, TraceRecord, FORMAT_VERSION, MAGIC, MAX_FRAME_LEN};
 
 pub struct TraceReader<R: Read> {
     input: R,
@@ -164,12 +164,17 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             what: format!("frame length {len} is implausible"),
         });
     }
-    let mut payload = vec![0u8; len as usize];
-    let got = read_up_to(input, &mut payload)?;
-    if got < payload.len() {
+    // Grow as data arrives rather than trusting the length up front: a
+    // damaged length must not make us allocate hundreds of megabytes.
+    let mut payload = Vec::with_capacity((len as usize).min(1 << 20));
+    input.by_ref().take(len as u64).read_to_end(&mut payload)?;
+    if payload.len() < len as usize {
         return Err(TraceError::Truncated {
             offset: start,
-            what: format!("only {got} of {len} bytes of a record"),
+            what: format!(
+                "the record there claims {len} bytes but only {} follow (cut short, or a damaged length)",
+                payload.len()
+            ),
         });
     }
     if crc32fast::hash(&payload) != crc {

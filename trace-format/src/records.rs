@@ -38,16 +38,21 @@ pub enum TraceRecord {
         pid: i32,
     },
     Syscall(SyscallRecord),
+    /// A time-stamp counter read (rdtsc/rdtscp), trapped and recorded.
+    Tsc(TscRecord),
     /// Synchronisation operations of one thread, in its program order.
     Sync(SyncBatch),
     Signal(SignalRecord),
     ThreadExit {
         thread: ThreadId,
-        /// Events (syscalls and signals) the thread had when it exited.
+        /// Events (syscalls, time-stamp reads, signals) the thread had when it exited.
         events: u64,
     },
     /// Something rrc could not record faithfully (an unknown syscall).
-    Warning { thread: ThreadId, message: String },
+    Warning {
+        thread: ThreadId,
+        message: String,
+    },
     /// The recording ended; nothing follows.
     End(EndRecord),
 }
@@ -83,7 +88,10 @@ pub enum SyscallExtra {
     /// clone/clone3 that made a thread in the same process.
     NewThread(ThreadId),
     /// fork/vfork/clone that made a new process, with its first thread.
-    NewProcess { process: ProcessId, thread: ThreadId },
+    NewProcess {
+        process: ProcessId,
+        thread: ThreadId,
+    },
     /// A write to the recorder's own stdout (1) or stderr (2).
     StdStream(u8),
     /// mmap of a file descriptor: what the descriptor referred to.
@@ -202,6 +210,42 @@ pub struct SignalRecord {
     /// child exit) and replay must inject it; false when the thread caused
     /// it itself (raise, fault) and replay lets it happen again.
     pub asynchronous: bool,
+    /// Where an asynchronous signal was delivered, which is where replay
+    /// delivers it again.
+    pub at: SignalPoint,
+    /// The siginfo the program received (raw `siginfo_t`), for
+    /// asynchronous signals: replay hands the same one to the handler.
+    pub siginfo: Vec<u8>,
+}
+
+/// Where in a thread's execution an asynchronous signal was delivered.
+/// rrc has no instruction counter (no hardware performance counters), so
+/// the recorder delivers asynchronous signals at syscall boundaries.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SignalPoint {
+    /// The thread caused it itself; replay lets it happen again.
+    #[default]
+    Synchronous,
+    /// As the thread returned from its previous syscall (the event before).
+    SyscallReturn,
+    /// At the entry of the thread's next syscall, which ran after the
+    /// handler (a restarted call, or a signal held back to this boundary).
+    SyscallEntry,
+    /// While the thread ran code without syscalls, this many nanoseconds
+    /// after its previous syscall return: replay delivers it by time, which
+    /// is approximate.
+    Elapsed(u64),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TscRecord {
+    pub thread: ThreadId,
+    /// Position in the thread's event stream.
+    pub index: u64,
+    pub value: u64,
+    /// IA32_TSC_AUX for rdtscp; `None` for rdtsc.
+    pub aux: Option<u32>,
+    pub interval_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]

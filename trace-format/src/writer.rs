@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::{TraceError, TraceHeader, TraceRecord, Result, FORMAT_VERSION, MAGIC};
+use crate::{Result, TraceError, TraceHeader, TraceRecord, FORMAT_VERSION, MAGIC};
 
 /// Where a trace goes: a file now, a socket to a backup later.
 pub trait TraceSink: Write + Send {}
@@ -45,7 +45,9 @@ impl<W: Write> TraceWriter<W> {
         let len = u32::try_from(payload_len)
             .ok()
             .filter(|l| *l <= crate::MAX_FRAME_LEN)
-            .ok_or_else(|| TraceError::Encode(format!("record of {payload_len} bytes is too large")))?;
+            .ok_or_else(|| {
+                TraceError::Encode(format!("record of {payload_len} bytes is too large"))
+            })?;
         let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[0..4].copy_from_slice(&len.to_le_bytes());
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
@@ -126,7 +128,10 @@ pub fn spawn_writer(sink: Box<dyn TraceSink>, header: &TraceHeader) -> Result<Wr
     })
 }
 
-fn run_writer(mut writer: TraceWriter<Box<dyn TraceSink>>, rx: Receiver<TraceRecord>) -> Result<u64> {
+fn run_writer(
+    mut writer: TraceWriter<Box<dyn TraceSink>>,
+    rx: Receiver<TraceRecord>,
+) -> Result<u64> {
     while let Ok(record) = rx.recv() {
         writer.write(&record)?;
         while let Ok(more) = rx.try_recv() {

@@ -1,0 +1,52 @@
+//! Replay of a program that no longer behaves as recorded must report a
+//! divergence, not succeed or hang.
+
+use std::path::{Path, PathBuf};
+
+use rrc_tests::*;
+
+/// Copies `from` to `to`, replacing the file (a fresh inode).
+fn install(from: &Path, to: &Path) {
+    if to.exists() {
+        std::fs::remove_file(to).expect("remove the old executable");
+    }
+    std::fs::copy(from, to).expect("copy the executable");
+}
+
+fn check_divergence(variant: &str) {
+    let bin_dir = TempDir::new().expect("temporary directory");
+    let prog: PathBuf = bin_dir.path().join("prog");
+    install(&program("divergent_v1"), &prog);
+
+    let rec = record(&prog, &[], b"");
+    rec.assert_exit_code(0);
+    assert!(rec.stdout_str().starts_with("variant one: "));
+    let faithful = replay(&rec.trace, &[]);
+    assert_replay_matches(&rec, &faithful, "replay before the executable changed");
+
+    install(&program(variant), &prog);
+    let out = replay(&rec.trace, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "replay of a changed executable ({variant}) must fail, but exited 0.\nstdout:\n{}\n\
+         stderr:\n{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.lines().any(|l| l.starts_with("divergence:")),
+        "replay of a changed executable ({variant}) must say `divergence:` on stderr \
+         ({}):\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+fn divergence_when_program_writes_other_bytes() {
+    check_divergence("divergent_v2");
+}
+
+#[test]
+fn divergence_when_program_makes_other_syscalls() {
+    check_divergence("divergent_v3");
+}
