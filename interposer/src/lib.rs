@@ -23,7 +23,7 @@ pub use spawn::{
     TRACE_OPTIONS,
 };
 pub use stop::{is_group_stop, poll_any, signal_info, wait_any, Polled, Stop};
-pub use tracee::{SyscallRegs, Tracee, TraceeMemory};
+pub use tracee::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};
 
 use nix::errno::Errno;
 

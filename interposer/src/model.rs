@@ -85,7 +85,6 @@ pub fn runs_untrapped(nr: c_long) -> bool {
             | SYS_rseq
             | SYS_arch_prctl
             | SYS_rt_sigprocmask
-            | SYS_rt_sigaction
             | SYS_sigaltstack
             | SYS_rt_sigreturn
             | SYS_sched_yield
@@ -131,7 +130,7 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         SYS_open | SYS_openat | SYS_creat | SYS_openat2 => Open,
         SYS_socket | SYS_accept | SYS_accept4 => Placeholder,
         SYS_pipe | SYS_pipe2 | SYS_socketpair => ExecuteChecked,
-        SYS_mmap => Execute,
+        SYS_mmap | SYS_rt_sigaction => Execute,
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => Spawn,
         SYS_execve | SYS_execveat => Exec,
         SYS_kill | SYS_tgkill | SYS_tkill => SignalSend,
@@ -320,7 +319,7 @@ pub fn compared_args(nr: c_long) -> u8 {
         SYS_poll => A1,
         SYS_wait4 => A0 | A2,
         SYS_mmap => A1 | A2 | A3 | (1 << 4) | (1 << 5),
-        SYS_exit_group => A0,
+        SYS_exit_group | SYS_rt_sigaction => A0,
         SYS_kill => A1,
         SYS_tgkill => A2,
         SYS_tkill => A1,
@@ -565,6 +564,20 @@ pub fn outputs(
             add(a[3], 8);
         }
         SYS_sched_getparam if ok => add(a[1], 4),
+        SYS_timer_create if ok => add(a[2], 4),
+        SYS_timer_settime if ok => add(a[3], 32),
+        SYS_timer_gettime if ok => add(a[1], 32),
+        SYS_getxattr | SYS_lgetxattr if ok => add(a[2], n),
+        SYS_fgetxattr if ok => add(a[2], n),
+        SYS_listxattr | SYS_flistxattr if ok => add(a[1], n),
+        SYS_mincore if ok => add(a[2], a[1].div_ceil(4096)),
+        SYS_recvmmsg if ok => recvmmsg_outputs(mem, a[1], n, &mut add)?,
+        SYS_sendmmsg if ok => {
+            // The kernel writes each sent message's length.
+            for i in 0..n.min(1024) {
+                add(a[1] + i * 64 + 56, 4);
+            }
+        }
         _ => {}
     }
     Ok(out)
@@ -595,6 +608,31 @@ pub fn ioctl_is_known(request: u64) -> bool {
                 | libc::TIOCSWINSZ
                 | libc::TIOCSPGRP
         )
+}
+
+/// recvmmsg fills up to `count` mmsghdr entries (64 bytes each: a msghdr
+/// and the received length).
+fn recvmmsg_outputs(
+    mem: &dyn TraceeMemory,
+    vec: u64,
+    count: u64,
+    add: &mut dyn FnMut(u64, u64),
+) -> crate::Result<()> {
+    for i in 0..count.min(1024) {
+        let m = vec + i * 64;
+        let len = mem.read_u32(m + 56)? as u64;
+        let name = mem.read_u64(m)?;
+        let namelen = mem.read_u32(m + 8)? as u64;
+        let iov = mem.read_u64(m + 16)?;
+        let iovlen = mem.read_u64(m + 24)?;
+        add(m + 8, 4);
+        add(name, namelen.min(128));
+        scatter(mem, iov, iovlen, len, add)?;
+        add(m + 40, 8);
+        add(m + 48, 4);
+        add(m + 56, 4);
+    }
+    Ok(())
 }
 
 /// Splits `total` bytes across an iovec array.

@@ -217,3 +217,97 @@ impl TraceeMemory for Tracee {
         }
     }
 }
+
+/// A time-stamp counter instruction at a thread's instruction pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TscInstruction {
+    Rdtsc,
+    Rdtscp,
+}
+
+impl TscInstruction {
+    pub fn len(self) -> u64 {
+        match self {
+            TscInstruction::Rdtsc => 2,
+            TscInstruction::Rdtscp => 3,
+        }
+    }
+}
+
+impl Tracee {
+    /// The rdtsc/rdtscp the thread faulted on (PR_TSC_SIGSEGV), if any.
+    pub fn tsc_instruction_at(&self, rip: u64) -> Option<TscInstruction> {
+        let code = self.read(rip, 3).ok()?;
+        match code.as_slice() {
+            [0x0f, 0x31, _] => Some(TscInstruction::Rdtsc),
+            [0x0f, 0x01, 0xf9] => Some(TscInstruction::Rdtscp),
+            _ => None,
+        }
+    }
+
+    /// Completes a trapped rdtsc/rdtscp with the given result.
+    pub fn complete_tsc(
+        &self,
+        regs: &mut SyscallRegs,
+        insn: TscInstruction,
+        value: u64,
+        aux: Option<u32>,
+    ) -> Result<()> {
+        regs.regs.rax = value & 0xffff_ffff;
+        regs.regs.rdx = value >> 32;
+        if let (TscInstruction::Rdtscp, Some(aux)) = (insn, aux) {
+            regs.regs.rcx = aux as u64;
+        }
+        regs.regs.rip += insn.len();
+        self.set_regs(regs, "complete a trapped rdtsc")
+    }
+
+    /// Makes the thread, stopped at the seccomp stop of a syscall, go back
+    /// to its `syscall` instruction instead of running the call: a signal
+    /// queued now is delivered first, and after the handler the call runs
+    /// again (traps again). The same effect as the kernel's own restart.
+    pub fn rewind_syscall(&self, regs: &mut SyscallRegs) -> Result<()> {
+        let nr = regs.regs.orig_rax;
+        regs.regs.orig_rax = u64::MAX;
+        regs.regs.rax = nr;
+        regs.regs.rip -= 2;
+        self.set_regs(regs, "rewind a syscall to deliver a signal first")
+    }
+
+    /// Queues a signal for this thread (tgkill from the tracer).
+    pub fn queue_signal(&self, tgid: Pid, signal: i32) -> Result<()> {
+        // SAFETY: tgkill takes plain integers.
+        let r =
+            unsafe { libc::syscall(libc::SYS_tgkill, tgid.as_raw(), self.tid.as_raw(), signal) };
+        if r < 0 {
+            return Err(self.err("queue a signal", Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// The pending signal's siginfo, raw.
+    pub fn siginfo_bytes(&self) -> Option<Vec<u8>> {
+        let si = nix::sys::ptrace::getsiginfo(self.tid).ok()?;
+        // SAFETY: siginfo_t is plain data of the given size.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                &si as *const libc::siginfo_t as *const u8,
+                std::mem::size_of::<libc::siginfo_t>(),
+            )
+        };
+        Some(bytes.to_vec())
+    }
+
+    /// Replaces the pending signal's siginfo (so a handler sees what it saw
+    /// when recorded, not the tracer's tgkill).
+    pub fn set_siginfo_bytes(&self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() != std::mem::size_of::<libc::siginfo_t>() {
+            return Ok(());
+        }
+        // SAFETY: bytes has exactly the size of siginfo_t, which is plain
+        // data valid for any bit pattern; read_unaligned copes with alignment.
+        let si: libc::siginfo_t =
+            unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const libc::siginfo_t) };
+        nix::sys::ptrace::setsiginfo(self.tid, &si).map_err(|e| self.err("set siginfo", e))
+    }
+}

@@ -6,17 +6,27 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, InputSpec, ReplayAction};
-use rrc_interposer::{fd_identity, fd_target, hide_vdso, wait_any, Stop, Tracee, TraceeMemory};
+use rrc_interposer::{
+    fd_identity, fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, Tracee, TraceeMemory,
+};
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{
-    ExitStatus, ProcessId, SignalRecord, SyscallExtra, SyscallRecord, ThreadId, TraceRecord,
+    ExitStatus, ProcessId, SignalPoint, SignalRecord, SyscallExtra, SyscallRecord, ThreadId,
+    TraceRecord, TscRecord,
 };
+
+use crate::signals::{restarts, ProcessDispositions};
+
+/// How long an asynchronous signal that arrived while its thread ran its
+/// own code waits for the thread's next syscall before it is delivered
+/// where the thread is (replay then delivers it by elapsed time).
+const DEFER_LIMIT: Duration = Duration::from_millis(20);
 
 /// A syscall between its seccomp stop and its exit.
 struct InFlight {
@@ -24,6 +34,21 @@ struct InFlight {
     args: [u64; 6],
     inputs: Vec<Vec<u8>>,
     extra: SyscallExtra,
+    /// rt_sigaction: (signal, handler, flags) it installs.
+    installs: Option<(i32, u64, u64)>,
+}
+
+/// An asynchronous signal the recorder holds back to a syscall boundary.
+struct HeldSignal {
+    sig: i32,
+    siginfo: Vec<u8>,
+    since: Instant,
+}
+
+/// Where a signal the recorder queued itself (tgkill) is being delivered.
+struct Injection {
+    signal: HeldSignal,
+    at: SignalPoint,
 }
 
 struct ThreadState {
@@ -34,6 +59,18 @@ struct ThreadState {
     in_flight: Option<InFlight>,
     /// The kernel's initial SIGSTOP has not been seen yet.
     awaiting_first_stop: bool,
+    /// Where the thread was at its last syscall exit; a signal stop there
+    /// means the signal is delivered as that syscall returns.
+    last_exit_rip: Option<u64>,
+    /// A syscall the kernel will restart or fail with EINTR, depending on
+    /// the signal that interrupted it (its exit showed ERESTART*).
+    interrupted: Option<(InFlight, i64)>,
+    /// The syscall restart_syscall will continue (ERESTART_RESTARTBLOCK).
+    restart_block: Option<(i64, [u64; 6])>,
+    held: Option<HeldSignal>,
+    injection: Option<Injection>,
+    /// Signals the thread sent itself (raise, abort): synchronous.
+    self_signals: Vec<i32>,
 }
 
 pub struct Recorder {
@@ -50,7 +87,8 @@ pub struct Recorder {
     root: Pid,
     std_streams: [Option<(u64, u64)>; 3],
     warned: HashSet<String>,
-    vdso_hidden: bool,
+    dispositions: ProcessDispositions,
+    clock: StopClock,
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {
@@ -64,6 +102,7 @@ impl Recorder {
         log: Arc<SharedSyncLog>,
         next_thread: Arc<AtomicU32>,
         root: Pid,
+        clock: StopClock,
     ) -> Result<Recorder> {
         let mut r = Recorder {
             sink,
@@ -77,7 +116,8 @@ impl Recorder {
             root,
             std_streams: [None, stream_identity(1), stream_identity(2)],
             warned: HashSet::new(),
-            vdso_hidden: false,
+            dispositions: HashMap::new(),
+            clock,
         };
         r.add_thread(root, None, true)?;
         // The root already took its initial stop in spawn_traced.
@@ -97,12 +137,18 @@ impl Recorder {
         let logical = self.next_thread.load(Ordering::Acquire);
         let parent_state = parent.and_then(|p| self.threads.get(&p));
         let parent_logical = parent_state.map(|t| t.logical);
+        let parent_process = parent_state.map(|t| t.process);
         let process = if new_process {
             let p = self.next_process;
             self.next_process += 1;
+            // A child starts with its parent's dispositions.
+            let inherited = parent_process
+                .and_then(|pp| self.dispositions.get(&pp).cloned())
+                .unwrap_or_default();
+            self.dispositions.insert(p, inherited);
             p
         } else {
-            parent_state.map_or(0, |t| t.process)
+            parent_process.unwrap_or(0)
         };
         if !self.log.register_thread(tid.as_raw(), logical, process) {
             bail!(
@@ -121,6 +167,12 @@ impl Recorder {
                 last_return: Instant::now(),
                 in_flight: None,
                 awaiting_first_stop: true,
+                last_exit_rip: None,
+                interrupted: None,
+                restart_block: None,
+                held: None,
+                injection: None,
+                self_signals: Vec::new(),
             },
         );
         self.emit(TraceRecord::ThreadStart {
@@ -143,7 +195,17 @@ impl Recorder {
 
     /// Runs until every traced thread is gone; returns the program's status.
     pub fn run(mut self) -> Result<ExitStatus> {
-        while let Some(stop) = wait_any(false).context("waiting for the traced program")? {
+        loop {
+            let stop = match poll_any().context("waiting for the traced program")? {
+                Polled::Stop(stop) => stop,
+                Polled::Gone => break,
+                Polled::Nothing => {
+                    self.release_overdue_signals()?;
+                    let next = self.next_held_deadline();
+                    self.clock.wait(next);
+                    continue;
+                }
+            };
             let result = match stop {
                 Stop::Seccomp(pid) => self.on_seccomp(pid),
                 Stop::SyscallExit(pid) => self.on_syscall_exit(pid),
@@ -181,12 +243,36 @@ impl Recorder {
 
     fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
         let tracee = Tracee::new(pid);
-        let regs = tracee.regs("read registers at seccomp stop")?;
-        let nr = regs.nr();
-        let args = regs.args();
-        let Some(thread) = self.threads.get(&pid).map(|t| t.logical) else {
+        let mut regs = tracee.regs("read registers at seccomp stop")?;
+        let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
+        let thread = t.logical;
+        t.last_exit_rip = None;
+        if let Some(signal) = t.held.take() {
+            // A signal held back to this boundary: deliver it before the
+            // call, which then runs (and traps) again.
+            tracee.rewind_syscall(&mut regs)?;
+            let tgid = self.tgid_of(pid);
+            tracee.queue_signal(tgid, signal.sig)?;
+            if let Some(t) = self.threads.get_mut(&pid) {
+                t.injection = Some(Injection {
+                    signal,
+                    at: SignalPoint::SyscallEntry,
+                });
+            }
+            return Ok(tracee.resume(0, "resume to deliver a held signal")?);
+        }
+        let mut nr = regs.nr();
+        let mut args = regs.args();
+        if nr == libc::SYS_restart_syscall {
+            // Continues the call interrupted with ERESTART_RESTARTBLOCK:
+            // record it as that call, which replay re-executes.
+            if let Some((orig_nr, orig_args)) = t.restart_block.take() {
+                nr = orig_nr;
+                args = orig_args;
+            }
+        }
         let mut extra = SyscallExtra::None;
         if !model::is_known(nr) {
             extra = SyscallExtra::Unknown;
@@ -223,11 +309,22 @@ impl Recorder {
                 extra = SyscallExtra::MappedFd(target);
             }
         }
+        if matches!(nr, libc::SYS_tgkill | libc::SYS_tkill | libc::SYS_kill) {
+            self.note_self_signal(pid, nr, &args);
+        }
+        let installs = if nr == libc::SYS_rt_sigaction && args[1] != 0 {
+            let handler = tracee.read_u64(args[1]).unwrap_or(0);
+            let flags = tracee.read_u64(args[1] + 8).unwrap_or(0);
+            Some((args[0] as i32, handler, flags))
+        } else {
+            None
+        };
         let call = InFlight {
             nr,
             args,
             inputs,
             extra,
+            installs,
         };
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
@@ -267,10 +364,25 @@ impl Recorder {
             return Ok(());
         };
         if is_restart(ret) {
-            // Interrupted: the kernel restarts it after the signal, and the
-            // restarted call traps again; the program never sees this one.
+            // Interrupted by a signal: whether the program sees EINTR or a
+            // restarted call is decided when the signal is delivered.
+            t.interrupted = Some((call, ret));
             tracee.resume(0, "resume after interrupted syscall")?;
             return Ok(());
+        }
+        t.last_exit_rip = Some(regs.regs.rip);
+        if let Some((sig, handler, flags)) = call.installs.filter(|_| ret == 0) {
+            let process = t.process;
+            self.dispositions
+                .entry(process)
+                .or_default()
+                .set(sig, handler, flags);
+        }
+        if matches!(call.nr, libc::SYS_execve | libc::SYS_execveat) && ret == 0 {
+            let process = t.process;
+            if let Some(d) = self.dispositions.get_mut(&process) {
+                d.after_exec();
+            }
         }
         self.finish_syscall(pid, call, ret)?;
         tracee.resume(0, "resume after syscall exit")?;
@@ -350,9 +462,7 @@ impl Recorder {
                 }
             }
             libc::PTRACE_EVENT_EXEC => {
-                if hide_vdso(&tracee)? {
-                    self.vdso_hidden = true;
-                }
+                hide_vdso(&tracee)?;
             }
             _ => {}
         }
@@ -394,8 +504,132 @@ impl Recorder {
                 .resume(0, "resume from group stop")
                 .map_err(Into::into);
         }
-        let asynchronous = rrc_interposer::signal_info(pid)
-            .is_some_and(|si| is_async(&si, sig, &self.process_pid));
+        let tracee = Tracee::new(pid);
+        let info = rrc_interposer::signal_info(pid);
+        let code = info.map_or(0, |si| si.si_code);
+        if sig == libc::SIGSEGV && code == libc::SI_KERNEL {
+            if let Some(done) = self.record_tsc(pid)? {
+                return Ok(done);
+            }
+        }
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return Ok(());
+        };
+        if let Some(inj) = t.injection.take() {
+            if inj.signal.sig == sig {
+                // Our own tgkill: hand the program the original siginfo.
+                tracee.set_siginfo_bytes(&inj.signal.siginfo)?;
+                let at = match inj.at {
+                    SignalPoint::Elapsed(_) => SignalPoint::Elapsed(
+                        inj.signal.since.duration_since(t.last_return).as_nanos() as u64,
+                    ),
+                    other => other,
+                };
+                self.emit_signal(pid, sig, at, inj.signal.siginfo)?;
+                return Ok(tracee.resume(sig, "deliver signal")?);
+            }
+            t.injection = Some(inj);
+        }
+        let siginfo = tracee.siginfo_bytes().unwrap_or_default();
+        let fault = matches!(
+            sig,
+            libc::SIGSEGV
+                | libc::SIGBUS
+                | libc::SIGFPE
+                | libc::SIGILL
+                | libc::SIGTRAP
+                | libc::SIGSYS
+        ) && code > 0
+            && code != libc::SI_KERNEL;
+        let raised_by_kernel_for_this_call =
+            matches!(sig, libc::SIGPIPE | libc::SIGXFSZ) && code == libc::SI_KERNEL;
+        let own = t.self_signals.iter().position(|s| *s == sig);
+        if fault || raised_by_kernel_for_this_call || own.is_some() {
+            if let Some(i) = own {
+                t.self_signals.remove(i);
+            }
+            self.emit_signal(pid, sig, SignalPoint::Synchronous, Vec::new())?;
+            return Ok(tracee.resume(sig, "deliver signal")?);
+        }
+        // Asynchronous: delivered at a syscall boundary.
+        let regs = tracee.regs("read registers at signal stop")?;
+        let process = t.process;
+        if let Some((call, code)) = t.interrupted.take() {
+            let disposition = self
+                .dispositions
+                .get(&process)
+                .map(|d| d.get(sig))
+                .unwrap_or_default();
+            if restarts(code, disposition) {
+                if -code == 516 {
+                    if let Some(t) = self.threads.get_mut(&pid) {
+                        t.restart_block = Some((call.nr, call.args));
+                    }
+                }
+                self.emit_signal(pid, sig, SignalPoint::SyscallEntry, siginfo)?;
+            } else {
+                self.finish_syscall(pid, call, -(libc::EINTR as i64))?;
+                self.emit_signal(pid, sig, SignalPoint::SyscallReturn, siginfo)?;
+            }
+            return Ok(tracee.resume(sig, "deliver signal")?);
+        }
+        if t.last_exit_rip == Some(regs.regs.rip) {
+            self.emit_signal(pid, sig, SignalPoint::SyscallReturn, siginfo)?;
+            return Ok(tracee.resume(sig, "deliver signal")?);
+        }
+        let in_untrapped_call = (regs.regs.orig_rax as i64) >= 0
+            && (is_restart(regs.ret()) || regs.ret() == -(libc::EINTR as i64));
+        if in_untrapped_call {
+            // Blocked in a call that runs untrapped (a futex wait): deliver
+            // here; replay delivers it after the same elapsed time.
+            let elapsed = Instant::now().duration_since(t.last_return).as_nanos() as u64;
+            self.emit_signal(pid, sig, SignalPoint::Elapsed(elapsed), siginfo)?;
+            return Ok(tracee.resume(sig, "deliver signal")?);
+        }
+        // Running its own code: hold the signal back to the thread's next
+        // syscall, where replay can deliver it at the same point.
+        t.held = Some(HeldSignal {
+            sig,
+            siginfo,
+            since: Instant::now(),
+        });
+        Ok(tracee.resume(0, "hold a signal back to the next syscall")?)
+    }
+
+    /// Emulates and records a trapped rdtsc/rdtscp. `None` when the fault
+    /// was not one.
+    fn record_tsc(&mut self, pid: Pid) -> Result<Option<()>> {
+        let tracee = Tracee::new(pid);
+        let mut regs = tracee.regs("read registers at rdtsc fault")?;
+        let Some(insn) = tracee.tsc_instruction_at(regs.regs.rip) else {
+            return Ok(None);
+        };
+        let (value, aux) = read_tsc(insn);
+        tracee.complete_tsc(&mut regs, insn, value, aux)?;
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return Ok(Some(()));
+        };
+        let now = Instant::now();
+        let interval_ns = now.duration_since(t.last_return).as_nanos() as u64;
+        t.last_return = now;
+        let index = t.events;
+        t.events += 1;
+        let thread = t.logical;
+        self.emit(TraceRecord::Tsc(TscRecord {
+            thread,
+            index,
+            value,
+            aux,
+            interval_ns,
+        }))?;
+        tracee.resume(0, "resume after rdtsc")?;
+        Ok(Some(()))
+    }
+
+    fn emit_signal(&mut self, pid: Pid, sig: i32, at: SignalPoint, siginfo: Vec<u8>) -> Result<()> {
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return Ok(());
+        };
         let index = t.events;
         t.events += 1;
         let thread = t.logical;
@@ -403,17 +637,93 @@ impl Recorder {
             thread,
             index,
             signo: sig,
-            asynchronous,
-        }))?;
-        if asynchronous {
+            asynchronous: at != SignalPoint::Synchronous,
+            at,
+            siginfo,
+        }))
+    }
+
+    /// A thread signalling itself (raise, abort) gets a synchronous signal.
+    fn note_self_signal(&mut self, pid: Pid, nr: i64, args: &[u64; 6]) {
+        let tgid = self.tgid_of(pid).as_raw();
+        let (target, sig) = match nr {
+            libc::SYS_tgkill => (args[1] as i32, args[2] as i32),
+            libc::SYS_tkill => (args[0] as i32, args[1] as i32),
+            // kill() of its own single-threaded process.
+            _ if args[0] as i32 == tgid
+                && self
+                    .threads
+                    .values()
+                    .filter(|t| self.process_pid.get(&t.process) == Some(&tgid))
+                    .count()
+                    == 1 =>
+            {
+                (pid.as_raw(), args[1] as i32)
+            }
+            _ => return,
+        };
+        if target == pid.as_raw() && sig > 0 {
+            if let Some(t) = self.threads.get_mut(&pid) {
+                t.self_signals.push(sig);
+            }
+        }
+    }
+
+    fn tgid_of(&self, pid: Pid) -> Pid {
+        self.threads
+            .get(&pid)
+            .and_then(|t| self.process_pid.get(&t.process))
+            .map_or(pid, |p| Pid::from_raw(*p))
+    }
+
+    fn next_held_deadline(&self) -> Option<Instant> {
+        self.threads
+            .values()
+            .filter_map(|t| t.held.as_ref().map(|h| h.since + DEFER_LIMIT))
+            .min()
+    }
+
+    /// A held signal whose thread made no syscall for DEFER_LIMIT is
+    /// delivered where the thread is.
+    fn release_overdue_signals(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let overdue: Vec<Pid> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| {
+                t.held
+                    .as_ref()
+                    .is_some_and(|h| now >= h.since + DEFER_LIMIT)
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        for pid in overdue {
+            let tgid = self.tgid_of(pid);
+            let Some(t) = self.threads.get_mut(&pid) else {
+                continue;
+            };
+            let Some(signal) = t.held.take() else {
+                continue;
+            };
+            let sig = signal.sig;
+            t.injection = Some(Injection {
+                signal,
+                at: SignalPoint::Elapsed(0),
+            });
+            let thread = t.logical;
+            match Tracee::new(pid).queue_signal(tgid, sig) {
+                Ok(()) => {}
+                Err(e) if e.tracee_gone() => continue,
+                Err(e) => return Err(e.into()),
+            }
             self.warn_once(
                 thread,
                 format!(
-                    "asynchronous signal {sig} delivered: replay of asynchronous signals is not supported yet"
+                    "signal {sig} arrived while a thread ran without syscalls for {} ms: delivered there; replay delivers it after the same elapsed time, which may not be the same point",
+                    DEFER_LIMIT.as_millis()
                 ),
             )?;
         }
-        Tracee::new(pid).resume(sig, "deliver signal")?;
         Ok(())
     }
 
@@ -459,23 +769,16 @@ pub fn is_restart(ret: i64) -> bool {
     matches!(-ret, 512..=514 | 516)
 }
 
-/// Whether a signal came from outside the program (another process, a
-/// timer, a child's exit) rather than from its own actions (a fault, raise,
-/// kill of itself), which replay reproduces by re-executing.
-fn is_async(si: &libc::siginfo_t, sig: i32, traced: &HashMap<ProcessId, i32>) -> bool {
-    let code = si.si_code;
-    let fault = matches!(
-        sig,
-        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP
-    );
-    if fault && code > 0 {
-        return false;
+fn read_tsc(insn: rrc_interposer::TscInstruction) -> (u64, Option<u32>) {
+    match insn {
+        // SAFETY: rdtsc/rdtscp have no preconditions in the tracer, which
+        // is not itself under PR_TSC_SIGSEGV.
+        rrc_interposer::TscInstruction::Rdtsc => (unsafe { core::arch::x86_64::_rdtsc() }, None),
+        rrc_interposer::TscInstruction::Rdtscp => {
+            let mut aux = 0u32;
+            // SAFETY: as above; aux is a valid out-pointer.
+            let v = unsafe { core::arch::x86_64::__rdtscp(&mut aux) };
+            (v, Some(aux))
+        }
     }
-    if code == libc::SI_TKILL || code == libc::SI_USER {
-        // SAFETY: for SI_USER and SI_TKILL the kernel filled in si_pid.
-        let sender = unsafe { si.si_pid() };
-        // SIGPIPE raised by the kernel for a write comes as SI_USER from 0.
-        return !(traced.values().any(|p| *p == sender) || (sig == libc::SIGPIPE && sender == 0));
-    }
-    true
 }

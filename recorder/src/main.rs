@@ -2,6 +2,7 @@
 
 mod drain;
 mod engine;
+mod signals;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -97,6 +98,8 @@ fn resolve_program(program: &OsString) -> Result<PathBuf> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    // First, before any thread exists: blocks SIGCHLD process-wide.
+    let clock = rrc_interposer::StopClock::new().context("setting up the tracer clock")?;
     let Some(program) = cli.command.first() else {
         bail!("no program given (usage: rrc-record [-o TRACE] -- PROGRAM [ARGS...])");
     };
@@ -157,7 +160,7 @@ fn run(cli: Cli) -> Result<i32> {
     let started = Instant::now();
     let root = spawn_traced(&opts)?;
     CHILD.store(root.as_raw(), Ordering::Relaxed);
-    let recorder = engine::Recorder::new(writer.sender(), log.clone(), next_thread, root)?;
+    let recorder = engine::Recorder::new(writer.sender(), log.clone(), next_thread, root, clock)?;
     let status = recorder.run()?;
     drainer.finish();
     writer

@@ -17,7 +17,7 @@ use rrc_interposer::{
     fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, SyscallRegs, Tracee, TraceeMemory,
 };
 use rrc_synclog::SharedSyncLog;
-use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, SyscallRecord, ThreadId};
+use rrc_trace::{ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId};
 
 use crate::divergence::{describe_call, describe_record, preview, Divergence};
 use crate::feed::ReplayShared;
@@ -48,6 +48,19 @@ struct LiveThread {
     awaiting_first_stop: bool,
     /// When its previous syscall returned (or it started).
     last_return: Instant,
+    /// Its process's live pid, for tgkill.
+    tgid: Pid,
+    /// A recorded signal we queued for it and wait to see delivered.
+    injecting: Option<i32>,
+}
+
+/// What a timed hold releases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timed {
+    /// Return from a replayed syscall (its recorded interval has passed).
+    Return { interval_ns: u64 },
+    /// Queue a recorded signal that arrived while the thread ran its own code.
+    Signal { sig: i32 },
 }
 
 /// Interval enforcement figures, for `--stats`.
@@ -89,8 +102,8 @@ pub struct Replayer {
     shim_now: Vec<u8>,
     clock: StopClock,
     enforce_intervals: bool,
-    /// Threads held until a deadline: (deadline, tid, recorded interval).
-    timed: BinaryHeap<Reverse<(Instant, Pid, u64)>>,
+    /// Threads held until a deadline.
+    timed: BinaryHeap<Reverse<(Instant, Pid, Timed)>>,
     pub stats: IntervalStats,
 }
 
@@ -136,6 +149,7 @@ impl Replayer {
         let (process, rec_tid, rec_pid) = (p.process, p.tid, p.pid);
         self.log.register_thread(rec_tid, logical, process);
         self.live_id.insert(rec_tid, tid.as_raw());
+        let tgid = Pid::from_raw(self.live_id.get(&rec_pid).copied().unwrap_or(tid.as_raw()));
         if rec_tid == rec_pid {
             if let Ok(mut pids) = self.shared.pids.lock() {
                 pids.push(tid.as_raw());
@@ -149,6 +163,8 @@ impl Replayer {
                 in_flight: None,
                 awaiting_first_stop,
                 last_return: Instant::now(),
+                tgid,
+                injecting: None,
             },
         );
     }
@@ -262,8 +278,20 @@ impl Replayer {
         let plan = &self.plan.threads[thread as usize];
         let record = match plan.events.front() {
             Some(PlannedEvent::Syscall(r)) => r,
-            Some(PlannedEvent::Signal(s)) => {
-                let expected = format!("signal {} ({})", s.signo, signal_name(s.signo));
+            Some(PlannedEvent::Signal(s))
+                if matches!(s.at, SignalPoint::SyscallEntry | SignalPoint::Elapsed(_)) =>
+            {
+                // Delivered at this call's entry when recorded (or it
+                // arrived by time and the thread got here first): deliver
+                // it now; the call runs again after the handler.
+                let sig = s.signo;
+                let mut regs = regs;
+                tracee.rewind_syscall(&mut regs)?;
+                self.inject(pid, sig)?;
+                return Ok(tracee.resume(0, "resume to deliver a recorded signal")?);
+            }
+            Some(other) => {
+                let expected = describe_event(other);
                 let observed = describe_call(nr, &args, &inputs);
                 self.diverge(thread, expected, observed);
                 return Ok(());
@@ -303,6 +331,17 @@ impl Replayer {
         else {
             return Ok(());
         };
+        if nr == libc::SYS_rt_sigsuspend && record.ret == -(libc::EINTR as i64) {
+            // It swaps in a signal mask and waits: run it for real with the
+            // recorded signal already queued, so the mask it installs is
+            // the one the handler runs under.
+            if let Some(PlannedEvent::Signal(s)) = self.plan.threads[thread as usize].events.front()
+            {
+                let sig = s.signo;
+                self.inject(pid, sig)?;
+            }
+            return self.run_to_exit(pid, record, args, ExitCheck::Executed);
+        }
         let mut action = model::replay_action(nr, &args);
         if record.ret < 0
             && matches!(
@@ -355,7 +394,7 @@ impl Replayer {
                     }
                 }
                 self.complete(thread, &record);
-                tracee.resume(0, "resume into executed syscall")?;
+                self.resume_thread(pid, 0)?;
             }
             ReplayAction::Open => {
                 if self.may_reopen(&record, &args) {
@@ -566,7 +605,9 @@ impl Replayer {
         let mut regs = tracee.regs("read registers at syscall exit")?;
         let ret = regs.ret();
         let record = &call.record;
+        let interrupted_as_recorded = is_restart(ret) && record.ret == -(libc::EINTR as i64);
         match call.check {
+            ExitCheck::Executed if interrupted_as_recorded => {}
             ExitCheck::Executed | ExitCheck::Placeholder if ret != record.ret => {
                 let expected = describe_record(record);
                 let observed = format!("it returned {ret}");
@@ -610,7 +651,8 @@ impl Replayer {
         };
         let due = t.last_return + Duration::from_nanos(interval_ns);
         if self.enforce_intervals && due > Instant::now() {
-            self.timed.push(Reverse((due, pid, interval_ns)));
+            self.timed
+                .push(Reverse((due, pid, Timed::Return { interval_ns })));
             return Ok(());
         }
         Ok(self.return_now(pid, interval_ns, false)?)
@@ -628,17 +670,68 @@ impl Replayer {
             }
             t.last_return = now;
         }
-        Tracee::new(pid).resume(0, "return from a replayed syscall")
+        self.resume_thread(pid, 0)
+    }
+
+    /// Resumes a thread after one of its events, first arranging the
+    /// delivery of the next one if it is a recorded asynchronous signal.
+    fn resume_thread(&mut self, pid: Pid, signal: i32) -> rrc_interposer::Result<()> {
+        let Some(t) = self.live.get(&pid) else {
+            return Tracee::new(pid).resume(signal, "resume");
+        };
+        let next = match self.plan.threads[t.logical as usize].events.front() {
+            Some(PlannedEvent::Signal(s)) if t.injecting.is_none() => Some((s.signo, s.at)),
+            _ => None,
+        };
+        match next {
+            Some((sig, SignalPoint::SyscallReturn)) => self.inject(pid, sig)?,
+            Some((sig, SignalPoint::Elapsed(ns))) => {
+                let at = Instant::now() + Duration::from_nanos(ns);
+                self.timed.push(Reverse((at, pid, Timed::Signal { sig })));
+            }
+            _ => {}
+        }
+        Tracee::new(pid).resume(signal, "resume")
+    }
+
+    /// Queues a recorded signal for a thread; its delivery stop is then
+    /// recognised as ours.
+    fn inject(&mut self, pid: Pid, sig: i32) -> rrc_interposer::Result<()> {
+        let Some(t) = self.live.get_mut(&pid) else {
+            return Ok(());
+        };
+        if t.injecting.is_some() {
+            return Ok(());
+        }
+        t.injecting = Some(sig);
+        Tracee::new(pid).queue_signal(t.tgid, sig)
     }
 
     /// Returns every held thread whose interval has passed.
     fn release_due(&mut self) -> Result<()> {
-        while let Some(Reverse((due, pid, interval))) = self.timed.peek().copied() {
+        while let Some(Reverse((due, pid, what))) = self.timed.peek().copied() {
             if due > Instant::now() {
                 break;
             }
             self.timed.pop();
-            if let Err(e) = self.return_now(pid, interval, true) {
+            let result = match what {
+                Timed::Return { interval_ns } => self.return_now(pid, interval_ns, true),
+                Timed::Signal { sig } => {
+                    let still_due = self.live.get(&pid).is_some_and(|t| {
+                        t.injecting.is_none()
+                            && matches!(
+                                self.plan.threads[t.logical as usize].events.front(),
+                                Some(PlannedEvent::Signal(s)) if s.signo == sig
+                            )
+                    });
+                    if still_due {
+                        self.inject(pid, sig)
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = result {
                 if !e.tracee_gone() {
                     return Err(e.into());
                 }
@@ -711,26 +804,80 @@ impl Replayer {
                 .map_err(Into::into);
         }
         let thread = t.logical;
+        let injected = t.injecting == Some(sig);
         if self.diverged() {
             return Ok(());
         }
+        let tracee = Tracee::new(pid);
+        let code = rrc_interposer::signal_info(pid).map_or(0, |si| si.si_code);
+        if sig == libc::SIGSEGV && code == libc::SI_KERNEL {
+            let mut regs = tracee.regs("read registers at rdtsc fault")?;
+            if let Some(insn) = tracee.tsc_instruction_at(regs.regs.rip) {
+                return self.replay_tsc(pid, thread, &mut regs, insn);
+            }
+        }
         let plan = &mut self.plan.threads[thread as usize];
-        match plan.events.front() {
-            Some(PlannedEvent::Signal(s)) if s.signo == sig => {
+        let front = match plan.events.front() {
+            Some(PlannedEvent::Signal(s)) if s.signo == sig => Some(s.clone()),
+            _ => None,
+        };
+        match front {
+            Some(s) if injected || s.at == SignalPoint::Synchronous => {
+                if injected {
+                    tracee.set_siginfo_bytes(&s.siginfo)?;
+                    if let Some(t) = self.live.get_mut(&pid) {
+                        t.injecting = None;
+                    }
+                }
+                let plan = &mut self.plan.threads[thread as usize];
                 plan.events.pop_front();
                 plan.done += 1;
-                Tracee::new(pid).resume(sig, "deliver signal")?;
+                self.resume_thread(pid, sig)?;
             }
-            other => {
-                let expected = match other {
-                    Some(PlannedEvent::Syscall(r)) => describe_record(r),
-                    Some(PlannedEvent::Signal(s)) => format!("signal {}", signal_name(s.signo)),
-                    None => "the end of the thread's events".into(),
-                };
-                self.diverge(thread, expected, format!("signal {}", signal_name(sig)));
+            _ => {
+                let fault = matches!(
+                    sig,
+                    libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGSYS
+                ) && code > 0
+                    && code != libc::SI_KERNEL;
+                if fault || injected {
+                    let expected = plan
+                        .events
+                        .front()
+                        .map_or("the end of the thread's events".into(), describe_event);
+                    self.diverge(thread, expected, format!("signal {}", signal_name(sig)));
+                } else {
+                    // A real signal of the replay itself (a real child's
+                    // SIGCHLD, a stray kill): the program gets the recorded
+                    // ones only.
+                    self.resume(pid, 0)?;
+                }
             }
         }
         Ok(())
+    }
+
+    fn replay_tsc(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: &mut SyscallRegs,
+        insn: rrc_interposer::TscInstruction,
+    ) -> Result<()> {
+        let plan = &mut self.plan.threads[thread as usize];
+        let Some(PlannedEvent::Tsc(r)) = plan.events.front() else {
+            let expected = plan
+                .events
+                .front()
+                .map_or("the end of the thread's events".into(), describe_event);
+            self.diverge(thread, expected, format!("{insn:?}").to_lowercase());
+            return Ok(());
+        };
+        let (value, aux, interval) = (r.value, r.aux, r.interval_ns);
+        Tracee::new(pid).complete_tsc(regs, insn, value, aux)?;
+        plan.events.pop_front();
+        plan.done += 1;
+        self.return_after_interval(pid, interval)
     }
 
     fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
@@ -747,10 +894,7 @@ impl Replayer {
         }
         let plan = &self.plan.threads[t.logical as usize];
         if let Some(next) = plan.events.front() {
-            let expected = match next {
-                PlannedEvent::Syscall(r) => describe_record(r),
-                PlannedEvent::Signal(s) => format!("signal {}", signal_name(s.signo)),
-            };
+            let expected = describe_event(next);
             let left = plan.events.len();
             self.diverge(
                 t.logical,
@@ -904,6 +1048,32 @@ fn write_all(fd: i32, mut data: &[u8]) {
         }
         data = &data[n as usize..];
     }
+}
+
+fn describe_event(e: &PlannedEvent) -> String {
+    match e {
+        PlannedEvent::Syscall(r) => describe_record(r),
+        PlannedEvent::Tsc(t) => {
+            if t.aux.is_some() {
+                "rdtscp".into()
+            } else {
+                "rdtsc".into()
+            }
+        }
+        PlannedEvent::Signal(s) => {
+            let at = match s.at {
+                SignalPoint::Synchronous => "raised by the thread",
+                SignalPoint::SyscallReturn => "at a syscall return",
+                SignalPoint::SyscallEntry => "at a syscall entry",
+                SignalPoint::Elapsed(_) => "while running its own code",
+            };
+            format!("signal {} ({at})", signal_name(s.signo))
+        }
+    }
+}
+
+fn is_restart(ret: i64) -> bool {
+    matches!(-ret, 512..=514 | 516)
 }
 
 pub fn signal_name(sig: i32) -> String {

@@ -7,12 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use anyhow::{bail, Result};
 use rrc_trace::{
     ExitStatus, ProcessId, ReadOutcome, SignalRecord, SyncRecord, SyscallExtra, SyscallRecord,
-    ThreadId, TraceHeader, TraceRecord,
+    ThreadId, TraceHeader, TraceRecord, TscRecord,
 };
 
 #[derive(Debug)]
 pub enum PlannedEvent {
     Syscall(SyscallRecord),
+    Tsc(TscRecord),
     Signal(SignalRecord),
 }
 
@@ -83,6 +84,17 @@ impl ReplayPlan {
                         output_rank.insert((thread, s.index), rank);
                     }
                     p.events.push_back(PlannedEvent::Syscall(s));
+                }
+                TraceRecord::Tsc(r) => {
+                    let thread = r.thread;
+                    let p = slot(&mut threads, thread)?;
+                    if r.index != p.events.len() as u64 {
+                        bail!(
+                            "trace is inconsistent: thread {thread} rdtsc at event {} out of order",
+                            r.index
+                        );
+                    }
+                    p.events.push_back(PlannedEvent::Tsc(r));
                 }
                 TraceRecord::Signal(s) => {
                     let thread = s.thread;
