@@ -264,6 +264,7 @@ mod tests {
             inputs: vec![],
             outputs: vec![vec![0; 17]],
             interval_ns: 1_200_000,
+            return_ns: 0,
             extra: SyscallExtra::None,
         }
     }

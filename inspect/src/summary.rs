@@ -315,6 +315,7 @@ mod tests {
             inputs: vec![b"ab".to_vec()],
             outputs: vec![b"xyz".to_vec(), b"q".to_vec()],
             interval_ns,
+            return_ns: 0,
             extra,
         })
     }

@@ -91,6 +91,7 @@ fn syscall(
             vec![vec![b'x'; output_len]]
         },
         interval_ns,
+        return_ns: 0,
         extra,
     })
 }

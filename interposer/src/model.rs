@@ -57,6 +57,9 @@ pub enum InputSpec {
         count: u64,
         limit: u64,
     },
+    /// A socket address: compared by its meaningful bytes only (padding
+    /// and whatever follows a Unix path may be uninitialised).
+    SockAddr(Region),
 }
 
 /// Syscalls the filter lets run untrapped: they only build process state,
@@ -267,7 +270,41 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         | SYS_inotify_add_watch
         | SYS_inotify_rm_watch
         | SYS_sysfs
-        | SYS_syslog => Emulate,
+        | SYS_syslog
+        | SYS_restart_syscall
+        | SYS_timer_create
+        | SYS_timer_settime
+        | SYS_timer_gettime
+        | SYS_timer_getoverrun
+        | SYS_timer_delete
+        | SYS_sched_getattr
+        | SYS_recvmmsg
+        | SYS_sendmmsg
+        | SYS_getxattr
+        | SYS_lgetxattr
+        | SYS_fgetxattr
+        | SYS_listxattr
+        | SYS_flistxattr
+        | SYS_mincore
+        | SYS_personality
+        | SYS_setuid
+        | SYS_setgid
+        | SYS_setreuid
+        | SYS_setregid
+        | SYS_setresuid
+        | SYS_setresgid
+        | SYS_setfsuid
+        | SYS_setfsgid
+        | SYS_setgroups
+        | SYS_capset
+        | SYS_chroot
+        | SYS_umount2
+        | SYS_sched_setscheduler
+        | SYS_sched_setparam
+        | SYS_ioprio_set
+        | SYS_ioprio_get
+        | SYS_mknod
+        | SYS_mknodat => Emulate,
         _ => return None,
     })
 }
@@ -380,7 +417,10 @@ pub fn inputs(nr: c_long, a: &[u64; 6]) -> Vec<InputSpec> {
         SYS_sendto => {
             let mut v = vec![bytes(a[1], a[2])];
             if a[4] != 0 {
-                v.push(bytes(a[4], a[5] & 0xffff_ffff));
+                v.push(SockAddr(Region {
+                    addr: a[4],
+                    len: (a[5] & 0xffff_ffff).min(128) as usize,
+                }));
             }
             v
         }
@@ -406,8 +446,68 @@ pub fn inputs(nr: c_long, a: &[u64; 6]) -> Vec<InputSpec> {
             path(a[1]).into_iter().chain(path(a[3])).collect()
         }
         SYS_symlinkat => path(a[0]).into_iter().chain(path(a[2])).collect(),
-        SYS_connect | SYS_bind => vec![bytes(a[1], a[2] & 0xffff_ffff)],
+        SYS_connect | SYS_bind => vec![SockAddr(Region {
+            addr: a[1],
+            len: (a[2] & 0xffff_ffff).min(128) as usize,
+        })],
         _ => Vec::new(),
+    }
+}
+
+/// Reads the program data a syscall is given, as replay compares it.
+pub fn read_inputs(tracee: &crate::Tracee, nr: c_long, args: &[u64; 6]) -> Vec<Vec<u8>> {
+    let specs = if nr == libc::SYS_sendmsg {
+        sendmsg_inputs(tracee, args[1]).unwrap_or_default()
+    } else {
+        inputs(nr, args)
+    };
+    specs
+        .into_iter()
+        .map(|spec| read_input(tracee, spec))
+        .collect()
+}
+
+fn read_input(tracee: &crate::Tracee, spec: InputSpec) -> Vec<u8> {
+    match spec {
+        InputSpec::Bytes(r) => tracee.read(r.addr, r.len).unwrap_or_default(),
+        InputSpec::CString(addr) => tracee.read_cstring(addr, 4096).unwrap_or_default(),
+        InputSpec::SockAddr(r) => {
+            let mut b = tracee.read(r.addr, r.len).unwrap_or_default();
+            let family = b.get(..2).map_or(0, |f| u16::from_le_bytes([f[0], f[1]]));
+            let meaningful = match family as i32 {
+                libc::AF_UNIX => {
+                    // Up to the path's NUL; an abstract address (leading
+                    // NUL) is all of the given length.
+                    match b.get(2) {
+                        Some(0) => b.len(),
+                        _ => b
+                            .iter()
+                            .skip(2)
+                            .position(|c| *c == 0)
+                            .map_or(b.len(), |p| p + 2),
+                    }
+                }
+                libc::AF_INET => 8, // family, port, address; not sin_zero
+                libc::AF_INET6 => 28,
+                _ => b.len(),
+            };
+            b.truncate(meaningful.min(b.len()));
+            b
+        }
+        InputSpec::Iovec { addr, count, limit } => {
+            let mut out = Vec::new();
+            for i in 0..count.min(1024) {
+                let (Ok(base), Ok(len)) = (
+                    tracee.read_u64(addr + i * 16),
+                    tracee.read_u64(addr + i * 16 + 8),
+                ) else {
+                    break;
+                };
+                let take = len.min(limit.saturating_sub(out.len() as u64));
+                out.extend(tracee.read(base, take as usize).unwrap_or_default());
+            }
+            out
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
 use nix::unistd::Pid;
-use rrc_interposer::model::{self, InputSpec, ReplayAction};
+use rrc_interposer::model::{self, ReplayAction};
 use rrc_interposer::{
     fd_identity, fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, Tracee, TraceeMemory,
 };
@@ -89,6 +89,8 @@ pub struct Recorder {
     warned: HashSet<String>,
     dispositions: ProcessDispositions,
     clock: StopClock,
+    /// When the recording started: syscall returns are stamped from here.
+    epoch: Instant,
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {
@@ -118,6 +120,7 @@ impl Recorder {
             warned: HashSet::new(),
             dispositions: HashMap::new(),
             clock,
+            epoch: Instant::now(),
         };
         r.add_thread(root, None, true)?;
         // The root already took its initial stop in spawn_traced.
@@ -292,7 +295,7 @@ impl Recorder {
                 ),
             )?;
         }
-        let inputs = self.read_inputs(&tracee, nr, &args)?;
+        let inputs = model::read_inputs(&tracee, nr, &args);
         if matches!(nr, libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64)
             && (args[0] == 1 || args[0] == 2)
         {
@@ -337,17 +340,6 @@ impl Recorder {
         }
         tracee.resume_to_syscall_exit("resume to syscall exit")?;
         Ok(())
-    }
-
-    fn read_inputs(&self, tracee: &Tracee, nr: i64, args: &[u64; 6]) -> Result<Vec<Vec<u8>>> {
-        let mut specs = model::inputs(nr, args);
-        if nr == libc::SYS_sendmsg {
-            specs = model::sendmsg_inputs(tracee, args[1]).unwrap_or_default();
-        }
-        Ok(specs
-            .into_iter()
-            .map(|spec| read_input(tracee, spec))
-            .collect())
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
@@ -426,6 +418,7 @@ impl Recorder {
             inputs: call.inputs,
             outputs,
             interval_ns,
+            return_ns: now.duration_since(self.epoch).as_nanos() as u64,
             extra,
         }))
     }
@@ -621,6 +614,7 @@ impl Recorder {
             value,
             aux,
             interval_ns,
+            return_ns: now.duration_since(self.epoch).as_nanos() as u64,
         }))?;
         tracee.resume(0, "resume after rdtsc")?;
         Ok(Some(()))
@@ -740,27 +734,6 @@ impl Recorder {
             self.main_status = Some(status);
         }
         Ok(())
-    }
-}
-
-fn read_input(tracee: &Tracee, spec: InputSpec) -> Vec<u8> {
-    match spec {
-        InputSpec::Bytes(r) => tracee.read(r.addr, r.len).unwrap_or_default(),
-        InputSpec::CString(addr) => tracee.read_cstring(addr, 4096).unwrap_or_default(),
-        InputSpec::Iovec { addr, count, limit } => {
-            let mut out = Vec::new();
-            for i in 0..count.min(1024) {
-                let (Ok(base), Ok(len)) = (
-                    tracee.read_u64(addr + i * 16),
-                    tracee.read_u64(addr + i * 16 + 8),
-                ) else {
-                    break;
-                };
-                let take = len.min(limit.saturating_sub(out.len() as u64));
-                out.extend(tracee.read(base, take as usize).unwrap_or_default());
-            }
-            out
-        }
     }
 }
 

@@ -5,14 +5,14 @@
 //! (descriptor numbers) are checked at their exit.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::unistd::Pid;
-use rrc_interposer::model::{self, InputSpec, ReplayAction};
+use rrc_interposer::model::{self, ReplayAction};
 use rrc_interposer::{
     fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, SyscallRegs, Tracee, TraceeMemory,
 };
@@ -58,9 +58,20 @@ struct LiveThread {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timed {
     /// Return from a replayed syscall (its recorded interval has passed).
-    Return { interval_ns: u64 },
+    Return { interval_ns: u64, rank: Option<u64> },
     /// Queue a recorded signal that arrived while the thread ran its own code.
     Signal { sig: i32 },
+}
+
+/// What a replayed syscall return is held against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Anchor {
+    /// Only the thread's own previous return: each thread keeps its
+    /// recorded pace, but threads drift apart over time.
+    Thread,
+    /// Also the recording's shared timeline: no return comes before its
+    /// recorded time since the start, so threads stay aligned.
+    Shared,
 }
 
 /// Interval enforcement figures, for `--stats`.
@@ -102,6 +113,15 @@ pub struct Replayer {
     shim_now: Vec<u8>,
     clock: StopClock,
     enforce_intervals: bool,
+    anchor: Anchor,
+    /// When the replay started: the shared timeline's origin.
+    epoch: Instant,
+    /// Replay syscall returns across threads in their recorded order.
+    order_returns: bool,
+    next_return: u64,
+    /// Returns waiting for their turn in the recorded order, by rank:
+    /// (thread, interval, time on the shared timeline).
+    queued_returns: BTreeMap<u64, (Pid, u64, u64)>,
     /// Threads held until a deadline.
     timed: BinaryHeap<Reverse<(Instant, Pid, Timed)>>,
     pub stats: IntervalStats,
@@ -116,6 +136,8 @@ impl Replayer {
         shim_now: Vec<u8>,
         clock: StopClock,
         enforce_intervals: bool,
+        anchor: Anchor,
+        order_returns: bool,
     ) -> Replayer {
         let shim_recorded = plan.header.shim_path.clone();
         let mut r = Replayer {
@@ -133,6 +155,11 @@ impl Replayer {
             shim_now,
             clock,
             enforce_intervals,
+            anchor,
+            epoch: Instant::now(),
+            order_returns,
+            next_return: 0,
+            queued_returns: BTreeMap::new(),
             timed: BinaryHeap::new(),
             stats: IntervalStats::default(),
         };
@@ -196,6 +223,10 @@ impl Replayer {
                 Polled::Gone => break,
                 Polled::Nothing => {
                     self.release_due()?;
+                    if self.shared.stalled.load(Ordering::Acquire) && !self.diverged() {
+                        let report = self.stall_report();
+                        self.shared.diverge(report);
+                    }
                     let next = self.timed.peek().map(|Reverse((at, _, _))| *at);
                     self.clock.wait(next);
                     self.release_due()?;
@@ -274,7 +305,7 @@ impl Replayer {
         let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
             anyhow::bail!("seccomp stop of unknown tid {pid}");
         };
-        let inputs = read_inputs(&tracee, nr, &args);
+        let inputs = model::read_inputs(&tracee, nr, &args);
         let plan = &self.plan.threads[thread as usize];
         let record = match plan.events.front() {
             Some(PlannedEvent::Syscall(r)) => r,
@@ -362,6 +393,7 @@ impl Replayer {
             ReplayAction::Emulate => {
                 self.emulate(&tracee, &mut regs, &record)?;
                 self.complete(thread, &record);
+                let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
                 if let SyscallExtra::StdStream(fd) = record.extra {
                     let n = usize::try_from(record.ret).unwrap_or(0);
                     let data = record
@@ -371,7 +403,7 @@ impl Replayer {
                     write_all(fd as i32, data);
                     self.next_output += 1;
                 }
-                self.return_after_interval(pid, record.interval_ns)?;
+                self.return_in_order(pid, rank, record.interval_ns, record.return_ns)?;
             }
             ReplayAction::Execute | ReplayAction::ExitGroup => {
                 if let SyscallExtra::MappedFd(recorded) = &record.extra {
@@ -394,7 +426,12 @@ impl Replayer {
                     }
                 }
                 self.complete(thread, &record);
-                self.resume_thread(pid, 0)?;
+                if action == ReplayAction::ExitGroup {
+                    self.resume_thread(pid, 0)?;
+                } else {
+                    let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
+                    self.return_in_order(pid, rank, record.interval_ns, record.return_ns)?;
+                }
             }
             ReplayAction::Open => {
                 if self.may_reopen(&record, &args) {
@@ -583,11 +620,41 @@ impl Replayer {
             return Some("different data passed".into());
         }
         for (rec, now) in r.inputs.iter().zip(inputs) {
-            if rec != now && !(rec == &self.shim_recorded && now == &self.shim_now) {
+            if rec != now
+                && !(rec == &self.shim_recorded && now == &self.shim_now)
+                && rec != &self.with_recorded_tids(now)
+            {
                 return Some(format!("data differs: recorded {}", preview(rec)));
             }
         }
         None
+    }
+
+    /// A path with live tids put back to the recorded ones: glibc builds
+    /// /proc/self/task/TID paths from its cached (live) tid, which replay
+    /// cannot make equal to the recorded one.
+    fn with_recorded_tids(&self, path: &[u8]) -> Vec<u8> {
+        let Ok(text) = std::str::from_utf8(path) else {
+            return path.to_vec();
+        };
+        if !text.starts_with("/proc/") {
+            return path.to_vec();
+        }
+        let parts: Vec<String> = text
+            .split('/')
+            .map(|part| {
+                part.parse::<i32>()
+                    .ok()
+                    .and_then(|live| {
+                        self.live_id
+                            .iter()
+                            .find(|(_, l)| **l == live)
+                            .map(|(recorded, _)| recorded.to_string())
+                    })
+                    .unwrap_or_else(|| part.to_string())
+            })
+            .collect();
+        parts.join("/").into_bytes()
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
@@ -635,7 +702,42 @@ impl Replayer {
         }
         let record = call.record;
         self.complete(thread, &record);
-        self.return_after_interval(pid, record.interval_ns)
+        let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
+        self.return_in_order(pid, rank, record.interval_ns, record.return_ns)
+    }
+
+    /// With `--order-returns`, a return waits until every return recorded
+    /// before it has happened: threads then see each other's syscall
+    /// effects, and run the code between syscalls, in the recorded order,
+    /// which also orders the data races between them that no lock covers.
+    fn return_in_order(
+        &mut self,
+        pid: Pid,
+        rank: Option<u64>,
+        interval_ns: u64,
+        return_ns: u64,
+    ) -> Result<()> {
+        match rank {
+            Some(r) if self.order_returns && r != self.next_return => {
+                self.queued_returns.insert(r, (pid, interval_ns, return_ns));
+                Ok(())
+            }
+            _ => self.return_after_interval(pid, rank, interval_ns, return_ns),
+        }
+    }
+
+    /// After the return with `rank`: the next one in the recorded order,
+    /// if it is waiting, goes ahead.
+    fn advance_return_order(&mut self, rank: Option<u64>) -> Result<()> {
+        if !self.order_returns || rank != Some(self.next_return) {
+            return Ok(());
+        }
+        self.next_return += 1;
+        if let Some((pid, interval_ns, return_ns)) = self.queued_returns.remove(&self.next_return) {
+            let rank = Some(self.next_return);
+            self.return_after_interval(pid, rank, interval_ns, return_ns)?;
+        }
+        Ok(())
     }
 
     /// Lets a replayed syscall return, but no sooner than its recorded
@@ -643,22 +745,38 @@ impl Replayer {
     /// at once, and without this, threads would race ahead of each other
     /// and resolve untracked data races differently than when recorded.
     ///
-    /// Intervals are anchored per thread (to its own previous return), not
-    /// to a shared replay clock: see BENCHMARKS.md for the measurements.
-    fn return_after_interval(&mut self, pid: Pid, interval_ns: u64) -> Result<()> {
+    /// With `Anchor::Shared` (the default) the return also waits for its
+    /// recorded time on the shared timeline, so threads do not drift apart;
+    /// BENCHMARKS.md has the measurements behind that choice.
+    fn return_after_interval(
+        &mut self,
+        pid: Pid,
+        rank: Option<u64>,
+        interval_ns: u64,
+        return_ns: u64,
+    ) -> Result<()> {
         let Some(t) = self.live.get(&pid) else {
             return Ok(());
         };
-        let due = t.last_return + Duration::from_nanos(interval_ns);
+        let mut due = t.last_return + Duration::from_nanos(interval_ns);
+        if self.anchor == Anchor::Shared {
+            due = due.max(self.epoch + Duration::from_nanos(return_ns));
+        }
         if self.enforce_intervals && due > Instant::now() {
             self.timed
-                .push(Reverse((due, pid, Timed::Return { interval_ns })));
+                .push(Reverse((due, pid, Timed::Return { interval_ns, rank })));
             return Ok(());
         }
-        Ok(self.return_now(pid, interval_ns, false)?)
+        self.return_now(pid, rank, interval_ns, false)
     }
 
-    fn return_now(&mut self, pid: Pid, interval_ns: u64, held: bool) -> rrc_interposer::Result<()> {
+    fn return_now(
+        &mut self,
+        pid: Pid,
+        rank: Option<u64>,
+        interval_ns: u64,
+        held: bool,
+    ) -> Result<()> {
         let now = Instant::now();
         if let Some(t) = self.live.get_mut(&pid) {
             let actual = now.duration_since(t.last_return).as_nanos() as i64;
@@ -670,7 +788,8 @@ impl Replayer {
             }
             t.last_return = now;
         }
-        self.resume_thread(pid, 0)
+        self.resume_thread(pid, 0)?;
+        self.advance_return_order(rank)
     }
 
     /// Resumes a thread after one of its events, first arranging the
@@ -715,7 +834,9 @@ impl Replayer {
             }
             self.timed.pop();
             let result = match what {
-                Timed::Return { interval_ns } => self.return_now(pid, interval_ns, true),
+                Timed::Return { interval_ns, rank } => {
+                    self.return_now(pid, rank, interval_ns, true)
+                }
                 Timed::Signal { sig } => {
                     let still_due = self.live.get(&pid).is_some_and(|t| {
                         t.injecting.is_none()
@@ -725,15 +846,18 @@ impl Replayer {
                             )
                     });
                     if still_due {
-                        self.inject(pid, sig)
+                        self.inject(pid, sig).map_err(Into::into)
                     } else {
                         Ok(())
                     }
                 }
             };
             if let Err(e) = result {
-                if !e.tracee_gone() {
-                    return Err(e.into());
+                let gone = e
+                    .downcast_ref::<rrc_interposer::InterposeError>()
+                    .is_some_and(|ie| ie.tracee_gone());
+                if !gone {
+                    return Err(e);
                 }
             }
         }
@@ -873,11 +997,13 @@ impl Replayer {
             self.diverge(thread, expected, format!("{insn:?}").to_lowercase());
             return Ok(());
         };
-        let (value, aux, interval) = (r.value, r.aux, r.interval_ns);
+        let (value, aux, interval, at, index) =
+            (r.value, r.aux, r.interval_ns, r.return_ns, r.index);
         Tracee::new(pid).complete_tsc(regs, insn, value, aux)?;
         plan.events.pop_front();
         plan.done += 1;
-        self.return_after_interval(pid, interval)
+        let rank = self.plan.return_rank.get(&(thread, index)).copied();
+        self.return_in_order(pid, rank, interval, at)
     }
 
     fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
@@ -973,6 +1099,62 @@ impl Replayer {
         Ok(())
     }
 
+    /// Nothing has moved for the stall timeout: name the thread that the
+    /// others wait for, and what it waits for.
+    fn stall_report(&self) -> Divergence {
+        let mut lines = Vec::new();
+        let mut culprit: Option<(ThreadId, u64, String)> = None;
+        let mut threads: Vec<&LiveThread> = self.live.values().collect();
+        threads.sort_by_key(|t| t.logical);
+        for t in threads {
+            let plan = &self.plan.threads[t.logical as usize];
+            let ring = self.log.ring(t.logical);
+            let consumed = ring.map_or(0, |r| r.consumed()) as usize;
+            let parked = ring.is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
+            let pid = self
+                .live
+                .iter()
+                .find(|(_, l)| l.logical == t.logical)
+                .map(|(p, _)| *p);
+            let hold = pid.and_then(|p| self.held.get(&p));
+            let state = if let Some(h) = hold {
+                format!("held by replay ({h:?})")
+            } else if parked {
+                "blocked in a sync operation it never completed when recorded".to_string()
+            } else if let Some(next) = plan.sync.get(consumed) {
+                let turn = self
+                    .log
+                    .object(t.process, next.object)
+                    .map_or(0, |o| o.turn.load(Ordering::Acquire));
+                let state = format!(
+                    "waiting for its turn {} at {} on {:#x} (the object is at turn {turn})",
+                    next.seq,
+                    next.op.name(),
+                    next.object
+                );
+                if culprit.is_none() {
+                    culprit = Some((t.logical, consumed as u64, state.clone()));
+                }
+                state
+            } else {
+                "running or blocked in an untraced call".to_string()
+            };
+            let next_event = plan.events.front().map_or("none".into(), describe_event);
+            lines.push(format!("t{}: {state}; next event: {next_event}", t.logical));
+        }
+        let (thread, index, expected) = culprit.unwrap_or((0, 0, "progress".into()));
+        Divergence {
+            thread: Some(thread),
+            recorded_tid: self.plan.threads.get(thread as usize).map_or(0, |p| p.tid),
+            index: Some(index),
+            expected: format!("sync op #{index} to proceed ({expected})"),
+            observed: format!(
+                "no progress in the whole program; threads: {}",
+                lines.join("; ")
+            ),
+        }
+    }
+
     /// Every live thread is held: nothing can move any more.
     fn report_deadlock(&mut self) {
         let Some((&pid, &hold)) = self
@@ -989,7 +1171,7 @@ impl Replayer {
         let observed = Tracee::new(pid)
             .regs("read registers of a held thread")
             .map(|r| {
-                let inputs = read_inputs(&Tracee::new(pid), r.nr(), &r.args());
+                let inputs = model::read_inputs(&Tracee::new(pid), r.nr(), &r.args());
                 describe_call(r.nr(), &r.args(), &inputs)
             })
             .unwrap_or_else(|_| "a syscall".into());
@@ -1006,35 +1188,6 @@ impl Replayer {
 }
 
 use std::os::unix::ffi::OsStrExt;
-
-fn read_inputs(tracee: &Tracee, nr: i64, args: &[u64; 6]) -> Vec<Vec<u8>> {
-    let specs = if nr == libc::SYS_sendmsg {
-        model::sendmsg_inputs(tracee, args[1]).unwrap_or_default()
-    } else {
-        model::inputs(nr, args)
-    };
-    specs
-        .into_iter()
-        .map(|spec| match spec {
-            InputSpec::Bytes(r) => tracee.read(r.addr, r.len).unwrap_or_default(),
-            InputSpec::CString(addr) => tracee.read_cstring(addr, 4096).unwrap_or_default(),
-            InputSpec::Iovec { addr, count, limit } => {
-                let mut out = Vec::new();
-                for i in 0..count.min(1024) {
-                    let (Ok(base), Ok(len)) = (
-                        tracee.read_u64(addr + i * 16),
-                        tracee.read_u64(addr + i * 16 + 8),
-                    ) else {
-                        break;
-                    };
-                    let take = len.min(limit.saturating_sub(out.len() as u64));
-                    out.extend(tracee.read(base, take as usize).unwrap_or_default());
-                }
-                out
-            }
-        })
-        .collect()
-}
 
 fn write_all(fd: i32, mut data: &[u8]) {
     while !data.is_empty() {

@@ -20,6 +20,9 @@ pub struct ReplayShared {
     /// Bumped by the tracer at every event: the watchdog's sign of life.
     pub progress: AtomicU64,
     pub finished: AtomicBool,
+    /// Set by the watchdog when nothing has moved for the stall timeout;
+    /// the tracer then writes the report (it knows what each thread waits for).
+    pub stalled: AtomicBool,
     /// Real pids of the traced processes, to kill on divergence.
     pub pids: Mutex<Vec<i32>>,
 }
@@ -108,8 +111,14 @@ impl SyncFeeder {
                     let progress = shared2.progress.load(Ordering::Acquire) + consumed + fed;
                     if progress != last_progress.0 {
                         last_progress = (progress, Instant::now());
-                    } else if last_progress.1.elapsed() > stall_timeout && !shared2.has_diverged() {
-                        shared2.diverge(stall_report(&log, &streams, stall_timeout));
+                    } else if last_progress.1.elapsed() > stall_timeout
+                        && !shared2.has_diverged()
+                        && !shared2.stalled.swap(true, Ordering::AcqRel)
+                    {
+                        // Wake the tracer, which waits on SIGCHLD.
+                        // SAFETY: signalling our own process; SIGCHLD is
+                        // blocked everywhere and read through a signalfd.
+                        unsafe { libc::kill(libc::getpid(), libc::SIGCHLD) };
                     }
                     futex_wait(&log.header().service_wake, seen, Some(Duration::from_millis(2)));
                 }
@@ -161,56 +170,4 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
         fed += (s.pushed - before) as u64;
     }
     fed
-}
-
-fn stall_report(log: &SharedSyncLog, streams: &[Stream], timeout: Duration) -> Divergence {
-    let observed = format!(
-        "no progress in the whole program for {}s",
-        timeout.as_secs()
-    );
-    // A thread that asked for more sync operations than were recorded.
-    for (slot, s) in streams.iter().enumerate() {
-        let Some(ring) = log.ring(slot as u32) else {
-            break;
-        };
-        if ring.parked_past_end.load(Ordering::Acquire) != 0 {
-            return Divergence {
-                thread: Some(slot as u32),
-                recorded_tid: s.tid,
-                index: Some(ring.consumed()),
-                expected: "no further synchronisation (its recorded sync operations have ended)"
-                    .into(),
-                observed: format!("it waits for another one, and {observed}"),
-            };
-        }
-    }
-    // Otherwise the first thread still waiting for a sync turn, if any.
-    for (slot, s) in streams.iter().enumerate() {
-        let Some(ring) = log.ring(slot as u32) else {
-            break;
-        };
-        let consumed = ring.consumed() as usize;
-        if consumed < s.ops.len() {
-            let next = s.ops[consumed];
-            return Divergence {
-                thread: Some(slot as u32),
-                recorded_tid: s.tid,
-                index: Some(consumed as u64),
-                expected: format!(
-                    "sync op #{consumed}: {} on {:#x} (turn {}) to proceed",
-                    next.op.name(),
-                    next.object,
-                    next.seq
-                ),
-                observed,
-            };
-        }
-    }
-    Divergence {
-        thread: None,
-        recorded_tid: 0,
-        index: None,
-        expected: "the replay to progress".into(),
-        observed,
-    }
 }

@@ -27,6 +27,13 @@ struct Cli {
     /// Do not hold syscall returns to the recorded inter-syscall intervals.
     #[arg(long)]
     no_intervals: bool,
+    /// What syscall returns are held against: each thread's own previous
+    /// return only, or also the recording's shared timeline.
+    #[arg(long, value_enum, default_value = "shared")]
+    anchor: engine::Anchor,
+    /// Also replay syscall returns across threads in their recorded order.
+    #[arg(long)]
+    order_returns: bool,
     /// Print interval-enforcement figures on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -117,6 +124,8 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         shim.as_os_str().as_bytes().to_vec(),
         clock,
         !cli.no_intervals,
+        cli.anchor,
+        cli.order_returns,
     );
     let verdict = replayer.run();
     feeder.finish();

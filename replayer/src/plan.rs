@@ -37,6 +37,9 @@ pub struct ReplayPlan {
     /// (thread, event index) of each write to stdout/stderr -> its place
     /// in the recorded output order.
     pub output_rank: HashMap<(ThreadId, u64), u64>,
+    /// (thread, event index) of each syscall or rdtsc -> its place in the
+    /// recorded order of returns across all threads (the trace's order).
+    pub return_rank: HashMap<(ThreadId, u64), u64>,
 }
 
 impl ReplayPlan {
@@ -47,6 +50,7 @@ impl ReplayPlan {
         let mut threads: Vec<ThreadPlan> = Vec::new();
         let mut exit = None;
         let mut output_rank = HashMap::new();
+        let mut return_rank = HashMap::new();
         fn slot(threads: &mut Vec<ThreadPlan>, t: ThreadId) -> Result<&mut ThreadPlan> {
             if t as usize >= rrc_synclog::MAX_THREADS {
                 bail!("trace names thread {t}, beyond rrc's limit");
@@ -83,6 +87,11 @@ impl ReplayPlan {
                         let rank = output_rank.len() as u64;
                         output_rank.insert((thread, s.index), rank);
                     }
+                    // exit_group never returns: no place in the order.
+                    if s.nr as i64 != libc::SYS_exit_group {
+                        let rank = return_rank.len() as u64;
+                        return_rank.insert((thread, s.index), rank);
+                    }
                     p.events.push_back(PlannedEvent::Syscall(s));
                 }
                 TraceRecord::Tsc(r) => {
@@ -94,6 +103,8 @@ impl ReplayPlan {
                             r.index
                         );
                     }
+                    let rank = return_rank.len() as u64;
+                    return_rank.insert((thread, r.index), rank);
                     p.events.push_back(PlannedEvent::Tsc(r));
                 }
                 TraceRecord::Signal(s) => {
@@ -132,6 +143,7 @@ impl ReplayPlan {
             threads,
             exit,
             output_rank,
+            return_rank,
         })
     }
 }

@@ -95,8 +95,11 @@ pub fn cond_wait(
         Some(Session::Record(log)) => record_call(log, op, mutex, wait, |_| true),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
-            let expected = expect_next(log, op, mutex);
+            // Release first, as the real wait does: a thread whose recorded
+            // wait never returned parks in expect_next, and must not park
+            // holding the mutex.
             release_mutex();
+            let expected = expect_next(log, op, mutex);
             take_recorded_turn(log, &expected, op, acquire_mutex);
             expected.entry.result
         }

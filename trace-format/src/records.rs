@@ -75,6 +75,9 @@ pub struct SyscallRecord {
     /// Nanoseconds between this thread's previous syscall return (or its
     /// start) and this one's.
     pub interval_ns: u64,
+    /// When it returned, in nanoseconds since the recording started: the
+    /// shared timeline that keeps replayed threads from drifting apart.
+    pub return_ns: u64,
     pub extra: SyscallExtra,
 }
 
@@ -246,6 +249,8 @@ pub struct TscRecord {
     /// IA32_TSC_AUX for rdtscp; `None` for rdtsc.
     pub aux: Option<u32>,
     pub interval_ns: u64,
+    /// Nanoseconds since the recording started.
+    pub return_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
