@@ -301,6 +301,7 @@ mod tests {
             exe: b"/tmp/prog".to_vec(),
             start_time_unix_ns: 42,
             shim_path: b"/lib/librrc_shim.so".to_vec(),
+            shim_digest: (0, 0),
             rrc_version: "0.1.0".into(),
         }
     }

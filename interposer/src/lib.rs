@@ -19,8 +19,8 @@ pub use auxv::hide_vdso;
 pub use clock::StopClock;
 pub use filter::build_filter;
 pub use spawn::{
-    fd_identity, fd_target, identity_of, shim_path, spawn_traced, traced_env, SpawnOptions,
-    TRACE_OPTIONS,
+    fd_identity, fd_target, file_digest, identity_of, shim_path, spawn_traced, traced_env,
+    SpawnOptions, TRACE_OPTIONS,
 };
 pub use stop::{is_group_stop, poll_any, signal_info, wait_any, Polled, Stop};
 pub use tracee::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};

@@ -156,6 +156,14 @@ pub fn shim_path() -> Result<std::path::PathBuf> {
     })
 }
 
+/// Size and CRC-32 of a file (the shim's identity in a trace header).
+pub fn file_digest(path: &std::path::Path) -> std::io::Result<(u64, u32)> {
+    let data = std::fs::read(path)?;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&data);
+    Ok((data.len() as u64, h.finalize()))
+}
+
 /// The environment a traced program runs with: the given one plus the
 /// shim preloaded and told where the sync log is.
 pub fn traced_env(base: &[Vec<u8>], shim: &std::path::Path) -> Vec<CString> {

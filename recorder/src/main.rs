@@ -123,6 +123,8 @@ fn run(cli: Cli) -> Result<i32> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64),
         shim_path: shim.as_os_str().as_bytes().to_vec(),
+        shim_digest: rrc_interposer::file_digest(&shim)
+            .with_context(|| format!("reading {}", shim.display()))?,
         rrc_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     // The trace holds everything the program read: owner-only.

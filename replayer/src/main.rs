@@ -31,9 +31,10 @@ struct Cli {
     /// return only, or also the recording's shared timeline.
     #[arg(long, value_enum, default_value = "shared")]
     anchor: engine::Anchor,
-    /// Also replay syscall returns across threads in their recorded order.
+    /// Do not replay syscall returns across threads in their recorded
+    /// order (which orders the data races that no lock covers).
     #[arg(long)]
-    order_returns: bool,
+    no_order_returns: bool,
     /// Print interval-enforcement figures on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -67,6 +68,15 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let plan = plan::ReplayPlan::build(reader.read_all())
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
     let shim = shim_path()?;
+    let digest = rrc_interposer::file_digest(&shim)
+        .with_context(|| format!("reading {}", shim.display()))?;
+    if digest != plan.header.shim_digest {
+        anyhow::bail!(
+            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
+            cli.trace.display(),
+            shim.display()
+        );
+    }
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     let log = Arc::new(log);
     let shared = Arc::new(feed::ReplayShared::default());
@@ -125,7 +135,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         clock,
         !cli.no_intervals,
         cli.anchor,
-        cli.order_returns,
+        !cli.no_order_returns,
     );
     let verdict = replayer.run();
     feeder.finish();

@@ -22,6 +22,9 @@ pub struct TraceHeader {
     pub start_time_unix_ns: u64,
     /// Path of librrc_shim.so as preloaded during the recording.
     pub shim_path: Vec<u8>,
+    /// Its size and CRC-32: replay needs the same build, because the
+    /// dynamic loader's reads of it are replayed from the trace.
+    pub shim_digest: (u64, u32),
     /// Version of the rrc that recorded this trace.
     pub rrc_version: String,
 }
