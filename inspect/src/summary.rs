@@ -302,6 +302,8 @@ mod tests {
             start_time_unix_ns: 42,
             shim_path: b"/lib/librrc_shim.so".to_vec(),
             shim_digest: (0, 0),
+            ignored_signals: 0,
+            blocked_signals: 0,
             rrc_version: "0.1.0".into(),
         }
     }

@@ -63,6 +63,8 @@ fn header() -> TraceHeader {
         start_time_unix_ns: 1_709_210_096_000_000_000,
         shim_path: b"/usr/lib/librrc_shim.so".to_vec(),
         shim_digest: (0, 0),
+        ignored_signals: 0,
+        blocked_signals: 0,
         rrc_version: "0.1.0-test".into(),
     }
 }

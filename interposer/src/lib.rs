@@ -20,7 +20,7 @@ pub use clock::StopClock;
 pub use filter::build_filter;
 pub use spawn::{
     fd_identity, fd_target, file_digest, identity_of, shim_path, spawn_traced, traced_env,
-    SpawnOptions, TRACE_OPTIONS,
+    SignalState, SpawnOptions, TRACE_OPTIONS,
 };
 pub use stop::{is_group_stop, poll_any, signal_info, wait_any, Polled, Stop};
 pub use tracee::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};

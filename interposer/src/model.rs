@@ -94,7 +94,6 @@ pub fn runs_untrapped(nr: c_long) -> bool {
             | SYS_set_tid_address
             | SYS_rseq
             | SYS_arch_prctl
-            | SYS_rt_sigprocmask
             | SYS_sigaltstack
             | SYS_rt_sigreturn
             | SYS_sched_yield
@@ -140,7 +139,9 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         SYS_open | SYS_openat | SYS_creat | SYS_openat2 => Open,
         SYS_socket | SYS_accept | SYS_accept4 => Placeholder,
         SYS_pipe | SYS_pipe2 | SYS_socketpair => ExecuteChecked,
-        SYS_mmap | SYS_rt_sigaction => Execute,
+        // Signal masks decide where a signal can be delivered: trapped so
+        // that an unblocked signal arrives at a visible syscall return.
+        SYS_mmap | SYS_rt_sigaction | SYS_rt_sigprocmask => Execute,
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => Spawn,
         SYS_execve | SYS_execveat => Exec,
         SYS_kill | SYS_tgkill | SYS_tkill => SignalSend,
@@ -363,7 +364,7 @@ pub fn compared_args(nr: c_long) -> u8 {
         SYS_poll => A1,
         SYS_wait4 => A0 | A2,
         SYS_mmap => A1 | A2 | A3 | (1 << 4) | (1 << 5),
-        SYS_exit_group | SYS_rt_sigaction => A0,
+        SYS_exit_group | SYS_rt_sigaction | SYS_rt_sigprocmask => A0,
         SYS_kill => A1,
         SYS_tgkill => A2,
         SYS_tkill => A1,

@@ -30,6 +30,50 @@ pub struct SpawnOptions {
     /// Descriptors to place in the child: (ours, number in the child).
     /// The child's copies are not close-on-exec.
     pub fds: Vec<(RawFd, RawFd)>,
+    /// The signal state the program starts with (see [`SignalState`]).
+    pub signals: SignalState,
+}
+
+/// Which signals a program starts with ignored and blocked: the only
+/// signal state that survives exec, and part of what a program sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SignalState {
+    /// Bit n-1 set: signal n is ignored.
+    pub ignored: u64,
+    /// Bit n-1 set: signal n is blocked.
+    pub blocked: u64,
+}
+
+impl SignalState {
+    /// The calling process's state (call before changing any of it).
+    pub fn current() -> SignalState {
+        let mut state = SignalState::default();
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            // SAFETY: querying a disposition with a null new action.
+            unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+                {
+                    state.ignored |= 1 << (sig - 1);
+                }
+            }
+        }
+        // SAFETY: reading the mask into a stack sigset.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut set);
+            for sig in 1..=64 {
+                if libc::sigismember(&set, sig) == 1 {
+                    state.blocked |= 1 << (sig - 1);
+                }
+            }
+        }
+        state
+    }
 }
 
 /// Forks and execs the program under ptrace with the seccomp filter. On
@@ -70,12 +114,31 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
                     libc::_exit(126);
                 }
             }
-            // The tracer blocks SIGCHLD to read it through a signalfd; the
-            // program must start with it unblocked.
+            // The program starts with the recorded ignored set and mask
+            // (our own handlers are reset by exec; SIGCHLD is blocked here
+            // for the tracer's signalfd).
+            for sig in 1..=64 {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let ignored = opts.signals.ignored & (1 << (sig - 1)) != 0;
+                libc::signal(
+                    sig,
+                    if ignored {
+                        libc::SIG_IGN
+                    } else {
+                        libc::SIG_DFL
+                    },
+                );
+            }
             let mut set: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            for sig in 1..=64 {
+                if opts.signals.blocked & (1 << (sig - 1)) != 0 {
+                    libc::sigaddset(&mut set, sig);
+                }
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             if let Some(cwd) = &opts.cwd {
                 // A recorded directory that no longer exists is not fatal:
                 // the program's file accesses are replayed from the trace.

@@ -45,10 +45,13 @@ struct HeldSignal {
     since: Instant,
 }
 
-/// Where a signal the recorder queued itself (tgkill) is being delivered.
+/// A signal the recorder queued itself (tgkill) to deliver it at a
+/// syscall boundary.
 struct Injection {
     signal: HeldSignal,
-    at: SignalPoint,
+    /// The `syscall` instruction it was queued at (the call was rewound),
+    /// or `None` when queued where the thread was running.
+    rewound_to: Option<u64>,
 }
 
 struct ThreadState {
@@ -261,7 +264,7 @@ impl Recorder {
             if let Some(t) = self.threads.get_mut(&pid) {
                 t.injection = Some(Injection {
                     signal,
-                    at: SignalPoint::SyscallEntry,
+                    rewound_to: Some(regs.regs.rip),
                 });
             }
             return Ok(tracee.resume(0, "resume to deliver a held signal")?);
@@ -510,13 +513,19 @@ impl Recorder {
         };
         if let Some(inj) = t.injection.take() {
             if inj.signal.sig == sig {
-                // Our own tgkill: hand the program the original siginfo.
+                // Our own tgkill: hand the program the original siginfo, and
+                // say where it was really delivered: where we queued it, or
+                // later, if the program had it blocked there.
                 tracee.set_siginfo_bytes(&inj.signal.siginfo)?;
-                let at = match inj.at {
-                    SignalPoint::Elapsed(_) => SignalPoint::Elapsed(
-                        inj.signal.since.duration_since(t.last_return).as_nanos() as u64,
-                    ),
-                    other => other,
+                let regs = tracee.regs("read registers at signal stop")?;
+                let at = if inj.rewound_to == Some(regs.regs.rip) && regs.nr() == -1 {
+                    SignalPoint::SyscallEntry
+                } else if t.last_exit_rip == Some(regs.regs.rip) {
+                    SignalPoint::SyscallReturn
+                } else {
+                    SignalPoint::Elapsed(
+                        Instant::now().duration_since(t.last_return).as_nanos() as u64
+                    )
                 };
                 self.emit_signal(pid, sig, at, inj.signal.siginfo)?;
                 return Ok(tracee.resume(sig, "deliver signal")?);
@@ -702,7 +711,7 @@ impl Recorder {
             let sig = signal.sig;
             t.injection = Some(Injection {
                 signal,
-                at: SignalPoint::Elapsed(0),
+                rewound_to: None,
             });
             let thread = t.logical;
             match Tracee::new(pid).queue_signal(tgid, sig) {

@@ -98,7 +98,10 @@ fn resolve_program(program: &OsString) -> Result<PathBuf> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    // First, before any thread exists: blocks SIGCHLD process-wide.
+    // The signal state the program inherits from whoever started us, read
+    // before the clock blocks SIGCHLD and we install our own handlers.
+    let signals = rrc_interposer::SignalState::current();
+    // Then, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the tracer clock")?;
     let Some(program) = cli.command.first() else {
         bail!("no program given (usage: rrc-record [-o TRACE] -- PROGRAM [ARGS...])");
@@ -126,6 +129,8 @@ fn run(cli: Cli) -> Result<i32> {
         shim_digest: rrc_interposer::file_digest(&shim)
             .with_context(|| format!("reading {}", shim.display()))?,
         rrc_version: env!("CARGO_PKG_VERSION").to_string(),
+        ignored_signals: signals.ignored,
+        blocked_signals: signals.blocked,
     };
     // The trace holds everything the program read: owner-only.
     let file = std::fs::OpenOptions::new()
@@ -157,6 +162,7 @@ fn run(cli: Cli) -> Result<i32> {
         env: traced_env(&env, &shim),
         cwd: None,
         fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&shm_fd), SHM_FD)],
+        signals,
     };
     forward_stop_signals();
     let started = Instant::now();

@@ -316,6 +316,25 @@ impl Replayer {
                 // arrived by time and the thread got here first): deliver
                 // it now; the call runs again after the handler.
                 let sig = s.signo;
+                if self
+                    .live
+                    .get(&pid)
+                    .is_some_and(|t| t.injecting == Some(sig))
+                {
+                    // Queued at this boundary and still not delivered: the
+                    // thread has it blocked here, where the recording
+                    // delivered it.
+                    let expected = format!(
+                        "{} delivered before this syscall",
+                        describe_event(&PlannedEvent::Signal(s.clone()))
+                    );
+                    let observed = format!(
+                        "{} with the signal blocked",
+                        describe_call(nr, &args, &inputs)
+                    );
+                    self.diverge(thread, expected, observed);
+                    return Ok(());
+                }
                 let mut regs = regs;
                 tracee.rewind_syscall(&mut regs)?;
                 self.inject(pid, sig)?;

@@ -115,6 +115,10 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
             (null, 2),
             (shm_fd.as_raw_fd(), SHM_FD),
         ],
+        signals: rrc_interposer::SignalState {
+            ignored: header.ignored_signals,
+            blocked: header.blocked_signals,
+        },
     };
     if !Path::new(std::ffi::OsStr::from_bytes(&header.exe)).exists() {
         anyhow::bail!(

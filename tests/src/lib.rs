@@ -33,6 +33,8 @@ const PIPE_GRACE: Duration = Duration::from_secs(10);
 pub const TRACE_MAGIC: &[u8; 8] = b"RRCTRACE";
 /// Magic plus the u32 format version.
 pub const PREAMBLE_LEN: usize = 12;
+/// The trace format version rrc writes (trace-format's FORMAT_VERSION).
+pub const FORMAT_VERSION: u32 = 2;
 
 // ---------------------------------------------------------------------
 // Locating things
@@ -516,7 +518,10 @@ pub fn is_empty_value(v: &Value) -> bool {
 pub fn check_inspect(rec: &Recording, expected_threads: usize) -> Value {
     let json = inspect_json(&rec.trace);
     let ctx = rec.describe();
-    assert_eq!(json["format_version"], 1, "{ctx}: format_version\n{json:#}");
+    assert_eq!(
+        json["format_version"], FORMAT_VERSION,
+        "{ctx}: format_version\n{json:#}"
+    );
     assert_eq!(json["complete"], true, "{ctx}: complete\n{json:#}");
     assert!(
         json["damage"].is_null(),
@@ -735,6 +740,373 @@ pub fn word_lines(n: usize) -> Vec<u8> {
         writeln!(out, "{}{}", WORDS[i % WORDS.len()], i).expect("write to Vec");
     }
     out
+}
+
+// ---------------------------------------------------------------------
+// Servers: recordings that run until they are told to stop
+// ---------------------------------------------------------------------
+
+/// How long a recorded server may take to accept connections.
+pub const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a recorded server may take to exit once told to stop.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Path of an installed program, looked up in PATH and the sbin
+/// directories (lighttpd lives in /usr/sbin). Fails the test, never
+/// skips it, when the program is missing.
+pub fn require_installed(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    for extra in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin"] {
+        dirs.push(PathBuf::from(extra));
+    }
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "{name} not installed: run scripts/install-deps.sh (it installs memcached, \
+         redis-server, redis-tools and lighttpd). The server tests fail rather than skip \
+         when a server is missing."
+    )
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now: the kernel
+/// picks it for a listener that is closed at once.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0 to find a free port: {e}"));
+    listener
+        .local_addr()
+        .expect("local address of a bound listener")
+        .port()
+}
+
+/// Sends `sig` to one process (not its group).
+pub fn send_signal(pid: u32, sig: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, sig) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {sig}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// An `rrc-record` still running its program (a server), started by
+/// [`start_recording`]. Stop it with [`LiveRecording::stop`]; dropping
+/// it unstopped (a failed test) kills its whole process group.
+pub struct LiveRecording {
+    child: Option<Child>,
+    pgid: u32,
+    dir: Option<TempDir>,
+    trace: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
+    out_rx: mpsc::Receiver<Vec<u8>>,
+    err_rx: mpsc::Receiver<Vec<u8>>,
+}
+
+/// Starts `rrc-record -o TRACE -- program args` with the trace in a fresh
+/// temporary directory, which is also the program's working directory.
+pub fn start_recording(program: &Path, args: &[&str]) -> LiveRecording {
+    let dir = tempfile::Builder::new()
+        .prefix("rrc-test-")
+        .tempdir()
+        .expect("cannot create a temporary directory");
+    let trace = dir.path().join("trace.rrc");
+    let mut cmd = Command::new(rrc_record());
+    cmd.arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(program)
+        .args(args)
+        .current_dir(dir.path());
+    let mut child = spawn(
+        &mut cmd,
+        None,
+        &format!("rrc-record of {}", program.display()),
+    );
+    let out_rx = collect(child.stdout.take().expect("stdout was piped"));
+    let err_rx = collect(child.stderr.take().expect("stderr was piped"));
+    LiveRecording {
+        pgid: child.id(),
+        child: Some(child),
+        dir: Some(dir),
+        trace,
+        program: program.to_path_buf(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        out_rx,
+        err_rx,
+    }
+}
+
+impl LiveRecording {
+    pub fn describe(&self) -> String {
+        format!(
+            "recording of {} {:?} (trace {})",
+            self.program.display(),
+            self.args,
+            self.trace.display()
+        )
+    }
+
+    /// The pid of rrc-record itself.
+    pub fn pid(&self) -> u32 {
+        self.pgid
+    }
+
+    pub fn trace(&self) -> &Path {
+        &self.trace
+    }
+
+    /// Kills everything and fails the test with `msg` and what the
+    /// recorder printed so far.
+    fn fail(&mut self, msg: &str) -> ! {
+        kill_group(self.pgid);
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let out = self
+            .out_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        let err = self
+            .err_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_default();
+        panic!(
+            "{}: {msg}\nstdout:\n{}\nstderr:\n{}",
+            self.describe(),
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
+    }
+
+    /// Waits until the recorded program accepts TCP connections on
+    /// 127.0.0.1:`port` (one probe connection, closed at once), failing
+    /// after [`LISTEN_TIMEOUT`] or if the recorder exits first.
+    pub fn wait_for_port(&mut self, port: u16) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + LISTEN_TIMEOUT;
+        loop {
+            let exited = match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(status))) => Some(status),
+                _ => None,
+            };
+            if let Some(status) = exited {
+                self.fail(&format!(
+                    "rrc-record exited ({status}) before the program listened on port {port}"
+                ));
+            }
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "the recorded program did not accept connections on 127.0.0.1:{port} \
+                     within {} s",
+                    LISTEN_TIMEOUT.as_secs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The pid of the recorded program: rrc-record's only child.
+    pub fn program_pid(&self) -> Option<u32> {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pgid)).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// How many sockets the recorded program holds open.
+    pub fn program_sockets(&self) -> Option<usize> {
+        let pid = self.program_pid()?;
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+        Some(
+            fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count(),
+        )
+    }
+
+    /// Waits (up to `timeout`) until the recorded program holds at most
+    /// `max` sockets, e.g. only its listening socket once it has closed
+    /// every client connection; returns the last count seen.
+    pub fn wait_for_sockets(&self, max: usize, timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let n = self.program_sockets();
+            if n.is_some_and(|n| n <= max) || Instant::now() >= deadline {
+                return n;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends `sig` to rrc-record (which forwards it to the program), waits
+    /// up to [`STOP_TIMEOUT`] for it to exit and returns the finished
+    /// recording.
+    pub fn stop(mut self, sig: libc::c_int) -> Recording {
+        send_signal(self.pgid, sig);
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        let status = loop {
+            let polled = self
+                .child
+                .as_mut()
+                .expect("the recorder is running")
+                .try_wait();
+            match polled {
+                Ok(Some(status)) => break status,
+                Ok(None) => {}
+                Err(e) => self.fail(&format!("cannot wait for rrc-record: {e}")),
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!(
+                    "rrc-record did not exit within {} s of signal {sig} (rrc must never hang)",
+                    STOP_TIMEOUT.as_secs()
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        self.child = None;
+        let what = self.describe();
+        let stdout = recv_pipe(&self.out_rx, self.pgid, &what, "stdout", status);
+        let stderr = recv_pipe(&self.err_rx, self.pgid, &what, "stderr", status);
+        let out = Output {
+            status,
+            stdout,
+            stderr,
+        };
+        assert_no_panic(&out, "rrc-record");
+        Recording {
+            dir: self.dir.take().expect("the recording's directory"),
+            trace: self.trace.clone(),
+            program: self.program.clone(),
+            args: std::mem::take(&mut self.args),
+            stdout: out.stdout,
+            stderr: out.stderr,
+            status: out.status,
+        }
+    }
+}
+
+impl Drop for LiveRecording {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(self.pgid);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Copies a trace that exposed a problem to `$TMPDIR/rrc-kept-traces/`,
+/// which outlives the test's temporary directory, and returns the copy's
+/// path (for failure messages).
+pub fn keep_trace(trace: &Path, tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("rrc-kept-traces");
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let kept = dir.join(format!("{tag}-{}-{stamp}.rrc", std::process::id()));
+    match std::fs::create_dir_all(&dir).and_then(|_| std::fs::copy(trace, &kept)) {
+        Ok(_) => kept,
+        Err(e) => {
+            eprintln!("cannot keep {} as {}: {e}", trace.display(), kept.display());
+            trace.to_path_buf()
+        }
+    }
+}
+
+/// Replays `rec` once (default options) and fails unless the replay was
+/// faithful: exit 0, stdout and stderr byte-identical to the recording.
+/// On failure the trace is kept (see [`keep_trace`]) and the message
+/// names the `divergence:` line and the command to reproduce it.
+pub fn assert_faithful_replay(rec: &Recording, tag: &str, context: &str) -> Output {
+    let out = replay(&rec.trace, &[]);
+    if out.status.success() && out.stdout == rec.stdout && out.stderr == rec.stderr {
+        return out;
+    }
+    let kept = keep_trace(&rec.trace, tag);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("divergence:"))
+        .unwrap_or("(no divergence line)");
+    assert_replay_matches(
+        rec,
+        &out,
+        &format!(
+            "{context}: {line}\ntrace kept as {} (reproduce: {} {})",
+            kept.display(),
+            rrc_replay().display(),
+            kept.display()
+        ),
+    );
+    out
+}
+
+/// [`record_and_replay`] that keeps the trace when a replay is not
+/// faithful (see [`assert_faithful_replay`]): records once, checks
+/// rrc-record exited with `expected_exit`, then replays `replays` times.
+pub fn record_and_replay_keeping(
+    program: &Path,
+    args: &[&str],
+    stdin: &[u8],
+    expected_exit: i32,
+    replays: usize,
+    tag: &str,
+) -> Recording {
+    let rec = record(program, args, stdin);
+    rec.assert_exit_code(expected_exit);
+    for i in 1..=replays {
+        assert_faithful_replay(&rec, tag, &format!("replay {i} of {replays}"));
+    }
+    rec
+}
+
+/// Replays a server's trace with no client present and fails unless the
+/// replay was faithful. rrc-replay compares every byte the program sends
+/// (to clients as well as to stdout and stderr) with the recording, so
+/// its exit 0 is the byte-for-byte check of the server's replies.
+pub fn assert_server_replay(rec: &Recording, tag: &str, context: &str) -> Output {
+    assert_faithful_replay(
+        rec,
+        tag,
+        &format!(
+            "{context} (rrc-replay compares every byte the server sent to its clients with \
+             the recording: exit 0 is that byte-for-byte check)"
+        ),
+    )
+}
+
+/// Fails unless `out` is a replay that stopped with a `divergence:` line
+/// on stderr; returns that line.
+pub fn assert_divergence(out: &Output, context: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "{context}: replay should fail with a divergence, but exited 0.\nstderr:\n{stderr}"
+    );
+    stderr
+        .lines()
+        .find(|l| l.starts_with("divergence:"))
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            panic!(
+                "{context}: replay failed ({}) without a `divergence:` line on stderr:\n{stderr}",
+                out.status
+            )
+        })
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ fn reference() -> (Recording, Vec<u8>) {
     );
     assert_eq!(
         &bytes[8..12],
-        &1u32.to_le_bytes(),
-        "format version 1 at offset 8"
+        &FORMAT_VERSION.to_le_bytes(),
+        "the format version at offset 8"
     );
     let frames = frames(&bytes);
     assert_eq!(
@@ -164,7 +164,7 @@ fn corrupted_traces_are_rejected() {
 #[test]
 fn other_format_versions_are_rejected() {
     let (rec, bytes) = reference();
-    for version in [0u32, 2, 0xffff_ffff] {
+    for version in [0u32, FORMAT_VERSION - 1, FORMAT_VERSION + 1, 0xffff_ffff] {
         let mut other = bytes.clone();
         other[8..12].copy_from_slice(&version.to_le_bytes());
         let path = write_file(rec.dir.path(), "version.rrc", &other);

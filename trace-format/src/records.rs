@@ -27,6 +27,12 @@ pub struct TraceHeader {
     pub shim_digest: (u64, u32),
     /// Version of the rrc that recorded this trace.
     pub rrc_version: String,
+    /// Signals the program started with ignored (bit n-1 for signal n): a
+    /// program launched under nohup or from a background job inherits
+    /// SIG_IGN, and behaves differently for it.
+    pub ignored_signals: u64,
+    /// The signal mask it started with.
+    pub blocked_signals: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
