@@ -13,7 +13,8 @@ use crossbeam_channel::Sender;
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, ReplayAction};
 use rrc_interposer::{
-    fd_identity, fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, Tracee, TraceeMemory,
+    fd_identity, fd_target, hide_vdso, poll_any, Polled, SignalStopKind, Stop, StopClock, Tracee,
+    TraceeMemory,
 };
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{
@@ -38,20 +39,12 @@ struct InFlight {
     installs: Option<(i32, u64, u64)>,
 }
 
-/// An asynchronous signal the recorder holds back to a syscall boundary.
-struct HeldSignal {
+/// An asynchronous signal the recorder holds back to a syscall boundary,
+/// or has queued again itself (tgkill) to deliver it there.
+struct PendingSignal {
     sig: i32,
     siginfo: Vec<u8>,
     since: Instant,
-}
-
-/// A signal the recorder queued itself (tgkill) to deliver it at a
-/// syscall boundary.
-struct Injection {
-    signal: HeldSignal,
-    /// The `syscall` instruction it was queued at (the call was rewound),
-    /// or `None` when queued where the thread was running.
-    rewound_to: Option<u64>,
 }
 
 struct ThreadState {
@@ -70,10 +63,33 @@ struct ThreadState {
     interrupted: Option<(InFlight, i64)>,
     /// The syscall restart_syscall will continue (ERESTART_RESTARTBLOCK).
     restart_block: Option<(i64, [u64; 6])>,
-    held: Option<HeldSignal>,
-    injection: Option<Injection>,
+    held: Option<PendingSignal>,
+    injection: Option<PendingSignal>,
     /// Signals the thread sent itself (raise, abort): synchronous.
     self_signals: Vec<i32>,
+}
+
+/// Where a returning event sits in its thread's stream and in time.
+struct ReturnStamp {
+    index: u64,
+    interval_ns: u64,
+    return_ns: u64,
+}
+
+impl ThreadState {
+    /// Counts an event that returns to the program now (a syscall or an
+    /// rdtsc), and times it against the thread's previous one.
+    fn stamp_return(&mut self, epoch: Instant) -> ReturnStamp {
+        let now = Instant::now();
+        let stamp = ReturnStamp {
+            index: self.events,
+            interval_ns: now.duration_since(self.last_return).as_nanos() as u64,
+            return_ns: now.duration_since(epoch).as_nanos() as u64,
+        };
+        self.last_return = now;
+        self.events += 1;
+        stamp
+    }
 }
 
 pub struct Recorder {
@@ -249,26 +265,27 @@ impl Recorder {
 
     fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
         let tracee = Tracee::new(pid);
-        let mut regs = tracee.regs("read registers at seccomp stop")?;
+        let regs = tracee.regs("read registers at seccomp stop")?;
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
         let thread = t.logical;
         t.last_exit_rip = None;
         if let Some(signal) = t.held.take() {
-            // A signal held back to this boundary: deliver it before the
-            // call, which then runs (and traps) again.
-            tracee.rewind_syscall(&mut regs)?;
+            // A signal held back to this boundary: queue it and let the
+            // call run. A wait (pause, epoll_wait, read) then sees it
+            // pending and is interrupted as if the signal had come while it
+            // blocked; any other call completes and the signal arrives at
+            // its return. Either way it lands where replay can put it.
             let tgid = self.tgid_of(pid);
             tracee.queue_signal(tgid, signal.sig)?;
             if let Some(t) = self.threads.get_mut(&pid) {
-                t.injection = Some(Injection {
-                    signal,
-                    rewound_to: Some(regs.regs.rip),
-                });
+                t.injection = Some(signal);
             }
-            return Ok(tracee.resume(0, "resume to deliver a held signal")?);
         }
+        let Some(t) = self.threads.get_mut(&pid) else {
+            bail!("seccomp stop of unknown tid {pid}");
+        };
         let mut nr = regs.nr();
         let mut args = regs.args();
         if nr == libc::SYS_restart_syscall {
@@ -390,12 +407,8 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("syscall of unknown tid {pid}");
         };
-        let now = Instant::now();
-        let interval_ns = now.duration_since(t.last_return).as_nanos() as u64;
-        t.last_return = now;
-        let index = t.events;
-        t.events += 1;
-        let thread = t.logical;
+        let stamp = t.stamp_return(self.epoch);
+        let (thread, index) = (t.logical, stamp.index);
         let mut extra = call.extra;
         let action = model::replay_action(call.nr, &call.args);
         if action == ReplayAction::Open && ret >= 0 {
@@ -420,8 +433,8 @@ impl Recorder {
             ret,
             inputs: call.inputs,
             outputs,
-            interval_ns,
-            return_ns: now.duration_since(self.epoch).as_nanos() as u64,
+            interval_ns: stamp.interval_ns,
+            return_ns: stamp.return_ns,
             extra,
         }))
     }
@@ -485,20 +498,15 @@ impl Recorder {
             self.early_stops.insert(pid);
             return Ok(());
         };
-        if t.awaiting_first_stop && sig == libc::SIGSTOP {
-            t.awaiting_first_stop = false;
-            return Tracee::new(pid)
-                .resume(0, "start new thread")
-                .map_err(Into::into);
-        }
-        if matches!(
-            sig,
-            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
-        ) && rrc_interposer::is_group_stop(pid)
-        {
-            return Tracee::new(pid)
-                .resume(0, "resume from group stop")
-                .map_err(Into::into);
+        match rrc_interposer::signal_stop_kind(pid, sig, t.awaiting_first_stop) {
+            SignalStopKind::ThreadStart => {
+                t.awaiting_first_stop = false;
+                return Ok(Tracee::new(pid).resume(0, "start new thread")?);
+            }
+            SignalStopKind::GroupStop => {
+                return Ok(Tracee::new(pid).resume(0, "resume from group stop")?);
+            }
+            SignalStopKind::Delivery => {}
         }
         let tracee = Tracee::new(pid);
         let info = rrc_interposer::signal_info(pid);
@@ -511,42 +519,28 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return Ok(());
         };
-        if let Some(inj) = t.injection.take() {
-            if inj.signal.sig == sig {
-                // Our own tgkill: hand the program the original siginfo, and
-                // say where it was really delivered: where we queued it, or
-                // later, if the program had it blocked there.
-                tracee.set_siginfo_bytes(&inj.signal.siginfo)?;
-                let regs = tracee.regs("read registers at signal stop")?;
-                let at = if inj.rewound_to == Some(regs.regs.rip) && regs.nr() == -1 {
-                    SignalPoint::SyscallEntry
-                } else if t.last_exit_rip == Some(regs.regs.rip) {
-                    SignalPoint::SyscallReturn
-                } else {
-                    SignalPoint::Elapsed(
-                        Instant::now().duration_since(t.last_return).as_nanos() as u64
-                    )
-                };
-                self.emit_signal(pid, sig, at, inj.signal.siginfo)?;
-                return Ok(tracee.resume(sig, "deliver signal")?);
+        // Our own tgkill of a held signal: the program gets the original
+        // siginfo, and the signal is placed like any asynchronous one.
+        let injected = match t.injection.take() {
+            Some(inj) if inj.sig == sig => {
+                tracee.set_siginfo_bytes(&inj.siginfo)?;
+                Some(inj.siginfo)
             }
-            t.injection = Some(inj);
-        }
-        let siginfo = tracee.siginfo_bytes().unwrap_or_default();
-        let fault = matches!(
-            sig,
-            libc::SIGSEGV
-                | libc::SIGBUS
-                | libc::SIGFPE
-                | libc::SIGILL
-                | libc::SIGTRAP
-                | libc::SIGSYS
-        ) && code > 0
-            && code != libc::SI_KERNEL;
+            other => {
+                t.injection = other;
+                None
+            }
+        };
+        let was_injected = injected.is_some();
+        let siginfo = match injected {
+            Some(original) => original,
+            None => tracee.siginfo_bytes().unwrap_or_default(),
+        };
+        let fault = !was_injected && rrc_interposer::is_fault(sig, code);
         let raised_by_kernel_for_this_call =
             matches!(sig, libc::SIGPIPE | libc::SIGXFSZ) && code == libc::SI_KERNEL;
         let own = t.self_signals.iter().position(|s| *s == sig);
-        if fault || raised_by_kernel_for_this_call || own.is_some() {
+        if !was_injected && (fault || raised_by_kernel_for_this_call || own.is_some()) {
             if let Some(i) = own {
                 t.self_signals.remove(i);
             }
@@ -581,16 +575,17 @@ impl Recorder {
         }
         let in_untrapped_call = (regs.regs.orig_rax as i64) >= 0
             && (is_restart(regs.ret()) || regs.ret() == -(libc::EINTR as i64));
-        if in_untrapped_call {
-            // Blocked in a call that runs untrapped (a futex wait): deliver
-            // here; replay delivers it after the same elapsed time.
+        if in_untrapped_call || was_injected {
+            // Blocked in a call that runs untrapped (a futex wait), or a
+            // held signal the program had blocked until now: deliver here;
+            // replay delivers it after the same elapsed time.
             let elapsed = Instant::now().duration_since(t.last_return).as_nanos() as u64;
             self.emit_signal(pid, sig, SignalPoint::Elapsed(elapsed), siginfo)?;
             return Ok(tracee.resume(sig, "deliver signal")?);
         }
         // Running its own code: hold the signal back to the thread's next
         // syscall, where replay can deliver it at the same point.
-        t.held = Some(HeldSignal {
+        t.held = Some(PendingSignal {
             sig,
             siginfo,
             since: Instant::now(),
@@ -611,19 +606,15 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return Ok(Some(()));
         };
-        let now = Instant::now();
-        let interval_ns = now.duration_since(t.last_return).as_nanos() as u64;
-        t.last_return = now;
-        let index = t.events;
-        t.events += 1;
+        let stamp = t.stamp_return(self.epoch);
         let thread = t.logical;
         self.emit(TraceRecord::Tsc(TscRecord {
             thread,
-            index,
+            index: stamp.index,
             value,
             aux,
-            interval_ns,
-            return_ns: now.duration_since(self.epoch).as_nanos() as u64,
+            interval_ns: stamp.interval_ns,
+            return_ns: stamp.return_ns,
         }))?;
         tracee.resume(0, "resume after rdtsc")?;
         Ok(Some(()))
@@ -709,10 +700,7 @@ impl Recorder {
                 continue;
             };
             let sig = signal.sig;
-            t.injection = Some(Injection {
-                signal,
-                rewound_to: None,
-            });
+            t.injection = Some(signal);
             let thread = t.logical;
             match Tracee::new(pid).queue_signal(tgid, sig) {
                 Ok(()) => {}

@@ -759,7 +759,13 @@ pub fn require_installed(name: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    for extra in ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin"] {
+    for extra in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+    ] {
         dirs.push(PathBuf::from(extra));
     }
     for dir in dirs {
@@ -1046,7 +1052,7 @@ pub fn assert_faithful_replay(rec: &Recording, tag: &str, context: &str) -> Outp
         rec,
         &out,
         &format!(
-            "{context}: {line}\ntrace kept as {} (reproduce: {} {})",
+            "{tag}: {context}: {line}\ntrace kept as {} (reproduce: {} {})",
             kept.display(),
             rrc_replay().display(),
             kept.display()

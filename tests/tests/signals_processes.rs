@@ -1,0 +1,251 @@
+//! Asynchronous signals and multiple processes: an interval timer with a
+//! counting handler, signals sent between threads with pthread_kill, a
+//! handler interrupting a blocked read() (EINTR), and fork/exec/wait/
+//! popen. Each recording is replayed three times, byte-identical.
+
+use rrc_tests::*;
+
+/// The numbers in `line` after `prefix`, in order.
+fn numbers_after(stdout: &str, prefix: &str) -> Vec<i64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{stdout}"));
+    line[prefix.len()..]
+        .split(|c: char| !c.is_ascii_digit() && c != '-')
+        .filter_map(|w| w.parse().ok())
+        .collect()
+}
+
+/// The number right after the first `marker` in `text`.
+fn number_after(text: &str, marker: &str) -> i64 {
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {text:?}"));
+    let rest = &text[at + marker.len()..];
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {marker:?} in {text:?}"))
+}
+
+fn signal_count(json: &Value, name: &str) -> i64 {
+    count(json, "signals", name) as i64
+}
+
+/// Per-thread count `key` (syscalls, signals) of logical thread `t`.
+fn thread_count(json: &Value, t: usize, key: &str) -> i64 {
+    threads(json)[t][key].as_i64().unwrap_or(0)
+}
+
+#[test]
+fn itimer_signal_replays_identically() {
+    let prog = program("itimer_signal");
+    for round in 1..=repeat() {
+        let rec = record_and_replay_keeping(
+            &prog,
+            &[],
+            b"",
+            0,
+            3,
+            &format!("itimer_signal-round{round}"),
+        );
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        assert_eq!(
+            stdout
+                .lines()
+                .filter(|l| l.starts_with("iteration "))
+                .count(),
+            40,
+            "{ctx}: one line per iteration:\n{stdout}"
+        );
+        // "itimer_signal: T ticks, I interrupted sleeps, hash H"
+        let summary = numbers_after(&stdout, "itimer_signal: ");
+        let ticks = summary[0];
+        assert!(ticks > 0, "{ctx}: the timer ticked:\n{stdout}");
+        let json = check_inspect(&rec, 1);
+        assert_eq!(
+            signal_count(&json, "SIGALRM"),
+            ticks,
+            "{ctx}: every SIGALRM the handler counted is in the trace: {}",
+            json["signals"]
+        );
+        assert_eq!(
+            syscall_count(&json, "setitimer"),
+            2,
+            "{ctx}: setitimer on and off: {}",
+            json["syscalls"]
+        );
+    }
+}
+
+#[test]
+fn itimer_signal_native_runs_differ() {
+    assert_native_runs_differ(&program("itimer_signal"), &[], b"", 10);
+}
+
+#[test]
+fn thread_kill_replays_identically() {
+    let prog = program("thread_kill");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 3, &format!("thread_kill-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        let summary = stdout
+            .lines()
+            .find(|l| l.starts_with("thread_kill: "))
+            .unwrap_or_else(|| panic!("{ctx}: no summary in:\n{stdout}"));
+        let (usr1, usr2) = summary
+            .split_once("; SIGUSR2")
+            .unwrap_or_else(|| panic!("{ctx}: bad summary {summary:?}"));
+        let (usr1_sent, usr1_seen) = (number_after(usr1, "sent "), number_after(usr1, "seen "));
+        let (usr2_sent, usr2_seen) = (number_after(usr2, "sent "), number_after(usr2, "seen "));
+        assert_eq!(usr1_sent, 30, "{ctx}:\n{stdout}");
+        assert!(
+            usr1_seen > 0 && usr1_seen <= usr1_sent,
+            "{ctx}: SIGUSR1 reached the main thread (pending ones may merge):\n{stdout}"
+        );
+        assert!(
+            usr2_sent > 0 && usr2_seen > 0,
+            "{ctx}: the worker got SIGUSR2:\n{stdout}"
+        );
+        let json = check_inspect(&rec, 2);
+        assert_eq!(
+            signal_count(&json, "SIGUSR1"),
+            usr1_seen,
+            "{ctx}: every SIGUSR1 handled is in the trace: {}",
+            json["signals"]
+        );
+        assert_eq!(
+            signal_count(&json, "SIGUSR2"),
+            usr2_seen,
+            "{ctx}: every SIGUSR2 handled is in the trace: {}",
+            json["signals"]
+        );
+        assert_eq!(
+            (
+                thread_count(&json, 0, "signals"),
+                thread_count(&json, 1, "signals")
+            ),
+            (usr1_seen, usr2_seen),
+            "{ctx}: SIGUSR1 went to the main thread, SIGUSR2 to the worker: {}",
+            json["threads"]
+        );
+        assert_eq!(
+            syscall_count(&json, "tgkill") as i64,
+            usr1_sent + usr2_sent,
+            "{ctx}: pthread_kill is tgkill: {}",
+            json["syscalls"]
+        );
+    }
+}
+
+#[test]
+fn eintr_read_replays_identically() {
+    let prog = program("eintr_read");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 3, &format!("eintr_read-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        let rounds: Vec<&str> = stdout.lines().filter(|l| l.starts_with("round ")).collect();
+        assert_eq!(rounds.len(), 12, "{ctx}: twelve rounds:\n{stdout}");
+        for (r, line) in rounds.iter().enumerate() {
+            let n = numbers_after(line, "round ");
+            // round R: read B bytes "data R" after E EINTR, H signals handled
+            assert_eq!(n[0], r as i64, "{ctx}: {line}");
+            assert_eq!(n[2], r as i64, "{ctx}: the round's data: {line}");
+            assert!(n[3] >= 1, "{ctx}: read() failed with EINTR: {line}");
+        }
+        // "eintr_read: 12 rounds, S signals sent, H handled"
+        let n = numbers_after(&stdout, "eintr_read: ");
+        let handled = n[2];
+        let json = check_inspect(&rec, 2);
+        assert_eq!(
+            signal_count(&json, "SIGUSR1"),
+            handled,
+            "{ctx}: every SIGUSR1 handled is in the trace: {}",
+            json["signals"]
+        );
+        assert_eq!(
+            thread_count(&json, 1, "signals"),
+            handled,
+            "{ctx}: the signals went to the reader thread: {}",
+            json["threads"]
+        );
+        assert!(
+            thread_count(&json, 1, "syscalls") >= 24,
+            "{ctx}: the reader's interrupted and successful reads: {}",
+            json["threads"][1]
+        );
+    }
+}
+
+#[test]
+fn fork_exec_replays_identically() {
+    let prog = program("fork_exec");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 3, &format!("fork_exec-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        let parent = numbers_after(&stdout, "parent: pid ")[0];
+        let forked = numbers_after(&stdout, "parent: forked ")[0];
+        let child = numbers_after(&stdout, "child: pid ");
+        assert_eq!(
+            child[..2],
+            [forked, parent],
+            "{ctx}: the re-executed child's pid and parent:\n{stdout}"
+        );
+        for expected in [
+            format!("parent: re-executed child (pid {forked}) exited with 7\n"),
+            "echo: hello from a child found in PATH\n".to_string(),
+            "parent: echo (pid ".to_string(),
+            ") exited with 42\n".to_string(),
+            "parent: popen read: popen says hi\n".to_string(),
+            "parent: popen child (pid 0) exited with 0\n".to_string(),
+            format!("parent: pid {parent} done\n"),
+        ] {
+            assert!(
+                stdout.contains(&expected),
+                "{ctx}: {expected:?} in:\n{stdout}"
+            );
+        }
+
+        let json = inspect_json(&rec.trace);
+        assert_eq!(json["complete"], true, "{ctx}: complete trace");
+        assert_eq!(json["exit_status"]["exited"], 0, "{ctx}: exit status");
+        let processes = process_count(&json);
+        assert!(
+            processes >= 4,
+            "{ctx}: the parent and its three forked children (and popen's) are \
+             recorded as processes, got {processes}\n{}",
+            json["threads"]
+        );
+        let in_children = threads(&json)
+            .iter()
+            .filter(|t| t["process"].as_u64().unwrap_or(0) > 0)
+            .count();
+        assert!(
+            in_children >= 3,
+            "{ctx}: threads of the child processes: {}",
+            json["threads"]
+        );
+        for name in ["wait4", "execve"] {
+            assert!(
+                syscall_count(&json, name) > 0,
+                "{ctx}: {name} in {}",
+                json["syscalls"]
+            );
+        }
+        assert!(
+            is_empty_value(&json["unknown_syscalls"]),
+            "{ctx}: unknown syscalls {}",
+            json["unknown_syscalls"]
+        );
+    }
+}
