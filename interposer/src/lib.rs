@@ -22,7 +22,9 @@ pub use spawn::{
     fd_identity, fd_target, file_digest, identity_of, shim_path, spawn_traced, traced_env,
     SignalState, SpawnOptions, TRACE_OPTIONS,
 };
-pub use stop::{is_group_stop, poll_any, signal_info, wait_any, Polled, Stop};
+pub use stop::{
+    is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled, SignalStopKind, Stop,
+};
 pub use tracee::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};
 
 use nix::errno::Errno;

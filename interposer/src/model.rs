@@ -100,21 +100,6 @@ pub fn runs_untrapped(nr: c_long) -> bool {
             | SYS_sched_setaffinity
             | SYS_setpriority
             | SYS_exit
-            | SYS_close
-            | SYS_close_range
-            | SYS_dup
-            | SYS_dup2
-            | SYS_dup3
-            | SYS_eventfd
-            | SYS_eventfd2
-            | SYS_epoll_create
-            | SYS_epoll_create1
-            | SYS_memfd_create
-            | SYS_timerfd_create
-            | SYS_signalfd
-            | SYS_signalfd4
-            | SYS_inotify_init
-            | SYS_inotify_init1
             | SYS_prctl
             | SYS_fadvise64
             | SYS_readahead
@@ -122,6 +107,45 @@ pub fn runs_untrapped(nr: c_long) -> bool {
             | SYS_pkey_free
             | SYS_pkey_mprotect
     )
+}
+
+/// Calls that allocate or free descriptor numbers. The kernel hands out
+/// the lowest free number, so their relative order decides every number
+/// the program sees: the recorder runs at most one at a time per process,
+/// making the trace's order their true order, which replay then follows.
+pub fn changes_descriptor_table(nr: c_long, args: &[u64; 6]) -> bool {
+    use libc::*;
+    match nr {
+        SYS_fcntl => matches!(args[1] as i32, F_DUPFD | F_DUPFD_CLOEXEC),
+        _ => matches!(
+            nr,
+            SYS_close
+                | SYS_close_range
+                | SYS_dup
+                | SYS_dup2
+                | SYS_dup3
+                | SYS_open
+                | SYS_openat
+                | SYS_openat2
+                | SYS_creat
+                | SYS_socket
+                | SYS_socketpair
+                | SYS_accept
+                | SYS_accept4
+                | SYS_pipe
+                | SYS_pipe2
+                | SYS_eventfd
+                | SYS_eventfd2
+                | SYS_epoll_create
+                | SYS_epoll_create1
+                | SYS_memfd_create
+                | SYS_timerfd_create
+                | SYS_signalfd
+                | SYS_signalfd4
+                | SYS_inotify_init
+                | SYS_inotify_init1
+        ),
+    }
 }
 
 /// Syscalls rrc knows how to record (whether or not they trap).
@@ -138,7 +162,12 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
     Some(match nr {
         SYS_open | SYS_openat | SYS_creat | SYS_openat2 => Open,
         SYS_socket | SYS_accept | SYS_accept4 => Placeholder,
-        SYS_pipe | SYS_pipe2 | SYS_socketpair => ExecuteChecked,
+        // Descriptor numbers must come out as recorded: these run for real
+        // (in the recorded order across threads) and are checked.
+        SYS_pipe | SYS_pipe2 | SYS_socketpair | SYS_dup | SYS_dup2 | SYS_dup3 | SYS_eventfd
+        | SYS_eventfd2 | SYS_epoll_create | SYS_epoll_create1 | SYS_memfd_create
+        | SYS_timerfd_create | SYS_signalfd | SYS_signalfd4 | SYS_inotify_init
+        | SYS_inotify_init1 | SYS_close | SYS_close_range => ExecuteChecked,
         // Signal masks decide where a signal can be delivered: trapped so
         // that an unblocked signal arrives at a visible syscall return.
         SYS_mmap | SYS_rt_sigaction | SYS_rt_sigprocmask => Execute,
@@ -372,7 +401,12 @@ pub fn compared_args(nr: c_long) -> u8 {
         SYS_ftruncate => A0 | A1,
         SYS_fchmod => A0 | A1,
         SYS_umask => A0,
-        SYS_dup | SYS_dup2 | SYS_dup3 => A0 | A1,
+        SYS_dup | SYS_dup2 | SYS_dup3 | SYS_close_range => A0 | A1,
+        SYS_close => A0,
+        SYS_eventfd2 => A0 | A1,
+        SYS_epoll_create1 | SYS_inotify_init1 => A0,
+        SYS_timerfd_create => A0 | A1,
+        SYS_memfd_create => A1,
         SYS_unlinkat | SYS_mkdirat => A0 | A2,
         SYS_mkdir | SYS_chmod => A1,
         SYS_newfstatat => A0 | A3,
@@ -667,19 +701,17 @@ pub fn outputs(
             add(a[4], 16);
         }
         SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 if ok => add(a[1], n * 12),
-        SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername if ok => {
-            if a[1] != 0 && a[2] != 0 {
-                let alen = mem.read_u32(a[2])? as u64;
-                add(a[2], 4);
-                add(a[1], alen.min(128));
-            }
+        SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername
+            if ok && a[1] != 0 && a[2] != 0 =>
+        {
+            let alen = mem.read_u32(a[2])? as u64;
+            add(a[2], 4);
+            add(a[1], alen.min(128));
         }
-        SYS_getsockopt if ok => {
-            if a[4] != 0 {
-                let len = mem.read_u32(a[4])? as u64;
-                add(a[4], 4);
-                add(a[3], len.min(1024));
-            }
+        SYS_getsockopt if ok && a[4] != 0 => {
+            let len = mem.read_u32(a[4])? as u64;
+            add(a[4], 4);
+            add(a[3], len.min(1024));
         }
         SYS_ioctl if ok => {
             if let Some(len) = ioctl_output_len(a[1]) {

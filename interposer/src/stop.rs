@@ -112,3 +112,40 @@ pub fn is_group_stop(pid: Pid) -> bool {
 pub fn signal_info(pid: Pid) -> Option<libc::siginfo_t> {
     nix::sys::ptrace::getsiginfo(pid).ok()
 }
+
+/// What a signal stop of a traced thread is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalStopKind {
+    /// The SIGSTOP every new task starts with under ptrace.
+    ThreadStart,
+    /// A group stop (SIGSTOP/SIGTSTP/SIGTTIN/SIGTTOU taking effect), not a
+    /// signal to deliver.
+    GroupStop,
+    /// A signal about to be delivered to the thread.
+    Delivery,
+}
+
+/// Sorts a signal stop; `awaiting_first_stop` says the thread is new.
+pub fn signal_stop_kind(pid: Pid, sig: i32, awaiting_first_stop: bool) -> SignalStopKind {
+    if awaiting_first_stop && sig == libc::SIGSTOP {
+        SignalStopKind::ThreadStart
+    } else if matches!(
+        sig,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    ) && is_group_stop(pid)
+    {
+        SignalStopKind::GroupStop
+    } else {
+        SignalStopKind::Delivery
+    }
+}
+
+/// A signal the thread caused by faulting (si_code > 0 from the CPU, not a
+/// kill and not the kernel's SI_KERNEL, which rdtsc traps use).
+pub fn is_fault(sig: i32, si_code: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGTRAP | libc::SIGSYS
+    ) && si_code > 0
+        && si_code != libc::SI_KERNEL
+}

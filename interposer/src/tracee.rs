@@ -226,7 +226,8 @@ pub enum TscInstruction {
 }
 
 impl TscInstruction {
-    pub fn len(self) -> u64 {
+    /// Bytes of machine code.
+    pub fn encoded_len(self) -> u64 {
         match self {
             TscInstruction::Rdtsc => 2,
             TscInstruction::Rdtscp => 3,
@@ -258,7 +259,7 @@ impl Tracee {
         if let (TscInstruction::Rdtscp, Some(aux)) = (insn, aux) {
             regs.regs.rcx = aux as u64;
         }
-        regs.regs.rip += insn.len();
+        regs.regs.rip += insn.encoded_len();
         self.set_regs(regs, "complete a trapped rdtsc")
     }
 

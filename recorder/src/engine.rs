@@ -2,7 +2,7 @@
 //! seen twice: at its seccomp stop (inputs read) and at its exit (result
 //! and every byte the kernel wrote read), then sent to the trace writer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,11 @@ use rrc_trace::{
 };
 
 use crate::signals::{restarts, ProcessDispositions};
+
+/// How long a descriptor call waits for another one of its process that
+/// is in flight (a blocking accept can be, for as long as no one connects)
+/// before it goes ahead anyway.
+const DESCRIPTOR_CALL_WAIT: Duration = Duration::from_millis(2);
 
 /// How long an asynchronous signal that arrived while its thread ran its
 /// own code waits for the thread's next syscall before it is delivered
@@ -92,6 +97,15 @@ impl ThreadState {
     }
 }
 
+/// The descriptor-table calls of one process: one runs at a time, so the
+/// order they are recorded in is the order they ran in.
+#[derive(Default)]
+struct DescriptorCalls {
+    in_flight: Option<Pid>,
+    /// Threads stopped at the entry of such a call, and since when.
+    waiting: VecDeque<(Pid, Instant)>,
+}
+
 pub struct Recorder {
     sink: Sender<TraceRecord>,
     log: Arc<SharedSyncLog>,
@@ -110,6 +124,9 @@ pub struct Recorder {
     clock: StopClock,
     /// When the recording started: syscall returns are stamped from here.
     epoch: Instant,
+    descriptor_calls: HashMap<ProcessId, DescriptorCalls>,
+    /// Threads let through while another descriptor call was in flight.
+    descriptor_bypass: HashSet<Pid>,
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {
@@ -140,6 +157,8 @@ impl Recorder {
             dispositions: HashMap::new(),
             clock,
             epoch: Instant::now(),
+            descriptor_calls: HashMap::new(),
+            descriptor_bypass: HashSet::new(),
         };
         r.add_thread(root, None, true)?;
         // The root already took its initial stop in spawn_traced.
@@ -223,6 +242,7 @@ impl Recorder {
                 Polled::Gone => break,
                 Polled::Nothing => {
                     self.release_overdue_signals()?;
+                    self.release_overdue_descriptor_calls()?;
                     let next = self.next_held_deadline();
                     self.clock.wait(next);
                     continue;
@@ -270,6 +290,16 @@ impl Recorder {
             bail!("seccomp stop of unknown tid {pid}");
         };
         let thread = t.logical;
+        let process = t.process;
+        if model::changes_descriptor_table(regs.nr(), &regs.args())
+            && self.must_wait_for_descriptor_call(pid, process)
+        {
+            // Stays stopped until the one in flight has returned.
+            return Ok(());
+        }
+        let Some(t) = self.threads.get_mut(&pid) else {
+            bail!("seccomp stop of unknown tid {pid}");
+        };
         t.last_exit_rip = None;
         if let Some(signal) = t.held.take() {
             // A signal held back to this boundary: queue it and let the
@@ -363,6 +393,14 @@ impl Recorder {
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
+        let result = self.record_syscall_exit(pid);
+        // After its record: the trace then has descriptor calls in the
+        // order they ran.
+        self.finish_descriptor_call(pid)?;
+        result
+    }
+
+    fn record_syscall_exit(&mut self, pid: Pid) -> Result<()> {
         let tracee = Tracee::new(pid);
         let regs = tracee.regs("read registers at syscall exit")?;
         let ret = regs.ret();
@@ -671,10 +709,85 @@ impl Recorder {
     }
 
     fn next_held_deadline(&self) -> Option<Instant> {
-        self.threads
+        let signals = self
+            .threads
             .values()
-            .filter_map(|t| t.held.as_ref().map(|h| h.since + DEFER_LIMIT))
-            .min()
+            .filter_map(|t| t.held.as_ref().map(|h| h.since + DEFER_LIMIT));
+        let descriptor_calls = self.descriptor_calls.values().filter_map(|d| {
+            d.waiting
+                .front()
+                .map(|(_, since)| *since + DESCRIPTOR_CALL_WAIT)
+        });
+        signals.chain(descriptor_calls).min()
+    }
+
+    /// Whether the descriptor-table call `pid` is entering must wait for
+    /// another one of its process; takes the slot when it need not.
+    fn must_wait_for_descriptor_call(&mut self, pid: Pid, process: ProcessId) -> bool {
+        if self.descriptor_bypass.remove(&pid) {
+            return false;
+        }
+        let calls = self.descriptor_calls.entry(process).or_default();
+        match calls.in_flight {
+            Some(other) if other != pid => {
+                calls.waiting.push_back((pid, Instant::now()));
+                true
+            }
+            _ => {
+                calls.in_flight = Some(pid);
+                false
+            }
+        }
+    }
+
+    /// `pid`'s descriptor call (if it had the slot) is done: the next
+    /// waiting one goes.
+    fn finish_descriptor_call(&mut self, pid: Pid) -> Result<()> {
+        let Some(process) = self.threads.get(&pid).map(|t| t.process) else {
+            return Ok(());
+        };
+        self.release_descriptor_slot(process, pid)
+    }
+
+    fn release_descriptor_slot(&mut self, process: ProcessId, pid: Pid) -> Result<()> {
+        let Some(calls) = self.descriptor_calls.get_mut(&process) else {
+            return Ok(());
+        };
+        if calls.in_flight != Some(pid) {
+            return Ok(());
+        }
+        calls.in_flight = None;
+        let next = calls.waiting.pop_front();
+        match next {
+            // Still stopped at its seccomp stop: process that stop now.
+            Some((next, _)) if self.threads.contains_key(&next) => self.on_seccomp(next),
+            _ => Ok(()),
+        }
+    }
+
+    /// A descriptor call that has waited too long goes ahead (the one in
+    /// flight is probably blocked, as a blocking accept is).
+    fn release_overdue_descriptor_calls(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let overdue: Vec<Pid> = self
+            .descriptor_calls
+            .values_mut()
+            .filter_map(|d| match d.waiting.front() {
+                Some((pid, since)) if now >= *since + DESCRIPTOR_CALL_WAIT => {
+                    let pid = *pid;
+                    d.waiting.pop_front();
+                    Some(pid)
+                }
+                _ => None,
+            })
+            .collect();
+        for pid in overdue {
+            if self.threads.contains_key(&pid) {
+                self.descriptor_bypass.insert(pid);
+                self.on_seccomp(pid)?;
+            }
+        }
+        Ok(())
     }
 
     /// A held signal whose thread made no syscall for DEFER_LIMIT is
@@ -719,6 +832,10 @@ impl Recorder {
     }
 
     fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
+        self.finish_descriptor_call(pid)?;
+        for calls in self.descriptor_calls.values_mut() {
+            calls.waiting.retain(|(p, _)| *p != pid);
+        }
         self.early_stops.remove(&pid);
         let Some(t) = self.threads.remove(&pid) else {
             return Ok(());

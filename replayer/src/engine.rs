@@ -14,7 +14,8 @@ use anyhow::{Context, Result};
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, ReplayAction};
 use rrc_interposer::{
-    fd_target, hide_vdso, poll_any, Polled, Stop, StopClock, SyscallRegs, Tracee, TraceeMemory,
+    fd_target, hide_vdso, poll_any, Polled, SignalStopKind, Stop, StopClock, SyscallRegs, Tracee,
+    TraceeMemory,
 };
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId};
@@ -74,6 +75,14 @@ pub enum Anchor {
     Shared,
 }
 
+/// How replay re-creates the recorded timing.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplayOptions {
+    pub enforce_intervals: bool,
+    pub anchor: Anchor,
+    pub order_returns: bool,
+}
+
 /// Interval enforcement figures, for `--stats`.
 #[derive(Debug, Default)]
 pub struct IntervalStats {
@@ -95,6 +104,9 @@ enum Hold {
     /// Past the end of its recorded events: it was blocked in this call
     /// when the recording ended.
     PastEnd,
+    /// A call replay runs for real (it makes or closes descriptors, maps
+    /// files, changes signal state) waits to run in the recorded order.
+    RunTurn(u64),
 }
 
 pub struct Replayer {
@@ -135,9 +147,7 @@ impl Replayer {
         root: Pid,
         shim_now: Vec<u8>,
         clock: StopClock,
-        enforce_intervals: bool,
-        anchor: Anchor,
-        order_returns: bool,
+        options: ReplayOptions,
     ) -> Replayer {
         let shim_recorded = plan.header.shim_path.clone();
         let mut r = Replayer {
@@ -154,10 +164,10 @@ impl Replayer {
             shim_recorded,
             shim_now,
             clock,
-            enforce_intervals,
-            anchor,
+            enforce_intervals: options.enforce_intervals,
+            anchor: options.anchor,
             epoch: Instant::now(),
-            order_returns,
+            order_returns: options.order_returns,
             next_return: 0,
             queued_returns: BTreeMap::new(),
             timed: BinaryHeap::new(),
@@ -169,6 +179,9 @@ impl Replayer {
 
     /// Starts following a live thread as logical thread `logical`.
     fn adopt(&mut self, tid: Pid, logical: ThreadId, awaiting_first_stop: bool) {
+        debug_log(format_args!(
+            "adopt tid {tid} as t{logical} (awaiting first stop: {awaiting_first_stop})"
+        ));
         let Some(p) = self.plan.threads.get_mut(logical as usize) else {
             return;
         };
@@ -230,10 +243,14 @@ impl Replayer {
                     let next = self.timed.peek().map(|Reverse((at, _, _))| *at);
                     self.clock.wait(next);
                     self.release_due()?;
+                    if !self.diverged() {
+                        self.release_holds()?;
+                    }
                     continue;
                 }
             };
             self.shared.progress.fetch_add(1, Ordering::Relaxed);
+            debug_log(format_args!("{stop:?}"));
             let result = match stop {
                 Stop::Seccomp(pid) => self.on_seccomp(pid),
                 Stop::SyscallExit(pid) => self.on_syscall_exit(pid),
@@ -369,6 +386,14 @@ impl Replayer {
             self.held.insert(pid, Hold::ProcessExit);
             return Ok(());
         }
+        if self.order_returns && runs_in_recorded_order(action_for(record, nr, &args)) {
+            if let Some(&rank) = self.plan.return_rank.get(&(thread, record.index)) {
+                if rank != self.next_return {
+                    self.held.insert(pid, Hold::RunTurn(rank));
+                    return Ok(());
+                }
+            }
+        }
         self.dispatch(pid, thread, regs)
     }
 
@@ -392,22 +417,7 @@ impl Replayer {
             }
             return self.run_to_exit(pid, record, args, ExitCheck::Executed);
         }
-        let mut action = model::replay_action(nr, &args);
-        if record.ret < 0
-            && matches!(
-                action,
-                ReplayAction::Open
-                    | ReplayAction::Placeholder
-                    | ReplayAction::Spawn
-                    | ReplayAction::Exec
-            )
-        {
-            // It failed when recorded: fail it the same way.
-            action = ReplayAction::Emulate;
-        }
-        if matches!(record.extra, SyscallExtra::Unknown) {
-            action = ReplayAction::Unsupported;
-        }
+        let action = action_for(&record, nr, &args);
         match action {
             ReplayAction::Emulate => {
                 self.emulate(&tracee, &mut regs, &record)?;
@@ -695,6 +705,16 @@ impl Replayer {
         let ret = regs.ret();
         let record = &call.record;
         let interrupted_as_recorded = is_restart(ret) && record.ret == -(libc::EINTR as i64);
+        if is_restart(ret) && !interrupted_as_recorded {
+            // Interrupted by a signal of the replay itself (a real child's
+            // SIGCHLD): the kernel restarts it once that signal is
+            // suppressed, and the call traps again. Put the event back.
+            let thread_plan = &mut self.plan.threads[thread as usize];
+            thread_plan
+                .events
+                .push_front(PlannedEvent::Syscall(call.record));
+            return Ok(tracee.resume(0, "resume an interrupted syscall")?);
+        }
         match call.check {
             ExitCheck::Executed if interrupted_as_recorded => {}
             ExitCheck::Executed | ExitCheck::Placeholder if ret != record.ret => {
@@ -931,23 +951,19 @@ impl Replayer {
 
     fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
         let Some(t) = self.live.get_mut(&pid) else {
+            debug_log(format_args!("early stop of tid {pid} (signal {sig})"));
             self.early_stops.insert(pid);
             return Ok(());
         };
-        if t.awaiting_first_stop && sig == libc::SIGSTOP {
-            t.awaiting_first_stop = false;
-            return Tracee::new(pid)
-                .resume(0, "start new thread")
-                .map_err(Into::into);
-        }
-        if matches!(
-            sig,
-            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
-        ) && rrc_interposer::is_group_stop(pid)
-        {
-            return Tracee::new(pid)
-                .resume(0, "resume from group stop")
-                .map_err(Into::into);
+        match rrc_interposer::signal_stop_kind(pid, sig, t.awaiting_first_stop) {
+            SignalStopKind::ThreadStart => {
+                t.awaiting_first_stop = false;
+                return Ok(Tracee::new(pid).resume(0, "start new thread")?);
+            }
+            SignalStopKind::GroupStop => {
+                return Ok(Tracee::new(pid).resume(0, "resume from group stop")?);
+            }
+            SignalStopKind::Delivery => {}
         }
         let thread = t.logical;
         let injected = t.injecting == Some(sig);
@@ -981,11 +997,7 @@ impl Replayer {
                 self.resume_thread(pid, sig)?;
             }
             _ => {
-                let fault = matches!(
-                    sig,
-                    libc::SIGSEGV | libc::SIGBUS | libc::SIGFPE | libc::SIGILL | libc::SIGSYS
-                ) && code > 0
-                    && code != libc::SI_KERNEL;
+                let fault = rrc_interposer::is_fault(sig, code);
                 if fault || injected {
                     let expected = plan
                         .events
@@ -1029,6 +1041,10 @@ impl Replayer {
     }
 
     fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
+        debug_log(format_args!(
+            "exit of tid {pid}: {status} (traced: {})",
+            self.live.contains_key(&pid)
+        ));
         self.early_stops.remove(&pid);
         self.held.remove(&pid);
         let Some(t) = self.live.remove(&pid) else {
@@ -1095,6 +1111,7 @@ impl Replayer {
                 .iter()
                 .filter(|(pid, hold)| match **hold {
                     Hold::OutputTurn(rank) => rank == self.next_output,
+                    Hold::RunTurn(rank) => rank == self.next_return,
                     Hold::ProcessExit => self
                         .live
                         .get(pid)
@@ -1139,8 +1156,22 @@ impl Replayer {
                 .find(|(_, l)| l.logical == t.logical)
                 .map(|(p, _)| *p);
             let hold = pid.and_then(|p| self.held.get(&p));
+            let queued_rank = pid.and_then(|p| {
+                self.queued_returns
+                    .iter()
+                    .find(|(_, (q, _, _))| *q == p)
+                    .map(|(r, _)| *r)
+            });
+            let timed = pid.is_some_and(|p| self.timed.iter().any(|Reverse((_, q, _))| *q == p));
             let state = if let Some(h) = hold {
                 format!("held by replay ({h:?})")
+            } else if let Some(rank) = queued_rank {
+                format!(
+                    "its return #{rank} waits for return #{} in the recorded order",
+                    self.next_return
+                )
+            } else if timed {
+                "held for its recorded interval".to_string()
             } else if parked {
                 "blocked in a sync operation it never completed when recorded".to_string()
             } else if let Some(next) = plan.sync.get(consumed) {
@@ -1163,6 +1194,30 @@ impl Replayer {
             };
             let next_event = plan.events.front().map_or("none".into(), describe_event);
             lines.push(format!("t{}: {state}; next event: {next_event}", t.logical));
+        }
+        if self.order_returns && !self.queued_returns.is_empty() {
+            // Whose return everyone waits for.
+            let owner = self
+                .plan
+                .return_rank
+                .iter()
+                .find(|(_, r)| **r == self.next_return)
+                .map(|((t, i), _)| (*t, *i));
+            if let Some((t, i)) = owner {
+                let alive = self.live.values().any(|l| l.logical == t);
+                lines.push(format!(
+                    "return #{} is thread {t}'s event {i} ({})",
+                    self.next_return,
+                    if alive { "alive" } else { "not running" }
+                ));
+                if culprit.is_none() {
+                    culprit = Some((
+                        t,
+                        i,
+                        format!("its event {i} to return (return #{})", self.next_return),
+                    ));
+                }
+            }
         }
         let (thread, index, expected) = culprit.unwrap_or((0, 0, "progress".into()));
         Divergence {
@@ -1204,6 +1259,7 @@ impl Replayer {
                 self.next_output.min(rank)
             ),
             Hold::ProcessExit => "the other threads to finish before exit_group".into(),
+            Hold::RunTurn(rank) => format!("its turn #{rank} to run (at #{})", self.next_return),
         };
         self.diverge(thread, expected, observed);
     }
@@ -1222,6 +1278,50 @@ fn write_all(fd: i32, mut data: &[u8]) {
             return;
         }
         data = &data[n as usize..];
+    }
+}
+
+/// How replay treats this recorded call, made with these arguments.
+fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> ReplayAction {
+    let action = model::replay_action(nr, args);
+    if matches!(record.extra, SyscallExtra::Unknown) {
+        return ReplayAction::Unsupported;
+    }
+    let failed_when_recorded = record.ret < 0
+        && matches!(
+            action,
+            ReplayAction::Open
+                | ReplayAction::Placeholder
+                | ReplayAction::Spawn
+                | ReplayAction::Exec
+        );
+    if failed_when_recorded {
+        // Fail it the same way, without running it.
+        return ReplayAction::Emulate;
+    }
+    action
+}
+
+/// Calls whose running (not only returning) must follow the recorded order
+/// across threads: their effects are shared state, above all descriptor
+/// numbers. Process creation is left out: a child's first events can be
+/// recorded before its parent's fork returns.
+fn runs_in_recorded_order(action: ReplayAction) -> bool {
+    matches!(
+        action,
+        ReplayAction::ExecuteChecked
+            | ReplayAction::Execute
+            | ReplayAction::Open
+            | ReplayAction::Placeholder
+            | ReplayAction::SignalSend
+    )
+}
+
+/// `RRC_DEBUG=1`: the tracer's bookkeeping of tasks, on stderr.
+fn debug_log(args: std::fmt::Arguments<'_>) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("RRC_DEBUG").is_some()) {
+        eprintln!("rrc-replay: debug: {args}");
     }
 }
 

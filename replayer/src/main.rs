@@ -137,9 +137,11 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         root,
         shim.as_os_str().as_bytes().to_vec(),
         clock,
-        !cli.no_intervals,
-        cli.anchor,
-        !cli.no_order_returns,
+        engine::ReplayOptions {
+            enforce_intervals: !cli.no_intervals,
+            anchor: cli.anchor,
+            order_returns: !cli.no_order_returns,
+        },
     );
     let verdict = replayer.run();
     feeder.finish();
