@@ -318,10 +318,14 @@ impl Recorder {
         };
         let mut nr = regs.nr();
         let mut args = regs.args();
+        // An interrupted call that comes back before any signal reached this
+        // thread (another thread took a process-wide signal) is restarted
+        // transparently: the program never saw the interruption.
+        let interrupted = t.interrupted.take().map(|(call, _)| (call.nr, call.args));
         if nr == libc::SYS_restart_syscall {
-            // Continues the call interrupted with ERESTART_RESTARTBLOCK:
+            // Continues a call interrupted with ERESTART_RESTARTBLOCK:
             // record it as that call, which replay re-executes.
-            if let Some((orig_nr, orig_args)) = t.restart_block.take() {
+            if let Some((orig_nr, orig_args)) = t.restart_block.take().or(interrupted) {
                 nr = orig_nr;
                 args = orig_args;
             }

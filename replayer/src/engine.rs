@@ -386,7 +386,7 @@ impl Replayer {
             self.held.insert(pid, Hold::ProcessExit);
             return Ok(());
         }
-        if self.order_returns && runs_in_recorded_order(action_for(record, nr, &args)) {
+        if self.order_returns && runs_in_recorded_order(record, nr, &args) {
             if let Some(&rank) = self.plan.return_rank.get(&(thread, record.index)) {
                 if rank != self.next_return {
                     self.held.insert(pid, Hold::RunTurn(rank));
@@ -421,7 +421,7 @@ impl Replayer {
         match action {
             ReplayAction::Emulate => {
                 self.emulate(&tracee, &mut regs, &record)?;
-                self.complete(thread, &record);
+                self.complete(thread);
                 let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
                 if let SyscallExtra::StdStream(fd) = record.extra {
                     let n = usize::try_from(record.ret).unwrap_or(0);
@@ -454,7 +454,7 @@ impl Replayer {
                         return Ok(());
                     }
                 }
-                self.complete(thread, &record);
+                self.complete(thread);
                 if action == ReplayAction::ExitGroup {
                     self.resume_thread(pid, 0)?;
                 } else {
@@ -506,7 +506,7 @@ impl Replayer {
     }
 
     /// Counts the event as replayed.
-    fn complete(&mut self, thread: ThreadId, _record: &SyscallRecord) {
+    fn complete(&mut self, thread: ThreadId) {
         if let Some(p) = self.plan.threads.get_mut(thread as usize) {
             p.done += 1;
         }
@@ -743,7 +743,7 @@ impl Replayer {
             }
         }
         let record = call.record;
-        self.complete(thread, &record);
+        self.complete(thread);
         let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
         self.return_in_order(pid, rank, record.interval_ns, record.return_ns)
     }
@@ -1302,19 +1302,13 @@ fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> ReplayAction 
     action
 }
 
-/// Calls whose running (not only returning) must follow the recorded order
-/// across threads: their effects are shared state, above all descriptor
-/// numbers. Process creation is left out: a child's first events can be
-/// recorded before its parent's fork returns.
-fn runs_in_recorded_order(action: ReplayAction) -> bool {
-    matches!(
-        action,
-        ReplayAction::ExecuteChecked
-            | ReplayAction::Execute
-            | ReplayAction::Open
-            | ReplayAction::Placeholder
-            | ReplayAction::SignalSend
-    )
+/// Calls whose running (not only returning) must follow the recorded
+/// order across threads: those that take or free descriptor numbers, which
+/// the recorder ran one at a time. Nothing else is held at its entry: a
+/// held thread may hold locks that the threads before it need.
+fn runs_in_recorded_order(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> bool {
+    model::changes_descriptor_table(nr, args)
+        && action_for(record, nr, args) != ReplayAction::Emulate
 }
 
 /// `RRC_DEBUG=1`: the tracer's bookkeeping of tasks, on stderr.
