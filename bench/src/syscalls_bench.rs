@@ -1,0 +1,224 @@
+//! `syscalls`: the cost of one traced system call. One thread makes N
+//! `syscall(SYS_getpid)`, N `clock_gettime` (a vDSO call natively, a real
+//! system call under rrc, which hides the vDSO) or N 64-byte `read`s of
+//! /dev/zero, one kind per process. Each process is timed from outside
+//! (under rrc-replay the program's own clock reads return recorded
+//! values) and the same program making no calls is subtracted.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::one_shot::{compile_c, gcc_missing, remove_trace, ProgramRunner};
+use crate::report::{median, BenchmarkResult, Metric, Samples, Status, TraceFigure};
+use crate::rrc_tools::ReplayFailures;
+use crate::BenchContext;
+
+pub const NAME: &str = "syscalls";
+
+const SOURCE: &str = include_str!("../programs/syscalls.c");
+
+/// The kinds of call, as the C program names them.
+const CALL_KINDS: [&str; 3] = ["getpid", "clock_gettime", "read"];
+/// The program's no-call mode: start-up and exit only.
+const NO_CALLS: &str = "none";
+
+const REPLAY_FLAGS: [&str; 1] = ["--no-intervals"];
+
+/// Calls in the first native calibration run.
+const FIRST_CALIBRATION_CALLS: u64 = 20_000;
+/// A calibration run's calls should take at least this long to be
+/// measured well against the process's start-up (about 1 ms).
+const LEAST_CALIBRATION_TIME: Duration = Duration::from_millis(10);
+/// At most this many calls per native run.
+const MOST_NATIVE_CALLS: u64 = 100_000_000;
+
+struct Sizes {
+    /// How long each native run should make calls.
+    native_target: Duration,
+    /// Calls per run under rrc (the same for every kind): 60–110 µs each
+    /// when recorded on the 2-core VM, so 1.5–3 s per recorded run.
+    rrc_calls: u64,
+}
+
+fn sizes(quick: bool) -> Sizes {
+    if quick {
+        Sizes {
+            native_target: Duration::from_millis(10),
+            rrc_calls: 1_500,
+        }
+    } else {
+        Sizes {
+            native_target: Duration::from_millis(50),
+            rrc_calls: 25_000,
+        }
+    }
+}
+
+/// Nanoseconds per call from a run with `calls` calls and a run with none.
+fn ns_per_call(with_calls: Duration, without_calls: Duration, calls: u64) -> f64 {
+    (with_calls.as_secs_f64() - without_calls.as_secs_f64()) * 1e9 / calls as f64
+}
+
+/// Native calls per run such that a run makes calls for about `target`:
+/// timed with 20,000 calls, then ten times more until the calls take at
+/// least 10 ms.
+fn calibrate_native_calls(runner: &ProgramRunner, kind: &str, target: Duration) -> Result<u64> {
+    let mut calls = FIRST_CALIBRATION_CALLS;
+    loop {
+        let calibration_args = [kind.to_string(), calls.to_string()];
+        let mut estimates = Vec::new();
+        for attempt in 0..3 {
+            let label = format!("calibrate-{kind}-{calls}-{attempt}");
+            let with_calls = runner.native(&calibration_args, &label)?;
+            let without_calls =
+                runner.native(&[NO_CALLS, "0"], &format!("calibrate-none-{attempt}"))?;
+            estimates.push(ns_per_call(with_calls.wall, without_calls.wall, calls));
+        }
+        // A noisy estimate at or below zero still gives a bounded N.
+        let ns = median(&estimates).unwrap_or(1.0).max(0.1);
+        let calls_time = Duration::from_secs_f64(ns * calls as f64 / 1e9);
+        if calls_time >= LEAST_CALIBRATION_TIME || calls >= MOST_NATIVE_CALLS {
+            let target_calls = (target.as_secs_f64() * 1e9 / ns) as u64;
+            return Ok(target_calls.clamp(FIRST_CALIBRATION_CALLS, MOST_NATIVE_CALLS));
+        }
+        calls *= 10;
+    }
+}
+
+pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
+    if let Some(reason) = gcc_missing() {
+        return Ok(BenchmarkResult::not_ok(NAME, Status::Skipped, reason));
+    }
+    let sizes = sizes(context.quick);
+    let work_dir = context.scratch_dir(NAME)?;
+    let program = compile_c(NAME, SOURCE, work_dir.path())?;
+    let runner = ProgramRunner {
+        context,
+        program,
+        work_dir: work_dir.path(),
+    };
+
+    let mut native_calls = Vec::new();
+    for kind in CALL_KINDS {
+        let calls = calibrate_native_calls(&runner, kind, sizes.native_target)?;
+        context.progress(NAME, &format!("{kind}: {calls} calls per native run"));
+        native_calls.push(calls);
+    }
+
+    // Per repeat, per mode: the wall times of the no-call run and of each
+    // kind's run (`None` for a failed replay), and the trace sizes.
+    let mut native_walls: Vec<Vec<Duration>> = Vec::new();
+    let mut recorded_walls: Vec<Vec<Duration>> = Vec::new();
+    let mut replayed_walls: Vec<Vec<Option<Duration>>> = Vec::new();
+    let mut replay_failures = ReplayFailures::default();
+    let mut trace_sizes: Vec<Vec<u64>> = Vec::new();
+    for repeat in 0..context.repeats {
+        context.progress(NAME, &format!("run {}/{}", repeat + 1, context.repeats));
+        let mut native = Vec::new();
+        let mut recorded = Vec::new();
+        let mut replayed = Vec::new();
+        let mut sizes_this_repeat = Vec::new();
+        let runs = std::iter::once((NO_CALLS, 0, 0)).chain(
+            CALL_KINDS
+                .iter()
+                .zip(&native_calls)
+                .map(|(kind, calls)| (*kind, *calls, sizes.rrc_calls)),
+        );
+        for (kind, calls_native, calls_rrc) in runs {
+            let label = format!("{kind}-{repeat}");
+            let native_args = [kind.to_string(), calls_native.to_string()];
+            native.push(
+                runner
+                    .native(&native_args, &format!("native-{label}"))?
+                    .wall,
+            );
+
+            let trace = work_dir.path().join(format!("{label}.trace"));
+            let rrc_args = [kind.to_string(), calls_rrc.to_string()];
+            let recording = runner.record(&rrc_args, &trace, &format!("record-{label}"))?;
+            recorded.push(recording.measurement.wall);
+            sizes_this_repeat.push(recording.trace_bytes);
+
+            let replay = replay_failures.note(runner.replay(
+                &REPLAY_FLAGS,
+                &trace,
+                &recording,
+                &format!("replay-{label}"),
+            ))?;
+            replayed.push(replay.map(|replay| replay.wall));
+            remove_trace(&trace)?;
+        }
+        native_walls.push(native);
+        recorded_walls.push(recorded);
+        replayed_walls.push(replayed);
+        trace_sizes.push(sizes_this_repeat);
+    }
+
+    let mut result = BenchmarkResult::new(NAME);
+    let mut startup = Samples::default();
+    for repeat in 0..context.repeats {
+        startup
+            .native
+            .push(native_walls[repeat][0].as_secs_f64() * 1e3);
+        startup
+            .recorded
+            .push(recorded_walls[repeat][0].as_secs_f64() * 1e3);
+        if let Some(wall) = replayed_walls[repeat][0] {
+            startup.replayed.push(wall.as_secs_f64() * 1e3);
+        }
+    }
+    result.metrics.push(Metric::from_samples(
+        "start-up and exit, no calls",
+        "ms",
+        false,
+        startup,
+        Some(&REPLAY_FLAGS),
+    ));
+    for (index, kind) in CALL_KINDS.iter().enumerate() {
+        // Index 0 of each repeat's list is the no-call run.
+        let column = index + 1;
+        let mut samples = Samples::default();
+        let mut trace_bytes_per_call = Vec::new();
+        for repeat in 0..context.repeats {
+            samples.native.push(ns_per_call(
+                native_walls[repeat][column],
+                native_walls[repeat][0],
+                native_calls[index],
+            ));
+            samples.recorded.push(ns_per_call(
+                recorded_walls[repeat][column],
+                recorded_walls[repeat][0],
+                sizes.rrc_calls,
+            ));
+            if let (Some(with_calls), Some(without_calls)) =
+                (replayed_walls[repeat][column], replayed_walls[repeat][0])
+            {
+                samples
+                    .replayed
+                    .push(ns_per_call(with_calls, without_calls, sizes.rrc_calls));
+            }
+            let repeat_sizes = &trace_sizes[repeat];
+            trace_bytes_per_call.push(
+                (repeat_sizes[column] as f64 - repeat_sizes[0] as f64) / sizes.rrc_calls as f64,
+            );
+        }
+        result.metrics.push(Metric::from_samples(
+            *kind,
+            "ns/call",
+            false,
+            samples,
+            Some(&REPLAY_FLAGS),
+        ));
+        result.trace.extend(TraceFigure::from_samples(
+            format!("trace per {kind}"),
+            "bytes/call",
+            trace_bytes_per_call,
+        ));
+        result.parameter(&format!("native_calls_{kind}"), native_calls[index]);
+    }
+    result.parameter("rrc_calls", sizes.rrc_calls);
+    result.parameter("replay_flags", REPLAY_FLAGS.join(" "));
+    replay_failures.mark(&mut result, context.repeats * (CALL_KINDS.len() + 1));
+    Ok(result)
+}
