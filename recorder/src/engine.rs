@@ -243,9 +243,21 @@ impl Recorder {
                 Polled::Nothing => {
                     self.release_overdue_signals()?;
                     self.release_overdue_descriptor_calls()?;
-                    let next = self.next_held_deadline();
-                    self.clock.wait(next);
-                    continue;
+                    match self.next_held_deadline() {
+                        // Nothing timed: block in waitpid itself, which
+                        // costs fewer syscalls per stop than ppoll on the
+                        // signalfd (SIGCHLDs left there are drained later).
+                        None => match rrc_interposer::wait_any(false)
+                            .context("waiting for the traced program")?
+                        {
+                            Some(stop) => stop,
+                            None => break,
+                        },
+                        next => {
+                            self.clock.wait(next);
+                            continue;
+                        }
+                    }
                 }
             };
             let result = match stop {
