@@ -153,9 +153,6 @@ pub fn is_known(nr: c_long) -> bool {
     runs_untrapped(nr) || replay_action_kind(nr).is_some()
 }
 
-/// `mmap` traps only when it maps a descriptor.
-pub const MMAP_TRAPS_WITH_FD: bool = true;
-
 fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
     use libc::*;
     use ReplayAction::*;

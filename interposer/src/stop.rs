@@ -104,7 +104,7 @@ fn decode(pid: Pid, status: i32) -> Stop {
 
 /// True when a SIGSTOP-like stop is a group stop rather than a signal
 /// about to be delivered: PTRACE_GETSIGINFO fails with EINVAL then.
-pub fn is_group_stop(pid: Pid) -> bool {
+fn is_group_stop(pid: Pid) -> bool {
     matches!(nix::sys::ptrace::getsiginfo(pid), Err(Errno::EINVAL))
 }
 
