@@ -1,48 +1,39 @@
 /*
  * Check-then-act on a shared flag: two acceptor threads hand out one
  * connection slot guarded by a plain `slot_busy` flag, with no lock. Each
- * checks the flag and, when it is clear, logs the claim and sets it.
+ * checks the flag and, when it is clear, logs the claim (a write) and then
+ * sets the flag.
  *
- * Acceptor A reaches its check after ~0.4 ms of short sleeps and pipe
- * I/O, logs its claim (a write) and sets the flag; acceptor B checks after
- * one sleep to ~1.2 ms. Natively B nearly always finds the slot taken; when
- * the sleeps return at once, B often checks first or inside A's window,
- * and the slot is claimed twice, or by B alone.
+ * Acceptor A waits for its client (a sleep to 0.6 ms, a pipe round trip)
+ * and checks at ~0.7 ms; acceptor B sleeps once and checks at 25 ms.
+ * Natively B nearly always finds the slot taken. When the sleeps return at
+ * once, B, with fewer syscalls to get through, tends to check first or
+ * inside A's check-to-set window, and the slot goes to B, or to both.
  */
 #include "racebench.h"
 
-#define ROUNDS 16
+#define ROUNDS 6
+#define A_CLIENT_AT_US 600
+#define B_CHECK_AT_US 25000
 
-static struct rounds rounds;
 static volatile int slot_busy;
-static int a_pipe[2];
-static int log_pipe[2];
+static int client_pipe[2];
 
 static int a_claimed[ROUNDS];
 static int b_claimed[ROUNDS];
-static int b_saw[ROUNDS];
-
-static void claim_log(const char *who)
-{
-    char line[32];
-    int len = snprintf(line, sizeof line, "claim %s\n", who);
-    CHECK(write(log_pipe[1], line, (size_t)len) == len, "write log");
-}
+static int b_saw_busy[ROUNDS];
 
 static void *acceptor_a(void *arg)
 {
     (void)arg;
-    for (int r = 0; r < ROUNDS; r++) {
-        int64_t start = round_begin(&rounds);
-        sleep_us(100);
-        pipe_roundtrip(a_pipe, "hello from client 1");
-        sleep_until_ns(start + 400 * 1000);
-        if (!slot_busy) {
-            claim_log("A");
-            slot_busy = 1;
-            a_claimed[r] = 1;
-        }
-        round_end(&rounds);
+    sleep_until_round_us(A_CLIENT_AT_US);
+    pipe_roundtrip(client_pipe, "GET /slot HTTP/1.0");
+    if (!slot_busy) {
+        log_line("A claims the slot\n");
+        slot_busy = 1;
+        a_claimed[round_no] = 1;
+    } else {
+        log_line("A finds the slot busy\n");
     }
     return NULL;
 }
@@ -50,45 +41,37 @@ static void *acceptor_a(void *arg)
 static void *acceptor_b(void *arg)
 {
     (void)arg;
-    for (int r = 0; r < ROUNDS; r++) {
-        int64_t start = round_begin(&rounds);
-        sleep_until_ns(start + 1200 * 1000);
-        int seen = slot_busy;
-        b_saw[r] = seen;
-        if (!seen) {
-            claim_log("B");
-            slot_busy = 1;
-            b_claimed[r] = 1;
-        }
-        round_end(&rounds);
+    sleep_until_round_us(B_CHECK_AT_US);
+    int busy = slot_busy;
+    b_saw_busy[round_no] = busy;
+    if (!busy) {
+        log_line("B claims the slot\n");
+        slot_busy = 1;
+        b_claimed[round_no] = 1;
+    } else {
+        log_line("B finds the slot busy\n");
     }
     return NULL;
 }
 
 int main(void)
 {
-    make_pipe(a_pipe);
-    make_pipe(log_pipe);
-    rounds_init(&rounds, 2, ROUNDS);
-    pthread_t a, b;
-    start_thread(&a, acceptor_a, NULL);
-    start_thread(&b, acceptor_b, NULL);
+    make_pipe(client_pipe);
+    log_open();
+    void *(*const workers[])(void *) = {acceptor_a, acceptor_b};
     for (int r = 0; r < ROUNDS; r++) {
         slot_busy = 0;
-        round_open(&rounds);
-        round_close(&rounds);
-        /* Drain the claim log, as a logger thread would. */
-        char buf[64];
-        CHECK(read(log_pipe[0], buf, sizeof buf) > 0, "read log");
+        COMPILER_BARRIER();
+        run_round(r, workers, 2);
+        log_drain();
+        idle_between_rounds();
     }
-    join_thread(a);
-    join_thread(b);
     for (int r = 0; r < ROUNDS; r++) {
-        const char *owners = a_claimed[r] && b_claimed[r] ? "A+B (double claim)"
-                             : a_claimed[r]                ? "A"
-                                                           : "B";
-        printf("race check_then_act round %02d: B saw busy=%d, slot claimed by %s\n", r, b_saw[r],
-               owners);
+        const char *owner = a_claimed[r] && b_claimed[r] ? "A and B (double claim)"
+                            : a_claimed[r]               ? "A"
+                                                         : "B";
+        printf("race check_then_act round %02d: B saw busy=%d, slot claimed by %s\n", r,
+               b_saw_busy[r], owner);
     }
     return 0;
 }

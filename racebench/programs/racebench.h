@@ -9,6 +9,14 @@
  * which way the race went; racebench compares those lines between runs.
  * Other lines ("info ...") may hold values that differ from run to run.
  *
+ * The side that acts first natively gets there through a few syscalls
+ * (~0.6 ms of sleep plus I/O); the side that acts later waits with one
+ * long sleep (12-25 ms). The wide gap keeps the outcome stable natively,
+ * and through recording and replay, even on a busy machine where a thread
+ * can wait milliseconds for a CPU at each of its syscalls. When replayed sleeps return at once,
+ * the late side, having fewer syscalls to get through, tends to get there
+ * first or inside the early side's window.
+ *
  * Descriptors are all created by the main thread before threads start:
  * descriptor numbers handed out to racing threads would depend on timing.
  */
@@ -18,6 +26,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +99,40 @@ static inline void make_pipe(int fds[2])
     CHECK(pipe(fds) == 0, "pipe");
 }
 
+/*
+ * The server's log: a pipe the threads write lines to and the main thread
+ * drains after every round. Every racing thread logs what it observed
+ * before it exits, so a replay that resolves a race differently shows up
+ * at once as a log write with other contents (or another syscall).
+ */
+static int log_pipe[2];
+
+static inline void log_open(void)
+{
+    make_pipe(log_pipe);
+}
+
+__attribute__((format(printf, 1, 2))) static inline void log_line(const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        len = 0;
+    if ((size_t)len >= sizeof line)
+        len = sizeof line - 1;
+    CHECK(write(log_pipe[1], line, (size_t)len) == len, "write log");
+}
+
+/* Main thread, after a round: reads what the round logged. */
+static inline void log_drain(void)
+{
+    char buf[4096];
+    CHECK(read(log_pipe[0], buf, sizeof buf) > 0, "read log");
+}
+
 static inline void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 {
     PCHECK(pthread_create(t, NULL, fn, arg));
@@ -101,68 +144,53 @@ static inline void join_thread(pthread_t t)
 }
 
 /*
- * Rounds. The main thread and the racing threads meet at a start barrier
- * and an end barrier in every round. Between rounds the main thread does
- * "housekeeping": several short sleeps, so it is the last to reach the
- * start barrier and releases the racing threads together. Each racing
- * thread reads the clock right after the start barrier and times its
- * steps from that reading.
+ * Rounds. In every round the main thread reads the clock (the round's base
+ * time), starts fresh threads and joins them. The threads time their steps
+ * as absolute deadlines from the base time, so natively a thread that
+ * starts late (a busy CPU) still takes its steps on schedule.
  *
- * (Why the housekeeping matters for replay: rrc holds each replayed
- * syscall return until the recorded interval since the thread's previous
- * return has passed, per thread. A thread that waited at the barrier gets
- * its clock read back no sooner than its own schedule says and no sooner
- * than the barrier opens; the main thread, with more held syscalls per
- * round, runs the latest schedule, so the barrier lines both racing
- * threads up on it at the start of every round.)
+ * Fresh threads per round also suit replay: rrc paces each thread by the
+ * intervals between its own syscall returns, anchored at the thread's
+ * start, so a thread delayed in one round carries no lag into the next
+ * (long-lived threads meeting at a barrier would carry it: a thread's
+ * first return after the barrier is due relative to its return before).
  */
-struct rounds {
-    pthread_barrier_t start;
-    pthread_barrier_t end;
-    int count;
-};
+static int64_t round_base_ns;
+static int round_no;
 
-static inline void rounds_init(struct rounds *r, int racing_threads, int count)
+/* Scales every step's offset from the round's base time, in percent (the
+ * driver's --time-scale): 10 makes each race's gap ten times narrower. */
+#ifndef RACEBENCH_TIME_SCALE_PERCENT
+#define RACEBENCH_TIME_SCALE_PERCENT 100
+#endif
+
+/* Sleeps until `us` microseconds (times the scale) after the round's base
+ * time. */
+static inline void sleep_until_round_us(long us)
 {
-    PCHECK(pthread_barrier_init(&r->start, NULL, (unsigned)racing_threads + 1));
-    PCHECK(pthread_barrier_init(&r->end, NULL, (unsigned)racing_threads + 1));
-    r->count = count;
+    int64_t scaled_ns = (int64_t)us * 10 * RACEBENCH_TIME_SCALE_PERCENT;
+    sleep_until_ns(round_base_ns + scaled_ns);
 }
 
-static inline void barrier_wait(pthread_barrier_t *b)
+/* Runs one round: `count` threads, started in order, then joined. */
+static inline void run_round(int round, void *(*const workers[])(void *), int count)
 {
-    int rc = pthread_barrier_wait(b);
-    if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) {
-        fprintf(stderr, "pthread_barrier_wait failed: %s\n", strerror(rc));
-        exit(99);
-    }
+    pthread_t threads[8];
+    if (count > 8)
+        count = 8;
+    round_no = round;
+    round_base_ns = now_ns();
+    for (int i = 0; i < count; i++)
+        start_thread(&threads[i], workers[i], NULL);
+    for (int i = 0; i < count; i++)
+        join_thread(threads[i]);
 }
 
-/* Racing thread: waits for the round to start; returns the round's start
- * time as this thread sees it. */
-static inline int64_t round_begin(struct rounds *r)
+/* Between rounds: a little idle time, as a server between requests. */
+static inline void idle_between_rounds(void)
 {
-    barrier_wait(&r->start);
-    return now_ns();
-}
-
-static inline void round_end(struct rounds *r)
-{
-    barrier_wait(&r->end);
-}
-
-/* Main thread: housekeeping, then opens the round. */
-static inline void round_open(struct rounds *r)
-{
-    for (int i = 0; i < 8; i++)
-        sleep_us(250);
-    barrier_wait(&r->start);
-}
-
-/* Main thread: waits until every racing thread has finished the round. */
-static inline void round_close(struct rounds *r)
-{
-    barrier_wait(&r->end);
+    sleep_us(300);
+    sleep_us(300);
 }
 
 #endif
