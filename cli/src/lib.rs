@@ -58,6 +58,60 @@ fn first_line(rendered: &str) -> String {
     msg
 }
 
+/// The environment variable naming the directory that holds the rrc tools.
+pub const BIN_DIR_VAR: &str = "RRC_BIN_DIR";
+
+/// Where `rrc-record` and `rrc-replay` are, for programs that drive them.
+pub struct RrcTools {
+    pub record: std::path::PathBuf,
+    pub replay: std::path::PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocateError {
+    #[error("{BIN_DIR_VAR}={0} holds no rrc-record and rrc-replay")]
+    NotInBinDir(String),
+    #[error("cannot find {0}'s own executable: {1}")]
+    NoOwnExecutable(String, std::io::Error),
+    #[error(
+        "cannot find rrc-record and rrc-replay in {0} (or ../release): run `cargo build --release --workspace`, or set {BIN_DIR_VAR}"
+    )]
+    NotBuilt(String),
+}
+
+/// `$RRC_BIN_DIR` when set; otherwise the directory of the calling
+/// executable (`caller` names it in errors) or, for a debug build of it,
+/// the release directory beside that.
+pub fn locate_rrc_tools(caller: &str) -> Result<RrcTools, LocateError> {
+    use std::path::{Path, PathBuf};
+    fn has_tools(dir: &Path) -> bool {
+        dir.join("rrc-record").is_file() && dir.join("rrc-replay").is_file()
+    }
+    let dir = match std::env::var_os(BIN_DIR_VAR) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if !has_tools(&dir) {
+                return Err(LocateError::NotInBinDir(dir.display().to_string()));
+            }
+            dir
+        }
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| LocateError::NoOwnExecutable(caller.to_string(), e))?;
+            let own_dir = exe.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let candidates = [own_dir.clone(), own_dir.join("../release")];
+            match candidates.into_iter().find(|d| has_tools(d)) {
+                Some(dir) => dir,
+                None => return Err(LocateError::NotBuilt(own_dir.display().to_string())),
+            }
+        }
+    };
+    Ok(RrcTools {
+        record: dir.join("rrc-record"),
+        replay: dir.join("rrc-replay"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
