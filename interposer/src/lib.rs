@@ -25,7 +25,7 @@ pub use spawn::{
 pub use stop::{
     is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled, SignalStopKind, Stop,
 };
-pub use tracee::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};
+pub use tracee::{siginfo_to_bytes, SyscallRegs, Tracee, TraceeMemory, TscInstruction};
 
 use nix::errno::Errno;
 

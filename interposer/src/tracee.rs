@@ -288,15 +288,9 @@ impl Tracee {
 
     /// The pending signal's siginfo, raw.
     pub fn siginfo_bytes(&self) -> Option<Vec<u8>> {
-        let si = nix::sys::ptrace::getsiginfo(self.tid).ok()?;
-        // SAFETY: siginfo_t is plain data of the given size.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                &si as *const libc::siginfo_t as *const u8,
-                std::mem::size_of::<libc::siginfo_t>(),
-            )
-        };
-        Some(bytes.to_vec())
+        nix::sys::ptrace::getsiginfo(self.tid)
+            .ok()
+            .map(|si| siginfo_to_bytes(&si))
     }
 
     /// Replaces the pending signal's siginfo (so a handler sees what it saw
@@ -311,4 +305,16 @@ impl Tracee {
             unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const libc::siginfo_t) };
         nix::sys::ptrace::setsiginfo(self.tid, &si).map_err(|e| self.err("set siginfo", e))
     }
+}
+
+/// A siginfo as the raw bytes a trace keeps.
+pub fn siginfo_to_bytes(si: &libc::siginfo_t) -> Vec<u8> {
+    // SAFETY: siginfo_t is plain data of the given size, borrowed for the copy.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            si as *const libc::siginfo_t as *const u8,
+            std::mem::size_of::<libc::siginfo_t>(),
+        )
+    };
+    bytes.to_vec()
 }

@@ -119,6 +119,10 @@ pub struct Recorder {
     main_status: Option<ExitStatus>,
     root: Pid,
     std_streams: [Option<(u64, u64)>; 3],
+    /// Whether a process's fd 1 or 2 is our own stdout/stderr, by
+    /// (process, fd): kept until a descriptor-table call or exec of that
+    /// process completes (all of them trap), so a write needs no stat.
+    std_stream_of: HashMap<(ProcessId, u64), Option<u8>>,
     warned: HashSet<String>,
     dispositions: ProcessDispositions,
     clock: StopClock,
@@ -153,6 +157,7 @@ impl Recorder {
             main_status: None,
             root,
             std_streams: [None, stream_identity(1), stream_identity(2)],
+            std_stream_of: HashMap::new(),
             warned: HashSet::new(),
             dispositions: HashMap::new(),
             clock,
@@ -365,12 +370,8 @@ impl Recorder {
         if matches!(nr, libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64)
             && (args[0] == 1 || args[0] == 2)
         {
-            let fd = args[0] as usize;
-            let target = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
-                .ok()
-                .map(|m| (m.dev(), m.ino()));
-            if target.is_some() && target == self.std_streams[fd] {
-                extra = SyscallExtra::StdStream(fd as u8);
+            if let Some(stream) = self.std_stream(pid, process, args[0]) {
+                extra = SyscallExtra::StdStream(stream);
             }
         }
         if nr == libc::SYS_mmap {
@@ -437,18 +438,22 @@ impl Recorder {
             return Ok(());
         }
         t.last_exit_rip = Some(regs.regs.rip);
+        let process = t.process;
         if let Some((sig, handler, flags)) = call.installs.filter(|_| ret == 0) {
-            let process = t.process;
             self.dispositions
                 .entry(process)
                 .or_default()
                 .set(sig, handler, flags);
         }
         if matches!(call.nr, libc::SYS_execve | libc::SYS_execveat) && ret == 0 {
-            let process = t.process;
             if let Some(d) = self.dispositions.get_mut(&process) {
                 d.after_exec();
             }
+        }
+        if model::changes_descriptor_table(call.nr, &call.args)
+            || matches!(call.nr, libc::SYS_execve | libc::SYS_execveat)
+        {
+            self.std_stream_of.retain(|(p, _), _| *p != process);
         }
         self.finish_syscall(pid, call, ret)?;
         tracee.resume(0, "resume after syscall exit")?;
@@ -586,9 +591,13 @@ impl Recorder {
             }
         };
         let was_injected = injected.is_some();
+        // The siginfo fetched above: one PTRACE_GETSIGINFO per stop.
         let siginfo = match injected {
             Some(original) => original,
-            None => tracee.siginfo_bytes().unwrap_or_default(),
+            None => info
+                .as_ref()
+                .map(rrc_interposer::siginfo_to_bytes)
+                .unwrap_or_default(),
         };
         let fault = !was_injected && rrc_interposer::is_fault(sig, code);
         let raised_by_kernel_for_this_call =
@@ -754,6 +763,17 @@ impl Recorder {
                 false
             }
         }
+    }
+
+    /// Whether `fd` (1 or 2) of the process is our own stdout or stderr.
+    fn std_stream(&mut self, pid: Pid, process: ProcessId, fd: u64) -> Option<u8> {
+        let streams = self.std_streams;
+        *self.std_stream_of.entry((process, fd)).or_insert_with(|| {
+            let target = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            (target.is_some() && target == streams[fd as usize]).then_some(fd as u8)
+        })
     }
 
     /// `pid`'s descriptor call (if it had the slot) is done: the next
