@@ -27,12 +27,12 @@ use crate::signals::{restarts, ProcessDispositions};
 /// How long a descriptor call waits for another one of its process that
 /// is in flight (a blocking accept can be, for as long as no one connects)
 /// before it goes ahead anyway.
-const DESCRIPTOR_CALL_WAIT: Duration = Duration::from_millis(2);
+const SERIAL_CALL_WAIT: Duration = Duration::from_millis(2);
 
 /// How long an asynchronous signal that arrived while its thread ran its
 /// own code waits for the thread's next syscall before it is delivered
 /// where the thread is (replay then delivers it by elapsed time).
-const DEFER_LIMIT: Duration = Duration::from_millis(20);
+const DEFER_LIMIT: Duration = Duration::from_millis(10);
 
 /// A syscall between its seccomp stop and its exit.
 struct InFlight {
@@ -68,7 +68,9 @@ struct ThreadState {
     interrupted: Option<(InFlight, i64)>,
     /// The syscall restart_syscall will continue (ERESTART_RESTARTBLOCK).
     restart_block: Option<(i64, [u64; 6])>,
-    held: Option<PendingSignal>,
+    /// Asynchronous signals held back to the next syscall boundary, in
+    /// arrival order.
+    held: VecDeque<PendingSignal>,
     injection: Option<PendingSignal>,
     /// Signals the thread sent itself (raise, abort): synchronous.
     self_signals: Vec<i32>,
@@ -97,10 +99,19 @@ impl ThreadState {
     }
 }
 
-/// The descriptor-table calls of one process: one runs at a time, so the
-/// order they are recorded in is the order they ran in.
+/// Calls whose recorded order must be the order they ran in, so they run
+/// one at a time: the descriptor-table calls of one process (replay gives
+/// out the same numbers), and writes to our stdout/stderr from any process
+/// (replay prints them in the recorded order).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum SerialKey {
+    Descriptors(ProcessId),
+    StdStreams,
+}
+
+/// The calls of one `SerialKey`: the one running, and those waiting.
 #[derive(Default)]
-struct DescriptorCalls {
+struct SerialCalls {
     in_flight: Option<Pid>,
     /// Threads stopped at the entry of such a call, and since when.
     waiting: VecDeque<(Pid, Instant)>,
@@ -128,8 +139,8 @@ pub struct Recorder {
     clock: StopClock,
     /// When the recording started: syscall returns are stamped from here.
     epoch: Instant,
-    descriptor_calls: HashMap<ProcessId, DescriptorCalls>,
-    /// Threads let through while another descriptor call was in flight.
+    serial_calls: HashMap<SerialKey, SerialCalls>,
+    /// Threads let through while another call of their key was in flight.
     descriptor_bypass: HashSet<Pid>,
 }
 
@@ -162,7 +173,7 @@ impl Recorder {
             dispositions: HashMap::new(),
             clock,
             epoch: Instant::now(),
-            descriptor_calls: HashMap::new(),
+            serial_calls: HashMap::new(),
             descriptor_bypass: HashSet::new(),
         };
         r.add_thread(root, None, true)?;
@@ -216,7 +227,7 @@ impl Recorder {
                 last_exit_rip: None,
                 interrupted: None,
                 restart_block: None,
-                held: None,
+                held: VecDeque::new(),
                 injection: None,
                 self_signals: Vec::new(),
             },
@@ -247,7 +258,7 @@ impl Recorder {
                 Polled::Gone => break,
                 Polled::Nothing => {
                     self.release_overdue_signals()?;
-                    self.release_overdue_descriptor_calls()?;
+                    self.release_overdue_serial_calls()?;
                     match self.next_held_deadline() {
                         // Nothing timed: block in waitpid itself, which
                         // costs fewer syscalls per stop than ppoll on the
@@ -308,9 +319,19 @@ impl Recorder {
         };
         let thread = t.logical;
         let process = t.process;
-        if model::changes_descriptor_table(regs.nr(), &regs.args())
-            && self.must_wait_for_descriptor_call(pid, process)
+        let serial = if model::changes_descriptor_table(regs.nr(), &regs.args()) {
+            Some(SerialKey::Descriptors(process))
+        } else if matches!(
+            regs.nr(),
+            libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64
+        ) && (regs.args()[0] == 1 || regs.args()[0] == 2)
+            && self.std_stream(pid, process, regs.args()[0]).is_some()
         {
+            Some(SerialKey::StdStreams)
+        } else {
+            None
+        };
+        if serial.is_some_and(|key| self.must_wait_for_serial_call(pid, key)) {
             // Stays stopped until the one in flight has returned.
             return Ok(());
         }
@@ -318,7 +339,12 @@ impl Recorder {
             bail!("seccomp stop of unknown tid {pid}");
         };
         t.last_exit_rip = None;
-        if let Some(signal) = t.held.take() {
+        let next_held = if t.injection.is_none() {
+            t.held.pop_front()
+        } else {
+            None
+        };
+        if let Some(signal) = next_held {
             // A signal held back to this boundary: queue it and let the
             // call run. A wait (pause, epoll_wait, read) then sees it
             // pending and is interrupted as if the signal had come while it
@@ -413,7 +439,7 @@ impl Recorder {
         let result = self.record_syscall_exit(pid);
         // After its record: the trace then has descriptor calls in the
         // order they ran.
-        self.finish_descriptor_call(pid)?;
+        self.finish_serial_call(pid)?;
         result
     }
 
@@ -648,11 +674,17 @@ impl Recorder {
         }
         // Running its own code: hold the signal back to the thread's next
         // syscall, where replay can deliver it at the same point.
-        t.held = Some(PendingSignal {
-            sig,
-            siginfo,
-            since: Instant::now(),
-        });
+        // A standard signal already held stays one signal, as it would
+        // pending in the kernel; its wait keeps counting from the first
+        // arrival, so a periodic timer cannot postpone delivery forever.
+        let coalesces = sig < libc::SIGRTMIN() && t.held.iter().any(|h| h.sig == sig);
+        if !coalesces {
+            t.held.push_back(PendingSignal {
+                sig,
+                siginfo,
+                since: Instant::now(),
+            });
+        }
         Ok(tracee.resume(0, "hold a signal back to the next syscall")?)
     }
 
@@ -737,22 +769,23 @@ impl Recorder {
         let signals = self
             .threads
             .values()
-            .filter_map(|t| t.held.as_ref().map(|h| h.since + DEFER_LIMIT));
-        let descriptor_calls = self.descriptor_calls.values().filter_map(|d| {
+            .filter(|t| t.injection.is_none())
+            .filter_map(|t| t.held.front().map(|h| h.since + DEFER_LIMIT));
+        let serial_calls = self.serial_calls.values().filter_map(|d| {
             d.waiting
                 .front()
-                .map(|(_, since)| *since + DESCRIPTOR_CALL_WAIT)
+                .map(|(_, since)| *since + SERIAL_CALL_WAIT)
         });
-        signals.chain(descriptor_calls).min()
+        signals.chain(serial_calls).min()
     }
 
-    /// Whether the descriptor-table call `pid` is entering must wait for
-    /// another one of its process; takes the slot when it need not.
-    fn must_wait_for_descriptor_call(&mut self, pid: Pid, process: ProcessId) -> bool {
+    /// Whether the call `pid` is entering must wait for another one of its
+    /// key; takes the slot when it need not.
+    fn must_wait_for_serial_call(&mut self, pid: Pid, key: SerialKey) -> bool {
         if self.descriptor_bypass.remove(&pid) {
             return false;
         }
-        let calls = self.descriptor_calls.entry(process).or_default();
+        let calls = self.serial_calls.entry(key).or_default();
         match calls.in_flight {
             Some(other) if other != pid => {
                 calls.waiting.push_back((pid, Instant::now()));
@@ -776,40 +809,34 @@ impl Recorder {
         })
     }
 
-    /// `pid`'s descriptor call (if it had the slot) is done: the next
-    /// waiting one goes.
-    fn finish_descriptor_call(&mut self, pid: Pid) -> Result<()> {
-        let Some(process) = self.threads.get(&pid).map(|t| t.process) else {
-            return Ok(());
-        };
-        self.release_descriptor_slot(process, pid)
-    }
-
-    fn release_descriptor_slot(&mut self, process: ProcessId, pid: Pid) -> Result<()> {
-        let Some(calls) = self.descriptor_calls.get_mut(&process) else {
-            return Ok(());
-        };
-        if calls.in_flight != Some(pid) {
-            return Ok(());
+    /// `pid`'s serialised call (if it had a slot) is done: the next
+    /// waiting one of that key goes.
+    fn finish_serial_call(&mut self, pid: Pid) -> Result<()> {
+        let mut next = Vec::new();
+        for calls in self.serial_calls.values_mut() {
+            if calls.in_flight == Some(pid) {
+                calls.in_flight = None;
+                next.extend(calls.waiting.pop_front());
+            }
         }
-        calls.in_flight = None;
-        let next = calls.waiting.pop_front();
-        match next {
+        for (next, _) in next {
             // Still stopped at its seccomp stop: process that stop now.
-            Some((next, _)) if self.threads.contains_key(&next) => self.on_seccomp(next),
-            _ => Ok(()),
+            if self.threads.contains_key(&next) {
+                self.on_seccomp(next)?;
+            }
         }
+        Ok(())
     }
 
-    /// A descriptor call that has waited too long goes ahead (the one in
+    /// A serialised call that has waited too long goes ahead (the one in
     /// flight is probably blocked, as a blocking accept is).
-    fn release_overdue_descriptor_calls(&mut self) -> Result<()> {
+    fn release_overdue_serial_calls(&mut self) -> Result<()> {
         let now = Instant::now();
         let overdue: Vec<Pid> = self
-            .descriptor_calls
+            .serial_calls
             .values_mut()
             .filter_map(|d| match d.waiting.front() {
-                Some((pid, since)) if now >= *since + DESCRIPTOR_CALL_WAIT => {
+                Some((pid, since)) if now >= *since + SERIAL_CALL_WAIT => {
                     let pid = *pid;
                     d.waiting.pop_front();
                     Some(pid)
@@ -834,9 +861,8 @@ impl Recorder {
             .threads
             .iter()
             .filter(|(_, t)| {
-                t.held
-                    .as_ref()
-                    .is_some_and(|h| now >= h.since + DEFER_LIMIT)
+                t.injection.is_none()
+                    && t.held.front().is_some_and(|h| now >= h.since + DEFER_LIMIT)
             })
             .map(|(p, _)| *p)
             .collect();
@@ -845,7 +871,7 @@ impl Recorder {
             let Some(t) = self.threads.get_mut(&pid) else {
                 continue;
             };
-            let Some(signal) = t.held.take() else {
+            let Some(signal) = t.held.pop_front() else {
                 continue;
             };
             let sig = signal.sig;
@@ -868,8 +894,8 @@ impl Recorder {
     }
 
     fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
-        self.finish_descriptor_call(pid)?;
-        for calls in self.descriptor_calls.values_mut() {
+        self.finish_serial_call(pid)?;
+        for calls in self.serial_calls.values_mut() {
             calls.waiting.retain(|(p, _)| *p != pid);
         }
         self.early_stops.remove(&pid);

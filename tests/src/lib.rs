@@ -294,6 +294,17 @@ impl Recording {
         );
     }
 
+    /// What the program wrote to stderr when recorded: the recording's
+    /// stderr without rrc-record's own warnings.
+    pub fn program_stderr(&self) -> Vec<u8> {
+        self.stderr
+            .split_inclusive(|b| *b == b'\n')
+            .filter(|line| !line.starts_with(b"rrc-record: warning: "))
+            .flatten()
+            .copied()
+            .collect()
+    }
+
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
@@ -375,8 +386,13 @@ pub fn assert_replay_matches(rec: &Recording, replayed: &Output, context: &str) 
     if replayed.stdout != rec.stdout {
         problems.push(describe_difference("stdout", &rec.stdout, &replayed.stdout));
     }
-    if replayed.stderr != rec.stderr {
-        problems.push(describe_difference("stderr", &rec.stderr, &replayed.stderr));
+    let program_stderr = rec.program_stderr();
+    if replayed.stderr != program_stderr {
+        problems.push(describe_difference(
+            "stderr",
+            &program_stderr,
+            &replayed.stderr,
+        ));
     }
     if !problems.is_empty() {
         panic!(

@@ -249,3 +249,50 @@ fn fork_exec_replays_identically() {
         );
     }
 }
+
+#[test]
+fn sigchld_reaping_replays_children_output_in_order() {
+    let prog = program("sigchld_reap");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 3, &format!("sigchld_reap-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        assert_eq!(
+            numbers_after(&stdout, "sigchld_reap: reaped "),
+            [6, 10 + 11 + 12 + 13 + 14 + 15],
+            "{ctx}: every child reaped by the handler:\n{stdout}"
+        );
+        assert_eq!(
+            stdout.lines().filter(|l| l.starts_with("child ")).count(),
+            6,
+            "{ctx}: one line per child:\n{stdout}"
+        );
+        let json = inspect_json(&rec.trace);
+        assert!(
+            signal_count(&json, "SIGCHLD") >= 1,
+            "{ctx}: SIGCHLD in the trace: {}",
+            json["signals"]
+        );
+        assert_eq!(process_count(&json), 7, "{ctx}: {}", json["threads"]);
+    }
+}
+
+#[test]
+fn signal_to_a_spinning_thread_is_delivered() {
+    let prog = program("busy_timer");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("busy_timer-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        assert_eq!(stdout, "busy_timer: 20 ticks\n", "{ctx}");
+        let json = inspect_json(&rec.trace);
+        assert_eq!(
+            signal_count(&json, "SIGALRM"),
+            20,
+            "{ctx}: every tick is in the trace: {}",
+            json["signals"]
+        );
+    }
+}
