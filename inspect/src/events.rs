@@ -265,6 +265,7 @@ mod tests {
             outputs: vec![vec![0; 17]],
             interval_ns: 1_200_000,
             return_ns: 0,
+            order: 0,
             extra: SyscallExtra::None,
         }
     }
@@ -342,6 +343,7 @@ mod tests {
         let lock = SyncRecord {
             object: 0x5555,
             seq: 7,
+            order: 0,
             op: SyncOp::MutexLock,
             result: 0,
         };

@@ -319,6 +319,7 @@ mod tests {
             outputs: vec![b"xyz".to_vec(), b"q".to_vec()],
             interval_ns,
             return_ns: 0,
+            order: 0,
             extra,
         })
     }
@@ -372,6 +373,7 @@ mod tests {
                 ops: vec![SyncRecord {
                     object: 0x1000,
                     seq: 0,
+                    order: 0,
                     op: SyncOp::MutexLock,
                     result: 0,
                 }],

@@ -95,6 +95,7 @@ fn syscall(
         },
         interval_ns,
         return_ns: 0,
+        order: 0,
         extra,
     })
 }
@@ -103,6 +104,7 @@ fn sync_op(op: SyncOp, seq: u64) -> SyncRecord {
     SyncRecord {
         object: 0x5555_5555_a000,
         seq,
+        order: 0,
         op,
         result: 0,
     }

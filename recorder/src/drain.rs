@@ -80,6 +80,7 @@ fn drain_all(
                 ops.push(SyncRecord {
                     object: e.object,
                     seq: e.seq,
+                    order: e.order,
                     op,
                     result: e.result,
                 });

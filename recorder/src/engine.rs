@@ -81,17 +81,22 @@ struct ReturnStamp {
     index: u64,
     interval_ns: u64,
     return_ns: u64,
+    /// Place in the event order shared with the shim's sync operations.
+    order: u64,
 }
 
 impl ThreadState {
     /// Counts an event that returns to the program now (a syscall or an
     /// rdtsc), and times it against the thread's previous one.
-    fn stamp_return(&mut self, epoch: Instant) -> ReturnStamp {
+    /// `order` is the event-order stamp, taken while the thread is still
+    /// stopped (NO_ORDER for a call that never returns).
+    fn stamp_return(&mut self, epoch: Instant, order: u64) -> ReturnStamp {
         let now = Instant::now();
         let stamp = ReturnStamp {
             index: self.events,
             interval_ns: now.duration_since(self.last_return).as_nanos() as u64,
             return_ns: now.duration_since(epoch).as_nanos() as u64,
+            order,
         };
         self.last_return = now;
         self.events += 1;
@@ -368,9 +373,16 @@ impl Recorder {
         if nr == libc::SYS_restart_syscall {
             // Continues a call interrupted with ERESTART_RESTARTBLOCK:
             // record it as that call, which replay re-executes.
-            if let Some((orig_nr, orig_args)) = t.restart_block.take().or(interrupted) {
-                nr = orig_nr;
-                args = orig_args;
+            match t.restart_block.take().or(interrupted) {
+                Some((orig_nr, orig_args)) => {
+                    nr = orig_nr;
+                    args = orig_args;
+                }
+                None => {
+                    // Continues an untraced call (a futex wait with a
+                    // timeout): not an event of the program's.
+                    return Ok(tracee.resume(0, "resume an untraced call's restart")?);
+                }
             }
         }
         let mut extra = SyscallExtra::None;
@@ -492,7 +504,12 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("syscall of unknown tid {pid}");
         };
-        let stamp = t.stamp_return(self.epoch);
+        let order = if call.nr == libc::SYS_exit_group {
+            rrc_trace::NO_ORDER
+        } else {
+            self.log.stamp_event()
+        };
+        let stamp = t.stamp_return(self.epoch, order);
         let (thread, index) = (t.logical, stamp.index);
         let mut extra = call.extra;
         let action = model::replay_action(call.nr, &call.args);
@@ -520,6 +537,7 @@ impl Recorder {
             outputs,
             interval_ns: stamp.interval_ns,
             return_ns: stamp.return_ns,
+            order: stamp.order,
             extra,
         }))
     }
@@ -701,7 +719,7 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return Ok(Some(()));
         };
-        let stamp = t.stamp_return(self.epoch);
+        let stamp = t.stamp_return(self.epoch, self.log.stamp_event());
         let thread = t.logical;
         self.emit(TraceRecord::Tsc(TscRecord {
             thread,
@@ -710,6 +728,7 @@ impl Recorder {
             aux,
             interval_ns: stamp.interval_ns,
             return_ns: stamp.return_ns,
+            order: stamp.order,
         }))?;
         tracee.resume(0, "resume after rdtsc")?;
         Ok(Some(()))

@@ -130,7 +130,6 @@ pub struct Replayer {
     epoch: Instant,
     /// Replay syscall returns across threads in their recorded order.
     order_returns: bool,
-    next_return: u64,
     /// Returns waiting for their turn in the recorded order, by rank:
     /// (thread, interval, time on the shared timeline).
     queued_returns: BTreeMap<u64, (Pid, u64, u64)>,
@@ -168,7 +167,6 @@ impl Replayer {
             anchor: options.anchor,
             epoch: Instant::now(),
             order_returns: options.order_returns,
-            next_return: 0,
             queued_returns: BTreeMap::new(),
             timed: BinaryHeap::new(),
             stats: IntervalStats::default(),
@@ -241,8 +239,18 @@ impl Replayer {
                         self.shared.diverge(report);
                     }
                     let next = self.timed.peek().map(|Reverse((at, _, _))| *at);
-                    self.clock.wait(next);
+                    let wanted = if self.order_returns {
+                        self.rank_wanted()
+                    } else {
+                        None
+                    };
+                    if !self.log.tracer_wants_rank(wanted) {
+                        self.clock.wait(next);
+                    }
                     self.release_due()?;
+                    if !self.diverged() {
+                        self.release_ranked_return()?;
+                    }
                     if !self.diverged() {
                         self.release_holds()?;
                     }
@@ -322,8 +330,16 @@ impl Replayer {
         let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
             anyhow::bail!("seccomp stop of unknown tid {pid}");
         };
-        let inputs = model::read_inputs(&tracee, nr, &args);
         let plan = &self.plan.threads[thread as usize];
+        if nr == libc::SYS_restart_syscall
+            && !matches!(plan.events.front(), Some(PlannedEvent::Syscall(r)) if r.nr as i64 == nr)
+        {
+            // The kernel continuing an untraced call (a futex wait with a
+            // timeout, in the program or the shim) after a signal that
+            // replay held back: not an event, as it was not when recorded.
+            return Ok(tracee.resume(0, "resume an untraced call's restart")?);
+        }
+        let inputs = model::read_inputs(&tracee, nr, &args);
         let record = match plan.events.front() {
             Some(PlannedEvent::Syscall(r)) => r,
             Some(PlannedEvent::Signal(s))
@@ -388,7 +404,7 @@ impl Replayer {
         }
         if self.order_returns && runs_in_recorded_order(record, nr, &args) {
             if let Some(&rank) = self.plan.return_rank.get(&(thread, record.index)) {
-                if rank != self.next_return {
+                if !self.rank_is_now(rank) {
                     self.held.insert(pid, Hold::RunTurn(rank));
                     return Ok(());
                 }
@@ -760,7 +776,7 @@ impl Replayer {
         return_ns: u64,
     ) -> Result<()> {
         match rank {
-            Some(r) if self.order_returns && r != self.next_return => {
+            Some(r) if self.order_returns && !self.rank_is_now(r) => {
                 self.queued_returns.insert(r, (pid, interval_ns, return_ns));
                 Ok(())
             }
@@ -768,18 +784,46 @@ impl Replayer {
         }
     }
 
-    /// After the return with `rank`: the next one in the recorded order,
-    /// if it is waiting, goes ahead.
+    /// Whether the event order (shared with the shim's sync operations)
+    /// has reached `rank`.
+    fn rank_is_now(&self, rank: u64) -> bool {
+        self.log.order_turn() == rank as u32
+    }
+
+    /// After the return with `rank`: the next event in the order may
+    /// happen; if it is a return waiting here, it goes ahead.
     fn advance_return_order(&mut self, rank: Option<u64>) -> Result<()> {
-        if !self.order_returns || rank != Some(self.next_return) {
+        if !self.order_returns || rank.is_none() {
             return Ok(());
         }
-        self.next_return += 1;
-        if let Some((pid, interval_ns, return_ns)) = self.queued_returns.remove(&self.next_return) {
-            let rank = Some(self.next_return);
-            self.return_after_interval(pid, rank, interval_ns, return_ns)?;
+        self.log.advance_rank();
+        self.release_ranked_return()
+    }
+
+    /// The queued return whose rank has come (the order may have been
+    /// moved on by the shim), if any, goes ahead.
+    fn release_ranked_return(&mut self) -> Result<()> {
+        let Some((&rank, _)) = self.queued_returns.first_key_value() else {
+            return Ok(());
+        };
+        if !self.rank_is_now(rank) {
+            return Ok(());
+        }
+        if let Some((pid, interval_ns, return_ns)) = self.queued_returns.remove(&rank) {
+            self.return_after_interval(pid, Some(rank), interval_ns, return_ns)?;
         }
         Ok(())
+    }
+
+    /// The lowest rank a thread is held for here: the shim's advance to it
+    /// must wake the tracer.
+    fn rank_wanted(&self) -> Option<u64> {
+        let queued = self.queued_returns.keys().next().copied();
+        let run_turns = self.held.values().filter_map(|h| match h {
+            Hold::RunTurn(rank) => Some(*rank),
+            _ => None,
+        });
+        queued.into_iter().chain(run_turns).min()
     }
 
     /// Lets a replayed syscall return, but no sooner than its recorded
@@ -1111,7 +1155,7 @@ impl Replayer {
                 .iter()
                 .filter(|(pid, hold)| match **hold {
                     Hold::OutputTurn(rank) => rank == self.next_output,
-                    Hold::RunTurn(rank) => rank == self.next_return,
+                    Hold::RunTurn(rank) => self.rank_is_now(rank),
                     Hold::ProcessExit => self
                         .live
                         .get(pid)
@@ -1163,12 +1207,19 @@ impl Replayer {
                     .map(|(r, _)| *r)
             });
             let timed = pid.is_some_and(|p| self.timed.iter().any(|Reverse((_, q, _))| *q == p));
+            let waiting_rank = ring.map_or(0, |r| r.waiting_for_rank.load(Ordering::Acquire));
             let state = if let Some(h) = hold {
                 format!("held by replay ({h:?})")
             } else if let Some(rank) = queued_rank {
                 format!(
-                    "its return #{rank} waits for return #{} in the recorded order",
-                    self.next_return
+                    "its return (event rank {rank}) waits for rank {} in the event order",
+                    self.log.order_turn()
+                )
+            } else if waiting_rank != 0 {
+                format!(
+                    "its sync op #{consumed} waits for rank {} in the event order (at rank {})",
+                    waiting_rank - 1,
+                    self.log.order_turn()
                 )
             } else if timed {
                 "held for its recorded interval".to_string()
@@ -1195,27 +1246,38 @@ impl Replayer {
             let next_event = plan.events.front().map_or("none".into(), describe_event);
             lines.push(format!("t{}: {state}; next event: {next_event}", t.logical));
         }
-        if self.order_returns && !self.queued_returns.is_empty() {
-            // Whose return everyone waits for.
-            let owner = self
+        if self.order_returns {
+            // Whose event everyone waits for: a syscall return or a sync op.
+            let now = self.log.order_turn();
+            let returning = self
                 .plan
                 .return_rank
                 .iter()
-                .find(|(_, r)| **r == self.next_return)
-                .map(|((t, i), _)| (*t, *i));
-            if let Some((t, i)) = owner {
+                .find(|(_, r)| **r as u32 == now)
+                .map(|((t, i), _)| (*t, *i, format!("its event {i} to return")));
+            let syncing = || {
+                self.plan.threads.iter().enumerate().find_map(|(t, p)| {
+                    p.sync
+                        .iter()
+                        .position(|op| op.order as u32 == now)
+                        .map(|i| {
+                            let op = &p.sync[i];
+                            (
+                                t as ThreadId,
+                                i as u64,
+                                format!("its sync op #{i} ({} on {:#x})", op.op.name(), op.object),
+                            )
+                        })
+                })
+            };
+            if let Some((t, i, what)) = returning.or_else(syncing) {
                 let alive = self.live.values().any(|l| l.logical == t);
                 lines.push(format!(
-                    "return #{} is thread {t}'s event {i} ({})",
-                    self.next_return,
+                    "rank {now} of the event order is thread {t}'s: {what} ({})",
                     if alive { "alive" } else { "not running" }
                 ));
                 if culprit.is_none() {
-                    culprit = Some((
-                        t,
-                        i,
-                        format!("its event {i} to return (return #{})", self.next_return),
-                    ));
+                    culprit = Some((t, i, format!("{what} (event rank {now})")));
                 }
             }
         }
@@ -1259,7 +1321,10 @@ impl Replayer {
                 self.next_output.min(rank)
             ),
             Hold::ProcessExit => "the other threads to finish before exit_group".into(),
-            Hold::RunTurn(rank) => format!("its turn #{rank} to run (at #{})", self.next_return),
+            Hold::RunTurn(rank) => format!(
+                "its rank {rank} in the event order to run (at rank {})",
+                self.log.order_turn()
+            ),
         };
         self.diverge(thread, expected, observed);
     }

@@ -137,6 +137,52 @@ impl SyncFeeder {
     }
 }
 
+/// Wakes the tracer when the shim moves the event order to a rank the
+/// tracer holds a thread for (`SharedSyncLog::tracer_wants_rank`).
+pub struct OrderWaker {
+    join: Option<JoinHandle<()>>,
+    shared: Arc<ReplayShared>,
+    log: Arc<SharedSyncLog>,
+}
+
+impl OrderWaker {
+    pub fn spawn(log: Arc<SharedSyncLog>, shared: Arc<ReplayShared>) -> std::io::Result<Self> {
+        let (log2, shared2) = (log.clone(), shared.clone());
+        let join = std::thread::Builder::new()
+            .name("rrc-order-wake".into())
+            .spawn(move || {
+                let word = &log2.header().tracer_wake;
+                let mut seen = word.load(Ordering::Acquire);
+                while !shared2.finished.load(Ordering::Acquire) {
+                    futex_wait(word, seen, Some(Duration::from_millis(50)));
+                    let now = word.load(Ordering::Acquire);
+                    if now != seen {
+                        seen = now;
+                        // SAFETY: signalling our own process; SIGCHLD is
+                        // blocked everywhere and read through the tracer's
+                        // signalfd, so this only ends its wait.
+                        unsafe { libc::kill(libc::getpid(), libc::SIGCHLD) };
+                    }
+                }
+            })?;
+        Ok(OrderWaker {
+            join: Some(join),
+            shared,
+            log,
+        })
+    }
+
+    pub fn finish(mut self) {
+        self.shared.finished.store(true, Ordering::Release);
+        let word = &self.log.header().tracer_wake;
+        word.fetch_add(1, Ordering::AcqRel);
+        futex_wake(word, i32::MAX);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
 /// Tops up every ring; returns how many entries were pushed.
 fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
     let mut fed = 0;
@@ -152,6 +198,8 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
             let entry = SyncEntry {
                 object: op.object,
                 seq: op.seq,
+                // The plan has made it the event's rank.
+                order: op.order,
                 op: op.op as u32,
                 result: op.result,
             };

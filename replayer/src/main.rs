@@ -31,8 +31,9 @@ struct Cli {
     /// return only, or also the recording's shared timeline.
     #[arg(long, value_enum, default_value = "shared")]
     anchor: engine::Anchor,
-    /// Do not replay syscall returns across threads in their recorded
-    /// order (which orders the data races that no lock covers).
+    /// Do not replay syscall returns and sync operations across threads in
+    /// their recorded order (which orders the data races that no lock
+    /// covers); sync objects then keep only their own order.
     #[arg(long)]
     no_order_returns: bool,
     /// Print interval-enforcement figures on stderr at the end.
@@ -78,6 +79,9 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         );
     }
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
+    // Sync operations take their rank in the event order along with the
+    // syscall returns, or neither does.
+    log.set_ordering(!cli.no_order_returns);
     let log = Arc::new(log);
     let shared = Arc::new(feed::ReplayShared::default());
     let streams = plan
@@ -92,6 +96,8 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         Duration::from_secs(cli.stall_timeout.max(1)),
     )
     .context("starting the sync feeder")?;
+    let waker = feed::OrderWaker::spawn(log.clone(), shared.clone())
+        .context("starting the event-order waker")?;
 
     let header = &plan.header;
     let cstr = |b: &[u8]| CString::new(b.to_vec()).context("trace holds a string with a NUL byte");
@@ -145,6 +151,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     );
     let verdict = replayer.run();
     feeder.finish();
+    waker.finish();
     if cli.stats {
         print_stats(&replayer.stats);
     }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use anyhow::{bail, Result};
 use rrc_trace::{
     ExitStatus, ProcessId, ReadOutcome, SignalRecord, SyncRecord, SyscallExtra, SyscallRecord,
-    ThreadId, TraceHeader, TraceRecord, TscRecord,
+    ThreadId, TraceHeader, TraceRecord, TscRecord, NO_ORDER,
 };
 
 #[derive(Debug)]
@@ -37,9 +37,52 @@ pub struct ReplayPlan {
     /// (thread, event index) of each write to stdout/stderr -> its place
     /// in the recorded output order.
     pub output_rank: HashMap<(ThreadId, u64), u64>,
-    /// (thread, event index) of each syscall or rdtsc -> its place in the
-    /// recorded order of returns across all threads (the trace's order).
+    /// (thread, event index) of each syscall or rdtsc -> its rank in the
+    /// event order (sync operations and returns of all threads). The sync
+    /// operations in `ThreadPlan::sync` carry their rank in `order`.
     pub return_rank: HashMap<(ThreadId, u64), u64>,
+}
+
+/// Gives every stamped event its dense rank in stamp order: the shim and
+/// the tracer count ranks, and a stamp lost with a killed thread must not
+/// leave a gap that nothing would fill.
+fn rank_events(threads: &mut [ThreadPlan]) -> Result<HashMap<(ThreadId, u64), u64>> {
+    let mut stamps: Vec<u64> = Vec::new();
+    for p in threads.iter() {
+        stamps.extend(p.sync.iter().map(|op| op.order));
+        stamps.extend(p.events.iter().filter_map(event_order));
+    }
+    stamps.retain(|o| *o != NO_ORDER);
+    stamps.sort_unstable();
+    if stamps.windows(2).any(|w| w[0] == w[1]) {
+        bail!("trace is inconsistent: two events share a place in the event order");
+    }
+    let rank = |stamp: u64| stamps.binary_search(&stamp).map_or(NO_ORDER, |r| r as u64);
+    let mut return_rank = HashMap::new();
+    for (thread, p) in threads.iter_mut().enumerate() {
+        for op in p.sync.iter_mut() {
+            op.order = rank(op.order);
+        }
+        for e in p.events.iter() {
+            let index = match e {
+                PlannedEvent::Syscall(s) => s.index,
+                PlannedEvent::Tsc(r) => r.index,
+                PlannedEvent::Signal(_) => continue,
+            };
+            if let Some(stamp) = event_order(e).filter(|o| *o != NO_ORDER) {
+                return_rank.insert((thread as ThreadId, index), rank(stamp));
+            }
+        }
+    }
+    Ok(return_rank)
+}
+
+fn event_order(e: &PlannedEvent) -> Option<u64> {
+    match e {
+        PlannedEvent::Syscall(s) => Some(s.order),
+        PlannedEvent::Tsc(r) => Some(r.order),
+        PlannedEvent::Signal(_) => None,
+    }
 }
 
 impl ReplayPlan {
@@ -50,7 +93,6 @@ impl ReplayPlan {
         let mut threads: Vec<ThreadPlan> = Vec::new();
         let mut exit = None;
         let mut output_rank = HashMap::new();
-        let mut return_rank = HashMap::new();
         fn slot(threads: &mut Vec<ThreadPlan>, t: ThreadId) -> Result<&mut ThreadPlan> {
             if t as usize >= rrc_synclog::MAX_THREADS {
                 bail!("trace names thread {t}, beyond rrc's limit");
@@ -87,11 +129,6 @@ impl ReplayPlan {
                         let rank = output_rank.len() as u64;
                         output_rank.insert((thread, s.index), rank);
                     }
-                    // exit_group never returns: no place in the order.
-                    if s.nr as i64 != libc::SYS_exit_group {
-                        let rank = return_rank.len() as u64;
-                        return_rank.insert((thread, s.index), rank);
-                    }
                     p.events.push_back(PlannedEvent::Syscall(s));
                 }
                 TraceRecord::Tsc(r) => {
@@ -103,8 +140,6 @@ impl ReplayPlan {
                             r.index
                         );
                     }
-                    let rank = return_rank.len() as u64;
-                    return_rank.insert((thread, r.index), rank);
                     p.events.push_back(PlannedEvent::Tsc(r));
                 }
                 TraceRecord::Signal(s) => {
@@ -138,6 +173,7 @@ impl ReplayPlan {
         if threads.is_empty() {
             bail!("trace has no threads");
         }
+        let return_rank = rank_events(&mut threads)?;
         Ok(ReplayPlan {
             header: outcome.header,
             threads,

@@ -6,6 +6,10 @@
 //! Replay: a thread takes its next recorded entry, waits until the object's
 //! turn counter reaches the recorded turn, acquires for real, and passes
 //! the turn on. Recorded failures are returned without touching the object.
+//!
+//! Every entry also carries the operation's place in the event order (see
+//! `rrc_synclog`): recorded as a stamp, replayed as a rank the thread waits
+//! for before the operation and passes on after it.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,6 +75,10 @@ pub fn acquire(
             let expected = expect_next(log, op, object);
             if acquisition.acquired(expected.entry.result) {
                 take_recorded_turn(log, &expected, op, acquire_blocking);
+            } else {
+                // A recorded failure touches nothing, but still happens at
+                // its place in the event order.
+                in_event_order(log, &expected, || {});
             }
             expected.entry.result
         }
@@ -119,6 +127,9 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
             wait();
+            // Stamped after the wait when recorded, so ranked after every
+            // thread's arrival: take the rank only once through.
+            in_event_order(log, &expected, || {});
             expected.entry.result
         }
     }
@@ -169,12 +180,15 @@ fn record(
     } else {
         0
     };
+    // Still holding an acquired object: stamps follow the real order.
+    let order = log.stamp_event();
     push(
         log,
         ring,
         SyncEntry {
             object,
             seq,
+            order,
             op,
             result,
         },
@@ -315,14 +329,38 @@ fn take_recorded_turn(
             entry.object,
         )
     };
-    wait_for_turn(turn, entry.seq);
-    acquire_blocking();
-    // SeqCst pairs with the waiter's waiters increment: either it sees the
-    // new turn or we see it waiting.
-    turn.turn.fetch_add(1, Ordering::SeqCst);
-    if turn.waiters.load(Ordering::SeqCst) > 0 {
-        futex_wake(&turn.turn, i32::MAX);
+    in_event_order(log, expected, || {
+        wait_for_turn(turn, entry.seq);
+        acquire_blocking();
+        // SeqCst pairs with the waiter's waiters increment: either it sees
+        // the new turn or we see it waiting.
+        turn.turn.fetch_add(1, Ordering::SeqCst);
+        if turn.waiters.load(Ordering::SeqCst) > 0 {
+            futex_wake(&turn.turn, i32::MAX);
+        }
+    });
+}
+
+/// Runs `operation` at the entry's rank in the event order (when replay
+/// enforces it), then lets the next event happen.
+#[inline]
+fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOnce()) {
+    if !log.orders_events() {
+        operation();
+        return;
     }
+    let ring = log.ring(expected.thread.slot);
+    let rank = expected.entry.order;
+    if let Some(r) = ring {
+        r.waiting_for_rank
+            .store((rank as u32).wrapping_add(1), Ordering::Relaxed);
+    }
+    log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT);
+    if let Some(r) = ring {
+        r.waiting_for_rank.store(0, Ordering::Relaxed);
+    }
+    operation();
+    log.advance_rank();
 }
 
 #[inline]

@@ -234,6 +234,7 @@ fn entry(object: u64, seq: u64, op: u32, result: i32) -> SyncEntry {
     SyncEntry {
         object,
         seq,
+        order: 0,
         op,
         result,
     }
@@ -393,7 +394,17 @@ fn replay_single_until_divergence(
 fn records_each_operation_in_program_order() {
     let (objects, recorded, output) = record_single();
     assert_eq!(output, natural_single_output());
-    assert_eq!(recorded, objects.expected_stream());
+    // One thread: its stamps in the event order are its program order.
+    let expected: Vec<SyncEntry> = objects
+        .expected_stream()
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| SyncEntry {
+            order: i as u64,
+            ..e
+        })
+        .collect();
+    assert_eq!(recorded, expected);
 }
 
 #[test]
@@ -723,7 +734,17 @@ fn a_forked_child_records_as_its_own_thread() {
     assert_eq!(parent.len(), 2);
     assert_eq!((parent[0].seq, parent[1].seq), (0, 1));
     // Same address, but the child's process has its own turn counter.
-    assert_eq!(child, [entry(parent[0].object, 0, MUTEX_LOCK, 0)]);
+    assert_eq!(
+        child,
+        [SyncEntry {
+            order: child.first().map_or(0, |c| c.order),
+            ..entry(parent[0].object, 0, MUTEX_LOCK, 0)
+        }]
+    );
+    // Both processes stamp from the one event order.
+    let mut stamps: Vec<u64> = parent.iter().chain(&child).map(|e| e.order).collect();
+    stamps.sort_unstable();
+    assert_eq!(stamps, [0, 1, 2]);
 }
 
 #[test]

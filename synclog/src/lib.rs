@@ -10,6 +10,14 @@
 //! - one [`SyncRing`] per logical thread. Recording: the thread produces,
 //!   the recorder drains. Replay: the replayer feeds, the thread consumes.
 //!
+//! The header also carries the *event order*: one sequence over every
+//! thread's sync operations and syscall returns. Recording stamps each of
+//! them from one counter (the shim at an acquisition, while it still holds
+//! the object; the tracer just before it lets a syscall return). Replay
+//! gives each event a dense rank in stamp order and lets it happen only at
+//! its rank, so threads see each other's effects in the recorded order,
+//! which also orders most of the data races between those events.
+//!
 //! Everything in the region is atomics or plain integers written once
 //! before they are published, so it is valid for any bit pattern and may be
 //! shared between processes.
@@ -26,7 +34,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 1;
+pub const SHM_VERSION: u32 = 2;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -67,7 +75,18 @@ pub struct ShmHeader {
     /// Bumped by the shim and woken when the drainer/feeder should look:
     /// a ring filling up (record) or running low (replay).
     pub service_wake: AtomicU32,
-    pub _pad: u32,
+    /// Replay: 1 when events wait for their rank in the event order.
+    pub ordering: AtomicU32,
+    /// Record: stamps handed out so far.
+    pub order_clock: AtomicU64,
+    /// Replay: the rank of the next event allowed to happen; a futex word.
+    pub order_turn: AtomicU32,
+    /// Replay: threads sleeping on `order_turn`.
+    pub order_waiters: AtomicU32,
+    /// Replay: the rank the tracer holds a thread for, plus one (0: none).
+    pub tracer_wants: AtomicU32,
+    /// Replay: bumped and woken when `order_turn` reaches `tracer_wants`.
+    pub tracer_wake: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -94,6 +113,8 @@ pub struct ObjectTurn {
 pub struct SyncEntry {
     pub object: u64,
     pub seq: u64,
+    /// Record: the event-order stamp. Replay: the event's rank.
+    pub order: u64,
     pub op: u32,
     pub result: i32,
 }
@@ -113,6 +134,9 @@ pub struct SyncRing {
     /// Replay: the thread asked for a sync operation beyond its recorded
     /// stream and is parked (it was blocked there when the recording ended).
     pub parked_past_end: AtomicU32,
+    /// Replay: the rank this thread waits for in the event order, plus
+    /// one (0: not waiting); read by stall reports.
+    pub waiting_for_rank: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 
@@ -121,6 +145,7 @@ pub struct SyncRing {
 pub struct SyncEntryCell {
     object: AtomicU64,
     seq: AtomicU64,
+    order: AtomicU64,
     op: AtomicU32,
     result: AtomicI32,
 }
@@ -352,6 +377,81 @@ impl SharedSyncLog {
         })
     }
 
+    /// Record: the next stamp in the event order.
+    pub fn stamp_event(&self) -> u64 {
+        self.header().order_clock.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Replay: whether events wait for their rank.
+    pub fn orders_events(&self) -> bool {
+        self.header().ordering.load(Ordering::Relaxed) != 0
+    }
+
+    /// Replay: turns event ordering on or off (before the program runs).
+    pub fn set_ordering(&self, on: bool) {
+        self.header().ordering.store(on as u32, Ordering::Relaxed);
+    }
+
+    /// Replay: the rank of the next event allowed to happen. Ranks are
+    /// compared in 32 bits, as the futex word holds them.
+    pub fn order_turn(&self) -> u32 {
+        self.header().order_turn.load(Ordering::SeqCst)
+    }
+
+    /// Replay: blocks until event `rank` may happen.
+    pub fn wait_for_rank(&self, rank: u64, spins: u32, nap: Duration) {
+        let h = self.header();
+        let target = rank as u32;
+        let mut spun = 0;
+        loop {
+            let current = h.order_turn.load(Ordering::SeqCst);
+            if current == target {
+                return;
+            }
+            if spun < spins {
+                spun += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            h.order_waiters.fetch_add(1, Ordering::SeqCst);
+            futex_wait(&h.order_turn, current, Some(nap));
+            h.order_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Replay: the event at the current rank has happened; the next may.
+    /// Wakes sleeping threads, and the tracer if it waits for the new rank.
+    pub fn advance_rank(&self) {
+        let h = self.header();
+        // SeqCst pairs with the waiters' increments and with the tracer's
+        // store of tracer_wants: either side sees the other.
+        let now = h.order_turn.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
+        if h.order_waiters.load(Ordering::SeqCst) > 0 {
+            futex_wake(&h.order_turn, i32::MAX);
+        }
+        if h.tracer_wants.load(Ordering::SeqCst) == now.wrapping_add(1) {
+            h.tracer_wake.fetch_add(1, Ordering::SeqCst);
+            futex_wake(&h.tracer_wake, i32::MAX);
+        }
+    }
+
+    /// Replay (tracer): asks to be woken through `tracer_wake` when the
+    /// order reaches `rank`; `None` cancels. Returns whether it already has.
+    pub fn tracer_wants_rank(&self, rank: Option<u64>) -> bool {
+        let h = self.header();
+        match rank {
+            None => {
+                h.tracer_wants.store(0, Ordering::SeqCst);
+                false
+            }
+            Some(r) => {
+                h.tracer_wants
+                    .store((r as u32).wrapping_add(1), Ordering::SeqCst);
+                h.order_turn.load(Ordering::SeqCst) == r as u32
+            }
+        }
+    }
+
     /// Wakes the drainer/feeder.
     pub fn poke_service(&self) {
         let h = self.header();
@@ -411,6 +511,7 @@ impl SyncRing {
         let cell = &self.entries[(head as usize) & (RING_CAPACITY - 1)];
         cell.object.store(e.object, Ordering::Relaxed);
         cell.seq.store(e.seq, Ordering::Relaxed);
+        cell.order.store(e.order, Ordering::Relaxed);
         cell.op.store(e.op, Ordering::Relaxed);
         cell.result.store(e.result, Ordering::Relaxed);
         self.head.store(head.wrapping_add(1), Ordering::Release);
@@ -428,6 +529,7 @@ impl SyncRing {
         Some(SyncEntry {
             object: cell.object.load(Ordering::Relaxed),
             seq: cell.seq.load(Ordering::Relaxed),
+            order: cell.order.load(Ordering::Relaxed),
             op: cell.op.load(Ordering::Relaxed),
             result: cell.result.load(Ordering::Relaxed),
         })
@@ -502,6 +604,7 @@ mod tests {
             assert!(ring.push(SyncEntry {
                 object: i,
                 seq: i,
+                order: i,
                 op: 1,
                 result: 0
             }));
@@ -511,6 +614,7 @@ mod tests {
         assert!(ring.push(SyncEntry {
             object: 99,
             seq: 0,
+            order: 0,
             op: 2,
             result: -1
         }));

@@ -87,8 +87,14 @@ pub struct SyscallRecord {
     /// When it returned, in nanoseconds since the recording started: the
     /// shared timeline that keeps replayed threads from drifting apart.
     pub return_ns: u64,
+    /// Its return's place in the event order; `NO_ORDER` for a call that
+    /// never returns (exit_group).
+    pub order: u64,
     pub extra: SyscallExtra,
 }
+
+/// `order` of an event with no place in the event order.
+pub const NO_ORDER: u64 = u64::MAX;
 
 /// Facts about a syscall beyond its registers and memory that replay needs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -137,6 +143,9 @@ pub struct SyncRecord {
     /// This acquisition's place in the object's order; meaningless when
     /// the operation did not acquire.
     pub seq: u64,
+    /// Its place in the recording's event order (sync operations and
+    /// syscall returns of all threads, one sequence).
+    pub order: u64,
     pub op: SyncOp,
     /// Return value the program saw.
     pub result: i32,
@@ -260,6 +269,8 @@ pub struct TscRecord {
     pub interval_ns: u64,
     /// Nanoseconds since the recording started.
     pub return_ns: u64,
+    /// Its place in the event order.
+    pub order: u64,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
