@@ -91,7 +91,14 @@ pub struct IntervalStats {
     /// The same for the syscalls whose return was held back.
     pub held_error_ns: Vec<i64>,
     pub held_total: Duration,
+    /// Ranks of the event order skipped because their thread was blocked
+    /// at a later rank of its own (it ran its events in another order).
+    pub inversions: u64,
 }
+
+/// How often the tracer checks for threads blocked at a later rank of
+/// their own while it has nothing else to do.
+const INVERSION_CHECK: Duration = Duration::from_millis(2);
 
 /// Why a thread is held at its seccomp stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,8 +245,14 @@ impl Replayer {
                         let report = self.stall_report();
                         self.shared.diverge(report);
                     }
-                    let next = self.timed.peek().map(|Reverse((at, _, _))| *at);
+                    let mut next = self.timed.peek().map(|Reverse((at, _, _))| *at);
                     let wanted = if self.order_returns {
+                        self.break_inversions()?;
+                        // Look again soon: a thread may block in the shim
+                        // at a rank after one of its own, which no stop
+                        // would tell.
+                        let soon = Instant::now() + INVERSION_CHECK;
+                        next = Some(next.map_or(soon, |n| n.min(soon)));
                         self.rank_wanted()
                     } else {
                         None
@@ -404,7 +417,7 @@ impl Replayer {
         }
         if self.order_returns && runs_in_recorded_order(record, nr, &args) {
             if let Some(&rank) = self.plan.return_rank.get(&(thread, record.index)) {
-                if !self.rank_is_now(rank) {
+                if !self.rank_is_now(rank) && !self.log.rank_passed(rank) {
                     self.held.insert(pid, Hold::RunTurn(rank));
                     return Ok(());
                 }
@@ -776,7 +789,7 @@ impl Replayer {
         return_ns: u64,
     ) -> Result<()> {
         match rank {
-            Some(r) if self.order_returns && !self.rank_is_now(r) => {
+            Some(r) if self.order_returns && !self.rank_is_now(r) && !self.log.rank_passed(r) => {
                 self.queued_returns.insert(r, (pid, interval_ns, return_ns));
                 Ok(())
             }
@@ -793,11 +806,58 @@ impl Replayer {
     /// After the return with `rank`: the next event in the order may
     /// happen; if it is a return waiting here, it goes ahead.
     fn advance_return_order(&mut self, rank: Option<u64>) -> Result<()> {
-        if !self.order_returns || rank.is_none() {
+        // A rank already passed (skipped) is not passed on again.
+        match rank {
+            Some(r) if self.order_returns && self.rank_is_now(r) => {
+                self.log.advance_rank();
+                self.release_ranked_return()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Skips ranks whose thread can no longer reach them: it is blocked at
+    /// a later rank of its own, because it ran its events in an order other
+    /// than the recorded one (a sync operation before a syscall it made
+    /// first when recorded, or the reverse). Waiting would deadlock; the
+    /// thread's streams are still checked event by event.
+    fn break_inversions(&mut self) -> Result<()> {
+        if !self.order_returns {
             return Ok(());
         }
-        self.log.advance_rank();
-        self.release_ranked_return()
+        loop {
+            let now = self.log.order_turn();
+            let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
+                return Ok(());
+            };
+            let Some(pid) = self
+                .live
+                .iter()
+                .find(|(_, t)| t.logical == owner)
+                .map(|(p, _)| *p)
+            else {
+                return Ok(());
+            };
+            let later = |rank: u64| rank as u32 != now && !self.log.rank_passed(rank);
+            let queued = self
+                .queued_returns
+                .iter()
+                .any(|(r, (p, _, _))| *p == pid && later(*r));
+            let run_turn = matches!(self.held.get(&pid), Some(Hold::RunTurn(r)) if later(*r));
+            let in_shim = self.log.ring(owner).is_some_and(|ring| {
+                let w = ring.waiting_for_rank.load(Ordering::Acquire);
+                w != 0 && later(u64::from(w - 1))
+            });
+            if !(queued || run_turn || in_shim) {
+                return Ok(());
+            }
+            debug_log(format_args!(
+                "event order: skipping rank {now} of t{owner}, blocked at a later rank"
+            ));
+            self.stats.inversions += 1;
+            self.log.advance_rank();
+            self.release_ranked_return()?;
+        }
     }
 
     /// The queued return whose rank has come (the order may have been
@@ -1155,7 +1215,7 @@ impl Replayer {
                 .iter()
                 .filter(|(pid, hold)| match **hold {
                     Hold::OutputTurn(rank) => rank == self.next_output,
-                    Hold::RunTurn(rank) => self.rank_is_now(rank),
+                    Hold::RunTurn(rank) => self.rank_is_now(rank) || self.log.rank_passed(rank),
                     Hold::ProcessExit => self
                         .live
                         .get(pid)

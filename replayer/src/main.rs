@@ -188,4 +188,8 @@ fn print_stats(stats: &engine::IntervalStats) {
         us(percentile(&all, 50.0)),
         us(percentile(&all, 99.0))
     );
+    eprintln!(
+        "rrc-replay: stats: event-order ranks skipped because their thread ran its events in another order: {}",
+        stats.inversions
+    );
 }

@@ -41,12 +41,16 @@ pub struct ReplayPlan {
     /// event order (sync operations and returns of all threads). The sync
     /// operations in `ThreadPlan::sync` carry their rank in `order`.
     pub return_rank: HashMap<(ThreadId, u64), u64>,
+    /// The thread whose event each rank is.
+    pub rank_owner: Vec<ThreadId>,
 }
 
 /// Gives every stamped event its dense rank in stamp order: the shim and
 /// the tracer count ranks, and a stamp lost with a killed thread must not
 /// leave a gap that nothing would fill.
-fn rank_events(threads: &mut [ThreadPlan]) -> Result<HashMap<(ThreadId, u64), u64>> {
+type Ranks = (HashMap<(ThreadId, u64), u64>, Vec<ThreadId>);
+
+fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
     let mut stamps: Vec<u64> = Vec::new();
     for p in threads.iter() {
         stamps.extend(p.sync.iter().map(|op| op.order));
@@ -59,9 +63,13 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<HashMap<(ThreadId, u64), u6
     }
     let rank = |stamp: u64| stamps.binary_search(&stamp).map_or(NO_ORDER, |r| r as u64);
     let mut return_rank = HashMap::new();
+    let mut rank_owner = vec![0; stamps.len()];
     for (thread, p) in threads.iter_mut().enumerate() {
         for op in p.sync.iter_mut() {
             op.order = rank(op.order);
+            if let Some(owner) = rank_owner.get_mut(op.order as usize) {
+                *owner = thread as ThreadId;
+            }
         }
         for e in p.events.iter() {
             let index = match e {
@@ -70,11 +78,15 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<HashMap<(ThreadId, u64), u6
                 PlannedEvent::Signal(_) => continue,
             };
             if let Some(stamp) = event_order(e).filter(|o| *o != NO_ORDER) {
-                return_rank.insert((thread as ThreadId, index), rank(stamp));
+                let r = rank(stamp);
+                return_rank.insert((thread as ThreadId, index), r);
+                if let Some(owner) = rank_owner.get_mut(r as usize) {
+                    *owner = thread as ThreadId;
+                }
             }
         }
     }
-    Ok(return_rank)
+    Ok((return_rank, rank_owner))
 }
 
 fn event_order(e: &PlannedEvent) -> Option<u64> {
@@ -173,13 +185,14 @@ impl ReplayPlan {
         if threads.is_empty() {
             bail!("trace has no threads");
         }
-        let return_rank = rank_events(&mut threads)?;
+        let (return_rank, rank_owner) = rank_events(&mut threads)?;
         Ok(ReplayPlan {
             header: outcome.header,
             threads,
             exit,
             output_rank,
             return_rank,
+            rank_owner,
         })
     }
 }

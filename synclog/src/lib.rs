@@ -398,15 +398,20 @@ impl SharedSyncLog {
         self.header().order_turn.load(Ordering::SeqCst)
     }
 
-    /// Replay: blocks until event `rank` may happen.
-    pub fn wait_for_rank(&self, rank: u64, spins: u32, nap: Duration) {
+    /// Replay: blocks until event `rank` may happen. `false` when the
+    /// order has already passed it: the tracer skipped it because this
+    /// thread was blocked at a later rank, and it must not be passed on.
+    pub fn wait_for_rank(&self, rank: u64, spins: u32, nap: Duration) -> bool {
         let h = self.header();
         let target = rank as u32;
         let mut spun = 0;
         loop {
             let current = h.order_turn.load(Ordering::SeqCst);
             if current == target {
-                return;
+                return true;
+            }
+            if rank_is_past(target, current) {
+                return false;
             }
             if spun < spins {
                 spun += 1;
@@ -417,6 +422,11 @@ impl SharedSyncLog {
             futex_wait(&h.order_turn, current, Some(nap));
             h.order_waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Replay: whether the order, at `current`, has passed `rank`.
+    pub fn rank_passed(&self, rank: u64) -> bool {
+        rank_is_past(rank as u32, self.order_turn())
     }
 
     /// Replay: the event at the current rank has happened; the next may.
@@ -478,6 +488,11 @@ pub struct ShimDivergence {
     pub expected_object: u64,
     pub observed_op: u32,
     pub observed_object: u64,
+}
+
+/// Ranks wrap in 32 bits; a rank less than 2^31 behind is past.
+fn rank_is_past(rank: u32, current: u32) -> bool {
+    (current.wrapping_sub(rank) as i32) > 0
 }
 
 pub fn object_key(process: u32, address: u64) -> u64 {
