@@ -854,8 +854,11 @@ impl Replayer {
             debug_log(format_args!(
                 "event order: skipping rank {now} of t{owner}, blocked at a later rank"
             ));
+            if !self.log.skip_rank(now) {
+                // The order moved meanwhile: look again.
+                continue;
+            }
             self.stats.inversions += 1;
-            self.log.advance_rank();
             self.release_ranked_return()?;
         }
     }
@@ -863,14 +866,24 @@ impl Replayer {
     /// The queued return whose rank has come (the order may have been
     /// moved on by the shim), if any, goes ahead.
     fn release_ranked_return(&mut self) -> Result<()> {
-        let Some((&rank, _)) = self.queued_returns.first_key_value() else {
-            return Ok(());
-        };
-        if !self.rank_is_now(rank) {
-            return Ok(());
-        }
-        if let Some((pid, interval_ns, return_ns)) = self.queued_returns.remove(&rank) {
-            self.return_after_interval(pid, Some(rank), interval_ns, return_ns)?;
+        while let Some((&rank, _)) = self.queued_returns.first_key_value() {
+            // A rank the order has passed (skipped) goes too, or it would
+            // hide the ones behind it.
+            let passed = self.log.rank_passed(rank);
+            if !self.rank_is_now(rank) && !passed {
+                return Ok(());
+            }
+            if passed {
+                debug_log(format_args!(
+                    "event order: rank {rank} was passed while queued"
+                ));
+            }
+            if let Some((pid, interval_ns, return_ns)) = self.queued_returns.remove(&rank) {
+                self.return_after_interval(pid, Some(rank), interval_ns, return_ns)?;
+            }
+            if !passed {
+                return Ok(());
+            }
         }
         Ok(())
     }
@@ -1235,6 +1248,9 @@ impl Replayer {
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
                 self.dispatch(pid, thread, regs)?;
             }
+        }
+        if self.order_returns {
+            self.release_ranked_return()?;
         }
         if !self.held.is_empty() && self.held.len() == self.live.len() {
             self.report_deadlock();

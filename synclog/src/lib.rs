@@ -445,6 +445,27 @@ impl SharedSyncLog {
         }
     }
 
+    /// Replay (tracer): moves the order past `rank` if it is still there,
+    /// waking whoever waits; `false` if it had moved on.
+    pub fn skip_rank(&self, rank: u32) -> bool {
+        let h = self.header();
+        if h.order_turn
+            .compare_exchange(
+                rank,
+                rank.wrapping_add(1),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        if h.order_waiters.load(Ordering::SeqCst) > 0 {
+            futex_wake(&h.order_turn, i32::MAX);
+        }
+        true
+    }
+
     /// Replay (tracer): asks to be woken through `tracer_wake` when the
     /// order reaches `rank`; `None` cancels. Returns whether it already has.
     pub fn tracer_wants_rank(&self, rank: Option<u64>) -> bool {

@@ -161,15 +161,9 @@ fn memcached_args(port: u16) -> Vec<String> {
             "0",
             "-l",
             "127.0.0.1",
-            // memcached's LRU maintainer and crawler threads read item
-            // refcounts (dropped by workers with lock-free atomics) and the
-            // clock global without locks. rrc's replay timing orders those
-            // races most of the time but not always (about 1 recording in
-            // 10 does not replay: BENCHMARKS.md), so this test, which must
-            // pass every time, runs without them; the worker threads, the
-            // dispatcher, libevent and the shutdown path are all exercised.
-            "-o",
-            "no_lru_maintainer,no_lru_crawler",
+            // Default options otherwise: the LRU maintainer and crawler
+            // threads run too, and read item refcounts and the clock
+            // global without locks (the event order covers those races).
         ]
         .map(str::to_string),
     );
