@@ -31,8 +31,11 @@ const SERIAL_CALL_WAIT: Duration = Duration::from_millis(2);
 
 /// How long an asynchronous signal that arrived while its thread ran its
 /// own code waits for the thread's next syscall before it is delivered
-/// where the thread is (replay then delivers it by elapsed time).
-const DEFER_LIMIT: Duration = Duration::from_millis(10);
+/// where the thread is (replay then delivers it by elapsed time, which
+/// is approximate: long enough that compute phases between syscalls keep
+/// their signals at syscall boundaries, short enough that a thread that
+/// spins waiting for a handler does not wait forever).
+const DEFER_LIMIT: Duration = Duration::from_millis(100);
 
 /// A syscall between its seccomp stop and its exit.
 struct InFlight {

@@ -100,6 +100,10 @@ pub struct IntervalStats {
 /// their own while it has nothing else to do.
 const INVERSION_CHECK: Duration = Duration::from_millis(2);
 
+/// How often a process-ending signal due by elapsed time looks again
+/// whether the process's other threads are done.
+const FATAL_SIGNAL_RECHECK: Duration = Duration::from_millis(1);
+
 /// Why a thread is held at its seccomp stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Hold {
@@ -114,6 +118,26 @@ enum Hold {
     /// A call replay runs for real (it makes or closes descriptors, maps
     /// files, changes signal state) waits to run in the recorded order.
     RunTurn(u64),
+    /// Its last recorded event is a signal that ends the process: it waits
+    /// for the process's other threads to finish their recorded events, as
+    /// they had when the signal killed them. `at_entry`: stopped at a
+    /// syscall's entry (which must not run), else at a syscall's exit.
+    FatalSignal { sig: i32, at_entry: bool },
+}
+
+/// Signals whose default action ends the process.
+fn kills_by_default(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD
+            | libc::SIGCONT
+            | libc::SIGURG
+            | libc::SIGWINCH
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    )
 }
 
 pub struct Replayer {
@@ -142,6 +166,9 @@ pub struct Replayer {
     queued_returns: BTreeMap<u64, (Pid, u64, u64)>,
     /// Threads held until a deadline.
     timed: BinaryHeap<Reverse<(Instant, Pid, Timed)>>,
+    /// Processes ending (exit_group made, or a fatal signal delivered):
+    /// their held threads are about to be killed, not deadlocked.
+    ending: HashSet<ProcessId>,
     pub stats: IntervalStats,
 }
 
@@ -176,6 +203,7 @@ impl Replayer {
             order_returns: options.order_returns,
             queued_returns: BTreeMap::new(),
             timed: BinaryHeap::new(),
+            ending: HashSet::new(),
             stats: IntervalStats::default(),
         };
         r.adopt(root, 0, false);
@@ -352,6 +380,21 @@ impl Replayer {
             // replay held back: not an event, as it was not when recorded.
             return Ok(tracee.resume(0, "resume an untraced call's restart")?);
         }
+        if let Some(sig) = self.fatal_last_signal(thread) {
+            if !self.process_may_exit(thread) {
+                self.held.insert(
+                    pid,
+                    Hold::FatalSignal {
+                        sig,
+                        at_entry: true,
+                    },
+                );
+            } else {
+                self.deliver_fatal(pid, sig, true)?;
+            }
+            return Ok(());
+        }
+        let plan = &self.plan.threads[thread as usize];
         let inputs = model::read_inputs(&tracee, nr, &args);
         let record = match plan.events.front() {
             Some(PlannedEvent::Syscall(r)) => r,
@@ -464,6 +507,11 @@ impl Replayer {
                 self.return_in_order(pid, rank, record.interval_ns, record.return_ns)?;
             }
             ReplayAction::Execute | ReplayAction::ExitGroup => {
+                if action == ReplayAction::ExitGroup {
+                    if let Some(t) = self.live.get(&pid) {
+                        self.ending.insert(t.process);
+                    }
+                }
                 if let SyscallExtra::MappedFd(recorded) = &record.extra {
                     let now = fd_target(pid, args[4] as i32 as i64);
                     if now.as_deref() != Some(recorded.as_slice())
@@ -961,6 +1009,22 @@ impl Replayer {
             Some(PlannedEvent::Signal(s)) if t.injecting.is_none() => Some((s.signo, s.at)),
             _ => None,
         };
+        let logical = t.logical;
+        if signal == 0 {
+            if let Some(sig) = self.fatal_last_signal(logical) {
+                if !self.process_may_exit(logical) {
+                    // Stays stopped where it is until the others are done.
+                    self.held.insert(
+                        pid,
+                        Hold::FatalSignal {
+                            sig,
+                            at_entry: false,
+                        },
+                    );
+                    return Ok(());
+                }
+            }
+        }
         match next {
             Some((sig, SignalPoint::SyscallReturn)) => self.inject(pid, sig)?,
             Some((sig, SignalPoint::Elapsed(ns))) => {
@@ -982,6 +1046,13 @@ impl Replayer {
             return Ok(());
         }
         t.injecting = Some(sig);
+        let (logical, process) = (t.logical, t.process);
+        if self.fatal_last_signal(logical) == Some(sig) {
+            self.ending.insert(process);
+        }
+        let Some(t) = self.live.get(&pid) else {
+            return Ok(());
+        };
         Tracee::new(pid).queue_signal(t.tgid, sig)
     }
 
@@ -1004,7 +1075,18 @@ impl Replayer {
                                 Some(PlannedEvent::Signal(s)) if s.signo == sig
                             )
                     });
-                    if still_due {
+                    let logical = self.live.get(&pid).map(|t| t.logical);
+                    let must_wait = logical.is_some_and(|l| {
+                        self.fatal_last_signal(l).is_some() && !self.process_may_exit(l)
+                    });
+                    if still_due && must_wait {
+                        // Ends the process: not before the other threads
+                        // are done (this thread runs or blocks meanwhile).
+                        let again = Instant::now() + FATAL_SIGNAL_RECHECK;
+                        self.timed
+                            .push(Reverse((again, pid, Timed::Signal { sig })));
+                        Ok(())
+                    } else if still_due {
                         self.inject(pid, sig).map_err(Into::into)
                     } else {
                         Ok(())
@@ -1220,6 +1302,32 @@ impl Replayer {
         })
     }
 
+    /// The signal that ends the process, if it is the thread's last
+    /// recorded event.
+    fn fatal_last_signal(&self, thread: ThreadId) -> Option<i32> {
+        let events = &self.plan.threads[thread as usize].events;
+        match events.front() {
+            Some(PlannedEvent::Signal(s))
+                if events.len() == 1 && s.asynchronous && kills_by_default(s.signo) =>
+            {
+                Some(s.signo)
+            }
+            _ => None,
+        }
+    }
+
+    /// Delivers the process-ending signal to a thread stopped at a
+    /// syscall's entry (which is skipped) or exit.
+    fn deliver_fatal(&mut self, pid: Pid, sig: i32, at_entry: bool) -> Result<()> {
+        let tracee = Tracee::new(pid);
+        if at_entry {
+            let mut regs = tracee.regs("read registers to deliver a fatal signal")?;
+            tracee.rewind_syscall(&mut regs)?;
+        }
+        self.inject(pid, sig)?;
+        Ok(tracee.resume(0, "resume to take a fatal signal")?)
+    }
+
     /// Lets held threads go once what they wait for has happened.
     fn release_holds(&mut self) -> Result<()> {
         loop {
@@ -1233,6 +1341,10 @@ impl Replayer {
                         .live
                         .get(pid)
                         .is_some_and(|t| self.process_may_exit(t.logical)),
+                    Hold::FatalSignal { .. } => self
+                        .live
+                        .get(pid)
+                        .is_some_and(|t| self.process_may_exit(t.logical)),
                     Hold::PastEnd => false,
                 })
                 .map(|(pid, _)| *pid)
@@ -1241,10 +1353,14 @@ impl Replayer {
                 break;
             }
             for pid in ready {
-                self.held.remove(&pid);
+                let hold = self.held.remove(&pid);
                 let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
                     continue;
                 };
+                if let Some(Hold::FatalSignal { sig, at_entry }) = hold {
+                    self.deliver_fatal(pid, sig, at_entry)?;
+                    continue;
+                }
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
                 self.dispatch(pid, thread, regs)?;
             }
@@ -1252,7 +1368,12 @@ impl Replayer {
         if self.order_returns {
             self.release_ranked_return()?;
         }
-        if !self.held.is_empty() && self.held.len() == self.live.len() {
+        let all_ending = self.held.keys().all(|p| {
+            self.live
+                .get(p)
+                .is_some_and(|t| self.ending.contains(&t.process))
+        });
+        if !self.held.is_empty() && self.held.len() == self.live.len() && !all_ending {
             self.report_deadlock();
         }
         Ok(())
@@ -1397,6 +1518,10 @@ impl Replayer {
                 self.next_output.min(rank)
             ),
             Hold::ProcessExit => "the other threads to finish before exit_group".into(),
+            Hold::FatalSignal { sig, .. } => format!(
+                "the other threads to finish before {} ends the process",
+                signal_name(sig)
+            ),
             Hold::RunTurn(rank) => format!(
                 "its rank {rank} in the event order to run (at rank {})",
                 self.log.order_turn()

@@ -1,6 +1,6 @@
 /*
  * An interval timer whose handler counts ticks while the main thread
- * spins without making any syscall, until 20 ticks have arrived. A
+ * spins without making any syscall, until 5 ticks have arrived. A
  * signal for a thread that never reaches a syscall must still be
  * delivered (after a bounded wait), when recording and when replaying.
  */
@@ -26,7 +26,7 @@ int main(void)
     CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "sigaction");
     struct itimerval every_2ms = {{0, 2000}, {0, 2000}};
     CHECK(setitimer(ITIMER_REAL, &every_2ms, NULL) == 0, "setitimer");
-    while (ticks < 20)
+    while (ticks < 5)
         ;
     struct itimerval off = {{0, 0}, {0, 0}};
     CHECK(setitimer(ITIMER_REAL, &off, NULL) == 0, "setitimer off");

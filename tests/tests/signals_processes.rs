@@ -286,13 +286,48 @@ fn signal_to_a_spinning_thread_is_delivered() {
             record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("busy_timer-round{round}"));
         let stdout = rec.stdout_str();
         let ctx = format!("round {round}: {}", rec.describe());
-        assert_eq!(stdout, "busy_timer: 20 ticks\n", "{ctx}");
+        assert_eq!(stdout, "busy_timer: 5 ticks\n", "{ctx}");
         let json = inspect_json(&rec.trace);
         assert_eq!(
             signal_count(&json, "SIGALRM"),
-            20,
+            5,
             "{ctx}: every tick is in the trace: {}",
             json["signals"]
         );
+    }
+}
+
+#[test]
+fn unhandled_sigterm_ends_a_multithreaded_program_where_it_did() {
+    let prog = program("sigterm_threads");
+    for round in 1..=repeat() {
+        let live = start_recording(&prog, &[]);
+        // Long enough for thousands of events in each worker.
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let rec = live.stop(libc::SIGTERM);
+        let ctx = format!("round {round}: {}", rec.describe());
+        rec.assert_exit_code(128 + libc::SIGTERM);
+        assert_eq!(rec.stdout_str(), "sigterm_threads: ready\n", "{ctx}");
+        let json = inspect_json(&rec.trace);
+        assert_eq!(json["complete"], true, "{ctx}: complete trace");
+        assert_eq!(
+            json["exit_status"]["signaled"],
+            libc::SIGTERM,
+            "{ctx}: killed by SIGTERM"
+        );
+        assert_eq!(
+            signal_count(&json, "SIGTERM"),
+            1,
+            "{ctx}: the SIGTERM is recorded: {}",
+            json["signals"]
+        );
+        assert_eq!(threads(&json).len(), 4, "{ctx}: {}", json["threads"]);
+        for i in 1..=2 {
+            assert_faithful_replay(
+                &rec,
+                &format!("sigterm_threads-round{round}"),
+                &format!("round {round}: replay {i} of 2"),
+            );
+        }
     }
 }
