@@ -379,7 +379,9 @@ pub fn compared_args(nr: c_long) -> u8 {
         SYS_getdents | SYS_getdents64 => A0 | A2,
         SYS_pipe2 => A1,
         SYS_socket => A0 | A1 | A2,
-        SYS_connect | SYS_bind | SYS_listen | SYS_shutdown => A0 | A1,
+        // connect/bind: the address is compared as data, not its pointer.
+        SYS_connect | SYS_bind => A0 | A2,
+        SYS_listen | SYS_shutdown => A0 | A1,
         SYS_accept | SYS_getsockname | SYS_getpeername => A0,
         SYS_accept4 => A0 | A3,
         SYS_recvfrom | SYS_sendto => A0 | A2 | A3,

@@ -34,6 +34,47 @@ enum ExitCheck {
     Placeholder,
     /// clone/fork: report the recorded child id to the program.
     Spawned,
+    /// recvmsg that received a descriptor (SCM_RIGHTS), run as a
+    /// placeholder: it must take this number; then the recorded message
+    /// and return value are given to the program.
+    ReceivedFd(i32),
+}
+
+/// The descriptors a recorded recvmsg received through SCM_RIGHTS, read
+/// from the control buffer it returned (the model lists the returned
+/// msg_controllen, the control bytes and msg_flags last).
+fn received_fds(record: &SyscallRecord) -> Vec<i32> {
+    let n = record.outputs.len();
+    if record.nr as i64 != libc::SYS_recvmsg || record.ret < 0 || n < 3 {
+        return Vec::new();
+    }
+    let Ok(len_bytes) = <[u8; 8]>::try_from(record.outputs[n - 3].as_slice()) else {
+        return Vec::new();
+    };
+    let control = &record.outputs[n - 2];
+    let len = (u64::from_le_bytes(len_bytes) as usize).min(control.len());
+    let mut fds = Vec::new();
+    let mut at = 0;
+    // struct cmsghdr: u64 cmsg_len, i32 level, i32 type, data; 8-aligned.
+    while at + 16 <= len {
+        let word = |o: usize, w: usize| {
+            control.get(at + o..at + o + w).map_or(0, |b| {
+                b.iter().rev().fold(0u64, |v, x| v << 8 | u64::from(*x))
+            })
+        };
+        let cmsg_len = word(0, 8) as usize;
+        let (level, kind) = (word(8, 4) as i32, word(12, 4) as i32);
+        if cmsg_len < 16 || at + cmsg_len > len {
+            break;
+        }
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            for i in 0..(cmsg_len - 16) / 4 {
+                fds.push(word(16 + 4 * i, 4) as i32);
+            }
+        }
+        at += cmsg_len.div_ceil(8) * 8;
+    }
+    fds
 }
 
 struct InFlight {
@@ -491,6 +532,9 @@ impl Replayer {
         }
         let action = action_for(&record, nr, &args);
         match action {
+            ReplayAction::Emulate if !received_fds(&record).is_empty() => {
+                self.receive_placeholder_fd(pid, &mut regs, record, args)?
+            }
             ReplayAction::Emulate => {
                 self.emulate(&tracee, &mut regs, &record)?;
                 self.complete(thread);
@@ -637,6 +681,40 @@ impl Replayer {
         self.run_to_exit(pid, record, args, ExitCheck::Placeholder)
     }
 
+    /// A recvmsg that received a descriptor: the descriptor came from
+    /// another process whose send replay emulated, so a placeholder takes
+    /// its number (the call becomes eventfd2, as for `make_placeholder`).
+    fn receive_placeholder_fd(
+        &mut self,
+        pid: Pid,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+        args: [u64; 6],
+    ) -> Result<()> {
+        let fds = received_fds(&record);
+        if fds.len() != 1 {
+            let expected = format!(
+                "{} receiving {} descriptors",
+                describe_record(&record),
+                fds.len()
+            );
+            self.diverge(
+                record.thread,
+                expected,
+                "replay gives placeholders for one received descriptor per message".into(),
+            );
+            return Ok(());
+        }
+        let mut efd_flags = 0u64;
+        if args[2] & libc::MSG_CMSG_CLOEXEC as u64 != 0 {
+            efd_flags |= libc::EFD_CLOEXEC as u64;
+        }
+        regs.regs.orig_rax = libc::SYS_eventfd2 as u64;
+        regs.set_args(&[0, efd_flags, 0, 0, 0, 0]);
+        Tracee::new(pid).set_regs(regs, "turn recvmsg into a placeholder descriptor")?;
+        self.run_to_exit(pid, record, args, ExitCheck::ReceivedFd(fds[0]))
+    }
+
     /// An open can run for real when it only reads, and the file is still
     /// the one that was recorded (or it is the shim, which replay must map).
     fn may_reopen(&self, record: &SyscallRecord, args: &[u64; 6]) -> bool {
@@ -683,7 +761,19 @@ impl Replayer {
         record: &SyscallRecord,
         args: &[u64; 6],
     ) -> Result<()> {
-        let regions = model::outputs(record.nr as i64, args, record.ret, tracee)?;
+        let nr = record.nr as i64;
+        let mut regions = model::outputs(nr, args, record.ret, tracee)?;
+        if record.outputs.len() > 1 {
+            // Where later regions lie can depend on lengths the kernel wrote
+            // into earlier ones (recvmsg's msg_namelen and msg_controllen):
+            // write the regions one at a time, each found after the ones
+            // before it hold their recorded contents.
+            for i in 0..record.outputs.len() {
+                let Some(region) = regions.get(i) else { break };
+                tracee.write(region.addr, &record.outputs[i])?;
+                regions = model::outputs(nr, args, record.ret, tracee)?;
+            }
+        }
         if regions.len() != record.outputs.len() {
             let thread = record.thread;
             self.diverge(
@@ -813,6 +903,16 @@ impl Replayer {
                 }
             }
             ExitCheck::Placeholder => self.inject_outputs(&tracee, record, &call.args)?,
+            ExitCheck::ReceivedFd(fd) if ret != i64::from(fd) => {
+                let expected = format!("{} receiving descriptor {fd}", describe_record(record));
+                self.diverge(thread, expected, format!("the placeholder took {ret}"));
+                return Ok(());
+            }
+            ExitCheck::ReceivedFd(_) => {
+                self.inject_outputs(&tracee, record, &call.args)?;
+                regs.regs.rax = record.ret as u64;
+                tracee.set_regs(&regs, "give recvmsg its recorded result")?;
+            }
             ExitCheck::Spawned => {
                 // The program sees the child id it saw when recorded.
                 regs.regs.rax = record.ret as u64;

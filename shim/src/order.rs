@@ -78,7 +78,7 @@ pub fn acquire(
             } else {
                 // A recorded failure touches nothing, but still happens at
                 // its place in the event order.
-                in_event_order(log, &expected, || {});
+                in_event_order(log, &expected, |_| {});
             }
             expected.entry.result
         }
@@ -129,7 +129,7 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
             wait();
             // Stamped after the wait when recorded, so ranked after every
             // thread's arrival: take the rank only once through.
-            in_event_order(log, &expected, || {});
+            in_event_order(log, &expected, |_| {});
             expected.entry.result
         }
     }
@@ -329,8 +329,15 @@ fn take_recorded_turn(
             entry.object,
         )
     };
-    in_event_order(log, expected, || {
-        wait_for_turn(turn, entry.seq);
+    in_event_order(log, expected, |at_rank| {
+        // At its rank, every acquisition ranked before it has happened: the
+        // object's own turn adds nothing, and for a lock held shared
+        // (readers, a semaphore) the two orders can disagree, as the turn
+        // and the stamp are taken separately. A skipped rank has no such
+        // guarantee: it waits for the turn.
+        if !at_rank {
+            wait_for_turn(turn, entry.seq);
+        }
         acquire_blocking();
         // SeqCst pairs with the waiter's waiters increment: either it sees
         // the new turn or we see it waiting.
@@ -342,11 +349,13 @@ fn take_recorded_turn(
 }
 
 /// Runs `operation` at the entry's rank in the event order (when replay
-/// enforces it), then lets the next event happen.
+/// enforces it), then lets the next event happen. `operation` learns
+/// whether it runs at its rank (false: ordering is off, or the rank was
+/// skipped).
 #[inline]
-fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOnce()) {
+fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOnce(bool)) {
     if !log.orders_events() {
-        operation();
+        operation(false);
         return;
     }
     let ring = log.ring(expected.thread.slot);
@@ -359,7 +368,7 @@ fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOn
     if let Some(r) = ring {
         r.waiting_for_rank.store(0, Ordering::Relaxed);
     }
-    operation();
+    operation(at_rank);
     if at_rank {
         log.advance_rank();
     }

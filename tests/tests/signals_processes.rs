@@ -331,3 +331,33 @@ fn unhandled_sigterm_ends_a_multithreaded_program_where_it_did() {
         }
     }
 }
+
+#[test]
+fn descriptor_passed_to_a_child_replays() {
+    let prog = program("scm_rights");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("scm_rights-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        // The child closed everything but its socket end: the received
+        // descriptor takes 3, the next open 5 (4 is the socket).
+        for expected in [
+            "child: received descriptor 3, then opened 5\n",
+            "parent: pipe said: hello through a passed descriptor\n",
+            "parent: child exited with 0\n",
+        ] {
+            assert!(
+                stdout.contains(expected),
+                "{ctx}: {expected:?} in:\n{stdout}"
+            );
+        }
+        let json = inspect_json(&rec.trace);
+        assert_eq!(process_count(&json), 2, "{ctx}: {}", json["threads"]);
+        assert!(
+            syscall_count(&json, "recvmsg") >= 1,
+            "{ctx}: {}",
+            json["syscalls"]
+        );
+    }
+}
