@@ -5,12 +5,13 @@
 #                            compile C programs; failing to get it is an error.
 #   memcached redis-server   wanted by later test suites (servers under
 #   redis-tools lighttpd     record/replay); failing to get them is a warning.
+#   nginx
 #
 # Usage: scripts/install-deps.sh [--required-only]
 set -euo pipefail
 
 REQUIRED=(gcc)
-LATER=(memcached redis-server redis-tools lighttpd)
+LATER=(memcached redis-server redis-tools lighttpd nginx)
 if [[ "${1:-}" == "--required-only" ]]; then
     LATER=()
 fi

@@ -1,6 +1,7 @@
 //! Real multithreaded servers recorded under a bounded client load on
 //! 127.0.0.1 and replayed with no client present: memcached,
-//! redis-server, lighttpd and a small epoll server written for the tests
+//! redis-server, lighttpd, nginx (a master and two worker processes) and a
+//! small epoll server written for the tests
 //! (tests/programs/epoll_server.c).
 //!
 //! rrc-replay compares every byte a server sends — to its clients
@@ -10,7 +11,7 @@
 //! The last test proves those bytes really are compared, by replaying a
 //! trace whose recorded reply was tampered with.
 //!
-//! memcached, redis-server, redis-benchmark and lighttpd must be
+//! memcached, redis-server, redis-benchmark, lighttpd and nginx must be
 //! installed (scripts/install-deps.sh): a test fails, never skips, when
 //! one is missing.
 
@@ -628,6 +629,102 @@ fn lighttpd_replays_static_file_load() {
         );
         eprintln!(
             "lighttpd round {round}: load {:.1} s, replay {:.1} s",
+            load.as_secs_f64(),
+            replay_started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------
+// nginx: a master process and two workers
+// ---------------------------------------------------------------------
+
+/// The twenty documents under `dir`/htdocs and an nginx.conf for a master
+/// with two worker processes (the master passes each worker the others'
+/// channel descriptors with SCM_RIGHTS), logging errors to stderr.
+fn nginx_site(dir: &Path, port: u16) -> (Vec<(String, Vec<u8>)>, std::path::PathBuf) {
+    let (docs, _) = lighttpd_site(dir, port);
+    let tmp = dir.join("tmp");
+    fs::create_dir(&tmp).expect("create nginx's temp directory");
+    // SAFETY: geteuid has no preconditions.
+    let user = if unsafe { libc::geteuid() } == 0 {
+        // Workers would otherwise switch to nobody, who cannot read the
+        // private temporary docroot.
+        "user root;"
+    } else {
+        ""
+    };
+    let conf = dir.join("nginx.conf");
+    fs::write(
+        &conf,
+        format!(
+            "{user}\ndaemon off;\nmaster_process on;\nworker_processes 2;\n\
+             error_log stderr;\npid {pid};\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  \
+             types {{ text/plain txt; text/html html; application/octet-stream bin; }}\n  \
+             client_body_temp_path {t}/cb; proxy_temp_path {t}/px; \
+             fastcgi_temp_path {t}/fc; uwsgi_temp_path {t}/uw; scgi_temp_path {t}/sc;\n  \
+             server {{ listen 127.0.0.1:{port}; root {root}; }}\n}}\n",
+            pid = dir.join("nginx.pid").display(),
+            t = tmp.display(),
+            root = dir.join("htdocs").display(),
+        ),
+    )
+    .expect("write nginx.conf");
+    (docs, conf)
+}
+
+#[test]
+fn nginx_with_two_workers_replays_static_file_load() {
+    let nginx = require_installed("nginx");
+    let _serial = one_at_a_time();
+    for round in 1..=repeat() {
+        let site = TempDir::new().expect("temporary directory");
+        let port = free_port();
+        let (docs, conf) = nginx_site(site.path(), port);
+        let conf_arg = conf.to_str().expect("UTF-8 temp path");
+        let prefix = site.path().to_str().expect("UTF-8 temp path");
+        let mut live = start_recording(&nginx, &["-p", prefix, "-c", conf_arg]);
+        live.wait_for_port(port);
+        let started = Instant::now();
+        let deadline = started + LOAD_TIMEOUT;
+        for _ in 0..2 {
+            run_clients(3, |c| {
+                if c == 2 {
+                    return http_keep_alive(port, &docs);
+                }
+                for (i, (name, body)) in docs.iter().enumerate() {
+                    if i % 2 == c {
+                        check_deadline(deadline, "nginx")?;
+                        http_get_once(port, name, body)?;
+                    }
+                }
+                Ok(())
+            });
+        }
+        let load = started.elapsed();
+        let rec = live.stop(libc::SIGTERM);
+        let json = check_stopped_by_sigterm(&rec, true);
+        let ctx = rec.describe();
+        assert!(
+            process_count(&json) >= 3,
+            "{ctx}: the master and its two workers: {}",
+            json["threads"]
+        );
+        assert!(
+            syscall_count(&json, "recvmsg") >= 1,
+            "{ctx}: a worker received a channel from the master: {}",
+            json["syscalls"]
+        );
+        let replay_started = Instant::now();
+        assert_server_replay(
+            &rec,
+            &format!("nginx-round{round}"),
+            &format!("round {round}: nginx replay"),
+        );
+        eprintln!(
+            "nginx round {round}: load {:.1} s, replay {:.1} s",
             load.as_secs_f64(),
             replay_started.elapsed().as_secs_f64()
         );
