@@ -29,8 +29,13 @@ pub enum ReplayAction {
     Spawn,
     /// execve/execveat: run it.
     Exec,
-    /// kill/tgkill/tkill: run it with the recorded ids mapped to live ones.
+    /// kill/tgkill/tkill/rt_(tg)sigqueueinfo: run it with the recorded ids
+    /// mapped to live ones.
     SignalSend,
+    /// setpgid/setsid: process groups must exist for real (a later
+    /// kill(-pgid) needs them): run with recorded ids mapped to live ones,
+    /// reporting the recorded result.
+    ProcessGroup,
     /// exit_group: run it once the process's other threads have reached
     /// the end of their recorded events, as they had when it was recorded.
     ExitGroup,
@@ -170,8 +175,11 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         SYS_mmap | SYS_rt_sigaction | SYS_rt_sigprocmask => Execute,
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => Spawn,
         SYS_execve | SYS_execveat => Exec,
-        SYS_kill | SYS_tgkill | SYS_tkill => SignalSend,
+        SYS_kill | SYS_tgkill | SYS_tkill | SYS_rt_sigqueueinfo | SYS_rt_tgsigqueueinfo => {
+            SignalSend
+        }
         SYS_exit_group => ExitGroup,
+        SYS_setsid | SYS_setpgid => ProcessGroup,
         SYS_fcntl => Emulate, // refined by replay_action()
         SYS_read
         | SYS_write
@@ -250,8 +258,6 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         | SYS_getpgid
         | SYS_getpgrp
         | SYS_getsid
-        | SYS_setsid
-        | SYS_setpgid
         | SYS_uname
         | SYS_sysinfo
         | SYS_getrusage
@@ -393,8 +399,8 @@ pub fn compared_args(nr: c_long) -> u8 {
         SYS_wait4 => A0 | A2,
         SYS_mmap => A1 | A2 | A3 | (1 << 4) | (1 << 5),
         SYS_exit_group | SYS_rt_sigaction | SYS_rt_sigprocmask => A0,
-        SYS_kill => A1,
-        SYS_tgkill => A2,
+        SYS_kill | SYS_rt_sigqueueinfo => A1,
+        SYS_tgkill | SYS_rt_tgsigqueueinfo => A2,
         SYS_tkill => A1,
         SYS_sendfile => A0 | A1 | A3,
         SYS_ftruncate => A0 | A1,

@@ -420,7 +420,14 @@ impl Recorder {
                 extra = SyscallExtra::MappedFd(target);
             }
         }
-        if matches!(nr, libc::SYS_tgkill | libc::SYS_tkill | libc::SYS_kill) {
+        if matches!(
+            nr,
+            libc::SYS_tgkill
+                | libc::SYS_tkill
+                | libc::SYS_kill
+                | libc::SYS_rt_sigqueueinfo
+                | libc::SYS_rt_tgsigqueueinfo
+        ) {
             self.note_self_signal(pid, nr, &args);
         }
         let installs = if nr == libc::SYS_rt_sigaction && args[1] != 0 {
@@ -758,9 +765,9 @@ impl Recorder {
     fn note_self_signal(&mut self, pid: Pid, nr: i64, args: &[u64; 6]) {
         let tgid = self.tgid_of(pid).as_raw();
         let (target, sig) = match nr {
-            libc::SYS_tgkill => (args[1] as i32, args[2] as i32),
+            libc::SYS_tgkill | libc::SYS_rt_tgsigqueueinfo => (args[1] as i32, args[2] as i32),
             libc::SYS_tkill => (args[0] as i32, args[1] as i32),
-            // kill() of its own single-threaded process.
+            // kill() or sigqueue() of its own single-threaded process.
             _ if args[0] as i32 == tgid
                 && self
                     .threads

@@ -598,18 +598,27 @@ impl Replayer {
             ReplayAction::SignalSend => {
                 let mut live_args = args;
                 let ids: &[usize] = match nr {
-                    libc::SYS_kill | libc::SYS_tkill => &[0],
+                    libc::SYS_kill | libc::SYS_tkill | libc::SYS_rt_sigqueueinfo => &[0],
                     _ => &[0, 1],
                 };
                 for &i in ids {
-                    let id = args[i] as i32;
-                    if let Some(&live) = self.live_id.get(&id) {
-                        live_args[i] = live as u64;
-                    }
+                    live_args[i] = self.live_process_id(args[i]);
                 }
                 regs.set_args(&live_args);
                 tracee.set_regs(&regs, "map ids of a signal sent by the program")?;
                 self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
+            }
+            ReplayAction::ProcessGroup => {
+                let mut live_args = args;
+                if nr == libc::SYS_setpgid {
+                    live_args[0] = self.live_process_id(args[0]);
+                    live_args[1] = self.live_process_id(args[1]);
+                }
+                regs.set_args(&live_args);
+                tracee.set_regs(&regs, "map ids of a process group call")?;
+                // setsid returns the live session id: the program sees the
+                // recorded one.
+                self.run_to_exit(pid, record, args, ExitCheck::Spawned)?;
             }
             ReplayAction::Unsupported => {
                 let expected = format!(
@@ -679,6 +688,17 @@ impl Replayer {
         regs.set_args(&[0, efd_flags, 0, 0, 0, 0]);
         Tracee::new(pid).set_regs(regs, "turn a syscall into a placeholder descriptor")?;
         self.run_to_exit(pid, record, args, ExitCheck::Placeholder)
+    }
+
+    /// A recorded pid, tid or process group (negative: kill(-pgid)) as the
+    /// live one; 0, -1 and unknown ids stay as they are.
+    fn live_process_id(&self, arg: u64) -> u64 {
+        let id = arg as i32;
+        let (group, abs) = (id < -1, id.unsigned_abs() as i32);
+        match self.live_id.get(&abs) {
+            Some(&live) if id != 0 && id != -1 => (if group { -live } else { live }) as i64 as u64,
+            _ => arg,
+        }
     }
 
     /// A recvmsg that received a descriptor: the descriptor came from
@@ -1505,6 +1525,8 @@ impl Replayer {
             });
             let timed = pid.is_some_and(|p| self.timed.iter().any(|Reverse((_, q, _))| *q == p));
             let waiting_rank = ring.map_or(0, |r| r.waiting_for_rank.load(Ordering::Acquire));
+            let in_turn_wait =
+                ring.is_some_and(|r| r.waiting_for_turn.load(Ordering::Acquire) != 0);
             let state = if let Some(h) = hold {
                 format!("held by replay ({h:?})")
             } else if let Some(rank) = queued_rank {
@@ -1522,7 +1544,11 @@ impl Replayer {
                 "held for its recorded interval".to_string()
             } else if parked {
                 "blocked in a sync operation it never completed when recorded".to_string()
-            } else if let Some(next) = plan.sync.get(consumed) {
+            } else if let Some(next) = plan
+                .sync
+                .get(consumed)
+                .filter(|_| !self.order_returns || in_turn_wait)
+            {
                 let turn = self
                     .log
                     .object(t.process, next.object)
@@ -1537,6 +1563,10 @@ impl Replayer {
                     culprit = Some((t.logical, consumed as u64, state.clone()));
                 }
                 state
+            } else if consumed < plan.sync.len() {
+                format!(
+                    "not waiting in rrc's shim (next sync op #{consumed}): running, or blocked in a call or lock rrc does not see"
+                )
             } else {
                 "running or blocked in an untraced call".to_string()
             };

@@ -336,7 +336,15 @@ fn take_recorded_turn(
         // and the stamp are taken separately. A skipped rank has no such
         // guarantee: it waits for the turn.
         if !at_rank {
+            let ring = log.ring(expected.thread.slot);
+            if let Some(r) = ring {
+                r.waiting_for_turn
+                    .store((entry.seq as u32).wrapping_add(1), Ordering::Relaxed);
+            }
             wait_for_turn(turn, entry.seq);
+            if let Some(r) = ring {
+                r.waiting_for_turn.store(0, Ordering::Relaxed);
+            }
         }
         acquire_blocking();
         // SeqCst pairs with the waiter's waiters increment: either it sees

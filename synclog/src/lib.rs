@@ -137,6 +137,9 @@ pub struct SyncRing {
     /// Replay: the rank this thread waits for in the event order, plus
     /// one (0: not waiting); read by stall reports.
     pub waiting_for_rank: AtomicU32,
+    /// Replay: the object turn this thread waits for, plus one (0: not
+    /// waiting); read by stall reports.
+    pub waiting_for_turn: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 

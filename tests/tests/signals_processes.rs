@@ -361,3 +361,37 @@ fn descriptor_passed_to_a_child_replays() {
         );
     }
 }
+
+#[test]
+fn signal_and_process_corners_replay() {
+    let prog = program("signal_kinds");
+    let expected = "sigqueue value 4242 pidok 1\n\
+                    child killed: 1 sig 9\n\
+                    write to closed pipe: -1 errno 32\n\
+                    waitid status 33 code 1\n\
+                    sigtimedwait -1 errno 11\n\
+                    prof ticks>0 1\n\
+                    rt timer fired 5\n\
+                    grandchild parent is init-ish: 1\n\
+                    middle exited 5\n\
+                    killpg: sig 15\n";
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("signal_kinds-round{round}"));
+        let ctx = format!("round {round}: {}", rec.describe());
+        assert_eq!(rec.stdout_str(), expected, "{ctx}");
+        let json = inspect_json(&rec.trace);
+        for name in ["rt_sigqueueinfo", "waitid", "setpgid", "kill"] {
+            assert!(
+                syscall_count(&json, name) > 0,
+                "{ctx}: {name} in {}",
+                json["syscalls"]
+            );
+        }
+        assert!(
+            is_empty_value(&json["unknown_syscalls"]),
+            "{ctx}: unknown syscalls {}",
+            json["unknown_syscalls"]
+        );
+    }
+}
