@@ -1130,7 +1130,10 @@ impl Replayer {
             _ => None,
         };
         let logical = t.logical;
-        if signal == 0 {
+        // Only a signal recorded at this return is held here: one recorded
+        // at the next entry or by time comes after code (and sync
+        // operations) the thread still has to run.
+        if signal == 0 && matches!(next, Some((_, SignalPoint::SyscallReturn))) {
             if let Some(sig) = self.fatal_last_signal(logical) {
                 if !self.process_may_exit(logical) {
                     // Stays stopped where it is until the others are done.
