@@ -5,7 +5,7 @@
 //! (descriptor numbers) are checked at their exit.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -135,11 +135,29 @@ pub struct IntervalStats {
     /// Ranks of the event order skipped because their thread was blocked
     /// at a later rank of its own (it ran its events in another order).
     pub inversions: u64,
+    /// Returns let go before their rank because the thread owning the
+    /// current rank was blocked outside rrc's view (an internal lock).
+    pub early_returns: u64,
 }
 
 /// How often the tracer checks for threads blocked at a later rank of
 /// their own while it has nothing else to do.
 const INVERSION_CHECK: Duration = Duration::from_millis(2);
+
+/// How long the event order may stand still, with the thread whose event
+/// is next asleep in a futex outside rrc's view, before a held return goes
+/// ahead early (`break_untraced_block`).
+const UNTRACED_BLOCK_WAIT: Duration = Duration::from_millis(20);
+
+/// Whether a thread is asleep in a futex call (from /proc: its current
+/// syscall number, 202 on x86-64).
+fn blocked_in_futex(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .and_then(|nr| nr.parse::<i64>().ok())
+        == Some(libc::SYS_futex)
+}
 
 /// How often a process-ending signal due by elapsed time looks again
 /// whether the process's other threads are done.
@@ -210,6 +228,11 @@ pub struct Replayer {
     /// Processes ending (exit_group made, or a fatal signal delivered):
     /// their held threads are about to be killed, not deadlocked.
     ending: HashSet<ProcessId>,
+    /// Ranks whose return went ahead early (see `break_untraced_block`):
+    /// the order steps over them when it gets there.
+    early: BTreeSet<u64>,
+    /// The rank the order has been at, and since when.
+    order_since: (u32, Instant),
     pub stats: IntervalStats,
 }
 
@@ -245,6 +268,8 @@ impl Replayer {
             queued_returns: BTreeMap::new(),
             timed: BinaryHeap::new(),
             ending: HashSet::new(),
+            early: BTreeSet::new(),
+            order_since: (0, Instant::now()),
             stats: IntervalStats::default(),
         };
         r.adopt(root, 0, false);
@@ -317,6 +342,7 @@ impl Replayer {
                     let mut next = self.timed.peek().map(|Reverse((at, _, _))| *at);
                     let wanted = if self.order_returns {
                         self.break_inversions()?;
+                        self.break_untraced_block()?;
                         // Look again soon: a thread may block in the shim
                         // at a rank after one of its own, which no stop
                         // would tell.
@@ -995,6 +1021,11 @@ impl Replayer {
         }
         loop {
             let now = self.log.order_turn();
+            if self.early.remove(&u64::from(now)) {
+                // Its return already went ahead.
+                self.log.skip_rank(now);
+                continue;
+            }
             let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
                 return Ok(());
             };
@@ -1031,6 +1062,91 @@ impl Replayer {
         }
     }
 
+    /// The order has not moved for a while, and the thread whose event is
+    /// next is neither at a syscall nor in rrc's shim but asleep in a futex
+    /// (most likely a lock rrc does not see, malloc's or stdio's, held by a
+    /// thread that the order holds at a syscall), or running well past the
+    /// recorded time of that event (spinning until another thread moves). Let the earliest held
+    /// return go ahead so it can release it; the order steps over that rank
+    /// later. Each step waits `UNTRACED_BLOCK_WAIT` again.
+    fn break_untraced_block(&mut self) -> Result<()> {
+        let now = self.log.order_turn();
+        if now != self.order_since.0 {
+            self.order_since = (now, Instant::now());
+            return Ok(());
+        }
+        if self.order_since.1.elapsed() < UNTRACED_BLOCK_WAIT {
+            return Ok(());
+        }
+        let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
+            return Ok(());
+        };
+        let Some((&pid, t)) = self.live.iter().find(|(_, t)| t.logical == owner) else {
+            return Ok(());
+        };
+        let at_tracer = t.in_flight.is_some()
+            || self.held.contains_key(&pid)
+            || self.queued_returns.values().any(|(p, _, _)| *p == pid)
+            || self.timed.iter().any(|Reverse((_, p, _))| *p == pid);
+        let in_shim = self.log.ring(owner).is_some_and(|r| {
+            r.waiting_for_rank.load(Ordering::Acquire) != 0
+                || r.waiting_for_turn.load(Ordering::Acquire) != 0
+        });
+        if at_tracer || in_shim {
+            return Ok(());
+        }
+        // Running (spinning on another thread's progress, say) rather than
+        // asleep: only once it is well behind the recorded timeline for
+        // this event, which it had reached by then when recorded.
+        let late = match self.plan.threads[owner as usize].events.front() {
+            Some(PlannedEvent::Syscall(r)) => Some(r.return_ns),
+            Some(PlannedEvent::Tsc(r)) => Some(r.return_ns),
+            _ => None,
+        }
+        .is_some_and(|ns| {
+            Instant::now() > self.epoch + Duration::from_nanos(ns) + UNTRACED_BLOCK_WAIT
+        });
+        if !late && !blocked_in_futex(pid) {
+            return Ok(());
+        }
+        // The earliest event held back, at the tracer or in the shim.
+        let queued = self.queued_returns.first_key_value().map(|(r, v)| (*r, *v));
+        let in_shim = self
+            .live
+            .values()
+            .filter_map(|t| {
+                let w = self
+                    .log
+                    .ring(t.logical)?
+                    .waiting_for_rank
+                    .load(Ordering::Acquire);
+                (w != 0 && !self.log.rank_passed(u64::from(w - 1)))
+                    .then_some((u64::from(w - 1), t.logical))
+            })
+            .min();
+        if let Some((rank, slot)) = in_shim.filter(|(r, _)| queued.is_none_or(|(q, _)| *r < q)) {
+            debug_log(format_args!(
+                "event order: t{owner} stuck at rank {now}: t{slot}'s sync rank {rank} goes early"
+            ));
+            self.early.insert(rank);
+            self.stats.early_returns += 1;
+            self.order_since = (now, Instant::now());
+            self.log.release_early(slot, rank as u32);
+            return Ok(());
+        }
+        let Some((rank, (held_pid, interval_ns, return_ns))) = queued else {
+            return Ok(());
+        };
+        self.queued_returns.remove(&rank);
+        debug_log(format_args!(
+            "event order: t{owner} blocked outside rrc at rank {now}: rank {rank} goes early"
+        ));
+        self.early.insert(rank);
+        self.stats.early_returns += 1;
+        self.order_since = (now, Instant::now());
+        self.return_after_interval(held_pid, Some(rank), interval_ns, return_ns)
+    }
+
     /// The queued return whose rank has come (the order may have been
     /// moved on by the shim), if any, goes ahead.
     fn release_ranked_return(&mut self) -> Result<()> {
@@ -1064,7 +1180,8 @@ impl Replayer {
             Hold::RunTurn(rank) => Some(*rank),
             _ => None,
         });
-        queued.into_iter().chain(run_turns).min()
+        let early = self.early.first().copied();
+        queued.into_iter().chain(run_turns).chain(early).min()
     }
 
     /// Lets a replayed syscall return, but no sooner than its recorded

@@ -192,4 +192,8 @@ fn print_stats(stats: &engine::IntervalStats) {
         "rrc-replay: stats: event-order ranks skipped because their thread ran its events in another order: {}",
         stats.inversions
     );
+    eprintln!(
+        "rrc-replay: stats: events let go ahead of the order because the next thread was stuck outside rrc's view: {}",
+        stats.early_returns
+    );
 }

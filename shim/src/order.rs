@@ -372,7 +372,7 @@ fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOn
         r.waiting_for_rank
             .store((rank as u32).wrapping_add(1), Ordering::Relaxed);
     }
-    let at_rank = log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT);
+    let at_rank = log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT, ring.map(|r| &r.released_early));
     if let Some(r) = ring {
         r.waiting_for_rank.store(0, Ordering::Relaxed);
     }

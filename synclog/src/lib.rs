@@ -140,6 +140,10 @@ pub struct SyncRing {
     /// Replay: the object turn this thread waits for, plus one (0: not
     /// waiting); read by stall reports.
     pub waiting_for_turn: AtomicU32,
+    /// Replay: set by the tracer to the rank this thread waits for, plus
+    /// one, to let it go ahead of the order (see the replayer's
+    /// `break_untraced_block`).
+    pub released_early: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 
@@ -404,7 +408,16 @@ impl SharedSyncLog {
     /// Replay: blocks until event `rank` may happen. `false` when the
     /// order has already passed it: the tracer skipped it because this
     /// thread was blocked at a later rank, and it must not be passed on.
-    pub fn wait_for_rank(&self, rank: u64, spins: u32, nap: Duration) -> bool {
+    ///
+    /// Also `false` when the tracer sets `released` to `rank + 1`: it let
+    /// this event go ahead of the order.
+    pub fn wait_for_rank(
+        &self,
+        rank: u64,
+        spins: u32,
+        nap: Duration,
+        released: Option<&AtomicU32>,
+    ) -> bool {
         let h = self.header();
         let target = rank as u32;
         let mut spun = 0;
@@ -413,7 +426,9 @@ impl SharedSyncLog {
             if current == target {
                 return true;
             }
-            if rank_is_past(target, current) {
+            if rank_is_past(target, current)
+                || released.is_some_and(|r| r.load(Ordering::SeqCst) == target.wrapping_add(1))
+            {
                 return false;
             }
             if spun < spins {
@@ -445,6 +460,16 @@ impl SharedSyncLog {
         if h.tracer_wants.load(Ordering::SeqCst) == now.wrapping_add(1) {
             h.tracer_wake.fetch_add(1, Ordering::SeqCst);
             futex_wake(&h.tracer_wake, i32::MAX);
+        }
+    }
+
+    /// Replay (tracer): lets the thread of `slot`, waiting for `rank`, go
+    /// ahead of the order.
+    pub fn release_early(&self, slot: u32, rank: u32) {
+        if let Some(r) = self.ring(slot) {
+            r.released_early
+                .store(rank.wrapping_add(1), Ordering::SeqCst);
+            futex_wake(&self.header().order_turn, i32::MAX);
         }
     }
 

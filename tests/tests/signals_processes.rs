@@ -286,11 +286,14 @@ fn signal_to_a_spinning_thread_is_delivered() {
             record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("busy_timer-round{round}"));
         let stdout = rec.stdout_str();
         let ctx = format!("round {round}: {}", rec.describe());
-        assert_eq!(stdout, "busy_timer: 5 ticks\n", "{ctx}");
+        // The loop ends at 5; one more tick may land before the timer is
+        // switched off.
+        let ticks = number_after(&stdout, "busy_timer: ");
+        assert!((5..=6).contains(&ticks), "{ctx}: {stdout:?}");
         let json = inspect_json(&rec.trace);
         assert_eq!(
             signal_count(&json, "SIGALRM"),
-            5,
+            ticks,
             "{ctx}: every tick is in the trace: {}",
             json["signals"]
         );
