@@ -147,7 +147,12 @@ const INVERSION_CHECK: Duration = Duration::from_millis(2);
 /// How long the event order may stand still, with the thread whose event
 /// is next asleep in a futex outside rrc's view, before a held return goes
 /// ahead early (`break_untraced_block`).
-const UNTRACED_BLOCK_WAIT: Duration = Duration::from_millis(20);
+/// Long, because a false alarm (a thread merely slow) reorders events.
+const UNTRACED_BLOCK_WAIT: Duration = Duration::from_millis(100);
+
+/// How far behind the recorded timeline a running thread must be before
+/// it counts as stuck (replay can run slower than the recording did).
+const STUCK_BEHIND_TIMELINE: Duration = Duration::from_millis(500);
 
 /// Whether a thread is asleep in a futex call (from /proc: its current
 /// syscall number, 202 on x86-64).
@@ -1104,7 +1109,7 @@ impl Replayer {
             _ => None,
         }
         .is_some_and(|ns| {
-            Instant::now() > self.epoch + Duration::from_nanos(ns) + UNTRACED_BLOCK_WAIT
+            Instant::now() > self.epoch + Duration::from_nanos(ns) + STUCK_BEHIND_TIMELINE
         });
         if !late && !blocked_in_futex(pid) {
             return Ok(());
