@@ -147,12 +147,12 @@ const INVERSION_CHECK: Duration = Duration::from_millis(2);
 /// How long the event order may stand still, with the thread whose event
 /// is next asleep in a futex outside rrc's view, before a held return goes
 /// ahead early (`break_untraced_block`).
-/// Long, because a false alarm (a thread merely slow) reorders events.
-const UNTRACED_BLOCK_WAIT: Duration = Duration::from_millis(100);
+const UNTRACED_BLOCK_WAIT: Duration = Duration::from_millis(20);
 
 /// How far behind the recorded timeline a running thread must be before
-/// it counts as stuck (replay can run slower than the recording did).
-const STUCK_BEHIND_TIMELINE: Duration = Duration::from_millis(500);
+/// it counts as stuck (spinning on an atomic that a held-back thread
+/// would set: CPython's GIL hand-over needs this).
+const STUCK_BEHIND_TIMELINE: Duration = Duration::from_millis(20);
 
 /// Whether a thread is asleep in a futex call (from /proc: its current
 /// syscall number, 202 on x86-64).
