@@ -43,6 +43,22 @@ pub fn preview(data: &[u8]) -> String {
     }
 }
 
+/// Where two buffers first differ, with a little of each from just
+/// before that byte: `at byte N: recorded "...", now "..."`.
+pub fn first_difference(recorded: &[u8], now: &[u8]) -> String {
+    let at = recorded
+        .iter()
+        .zip(now)
+        .position(|(a, b)| a != b)
+        .unwrap_or(recorded.len().min(now.len()));
+    let from = at.saturating_sub(8);
+    format!(
+        "at byte {at}: recorded {}, now {}",
+        preview(recorded.get(from..).unwrap_or_default()),
+        preview(now.get(from..).unwrap_or_default())
+    )
+}
+
 /// `name(args) [inputs]` for a syscall as the program made it.
 pub fn describe_call(nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> String {
     let names = model::arg_names(nr);

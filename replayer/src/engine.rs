@@ -20,7 +20,7 @@ use rrc_interposer::{
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId};
 
-use crate::divergence::{describe_call, describe_record, preview, Divergence};
+use crate::divergence::{describe_call, describe_record, first_difference, Divergence};
 use crate::feed::ReplayShared;
 use crate::plan::{PlannedEvent, ReplayPlan};
 
@@ -874,7 +874,7 @@ impl Replayer {
                 && !(rec == &self.shim_recorded && now == &self.shim_now)
                 && rec != &self.with_recorded_tids(now)
             {
-                return Some(format!("data differs: recorded {}", preview(rec)));
+                return Some(format!("data differs {}", first_difference(rec, now)));
             }
         }
         None
