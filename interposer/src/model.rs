@@ -36,6 +36,11 @@ pub enum ReplayAction {
     /// kill(-pgid) needs them): run with recorded ids mapped to live ones,
     /// reporting the recorded result.
     ProcessGroup,
+    /// chdir/fchdir: run for real, so that relative paths the program
+    /// opens later resolve as they did (replay checks that before it
+    /// reopens a file); the program sees the recorded result, whether or
+    /// not the directory is still there.
+    ChangeDirectory,
     /// exit_group: run it once the process's other threads have reached
     /// the end of their recorded events, as they had when it was recorded.
     ExitGroup,
@@ -180,6 +185,7 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         }
         SYS_exit_group => ExitGroup,
         SYS_setsid | SYS_setpgid => ProcessGroup,
+        SYS_chdir | SYS_fchdir => ChangeDirectory,
         SYS_fcntl => Emulate, // refined by replay_action()
         SYS_read
         | SYS_write
@@ -207,8 +213,6 @@ fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {
         | SYS_getdents
         | SYS_getdents64
         | SYS_getcwd
-        | SYS_chdir
-        | SYS_fchdir
         | SYS_mkdir
         | SYS_mkdirat
         | SYS_rmdir
@@ -669,7 +673,11 @@ pub fn outputs(
         }
         SYS_time => add(a[0], 8),
         SYS_nanosleep if ret == -(EINTR as i64) => add(a[1], 16),
-        SYS_clock_nanosleep if ret == EINTR as i64 => add(a[3], 16),
+        // The raw call returns -EINTR (glibc turns it into a positive
+        // code); an absolute sleep leaves `remain` alone.
+        SYS_clock_nanosleep if ret == -(EINTR as i64) && a[1] & TIMER_ABSTIME as u64 == 0 => {
+            add(a[3], 16)
+        }
         SYS_stat | SYS_fstat | SYS_lstat if ok => add(a[1], 144),
         SYS_newfstatat if ok => add(a[2], 144),
         SYS_statx if ok => add(a[4], 256),
@@ -697,12 +705,22 @@ pub fn outputs(
             add(a[2], 128);
             add(a[4], 144);
         }
-        SYS_poll | SYS_ppoll if ok => add(a[0], a[1].min(1 << 16) * 8),
-        SYS_select | SYS_pselect6 if ok => {
-            let words = (a[0].min(1 << 16)).div_ceil(64) * 8;
-            add(a[1], words);
-            add(a[2], words);
-            add(a[3], words);
+        // An interrupted ppoll/select/pselect6 still writes the time it
+        // had left (not the descriptor sets).
+        SYS_poll if ok => add(a[0], a[1].min(1 << 16) * 8),
+        SYS_ppoll if ok || ret == -(EINTR as i64) => {
+            if ok {
+                add(a[0], a[1].min(1 << 16) * 8);
+            }
+            add(a[2], 16);
+        }
+        SYS_select | SYS_pselect6 if ok || ret == -(EINTR as i64) => {
+            if ok {
+                let words = (a[0].min(1 << 16)).div_ceil(64) * 8;
+                add(a[1], words);
+                add(a[2], words);
+                add(a[3], words);
+            }
             add(a[4], 16);
         }
         SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2 if ok => add(a[1], n * 12),

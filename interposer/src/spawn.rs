@@ -94,6 +94,12 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = opts.env.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
+    // The program gets a process group of its own, so that what it sends
+    // to its group (kill(0, sig), killpg) reaches its own processes and
+    // not the tracer. When we own the terminal, the program's group takes
+    // it over, as a shell hands it to a job.
+    // SAFETY: isatty/tcgetpgrp/getpgrp only query descriptor 0 and us.
+    let take_terminal = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
 
     // SAFETY: after fork the child only makes async-signal-safe calls on
     // data prepared above (no allocation, no locks) and ends in execve or
@@ -106,6 +112,16 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
         // SAFETY: see above; every pointer refers to memory owned by this
         // (copied) address space and outlives the calls.
         unsafe {
+            libc::setpgid(0, 0);
+            if take_terminal {
+                // A background group changing the foreground gets SIGTTOU
+                // unless it blocks it; the mask is set for good below.
+                let mut ttou: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut ttou);
+                libc::sigaddset(&mut ttou, libc::SIGTTOU);
+                libc::sigprocmask(libc::SIG_BLOCK, &ttou, std::ptr::null_mut());
+                libc::tcsetpgrp(0, libc::getpid());
+            }
             for &(from, to) in &opts.fds {
                 if from == to {
                     let flags = libc::fcntl(from, libc::F_GETFD);
@@ -170,6 +186,12 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
             libc::_exit(127);
         }
     }
+    // Also from this side, so the group exists whichever runs first.
+    // SAFETY: setpgid on our own, not yet exec'd, child.
+    unsafe { libc::setpgid(pid, pid) };
+    if take_terminal {
+        TOOK_TERMINAL.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let child = Pid::from_raw(pid);
     match waitpid(child, Some(WaitPidFlag::__WALL)) {
         Ok(WaitStatus::Stopped(_, nix::sys::signal::Signal::SIGSTOP)) => {}
@@ -193,6 +215,28 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     }
     crate::Tracee::new(child).resume(0, "resume after setting trace options")?;
     Ok(child)
+}
+
+/// Whether [`spawn_traced`] handed our terminal to the program's group.
+static TOOK_TERMINAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Takes the terminal back from the program's process group, if
+/// [`spawn_traced`] handed it over: call once the program has ended.
+pub fn reclaim_terminal() {
+    if !TOOK_TERMINAL.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: signal-mask calls on stack-owned sets and tcsetpgrp on fd 0;
+    // SIGTTOU is blocked around it because we are a background group now.
+    unsafe {
+        let mut ttou: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut ttou);
+        libc::sigaddset(&mut ttou, libc::SIGTTOU);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &ttou, &mut old);
+        libc::tcsetpgrp(0, libc::getpgrp());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
 }
 
 /// Where librrc_shim.so is: `$RRC_SHIM` if set, else beside the running

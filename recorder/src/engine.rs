@@ -329,10 +329,8 @@ impl Recorder {
         let process = t.process;
         let serial = if model::changes_descriptor_table(regs.nr(), &regs.args()) {
             Some(SerialKey::Descriptors(process))
-        } else if matches!(
-            regs.nr(),
-            libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64
-        ) && (regs.args()[0] == 1 || regs.args()[0] == 2)
+        } else if writes_out(regs.nr())
+            && (regs.args()[0] == 1 || regs.args()[0] == 2)
             && self.std_stream(pid, process, regs.args()[0]).is_some()
         {
             Some(SerialKey::StdStreams)
@@ -408,9 +406,7 @@ impl Recorder {
             )?;
         }
         let inputs = model::read_inputs(&tracee, nr, &args);
-        if matches!(nr, libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64)
-            && (args[0] == 1 || args[0] == 2)
-        {
+        if writes_out(nr) && (args[0] == 1 || args[0] == 2) {
             if let Some(stream) = self.std_stream(pid, process, args[0]) {
                 extra = SyscallExtra::StdStream(stream);
             }
@@ -446,7 +442,7 @@ impl Recorder {
         };
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
-            self.finish_syscall(pid, call, 0)?;
+            self.finish_syscall(pid, call, 0, false)?;
             tracee.resume(0, "resume into exit_group")?;
             return Ok(());
         }
@@ -503,21 +499,24 @@ impl Recorder {
         {
             self.std_stream_of.retain(|(p, _), _| *p != process);
         }
-        self.finish_syscall(pid, call, ret)?;
+        self.finish_syscall(pid, call, ret, true)?;
         tracee.resume(0, "resume after syscall exit")?;
         Ok(())
     }
 
     /// Reads the results of a completed syscall and sends its record.
-    fn finish_syscall(&mut self, pid: Pid, call: InFlight, ret: i64) -> Result<()> {
+    /// `returns` is false for a call the thread never comes back from
+    /// (exit_group, a SIGKILL it sent itself): it has no place in the
+    /// event order.
+    fn finish_syscall(&mut self, pid: Pid, call: InFlight, ret: i64, returns: bool) -> Result<()> {
         let tracee = Tracee::new(pid);
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("syscall of unknown tid {pid}");
         };
-        let order = if call.nr == libc::SYS_exit_group {
-            rrc_trace::NO_ORDER
-        } else {
+        let order = if returns {
             self.log.stamp_event()
+        } else {
+            rrc_trace::NO_ORDER
         };
         let stamp = t.stamp_return(self.epoch, order);
         let (thread, index) = (t.logical, stamp.index);
@@ -528,11 +527,9 @@ impl Recorder {
                 extra = SyscallExtra::Opened(id);
             }
         }
-        let regions = if ret >= 0 || call.nr == libc::SYS_nanosleep {
-            model::outputs(call.nr, &call.args, ret, &tracee).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        // The model knows which failures still write (an interrupted
+        // sleep or select writes the time it had left).
+        let regions = model::outputs(call.nr, &call.args, ret, &tracee).unwrap_or_default();
         let mut outputs = Vec::with_capacity(regions.len());
         for r in regions {
             outputs.push(tracee.read(r.addr, r.len).unwrap_or_default());
@@ -681,7 +678,7 @@ impl Recorder {
                 }
                 self.emit_signal(pid, sig, SignalPoint::SyscallEntry, siginfo)?;
             } else {
-                self.finish_syscall(pid, call, -(libc::EINTR as i64))?;
+                self.finish_syscall(pid, call, -(libc::EINTR as i64), true)?;
                 self.emit_signal(pid, sig, SignalPoint::SyscallReturn, siginfo)?;
             }
             return Ok(tracee.resume(sig, "deliver signal")?);
@@ -928,6 +925,18 @@ impl Recorder {
             calls.waiting.retain(|(p, _)| *p != pid);
         }
         self.early_stops.remove(&pid);
+        // A signal the thread sent that ended its own process (raise or
+        // kill of SIGKILL): replay must send it too, though it never
+        // returned (0: what a successful send returns). Other calls a
+        // killed thread was in end with it.
+        let unreturned = self.threads.get_mut(&pid).and_then(|t| t.in_flight.take());
+        if let Some(call) = unreturned {
+            if matches!(status, ExitStatus::Signaled(_))
+                && model::replay_action(call.nr, &call.args) == ReplayAction::SignalSend
+            {
+                self.finish_syscall(pid, call, 0, false)?;
+            }
+        }
         let Some(t) = self.threads.remove(&pid) else {
             return Ok(());
         };
@@ -940,6 +949,16 @@ impl Recorder {
         }
         Ok(())
     }
+}
+
+/// Calls that send bytes to their first argument's descriptor, whose
+/// first input is those bytes: replay prints them when that descriptor
+/// is our stdout or stderr.
+fn writes_out(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 | libc::SYS_sendfile
+    )
 }
 
 /// Kernel-internal restart codes, never seen by the program.

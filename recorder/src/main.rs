@@ -170,6 +170,7 @@ fn run(cli: Cli) -> Result<i32> {
     CHILD.store(root.as_raw(), Ordering::Relaxed);
     let recorder = engine::Recorder::new(writer.sender(), log.clone(), next_thread, root, clock)?;
     let status = recorder.run()?;
+    rrc_interposer::reclaim_terminal();
     drainer.finish();
     writer
         .send(TraceRecord::End(EndRecord {

@@ -32,8 +32,9 @@ enum ExitCheck {
     /// Ran as a placeholder descriptor: the number must match; then the
     /// recorded memory is injected.
     Placeholder,
-    /// clone/fork: report the recorded child id to the program.
-    Spawned,
+    /// Ran for its effect on the process (clone/fork, setsid, chdir): the
+    /// program sees the recorded return value (a child id, a session id).
+    ReportRecorded,
     /// recvmsg that received a descriptor (SCM_RIGHTS), run as a
     /// placeholder: it must take this number; then the recorded message
     /// and return value are given to the program.
@@ -526,7 +527,10 @@ impl Replayer {
                 return Ok(());
             }
         }
-        if nr == libc::SYS_exit_group && !self.process_may_exit(thread) {
+        // A call that ends its process (exit_group, a SIGKILL the thread
+        // sends itself) never returned when recorded: it waits until the
+        // process's other threads have replayed everything they did.
+        if record.order == rrc_trace::NO_ORDER && !self.process_may_exit(thread) {
             self.held.insert(pid, Hold::ProcessExit);
             return Ok(());
         }
@@ -615,7 +619,7 @@ impl Replayer {
                 }
             }
             ReplayAction::Open => {
-                if self.may_reopen(&record, &args) {
+                if self.may_reopen(pid, &record, &args) {
                     self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
                 } else {
                     self.make_placeholder(pid, &mut regs, record, args)?;
@@ -625,7 +629,9 @@ impl Replayer {
             ReplayAction::ExecuteChecked | ReplayAction::Exec => {
                 self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
             }
-            ReplayAction::Spawn => self.run_to_exit(pid, record, args, ExitCheck::Spawned)?,
+            ReplayAction::Spawn => {
+                self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)?
+            }
             ReplayAction::SignalSend => {
                 let mut live_args = args;
                 let ids: &[usize] = match nr {
@@ -649,7 +655,10 @@ impl Replayer {
                 tracee.set_regs(&regs, "map ids of a process group call")?;
                 // setsid returns the live session id: the program sees the
                 // recorded one.
-                self.run_to_exit(pid, record, args, ExitCheck::Spawned)?;
+                self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)?;
+            }
+            ReplayAction::ChangeDirectory => {
+                self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)?
             }
             ReplayAction::Unsupported => {
                 let expected = format!(
@@ -691,9 +700,8 @@ impl Replayer {
         Ok(())
     }
 
-    /// Turns the call into `eventfd2`, which takes the lowest free
-    /// descriptor: the recorded number, if numbering has not drifted (the
-    /// exit check makes sure).
+    /// Turns the call into one that makes a placeholder descriptor with
+    /// the recorded number (see [`placeholder_call`]).
     fn make_placeholder(
         &mut self,
         pid: Pid,
@@ -708,15 +716,8 @@ impl Replayer {
             libc::SYS_accept4 => args[3],
             _ => 0,
         } as i32;
-        let mut efd_flags = 0u64;
-        if flags & libc::O_CLOEXEC != 0 {
-            efd_flags |= libc::EFD_CLOEXEC as u64;
-        }
-        if flags & libc::O_NONBLOCK != 0 {
-            efd_flags |= libc::EFD_NONBLOCK as u64;
-        }
-        regs.regs.orig_rax = libc::SYS_eventfd2 as u64;
-        regs.set_args(&[0, efd_flags, 0, 0, 0, 0]);
+        let want = record.ret;
+        placeholder_call(pid, regs, want, flags & libc::O_CLOEXEC != 0);
         Tracee::new(pid).set_regs(regs, "turn a syscall into a placeholder descriptor")?;
         self.run_to_exit(pid, record, args, ExitCheck::Placeholder)
     }
@@ -756,19 +757,15 @@ impl Replayer {
             );
             return Ok(());
         }
-        let mut efd_flags = 0u64;
-        if args[2] & libc::MSG_CMSG_CLOEXEC as u64 != 0 {
-            efd_flags |= libc::EFD_CLOEXEC as u64;
-        }
-        regs.regs.orig_rax = libc::SYS_eventfd2 as u64;
-        regs.set_args(&[0, efd_flags, 0, 0, 0, 0]);
+        let cloexec = args[2] & libc::MSG_CMSG_CLOEXEC as u64 != 0;
+        placeholder_call(pid, regs, i64::from(fds[0]), cloexec);
         Tracee::new(pid).set_regs(regs, "turn recvmsg into a placeholder descriptor")?;
         self.run_to_exit(pid, record, args, ExitCheck::ReceivedFd(fds[0]))
     }
 
     /// An open can run for real when it only reads, and the file is still
     /// the one that was recorded (or it is the shim, which replay must map).
-    fn may_reopen(&self, record: &SyscallRecord, args: &[u64; 6]) -> bool {
+    fn may_reopen(&self, pid: Pid, record: &SyscallRecord, args: &[u64; 6]) -> bool {
         let flags = match record.nr as i64 {
             libc::SYS_open => args[1],
             libc::SYS_openat => args[2],
@@ -786,9 +783,19 @@ impl Replayer {
             return false;
         }
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&id.path));
-        std::fs::metadata(path)
+        let unchanged = std::fs::metadata(path)
             .map(|m| rrc_interposer::identity_of(id.path.clone(), &m) == *id)
-            .unwrap_or(false)
+            .unwrap_or(false);
+        // A relative path must lead to that file from where the program
+        // is now (its working directory or directory descriptor).
+        let dirfd = match record.nr as i64 {
+            libc::SYS_openat => args[0] as i32,
+            _ => libc::AT_FDCWD,
+        };
+        let opened = record.inputs.first().map_or(&[][..], Vec::as_slice);
+        unchanged
+            && (opened.starts_with(b"/")
+                || resolve_live(pid, dirfd, opened).is_some_and(|p| p == path))
     }
 
     /// Skips the syscall, giving it the recorded result and memory.
@@ -964,10 +971,9 @@ impl Replayer {
                 regs.regs.rax = record.ret as u64;
                 tracee.set_regs(&regs, "give recvmsg its recorded result")?;
             }
-            ExitCheck::Spawned => {
-                // The program sees the child id it saw when recorded.
+            ExitCheck::ReportRecorded => {
                 regs.regs.rax = record.ret as u64;
-                tracee.set_regs(&regs, "report the recorded child id")?;
+                tracee.set_regs(&regs, "report the recorded result")?;
             }
         }
         let record = call.record;
@@ -1787,6 +1793,44 @@ impl Replayer {
 }
 
 use std::os::unix::ffi::OsStrExt;
+
+/// The file a relative `path` names for tracee `pid` now, seen from its
+/// working directory (`AT_FDCWD`) or directory descriptor `dirfd`.
+fn resolve_live(pid: Pid, dirfd: i32, path: &[u8]) -> Option<std::path::PathBuf> {
+    let base = if dirfd == libc::AT_FDCWD {
+        format!("/proc/{pid}/cwd")
+    } else {
+        format!("/proc/{pid}/fd/{dirfd}")
+    };
+    let base = std::fs::read_link(base).ok()?;
+    std::fs::canonicalize(base.join(std::ffi::OsStr::from_bytes(path))).ok()
+}
+
+/// Rewrites the syscall at `regs` into one that makes a placeholder
+/// descriptor numbered `want` (the exit check verifies the number).
+///
+/// The kernel reserves a descriptor number when a call such as a blocking
+/// `accept` starts, so a recorded number need not be the lowest free one
+/// when the call returned (another thread may have closed a lower one
+/// meanwhile): when `want` is free, `dup3` of the sync log's descriptor,
+/// present in every tracee, puts the placeholder exactly there. Otherwise
+/// (the program closed the sync log, or `want` is taken, which the exit
+/// check reports) `eventfd2` takes the lowest free number.
+fn placeholder_call(pid: Pid, regs: &mut SyscallRegs, want: i64, cloexec: bool) {
+    let fd_path = |fd: i64| format!("/proc/{pid}/fd/{fd}");
+    let exact = want >= 0
+        && std::fs::symlink_metadata(fd_path(want)).is_err()
+        && std::fs::symlink_metadata(fd_path(i64::from(rrc_synclog::SHM_FD))).is_ok();
+    if exact {
+        let flags = if cloexec { libc::O_CLOEXEC as u64 } else { 0 };
+        regs.regs.orig_rax = libc::SYS_dup3 as u64;
+        regs.set_args(&[rrc_synclog::SHM_FD as u64, want as u64, flags, 0, 0, 0]);
+    } else {
+        let flags = if cloexec { libc::EFD_CLOEXEC as u64 } else { 0 };
+        regs.regs.orig_rax = libc::SYS_eventfd2 as u64;
+        regs.set_args(&[0, flags, 0, 0, 0, 0]);
+    }
+}
 
 fn write_all(fd: i32, mut data: &[u8]) {
     while !data.is_empty() {

@@ -398,3 +398,143 @@ fn signal_and_process_corners_replay() {
         );
     }
 }
+
+/// The value printed after "left " on the line starting `prefix`, in ns.
+fn time_left_ns(stdout: &str, prefix: &str) -> i64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{stdout}"));
+    let left = line
+        .split("left ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no time left in {line:?}"));
+    let (sec, nsec) = left
+        .split_once('.')
+        .unwrap_or_else(|| panic!("not sec.nsec: {left:?}"));
+    let parse = |s: &str| -> i64 { s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}")) };
+    parse(sec) * 1_000_000_000 + parse(nsec)
+}
+
+#[test]
+fn interrupted_sleeps_replay_the_time_they_had_left() {
+    let prog = program("interrupted_sleeps");
+    for round in 1..=repeat() {
+        let rec = record_and_replay_keeping(
+            &prog,
+            &[],
+            b"",
+            0,
+            2,
+            &format!("interrupted_sleeps-round{round}"),
+        );
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        for call in ["nanosleep:", "clock_nanosleep:", "select:"] {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(call) && l.contains("ret -1 errno 4")),
+                "{ctx}: {call} was interrupted (EINTR):\n{stdout}"
+            );
+            let left = time_left_ns(&stdout, call);
+            assert!(
+                left > 0 && left < 200_000_000,
+                "{ctx}: {call} wrote back part of its 200 ms (the replay gave the same): {left} ns\n{stdout}"
+            );
+        }
+        assert_eq!(
+            time_left_ns(&stdout, "absolute clock_nanosleep:"),
+            7_000_000_007,
+            "{ctx}: an absolute sleep leaves `remain` alone:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn processes_that_send_themselves_sigkill_replay() {
+    let prog = program("self_kill");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("self_kill-round{round}"));
+        let stdout = rec.stdout_str();
+        for what in ["raise:", "kill:", "thread raise:"] {
+            assert!(
+                stdout
+                    .lines()
+                    .any(|l| l.starts_with(what) && l.ends_with("killed by 9")),
+                "round {round}: {what} child ended by its own SIGKILL:\n{stdout}"
+            );
+        }
+        let rec = record_and_replay_keeping(
+            &prog,
+            &["self"],
+            b"",
+            128 + libc::SIGKILL,
+            1,
+            &format!("self_kill-self-round{round}"),
+        );
+        assert!(
+            rec.stdout_str().contains("kills itself"),
+            "round {round}: the parent got to its own SIGKILL:\n{}",
+            rec.stdout_str()
+        );
+    }
+}
+
+#[test]
+fn signals_to_the_programs_process_group_replay() {
+    let prog = program("group_signals");
+    for round in 1..=repeat() {
+        let rec = record_and_replay_keeping(
+            &prog,
+            &[],
+            b"",
+            0,
+            2,
+            &format!("group_signals-round{round}"),
+        );
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        assert!(
+            stdout.contains("parent got SIGUSR1") && stdout.contains("parent got SIGUSR2"),
+            "{ctx}: kill(0) and killpg reached the parent:\n{stdout}"
+        );
+        assert_eq!(
+            stdout
+                .matches("got the group's signal, same group 1")
+                .count(),
+            4,
+            "{ctx}: every child got its group's signal:\n{stdout}"
+        );
+        assert_eq!(
+            number_after(&stdout, "add up to "),
+            10 + 11 + 12 + 13,
+            "{ctx}: every child exited normally:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn reserved_descriptor_numbers_and_relative_paths_replay() {
+    let prog = program("fd_reserved");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("fd_reserved-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        let closed = number_after(&stdout, "closed ");
+        let accepted = number_after(&stdout, "accepted ");
+        assert!(
+            accepted > closed,
+            "{ctx}: accept kept the number it reserved before {closed} was closed:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("page starts rrc page")
+                && stdout.contains("rrc page: sent to stdout with sendfile\n")
+                && stdout.contains("sendfile sent 39"),
+            "{ctx}: the relative open and sendfile to stdout:\n{stdout}"
+        );
+    }
+}
