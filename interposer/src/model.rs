@@ -119,6 +119,19 @@ pub fn runs_untrapped(nr: c_long) -> bool {
     )
 }
 
+/// fork, and clone without CLONE_VM or CLONE_VFORK: the child starts
+/// with a copy of memory as it is at that moment, so where the call falls
+/// among the other threads' work decides what the child sees. Its place
+/// in the event order is taken at its entry (record) and it runs only at
+/// that place (replay). glibc forks with clone; clone3 makes its threads.
+pub fn snapshots_memory(nr: c_long, args: &[u64; 6]) -> bool {
+    match nr {
+        libc::SYS_fork => true,
+        libc::SYS_clone => args[0] & (libc::CLONE_VM | libc::CLONE_VFORK) as u64 == 0,
+        _ => false,
+    }
+}
+
 /// Calls that allocate or free descriptor numbers. The kernel hands out
 /// the lowest free number, so their relative order decides every number
 /// the program sees: the recorder runs at most one at a time per process,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use crossbeam_channel::Sender;
@@ -45,6 +45,9 @@ struct InFlight {
     extra: SyscallExtra,
     /// rt_sigaction: (signal, handler, flags) it installs.
     installs: Option<(i32, u64, u64)>,
+    /// A fork's place in the event order, taken at its entry (see
+    /// `model::snapshots_memory`); other calls take theirs as they return.
+    fork_stamp: Option<u64>,
 }
 
 /// An asynchronous signal the recorder holds back to a syscall boundary,
@@ -150,6 +153,21 @@ pub struct Recorder {
     serial_calls: HashMap<SerialKey, SerialCalls>,
     /// Threads let through while another call of their key was in flight.
     descriptor_bypass: HashSet<Pid>,
+    /// When the recording started, as file times count: a file changed
+    /// since may be gone or different when replayed.
+    started: SystemTime,
+    /// Processes with a fork copying their memory.
+    forking: HashMap<ProcessId, Fork>,
+    /// Threads stopped at a syscall exit while their process forks: their
+    /// returns are stamped, and they run on, once the child exists.
+    after_fork: Vec<Pid>,
+}
+
+/// A fork in flight: which thread makes it, and its stamp.
+#[derive(Clone, Copy)]
+struct Fork {
+    forker: Pid,
+    stamp: u64,
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {
@@ -183,6 +201,9 @@ impl Recorder {
             epoch: Instant::now(),
             serial_calls: HashMap::new(),
             descriptor_bypass: HashSet::new(),
+            started: SystemTime::now(),
+            forking: HashMap::new(),
+            after_fork: Vec::new(),
         };
         r.add_thread(root, None, true)?;
         // The root already took its initial stop in spawn_traced.
@@ -433,12 +454,18 @@ impl Recorder {
         } else {
             None
         };
+        let fork_stamp = model::snapshots_memory(nr, &args).then(|| {
+            let stamp = self.log.begin_fork();
+            self.forking.insert(process, Fork { forker: pid, stamp });
+            stamp
+        });
         let call = InFlight {
             nr,
             args,
             inputs,
             extra,
             installs,
+            fork_stamp,
         };
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
@@ -454,6 +481,19 @@ impl Recorder {
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
+        // Made or failed: either way the fork copies no more.
+        self.end_fork(pid)?;
+        let forking = self
+            .threads
+            .get(&pid)
+            .and_then(|t| self.forking.get(&t.process))
+            .is_some_and(|f| f.forker != pid);
+        if forking {
+            // Its return, stamped now, would come after the fork in the
+            // order while its code ran during the copy.
+            self.after_fork.push(pid);
+            return Ok(());
+        }
         let result = self.record_syscall_exit(pid);
         // After its record: the trace then has descriptor calls in the
         // order they ran.
@@ -513,10 +553,10 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("syscall of unknown tid {pid}");
         };
-        let order = if returns {
-            self.log.stamp_event()
-        } else {
-            rrc_trace::NO_ORDER
+        let order = match call.fork_stamp {
+            _ if !returns => rrc_trace::NO_ORDER,
+            Some(stamp) => stamp,
+            None => self.log.stamp_event(),
         };
         let stamp = t.stamp_return(self.epoch, order);
         let (thread, index) = (t.logical, stamp.index);
@@ -533,6 +573,11 @@ impl Recorder {
         let mut outputs = Vec::with_capacity(regions.len());
         for r in regions {
             outputs.push(tracee.read(r.addr, r.len).unwrap_or_default());
+        }
+        if call.nr == libc::SYS_mmap && ret >= 0 {
+            if let Some(bytes) = mapped_copy(pid, &call.args, self.started) {
+                outputs.push(bytes);
+            }
         }
         self.emit(TraceRecord::Syscall(SyscallRecord {
             thread,
@@ -579,6 +624,8 @@ impl Recorder {
                     }
                     Tracee::new(child).resume(0, "start new thread")?;
                 }
+                // The child has its copy of memory.
+                self.end_fork(pid)?;
             }
             libc::PTRACE_EVENT_EXEC => {
                 hide_vdso(&tracee)?;
@@ -586,6 +633,25 @@ impl Recorder {
             _ => {}
         }
         self.resume(pid, 0)
+    }
+
+    /// Ends the fork `pid` is making, if it makes one: the sync
+    /// operations and syscall returns held back for it go on.
+    fn end_fork(&mut self, pid: Pid) -> Result<()> {
+        let Some(process) = self.threads.get(&pid).map(|t| t.process) else {
+            return Ok(());
+        };
+        match self.forking.get(&process) {
+            Some(fork) if fork.forker == pid => {
+                self.log.end_fork(fork.stamp);
+                self.forking.remove(&process);
+            }
+            _ => return Ok(()),
+        }
+        for held in std::mem::take(&mut self.after_fork) {
+            self.on_syscall_exit(held)?;
+        }
+        Ok(())
     }
 
     /// Whether the clone in flight on `pid` shares the address space's
@@ -920,6 +986,8 @@ impl Recorder {
     }
 
     fn on_exit(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
+        self.end_fork(pid)?;
+        self.after_fork.retain(|p| *p != pid);
         self.finish_serial_call(pid)?;
         for calls in self.serial_calls.values_mut() {
             calls.waiting.retain(|(p, _)| *p != pid);
@@ -949,6 +1017,47 @@ impl Recorder {
         }
         Ok(())
     }
+}
+
+/// The bytes an mmap of a file maps (up to the file's end), when replay
+/// may not find that file as it was: the program had it open for writing,
+/// or it changed while the recording ran (a file the program made). Other
+/// files, such as libraries, must be the same files when replayed.
+/// Pages past the file's end are not kept: replay maps anonymous memory,
+/// where touching them does not raise SIGBUS.
+fn mapped_copy(pid: Pid, args: &[u64; 6], started: SystemTime) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let fd = args[4] as i32;
+    if fd < 0 || args[3] & libc::MAP_ANONYMOUS as u64 != 0 {
+        return None;
+    }
+    let path = format!("/proc/{pid}/fd/{fd}");
+    // A memfd (ours, the sync log, or the program's) exists for real in
+    // replay: memfd_create runs there.
+    if fd_target(pid, fd.into()).is_some_and(|t| t.starts_with(b"/memfd:")) {
+        return None;
+    }
+    let meta = std::fs::metadata(&path).ok()?;
+    let writable = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY);
+    let changed = meta.modified().is_ok_and(|m| m >= started);
+    if !meta.is_file() || !(writable || changed) {
+        return None;
+    }
+    let (offset, len) = (args[5], args[1]);
+    let n = meta
+        .len()
+        .saturating_sub(offset)
+        .min(len)
+        .min(model::MAX_INPUT);
+    let mut bytes = vec![0u8; n as usize];
+    let file = std::fs::File::open(&path).ok()?;
+    file.read_exact_at(&mut bytes, offset).ok()?;
+    Some(bytes)
 }
 
 /// Calls that send bytes to their first argument's descriptor, whose

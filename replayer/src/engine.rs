@@ -24,6 +24,10 @@ use crate::divergence::{describe_call, describe_record, first_difference, Diverg
 use crate::feed::ReplayShared;
 use crate::plan::{PlannedEvent, ReplayPlan};
 
+/// How long a fork waits, at its rank, before it copies memory (see
+/// `dispatch`).
+const FORK_SETTLE: Duration = Duration::from_micros(300);
+
 /// What a thread resumed to its syscall exit is waiting to have checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ExitCheck {
@@ -32,6 +36,9 @@ enum ExitCheck {
     /// Ran as a placeholder descriptor: the number must match; then the
     /// recorded memory is injected.
     Placeholder,
+    /// mmap of a file turned into anonymous memory: it must land at the
+    /// recorded address; then the recorded bytes of the file fill it.
+    MappedCopy,
     /// Ran for its effect on the process (clone/fork, setsid, chdir): the
     /// program sees the recorded return value (a child id, a session id).
     ReportRecorded,
@@ -591,6 +598,9 @@ impl Replayer {
                         self.ending.insert(t.process);
                     }
                 }
+                if nr == libc::SYS_mmap && record.ret >= 0 && record.outputs.len() == 1 {
+                    return self.map_recorded_copy(pid, &mut regs, record, args);
+                }
                 if let SyscallExtra::MappedFd(recorded) = &record.extra {
                     let now = fd_target(pid, args[4] as i32 as i64);
                     if now.as_deref() != Some(recorded.as_slice())
@@ -630,9 +640,23 @@ impl Replayer {
                 self.run_to_exit(pid, record, args, ExitCheck::Executed)?;
             }
             ReplayAction::Spawn => {
+                if model::snapshots_memory(nr, &args) {
+                    // At its rank: the thread whose lock operation came
+                    // just before may have been preempted by our wake-up
+                    // before it ran its critical section, which the child
+                    // must copy. Forks are rare; give it the CPU briefly.
+                    std::thread::sleep(FORK_SETTLE);
+                }
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)?
             }
             ReplayAction::SignalSend => {
+                if record.order == rrc_trace::NO_ORDER {
+                    // It ended its own process when recorded (SIGKILL):
+                    // threads still held there are not a deadlock.
+                    if let Some(t) = self.live.get(&pid) {
+                        self.ending.insert(t.process);
+                    }
+                }
                 let mut live_args = args;
                 let ids: &[usize] = match nr {
                     libc::SYS_kill | libc::SYS_tkill | libc::SYS_rt_sigqueueinfo => &[0],
@@ -720,6 +744,36 @@ impl Replayer {
         placeholder_call(pid, regs, want, flags & libc::O_CLOEXEC != 0);
         Tracee::new(pid).set_regs(regs, "turn a syscall into a placeholder descriptor")?;
         self.run_to_exit(pid, record, args, ExitCheck::Placeholder)
+    }
+
+    /// An mmap of a file the recorder copied (one the program wrote or
+    /// made): anonymous memory at the recorded address instead, given the
+    /// recorded bytes at the exit.
+    fn map_recorded_copy(
+        &mut self,
+        pid: Pid,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+        args: [u64; 6],
+    ) -> Result<()> {
+        // A read-only mapping is filled through /proc/PID/mem, which may
+        // write into private read-only memory only; shared or not makes
+        // no difference to memory nobody writes.
+        let writable = args[2] & libc::PROT_WRITE as u64 != 0;
+        let sharing = if args[3] & 0x3 == libc::MAP_PRIVATE as u64 || !writable {
+            libc::MAP_PRIVATE
+        } else {
+            libc::MAP_SHARED
+        };
+        let placement = if args[3] & libc::MAP_FIXED as u64 != 0 {
+            libc::MAP_FIXED
+        } else {
+            libc::MAP_FIXED_NOREPLACE
+        };
+        let flags = (sharing | libc::MAP_ANONYMOUS | placement) as u64;
+        regs.set_args(&[record.ret as u64, args[1], args[2], flags, u64::MAX, 0]);
+        Tracee::new(pid).set_regs(regs, "map a recorded copy of a file")?;
+        self.run_to_exit(pid, record, args, ExitCheck::MappedCopy)
     }
 
     /// A recorded pid, tid or process group (negative: kill(-pgid)) as the
@@ -961,6 +1015,16 @@ impl Replayer {
                 }
             }
             ExitCheck::Placeholder => self.inject_outputs(&tracee, record, &call.args)?,
+            ExitCheck::MappedCopy if ret != record.ret => {
+                let expected = format!("{} (a copy of the mapped file)", describe_record(record));
+                self.diverge(thread, expected, format!("it returned {ret:#x}"));
+                return Ok(());
+            }
+            ExitCheck::MappedCopy => {
+                if let Some(bytes) = record.outputs.first() {
+                    tracee.write(ret as u64, bytes)?;
+                }
+            }
             ExitCheck::ReceivedFd(fd) if ret != i64::from(fd) => {
                 let expected = format!("{} receiving descriptor {fd}", describe_record(record));
                 self.diverge(thread, expected, format!("the placeholder took {ret}"));
@@ -1869,10 +1933,12 @@ fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> ReplayAction 
 
 /// Calls whose running (not only returning) must follow the recorded
 /// order across threads: those that take or free descriptor numbers, which
-/// the recorder ran one at a time. Nothing else is held at its entry: a
-/// held thread may hold locks that the threads before it need.
+/// the recorder ran one at a time, and forks, whose child copies memory
+/// as the events ranked before the fork left it (the recorder held later
+/// ones back until the copy was made). Nothing else is held at its entry:
+/// a held thread may hold locks that the threads before it need.
 fn runs_in_recorded_order(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> bool {
-    model::changes_descriptor_table(nr, args)
+    (model::changes_descriptor_table(nr, args) || model::snapshots_memory(nr, args))
         && action_for(record, nr, args) != ReplayAction::Emulate
 }
 

@@ -146,6 +146,10 @@ fn record_call(
     acquired: impl FnOnce(c_int) -> bool,
 ) -> c_int {
     let thread = session::this_thread(log);
+    // Not into a lock while a fork copies memory: what the child gets is
+    // then what the operations stamped before the fork left (waiting
+    // after the acquisition instead would hand the child a held lock).
+    log.wait_for_forks();
     let result = call();
     match thread {
         Ok(thread) => record(log, thread, op, object, acquired(result), result),

@@ -34,7 +34,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 2;
+pub const SHM_VERSION: u32 = 3;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -87,6 +87,9 @@ pub struct ShmHeader {
     pub tracer_wants: AtomicU32,
     /// Replay: bumped and woken when `order_turn` reaches `tracer_wants`.
     pub tracer_wake: AtomicU32,
+    /// Record: the stamp of a fork that is copying memory, plus one (0:
+    /// none); a futex word. See [`SharedSyncLog::begin_fork`].
+    pub fork_barrier: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -387,6 +390,45 @@ impl SharedSyncLog {
     /// Record: the next stamp in the event order.
     pub fn stamp_event(&self) -> u64 {
         self.header().order_clock.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Record (tracer): stamps a fork that is about to copy the process's
+    /// memory. Until [`Self::end_fork`], sync operations wait before they
+    /// acquire (see [`Self::wait_for_forks`]), so what the child copies
+    /// is, but for operations already under way, what the operations
+    /// stamped before the fork left: what replay, which runs the fork at
+    /// its rank, gives it.
+    pub fn begin_fork(&self) -> u64 {
+        let stamp = self.stamp_event();
+        self.header()
+            .fork_barrier
+            .store((stamp as u32).wrapping_add(1), Ordering::SeqCst);
+        stamp
+    }
+
+    /// Record (tracer): the fork stamped `stamp` has made its child.
+    pub fn end_fork(&self, stamp: u64) {
+        let h = self.header();
+        let armed = (stamp as u32).wrapping_add(1);
+        if h.fork_barrier
+            .compare_exchange(armed, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            futex_wake(&h.fork_barrier, i32::MAX);
+        }
+    }
+
+    /// Record (shim): returns once no fork is copying memory.
+    pub fn wait_for_forks(&self) {
+        let h = self.header();
+        loop {
+            let barrier = h.fork_barrier.load(Ordering::SeqCst);
+            if barrier == 0 {
+                return;
+            }
+            // Timed: a tracer that died must not leave us asleep.
+            futex_wait(&h.fork_barrier, barrier, Some(Duration::from_millis(5)));
+        }
     }
 
     /// Replay: whether events wait for their rank.

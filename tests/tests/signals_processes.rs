@@ -538,3 +538,58 @@ fn reserved_descriptor_numbers_and_relative_paths_replay() {
         );
     }
 }
+
+#[test]
+fn fork_from_a_multithreaded_process_copies_what_it_copied_when_recorded() {
+    let prog = program("fork_snapshot");
+    for round in 1..=repeat() {
+        let rec = record_and_replay_keeping(
+            &prog,
+            &[],
+            b"",
+            0,
+            2,
+            &format!("fork_snapshot-round{round}"),
+        );
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        let copied: Vec<i64> = stdout
+            .lines()
+            .filter(|l| l.starts_with("child "))
+            .map(|l| number_after(l, "copied counter "))
+            .collect();
+        assert_eq!(copied.len(), 6, "{ctx}: six children:\n{stdout}");
+        assert!(
+            copied.windows(2).all(|w| w[0] <= w[1]) && copied[5] > 0,
+            "{ctx}: each child copied the counter as the workers had left it:\n{stdout}"
+        );
+        let summary = numbers_after(&stdout, "fork_snapshot: ");
+        assert_eq!(
+            summary[0], summary[1],
+            "{ctx}: every round counted once:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn mappings_of_a_file_the_program_wrote_replay() {
+    let prog = program("mapped_file");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("mapped_file-round{round}"));
+        let stdout = rec.stdout_str();
+        assert!(
+            stdout.contains("shared read-only: ")
+                && stdout.contains("private from 4096: ")
+                && stdout.contains("file byte 1 now x"),
+            "round {round}: {}: every mapping was made and read:\n{stdout}",
+            rec.describe()
+        );
+        let json = inspect_json(&rec.trace);
+        assert!(
+            syscall_count(&json, "getrandom") >= 1,
+            "round {round}: the mapped bytes came from getrandom: {}",
+            json["syscalls"]
+        );
+    }
+}
