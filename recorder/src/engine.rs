@@ -628,11 +628,36 @@ impl Recorder {
                 self.end_fork(pid)?;
             }
             libc::PTRACE_EVENT_EXEC => {
+                let former = tracee.event_message("read the former tid at exec")? as i32;
+                if former != pid.as_raw() {
+                    self.exec_from_thread(Pid::from_raw(former), pid)?;
+                }
                 hide_vdso(&tracee)?;
             }
             _ => {}
         }
         self.resume(pid, 0)
+    }
+
+    /// A thread other than its process's leader ran execve: the kernel
+    /// ended the leader, without reporting it, and gave the thread the
+    /// leader's tid. The leader's stream ends; the thread's goes on under
+    /// the new tid, which the shim now finds it by.
+    fn exec_from_thread(&mut self, former: Pid, leader: Pid) -> Result<()> {
+        if let Some(old) = self.threads.get(&leader) {
+            // Free the slot that maps the leader's tid to the old leader.
+            self.log.register_thread(0, old.logical, old.process);
+        }
+        let status = self.main_status;
+        self.on_exit(leader, ExitStatus::Exited(0))?;
+        self.main_status = status;
+        let Some(t) = self.threads.remove(&former) else {
+            return Ok(());
+        };
+        self.log
+            .register_thread(leader.as_raw(), t.logical, t.process);
+        self.threads.insert(leader, t);
+        Ok(())
     }
 
     /// Ends the fork `pid` is making, if it makes one: the sync

@@ -535,9 +535,13 @@ impl Replayer {
             }
         }
         // A call that ends its process (exit_group, a SIGKILL the thread
-        // sends itself) never returned when recorded: it waits until the
-        // process's other threads have replayed everything they did.
-        if record.order == rrc_trace::NO_ORDER && !self.process_may_exit(thread) {
+        // sends itself) never returned when recorded, and execve ends the
+        // process's other threads: it waits until they have replayed
+        // everything they did.
+        let ends_other_threads = matches!(nr, libc::SYS_execve | libc::SYS_execveat);
+        if (record.order == rrc_trace::NO_ORDER || ends_other_threads)
+            && !self.process_may_exit(thread)
+        {
             self.held.insert(pid, Hold::ProcessExit);
             return Ok(());
         }
@@ -1456,11 +1460,33 @@ impl Replayer {
                 }
             }
             libc::PTRACE_EVENT_EXEC => {
+                let former = tracee.event_message("read the former tid at exec")? as i32;
+                if former != pid.as_raw() {
+                    self.exec_from_thread(Pid::from_raw(former), pid);
+                }
                 hide_vdso(&tracee)?;
             }
             _ => {}
         }
         self.resume(pid, 0)
+    }
+
+    /// A thread other than its process's leader ran execve: the kernel
+    /// ended the leader (its recorded events are done: the exec waited for
+    /// them) without reporting it, and gave the thread the leader's tid,
+    /// by which the shim now finds it (gettid gives the recorded one).
+    fn exec_from_thread(&mut self, former: Pid, leader: Pid) {
+        if let Some(old) = self.live.remove(&leader) {
+            self.held.remove(&leader);
+            self.log.register_thread(0, old.logical, old.process);
+        }
+        let Some(t) = self.live.remove(&former) else {
+            return;
+        };
+        self.held.remove(&former);
+        let recorded_pid = self.plan.threads[t.logical as usize].pid;
+        self.log.register_thread(recorded_pid, t.logical, t.process);
+        self.live.insert(leader, t);
     }
 
     fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {

@@ -593,3 +593,31 @@ fn mappings_of_a_file_the_program_wrote_replay() {
         );
     }
 }
+
+#[test]
+fn exec_from_a_thread_that_is_not_the_main_one_replays() {
+    let prog = program("exec_from_thread");
+    for round in 1..=repeat() {
+        let rec = record_and_replay_keeping(
+            &prog,
+            &[],
+            b"",
+            42,
+            2,
+            &format!("exec_from_thread-round{round}"),
+        );
+        let stdout = rec.stdout_str();
+        let pid = number_after(&stdout, "stage1 pid ");
+        assert_eq!(
+            number_after(&stdout, "stage2 pid "),
+            pid,
+            "round {round}: {}: the new image runs in the same process:\n{stdout}",
+            rec.describe()
+        );
+        assert_eq!(
+            number_after(&stdout, "total "),
+            3000,
+            "round {round}: stage2's threads:\n{stdout}"
+        );
+    }
+}
