@@ -171,11 +171,16 @@ fn collect<R: Read + Send + 'static>(mut pipe: R) -> mpsc::Receiver<Vec<u8>> {
 /// Waits for a child started by [`spawn`] (whose stdout/stderr have not
 /// been taken), killing its process group and failing the test if it runs
 /// longer than [`TIMEOUT`].
-pub fn wait_with_timeout(mut child: Child, what: &str) -> Output {
+pub fn wait_with_timeout(child: Child, what: &str) -> Output {
+    wait_within(child, what, TIMEOUT)
+}
+
+/// [`wait_with_timeout`] with a limit of its own, for long runs.
+pub fn wait_within(mut child: Child, what: &str, limit: Duration) -> Output {
     let pgid = child.id();
     let out_rx = collect(child.stdout.take().expect("stdout was piped"));
     let err_rx = collect(child.stderr.take().expect("stderr was piped"));
-    let deadline = Instant::now() + TIMEOUT;
+    let deadline = Instant::now() + limit;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
@@ -192,7 +197,7 @@ pub fn wait_with_timeout(mut child: Child, what: &str) -> Output {
             panic!(
                 "{what} did not finish within {} s and was killed (rrc must never hang).\n\
                  Its stderr:\n{}",
-                TIMEOUT.as_secs(),
+                limit.as_secs(),
                 String::from_utf8_lossy(&err)
             );
         }
@@ -232,8 +237,13 @@ fn recv_pipe(
 /// Runs `cmd` to completion with [`TIMEOUT`]; `stdin` bytes are fed to it
 /// (None: /dev/null).
 pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, what: &str) -> Output {
+    run_within(cmd, stdin, what, TIMEOUT)
+}
+
+/// [`run`] with a limit of its own, for long runs.
+pub fn run_within(cmd: &mut Command, stdin: Option<&[u8]>, what: &str, limit: Duration) -> Output {
     let child = spawn(cmd, stdin, what);
-    wait_with_timeout(child, what)
+    wait_within(child, what, limit)
 }
 
 /// Runs a program natively (no rrc).
@@ -268,9 +278,17 @@ pub struct Recording {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub status: ExitStatus,
+    /// How long the recording ran.
+    pub took: Duration,
 }
 
 impl Recording {
+    /// How long a replay of it may take: it re-creates the recorded
+    /// timing, so about as long as the recording, plus the usual limit.
+    pub fn replay_limit(&self) -> Duration {
+        TIMEOUT + self.took * 2
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "recording of {} {:?} (trace {})",
@@ -344,6 +362,7 @@ pub fn record_with_env(
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let started = Instant::now();
     let out = run(
         &mut cmd,
         Some(stdin),
@@ -351,6 +370,7 @@ pub fn record_with_env(
     );
     assert_no_panic(&out, "rrc-record");
     Recording {
+        took: started.elapsed(),
         dir,
         trace,
         program: program.to_path_buf(),
@@ -363,12 +383,22 @@ pub fn record_with_env(
 
 /// `rrc-replay [extra_args] TRACE` with stdin on /dev/null.
 pub fn replay(trace: &Path, extra_args: &[&str]) -> Output {
+    replay_within(trace, extra_args, TIMEOUT)
+}
+
+/// [`replay`] with a limit of its own (see [`Recording::replay_limit`]).
+pub fn replay_within(trace: &Path, extra_args: &[&str], limit: Duration) -> Output {
     let mut cmd = Command::new(rrc_replay());
     cmd.args(extra_args).arg(trace);
     if let Some(dir) = trace.parent().filter(|d| d.is_dir()) {
         cmd.current_dir(dir);
     }
-    let out = run(&mut cmd, None, &format!("rrc-replay {}", trace.display()));
+    let out = run_within(
+        &mut cmd,
+        None,
+        &format!("rrc-replay {}", trace.display()),
+        limit,
+    );
     assert_no_panic(&out, "rrc-replay");
     out
 }
@@ -833,6 +863,7 @@ pub struct LiveRecording {
     args: Vec<String>,
     out_rx: mpsc::Receiver<Vec<u8>>,
     err_rx: mpsc::Receiver<Vec<u8>>,
+    started: Instant,
 }
 
 /// Starts `rrc-record -o TRACE -- program args` with the trace in a fresh
@@ -866,6 +897,7 @@ pub fn start_recording(program: &Path, args: &[&str]) -> LiveRecording {
         args: args.iter().map(|a| a.to_string()).collect(),
         out_rx,
         err_rx,
+        started: Instant::now(),
     }
 }
 
@@ -1010,6 +1042,7 @@ impl LiveRecording {
         };
         assert_no_panic(&out, "rrc-record");
         Recording {
+            took: self.started.elapsed(),
             dir: self.dir.take().expect("the recording's directory"),
             trace: self.trace.clone(),
             program: self.program.clone(),
@@ -1054,7 +1087,7 @@ pub fn keep_trace(trace: &Path, tag: &str) -> PathBuf {
 /// On failure the trace is kept (see [`keep_trace`]) and the message
 /// names the `divergence:` line and the command to reproduce it.
 pub fn assert_faithful_replay(rec: &Recording, tag: &str, context: &str) -> Output {
-    let out = replay(&rec.trace, &[]);
+    let out = replay_within(&rec.trace, &[], rec.replay_limit());
     if out.status.success() && out.stdout == rec.stdout && out.stderr == rec.stderr {
         return out;
     }
