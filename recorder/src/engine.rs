@@ -1074,11 +1074,11 @@ fn mapped_copy(pid: Pid, args: &[u64; 6], started: SystemTime) -> Option<Vec<u8>
         return None;
     }
     let (offset, len) = (args[5], args[1]);
-    let n = meta
-        .len()
-        .saturating_sub(offset)
-        .min(len)
-        .min(model::MAX_INPUT);
+    let n = meta.len().saturating_sub(offset).min(len);
+    if n > model::MAX_INPUT {
+        // Too big to keep: replay then stops at this mapping, named.
+        return None;
+    }
     let mut bytes = vec![0u8; n as usize];
     let file = std::fs::File::open(&path).ok()?;
     file.read_exact_at(&mut bytes, offset).ok()?;
