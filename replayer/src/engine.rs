@@ -1630,7 +1630,7 @@ impl Replayer {
     /// replayed all its recorded events and sync operations.
     fn process_may_exit(&self, thread: ThreadId) -> bool {
         let process = self.plan.threads[thread as usize].process;
-        self.live.values().all(|t| {
+        self.live.iter().all(|(pid, t)| {
             if t.logical == thread || t.process != process {
                 return true;
             }
@@ -1639,8 +1639,22 @@ impl Replayer {
                 .log
                 .ring(t.logical)
                 .is_some_and(|r| r.consumed() as usize >= p.sync.len());
-            p.events.is_empty() && sync_done
+            // Its last event counts as done once it has returned: an exec
+            // or exit that ran while the return waited for its turn would
+            // kill the thread before the return it made when recorded.
+            p.events.is_empty() && sync_done && !self.return_pending(*pid, t)
         })
+    }
+
+    /// Whether the thread has a syscall return still to make: running for
+    /// real, waiting for its rank, or for its recorded interval.
+    fn return_pending(&self, pid: Pid, t: &LiveThread) -> bool {
+        t.in_flight.is_some()
+            || self.queued_returns.values().any(|(p, _, _)| *p == pid)
+            || self
+                .timed
+                .iter()
+                .any(|Reverse((_, p, timed))| *p == pid && matches!(timed, Timed::Return { .. }))
     }
 
     /// The signal that ends the process, if it is the thread's last
