@@ -227,6 +227,12 @@ fn signal_line(signal: &SignalRecord) -> String {
     let origin = match signal.at {
         rrc_trace::SignalPoint::Synchronous => "sync".to_string(),
         rrc_trace::SignalPoint::SyscallReturn => "async, at syscall return".to_string(),
+        rrc_trace::SignalPoint::WhileWaiting(_) => {
+            "async, while it waited; handler ran alone".to_string()
+        }
+        rrc_trace::SignalPoint::InterruptedCall => {
+            "async, at the return of the call it interrupted; handler ran alone".to_string()
+        }
         rrc_trace::SignalPoint::SyscallEntry => "async, at syscall entry".to_string(),
         rrc_trace::SignalPoint::Elapsed(ns) => format!("async, {ns} ns into user code"),
     };

@@ -105,7 +105,6 @@ pub fn runs_untrapped(nr: c_long) -> bool {
             | SYS_rseq
             | SYS_arch_prctl
             | SYS_sigaltstack
-            | SYS_rt_sigreturn
             | SYS_sched_yield
             | SYS_sched_setaffinity
             | SYS_setpriority
@@ -173,7 +172,13 @@ pub fn changes_descriptor_table(nr: c_long, args: &[u64; 6]) -> bool {
 
 /// Syscalls rrc knows how to record (whether or not they trap).
 pub fn is_known(nr: c_long) -> bool {
-    runs_untrapped(nr) || replay_action_kind(nr).is_some()
+    runs_untrapped(nr) || nr == libc::SYS_rt_sigreturn || replay_action_kind(nr).is_some()
+}
+
+/// rt_sigreturn traps only to mark the end of a signal handler (the
+/// handler's thread ran alone until then): it is never an event.
+pub fn marks_handler_end(nr: c_long) -> bool {
+    nr == libc::SYS_rt_sigreturn
 }
 
 fn replay_action_kind(nr: c_long) -> Option<ReplayAction> {

@@ -22,7 +22,7 @@ use rrc_trace::{
     TraceRecord, TscRecord,
 };
 
-use crate::signals::{restarts, ProcessDispositions};
+use crate::signals::{restarts, Disposition, ProcessDispositions};
 
 /// How long a descriptor call waits for another one of its process that
 /// is in flight (a blocking accept can be, for as long as no one connects)
@@ -36,6 +36,13 @@ const SERIAL_CALL_WAIT: Duration = Duration::from_millis(2);
 /// their signals at syscall boundaries, short enough that a thread that
 /// spins waiting for a handler does not wait forever).
 const DEFER_LIMIT: Duration = Duration::from_millis(100);
+/// How long a signal handler that makes no syscall runs alone before the
+/// other threads go on (a handler that waits for another thread's work).
+const HANDLER_ALONE_LIMIT: Duration = Duration::from_millis(20);
+/// How long a handler that runs alone waits for the process's other
+/// threads to reach their next event (threads that compute go on
+/// running; the wait is then this long).
+const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(2);
 
 /// A syscall between its seccomp stop and its exit.
 struct InFlight {
@@ -165,9 +172,13 @@ pub struct Recorder {
 
 /// A fork in flight: which thread makes it, and its stamp.
 #[derive(Clone, Copy)]
+/// A thread that runs alone in its process's share of the event order:
+/// a fork copying memory, or a signal handler (`since` set) that must not
+/// run for ever with the others held.
 struct Fork {
     forker: Pid,
     stamp: u64,
+    handler_since: Option<Instant>,
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {
@@ -287,6 +298,7 @@ impl Recorder {
                 Polled::Gone => break,
                 Polled::Nothing => {
                     self.release_overdue_signals()?;
+                    self.release_overdue_handlers()?;
                     self.release_overdue_serial_calls()?;
                     match self.next_held_deadline() {
                         // Nothing timed: block in waitpid itself, which
@@ -343,6 +355,12 @@ impl Recorder {
     fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
         let tracee = Tracee::new(pid);
         let regs = tracee.regs("read registers at seccomp stop")?;
+        // A handler that ran alone ends at its thread's next syscall.
+        self.end_fork(pid)?;
+        if model::marks_handler_end(regs.nr()) {
+            // Trapped only to mark where a handler ends; not an event.
+            return Ok(tracee.resume(0, "resume into rt_sigreturn")?);
+        }
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
@@ -456,7 +474,14 @@ impl Recorder {
         };
         let fork_stamp = model::snapshots_memory(nr, &args).then(|| {
             let stamp = self.log.begin_fork();
-            self.forking.insert(process, Fork { forker: pid, stamp });
+            self.forking.insert(
+                process,
+                Fork {
+                    forker: pid,
+                    stamp,
+                    handler_since: None,
+                },
+            );
             stamp
         });
         let call = InFlight {
@@ -548,7 +573,8 @@ impl Recorder {
     /// `returns` is false for a call the thread never comes back from
     /// (exit_group, a SIGKILL it sent itself): it has no place in the
     /// event order.
-    fn finish_syscall(&mut self, pid: Pid, call: InFlight, ret: i64, returns: bool) -> Result<()> {
+    /// Returns the call's stamp in the event order.
+    fn finish_syscall(&mut self, pid: Pid, call: InFlight, ret: i64, returns: bool) -> Result<u64> {
         let tracee = Tracee::new(pid);
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("syscall of unknown tid {pid}");
@@ -591,7 +617,59 @@ impl Recorder {
             return_ns: stamp.return_ns,
             order: stamp.order,
             extra,
-        }))
+        }))?;
+        Ok(stamp.order)
+    }
+
+    /// The handler about to run on `pid`, right after its event stamped
+    /// `order`, runs alone: the other threads' lock operations and syscall
+    /// returns wait until it returns (or makes a syscall), so whatever it
+    /// writes is seen by the events after it in the order and by none
+    /// before. False when a fork holds the process already.
+    fn run_handler_alone(&mut self, pid: Pid, process: ProcessId, order: u64) -> bool {
+        if self.forking.contains_key(&process) {
+            return false;
+        }
+        let Some(slot) = self.threads.get(&pid).map(|t| t.logical) else {
+            return false;
+        };
+        self.log.begin_handler(order, slot);
+        // Threads let go just before (their return stamped earlier) first
+        // run on to their next event, as replay lets them.
+        let others: Vec<Pid> = self
+            .threads
+            .iter()
+            .filter(|(p, t)| **p != pid && t.process == process)
+            .map(|(p, _)| *p)
+            .collect();
+        rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
+        self.forking.insert(
+            process,
+            Fork {
+                forker: pid,
+                stamp: order,
+                handler_since: Some(Instant::now()),
+            },
+        );
+        true
+    }
+
+    /// Ends handlers that have run alone for too long.
+    fn release_overdue_handlers(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let overdue: Vec<Pid> = self
+            .forking
+            .values()
+            .filter(|f| {
+                f.handler_since
+                    .is_some_and(|s| now >= s + HANDLER_ALONE_LIMIT)
+            })
+            .map(|f| f.forker)
+            .collect();
+        for pid in overdue {
+            self.end_fork(pid)?;
+        }
+        Ok(())
     }
 
     fn on_event(&mut self, pid: Pid, event: i32) -> Result<()> {
@@ -767,10 +845,24 @@ impl Recorder {
                         t.restart_block = Some((call.nr, call.args));
                     }
                 }
-                self.emit_signal(pid, sig, SignalPoint::SyscallEntry, siginfo)?;
+                let at = if matches!(disposition, Disposition::Handler { .. }) {
+                    // Asleep in the call until now: like a futex wait.
+                    let order = self.log.stamp_event();
+                    self.run_handler_alone(pid, process, order);
+                    SignalPoint::WhileWaiting(order)
+                } else {
+                    SignalPoint::SyscallEntry
+                };
+                self.emit_signal(pid, sig, at, siginfo)?;
             } else {
-                self.finish_syscall(pid, call, -(libc::EINTR as i64), true)?;
-                self.emit_signal(pid, sig, SignalPoint::SyscallReturn, siginfo)?;
+                let order = self.finish_syscall(pid, call, -(libc::EINTR as i64), true)?;
+                let handled = matches!(disposition, Disposition::Handler { .. });
+                let at = if handled && self.run_handler_alone(pid, process, order) {
+                    SignalPoint::InterruptedCall
+                } else {
+                    SignalPoint::SyscallReturn
+                };
+                self.emit_signal(pid, sig, at, siginfo)?;
             }
             return Ok(tracee.resume(sig, "deliver signal")?);
         }
@@ -780,6 +872,19 @@ impl Recorder {
         }
         let in_untrapped_call = (regs.regs.orig_rax as i64) >= 0
             && (is_restart(regs.ret()) || regs.ret() == -(libc::EINTR as i64));
+        let handled = self
+            .dispositions
+            .get(&process)
+            .is_some_and(|d| matches!(d.get(sig), Disposition::Handler { .. }));
+        if in_untrapped_call && !was_injected && handled {
+            // Asleep in a futex wait, it runs no code of its own: the
+            // handler's place is a place in the event order, and it runs
+            // there alone.
+            let order = self.log.stamp_event();
+            self.run_handler_alone(pid, process, order);
+            self.emit_signal(pid, sig, SignalPoint::WhileWaiting(order), siginfo)?;
+            return Ok(tracee.resume(sig, "deliver signal")?);
+        }
         if in_untrapped_call || was_injected {
             // Blocked in a call that runs untrapped (a futex wait), or a
             // held signal the program had blocked until now: deliver here;
@@ -893,7 +998,11 @@ impl Recorder {
                 .front()
                 .map(|(_, since)| *since + SERIAL_CALL_WAIT)
         });
-        signals.chain(serial_calls).min()
+        let handlers = self
+            .forking
+            .values()
+            .filter_map(|f| f.handler_since.map(|s| s + HANDLER_ALONE_LIMIT));
+        signals.chain(serial_calls).chain(handlers).min()
     }
 
     /// Whether the call `pid` is entering must wait for another one of its

@@ -152,6 +152,11 @@ pub struct IntervalStats {
 /// their own while it has nothing else to do.
 const INVERSION_CHECK: Duration = Duration::from_millis(2);
 
+/// How long, at most, a signal handler that ran alone when recorded waits
+/// for the process's other threads to reach their next event (the
+/// recorder waits as long).
+const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(2);
+
 /// How long the event order may stand still, with the thread whose event
 /// is next asleep in a futex outside rrc's view, before a held return goes
 /// ahead early (`break_untraced_block`).
@@ -195,6 +200,10 @@ enum Hold {
     /// they had when the signal killed them. `at_entry`: stopped at a
     /// syscall's entry (which must not run), else at a syscall's exit.
     FatalSignal { sig: i32, at_entry: bool },
+    /// At a syscall's entry, while its next recorded event is a signal
+    /// delivered at a place in the event order (it waited in a futex when
+    /// recorded): delivered here once the order gets there.
+    SignalTurn(u64),
 }
 
 /// Signals whose default action ends the process.
@@ -238,6 +247,10 @@ pub struct Replayer {
     queued_returns: BTreeMap<u64, (Pid, u64, u64)>,
     /// Threads held until a deadline.
     timed: BinaryHeap<Reverse<(Instant, Pid, Timed)>>,
+    /// Threads running a handler that ran alone when recorded, with the
+    /// rank of the return it followed: the order moves on only when the
+    /// handler returns or the thread makes a syscall.
+    handler_alone: HashMap<Pid, u64>,
     /// Processes ending (exit_group made, or a fatal signal delivered):
     /// their held threads are about to be killed, not deadlocked.
     ending: HashSet<ProcessId>,
@@ -279,6 +292,7 @@ impl Replayer {
             epoch: Instant::now(),
             order_returns: options.order_returns,
             queued_returns: BTreeMap::new(),
+            handler_alone: HashMap::new(),
             timed: BinaryHeap::new(),
             ending: HashSet::new(),
             early: BTreeSet::new(),
@@ -448,6 +462,10 @@ impl Replayer {
         let tracee = Tracee::new(pid);
         let regs = tracee.regs("read registers at seccomp stop")?;
         let (nr, args) = (regs.nr(), regs.args());
+        self.end_handler_alone(pid)?;
+        if model::marks_handler_end(nr) {
+            return Ok(tracee.resume(0, "resume into rt_sigreturn")?);
+        }
         let Some(thread) = self.live.get(&pid).map(|t| t.logical) else {
             anyhow::bail!("seccomp stop of unknown tid {pid}");
         };
@@ -476,10 +494,29 @@ impl Replayer {
         }
         let plan = &self.plan.threads[thread as usize];
         let inputs = model::read_inputs(&tracee, nr, &args);
+        if let Some(PlannedEvent::Signal(s)) = plan.events.front() {
+            if let SignalPoint::WhileWaiting(_) = s.at {
+                let rank = self.plan.return_rank.get(&(thread, s.index)).copied();
+                if let Some(rank) = rank.filter(|_| self.order_returns) {
+                    if !self.rank_is_now(rank) && !self.log.rank_passed(rank) {
+                        // Woken sooner than when recorded: it waits here
+                        // for the signal's place in the order.
+                        self.held.insert(pid, Hold::SignalTurn(rank));
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let plan = &self.plan.threads[thread as usize];
         let record = match plan.events.front() {
             Some(PlannedEvent::Syscall(r)) => r,
             Some(PlannedEvent::Signal(s))
-                if matches!(s.at, SignalPoint::SyscallEntry | SignalPoint::Elapsed(_)) =>
+                if matches!(
+                    s.at,
+                    SignalPoint::SyscallEntry
+                        | SignalPoint::Elapsed(_)
+                        | SignalPoint::WhileWaiting(_)
+                ) =>
             {
                 // Delivered at this call's entry when recorded (or it
                 // arrived by time and the thread got here first): deliver
@@ -1256,11 +1293,17 @@ impl Replayer {
     fn rank_wanted(&self) -> Option<u64> {
         let queued = self.queued_returns.keys().next().copied();
         let run_turns = self.held.values().filter_map(|h| match h {
-            Hold::RunTurn(rank) => Some(*rank),
+            Hold::RunTurn(rank) | Hold::SignalTurn(rank) => Some(*rank),
             _ => None,
         });
         let early = self.early.first().copied();
-        queued.into_iter().chain(run_turns).chain(early).min()
+        let signals = self.next_ranked_signal().map(|(rank, _, _)| rank);
+        queued
+            .into_iter()
+            .chain(run_turns)
+            .chain(early)
+            .chain(signals)
+            .min()
     }
 
     /// Lets a replayed syscall return, but no sooner than its recorded
@@ -1311,8 +1354,96 @@ impl Replayer {
             }
             t.last_return = now;
         }
+        let alone = self.live.get(&pid).is_some_and(|t| {
+            matches!(
+                self.plan.threads[t.logical as usize].events.front(),
+                Some(PlannedEvent::Signal(s)) if s.at == SignalPoint::InterruptedCall
+            )
+        });
+        if alone {
+            // As when recorded: the others reach their next event first.
+            let process = self.live.get(&pid).map(|t| t.process);
+            let others: Vec<Pid> = self
+                .live
+                .iter()
+                .filter(|(p, t)| **p != pid && Some(t.process) == process)
+                .map(|(p, _)| *p)
+                .collect();
+            rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
+        }
         self.resume_thread(pid, 0)?;
-        self.advance_return_order(rank)
+        match rank {
+            Some(r) if alone && self.order_returns && self.rank_is_now(r) => {
+                self.handler_alone.insert(pid, r);
+                Ok(())
+            }
+            _ => self.advance_return_order(rank),
+        }
+    }
+
+    /// The earliest signal due at a place in the event order (delivered
+    /// while its thread waited in a futex when recorded) whose thread is
+    /// live: its rank, thread and signal.
+    fn next_ranked_signal(&self) -> Option<(u64, Pid, i32)> {
+        self.live
+            .iter()
+            .filter_map(
+                |(pid, t)| match self.plan.threads[t.logical as usize].events.front() {
+                    Some(PlannedEvent::Signal(s))
+                        if matches!(s.at, SignalPoint::WhileWaiting(_)) =>
+                    {
+                        let rank = self.plan.return_rank.get(&(t.logical, s.index))?;
+                        Some((*rank, *pid, s.signo))
+                    }
+                    _ => None,
+                },
+            )
+            .min()
+    }
+
+    /// Delivers the signal whose place in the event order has come, once
+    /// the process's other threads have reached their next event (as the
+    /// recorder let them): its thread is asleep in a futex wait, as it was.
+    fn deliver_ranked_signal(&mut self) -> Result<()> {
+        if !self.order_returns {
+            return Ok(());
+        }
+        let Some((rank, pid, sig)) = self.next_ranked_signal() else {
+            return Ok(());
+        };
+        if !self.rank_is_now(rank) {
+            return Ok(());
+        }
+        let Some(t) = self.live.get(&pid) else {
+            return Ok(());
+        };
+        // At the tracer (held at an entry, or a return still to make): the
+        // entry hold or the thread's next stop delivers it.
+        if t.injecting.is_some()
+            || self.held.contains_key(&pid)
+            || self.handler_alone.contains_key(&pid)
+            || self.return_pending(pid, t)
+        {
+            return Ok(());
+        }
+        let process = t.process;
+        let others: Vec<Pid> = self
+            .live
+            .iter()
+            .filter(|(p, t)| **p != pid && t.process == process)
+            .map(|(p, _)| *p)
+            .collect();
+        rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
+        Ok(self.inject(pid, sig)?)
+    }
+
+    /// The handler `pid` ran alone has returned (or the thread made a
+    /// syscall, or ended): the event order goes on.
+    fn end_handler_alone(&mut self, pid: Pid) -> Result<()> {
+        match self.handler_alone.remove(&pid) {
+            Some(rank) => self.advance_return_order(Some(rank)),
+            None => Ok(()),
+        }
     }
 
     /// Resumes a thread after one of its events, first arranging the
@@ -1329,7 +1460,11 @@ impl Replayer {
         // Only a signal recorded at this return is held here: one recorded
         // at the next entry or by time comes after code (and sync
         // operations) the thread still has to run.
-        if signal == 0 && matches!(next, Some((_, SignalPoint::SyscallReturn))) {
+        let at_return = matches!(
+            next,
+            Some((_, SignalPoint::SyscallReturn | SignalPoint::InterruptedCall))
+        );
+        if signal == 0 && at_return {
             if let Some(sig) = self.fatal_last_signal(logical) {
                 if !self.process_may_exit(logical) {
                     // Stays stopped where it is until the others are done.
@@ -1345,10 +1480,16 @@ impl Replayer {
             }
         }
         match next {
-            Some((sig, SignalPoint::SyscallReturn)) => self.inject(pid, sig)?,
+            Some((sig, SignalPoint::SyscallReturn | SignalPoint::InterruptedCall)) => {
+                self.inject(pid, sig)?
+            }
             Some((sig, SignalPoint::Elapsed(ns))) => {
                 let at = Instant::now() + Duration::from_nanos(ns);
                 self.timed.push(Reverse((at, pid, Timed::Signal { sig })));
+            }
+            // Without the event order there is no place to wait for.
+            Some((sig, SignalPoint::WhileWaiting(_))) if !self.order_returns => {
+                self.inject(pid, sig)?
             }
             _ => {}
         }
@@ -1534,7 +1675,21 @@ impl Replayer {
                 let plan = &mut self.plan.threads[thread as usize];
                 plan.events.pop_front();
                 plan.done += 1;
+                let ranked = match s.at {
+                    SignalPoint::WhileWaiting(_) => {
+                        self.plan.return_rank.get(&(thread, s.index)).copied()
+                    }
+                    _ => None,
+                };
                 self.resume_thread(pid, sig)?;
+                if let Some(rank) = ranked {
+                    // Its handler runs alone, as when recorded.
+                    if self.order_returns && self.rank_is_now(rank) {
+                        self.handler_alone.insert(pid, rank);
+                    } else if !self.log.rank_passed(rank) {
+                        self.early.insert(rank);
+                    }
+                }
             }
             _ => {
                 let fault = rrc_interposer::is_fault(sig, code);
@@ -1587,6 +1742,7 @@ impl Replayer {
         ));
         self.early_stops.remove(&pid);
         self.held.remove(&pid);
+        self.end_handler_alone(pid)?;
         let Some(t) = self.live.remove(&pid) else {
             return Ok(());
         };
@@ -1700,6 +1856,7 @@ impl Replayer {
                         .live
                         .get(pid)
                         .is_some_and(|t| self.process_may_exit(t.logical)),
+                    Hold::SignalTurn(rank) => self.rank_is_now(rank) || self.log.rank_passed(rank),
                     Hold::PastEnd => false,
                 })
                 .map(|(pid, _)| *pid)
@@ -1716,12 +1873,17 @@ impl Replayer {
                     self.deliver_fatal(pid, sig, at_entry)?;
                     continue;
                 }
+                if let Some(Hold::SignalTurn(_)) = hold {
+                    self.on_seccomp(pid)?;
+                    continue;
+                }
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
                 self.dispatch(pid, thread, regs)?;
             }
         }
         if self.order_returns {
             self.release_ranked_return()?;
+            self.deliver_ranked_signal()?;
         }
         let all_ending = self.held.keys().all(|p| {
             self.live
@@ -1887,6 +2049,10 @@ impl Replayer {
                 "the other threads to finish before {} ends the process",
                 signal_name(sig)
             ),
+            Hold::SignalTurn(rank) => format!(
+                "its signal's rank {rank} in the event order (at rank {})",
+                self.log.order_turn()
+            ),
             Hold::RunTurn(rank) => format!(
                 "its rank {rank} in the event order to run (at rank {})",
                 self.log.order_turn()
@@ -2004,6 +2170,8 @@ fn describe_event(e: &PlannedEvent) -> String {
             let at = match s.at {
                 SignalPoint::Synchronous => "raised by the thread",
                 SignalPoint::SyscallReturn => "at a syscall return",
+                SignalPoint::InterruptedCall => "at the return of the call it interrupted",
+                SignalPoint::WhileWaiting(_) => "while it waited",
                 SignalPoint::SyscallEntry => "at a syscall entry",
                 SignalPoint::Elapsed(_) => "while running its own code",
             };

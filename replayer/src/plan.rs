@@ -6,8 +6,8 @@ use std::collections::{HashMap, VecDeque};
 
 use anyhow::{bail, Result};
 use rrc_trace::{
-    ExitStatus, ProcessId, ReadOutcome, SignalRecord, SyncRecord, SyscallExtra, SyscallRecord,
-    ThreadId, TraceHeader, TraceRecord, TscRecord, NO_ORDER,
+    ExitStatus, ProcessId, ReadOutcome, SignalPoint, SignalRecord, SyncRecord, SyscallExtra,
+    SyscallRecord, ThreadId, TraceHeader, TraceRecord, TscRecord, NO_ORDER,
 };
 
 #[derive(Debug)]
@@ -75,7 +75,7 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
             let index = match e {
                 PlannedEvent::Syscall(s) => s.index,
                 PlannedEvent::Tsc(r) => r.index,
-                PlannedEvent::Signal(_) => continue,
+                PlannedEvent::Signal(s) => s.index,
             };
             if let Some(stamp) = event_order(e).filter(|o| *o != NO_ORDER) {
                 let r = rank(stamp);
@@ -93,7 +93,10 @@ fn event_order(e: &PlannedEvent) -> Option<u64> {
     match e {
         PlannedEvent::Syscall(s) => Some(s.order),
         PlannedEvent::Tsc(r) => Some(r.order),
-        PlannedEvent::Signal(_) => None,
+        PlannedEvent::Signal(s) => match s.at {
+            SignalPoint::WhileWaiting(stamp) => Some(stamp),
+            _ => None,
+        },
     }
 }
 

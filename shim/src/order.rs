@@ -149,7 +149,7 @@ fn record_call(
     // Not into a lock while a fork copies memory: what the child gets is
     // then what the operations stamped before the fork left (waiting
     // after the acquisition instead would hand the child a held lock).
-    log.wait_for_forks();
+    log.wait_for_forks(thread.as_ref().ok().map(|t| t.slot));
     let result = call();
     match thread {
         Ok(thread) => record(log, thread, op, object, acquired(result), result),

@@ -34,7 +34,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 3;
+pub const SHM_VERSION: u32 = 4;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -90,6 +90,9 @@ pub struct ShmHeader {
     /// Record: the stamp of a fork that is copying memory, plus one (0:
     /// none); a futex word. See [`SharedSyncLog::begin_fork`].
     pub fork_barrier: AtomicU32,
+    /// Record: the logical thread (plus one; 0: none) whose signal handler
+    /// holds `fork_barrier`: its own sync operations do not wait.
+    pub barrier_owner: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -400,6 +403,7 @@ impl SharedSyncLog {
     /// its rank, gives it.
     pub fn begin_fork(&self) -> u64 {
         let stamp = self.stamp_event();
+        self.header().barrier_owner.store(0, Ordering::SeqCst);
         self.header()
             .fork_barrier
             .store((stamp as u32).wrapping_add(1), Ordering::SeqCst);
@@ -418,13 +422,34 @@ impl SharedSyncLog {
         }
     }
 
-    /// Record (shim): returns once no fork is copying memory.
-    pub fn wait_for_forks(&self) {
+    /// Record (tracer): a signal handler starts on logical thread `slot`
+    /// right after its event stamped `stamp`. Until [`Self::end_fork`]
+    /// with that stamp, other threads' sync operations wait as they do
+    /// for a fork, so the handler's writes fall at one place in the event
+    /// order (a flag it sets is seen by every later event, by no earlier
+    /// one), which replay reproduces.
+    pub fn begin_handler(&self, stamp: u64, slot: u32) {
+        let h = self.header();
+        h.barrier_owner.store(slot + 1, Ordering::SeqCst);
+        h.fork_barrier
+            .store((stamp as u32).wrapping_add(1), Ordering::SeqCst);
+    }
+
+    /// Record (shim): returns once no fork is copying memory and no other
+    /// thread's signal handler runs alone. `slot`: the calling thread's.
+    pub fn wait_for_forks(&self, slot: Option<u32>) {
         let h = self.header();
         loop {
             let barrier = h.fork_barrier.load(Ordering::SeqCst);
             if barrier == 0 {
                 return;
+            }
+            // A handler's own lock operations go on (waiting would
+            // deadlock it); the barrier is the handler's only then.
+            if let Some(slot) = slot {
+                if h.barrier_owner.load(Ordering::SeqCst) == slot + 1 {
+                    return;
+                }
             }
             // Timed: a tracer that died must not leave us asleep.
             futex_wait(&h.fork_barrier, barrier, Some(Duration::from_millis(5)));

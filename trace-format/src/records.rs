@@ -249,6 +249,18 @@ pub enum SignalPoint {
     Synchronous,
     /// As the thread returned from its previous syscall (the event before).
     SyscallReturn,
+    /// As the thread returned from the call the signal interrupted (the
+    /// event before, which failed with EINTR), and the handler ran alone:
+    /// no other thread's event took a place in the order until it
+    /// returned (or made a syscall). Replay keeps that order.
+    InterruptedCall,
+    /// While the thread waited, in a call that runs untrapped (a futex
+    /// wait: `pthread_join`, a condition variable) or in one the signal
+    /// interrupted and the kernel restarted (`SA_RESTART`), when the event
+    /// order reached this stamp; the handler then ran alone, as for
+    /// `InterruptedCall`. Replay delivers it at the same place in the
+    /// order (at the entry of the thread's next syscall if it is there).
+    WhileWaiting(u64),
     /// At the entry of the thread's next syscall, which ran after the
     /// handler (a restarted call, or a signal held back to this boundary).
     SyscallEntry,
