@@ -19,7 +19,7 @@ mod tracee;
 pub use auxv::hide_vdso;
 pub use clock::StopClock;
 pub use filter::build_filter;
-pub use quiesce::{is_running, wait_until_settled};
+pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use spawn::{
     fd_identity, fd_target, file_digest, identity_of, reclaim_terminal, shim_path, spawn_traced,
     traced_env, SignalState, SpawnOptions, TRACE_OPTIONS,

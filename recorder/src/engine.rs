@@ -40,8 +40,8 @@ const DEFER_LIMIT: Duration = Duration::from_millis(100);
 /// other threads go on (a handler that waits for another thread's work).
 const HANDLER_ALONE_LIMIT: Duration = Duration::from_millis(20);
 /// How long a handler that runs alone waits for the process's other
-/// threads to reach their next event (threads that compute go on
-/// running; the wait is then this long).
+/// threads let go from a syscall just before (see `SETTLE_RECENT`) to
+/// reach their next event.
 const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(2);
 
 /// A syscall between its seccomp stop and its exit.
@@ -636,10 +636,15 @@ impl Recorder {
         self.log.begin_handler(order, slot);
         // Threads let go just before (their return stamped earlier) first
         // run on to their next event, as replay lets them.
+        let now = Instant::now();
         let others: Vec<Pid> = self
             .threads
             .iter()
-            .filter(|(p, t)| **p != pid && t.process == process)
+            .filter(|(p, t)| {
+                **p != pid
+                    && t.process == process
+                    && now.duration_since(t.last_return) < rrc_interposer::SETTLE_RECENT
+            })
             .map(|(p, _)| *p)
             .collect();
         rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);

@@ -1363,10 +1363,15 @@ impl Replayer {
         if alone {
             // As when recorded: the others reach their next event first.
             let process = self.live.get(&pid).map(|t| t.process);
+            let now = Instant::now();
             let others: Vec<Pid> = self
                 .live
                 .iter()
-                .filter(|(p, t)| **p != pid && Some(t.process) == process)
+                .filter(|(p, t)| {
+                    **p != pid
+                        && Some(t.process) == process
+                        && now.duration_since(t.last_return) < rrc_interposer::SETTLE_RECENT
+                })
                 .map(|(p, _)| *p)
                 .collect();
             rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
@@ -1427,10 +1432,15 @@ impl Replayer {
             return Ok(());
         }
         let process = t.process;
+        let now = Instant::now();
         let others: Vec<Pid> = self
             .live
             .iter()
-            .filter(|(p, t)| **p != pid && t.process == process)
+            .filter(|(p, t)| {
+                **p != pid
+                    && t.process == process
+                    && now.duration_since(t.last_return) < rrc_interposer::SETTLE_RECENT
+            })
             .map(|(p, _)| *p)
             .collect();
         rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
