@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 
-/// Threads let go from a syscall this recently are waited for; one that
-/// has run its own code for longer is computing, and waiting for it would
+/// Threads let go from a syscall this recently are waited for (on a busy
+/// machine one can wait that long for a CPU before it runs at all); one
+/// let go longer ago is taken to be computing, and waiting for it would
 /// only cost time (up to the limit, at every signal).
-pub const SETTLE_RECENT: Duration = Duration::from_millis(1);
+pub const SETTLE_RECENT: Duration = Duration::from_millis(20);
 
 /// Whether the thread is on a CPU or waiting for one (state `R`). A
 /// thread stopped by ptrace, asleep in a syscall or a futex is not; one

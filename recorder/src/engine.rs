@@ -42,7 +42,7 @@ const HANDLER_ALONE_LIMIT: Duration = Duration::from_millis(20);
 /// How long a handler that runs alone waits for the process's other
 /// threads let go from a syscall just before (see `SETTLE_RECENT`) to
 /// reach their next event.
-const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(2);
+const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(10);
 
 /// A syscall between its seccomp stop and its exit.
 struct InFlight {

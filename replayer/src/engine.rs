@@ -155,7 +155,7 @@ const INVERSION_CHECK: Duration = Duration::from_millis(2);
 /// How long, at most, a signal handler that ran alone when recorded waits
 /// for the process's other threads to reach their next event (the
 /// recorder waits as long).
-const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(2);
+const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(10);
 
 /// How long the event order may stand still, with the thread whose event
 /// is next asleep in a futex outside rrc's view, before a held return goes
@@ -175,6 +175,19 @@ fn blocked_in_futex(pid: Pid) -> bool {
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .and_then(|nr| nr.parse::<i64>().ok())
         == Some(libc::SYS_futex)
+}
+
+/// Whether `sig` is in the thread's blocked mask (from /proc; unreadable
+/// counts as blocked, which reports rather than retries).
+fn signal_blocked(pid: Pid, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_none_or(|mask| mask & (1u64 << (sig - 1)) != 0)
 }
 
 /// How often a process-ending signal due by elapsed time looks again
@@ -522,11 +535,22 @@ impl Replayer {
                 // arrived by time and the thread got here first): deliver
                 // it now; the call runs again after the handler.
                 let sig = s.signo;
-                if self
+                let queued = self
                     .live
                     .get(&pid)
-                    .is_some_and(|t| t.injecting == Some(sig))
+                    .is_some_and(|t| t.injecting == Some(sig));
+                if queued
+                    && matches!(s.at, SignalPoint::WhileWaiting(_))
+                    && !signal_blocked(pid, sig)
                 {
+                    // Queued while it waited in a futex, which it left for
+                    // this call before the signal landed: it lands as the
+                    // call is skipped here, and the call runs again after.
+                    let mut regs = regs;
+                    tracee.rewind_syscall(&mut regs)?;
+                    return Ok(tracee.resume(0, "resume to take a queued signal")?);
+                }
+                if queued {
                     // Queued at this boundary and still not delivered: the
                     // thread has it blocked here, where the recording
                     // delivered it.
@@ -1424,10 +1448,14 @@ impl Replayer {
         };
         // At the tracer (held at an entry, or a return still to make): the
         // entry hold or the thread's next stop delivers it.
+        // Running its own code (not yet at the wait it was in when
+        // recorded): a signal queued now could arrive anywhere, so its
+        // next syscall entry or futex wait delivers it instead.
         if t.injecting.is_some()
             || self.held.contains_key(&pid)
             || self.handler_alone.contains_key(&pid)
             || self.return_pending(pid, t)
+            || !blocked_in_futex(pid)
         {
             return Ok(());
         }
