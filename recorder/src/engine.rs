@@ -28,6 +28,18 @@ use crate::signals::{restarts, Disposition, ProcessDispositions};
 /// is in flight (a blocking accept can be, for as long as no one connects)
 /// before it goes ahead anyway.
 const SERIAL_CALL_WAIT: Duration = Duration::from_millis(2);
+/// The same for writes to rrc's stdout and stderr, whose order across
+/// processes is the order replay prints them in: a write does not block
+/// for long, but on a loaded machine its thread can wait milliseconds for
+/// a CPU between the write and its exit stop.
+const STD_STREAM_WAIT: Duration = Duration::from_millis(100);
+
+fn serial_wait(key: &SerialKey) -> Duration {
+    match key {
+        SerialKey::StdStreams => STD_STREAM_WAIT,
+        _ => SERIAL_CALL_WAIT,
+    }
+}
 
 /// How long an asynchronous signal that arrived while its thread ran its
 /// own code waits for the thread's next syscall before it is delivered
@@ -998,10 +1010,10 @@ impl Recorder {
             .values()
             .filter(|t| t.injection.is_none())
             .filter_map(|t| t.held.front().map(|h| h.since + DEFER_LIMIT));
-        let serial_calls = self.serial_calls.values().filter_map(|d| {
+        let serial_calls = self.serial_calls.iter().filter_map(|(key, d)| {
             d.waiting
                 .front()
-                .map(|(_, since)| *since + SERIAL_CALL_WAIT)
+                .map(|(_, since)| *since + serial_wait(key))
         });
         let handlers = self
             .forking
@@ -1065,9 +1077,9 @@ impl Recorder {
         let now = Instant::now();
         let overdue: Vec<Pid> = self
             .serial_calls
-            .values_mut()
-            .filter_map(|d| match d.waiting.front() {
-                Some((pid, since)) if now >= *since + SERIAL_CALL_WAIT => {
+            .iter_mut()
+            .filter_map(|(key, d)| match d.waiting.front() {
+                Some((pid, since)) if now >= *since + serial_wait(key) => {
                     let pid = *pid;
                     d.waiting.pop_front();
                     Some(pid)
