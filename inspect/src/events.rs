@@ -52,11 +52,12 @@ pub fn write_event(out: &mut impl Write, record: &TraceRecord) -> io::Result<()>
             let insn = if tsc.aux.is_some() { "rdtscp" } else { "rdtsc" };
             writeln!(
                 out,
-                "[t{} #{}] {insn} = {:#x}{}",
+                "[t{} #{}] {insn} = {:#x}{}{}",
                 tsc.thread,
                 tsc.index,
                 tsc.value,
-                tsc.aux.map_or_else(String::new, |a| format!(" aux {a}"))
+                tsc.aux.map_or_else(String::new, |a| format!(" aux {a}")),
+                order_note(tsc.order)
             )
         }
         TraceRecord::Sync(batch) => write_sync_batch(out, batch),
@@ -92,7 +93,18 @@ fn syscall_line(syscall: &SyscallRecord) -> String {
     }
     line.push_str("  +");
     line.push_str(&format_duration_ns(syscall.interval_ns));
+    line.push_str(&order_note(syscall.order));
     line
+}
+
+/// The event's place in the recorded event order (which replay follows
+/// across threads), when it has one.
+fn order_note(order: u64) -> String {
+    if order == rrc_trace::NO_ORDER {
+        String::new()
+    } else {
+        format!("  @{order}")
+    }
 }
 
 /// The syscall's own arguments when its arity is known; otherwise all six
@@ -197,6 +209,10 @@ fn sync_line(thread: ThreadId, index: u64, op: &SyncRecord) -> String {
     if acquired(op) {
         line.push_str(&format!(" seq {}", op.seq));
     }
+    line.push_str(&order_note(op.order));
+    if op.arrival != rrc_trace::NO_ORDER {
+        line.push_str(&format!(" (arrived @{})", op.arrival));
+    }
     line
 }
 
@@ -280,7 +296,7 @@ mod tests {
     fn syscall_lines_look_like_strace() {
         assert_eq!(
             syscall_line(&read_record()),
-            "[t0 #12] read(0, 0x7ffd12345678, 4096) = 17  <17 bytes out>  +1.2ms"
+            "[t0 #12] read(0, 0x7ffd12345678, 4096) = 17  <17 bytes out>  +1.2ms  @0"
         );
     }
 
@@ -294,7 +310,7 @@ mod tests {
         record.inputs = vec![b"/nope".to_vec()];
         assert_eq!(
             syscall_line(&record),
-            "[t0 #12] openat(-100, 0x555500000000, 0, 0) = -1 ENOENT  <in \"/nope\">  +1.2ms"
+            "[t0 #12] openat(-100, 0x555500000000, 0, 0) = -1 ENOENT  <in \"/nope\">  +1.2ms  @0"
         );
     }
 
@@ -340,7 +356,7 @@ mod tests {
         assert_eq!(
             syscall_line(&record),
             "[t0 #12] syscall_999(1, 2) = 0x7f0000000000  \
-             <unknown to rrc: only the result was recorded>  +1.2ms"
+             <unknown to rrc: only the result was recorded>  +1.2ms  @0"
         );
     }
 
@@ -349,13 +365,14 @@ mod tests {
         let lock = SyncRecord {
             object: 0x5555,
             seq: 7,
-            order: 0,
+            order: 3,
+            arrival: 2,
             op: SyncOp::MutexLock,
             result: 0,
         };
         assert_eq!(
             sync_line(1, 40, &lock),
-            "[t1 sync #40] pthread_mutex_lock(0x5555) = 0 seq 7"
+            "[t1 sync #40] pthread_mutex_lock(0x5555) = 0 seq 7  @3 (arrived @2)"
         );
         let busy = SyncRecord {
             op: SyncOp::MutexTrylock,
@@ -364,7 +381,7 @@ mod tests {
         };
         assert_eq!(
             sync_line(1, 41, &busy),
-            "[t1 sync #41] pthread_mutex_trylock(0x5555) = 16 EBUSY"
+            "[t1 sync #41] pthread_mutex_trylock(0x5555) = 16 EBUSY  @3 (arrived @2)"
         );
     }
 

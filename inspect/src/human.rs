@@ -35,6 +35,10 @@ fn write_header_block(out: &mut impl Write, path: &Path, summary: &TraceSummary)
     writeln!(out, "Program      {}", command_line(&summary.program))?;
     writeln!(out, "Executable   {}", summary.exe)?;
     writeln!(out, "Directory    {}", summary.cwd)?;
+    if !summary.inherited_fds.is_empty() {
+        let fds: Vec<String> = summary.inherited_fds.iter().map(i32::to_string).collect();
+        writeln!(out, "Inherited    descriptors {}", fds.join(", "))?;
+    }
     writeln!(
         out,
         "Started      {}",

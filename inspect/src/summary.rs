@@ -20,6 +20,8 @@ pub struct TraceSummary {
     pub program: Vec<String>,
     pub exe: String,
     pub cwd: String,
+    /// Descriptors above 2 the program started with.
+    pub inherited_fds: Vec<i32>,
     pub start_time_unix_ns: u64,
     pub rrc_version: String,
     /// Size of the file on disk.
@@ -145,7 +147,8 @@ pub struct SummaryBuilder {
     intervals: Vec<u64>,
     bytes: ByteCounts,
     warnings: Vec<String>,
-    unknown_syscall_nrs: BTreeSet<u32>,
+    /// Named, with an ioctl's request: `ioctl 0x8912`.
+    unknown_syscall_names: BTreeSet<String>,
     tsc_reads: u64,
     end: Option<EndRecord>,
 }
@@ -161,7 +164,7 @@ impl SummaryBuilder {
             intervals: Vec::new(),
             bytes: ByteCounts::default(),
             warnings: Vec::new(),
-            unknown_syscall_nrs: BTreeSet::new(),
+            unknown_syscall_names: BTreeSet::new(),
             tsc_reads: 0,
             end: None,
         }
@@ -207,7 +210,12 @@ impl SummaryBuilder {
         self.bytes.syscall_outputs += total_len(&syscall.outputs);
         self.bytes.syscall_inputs += total_len(&syscall.inputs);
         if syscall.extra == SyscallExtra::Unknown {
-            self.unknown_syscall_nrs.insert(syscall.nr);
+            let name = if syscall.nr == IOCTL_NR {
+                format!("ioctl {:#x}", syscall.args[1] & 0xffff_ffff)
+            } else {
+                syscall_name(syscall.nr)
+            };
+            self.unknown_syscall_names.insert(name);
         }
     }
 
@@ -240,6 +248,7 @@ impl SummaryBuilder {
             program: header.argv.iter().map(|arg| lossy(arg)).collect(),
             exe: lossy(&header.exe),
             cwd: lossy(&header.cwd),
+            inherited_fds: header.inherited_fds.clone(),
             start_time_unix_ns: header.start_time_unix_ns,
             rrc_version: header.rrc_version,
             trace_bytes,
@@ -254,15 +263,14 @@ impl SummaryBuilder {
             intervals: IntervalStats::from_samples(self.intervals),
             bytes: self.bytes,
             warnings: self.warnings,
-            unknown_syscalls: self
-                .unknown_syscall_nrs
-                .into_iter()
-                .map(syscall_name)
-                .collect(),
+            unknown_syscalls: self.unknown_syscall_names.into_iter().collect(),
             tsc_reads: self.tsc_reads,
         }
     }
 }
+
+/// ioctl's number on x86_64, the only architecture traces come from.
+const IOCTL_NR: u32 = 16;
 
 fn total_len(buffers: &[Vec<u8>]) -> u64 {
     buffers.iter().map(|buffer| buffer.len() as u64).sum()
@@ -304,6 +312,7 @@ mod tests {
             shim_digest: (0, 0),
             ignored_signals: 0,
             blocked_signals: 0,
+            inherited_fds: Vec::new(),
             rrc_version: "0.1.0".into(),
         }
     }
@@ -374,6 +383,7 @@ mod tests {
                     object: 0x1000,
                     seq: 0,
                     order: 0,
+                    arrival: rrc_trace::NO_ORDER,
                     op: SyncOp::MutexLock,
                     result: 0,
                 }],

@@ -65,6 +65,7 @@ fn header() -> TraceHeader {
         shim_digest: (0, 0),
         ignored_signals: 0,
         blocked_signals: 0,
+        inherited_fds: Vec::new(),
         rrc_version: "0.1.0-test".into(),
     }
 }
@@ -105,6 +106,7 @@ fn sync_op(op: SyncOp, seq: u64) -> SyncRecord {
         object: 0x5555_5555_a000,
         seq,
         order: 0,
+        arrival: rrc_trace::NO_ORDER,
         op,
         result: 0,
     }
@@ -271,6 +273,7 @@ fn json_summary_of_a_complete_trace() {
         "program",
         "exe",
         "cwd",
+        "inherited_fds",
         "start_time_unix_ns",
         "rrc_version",
         "trace_bytes",
@@ -421,7 +424,7 @@ fn events_of_all_threads_in_trace_order() {
     assert!(lines[0].starts_with("[t0] +++ thread start"));
     assert_eq!(
         lines[3],
-        "[t0 #1] openat(-100, 0x7ffd00001000, 0, 0) = -1 ENOENT  <in \"/nope\">  +2.0µs"
+        "[t0 #1] openat(-100, 0x7ffd00001000, 0, 0) = -1 ENOENT  <in \"/nope\">  +2.0µs  @0"
     );
     assert!(lines[14].starts_with("=== end"));
 }

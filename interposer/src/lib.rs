@@ -21,8 +21,8 @@ pub use clock::StopClock;
 pub use filter::build_filter;
 pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use spawn::{
-    fd_identity, fd_target, file_digest, identity_of, reclaim_terminal, shim_path, spawn_traced,
-    traced_env, SignalState, SpawnOptions, TRACE_OPTIONS,
+    fd_identity, fd_target, file_digest, identity_of, inherited_fds, reclaim_terminal, shim_path,
+    spawn_traced, traced_env, SignalState, SpawnOptions, TRACE_OPTIONS,
 };
 pub use stop::{
     is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled, SignalStopKind, Stop,

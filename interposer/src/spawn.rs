@@ -32,6 +32,9 @@ pub struct SpawnOptions {
     pub fds: Vec<(RawFd, RawFd)>,
     /// The signal state the program starts with (see [`SignalState`]).
     pub signals: SignalState,
+    /// Close every other descriptor the child would inherit from us (a
+    /// replay gives the program only the descriptors it was recorded with).
+    pub close_inherited: bool,
 }
 
 /// Which signals a program starts with ignored and blocked: the only
@@ -94,6 +97,14 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = opts.env.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
+    let to_close: Vec<RawFd> = if opts.close_inherited {
+        inherited_fds()
+            .into_iter()
+            .filter(|fd| !opts.fds.iter().any(|(_, to)| to == fd))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // The program gets a process group of its own, so that what it sends
     // to its group (kill(0, sig), killpg) reaches its own processes and
     // not the tracer. When we own the terminal, the program's group takes
@@ -129,6 +140,9 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
                 } else if libc::dup2(from, to) < 0 {
                     libc::_exit(126);
                 }
+            }
+            for &fd in &to_close {
+                libc::close(fd);
             }
             // The program starts with the recorded ignored set and mask
             // (our own handlers are reset by exec; SIGCHLD is blocked here
@@ -215,6 +229,26 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     }
     crate::Tracee::new(child).resume(0, "resume after setting trace options")?;
     Ok(child)
+}
+
+/// Our descriptors above 2 that a program we start would inherit (not
+/// close-on-exec), in increasing order: what a recorded program started
+/// with besides stdin, stdout and stderr.
+pub fn inherited_fds() -> Vec<RawFd> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<RawFd> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd: &RawFd| {
+            // SAFETY: F_GETFD only reads the descriptor's flags; a number
+            // that is no longer open (the directory's own) gives -1.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            fd > 2 && flags >= 0 && flags & libc::FD_CLOEXEC == 0
+        })
+        .collect();
+    fds.sort_unstable();
+    fds
 }
 
 /// Whether [`spawn_traced`] handed our terminal to the program's group.

@@ -81,6 +81,11 @@ fn drain_all(
                     object: e.object,
                     seq: e.seq,
                     order: e.order,
+                    arrival: if e.arrival == rrc_synclog::NO_ARRIVAL {
+                        rrc_trace::NO_ORDER
+                    } else {
+                        e.arrival
+                    },
                     op,
                     result: e.result,
                 });

@@ -448,11 +448,12 @@ impl Recorder {
                 ),
             )?;
         } else if nr == libc::SYS_ioctl && !model::ioctl_is_known(args[1]) {
+            extra = SyscallExtra::Unknown;
             self.warn_once(
                 thread,
                 format!(
-                    "ioctl request {:#x} is not known to rrc: memory it writes is not recorded",
-                    args[1]
+                    "ioctl request {:#x} is not supported: only its return value is recorded, and replay will stop there",
+                    args[1] & 0xffff_ffff
                 ),
             )?;
         }
@@ -633,19 +634,23 @@ impl Recorder {
         Ok(stamp.order)
     }
 
-    /// The handler about to run on `pid`, right after its event stamped
-    /// `order`, runs alone: the other threads' lock operations and syscall
-    /// returns wait until it returns (or makes a syscall), so whatever it
-    /// writes is seen by the events after it in the order and by none
-    /// before. False when a fork holds the process already.
-    fn run_handler_alone(&mut self, pid: Pid, process: ProcessId, order: u64) -> bool {
+    /// The handler about to run on `pid` will run alone: the other
+    /// threads' lock operations wait (after stamping their arrival) until
+    /// it returns or makes a syscall, so whatever it writes is seen by the
+    /// events after it in the order and by none before. This raises that
+    /// barrier and lets threads let go just before run on to their next
+    /// event; the caller then stamps the handler's place, after their
+    /// arrivals, and calls [`Self::handler_runs_alone`]. `None` (no
+    /// barrier) when a fork holds the process already.
+    fn hold_for_handler(&mut self, pid: Pid, process: ProcessId) -> Option<u64> {
         if self.forking.contains_key(&process) {
-            return false;
+            return None;
         }
-        let Some(slot) = self.threads.get(&pid).map(|t| t.logical) else {
-            return false;
-        };
-        self.log.begin_handler(order, slot);
+        let slot = self.threads.get(&pid).map(|t| t.logical)?;
+        // The barrier's own name: a stamp no event carries (replay ranks
+        // only the stamps events carry, so it leaves no gap).
+        let barrier = self.log.stamp_event();
+        self.log.begin_handler(barrier, slot);
         // Threads let go just before (their return stamped earlier) first
         // run on to their next event, as replay lets them.
         let now = Instant::now();
@@ -660,15 +665,20 @@ impl Recorder {
             .map(|(p, _)| *p)
             .collect();
         rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
+        Some(barrier)
+    }
+
+    /// The handler held for by [`Self::hold_for_handler`] starts now: the
+    /// other threads' syscall returns wait for it too.
+    fn handler_runs_alone(&mut self, pid: Pid, process: ProcessId, barrier: u64) {
         self.forking.insert(
             process,
             Fork {
                 forker: pid,
-                stamp: order,
+                stamp: barrier,
                 handler_since: Some(Instant::now()),
             },
         );
-        true
     }
 
     /// Ends handlers that have run alone for too long.
@@ -864,20 +874,30 @@ impl Recorder {
                 }
                 let at = if matches!(disposition, Disposition::Handler { .. }) {
                     // Asleep in the call until now: like a futex wait.
+                    let barrier = self.hold_for_handler(pid, process);
                     let order = self.log.stamp_event();
-                    self.run_handler_alone(pid, process, order);
+                    if let Some(barrier) = barrier {
+                        self.handler_runs_alone(pid, process, barrier);
+                    }
                     SignalPoint::WhileWaiting(order)
                 } else {
                     SignalPoint::SyscallEntry
                 };
                 self.emit_signal(pid, sig, at, siginfo)?;
             } else {
-                let order = self.finish_syscall(pid, call, -(libc::EINTR as i64), true)?;
                 let handled = matches!(disposition, Disposition::Handler { .. });
-                let at = if handled && self.run_handler_alone(pid, process, order) {
-                    SignalPoint::InterruptedCall
+                let barrier = if handled {
+                    self.hold_for_handler(pid, process)
                 } else {
-                    SignalPoint::SyscallReturn
+                    None
+                };
+                self.finish_syscall(pid, call, -(libc::EINTR as i64), true)?;
+                let at = match barrier {
+                    Some(barrier) => {
+                        self.handler_runs_alone(pid, process, barrier);
+                        SignalPoint::InterruptedCall
+                    }
+                    None => SignalPoint::SyscallReturn,
                 };
                 self.emit_signal(pid, sig, at, siginfo)?;
             }
@@ -897,8 +917,11 @@ impl Recorder {
             // Asleep in a futex wait, it runs no code of its own: the
             // handler's place is a place in the event order, and it runs
             // there alone.
+            let barrier = self.hold_for_handler(pid, process);
             let order = self.log.stamp_event();
-            self.run_handler_alone(pid, process, order);
+            if let Some(barrier) = barrier {
+                self.handler_runs_alone(pid, process, barrier);
+            }
             self.emit_signal(pid, sig, SignalPoint::WhileWaiting(order), siginfo)?;
             return Ok(tracee.resume(sig, "deliver signal")?);
         }

@@ -101,6 +101,8 @@ fn run(cli: Cli) -> Result<i32> {
     // The signal state the program inherits from whoever started us, read
     // before the clock blocks SIGCHLD and we install our own handlers.
     let signals = rrc_interposer::SignalState::current();
+    // Likewise the descriptors it inherits, before we open any.
+    let inherited_fds = rrc_interposer::inherited_fds();
     // Then, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the tracer clock")?;
     let Some(program) = cli.command.first() else {
@@ -131,6 +133,7 @@ fn run(cli: Cli) -> Result<i32> {
         rrc_version: env!("CARGO_PKG_VERSION").to_string(),
         ignored_signals: signals.ignored,
         blocked_signals: signals.blocked,
+        inherited_fds,
     };
     // The trace holds everything the program read: owner-only.
     let file = std::fs::OpenOptions::new()
@@ -163,6 +166,7 @@ fn run(cli: Cli) -> Result<i32> {
         cwd: None,
         fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&shm_fd), SHM_FD)],
         signals,
+        close_inherited: false,
     };
     forward_stop_signals();
     let started = Instant::now();

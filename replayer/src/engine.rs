@@ -18,7 +18,9 @@ use rrc_interposer::{
     TraceeMemory,
 };
 use rrc_synclog::SharedSyncLog;
-use rrc_trace::{ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId};
+use rrc_trace::{
+    ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId, NO_ORDER,
+};
 
 use crate::divergence::{describe_call, describe_record, first_difference, Divergence};
 use crate::feed::ReplayShared;
@@ -130,6 +132,9 @@ pub struct ReplayOptions {
     pub enforce_intervals: bool,
     pub anchor: Anchor,
     pub order_returns: bool,
+    /// Run the code after a return only when the thread's next event is
+    /// next in the order (see `LateReturn`).
+    pub late_returns: bool,
 }
 
 /// Interval enforcement figures, for `--stats`.
@@ -146,7 +151,34 @@ pub struct IntervalStats {
     /// Returns let go before their rank because the thread owning the
     /// current rank was blocked outside rrc's view (an internal lock).
     pub early_returns: u64,
+    /// Returns held until the thread's next event was next in the order.
+    pub late_returns: u64,
+    /// Of those, let go before that because the order stood still.
+    pub late_released_stalled: u64,
 }
+
+/// A thread whose syscall return has taken its place in the event order
+/// but which is kept stopped until its arrival at its next sync operation
+/// is next: the code between the two (which may touch memory other
+/// threads touch without a lock: counters, flags, statistics) then runs
+/// after the events other threads made meanwhile when recorded, not
+/// alongside them. The recorder stamps a return when it lets the thread
+/// go, but on a busy machine the thread may run that code much later; its
+/// arrival at the next operation is stamped by the thread itself.
+#[derive(Clone, Copy, Debug)]
+struct LateReturn {
+    next_rank: u64,
+    since: Instant,
+}
+
+/// A thread kept for `LateReturn` goes anyway once the event order has
+/// stood still this long: the event that is next may wait on something
+/// only this thread's code does (an atomic flag, an internal lock).
+const LATE_RETURN_STILL: Duration = Duration::from_micros(300);
+
+/// And, at most, this long in all: a thread computing between events must
+/// not be serialised behind other threads' bursts of events.
+const LATE_RETURN_LIMIT: Duration = Duration::from_millis(10);
 
 /// How often the tracer checks for threads blocked at a later rank of
 /// their own while it has nothing else to do.
@@ -272,6 +304,12 @@ pub struct Replayer {
     early: BTreeSet<u64>,
     /// The rank the order has been at, and since when.
     order_since: (u32, Instant),
+    late_returns: bool,
+    /// Threads kept stopped after their return (see `LateReturn`).
+    late: HashMap<Pid, LateReturn>,
+    /// The rank the order was at when `late` was last looked at, and since
+    /// when.
+    late_seen: (u32, Instant),
     pub stats: IntervalStats,
 }
 
@@ -310,6 +348,9 @@ impl Replayer {
             ending: HashSet::new(),
             early: BTreeSet::new(),
             order_since: (0, Instant::now()),
+            late_returns: options.late_returns && options.order_returns,
+            late: HashMap::new(),
+            late_seen: (0, Instant::now()),
             stats: IntervalStats::default(),
         };
         r.adopt(root, 0, false);
@@ -386,7 +427,12 @@ impl Replayer {
                         // Look again soon: a thread may block in the shim
                         // at a rank after one of its own, which no stop
                         // would tell.
-                        let soon = Instant::now() + INVERSION_CHECK;
+                        let check = if self.late.is_empty() {
+                            INVERSION_CHECK
+                        } else {
+                            LATE_RETURN_STILL / 2
+                        };
+                        let soon = Instant::now() + check;
                         next = Some(next.map_or(soon, |n| n.min(soon)));
                         self.rank_wanted()
                     } else {
@@ -401,6 +447,9 @@ impl Replayer {
                     }
                     if !self.diverged() {
                         self.release_holds()?;
+                    }
+                    if !self.diverged() {
+                        self.release_late()?;
                     }
                     continue;
                 }
@@ -426,6 +475,9 @@ impl Replayer {
             }
             if !self.diverged() {
                 self.release_holds()?;
+            }
+            if !self.diverged() {
+                self.release_late()?;
             }
         }
         Ok(self.verdict())
@@ -750,8 +802,16 @@ impl Replayer {
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)?
             }
             ReplayAction::Unsupported => {
+                let what = if nr == libc::SYS_ioctl {
+                    format!(
+                        "unsupported ioctl request {:#x}",
+                        record.args[1] & 0xffff_ffff
+                    )
+                } else {
+                    "unsupported syscall".to_string()
+                };
                 let expected = format!(
-                    "{} (unsupported syscall: rrc recorded only its return value)",
+                    "{} ({what}: rrc recorded only its return value)",
                     describe_record(&record)
                 );
                 self.diverge(thread, expected, "replay cannot reproduce it".into());
@@ -1226,6 +1286,7 @@ impl Replayer {
         };
         let at_tracer = t.in_flight.is_some()
             || self.held.contains_key(&pid)
+            || self.late.contains_key(&pid)
             || self.queued_returns.values().any(|(p, _, _)| *p == pid)
             || self.timed.iter().any(|Reverse((_, p, _))| *p == pid);
         let in_shim = self.log.ring(owner).is_some_and(|r| {
@@ -1322,11 +1383,13 @@ impl Replayer {
         });
         let early = self.early.first().copied();
         let signals = self.next_ranked_signal().map(|(rank, _, _)| rank);
+        let late = self.late.values().map(|l| l.next_rank).min();
         queued
             .into_iter()
             .chain(run_turns)
             .chain(early)
             .chain(signals)
+            .chain(late)
             .min()
     }
 
@@ -1400,6 +1463,20 @@ impl Replayer {
                 .collect();
             rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
         }
+        if !alone {
+            if let Some(next_rank) = self.late_return_rank(pid, rank) {
+                self.stats.late_returns += 1;
+                self.late.insert(
+                    pid,
+                    LateReturn {
+                        next_rank,
+                        since: Instant::now(),
+                    },
+                );
+                self.advance_return_order(rank)?;
+                return self.release_late();
+            }
+        }
         self.resume_thread(pid, 0)?;
         match rank {
             Some(r) if alone && self.order_returns && self.rank_is_now(r) => {
@@ -1408,6 +1485,89 @@ impl Replayer {
             }
             _ => self.advance_return_order(rank),
         }
+    }
+
+    /// The rank of the thread's next event, if its return at `rank` should
+    /// wait for it (`LateReturn`): only at its turn in the order, and only
+    /// when its next event is a ranked return (not a signal) and others'
+    /// events come between.
+    fn late_return_rank(&self, pid: Pid, rank: Option<u64>) -> Option<u64> {
+        let r = rank.filter(|r| self.late_returns && self.rank_is_now(*r))?;
+        let t = self.live.get(&pid)?;
+        if t.injecting.is_some() || self.handler_alone.contains_key(&pid) {
+            return None;
+        }
+        let plan = &self.plan.threads[t.logical as usize];
+        let index = match plan.events.front()? {
+            PlannedEvent::Syscall(s) => s.index,
+            PlannedEvent::Tsc(x) => x.index,
+            PlannedEvent::Signal(_) => return None,
+        };
+        let next_event = self.plan.return_rank.get(&(t.logical, index)).copied()?;
+        let next = self.plan.next_own_rank.get(r as usize).copied()?;
+        // Only up to its arrival at a sync operation, stamped as it got
+        // there; a syscall's return is stamped long after its entry when
+        // the call blocks, and the code before it would run too late.
+        let arrival = self.plan.arrival_ranks.get(next as usize) == Some(&true);
+        (next != NO_ORDER && arrival && next <= next_event && next > r + 1).then_some(next)
+    }
+
+    /// Lets go the threads kept after their return whose next event is
+    /// now next (or passed), or that the order has stopped moving for, or
+    /// that have been kept long enough.
+    fn release_late(&mut self) -> Result<()> {
+        if self.late.is_empty() {
+            return Ok(());
+        }
+        let now_rank = self.log.order_turn();
+        if now_rank != self.late_seen.0 {
+            self.late_seen = (now_rank, Instant::now());
+        }
+        // Standing still while the next event's thread waits for its
+        // recorded time, or runs toward it, is the recorded pace; only
+        // asleep outside rrc's view may it be waiting for a kept thread.
+        let still = self.late_seen.1.elapsed() >= LATE_RETURN_STILL && self.next_owner_blocked();
+        let ready: Vec<(Pid, bool)> = self
+            .late
+            .iter()
+            .filter_map(|(pid, l)| {
+                let turn = self.rank_is_now(l.next_rank) || self.log.rank_passed(l.next_rank);
+                (turn || still || l.since.elapsed() >= LATE_RETURN_LIMIT).then_some((*pid, turn))
+            })
+            .collect();
+        for (pid, turn) in ready {
+            self.late.remove(&pid);
+            if !turn {
+                self.stats.late_released_stalled += 1;
+            }
+            if let Some(t) = self.live.get_mut(&pid) {
+                t.last_return = Instant::now();
+            }
+            self.resume_thread(pid, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the thread whose event is next in the order is asleep in a
+    /// futex outside rrc's shim (a lock or flag rrc does not see).
+    fn next_owner_blocked(&self) -> bool {
+        let now = self.log.order_turn();
+        let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
+            return true;
+        };
+        let Some((&pid, t)) = self.live.iter().find(|(_, t)| t.logical == owner) else {
+            return true;
+        };
+        let at_tracer = t.in_flight.is_some()
+            || self.held.contains_key(&pid)
+            || self.late.contains_key(&pid)
+            || self.queued_returns.values().any(|(p, _, _)| *p == pid)
+            || self.timed.iter().any(|Reverse((_, p, _))| *p == pid);
+        let in_shim = self.log.ring(owner).is_some_and(|r| {
+            r.waiting_for_rank.load(Ordering::Acquire) != 0
+                || r.waiting_for_turn.load(Ordering::Acquire) != 0
+        });
+        !at_tracer && !in_shim && blocked_in_futex(pid)
     }
 
     /// The earliest signal due at a place in the event order (delivered
@@ -1657,12 +1817,14 @@ impl Replayer {
     fn exec_from_thread(&mut self, former: Pid, leader: Pid) {
         if let Some(old) = self.live.remove(&leader) {
             self.held.remove(&leader);
+            self.late.remove(&leader);
             self.log.register_thread(0, old.logical, old.process);
         }
         let Some(t) = self.live.remove(&former) else {
             return;
         };
         self.held.remove(&former);
+        self.late.remove(&former);
         let recorded_pid = self.plan.threads[t.logical as usize].pid;
         self.log.register_thread(recorded_pid, t.logical, t.process);
         self.live.insert(leader, t);
@@ -1780,6 +1942,7 @@ impl Replayer {
         ));
         self.early_stops.remove(&pid);
         self.held.remove(&pid);
+        self.late.remove(&pid);
         self.end_handler_alone(pid)?;
         let Some(t) = self.live.remove(&pid) else {
             return Ok(());
@@ -1844,6 +2007,7 @@ impl Replayer {
     /// real, waiting for its rank, or for its recorded interval.
     fn return_pending(&self, pid: Pid, t: &LiveThread) -> bool {
         t.in_flight.is_some()
+            || self.late.contains_key(&pid)
             || self.queued_returns.values().any(|(p, _, _)| *p == pid)
             || self
                 .timed

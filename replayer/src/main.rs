@@ -36,6 +36,12 @@ struct Cli {
     /// covers); sync objects then keep only their own order.
     #[arg(long)]
     no_order_returns: bool,
+    /// Let a thread run on as soon as its syscall return's turn in the
+    /// recorded order comes, instead of keeping it stopped until its own
+    /// next event is next (which replays the unlocked accesses between
+    /// events, such as counters, closer to where they were recorded).
+    #[arg(long)]
+    no_late_returns: bool,
     /// Print interval-enforcement figures on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -110,21 +116,32 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         .open("/dev/null")
         .context("opening /dev/null")?;
     let null = devnull.as_raw_fd();
+    // Placeholders for what it inherited when recorded (its reads and
+    // writes on them are replayed); anything we inherited is closed.
+    let mut fds = vec![
+        (null, 0),
+        (null, 1),
+        (null, 2),
+        (shm_fd.as_raw_fd(), SHM_FD),
+    ];
+    fds.extend(
+        header
+            .inherited_fds
+            .iter()
+            .filter(|&&fd| fd > 2 && fd != SHM_FD)
+            .map(|&fd| (null, fd)),
+    );
     let opts = SpawnOptions {
         program: cstr(&header.exe)?,
         argv: header.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
         env: traced_env(&header.env, &shim),
         cwd: cwd.is_dir().then(|| cstr(&header.cwd)).transpose()?,
-        fds: vec![
-            (null, 0),
-            (null, 1),
-            (null, 2),
-            (shm_fd.as_raw_fd(), SHM_FD),
-        ],
+        fds,
         signals: rrc_interposer::SignalState {
             ignored: header.ignored_signals,
             blocked: header.blocked_signals,
         },
+        close_inherited: true,
     };
     if !Path::new(std::ffi::OsStr::from_bytes(&header.exe)).exists() {
         anyhow::bail!(
@@ -147,6 +164,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
             enforce_intervals: !cli.no_intervals,
             anchor: cli.anchor,
             order_returns: !cli.no_order_returns,
+            late_returns: !cli.no_late_returns,
         },
     );
     let verdict = replayer.run();
@@ -195,5 +213,9 @@ fn print_stats(stats: &engine::IntervalStats) {
     eprintln!(
         "rrc-replay: stats: events let go ahead of the order because the next thread was stuck outside rrc's view: {}",
         stats.early_returns
+    );
+    eprintln!(
+        "rrc-replay: stats: returns kept until the thread's next event was next: {} ({} let go early because the order stood still)",
+        stats.late_returns, stats.late_released_stalled
     );
 }

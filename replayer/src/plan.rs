@@ -43,17 +43,24 @@ pub struct ReplayPlan {
     pub return_rank: HashMap<(ThreadId, u64), u64>,
     /// The thread whose event each rank is.
     pub rank_owner: Vec<ThreadId>,
+    /// For each rank, the rank of the same thread's next event in the
+    /// order (`NO_ORDER` after its last): how far the others get while
+    /// the code between the two runs.
+    pub next_own_rank: Vec<u64>,
+    /// Whether each rank is a thread's arrival at a sync operation.
+    pub arrival_ranks: Vec<bool>,
 }
 
 /// Gives every stamped event its dense rank in stamp order: the shim and
 /// the tracer count ranks, and a stamp lost with a killed thread must not
 /// leave a gap that nothing would fill.
-type Ranks = (HashMap<(ThreadId, u64), u64>, Vec<ThreadId>);
+type Ranks = (HashMap<(ThreadId, u64), u64>, Vec<ThreadId>, Vec<bool>);
 
 fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
     let mut stamps: Vec<u64> = Vec::new();
     for p in threads.iter() {
         stamps.extend(p.sync.iter().map(|op| op.order));
+        stamps.extend(p.sync.iter().map(|op| op.arrival));
         stamps.extend(p.events.iter().filter_map(event_order));
     }
     stamps.retain(|o| *o != NO_ORDER);
@@ -64,11 +71,17 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
     let rank = |stamp: u64| stamps.binary_search(&stamp).map_or(NO_ORDER, |r| r as u64);
     let mut return_rank = HashMap::new();
     let mut rank_owner = vec![0; stamps.len()];
+    let mut arrivals = vec![false; stamps.len()];
     for (thread, p) in threads.iter_mut().enumerate() {
         for op in p.sync.iter_mut() {
             op.order = rank(op.order);
             if let Some(owner) = rank_owner.get_mut(op.order as usize) {
                 *owner = thread as ThreadId;
+            }
+            op.arrival = rank(op.arrival);
+            if let Some(owner) = rank_owner.get_mut(op.arrival as usize) {
+                *owner = thread as ThreadId;
+                arrivals[op.arrival as usize] = true;
             }
         }
         for e in p.events.iter() {
@@ -86,7 +99,18 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
             }
         }
     }
-    Ok((return_rank, rank_owner))
+    Ok((return_rank, rank_owner, arrivals))
+}
+
+fn next_own_ranks(rank_owner: &[ThreadId]) -> Vec<u64> {
+    let mut next = vec![NO_ORDER; rank_owner.len()];
+    let mut seen: HashMap<ThreadId, u64> = HashMap::new();
+    for (rank, owner) in rank_owner.iter().enumerate().rev() {
+        if let Some(later) = seen.insert(*owner, rank as u64) {
+            next[rank] = later;
+        }
+    }
+    next
 }
 
 fn event_order(e: &PlannedEvent) -> Option<u64> {
@@ -188,7 +212,8 @@ impl ReplayPlan {
         if threads.is_empty() {
             bail!("trace has no threads");
         }
-        let (return_rank, rank_owner) = rank_events(&mut threads)?;
+        let (return_rank, rank_owner, arrival_ranks) = rank_events(&mut threads)?;
+        let next_own_rank = next_own_ranks(&rank_owner);
         Ok(ReplayPlan {
             header: outcome.header,
             threads,
@@ -196,6 +221,8 @@ impl ReplayPlan {
             output_rank,
             return_rank,
             rank_owner,
+            next_own_rank,
+            arrival_ranks,
         })
     }
 }

@@ -9,7 +9,11 @@
 //!
 //! Every entry also carries the operation's place in the event order (see
 //! `rrc_synclog`): recorded as a stamp, replayed as a rank the thread waits
-//! for before the operation and passes on after it.
+//! for before the operation and passes on after it. So does the thread's
+//! arrival at the operation, stamped before the real call: replay passes
+//! that rank on as the thread gets there, so the code it ran before the
+//! call (and the unlocked accesses in it) comes where it came when
+//! recorded among the other threads' events.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use rrc_synclog::{
     futex_wait, futex_wake, ObjectTurn, SharedSyncLog, SyncEntry, SyncRing, DIVERGENCE_OP_MISMATCH,
-    DIVERGENCE_TABLE_FULL, DIVERGENCE_UNKNOWN_THREAD, RING_CAPACITY,
+    DIVERGENCE_TABLE_FULL, DIVERGENCE_UNKNOWN_THREAD, NO_ARRIVAL, RING_CAPACITY,
 };
 
 use crate::ops;
@@ -73,6 +77,7 @@ pub fn acquire(
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
+            arrive(log, &expected);
             if acquisition.acquired(expected.entry.result) {
                 take_recorded_turn(log, &expected, op, acquire_blocking);
             } else {
@@ -108,6 +113,7 @@ pub fn cond_wait(
             // holding the mutex.
             release_mutex();
             let expected = expect_next(log, op, mutex);
+            arrive(log, &expected);
             take_recorded_turn(log, &expected, op, acquire_mutex);
             expected.entry.result
         }
@@ -126,6 +132,7 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
+            arrive(log, &expected);
             wait();
             // Stamped after the wait when recorded, so ranked after every
             // thread's arrival: take the rank only once through.
@@ -146,13 +153,16 @@ fn record_call(
     acquired: impl FnOnce(c_int) -> bool,
 ) -> c_int {
     let thread = session::this_thread(log);
+    // Stamped before any wait below: the thread got here (and ran the code
+    // before) when it did, even if a fork or a handler then holds it.
+    let arrival = log.stamp_event();
     // Not into a lock while a fork copies memory: what the child gets is
     // then what the operations stamped before the fork left (waiting
     // after the acquisition instead would hand the child a held lock).
     log.wait_for_forks(thread.as_ref().ok().map(|t| t.slot));
     let result = call();
     match thread {
-        Ok(thread) => record(log, thread, op, object, acquired(result), result),
+        Ok(thread) => record(log, thread, op, object, acquired(result), result, arrival),
         Err(_) => session::note_unrecorded(),
     }
     result
@@ -166,6 +176,7 @@ fn record(
     object: u64,
     acquired: bool,
     result: c_int,
+    arrival: u64,
 ) {
     let Some(ring) = log.ring(thread.slot) else {
         session::note_unrecorded();
@@ -193,6 +204,7 @@ fn record(
             object,
             seq,
             order,
+            arrival,
             op,
             result,
         },
@@ -360,6 +372,16 @@ fn take_recorded_turn(
     });
 }
 
+/// Passes the rank of the thread's arrival at the operation, once the
+/// order gets there (when replay enforces it).
+#[inline]
+fn arrive(log: &SharedSyncLog, expected: &Expected) {
+    if expected.entry.arrival == NO_ARRIVAL || !log.orders_events() {
+        return;
+    }
+    wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {});
+}
+
 /// Runs `operation` at the entry's rank in the event order (when replay
 /// enforces it), then lets the next event happen. `operation` learns
 /// whether it runs at its rank (false: ordering is off, or the rank was
@@ -370,8 +392,15 @@ fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOn
         operation(false);
         return;
     }
-    let ring = log.ring(expected.thread.slot);
-    let rank = expected.entry.order;
+    wait_at_rank(log, expected.thread.slot, expected.entry.order, operation);
+}
+
+/// Waits for `rank`, runs `operation` (told whether it runs at its rank:
+/// false when the tracer skipped the rank or let it go early), and passes
+/// the rank on.
+#[inline]
+fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnce(bool)) {
+    let ring = log.ring(slot);
     if let Some(r) = ring {
         r.waiting_for_rank
             .store((rank as u32).wrapping_add(1), Ordering::Relaxed);

@@ -235,6 +235,7 @@ fn entry(object: u64, seq: u64, op: u32, result: i32) -> SyncEntry {
         object,
         seq,
         order: 0,
+        arrival: rrc_synclog::NO_ARRIVAL,
         op,
         result,
     }
@@ -400,7 +401,9 @@ fn records_each_operation_in_program_order() {
         .into_iter()
         .enumerate()
         .map(|(i, e)| SyncEntry {
-            order: i as u64,
+            // Each operation stamps its arrival, then itself.
+            arrival: 2 * i as u64,
+            order: 2 * i as u64 + 1,
             ..e
         })
         .collect();
@@ -738,13 +741,18 @@ fn a_forked_child_records_as_its_own_thread() {
         child,
         [SyncEntry {
             order: child.first().map_or(0, |c| c.order),
+            arrival: child.first().map_or(0, |c| c.arrival),
             ..entry(parent[0].object, 0, MUTEX_LOCK, 0)
         }]
     );
     // Both processes stamp from the one event order.
-    let mut stamps: Vec<u64> = parent.iter().chain(&child).map(|e| e.order).collect();
+    let mut stamps: Vec<u64> = parent
+        .iter()
+        .chain(&child)
+        .flat_map(|e| [e.arrival, e.order])
+        .collect();
     stamps.sort_unstable();
-    assert_eq!(stamps, [0, 1, 2]);
+    assert_eq!(stamps, [0, 1, 2, 3, 4, 5]);
 }
 
 #[test]

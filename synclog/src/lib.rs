@@ -34,10 +34,14 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 4;
+pub const SHM_VERSION: u32 = 5;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
+
+/// `SyncEntry::arrival` of an operation whose arrival has no place in the
+/// event order.
+pub const NO_ARRIVAL: u64 = u64::MAX;
 
 /// Logical threads the log has room for.
 pub const MAX_THREADS: usize = 1024;
@@ -121,6 +125,11 @@ pub struct SyncEntry {
     pub seq: u64,
     /// Record: the event-order stamp. Replay: the event's rank.
     pub order: u64,
+    /// The same for the thread's arrival at the operation, before the
+    /// real call: the code a thread runs before a lock (a counter bumped
+    /// without it, say) has its place in the order too. `NO_ARRIVAL` when
+    /// there is none.
+    pub arrival: u64,
     pub op: u32,
     pub result: i32,
 }
@@ -159,6 +168,7 @@ pub struct SyncEntryCell {
     object: AtomicU64,
     seq: AtomicU64,
     order: AtomicU64,
+    arrival: AtomicU64,
     op: AtomicU32,
     result: AtomicI32,
 }
@@ -643,6 +653,7 @@ impl SyncRing {
         cell.object.store(e.object, Ordering::Relaxed);
         cell.seq.store(e.seq, Ordering::Relaxed);
         cell.order.store(e.order, Ordering::Relaxed);
+        cell.arrival.store(e.arrival, Ordering::Relaxed);
         cell.op.store(e.op, Ordering::Relaxed);
         cell.result.store(e.result, Ordering::Relaxed);
         self.head.store(head.wrapping_add(1), Ordering::Release);
@@ -661,6 +672,7 @@ impl SyncRing {
             object: cell.object.load(Ordering::Relaxed),
             seq: cell.seq.load(Ordering::Relaxed),
             order: cell.order.load(Ordering::Relaxed),
+            arrival: cell.arrival.load(Ordering::Relaxed),
             op: cell.op.load(Ordering::Relaxed),
             result: cell.result.load(Ordering::Relaxed),
         })
@@ -736,6 +748,7 @@ mod tests {
                 object: i,
                 seq: i,
                 order: i,
+                arrival: i,
                 op: 1,
                 result: 0
             }));
@@ -746,6 +759,7 @@ mod tests {
             object: 99,
             seq: 0,
             order: 0,
+            arrival: NO_ARRIVAL,
             op: 2,
             result: -1
         }));

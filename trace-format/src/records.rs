@@ -33,6 +33,10 @@ pub struct TraceHeader {
     pub ignored_signals: u64,
     /// The signal mask it started with.
     pub blocked_signals: u64,
+    /// Descriptors above 2 it started with (inherited from whoever started
+    /// rrc-record): replay gives it placeholders at these numbers and no
+    /// others, so descriptor numbering starts out the same.
+    pub inherited_fds: Vec<i32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -146,6 +150,10 @@ pub struct SyncRecord {
     /// Its place in the recording's event order (sync operations and
     /// syscall returns of all threads, one sequence).
     pub order: u64,
+    /// The thread's place in that order when it arrived at the operation
+    /// (before the real call), `NO_ORDER` if unknown: replay runs the
+    /// code before a lock at this place.
+    pub arrival: u64,
     pub op: SyncOp,
     /// Return value the program saw.
     pub result: i32,
