@@ -2336,7 +2336,32 @@ fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> ReplayAction 
         // Fail it the same way, without running it.
         return ReplayAction::Emulate;
     }
+    if record.ret == 0 && changes_credentials(nr) && running_as_root() {
+        // A process that dropped privileges when recorded drops them again:
+        // what it may open, and whether an exec is a set-user-ID one (the
+        // loader then runs in secure mode, with other syscalls), follow.
+        return ReplayAction::ExecuteChecked;
+    }
     action
+}
+
+/// Calls that change the process's user or group IDs.
+fn changes_credentials(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_setuid
+            | libc::SYS_setgid
+            | libc::SYS_setreuid
+            | libc::SYS_setregid
+            | libc::SYS_setresuid
+            | libc::SYS_setresgid
+            | libc::SYS_setgroups
+    )
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
 }
 
 /// Calls whose running (not only returning) must follow the recorded

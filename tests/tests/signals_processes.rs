@@ -660,3 +660,28 @@ fn stop_flag_set_by_a_handler_is_seen_where_it_was_recorded() {
         }
     }
 }
+
+/// A process that gives up root when recorded gives it up in replay too:
+/// its exec is then a secure one, as when recorded (the dynamic loader
+/// works differently in that mode, so replay would diverge otherwise).
+#[test]
+fn dropped_privileges_are_dropped_in_replay() {
+    let prog = program("drop_privileges");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for round in 1..=repeat() {
+        let rec = record_and_replay(&prog, &[], b"", 0, 1);
+        let out = rec.stdout_str();
+        if root {
+            assert_eq!(
+                out, "now real 65534 effective 0\nagain: real 65534 effective 0, secure exec 1\n",
+                "round {round}: as root, the program gave up its real user ID"
+            );
+        } else {
+            assert!(
+                out.starts_with("kept uid"),
+                "round {round}: without root, setresuid fails: {out}"
+            );
+        }
+    }
+}
