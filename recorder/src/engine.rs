@@ -67,6 +67,78 @@ struct InFlight {
     /// A fork's place in the event order, taken at its entry (see
     /// `model::snapshots_memory`); other calls take theirs as they return.
     fork_stamp: Option<u64>,
+    /// An address-space limit the call sets or reads (see
+    /// `RRC_ADDRESS_SPACE`).
+    address_limit: AddressLimit,
+}
+
+/// Address space rrc adds to every recorded process: the sync log's
+/// mapping and the shim, with room to spare. A limit the program puts on
+/// its own (RLIMIT_AS: vsftpd sets 200 MB) is raised by this much while it
+/// is recorded, or rrc's mappings would leave it too little and its own
+/// mmap calls would fail where they succeed natively; the program still
+/// reads back the limit it set. Replay does not apply such limits.
+const RRC_ADDRESS_SPACE: u64 = rrc_synclog::Layout::TOTAL as u64 + (64 << 20);
+
+/// setrlimit/prlimit64/getrlimit on RLIMIT_AS: where the new limit is
+/// (with the program's own bytes, put back at the exit) and where the
+/// kernel writes the old one.
+#[derive(Default)]
+struct AddressLimit {
+    new: Option<(u64, Vec<u8>)>,
+    old: Option<u64>,
+}
+
+impl AddressLimit {
+    fn at_entry(tracee: &Tracee, nr: i64, args: &[u64; 6]) -> AddressLimit {
+        let as_limit = libc::RLIMIT_AS as u64;
+        let (new, old) = match nr {
+            libc::SYS_setrlimit if args[0] == as_limit => (args[1], 0),
+            libc::SYS_getrlimit if args[0] == as_limit => (0, args[1]),
+            libc::SYS_prlimit64 if args[1] == as_limit => (args[2], args[3]),
+            _ => return AddressLimit::default(),
+        };
+        let mut limit = AddressLimit {
+            new: None,
+            old: (old != 0).then_some(old),
+        };
+        if new != 0 {
+            if let Ok(bytes) = tracee.read(new, 16) {
+                let raised = adjust_limit(&bytes, |v| v.saturating_add(RRC_ADDRESS_SPACE));
+                if tracee.write(new, &raised).is_ok() {
+                    limit.new = Some((new, bytes));
+                }
+            }
+        }
+        limit
+    }
+
+    /// Puts the program's own bytes back, and lowers the old limit the
+    /// kernel reported by what was added.
+    fn at_exit(&self, tracee: &Tracee, ret: i64) {
+        if let Some((addr, bytes)) = &self.new {
+            let _ = tracee.write(*addr, bytes);
+        }
+        if let Some(addr) = self.old.filter(|_| ret == 0) {
+            if let Ok(bytes) = tracee.read(addr, 16) {
+                let lowered = adjust_limit(&bytes, |v| v.saturating_sub(RRC_ADDRESS_SPACE));
+                let _ = tracee.write(addr, &lowered);
+            }
+        }
+    }
+}
+
+/// Applies `f` to both fields of a `struct rlimit` that are not
+/// RLIM_INFINITY.
+fn adjust_limit(bytes: &[u8], f: impl Fn(u64) -> u64) -> Vec<u8> {
+    bytes
+        .chunks(8)
+        .flat_map(|c| {
+            let v = u64::from_ne_bytes(c.try_into().unwrap_or([0xff; 8]));
+            let v = if v == libc::RLIM_INFINITY { v } else { f(v) };
+            v.to_ne_bytes()
+        })
+        .collect()
 }
 
 /// An asynchronous signal the recorder holds back to a syscall boundary,
@@ -497,6 +569,7 @@ impl Recorder {
             );
             stamp
         });
+        let address_limit = AddressLimit::at_entry(&tracee, nr, &args);
         let call = InFlight {
             nr,
             args,
@@ -504,6 +577,7 @@ impl Recorder {
             extra,
             installs,
             fork_stamp,
+            address_limit,
         };
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
@@ -561,6 +635,7 @@ impl Recorder {
         }
         t.last_exit_rip = Some(regs.regs.rip);
         let process = t.process;
+        call.address_limit.at_exit(&tracee, ret);
         if let Some((sig, handler, flags)) = call.installs.filter(|_| ret == 0) {
             self.dispositions
                 .entry(process)

@@ -685,3 +685,25 @@ fn dropped_privileges_are_dropped_in_replay() {
         }
     }
 }
+
+/// A program that caps its address space (RLIMIT_AS) still gets the
+/// memory it gets natively when recorded, and reads back the limit it
+/// set; replay matches.
+#[test]
+fn address_space_limit_leaves_the_program_its_memory() {
+    let prog = program("as_limit");
+    for round in 1..=repeat() {
+        let native = run_native(&prog, &[], b"");
+        let rec = record_and_replay(&prog, &[], b"", 0, 1);
+        assert_eq!(
+            rec.stdout_str(),
+            String::from_utf8_lossy(&native.stdout),
+            "round {round}: recorded output differs from the native one"
+        );
+        assert_eq!(
+            rec.stdout_str(),
+            "limit 209715200 209715200\nmmap ok\n",
+            "round {round}"
+        );
+    }
+}
