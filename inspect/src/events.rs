@@ -186,6 +186,7 @@ fn extra_note(syscall: &SyscallRecord) -> Option<String> {
         SyscallExtra::StdStream(fd) => format!("to fd {fd}"),
         SyscallExtra::MappedFd(path) => format!("maps {}", quote_bytes(path, SHOWN_PATH_BYTES)),
         SyscallExtra::Unknown => "unknown to rrc: only the result was recorded".to_string(),
+        SyscallExtra::ReservedAt(order) => format!("descriptor taken at entry @{order}"),
     };
     Some(note)
 }

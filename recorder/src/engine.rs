@@ -540,6 +540,9 @@ impl Recorder {
                 extra = SyscallExtra::MappedFd(target);
             }
         }
+        if matches!(nr, libc::SYS_accept | libc::SYS_accept4) {
+            extra = SyscallExtra::ReservedAt(self.log.stamp_event());
+        }
         if matches!(
             nr,
             libc::SYS_tgkill
@@ -675,6 +678,11 @@ impl Recorder {
         let stamp = t.stamp_return(self.epoch, order);
         let (thread, index) = (t.logical, stamp.index);
         let mut extra = call.extra;
+        if ret < 0 && matches!(extra, SyscallExtra::ReservedAt(_)) {
+            // Made no descriptor: nothing to place (its stamp is left
+            // unused, which replay's dense ranks ignore).
+            extra = SyscallExtra::None;
+        }
         let action = model::replay_action(call.nr, &call.args);
         if action == ReplayAction::Open && ret >= 0 {
             if let Some(id) = fd_identity(pid, ret) {

@@ -659,7 +659,9 @@ impl Replayer {
             return Ok(());
         }
         if self.order_returns && runs_in_recorded_order(record, nr, &args) {
-            if let Some(&rank) = self.plan.return_rank.get(&(thread, record.index)) {
+            let key = (thread, record.index);
+            let entry = self.plan.entry_rank.get(&key);
+            if let Some(&rank) = entry.or_else(|| self.plan.return_rank.get(&key)) {
                 if !self.rank_is_now(rank) && !self.log.rank_passed(rank) {
                     self.held.insert(pid, Hold::RunTurn(rank));
                     return Ok(());
@@ -1167,6 +1169,10 @@ impl Replayer {
         }
         let record = call.record;
         self.complete(thread);
+        // An accept's descriptor is in place: the order moves past its
+        // entry (its return keeps its own place).
+        let entry = self.plan.entry_rank.get(&(thread, record.index)).copied();
+        self.advance_return_order(entry)?;
         let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
         self.return_in_order(pid, rank, record.interval_ns, record.return_ns)
     }

@@ -49,12 +49,20 @@ pub struct ReplayPlan {
     pub next_own_rank: Vec<u64>,
     /// Whether each rank is a thread's arrival at a sync operation.
     pub arrival_ranks: Vec<bool>,
+    /// (thread, event index) of an accept that made a descriptor -> the
+    /// rank of its entry, where the kernel took the descriptor number.
+    pub entry_rank: HashMap<(ThreadId, u64), u64>,
 }
 
 /// Gives every stamped event its dense rank in stamp order: the shim and
 /// the tracer count ranks, and a stamp lost with a killed thread must not
 /// leave a gap that nothing would fill.
-type Ranks = (HashMap<(ThreadId, u64), u64>, Vec<ThreadId>, Vec<bool>);
+struct Ranks {
+    return_rank: HashMap<(ThreadId, u64), u64>,
+    entry_rank: HashMap<(ThreadId, u64), u64>,
+    rank_owner: Vec<ThreadId>,
+    arrivals: Vec<bool>,
+}
 
 fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
     let mut stamps: Vec<u64> = Vec::new();
@@ -62,6 +70,7 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
         stamps.extend(p.sync.iter().map(|op| op.order));
         stamps.extend(p.sync.iter().map(|op| op.arrival));
         stamps.extend(p.events.iter().filter_map(event_order));
+        stamps.extend(p.events.iter().filter_map(entry_order));
     }
     stamps.retain(|o| *o != NO_ORDER);
     stamps.sort_unstable();
@@ -70,6 +79,7 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
     }
     let rank = |stamp: u64| stamps.binary_search(&stamp).map_or(NO_ORDER, |r| r as u64);
     let mut return_rank = HashMap::new();
+    let mut entry_rank = HashMap::new();
     let mut rank_owner = vec![0; stamps.len()];
     let mut arrivals = vec![false; stamps.len()];
     for (thread, p) in threads.iter_mut().enumerate() {
@@ -97,9 +107,21 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
                     *owner = thread as ThreadId;
                 }
             }
+            if let Some(stamp) = entry_order(e) {
+                let r = rank(stamp);
+                entry_rank.insert((thread as ThreadId, index), r);
+                if let Some(owner) = rank_owner.get_mut(r as usize) {
+                    *owner = thread as ThreadId;
+                }
+            }
         }
     }
-    Ok((return_rank, rank_owner, arrivals))
+    Ok(Ranks {
+        return_rank,
+        entry_rank,
+        rank_owner,
+        arrivals,
+    })
 }
 
 fn next_own_ranks(rank_owner: &[ThreadId]) -> Vec<u64> {
@@ -111,6 +133,17 @@ fn next_own_ranks(rank_owner: &[ThreadId]) -> Vec<u64> {
         }
     }
     next
+}
+
+/// The stamp of a call's entry, for the calls that have one.
+fn entry_order(e: &PlannedEvent) -> Option<u64> {
+    match e {
+        PlannedEvent::Syscall(SyscallRecord {
+            extra: SyscallExtra::ReservedAt(stamp),
+            ..
+        }) if *stamp != NO_ORDER => Some(*stamp),
+        _ => None,
+    }
 }
 
 fn event_order(e: &PlannedEvent) -> Option<u64> {
@@ -212,7 +245,12 @@ impl ReplayPlan {
         if threads.is_empty() {
             bail!("trace has no threads");
         }
-        let (return_rank, rank_owner, arrival_ranks) = rank_events(&mut threads)?;
+        let Ranks {
+            return_rank,
+            entry_rank,
+            rank_owner,
+            arrivals: arrival_ranks,
+        } = rank_events(&mut threads)?;
         let next_own_rank = next_own_ranks(&rank_owner);
         Ok(ReplayPlan {
             header: outcome.header,
@@ -223,6 +261,7 @@ impl ReplayPlan {
             rank_owner,
             next_own_rank,
             arrival_ranks,
+            entry_rank,
         })
     }
 }

@@ -707,3 +707,24 @@ fn address_space_limit_leaves_the_program_its_memory() {
         );
     }
 }
+
+/// The descriptor number a blocked accept took when it started is skipped
+/// by an open made meanwhile, in replay as when recorded.
+#[test]
+fn descriptor_taken_by_a_blocked_accept_is_skipped_in_replay() {
+    let prog = program("accept_reserves_fd");
+    for round in 1..=repeat() {
+        let rec = record_and_replay(&prog, &[], b"", 0, 2);
+        let out = rec.stdout_str();
+        // Relative: the test may inherit descriptors of its own.
+        let opened = number_after(&out, "opened descriptor ");
+        assert_eq!(
+            (
+                number_after(&out, "accepted descriptor "),
+                number_after(&out, "connected with descriptor ")
+            ),
+            (opened - 1, opened + 1),
+            "round {round}: the open skipped the accept's descriptor: {out}"
+        );
+    }
+}

@@ -120,6 +120,11 @@ pub enum SyscallExtra {
     MappedFd(Vec<u8>),
     /// The syscall is unknown to rrc: only its return value was recorded.
     Unknown,
+    /// accept/accept4 that made a descriptor: its entry's place in the
+    /// event order. The kernel takes the descriptor number as the call
+    /// starts, so while it blocks, other calls skip that number; replay
+    /// makes its placeholder at that place.
+    ReservedAt(u64),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
