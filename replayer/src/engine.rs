@@ -730,11 +730,24 @@ impl Replayer {
                             describe_record(&record),
                             String::from_utf8_lossy(recorded)
                         );
-                        let observed = format!(
-                            "a mapping of {}",
-                            now.map_or("nothing".into(), |p| String::from_utf8_lossy(&p)
-                                .into_owned())
-                        );
+                        let placeholder = now
+                            .as_deref()
+                            .is_some_and(|p| p.ends_with(b"rrc-synclog (deleted)"));
+                        let observed = if placeholder {
+                            // The open gave a placeholder: the file was not
+                            // the recorded one.
+                            format!(
+                                "a placeholder: {} has changed since it was recorded \
+                                 (or is missing), and replay needs the same file",
+                                String::from_utf8_lossy(recorded)
+                            )
+                        } else {
+                            format!(
+                                "a mapping of {}",
+                                now.map_or("nothing".into(), |p| String::from_utf8_lossy(&p)
+                                    .into_owned())
+                            )
+                        };
                         self.diverge(thread, expected, observed);
                         return Ok(());
                     }
