@@ -1303,16 +1303,7 @@ impl Replayer {
         let Some((&pid, t)) = self.live.iter().find(|(_, t)| t.logical == owner) else {
             return Ok(());
         };
-        let at_tracer = t.in_flight.is_some()
-            || self.held.contains_key(&pid)
-            || self.late.contains_key(&pid)
-            || self.queued_returns.values().any(|(p, _, _)| *p == pid)
-            || self.timed.iter().any(|Reverse((_, p, _))| *p == pid);
-        let in_shim = self.log.ring(owner).is_some_and(|r| {
-            r.waiting_for_rank.load(Ordering::Acquire) != 0
-                || r.waiting_for_turn.load(Ordering::Acquire) != 0
-        });
-        if at_tracer || in_shim {
+        if self.held_by_rrc(pid, t) {
             return Ok(());
         }
         // Running (spinning on another thread's progress, say) rather than
@@ -1577,16 +1568,22 @@ impl Replayer {
         let Some((&pid, t)) = self.live.iter().find(|(_, t)| t.logical == owner) else {
             return true;
         };
+        !self.held_by_rrc(pid, t) && blocked_in_futex(pid)
+    }
+
+    /// Whether rrc itself holds the thread: stopped at the tracer (in a
+    /// call, held, queued or timed) or waiting in the shim for its turn.
+    fn held_by_rrc(&self, pid: Pid, t: &LiveThread) -> bool {
         let at_tracer = t.in_flight.is_some()
             || self.held.contains_key(&pid)
             || self.late.contains_key(&pid)
             || self.queued_returns.values().any(|(p, _, _)| *p == pid)
             || self.timed.iter().any(|Reverse((_, p, _))| *p == pid);
-        let in_shim = self.log.ring(owner).is_some_and(|r| {
+        let in_shim = self.log.ring(t.logical).is_some_and(|r| {
             r.waiting_for_rank.load(Ordering::Acquire) != 0
                 || r.waiting_for_turn.load(Ordering::Acquire) != 0
         });
-        !at_tracer && !in_shim && blocked_in_futex(pid)
+        at_tracer || in_shim
     }
 
     /// The earliest signal due at a place in the event order (delivered

@@ -8,6 +8,14 @@ use rrc_tests::*;
 
 const SYSCALL: &str = "kcmp";
 
+/// The warning lines rrc-record printed.
+fn recorder_warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("rrc-record: warning:"))
+        .collect()
+}
+
 #[test]
 fn unknown_syscall_warns_once_and_replay_diverges() {
     let prog = program("unknown_syscall");
@@ -24,10 +32,7 @@ fn unknown_syscall_warns_once_and_replay_diverges() {
         );
 
         let stderr = String::from_utf8_lossy(&rec.stderr);
-        let warnings: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("rrc-record: warning:"))
-            .collect();
+        let warnings = recorder_warnings(&stderr);
         assert_eq!(
             warnings.len(),
             1,
@@ -103,10 +108,7 @@ fn known_ioctls_replay_and_an_unknown_ioctl_diverges() {
         let ctx = format!("round {round}: {}", rec.describe());
         rec.assert_exit_code(0);
         let stderr = String::from_utf8_lossy(&rec.stderr);
-        let warnings: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("rrc-record: warning:"))
-            .collect();
+        let warnings = recorder_warnings(&stderr);
         assert_eq!(
             warnings,
             [
