@@ -8,6 +8,8 @@ use rrc_trace::{
     TraceError, TraceHeader, TraceRecord, FORMAT_VERSION,
 };
 use serde::Serialize;
+// Trace syscall numbers are always x86_64, whatever this tool runs on.
+use syscalls::x86_64::Sysno;
 
 use crate::names::{signal_name, syscall_name};
 
@@ -210,7 +212,7 @@ impl SummaryBuilder {
         self.bytes.syscall_outputs += total_len(&syscall.outputs);
         self.bytes.syscall_inputs += total_len(&syscall.inputs);
         if syscall.extra == SyscallExtra::Unknown {
-            let name = if syscall.nr == IOCTL_NR {
+            let name = if syscall.nr == Sysno::ioctl as u32 {
                 format!("ioctl {:#x}", syscall.args[1] & 0xffff_ffff)
             } else {
                 syscall_name(syscall.nr)
@@ -268,9 +270,6 @@ impl SummaryBuilder {
         }
     }
 }
-
-/// ioctl's number on x86_64, the only architecture traces come from.
-const IOCTL_NR: u32 = 16;
 
 fn total_len(buffers: &[Vec<u8>]) -> u64 {
     buffers.iter().map(|buffer| buffer.len() as u64).sum()

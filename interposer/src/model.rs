@@ -131,6 +131,22 @@ pub fn snapshots_memory(nr: c_long, args: &[u64; 6]) -> bool {
     }
 }
 
+/// Calls that change the process's user or group IDs (replay runs them
+/// for real when it can, see the replayer's `action_for`).
+pub fn changes_credentials(nr: c_long) -> bool {
+    use libc::*;
+    matches!(
+        nr,
+        SYS_setuid
+            | SYS_setgid
+            | SYS_setreuid
+            | SYS_setregid
+            | SYS_setresuid
+            | SYS_setresgid
+            | SYS_setgroups
+    )
+}
+
 /// Calls that allocate or free descriptor numbers. The kernel hands out
 /// the lowest free number, so their relative order decides every number
 /// the program sees: the recorder runs at most one at a time per process,
@@ -818,10 +834,15 @@ fn ioc_size(request: u64) -> u64 {
     (request >> 16) & 0x3fff
 }
 
+/// An ioctl's request as the kernel reads it: an `unsigned int`, whatever
+/// a sign-extending caller left in the register's upper half.
+pub fn ioctl_request(arg: u64) -> u64 {
+    arg & 0xffff_ffff
+}
+
 /// Known ioctls that write a fixed amount of memory at their argument.
 pub fn ioctl_output_len(request: u64) -> Option<u64> {
-    let request = request & 0xffff_ffff;
-    Some(match request as libc::c_ulong {
+    Some(match ioctl_request(request) as libc::c_ulong {
         libc::TCGETS => 60,
         libc::TIOCGWINSZ => 8,
         libc::FIONREAD | libc::TIOCGPGRP | libc::TIOCOUTQ | libc::TIOCGSID => 4,
@@ -850,7 +871,7 @@ fn ioctl_outputs(
     arg: u64,
     add: &mut dyn FnMut(u64, u64),
 ) -> crate::Result<()> {
-    if request & 0xffff_ffff == libc::SIOCGIFCONF {
+    if ioctl_request(request) == libc::SIOCGIFCONF {
         // struct ifconf { int ifc_len; char *ifc_buf; }: the kernel sets
         // ifc_len to what it wrote into ifc_buf (or needs, when NULL).
         let len = mem.read_u32(arg)? as u64;
@@ -867,8 +888,8 @@ fn ioctl_outputs(
 
 /// Whether rrc knows what the ioctl writes (possibly nothing).
 pub fn ioctl_is_known(request: u64) -> bool {
-    let r = request & 0xffff_ffff;
-    ioctl_output_len(request).is_some()
+    let r = ioctl_request(request);
+    ioctl_output_len(r).is_some()
         || r == libc::SIOCGIFCONF
         // Encoded as passing data in only: the kernel writes nothing.
         || ioc_dir(r) == IOC_WRITE

@@ -10,6 +10,11 @@ use crossbeam_channel::Sender;
 use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog};
 use rrc_trace::{SyncBatch, SyncOp, SyncRecord, TraceRecord};
 
+// The shim's "no arrival" and the trace's "no place in the order" are the
+// same value, so an arrival crosses between the two unchanged (here and
+// in the replayer's feeder).
+const _: () = assert!(rrc_synclog::NO_ARRIVAL == rrc_trace::NO_ORDER);
+
 pub struct SyncDrainer {
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
@@ -81,11 +86,8 @@ fn drain_all(
                     object: e.object,
                     seq: e.seq,
                     order: e.order,
-                    arrival: if e.arrival == rrc_synclog::NO_ARRIVAL {
-                        rrc_trace::NO_ORDER
-                    } else {
-                        e.arrival
-                    },
+                    // NO_ARRIVAL is NO_ORDER (checked at compile time).
+                    arrival: e.arrival,
                     op,
                     result: e.result,
                 });

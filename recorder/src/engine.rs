@@ -525,7 +525,7 @@ impl Recorder {
                 thread,
                 format!(
                     "ioctl request {:#x} is not supported: only its return value is recorded, and replay will stop there",
-                    args[1] & 0xffff_ffff
+                    model::ioctl_request(args[1])
                 ),
             )?;
         }
@@ -717,15 +717,39 @@ impl Recorder {
         Ok(stamp.order)
     }
 
-    /// The handler about to run on `pid` will run alone: the other
-    /// threads' lock operations wait (after stamping their arrival) until
-    /// it returns or makes a syscall, so whatever it writes is seen by the
+    /// The handler about to run on `pid` runs alone: the other threads'
+    /// lock operations wait (after stamping their arrival) until it
+    /// returns or makes a syscall, so whatever it writes is seen by the
     /// events after it in the order and by none before. This raises that
-    /// barrier and lets threads let go just before run on to their next
-    /// event; the caller then stamps the handler's place, after their
-    /// arrivals, and calls [`Self::handler_runs_alone`]. `None` (no
-    /// barrier) when a fork holds the process already.
-    fn hold_for_handler(&mut self, pid: Pid, process: ProcessId) -> Option<u64> {
+    /// barrier, lets threads let go just before run on to their next
+    /// event, and only then has `place` stamp the handler's place (so it
+    /// comes after their arrivals); the other threads' syscall returns
+    /// then wait for the handler too. Returns the stamp, and whether the
+    /// handler runs alone (not when a fork holds the process already).
+    fn run_handler_alone(
+        &mut self,
+        pid: Pid,
+        process: ProcessId,
+        place: impl FnOnce(&mut Self) -> Result<u64>,
+    ) -> Result<(u64, bool)> {
+        let barrier = self.raise_handler_barrier(pid, process);
+        let order = place(self)?;
+        if let Some(barrier) = barrier {
+            self.forking.insert(
+                process,
+                Fork {
+                    forker: pid,
+                    stamp: barrier,
+                    handler_since: Some(Instant::now()),
+                },
+            );
+        }
+        Ok((order, barrier.is_some()))
+    }
+
+    /// See [`Self::run_handler_alone`]: the barrier's name, once the
+    /// threads let go just before have settled.
+    fn raise_handler_barrier(&mut self, pid: Pid, process: ProcessId) -> Option<u64> {
         if self.forking.contains_key(&process) {
             return None;
         }
@@ -749,19 +773,6 @@ impl Recorder {
             .collect();
         rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
         Some(barrier)
-    }
-
-    /// The handler held for by [`Self::hold_for_handler`] starts now: the
-    /// other threads' syscall returns wait for it too.
-    fn handler_runs_alone(&mut self, pid: Pid, process: ProcessId, barrier: u64) {
-        self.forking.insert(
-            process,
-            Fork {
-                forker: pid,
-                stamp: barrier,
-                handler_since: Some(Instant::now()),
-            },
-        );
     }
 
     /// Ends handlers that have run alone for too long.
@@ -957,30 +968,28 @@ impl Recorder {
                 }
                 let at = if matches!(disposition, Disposition::Handler { .. }) {
                     // Asleep in the call until now: like a futex wait.
-                    let barrier = self.hold_for_handler(pid, process);
-                    let order = self.log.stamp_event();
-                    if let Some(barrier) = barrier {
-                        self.handler_runs_alone(pid, process, barrier);
-                    }
+                    let (order, _) =
+                        self.run_handler_alone(pid, process, |r| Ok(r.log.stamp_event()))?;
                     SignalPoint::WhileWaiting(order)
                 } else {
                     SignalPoint::SyscallEntry
                 };
                 self.emit_signal(pid, sig, at, siginfo)?;
             } else {
-                let handled = matches!(disposition, Disposition::Handler { .. });
-                let barrier = if handled {
-                    self.hold_for_handler(pid, process)
+                let eintr = -(libc::EINTR as i64);
+                let alone = if matches!(disposition, Disposition::Handler { .. }) {
+                    let (_, alone) = self.run_handler_alone(pid, process, |r| {
+                        r.finish_syscall(pid, call, eintr, true)
+                    })?;
+                    alone
                 } else {
-                    None
+                    self.finish_syscall(pid, call, eintr, true)?;
+                    false
                 };
-                self.finish_syscall(pid, call, -(libc::EINTR as i64), true)?;
-                let at = match barrier {
-                    Some(barrier) => {
-                        self.handler_runs_alone(pid, process, barrier);
-                        SignalPoint::InterruptedCall
-                    }
-                    None => SignalPoint::SyscallReturn,
+                let at = if alone {
+                    SignalPoint::InterruptedCall
+                } else {
+                    SignalPoint::SyscallReturn
                 };
                 self.emit_signal(pid, sig, at, siginfo)?;
             }
@@ -1000,11 +1009,7 @@ impl Recorder {
             // Asleep in a futex wait, it runs no code of its own: the
             // handler's place is a place in the event order, and it runs
             // there alone.
-            let barrier = self.hold_for_handler(pid, process);
-            let order = self.log.stamp_event();
-            if let Some(barrier) = barrier {
-                self.handler_runs_alone(pid, process, barrier);
-            }
+            let (order, _) = self.run_handler_alone(pid, process, |r| Ok(r.log.stamp_event()))?;
             self.emit_signal(pid, sig, SignalPoint::WhileWaiting(order), siginfo)?;
             return Ok(tracee.resume(sig, "deliver signal")?);
         }

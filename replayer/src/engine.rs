@@ -18,9 +18,7 @@ use rrc_interposer::{
     TraceeMemory,
 };
 use rrc_synclog::SharedSyncLog;
-use rrc_trace::{
-    ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId, NO_ORDER,
-};
+use rrc_trace::{ExitStatus, ProcessId, SignalPoint, SyscallExtra, SyscallRecord, ThreadId};
 
 use crate::divergence::{describe_call, describe_record, first_difference, Divergence};
 use crate::feed::ReplayShared;
@@ -307,9 +305,6 @@ pub struct Replayer {
     late_returns: bool,
     /// Threads kept stopped after their return (see `LateReturn`).
     late: HashMap<Pid, LateReturn>,
-    /// The rank the order was at when `late` was last looked at, and since
-    /// when.
-    late_seen: (u32, Instant),
     pub stats: IntervalStats,
 }
 
@@ -350,7 +345,6 @@ impl Replayer {
             order_since: (0, Instant::now()),
             late_returns: options.late_returns && options.order_returns,
             late: HashMap::new(),
-            late_seen: (0, Instant::now()),
             stats: IntervalStats::default(),
         };
         r.adopt(root, 0, false);
@@ -448,9 +442,6 @@ impl Replayer {
                     if !self.diverged() {
                         self.release_holds()?;
                     }
-                    if !self.diverged() {
-                        self.release_late()?;
-                    }
                     continue;
                 }
             };
@@ -475,9 +466,6 @@ impl Replayer {
             }
             if !self.diverged() {
                 self.release_holds()?;
-            }
-            if !self.diverged() {
-                self.release_late()?;
             }
         }
         Ok(self.verdict())
@@ -730,9 +718,9 @@ impl Replayer {
                             describe_record(&record),
                             String::from_utf8_lossy(recorded)
                         );
-                        let placeholder = now
-                            .as_deref()
-                            .is_some_and(|p| p.ends_with(b"rrc-synclog (deleted)"));
+                        // Placeholders are copies of the sync log's descriptor.
+                        let placeholder =
+                            now.is_some() && now == fd_target(pid, i64::from(rrc_synclog::SHM_FD));
                         let observed = if placeholder {
                             // The open gave a placeholder: the file was not
                             // the recorded one.
@@ -820,7 +808,7 @@ impl Replayer {
                 let what = if nr == libc::SYS_ioctl {
                     format!(
                         "unsupported ioctl request {:#x}",
-                        record.args[1] & 0xffff_ffff
+                        model::ioctl_request(record.args[1])
                     )
                 } else {
                     "unsupported syscall".to_string()
@@ -1289,14 +1277,10 @@ impl Replayer {
     /// return go ahead so it can release it; the order steps over that rank
     /// later. Each step waits `UNTRACED_BLOCK_WAIT` again.
     fn break_untraced_block(&mut self) -> Result<()> {
+        if self.order_still_for() < UNTRACED_BLOCK_WAIT {
+            return Ok(());
+        }
         let now = self.log.order_turn();
-        if now != self.order_since.0 {
-            self.order_since = (now, Instant::now());
-            return Ok(());
-        }
-        if self.order_since.1.elapsed() < UNTRACED_BLOCK_WAIT {
-            return Ok(());
-        }
         let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
             return Ok(());
         };
@@ -1497,29 +1481,30 @@ impl Replayer {
         }
     }
 
-    /// The rank of the thread's next event, if its return at `rank` should
-    /// wait for it (`LateReturn`): only at its turn in the order, and only
-    /// when its next event is a ranked return (not a signal) and others'
-    /// events come between.
+    /// The rank of the thread's arrival at its next sync operation, if its
+    /// return at `rank` should wait for it (`LateReturn`): only at its turn
+    /// in the order, when that arrival is the thread's next ranked event
+    /// and others' events come between, and when its next syscall or
+    /// rdtsc has a place in the order too (not a signal).
     fn late_return_rank(&self, pid: Pid, rank: Option<u64>) -> Option<u64> {
         let r = rank.filter(|r| self.late_returns && self.rank_is_now(*r))?;
         let t = self.live.get(&pid)?;
         if t.injecting.is_some() || self.handler_alone.contains_key(&pid) {
             return None;
         }
-        let plan = &self.plan.threads[t.logical as usize];
-        let index = match plan.events.front()? {
+        let index = match self.plan.threads[t.logical as usize].events.front()? {
             PlannedEvent::Syscall(s) => s.index,
             PlannedEvent::Tsc(x) => x.index,
             PlannedEvent::Signal(_) => return None,
         };
-        let next_event = self.plan.return_rank.get(&(t.logical, index)).copied()?;
+        // Its next call has a place in the order (exit_group has none).
+        self.plan.return_rank.get(&(t.logical, index))?;
         let next = self.plan.next_own_rank.get(r as usize).copied()?;
-        // Only up to its arrival at a sync operation, stamped as it got
-        // there; a syscall's return is stamped long after its entry when
-        // the call blocks, and the code before it would run too late.
+        // Only up to an arrival, stamped as the thread got there; a
+        // syscall's return is stamped long after its entry when the call
+        // blocks, and the code before it would run too late.
         let arrival = self.plan.arrival_ranks.get(next as usize) == Some(&true);
-        (next != NO_ORDER && arrival && next <= next_event && next > r + 1).then_some(next)
+        (arrival && next > r + 1).then_some(next)
     }
 
     /// Lets go the threads kept after their return whose next event is
@@ -1529,14 +1514,10 @@ impl Replayer {
         if self.late.is_empty() {
             return Ok(());
         }
-        let now_rank = self.log.order_turn();
-        if now_rank != self.late_seen.0 {
-            self.late_seen = (now_rank, Instant::now());
-        }
         // Standing still while the next event's thread waits for its
         // recorded time, or runs toward it, is the recorded pace; only
         // asleep outside rrc's view may it be waiting for a kept thread.
-        let still = self.late_seen.1.elapsed() >= LATE_RETURN_STILL && self.next_owner_blocked();
+        let still = self.order_still_for() >= LATE_RETURN_STILL && self.next_owner_blocked();
         let ready: Vec<(Pid, bool)> = self
             .late
             .iter()
@@ -1556,6 +1537,16 @@ impl Replayer {
             self.resume_thread(pid, 0)?;
         }
         Ok(())
+    }
+
+    /// How long the event order has stood at its current rank (or since a
+    /// held event was last let go ahead of it).
+    fn order_still_for(&mut self) -> Duration {
+        let now = self.log.order_turn();
+        if now != self.order_since.0 {
+            self.order_since = (now, Instant::now());
+        }
+        self.order_since.1.elapsed()
     }
 
     /// Whether the thread whose event is next in the order is asleep in a
@@ -2102,6 +2093,7 @@ impl Replayer {
         if self.order_returns {
             self.release_ranked_return()?;
             self.deliver_ranked_signal()?;
+            self.release_late()?;
         }
         let all_ending = self.held.keys().all(|p| {
             self.live
@@ -2352,27 +2344,13 @@ fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> ReplayAction 
         // Fail it the same way, without running it.
         return ReplayAction::Emulate;
     }
-    if record.ret == 0 && changes_credentials(nr) && running_as_root() {
+    if record.ret == 0 && model::changes_credentials(nr) && running_as_root() {
         // A process that dropped privileges when recorded drops them again:
         // what it may open, and whether an exec is a set-user-ID one (the
         // loader then runs in secure mode, with other syscalls), follow.
         return ReplayAction::ExecuteChecked;
     }
     action
-}
-
-/// Calls that change the process's user or group IDs.
-fn changes_credentials(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_setuid
-            | libc::SYS_setgid
-            | libc::SYS_setreuid
-            | libc::SYS_setregid
-            | libc::SYS_setresuid
-            | libc::SYS_setresgid
-            | libc::SYS_setgroups
-    )
 }
 
 fn running_as_root() -> bool {

@@ -200,11 +200,8 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
                 seq: op.seq,
                 // The plan has made it the event's rank.
                 order: op.order,
-                arrival: if op.arrival == rrc_trace::NO_ORDER {
-                    rrc_synclog::NO_ARRIVAL
-                } else {
-                    op.arrival
-                },
+                // NO_ORDER is NO_ARRIVAL (checked in the recorder's drain).
+                arrival: op.arrival,
                 op: op.op as u32,
                 result: op.result,
             };

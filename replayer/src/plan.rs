@@ -83,14 +83,20 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
     let mut rank_owner = vec![0; stamps.len()];
     let mut arrivals = vec![false; stamps.len()];
     for (thread, p) in threads.iter_mut().enumerate() {
+        let thread = thread as ThreadId;
+        // Gives the rank to this thread; false for a stamp with no rank.
+        let mut claim = |r: u64| match rank_owner.get_mut(r as usize) {
+            Some(owner) => {
+                *owner = thread;
+                true
+            }
+            None => false,
+        };
         for op in p.sync.iter_mut() {
             op.order = rank(op.order);
-            if let Some(owner) = rank_owner.get_mut(op.order as usize) {
-                *owner = thread as ThreadId;
-            }
+            claim(op.order);
             op.arrival = rank(op.arrival);
-            if let Some(owner) = rank_owner.get_mut(op.arrival as usize) {
-                *owner = thread as ThreadId;
+            if claim(op.arrival) {
                 arrivals[op.arrival as usize] = true;
             }
         }
@@ -102,17 +108,13 @@ fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
             };
             if let Some(stamp) = event_order(e).filter(|o| *o != NO_ORDER) {
                 let r = rank(stamp);
-                return_rank.insert((thread as ThreadId, index), r);
-                if let Some(owner) = rank_owner.get_mut(r as usize) {
-                    *owner = thread as ThreadId;
-                }
+                return_rank.insert((thread, index), r);
+                claim(r);
             }
             if let Some(stamp) = entry_order(e) {
                 let r = rank(stamp);
-                entry_rank.insert((thread as ThreadId, index), r);
-                if let Some(owner) = rank_owner.get_mut(r as usize) {
-                    *owner = thread as ThreadId;
-                }
+                entry_rank.insert((thread, index), r);
+                claim(r);
             }
         }
     }
