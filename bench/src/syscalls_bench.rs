@@ -45,7 +45,11 @@ fn sizes(quick: bool) -> Sizes {
     if quick {
         Sizes {
             native_target: Duration::from_millis(10),
-            rrc_calls: 1_500,
+            // A recorded read can take as little as 7 µs when tracer and
+            // program share a core: 1,500 of them were within the noise of
+            // a recorded start-up (10-20 ms), and a per-call figure came
+            // out negative.
+            rrc_calls: 6_000,
         }
     } else {
         Sizes {
