@@ -3,12 +3,14 @@
 //! every thread, and the syscall model that says what each trapped call
 //! reads and writes.
 //!
-//! The recorder and the replayer drive the event loop themselves; this crate
-//! gives them the mechanics: [`spawn_traced`], [`Tracee`] (registers and
-//! memory of one stopped thread) and [`model`].
+//! The recorder and the replayer share one tracer loop, [`drive`], and
+//! implement [`StopHandler`]; this crate also gives them the mechanics:
+//! [`spawn_traced`], [`Tracee`] (registers and memory of one stopped
+//! thread) and [`model`].
 
 mod auxv;
 mod clock;
+mod driver;
 mod filter;
 pub mod model;
 mod quiesce;
@@ -18,6 +20,7 @@ mod tracee;
 
 pub use auxv::hide_vdso;
 pub use clock::StopClock;
+pub use driver::{drive, is_restart, Ended, Idle, Prologue, SignalStep, StopHandler, TaskEvent};
 pub use filter::build_filter;
 pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use spawn::{
