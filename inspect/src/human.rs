@@ -33,8 +33,8 @@ fn write_header_block(out: &mut impl Write, path: &Path, summary: &TraceSummary)
     )?;
     writeln!(out, "Status       {}", status_text(summary))?;
     writeln!(out, "Program      {}", command_line(&summary.program))?;
-    writeln!(out, "Executable   {}", summary.exe)?;
-    writeln!(out, "Directory    {}", summary.cwd)?;
+    writeln!(out, "Executable   {}", shell_word(&summary.exe))?;
+    writeln!(out, "Directory    {}", shell_word(&summary.cwd))?;
     if !summary.inherited_fds.is_empty() {
         let fds: Vec<String> = summary.inherited_fds.iter().map(i32::to_string).collect();
         writeln!(out, "Inherited    descriptors {}", fds.join(", "))?;
@@ -86,6 +86,25 @@ fn shell_word(arg: &str) -> String {
             .all(|c| c.is_ascii_alphanumeric() || "_-+=./:,@%".contains(c));
     if plain {
         arg.to_string()
+    } else if arg.chars().any(char::is_control) {
+        // A trace is data from anywhere: escape sequences in it must not
+        // reach the terminal. Bash's $'...' reads this back as the word.
+        let mut quoted = String::from("$'");
+        for c in arg.chars() {
+            match c {
+                '\\' => quoted.push_str("\\\\"),
+                '\'' => quoted.push_str("\\'"),
+                c if c.is_control() => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        quoted.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => quoted.push(c),
+            }
+        }
+        quoted.push('\'');
+        quoted
     } else {
         format!("'{}'", arg.replace('\'', r"'\''"))
     }
@@ -235,6 +254,10 @@ mod tests {
     fn arguments_are_quoted_only_when_needed() {
         let program = vec!["./prog".to_string(), "a b".to_string(), "it's".to_string()];
         assert_eq!(command_line(&program), r"./prog 'a b' 'it'\''s'");
+        let hostile = vec!["\u{1b}]0;owned\u{7}".to_string(), "a'\u{9b}b".to_string()];
+        let shown = command_line(&hostile);
+        assert_eq!(shown, r"$'\x1b]0;owned\x07' $'a\'\xc2\x9bb'");
+        assert!(!shown.chars().any(char::is_control));
         assert_eq!(command_line(&[String::new()]), "''");
     }
 }

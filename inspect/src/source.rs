@@ -30,7 +30,8 @@ impl OpenedTrace {
     /// when the file cannot be read, and are the reader's own words when
     /// the file is not a readable trace.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file =
+            rrc_trace::open_for_reading(path).map_err(|e| anyhow::anyhow!("cannot open {e}"))?;
         let file_size = file
             .metadata()
             .with_context(|| format!("cannot read {}", path.display()))?
@@ -56,7 +57,7 @@ impl OpenedTrace {
                 Ok(Some(record)) => {
                     visit(&record)?;
                     if matches!(record, TraceRecord::End(_)) {
-                        break None;
+                        break self.reader.after_end();
                     }
                 }
                 Ok(None) => break Some(missing_end(self.reader.offset())),

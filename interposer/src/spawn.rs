@@ -77,6 +77,17 @@ impl SignalState {
         }
         state
     }
+
+    /// Marks `sig` as ignored or not (for a disposition our own runtime
+    /// changed before we could read it).
+    pub fn set_ignored(&mut self, sig: i32, ignored: bool) {
+        let bit = 1u64 << (sig - 1);
+        if ignored {
+            self.ignored |= bit;
+        } else {
+            self.ignored &= !bit;
+        }
+    }
 }
 
 /// Forks and execs the program under ptrace with the seccomp filter. On
@@ -111,6 +122,8 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     // it over, as a shell hands it to a job.
     // SAFETY: isatty/tcgetpgrp/getpgrp only query descriptor 0 and us.
     let take_terminal = unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() };
+    // SAFETY: getpid has no preconditions.
+    let tracer = unsafe { libc::getpid() };
 
     // SAFETY: after fork the child only makes async-signal-safe calls on
     // data prepared above (no allocation, no locks) and ends in execve or
@@ -123,6 +136,13 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
         // SAFETY: see above; every pointer refers to memory owned by this
         // (copied) address space and outlives the calls.
         unsafe {
+            // Until the tracer has set PTRACE_O_EXITKILL, nothing else ends
+            // this child if the tracer dies: it would stay stopped forever.
+            // If the tracer died before this line, the parent is not it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != tracer {
+                libc::_exit(126);
+            }
             libc::setpgid(0, 0);
             if take_terminal {
                 // A background group changing the foreground gets SIGTTOU
@@ -181,6 +201,9 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
                 libc::_exit(126);
             }
             libc::raise(libc::SIGSTOP);
+            // Traced with EXITKILL from here on; the program must not
+            // inherit a parent-death signal it did not ask for.
+            libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
             // rdtsc/rdtscp fault (SIGSEGV) so the tracer can record them;
             // the setting survives exec and is inherited by every thread.
             libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0);

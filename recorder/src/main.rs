@@ -2,13 +2,14 @@
 
 mod drain;
 mod engine;
+mod preflight;
 mod signals;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +38,26 @@ struct Cli {
 }
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Whether SIGPIPE was ignored when we were started, read before Rust's
+/// runtime sets it to ignored for itself (which the program would
+/// otherwise inherit: `rrc-record -- prog | head -1` must end `prog` the
+/// way it ends natively). `.init_array` functions run before `main`.
+static SIGPIPE_IGNORED_AT_START: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn note_sigpipe_at_start() {
+    // SAFETY: querying a disposition with a null new action.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0 {
+            SIGPIPE_IGNORED_AT_START.store(old.sa_sigaction == libc::SIG_IGN, Ordering::Relaxed);
+        }
+    }
+}
+
+#[used]
+#[link_section = ".init_array"]
+static NOTE_SIGPIPE: extern "C" fn() = note_sigpipe_at_start;
 
 extern "C" fn forward_signal(sig: libc::c_int) {
     let pid = CHILD.load(Ordering::Relaxed);
@@ -100,7 +121,11 @@ fn resolve_program(program: &OsString) -> Result<PathBuf> {
 fn run(cli: Cli) -> Result<i32> {
     // The signal state the program inherits from whoever started us, read
     // before the clock blocks SIGCHLD and we install our own handlers.
-    let signals = rrc_interposer::SignalState::current();
+    let mut signals = rrc_interposer::SignalState::current();
+    signals.set_ignored(
+        libc::SIGPIPE,
+        SIGPIPE_IGNORED_AT_START.load(Ordering::Relaxed),
+    );
     // Likewise the descriptors it inherits, before we open any.
     let inherited_fds = rrc_interposer::inherited_fds();
     // Then, before any thread exists: blocks SIGCHLD process-wide.
@@ -109,6 +134,15 @@ fn run(cli: Cli) -> Result<i32> {
         bail!("no program given (usage: rrc-record [-o TRACE] -- PROGRAM [ARGS...])");
     };
     let exe = resolve_program(program)?;
+    match preflight::check(&exe) {
+        Err(preflight::Refusal(why)) => bail!("{why}"),
+        Ok(Some(preflight::Warning::StaticallyLinked)) => eprintln!(
+            "rrc-record: warning: '{}' is statically linked: rrc's shim cannot load into it, so \
+             no lock order is recorded and its threads may replay in another order",
+            exe.display()
+        ),
+        Ok(None) => {}
+    }
     let shim = shim_path()?;
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let env: Vec<Vec<u8>> = std::env::vars_os()
@@ -135,16 +169,9 @@ fn run(cli: Cli) -> Result<i32> {
         blocked_signals: signals.blocked,
         inherited_fds,
     };
-    // The trace holds everything the program read: owner-only.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&cli.output)
-        .with_context(|| format!("cannot create trace file {}", cli.output.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict permissions of {}", cli.output.display()))?;
+    // The trace holds everything the program read: a new owner-only file,
+    // never one reached through a link or a device (see rrc_trace::file).
+    let file = rrc_trace::create_for_writing(&cli.output).context("cannot create the trace")?;
     let sink = std::io::BufWriter::with_capacity(1 << 16, file);
     let writer = spawn_writer(Box::new(sink), &header).context("writing the trace header")?;
 

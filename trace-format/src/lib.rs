@@ -6,10 +6,12 @@
 //! a readable prefix, and the same bytes can later be sent over a socket to
 //! a backup. A complete trace ends with [`TraceRecord::End`].
 
+mod file;
 mod reader;
 mod records;
 mod writer;
 
+pub use file::{create_for_writing, open_for_reading};
 pub use reader::{read_trace_file, ReadOutcome, TraceReader};
 pub use records::*;
 pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
@@ -39,6 +41,11 @@ pub enum TraceError {
     Corrupt { offset: u64, what: String },
     #[error("cannot encode trace record: {0}")]
     Encode(String),
+    #[error("{}: {what}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        what: String,
+    },
     #[error("trace writer has stopped")]
     WriterGone,
 }

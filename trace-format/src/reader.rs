@@ -88,6 +88,20 @@ impl<R: Read> TraceReader<R> {
         read_frame(&mut self.input, &mut self.offset)
     }
 
+    /// Called after the End record: a complete trace has nothing after it,
+    /// so bytes there are damage (a trace appended to, or two glued).
+    pub fn after_end(&mut self) -> Option<TraceError> {
+        let mut probe = [0u8; 1];
+        match read_up_to(&mut self.input, &mut probe) {
+            Ok(0) => None,
+            Ok(_) => Some(TraceError::Corrupt {
+                offset: self.offset,
+                what: "bytes after the end record (appended to, or two traces joined)".into(),
+            }),
+            Err(e) => Some(e),
+        }
+    }
+
     /// Reads everything that is readable; damage after the header is
     /// reported in the outcome, not as an error, so the prefix stays usable.
     pub fn read_all(mut self) -> ReadOutcome {
@@ -98,7 +112,7 @@ impl<R: Read> TraceReader<R> {
                     let end = matches!(rec, TraceRecord::End(_));
                     records.push(rec);
                     if end {
-                        break None;
+                        break self.after_end();
                     }
                 }
                 Ok(None) => {
@@ -122,7 +136,7 @@ impl<R: Read> TraceReader<R> {
 
 impl TraceReader<std::io::BufReader<std::fs::File>> {
     pub fn open(path: &Path) -> Result<Self> {
-        let f = std::fs::File::open(path)?;
+        let f = crate::open_for_reading(path)?;
         TraceReader::new(std::io::BufReader::with_capacity(1 << 20, f))
     }
 }
