@@ -312,6 +312,8 @@ mod tests {
             ignored_signals: 0,
             blocked_signals: 0,
             inherited_fds: Vec::new(),
+            exe_digest: Default::default(),
+            secret_env: Vec::new(),
             rrc_version: "0.1.0".into(),
         }
     }

@@ -66,6 +66,8 @@ fn header() -> TraceHeader {
         ignored_signals: 0,
         blocked_signals: 0,
         inherited_fds: Vec::new(),
+        exe_digest: Default::default(),
+        secret_env: Vec::new(),
         rrc_version: "0.1.0-test".into(),
     }
 }

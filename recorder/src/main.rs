@@ -2,6 +2,7 @@
 
 mod drain;
 mod engine;
+mod environment;
 mod preflight;
 mod signals;
 
@@ -32,6 +33,12 @@ struct Cli {
         default_value = "rrc.trace"
     )]
     output: PathBuf,
+    /// Keep the values of environment variables whose names match
+    /// PATTERN (`*` matches any run of characters) out of the trace; the
+    /// program still gets them, and rrc-replay takes them from its own
+    /// environment. Repeatable.
+    #[arg(long = "env-secret", value_name = "PATTERN")]
+    env_secret: Vec<OsString>,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
     command: Vec<OsString>,
@@ -153,9 +160,18 @@ fn run(cli: Cli) -> Result<i32> {
             kv
         })
         .collect();
+    let secret_patterns: Vec<Vec<u8>> = cli
+        .env_secret
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    let (trace_env, secret_env) = environment::for_trace(&env, &secret_patterns);
     let header = TraceHeader {
         argv: cli.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        env: env.clone(),
+        env: trace_env,
+        exe_digest: rrc_trace::exe_digest(&exe)
+            .with_context(|| format!("reading {}", exe.display()))?,
+        secret_env,
         cwd: cwd.as_os_str().as_bytes().to_vec(),
         exe: exe.as_os_str().as_bytes().to_vec(),
         start_time_unix_ns: SystemTime::now()

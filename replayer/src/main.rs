@@ -5,6 +5,7 @@ mod divergence;
 mod engine;
 mod feed;
 mod plan;
+mod trust;
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -48,6 +49,11 @@ struct Cli {
     /// Seconds without any progress before replay is declared stuck.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     stall_timeout: u64,
+    /// Run the program at the recorded path even if it is not the file
+    /// that was recorded (to see where a changed build departs from the
+    /// recording); by default that is a divergence before anything runs.
+    #[arg(long)]
+    allow_changed_executable: bool,
     /// The trace to replay.
     trace: PathBuf,
 }
@@ -106,6 +112,18 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         .context("starting the event-order waker")?;
 
     let header = &plan.header;
+    if let Some((expected, observed)) = trust::changed_executable(header)? {
+        if !cli.allow_changed_executable {
+            return Ok(Some(divergence::Divergence {
+                thread: None,
+                recorded_tid: 0,
+                index: None,
+                expected,
+                observed,
+            }));
+        }
+    }
+    trust::announce(header);
     let cstr = |b: &[u8]| CString::new(b.to_vec()).context("trace holds a string with a NUL byte");
     let cwd = Path::new(std::ffi::OsStr::from_bytes(&header.cwd));
     // The program's own stdio is /dev/null: its output comes from the
@@ -134,7 +152,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let opts = SpawnOptions {
         program: cstr(&header.exe)?,
         argv: header.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
-        env: traced_env(&header.env, &shim),
+        env: traced_env(&trust::program_env(header)?, &shim),
         cwd: cwd.is_dir().then(|| cstr(&header.cwd)).transpose()?,
         fds,
         signals: rrc_interposer::SignalState {
@@ -143,12 +161,6 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         },
         close_inherited: true,
     };
-    if !Path::new(std::ffi::OsStr::from_bytes(&header.exe)).exists() {
-        anyhow::bail!(
-            "the recorded program {} no longer exists",
-            String::from_utf8_lossy(&header.exe)
-        );
-    }
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {
         pids.push(root.as_raw());

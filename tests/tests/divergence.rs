@@ -25,7 +25,21 @@ fn check_divergence(variant: &str) {
     assert_replay_matches(&rec, &faithful, "replay before the executable changed");
 
     install(&program(variant), &prog);
-    let out = replay(&rec.trace, &[]);
+    // By default a changed executable is refused before it runs...
+    let refused = replay(&rec.trace, &[]);
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "a changed executable is a divergence"
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.starts_with("divergence:") && said.contains("not run"),
+        "{said}"
+    );
+    assert!(refused.stdout.is_empty(), "the changed program did not run");
+    // ...and when it is let run, replay stops where it departs.
+    let out = replay(&rec.trace, &["--allow-changed-executable"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),

@@ -261,3 +261,88 @@ fn a_tool_killed_while_starting_its_program_leaves_no_process_behind() {
         "processes left behind after {rounds} kills: {left:?}"
     );
 }
+
+#[test]
+fn a_replay_refuses_an_executable_that_changed_since_it_was_recorded() {
+    let dir = TempDir::new().expect("temporary directory");
+    let exe = dir.path().join("exit_code");
+    std::fs::copy(program("exit_code"), &exe).expect("copy the program");
+    let trace = dir.path().join("t.trace");
+    let out = record_to(&trace, &exe);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        replay(&trace, &[]).status.success(),
+        "the unchanged program replays"
+    );
+    // Same size, other contents: only the hash can tell.
+    let mut bytes = std::fs::read(&exe).expect("read");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&exe, &bytes).expect("rewrite");
+    let out = replay(&trace, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a changed executable is a divergence"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.starts_with("divergence: expected the executable that was recorded"),
+        "{said}"
+    );
+    assert!(out.stdout.is_empty(), "nothing of the program ran");
+}
+
+#[test]
+fn secret_environment_values_stay_out_of_the_trace_and_come_from_the_replayer() {
+    let secret = "s3cr3t-value-for-rrc";
+    let dir = TempDir::new().expect("temporary directory");
+    let trace = dir.path().join("t.trace");
+    let recorded = run(
+        Command::new(rrc_record())
+            .env("RRC_TEST_SECRET", secret)
+            .args(["--env-secret", "*SECRET*", "-o"])
+            .arg(&trace)
+            .arg("--")
+            .arg(program("env_secret")),
+        None,
+        "rrc-record --env-secret",
+    );
+    assert!(
+        recorded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recorded.stderr)
+    );
+    let native = run_native(&program("env_secret"), &[], b"");
+    assert_ne!(
+        native.stdout, recorded.stdout,
+        "without the secret the output differs"
+    );
+    let bytes = std::fs::read(&trace).expect("trace");
+    assert!(
+        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret's value is not in the trace"
+    );
+    let replay_with = |value: Option<&str>| {
+        let mut cmd = Command::new(rrc_replay());
+        cmd.env_remove("RRC_TEST_SECRET").arg(&trace);
+        if let Some(v) = value {
+            cmd.env("RRC_TEST_SECRET", v);
+        }
+        run(&mut cmd, None, "rrc-replay of a trace with a secret")
+    };
+    assert_one_line_error(&replay_with(None), "rrc-replay without the secret");
+    let faithful = replay_with(Some(secret));
+    assert!(
+        faithful.status.success(),
+        "{}",
+        String::from_utf8_lossy(&faithful.stderr)
+    );
+    assert_eq!(faithful.stdout, recorded.stdout);
+    let other = replay_with(Some("another-value-of-len"));
+    assert_eq!(other.status.code(), Some(3), "another value diverges");
+}

@@ -11,7 +11,7 @@ mod reader;
 mod records;
 mod writer;
 
-pub use file::{create_for_writing, open_for_reading};
+pub use file::{create_for_writing, exe_digest, open_for_reading};
 pub use reader::{read_trace_file, ReadOutcome, TraceReader};
 pub use records::*;
 pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
@@ -19,7 +19,7 @@ pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
 /// First eight bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"RRCTRACE";
 /// Bumped whenever a record's encoding changes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 /// Frames larger than this are treated as corruption rather than allocated.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;
 /// Size of the fixed preamble: magic plus version.

@@ -37,6 +37,30 @@ pub struct TraceHeader {
     /// rrc-record): replay gives it placeholders at these numbers and no
     /// others, so descriptor numbering starts out the same.
     pub inherited_fds: Vec<i32>,
+    /// What the executable was when recorded: replay refuses to run
+    /// another file under its name.
+    pub exe_digest: ExeDigest,
+    /// Environment variables kept out of the trace (`rrc-record
+    /// --env-secret`): their entries in `env` hold the bare name, and
+    /// replay takes each value from its own environment.
+    pub secret_env: Vec<SecretVar>,
+}
+
+/// Size, modification time and SHA-256 of an executable.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExeDigest {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub sha256: [u8; 32],
+}
+
+/// A variable whose value the trace does not hold.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SecretVar {
+    pub name: Vec<u8>,
+    /// Replay needs a value of this length: the environment sits on the
+    /// initial stack, so another length moves every address below it.
+    pub value_len: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
