@@ -2,7 +2,6 @@
 
 mod drain;
 mod engine;
-mod signals;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
