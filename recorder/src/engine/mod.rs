@@ -162,8 +162,9 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return;
         };
-        let was = std::mem::replace(&mut t.run, Run::Stopped);
-        if was != Run::Running {
+        if let Err(was) = t.run.stop() {
+            // Believe the kernel: it is stopped now.
+            t.run = Run::Stopped;
             self.internal_error(format_args!("tid {pid} stopped while {was:?}"));
         }
     }
@@ -173,8 +174,7 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return;
         };
-        let was = std::mem::replace(&mut t.run, Run::Held(why));
-        if was != Run::Stopped {
+        if let Err(was) = t.run.hold(why) {
             self.internal_error(format_args!("tid {pid} held ({why:?}) while {was:?}"));
         }
     }
@@ -183,9 +183,7 @@ impl Recorder {
     /// thread, and each stop is let go once.
     fn resume(&mut self, pid: Pid, to: Resume) -> Result<()> {
         if let Some(t) = self.threads.get_mut(&pid) {
-            let was = std::mem::replace(&mut t.run, Run::Running);
-            if was != Run::Stopped {
-                t.run = was;
+            if let Err(was) = t.run.resume() {
                 self.internal_error(format_args!("resume of tid {pid} while {was:?}"));
                 return Ok(());
             }
@@ -229,12 +227,10 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return Ok(Vec::new());
         };
-        if t.run != Run::Held(why) {
-            let was = t.run;
+        if let Err(was) = t.run.release(why) {
             self.internal_error(format_args!("release of tid {pid} ({why:?}) while {was:?}"));
             return Ok(Vec::new());
         }
-        t.run = Run::Stopped;
         match release {
             Release::Entry { pid, bypass } => {
                 t.serial_bypass |= bypass;

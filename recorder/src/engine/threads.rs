@@ -37,6 +37,39 @@ pub(super) enum Hold {
     Exit,
 }
 
+impl Run {
+    /// The thread reported a stop: it must have been running.
+    pub(super) fn stop(&mut self) -> Result<(), Run> {
+        self.step(Run::Running, Run::Stopped)
+    }
+
+    /// The engine keeps the stopped thread stopped after its stop.
+    pub(super) fn hold(&mut self, why: Hold) -> Result<(), Run> {
+        self.step(Run::Stopped, Run::Held(why))
+    }
+
+    /// The engine lets a held thread's stop be handled again.
+    pub(super) fn release(&mut self, why: Hold) -> Result<(), Run> {
+        self.step(Run::Held(why), Run::Stopped)
+    }
+
+    /// The engine resumes the stopped thread: once per stop.
+    pub(super) fn resume(&mut self) -> Result<(), Run> {
+        self.step(Run::Stopped, Run::Running)
+    }
+
+    /// Moves from `from` to `to`; anything else is left as it was and
+    /// returned, a bug in the engine.
+    fn step(&mut self, from: Run, to: Run) -> Result<(), Run> {
+        if *self == from {
+            *self = to;
+            Ok(())
+        } else {
+            Err(*self)
+        }
+    }
+}
+
 pub(super) struct ThreadState {
     pub logical: ThreadId,
     pub process: ProcessId,
@@ -256,6 +289,35 @@ mod tests {
         assert_eq!(second.interval_ns, 7_000, "from the previous return");
         assert_eq!(second.return_ns - first.return_ns, 7_000);
         assert_eq!(t.events, 3);
+    }
+
+    #[test]
+    fn a_stop_is_resumed_once() {
+        let mut run = Run::Running;
+        assert_eq!(run.resume(), Err(Run::Running), "not stopped");
+        assert_eq!(run.stop(), Ok(()));
+        assert_eq!(run.stop(), Err(Run::Stopped), "one stop at a time");
+        assert_eq!(run.resume(), Ok(()));
+        assert_eq!(run.resume(), Err(Run::Running), "a double resume");
+        assert_eq!(run, Run::Running);
+    }
+
+    #[test]
+    fn a_held_thread_is_resumed_only_after_its_release() {
+        let mut run = Run::Running;
+        assert_eq!(run.hold(Hold::Exit), Err(Run::Running), "not stopped");
+        assert_eq!(run.stop(), Ok(()));
+        assert_eq!(run.hold(Hold::SerialCall), Ok(()));
+        assert_eq!(run.resume(), Err(Run::Held(Hold::SerialCall)));
+        assert_eq!(run.stop(), Err(Run::Held(Hold::SerialCall)));
+        assert_eq!(
+            run.release(Hold::Exit),
+            Err(Run::Held(Hold::SerialCall)),
+            "released for the wrong reason"
+        );
+        assert_eq!(run.release(Hold::SerialCall), Ok(()));
+        assert_eq!(run.release(Hold::SerialCall), Err(Run::Stopped), "twice");
+        assert_eq!(run.resume(), Ok(()));
     }
 
     #[test]
