@@ -31,7 +31,7 @@ struct Holder {
 /// A barrier that ended: the stamp to hand the shim (`end_fork`) and the
 /// threads to let go, in the order they were held.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Ended {
+pub(super) struct BarrierEnd {
     pub stamp: u64,
     pub released: Vec<Pid>,
 }
@@ -98,7 +98,7 @@ impl Alone {
 
     /// Ends what `thread` runs alone, if anything: returns the barrier's
     /// stamp and the threads held for it.
-    pub(super) fn end(&mut self, process: ProcessId, thread: Pid) -> Option<Ended> {
+    pub(super) fn end(&mut self, process: ProcessId, thread: Pid) -> Option<BarrierEnd> {
         match self.holders.get(&process) {
             Some(h) if h.thread == thread => {
                 let stamp = h.stamp;
@@ -110,22 +110,22 @@ impl Alone {
                     }
                     p != process
                 });
-                Some(Ended { stamp, released })
+                Some(BarrierEnd { stamp, released })
             }
             _ => None,
         }
     }
 
     /// The threads running a handler alone for longer than
-    /// HANDLER_ALONE_LIMIT, each with its process (to [`Self::end`]).
-    pub(super) fn overdue_handlers(&self, now: Instant) -> Vec<(ProcessId, Pid)> {
+    /// HANDLER_ALONE_LIMIT (to [`Self::end`]).
+    pub(super) fn overdue_handlers(&self, now: Instant) -> Vec<Pid> {
         self.holders
-            .iter()
-            .filter(|(_, h)| {
+            .values()
+            .filter(|h| {
                 h.handler_since
                     .is_some_and(|s| now >= s + HANDLER_ALONE_LIMIT)
             })
-            .map(|(p, h)| (*p, h.thread))
+            .map(|h| h.thread)
             .collect()
     }
 
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(a.end(0, pid(2)), None, "only the forker ends its fork");
         assert_eq!(
             a.end(0, pid(1)),
-            Some(Ended {
+            Some(BarrierEnd {
                 stamp: 7,
                 released: vec![pid(2), pid(3)]
             })
@@ -197,7 +197,7 @@ mod tests {
         assert_eq!(a.next_deadline(), Some(t0 + HANDLER_ALONE_LIMIT));
         assert!(a.overdue_handlers(t0).is_empty());
         let late = t0 + HANDLER_ALONE_LIMIT;
-        assert_eq!(a.overdue_handlers(late), vec![(1, pid(10))]);
+        assert_eq!(a.overdue_handlers(late), vec![pid(10)]);
         assert!(a.end(1, pid(10)).is_some());
         assert_eq!(a.next_deadline(), None);
         assert!(a.overdue_handlers(late + HANDLER_ALONE_LIMIT).is_empty());

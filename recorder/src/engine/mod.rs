@@ -244,7 +244,7 @@ impl Recorder {
 
     /// Ends handlers that have run alone for too long.
     fn release_overdue_handlers(&mut self) -> Result<()> {
-        for (_, pid) in self.alone.overdue_handlers(Instant::now()) {
+        for pid in self.alone.overdue_handlers(Instant::now()) {
             let released = self.end_alone(pid);
             self.release_all(released)?;
         }

@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, ReplayAction};
 use rrc_interposer::{fd_identity, fd_target, is_restart, SyscallRegs, Tracee, TraceeMemory};
-use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId, TraceRecord};
+use rrc_trace::{ProcessId, SyscallExtra, SyscallRecord, ThreadId, TraceRecord};
 
 use super::limits::AddressLimit;
 use super::mapped::mapped_copy;
@@ -90,7 +90,12 @@ impl Recorder {
     }
 
     /// Which serial calls the call at `regs` must run one at a time with.
-    fn serial_key(&mut self, pid: Pid, process: u32, regs: &SyscallRegs) -> Option<SerialKey> {
+    fn serial_key(
+        &mut self,
+        pid: Pid,
+        process: ProcessId,
+        regs: &SyscallRegs,
+    ) -> Option<SerialKey> {
         let (nr, args) = (regs.nr(), regs.args());
         if model::changes_descriptor_table(nr, &args) {
             Some(SerialKey::Descriptors(process))
