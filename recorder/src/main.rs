@@ -4,7 +4,6 @@ mod drain;
 mod engine;
 mod environment;
 mod preflight;
-mod signals;
 
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

@@ -1,0 +1,340 @@
+//! The recording tracer. The shared loop (`rrc_interposer::drive`) waits
+//! for stops; this engine decides what each one means and writes it to
+//! the trace. Where each concern lives:
+//!
+//! - `threads`: each thread's record, start, exec, end
+//! - `syscall`: trapped syscalls, entry to exit
+//! - `serial`: calls that run one at a time (descriptor table, our stdout)
+//! - `alone`: forks and signal handlers that run alone in their process
+//! - `signals`, `deferred`, `dispositions`: signal stops, signals held
+//!   back to a syscall boundary, what each signal does
+//! - `tasks`: clone, fork and exec events
+//! - `mapped`, `limits`, `tsc`: mapped-file copies, RLIMIT_AS, rdtsc
+//!
+//! Threads the engine keeps stopped (a serial call waiting, a return held
+//! while another thread runs alone) are let go by values ([`Release`])
+//! that `serial` and `alone` hand back; [`Recorder::release_all`] runs
+//! them, and every resume goes through [`Recorder::resume`], which lets
+//! each stop go exactly once.
+
+mod alone;
+mod deferred;
+mod dispositions;
+mod limits;
+mod mapped;
+mod serial;
+mod signals;
+mod syscall;
+mod tasks;
+mod threads;
+mod tsc;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::Sender;
+use nix::unistd::Pid;
+use rrc_interposer::{Ended, Idle, InterposeError, StopClock, StopHandler, TaskEvent, Tracee};
+use rrc_synclog::SharedSyncLog;
+use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord};
+
+use alone::Alone;
+use dispositions::ProcessDispositions;
+use serial::{SerialCalls, StdStreams};
+use threads::{Hold, Run, ThreadState};
+
+pub struct Recorder {
+    sink: Sender<TraceRecord>,
+    log: Arc<SharedSyncLog>,
+    threads: HashMap<Pid, ThreadState>,
+    next_thread: Arc<AtomicU32>,
+    next_process: ProcessId,
+    /// Each traced process's pid as the program sees it.
+    process_pid: HashMap<ProcessId, i32>,
+    main_status: Option<ExitStatus>,
+    root: Pid,
+    std_streams: StdStreams,
+    warned: HashSet<String>,
+    dispositions: ProcessDispositions,
+    clock: StopClock,
+    /// When the recording started: syscall returns are stamped from here.
+    epoch: Instant,
+    serial: SerialCalls,
+    /// When the recording started, as file times count: a file changed
+    /// since may be gone or different when replayed.
+    started: SystemTime,
+    alone: Alone,
+}
+
+/// A thread the engine kept stopped, to let go now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Release {
+    /// Held at the entry of a serial call: its seccomp stop is handled
+    /// again, taking the slot, or going without it (`bypass`) when it
+    /// waited too long.
+    Entry { pid: Pid, bypass: bool },
+    /// Held at a syscall exit while another thread ran alone: its exit is
+    /// handled now.
+    Exit(Pid),
+}
+
+/// How a stopped thread goes on.
+#[derive(Clone, Copy, Debug)]
+enum Resume {
+    /// Runs (delivering signal `.0` if not 0) to its next stop.
+    Run(i32, &'static str),
+    /// Runs to the exit of the syscall it is entering.
+    ToExit(&'static str),
+}
+
+/// Whether `error` only says a tracee vanished mid-stop (killed by
+/// exit_group or SIGKILL): wait reports that later.
+fn tracee_gone(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<InterposeError>()
+        .is_some_and(InterposeError::tracee_gone)
+}
+
+impl Recorder {
+    pub fn new(
+        sink: Sender<TraceRecord>,
+        log: Arc<SharedSyncLog>,
+        next_thread: Arc<AtomicU32>,
+        root: Pid,
+        clock: StopClock,
+    ) -> Result<Recorder> {
+        let mut r = Recorder {
+            sink,
+            log,
+            threads: HashMap::new(),
+            next_thread,
+            next_process: 0,
+            process_pid: HashMap::new(),
+            main_status: None,
+            root,
+            std_streams: StdStreams::new(),
+            warned: HashSet::new(),
+            dispositions: HashMap::new(),
+            clock,
+            epoch: Instant::now(),
+            serial: SerialCalls::default(),
+            started: SystemTime::now(),
+            alone: Alone::default(),
+        };
+        // The root already took its initial stop in spawn_traced.
+        r.add_thread(root, None, true)?;
+        Ok(r)
+    }
+
+    /// Runs until every traced thread is gone; returns the program's status.
+    pub fn run(mut self) -> Result<ExitStatus> {
+        rrc_interposer::drive(&mut self)?;
+        self.main_status
+            .context("the traced program's exit status was never reported")
+    }
+
+    fn emit(&self, rec: TraceRecord) -> Result<()> {
+        self.sink
+            .send(rec)
+            .map_err(|_| anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)"))
+    }
+
+    fn warn_once(&mut self, thread: ThreadId, message: String) -> Result<()> {
+        if self.warned.insert(message.clone()) {
+            eprintln!("rrc-record: warning: {message}");
+            self.emit(TraceRecord::Warning { thread, message })?;
+        }
+        Ok(())
+    }
+
+    /// A bug in the engine's own bookkeeping: loud in debug builds,
+    /// reported (and survived) in release builds.
+    fn internal_error(&self, message: std::fmt::Arguments) {
+        debug_assert!(false, "{message}");
+        eprintln!("rrc-record: internal error: {message}");
+    }
+
+    /// `pid` reported a stop the engine is about to handle.
+    fn mark_stopped(&mut self, pid: Pid) {
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return;
+        };
+        if let Err(was) = t.run.stop() {
+            // Believe the kernel: it is stopped now.
+            t.run = Run::Stopped;
+            self.internal_error(format_args!("tid {pid} stopped while {was:?}"));
+        }
+    }
+
+    /// `pid`, stopped, stays stopped until released.
+    fn hold(&mut self, pid: Pid, why: Hold) {
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return;
+        };
+        if let Err(was) = t.run.hold(why) {
+            self.internal_error(format_args!("tid {pid} held ({why:?}) while {was:?}"));
+        }
+    }
+
+    /// Lets a stopped thread go on: the only place the engine resumes a
+    /// thread, and each stop is let go once.
+    fn resume(&mut self, pid: Pid, to: Resume) -> Result<()> {
+        if let Some(t) = self.threads.get_mut(&pid) {
+            if let Err(was) = t.run.resume() {
+                self.internal_error(format_args!("resume of tid {pid} while {was:?}"));
+                return Ok(());
+            }
+        }
+        let tracee = Tracee::new(pid);
+        match to {
+            Resume::Run(sig, op) => tracee.resume(sig, op)?,
+            Resume::ToExit(op) => tracee.resume_to_syscall_exit(op)?,
+        }
+        Ok(())
+    }
+
+    /// Runs `releases`, and the releases each of them makes due before the
+    /// next one (in the order a call stack would: a thread released from a
+    /// serial-call wait by a held return goes before the next held return).
+    fn release_all(&mut self, releases: Vec<Release>) -> Result<()> {
+        if releases.is_empty() {
+            return Ok(());
+        }
+        let mut stack = releases;
+        stack.reverse();
+        while let Some(release) = stack.pop() {
+            match self.release(release) {
+                Ok(more) => stack.extend(more.into_iter().rev()),
+                // A thread that vanished is reported by wait later; the
+                // others still go.
+                Err(e) if tracee_gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets one held thread go: handles its stop again.
+    fn release(&mut self, release: Release) -> Result<Vec<Release>> {
+        let (pid, why) = match release {
+            Release::Entry { pid, .. } => (pid, Hold::SerialCall),
+            Release::Exit(pid) => (pid, Hold::Exit),
+        };
+        // A thread that ended since is gone from the record.
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return Ok(Vec::new());
+        };
+        if let Err(was) = t.run.release(why) {
+            self.internal_error(format_args!("release of tid {pid} ({why:?}) while {was:?}"));
+            return Ok(Vec::new());
+        }
+        match release {
+            Release::Entry { pid, bypass } => {
+                t.serial_bypass |= bypass;
+                let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
+                self.syscall_entry(pid, regs)?;
+                Ok(Vec::new())
+            }
+            Release::Exit(pid) => self.syscall_exit(pid),
+        }
+    }
+
+    /// Ends handlers that have run alone for too long.
+    fn release_overdue_handlers(&mut self) -> Result<()> {
+        for pid in self.alone.overdue_handlers(Instant::now()) {
+            let released = self.end_alone(pid);
+            self.release_all(released)?;
+        }
+        Ok(())
+    }
+
+    /// A serial call that has waited too long goes ahead (the one in
+    /// flight is probably blocked, as a blocking accept is).
+    fn release_overdue_serial_calls(&mut self) -> Result<()> {
+        let overdue: Vec<Release> = self
+            .serial
+            .overdue(Instant::now())
+            .into_iter()
+            .map(|pid| Release::Entry { pid, bypass: true })
+            .collect();
+        self.release_all(overdue)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let signals = self.threads.values().filter_map(|t| t.signals.deadline());
+        signals
+            .chain(self.serial.next_deadline())
+            .chain(self.alone.next_deadline())
+            .min()
+    }
+}
+
+impl StopHandler for Recorder {
+    type Error = anyhow::Error;
+
+    fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
+        self.mark_stopped(pid);
+        let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
+        // A handler that ran alone ends at its thread's next syscall.
+        let released = self.end_alone(pid);
+        self.release_all(released)?;
+        self.syscall_entry(pid, regs)
+    }
+
+    fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
+        self.mark_stopped(pid);
+        // Made or failed: either way the fork copies no more.
+        let released = self.end_alone(pid);
+        self.release_all(released)?;
+        let next = self.syscall_exit(pid)?;
+        self.release_all(next)
+    }
+
+    fn on_task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool> {
+        self.task_event(pid, event)
+    }
+
+    fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
+        self.mark_stopped(pid);
+        self.signal_stop(pid, sig)
+    }
+
+    fn on_exit(&mut self, pid: Pid, how: Ended) -> Result<()> {
+        let status = match how {
+            Ended::Exited(code) => ExitStatus::Exited(code),
+            Ended::Killed(sig) => ExitStatus::Signaled(sig),
+        };
+        self.remove_thread(pid, status)
+    }
+
+    fn on_idle(&mut self) -> Result<Idle> {
+        self.release_overdue_signals()?;
+        self.release_overdue_handlers()?;
+        self.release_overdue_serial_calls()?;
+        match self.next_deadline() {
+            // Nothing timed: block in waitpid itself, which costs fewer
+            // syscalls per stop than ppoll on the signalfd (SIGCHLDs left
+            // there are drained later).
+            None => Ok(Idle::Block),
+            next => {
+                self.clock.wait(next);
+                Ok(Idle::Poll)
+            }
+        }
+    }
+
+    fn follows(&self, pid: Pid) -> bool {
+        self.threads.contains_key(&pid)
+    }
+
+    fn tracee_gone(error: &anyhow::Error) -> bool {
+        tracee_gone(error)
+    }
+
+    fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
+        anyhow::Error::new(errno).context("waiting for the traced program")
+    }
+}

@@ -1,0 +1,265 @@
+//! Serial calls: calls whose recorded order must be the order they ran
+//! in, so they run one at a time. A thread entering one while another of
+//! its key is in flight stays stopped at its seccomp stop (held) until
+//! that one has returned, or until it has waited too long.
+//!
+//! [`SerialCalls`] only decides; it never resumes anyone: `finish` and
+//! `overdue` return the threads to let go, and the engine runs their
+//! seccomp stops again.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+use rrc_trace::ProcessId;
+
+/// How long a descriptor call waits for another one of its process that
+/// is in flight (a blocking accept can be, for as long as no one connects)
+/// before it goes ahead anyway.
+const SERIAL_CALL_WAIT: Duration = Duration::from_millis(2);
+/// The same for writes to rrc's stdout and stderr, whose order across
+/// processes is the order replay prints them in: a write does not block
+/// for long, but on a loaded machine its thread can wait milliseconds for
+/// a CPU between the write and its exit stop.
+const STD_STREAM_WAIT: Duration = Duration::from_millis(100);
+
+fn serial_wait(key: &SerialKey) -> Duration {
+    match key {
+        SerialKey::StdStreams => STD_STREAM_WAIT,
+        _ => SERIAL_CALL_WAIT,
+    }
+}
+
+/// Calls whose recorded order must be the order they ran in: the
+/// descriptor-table calls of one process (replay gives out the same
+/// numbers), and writes to our stdout/stderr from any process (replay
+/// prints them in the recorded order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum SerialKey {
+    Descriptors(ProcessId),
+    StdStreams,
+}
+
+/// The calls of one `SerialKey`: the one running, and those waiting.
+#[derive(Default)]
+struct Queue {
+    in_flight: Option<Pid>,
+    /// Threads stopped at the entry of such a call, and since when.
+    waiting: VecDeque<(Pid, Instant)>,
+}
+
+/// Every key's queue.
+#[derive(Default)]
+pub(super) struct SerialCalls {
+    queues: HashMap<SerialKey, Queue>,
+}
+
+impl SerialCalls {
+    /// `pid` enters a call of `key`: true when it must wait (it is then
+    /// queued, and stays stopped); otherwise it takes the slot.
+    pub(super) fn enter(&mut self, pid: Pid, key: SerialKey, now: Instant) -> bool {
+        let queue = self.queues.entry(key).or_default();
+        match queue.in_flight {
+            Some(other) if other != pid => {
+                queue.waiting.push_back((pid, now));
+                true
+            }
+            _ => {
+                queue.in_flight = Some(pid);
+                false
+            }
+        }
+    }
+
+    /// `pid`'s call (if it had a slot) is done: returns the next waiting
+    /// thread of each key it held, which the engine lets go.
+    pub(super) fn finish(&mut self, pid: Pid) -> Vec<Pid> {
+        let mut next = Vec::new();
+        for queue in self.queues.values_mut() {
+            if queue.in_flight == Some(pid) {
+                queue.in_flight = None;
+                next.extend(queue.waiting.pop_front().map(|(p, _)| p));
+            }
+        }
+        next
+    }
+
+    /// The waiting threads that have waited too long (the call in flight
+    /// is probably blocked, as a blocking accept is): they go ahead
+    /// without the slot.
+    pub(super) fn overdue(&mut self, now: Instant) -> Vec<Pid> {
+        self.queues
+            .iter_mut()
+            .filter_map(|(key, queue)| match queue.waiting.front() {
+                Some((pid, since)) if now >= *since + serial_wait(key) => {
+                    let pid = *pid;
+                    queue.waiting.pop_front();
+                    Some(pid)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// When the first waiting thread becomes overdue.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.queues
+            .iter()
+            .filter_map(|(key, queue)| {
+                queue
+                    .waiting
+                    .front()
+                    .map(|(_, since)| *since + serial_wait(key))
+            })
+            .min()
+    }
+
+    /// `pid` ended: it waits no more (its slot, if any, is let go with
+    /// [`Self::finish`] first).
+    pub(super) fn forget(&mut self, pid: Pid) {
+        for queue in self.queues.values_mut() {
+            queue.waiting.retain(|(p, _)| *p != pid);
+        }
+    }
+}
+
+/// Which of each process's fd 1 and 2 are our own stdout and stderr.
+pub(super) struct StdStreams {
+    /// Our own fds 1 and 2, as (device, inode).
+    ours: [Option<(u64, u64)>; 3],
+    /// By (process, fd): kept until a descriptor-table call or exec of
+    /// that process completes (all of them trap), so a write needs no
+    /// stat.
+    of: HashMap<(ProcessId, u64), Option<u8>>,
+}
+
+impl StdStreams {
+    pub(super) fn new() -> StdStreams {
+        StdStreams {
+            ours: [None, stream_identity(1), stream_identity(2)],
+            of: HashMap::new(),
+        }
+    }
+
+    /// Whether `fd` (1 or 2) of the process is our own stdout or stderr.
+    pub(super) fn get(&mut self, pid: Pid, process: ProcessId, fd: u64) -> Option<u8> {
+        let ours = self.ours;
+        *self.of.entry((process, fd)).or_insert_with(|| {
+            let target = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+                .ok()
+                .map(|m| (m.dev(), m.ino()));
+            (target.is_some() && target == ours[fd as usize]).then_some(fd as u8)
+        })
+    }
+
+    /// The process's descriptor table changed: look again.
+    pub(super) fn forget_process(&mut self, process: ProcessId) {
+        self.of.retain(|(p, _), _| *p != process);
+    }
+}
+
+fn stream_identity(fd: i32) -> Option<(u64, u64)> {
+    let meta = std::fs::metadata(format!("/proc/self/fd/{fd}")).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// Calls that send bytes to their first argument's descriptor, whose
+/// first input is those bytes: replay prints them when that descriptor
+/// is our stdout or stderr.
+pub(super) fn writes_out(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 | libc::SYS_sendfile
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(n: i32) -> Pid {
+        Pid::from_raw(n)
+    }
+
+    const FDS: SerialKey = SerialKey::Descriptors(0);
+
+    #[test]
+    fn calls_of_one_key_run_one_at_a_time_in_arrival_order() {
+        let mut s = SerialCalls::default();
+        let t0 = Instant::now();
+        assert!(!s.enter(pid(1), FDS, t0), "the first takes the slot");
+        assert!(s.enter(pid(2), FDS, t0), "the second waits");
+        assert!(s.enter(pid(3), FDS, t0));
+        assert!(s.finish(pid(2)).is_empty(), "a waiter finishes nothing");
+        assert_eq!(s.finish(pid(1)), vec![pid(2)]);
+        // The released thread enters again and takes the free slot.
+        assert!(!s.enter(pid(2), FDS, t0));
+        assert_eq!(s.finish(pid(2)), vec![pid(3)]);
+        assert!(!s.enter(pid(3), FDS, t0));
+        assert!(s.finish(pid(3)).is_empty());
+    }
+
+    #[test]
+    fn the_slot_holder_entering_again_does_not_wait() {
+        let mut s = SerialCalls::default();
+        let t0 = Instant::now();
+        assert!(!s.enter(pid(1), FDS, t0));
+        assert!(!s.enter(pid(1), FDS, t0));
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let mut s = SerialCalls::default();
+        let t0 = Instant::now();
+        assert!(!s.enter(pid(1), FDS, t0));
+        assert!(!s.enter(pid(2), SerialKey::Descriptors(1), t0));
+        assert!(!s.enter(pid(3), SerialKey::StdStreams, t0));
+        assert!(s.enter(pid(4), SerialKey::StdStreams, t0));
+    }
+
+    #[test]
+    fn waiters_become_overdue_after_their_keys_wait() {
+        let mut s = SerialCalls::default();
+        let t0 = Instant::now();
+        assert!(!s.enter(pid(1), FDS, t0));
+        assert!(s.enter(pid(2), FDS, t0));
+        assert!(!s.enter(pid(3), SerialKey::StdStreams, t0));
+        assert!(s.enter(pid(4), SerialKey::StdStreams, t0));
+        assert_eq!(s.next_deadline(), Some(t0 + SERIAL_CALL_WAIT));
+        assert!(s.overdue(t0).is_empty());
+        assert_eq!(s.overdue(t0 + SERIAL_CALL_WAIT), vec![pid(2)]);
+        assert_eq!(s.next_deadline(), Some(t0 + STD_STREAM_WAIT));
+        assert_eq!(s.overdue(t0 + STD_STREAM_WAIT), vec![pid(4)]);
+        assert_eq!(s.next_deadline(), None);
+        // An overdue waiter went without the slot: finishing the holder
+        // lets no one else go.
+        assert!(s.finish(pid(1)).is_empty());
+    }
+
+    #[test]
+    fn a_thread_that_ends_waits_no_more() {
+        let mut s = SerialCalls::default();
+        let t0 = Instant::now();
+        assert!(!s.enter(pid(1), FDS, t0));
+        assert!(s.enter(pid(2), FDS, t0));
+        assert!(s.enter(pid(3), FDS, t0));
+        s.forget(pid(2));
+        assert_eq!(s.finish(pid(1)), vec![pid(3)]);
+    }
+
+    #[test]
+    fn writes_out_names_the_calls_that_send_their_first_input() {
+        for nr in [
+            libc::SYS_write,
+            libc::SYS_writev,
+            libc::SYS_pwrite64,
+            libc::SYS_sendfile,
+        ] {
+            assert!(writes_out(nr), "{nr}");
+        }
+        for nr in [libc::SYS_read, libc::SYS_sendto, libc::SYS_pwritev] {
+            assert!(!writes_out(nr), "{nr}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! ptrace events: clone, fork and vfork make threads and processes (a
+//! fork's memory copy runs alone, see `alone`), and exec.
+
+use anyhow::Result;
+use nix::unistd::Pid;
+use rrc_interposer::{hide_vdso, TaskEvent, Tracee, TraceeMemory};
+use rrc_trace::SyscallExtra;
+
+use super::{Recorder, Resume};
+
+impl Recorder {
+    /// A ptrace event of `pid`; true when it made a task we now follow.
+    pub(super) fn task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool> {
+        let adopted = match event {
+            TaskEvent::NewTask { child, event } => {
+                self.mark_stopped(pid);
+                self.new_task(pid, child, event)?;
+                true
+            }
+            TaskEvent::Exec { former } => {
+                if former != pid {
+                    self.exec_from_thread(former, pid)?;
+                }
+                // After the move: the record under `pid` is the one that
+                // exec'd, now stopped here.
+                self.mark_stopped(pid);
+                hide_vdso(&Tracee::new(pid))?;
+                false
+            }
+            TaskEvent::Other(_) => {
+                self.mark_stopped(pid);
+                false
+            }
+        };
+        let to = if self
+            .threads
+            .get(&pid)
+            .is_some_and(|t| t.in_flight.is_some())
+        {
+            Resume::ToExit("resume to syscall exit")
+        } else {
+            Resume::Run(0, "resume")
+        };
+        self.resume(pid, to)?;
+        Ok(adopted)
+    }
+
+    /// `parent`'s clone, fork or vfork made `child`.
+    fn new_task(&mut self, parent: Pid, child: Pid, event: i32) -> Result<()> {
+        let new_process = event != libc::PTRACE_EVENT_CLONE || !self.clone_makes_thread(parent);
+        let logical = self.add_thread(child, Some(parent), new_process)?;
+        let process = self.threads.get(&child).map_or(0, |t| t.process);
+        if let Some(call) = self
+            .threads
+            .get_mut(&parent)
+            .and_then(|t| t.in_flight.as_mut())
+        {
+            call.extra = if new_process {
+                SyscallExtra::NewProcess {
+                    process,
+                    thread: logical,
+                }
+            } else {
+                SyscallExtra::NewThread(logical)
+            };
+        }
+        // The child has its copy of memory.
+        let released = self.end_alone(parent);
+        self.release_all(released)
+    }
+
+    /// Whether the clone in flight on `pid` shares the address space's
+    /// thread group (a thread) rather than making a process.
+    fn clone_makes_thread(&self, pid: Pid) -> bool {
+        let Some(call) = self.threads.get(&pid).and_then(|t| t.in_flight.as_ref()) else {
+            return true;
+        };
+        let flags = match call.nr {
+            libc::SYS_clone => call.args[0],
+            libc::SYS_clone3 => Tracee::new(pid).read_u64(call.args[0]).unwrap_or(0),
+            _ => 0,
+        };
+        flags & libc::CLONE_THREAD as u64 != 0
+    }
+}
