@@ -416,4 +416,22 @@ mod tests {
         assert_eq!(syscall_arg_count(39), Some(0));
         assert_eq!(syscall_arg_count(5000), None);
     }
+
+    /// Every name and argument count, compared with a golden file made
+    /// before the names came from rrc's syscall table (`RRC_BLESS=1`
+    /// rewrites it after an intended change).
+    #[test]
+    fn names_and_counts_match_golden() {
+        use std::fmt::Write as _;
+        let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/names.txt");
+        let mut now = String::new();
+        for nr in (0..=1100).chain([u32::MAX]) {
+            let _ = writeln!(now, "{nr} {} {:?}", syscall_name(nr), syscall_arg_count(nr));
+        }
+        if std::env::var_os("RRC_BLESS").is_some() {
+            std::fs::write(golden, &now).expect("write golden");
+            return;
+        }
+        assert_eq!(std::fs::read_to_string(golden).expect("golden"), now);
+    }
 }
