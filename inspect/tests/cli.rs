@@ -116,6 +116,13 @@ fn sync_op(op: SyncOp, seq: u64) -> SyncRecord {
 
 /// Two threads of one process; intervals 1000, 2000, 3000, 4000, 100000.
 fn records() -> Vec<TraceRecord> {
+    let mut records = starts_and_syscalls();
+    records.extend(sync_signal_and_end());
+    records
+}
+
+/// The two threads' starts and their first four syscalls.
+fn starts_and_syscalls() -> Vec<TraceRecord> {
     let buffer = 0x7ffd_0000_1000;
     vec![
         TraceRecord::ThreadStart {
@@ -176,6 +183,12 @@ fn records() -> Vec<TraceRecord> {
             4000,
             SyscallExtra::None,
         ),
+    ]
+}
+
+/// Sync operations, a signal, an unknown syscall, the exits and the end.
+fn sync_signal_and_end() -> Vec<TraceRecord> {
+    vec![
         TraceRecord::Sync(SyncBatch {
             thread: 1,
             first: 0,

@@ -9,21 +9,18 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-use crate::{model, InterposeError, Result};
+use crate::model::{self, Filter};
+use crate::{InterposeError, Result};
 
-/// Builds the filter installed in the program just before `exec`.
-pub fn build_filter() -> Result<BpfProgram> {
-    let err = |e: &dyn std::fmt::Display| InterposeError::Filter(e.to_string());
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    let mut nr = 0i64;
-    while nr < 1024 {
-        if model::runs_untrapped(nr) {
-            rules.insert(nr, Vec::new());
-        }
-        nr += 1;
-    }
-    // Anonymous mappings run untrapped; mapping a descriptor traps so that
-    // replay can check the descriptor still refers to the same file.
+fn filter_err(e: &dyn std::fmt::Display) -> InterposeError {
+    InterposeError::Filter(e.to_string())
+}
+
+/// mmap runs untrapped for anonymous mappings (fd -1, or MAP_ANONYMOUS);
+/// mapping a descriptor traps so that replay can check the descriptor
+/// still refers to the same file.
+fn anonymous_mapping_rules() -> Result<Vec<SeccompRule>> {
+    let err = filter_err;
     let anon_fd = SeccompRule::new(vec![SeccompCondition::new(
         4,
         SeccompCmpArgLen::Dword,
@@ -40,7 +37,24 @@ pub fn build_filter() -> Result<BpfProgram> {
     )
     .map_err(|e| err(&e))?])
     .map_err(|e| err(&e))?;
-    rules.insert(libc::SYS_mmap, vec![anon_fd, anon_flag]);
+    Ok(vec![anon_fd, anon_flag])
+}
+
+/// Builds the filter installed in the program just before `exec`.
+pub fn build_filter() -> Result<BpfProgram> {
+    let err = filter_err;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for row in model::rows() {
+        match row.filter {
+            Filter::Trap => {}
+            Filter::Allow => {
+                rules.insert(row.nr, Vec::new());
+            }
+            Filter::AllowAnonymous => {
+                rules.insert(row.nr, anonymous_mapping_rules()?);
+            }
+        }
+    }
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Trace(0),
@@ -63,5 +77,19 @@ mod tests {
             prog.len() < 4096,
             "BPF programs are limited to 4096 instructions"
         );
+    }
+
+    /// The filter built from the syscall table is, instruction for
+    /// instruction, the one built before the table existed (the hash was
+    /// taken from that build).
+    #[test]
+    fn program_is_unchanged() {
+        let prog = super::build_filter().expect("filter");
+        let hash = prog.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, i| {
+            let word = u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24;
+            let word = word | u64::from(i.k) << 32;
+            (h ^ word).wrapping_mul(0x0100_0000_01b3)
+        });
+        assert_eq!((prog.len(), hash), (168, 0x083e_cb59_1e1f_6ccb));
     }
 }

@@ -90,6 +90,41 @@ impl SignalState {
     }
 }
 
+/// Gives the (forked, not yet exec'd) child the recorded ignored signals
+/// and mask (our own handlers are reset by exec; SIGCHLD is blocked here
+/// for the tracer's signalfd).
+///
+/// # Safety
+/// Called in the child between fork and exec: it makes only
+/// async-signal-safe calls on a stack sigset.
+unsafe fn set_signals(signals: &SignalState) {
+    // SAFETY: see the function's contract.
+    unsafe {
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            let ignored = signals.ignored & (1 << (sig - 1)) != 0;
+            libc::signal(
+                sig,
+                if ignored {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                },
+            );
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in 1..=64 {
+            if signals.blocked & (1 << (sig - 1)) != 0 {
+                libc::sigaddset(&mut set, sig);
+            }
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
 /// Forks and execs the program under ptrace with the seccomp filter. On
 /// return the child is running towards its `execve`, which traps: the
 /// caller's event loop sees it as the first seccomp stop.
@@ -164,31 +199,7 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
             for &fd in &to_close {
                 libc::close(fd);
             }
-            // The program starts with the recorded ignored set and mask
-            // (our own handlers are reset by exec; SIGCHLD is blocked here
-            // for the tracer's signalfd).
-            for sig in 1..=64 {
-                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                    continue;
-                }
-                let ignored = opts.signals.ignored & (1 << (sig - 1)) != 0;
-                libc::signal(
-                    sig,
-                    if ignored {
-                        libc::SIG_IGN
-                    } else {
-                        libc::SIG_DFL
-                    },
-                );
-            }
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for sig in 1..=64 {
-                if opts.signals.blocked & (1 << (sig - 1)) != 0 {
-                    libc::sigaddset(&mut set, sig);
-                }
-            }
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            set_signals(&opts.signals);
             if let Some(cwd) = &opts.cwd {
                 // A recorded directory that no longer exists is not fatal:
                 // the program's file accesses are replayed from the trace.

@@ -13,7 +13,7 @@
 #![allow(clippy::missing_safety_doc)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod ops;
+use rrc_synclog::ops;
 mod order;
 mod real;
 mod session;

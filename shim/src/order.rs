@@ -355,7 +355,7 @@ fn take_recorded_turn(
             let ring = log.ring(expected.thread.slot);
             if let Some(r) = ring {
                 r.waiting_for_turn
-                    .store((entry.seq as u32).wrapping_add(1), Ordering::Relaxed);
+                    .store(rrc_synclog::word_plus_one(entry.seq), Ordering::Relaxed);
             }
             wait_for_turn(turn, entry.seq);
             if let Some(r) = ring {
@@ -403,7 +403,7 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
     let ring = log.ring(slot);
     if let Some(r) = ring {
         r.waiting_for_rank
-            .store((rank as u32).wrapping_add(1), Ordering::Relaxed);
+            .store(rrc_synclog::word_plus_one(rank), Ordering::Relaxed);
     }
     let at_rank = log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT, ring.map(|r| &r.released_early));
     if let Some(r) = ring {
@@ -418,7 +418,7 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
 #[inline]
 fn wait_for_turn(turn: &ObjectTurn, seq: u64) {
     // The counter is 32 bits and wraps; turns are compared in its width.
-    let target = seq as u32;
+    let target = rrc_synclog::word(seq);
     let mut spins = 0;
     loop {
         let current = turn.turn.load(Ordering::Acquire);

@@ -22,6 +22,8 @@
 //! before they are published, so it is valid for any bit pattern and may be
 //! shared between processes.
 
+pub mod ops;
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -416,14 +418,14 @@ impl SharedSyncLog {
         self.header().barrier_owner.store(0, Ordering::SeqCst);
         self.header()
             .fork_barrier
-            .store((stamp as u32).wrapping_add(1), Ordering::SeqCst);
+            .store(word_plus_one(stamp), Ordering::SeqCst);
         stamp
     }
 
     /// Record (tracer): the fork stamped `stamp` has made its child.
     pub fn end_fork(&self, stamp: u64) {
         let h = self.header();
-        let armed = (stamp as u32).wrapping_add(1);
+        let armed = word_plus_one(stamp);
         if h.fork_barrier
             .compare_exchange(armed, 0, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
@@ -441,8 +443,7 @@ impl SharedSyncLog {
     pub fn begin_handler(&self, stamp: u64, slot: u32) {
         let h = self.header();
         h.barrier_owner.store(slot + 1, Ordering::SeqCst);
-        h.fork_barrier
-            .store((stamp as u32).wrapping_add(1), Ordering::SeqCst);
+        h.fork_barrier.store(word_plus_one(stamp), Ordering::SeqCst);
     }
 
     /// Record (shim): returns once no fork is copying memory and no other
@@ -496,7 +497,7 @@ impl SharedSyncLog {
         released: Option<&AtomicU32>,
     ) -> bool {
         let h = self.header();
-        let target = rank as u32;
+        let target = word(rank);
         let mut spun = 0;
         loop {
             let current = h.order_turn.load(Ordering::SeqCst);
@@ -521,7 +522,7 @@ impl SharedSyncLog {
 
     /// Replay: whether the order, at `current`, has passed `rank`.
     pub fn rank_passed(&self, rank: u64) -> bool {
-        rank_is_past(rank as u32, self.order_turn())
+        rank_is_past(word(rank), self.order_turn())
     }
 
     /// Replay: the event at the current rank has happened; the next may.
@@ -581,9 +582,8 @@ impl SharedSyncLog {
                 false
             }
             Some(r) => {
-                h.tracer_wants
-                    .store((r as u32).wrapping_add(1), Ordering::SeqCst);
-                h.order_turn.load(Ordering::SeqCst) == r as u32
+                h.tracer_wants.store(word_plus_one(r), Ordering::SeqCst);
+                h.order_turn.load(Ordering::SeqCst) == word(r)
             }
         }
     }
@@ -614,6 +614,18 @@ pub struct ShimDivergence {
     pub expected_object: u64,
     pub observed_op: u32,
     pub observed_object: u64,
+}
+
+/// Ranks, stamps and turns as the region holds them: futex words, 32
+/// bits wide, wrapping. Every side (shim, tracer) narrows them with this.
+pub const fn word(rank: u64) -> u32 {
+    rank as u32
+}
+
+/// A "waiting for" or "armed" word: the rank (stamp, turn) plus one, 0
+/// meaning none.
+pub const fn word_plus_one(rank: u64) -> u32 {
+    word(rank).wrapping_add(1)
 }
 
 /// Ranks wrap in 32 bits; a rank less than 2^31 behind is past.

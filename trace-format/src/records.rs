@@ -2,6 +2,7 @@
 //! in creation order by the recorder and stable across record and replay,
 //! unlike kernel tids.
 
+use rrc_synclog::ops;
 use serde::{Deserialize, Serialize};
 
 /// Logical thread id: 0 is the first thread of the first process.
@@ -188,27 +189,39 @@ pub struct SyncRecord {
     pub result: i32,
 }
 
+/// The codes are the shim's (`rrc_synclog::ops`), defined there once.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum SyncOp {
-    MutexLock = 1,
-    MutexTrylock = 2,
-    MutexTimedlock = 3,
-    CondWait = 4,
-    CondTimedwait = 5,
-    RwlockRdlock = 6,
-    RwlockWrlock = 7,
-    RwlockTryrdlock = 8,
-    RwlockTrywrlock = 9,
-    RwlockTimedrdlock = 10,
-    RwlockTimedwrlock = 11,
-    SemWait = 12,
-    SemTrywait = 13,
-    SemTimedwait = 14,
-    SpinLock = 15,
-    SpinTrylock = 16,
-    BarrierWait = 17,
+    MutexLock = ops::MUTEX_LOCK as u8,
+    MutexTrylock = ops::MUTEX_TRYLOCK as u8,
+    MutexTimedlock = ops::MUTEX_TIMEDLOCK as u8,
+    CondWait = ops::COND_WAIT as u8,
+    CondTimedwait = ops::COND_TIMEDWAIT as u8,
+    RwlockRdlock = ops::RWLOCK_RDLOCK as u8,
+    RwlockWrlock = ops::RWLOCK_WRLOCK as u8,
+    RwlockTryrdlock = ops::RWLOCK_TRYRDLOCK as u8,
+    RwlockTrywrlock = ops::RWLOCK_TRYWRLOCK as u8,
+    RwlockTimedrdlock = ops::RWLOCK_TIMEDRDLOCK as u8,
+    RwlockTimedwrlock = ops::RWLOCK_TIMEDWRLOCK as u8,
+    SemWait = ops::SEM_WAIT as u8,
+    SemTrywait = ops::SEM_TRYWAIT as u8,
+    SemTimedwait = ops::SEM_TIMEDWAIT as u8,
+    SpinLock = ops::SPIN_LOCK as u8,
+    SpinTrylock = ops::SPIN_TRYLOCK as u8,
+    BarrierWait = ops::BARRIER_WAIT as u8,
 }
+
+// Every shim code has a variant and `ALL` lists them in code order, so
+// `from_u8` decodes exactly what the shim writes.
+const _: () = {
+    assert!(SyncOp::ALL.len() == ops::ALL.len());
+    let mut i = 0;
+    while i < SyncOp::ALL.len() {
+        assert!(SyncOp::ALL[i] as u32 == ops::ALL[i]);
+        i += 1;
+    }
+};
 
 impl SyncOp {
     pub const ALL: [SyncOp; 17] = [

@@ -1,0 +1,97 @@
+//! What an ioctl writes, decoded from its request number.
+
+use super::row::Add;
+use crate::{Result, TraceeMemory};
+
+/// Size of `struct ifreq` (an interface name and a union of 24 bytes).
+const IFREQ_LEN: u64 = 40;
+/// Size of `struct arpreq`.
+const ARPREQ_LEN: u64 = 68;
+
+/// ioctl numbers encode their direction in bits 30-31 (1: the program
+/// passes data in, 2: the kernel writes data out) and the size of that
+/// data in bits 16-29, except for old numbers that predate the scheme
+/// (direction 0), which only a table can describe.
+const IOC_WRITE: u64 = 1;
+const IOC_READ: u64 = 2;
+
+fn ioc_dir(request: u64) -> u64 {
+    (request >> 30) & 3
+}
+
+fn ioc_size(request: u64) -> u64 {
+    (request >> 16) & 0x3fff
+}
+
+/// An ioctl's request as the kernel reads it: an `unsigned int`, whatever
+/// a sign-extending caller left in the register's upper half.
+pub fn ioctl_request(arg: u64) -> u64 {
+    arg & 0xffff_ffff
+}
+
+/// Known ioctls that write a fixed amount of memory at their argument.
+pub fn ioctl_output_len(request: u64) -> Option<u64> {
+    Some(match ioctl_request(request) as libc::c_ulong {
+        libc::TCGETS => 60,
+        libc::TIOCGWINSZ => 8,
+        libc::FIONREAD | libc::TIOCGPGRP | libc::TIOCOUTQ | libc::TIOCGSID => 4,
+        libc::SIOCGIFNAME
+        | libc::SIOCGIFINDEX
+        | libc::SIOCGIFFLAGS
+        | libc::SIOCGIFADDR
+        | libc::SIOCGIFDSTADDR
+        | libc::SIOCGIFBRDADDR
+        | libc::SIOCGIFNETMASK
+        | libc::SIOCGIFMETRIC
+        | libc::SIOCGIFMTU
+        | libc::SIOCGIFHWADDR
+        | libc::SIOCGIFTXQLEN => IFREQ_LEN,
+        libc::SIOCGARP | libc::SIOCGRARP => ARPREQ_LEN,
+        // Encoded: the kernel writes at most the encoded size.
+        r if ioc_dir(r) & IOC_READ != 0 => ioc_size(r),
+        _ => return None,
+    })
+}
+
+/// The memory a known ioctl wrote.
+pub(super) fn ioctl_outputs(
+    mem: &dyn TraceeMemory,
+    request: u64,
+    arg: u64,
+    add: &mut Add,
+) -> Result<()> {
+    if ioctl_request(request) == libc::SIOCGIFCONF {
+        // struct ifconf { int ifc_len; char *ifc_buf; }: the kernel sets
+        // ifc_len to what it wrote into ifc_buf (or needs, when NULL).
+        let len = u64::from(mem.read_u32(arg)?);
+        let buf = mem.read_u64(arg + 8)?;
+        add(arg, 4);
+        if buf != 0 {
+            add(buf, len.min(1 << 20));
+        }
+    } else if let Some(len) = ioctl_output_len(request) {
+        add(arg, len);
+    }
+    Ok(())
+}
+
+/// Whether rrc knows what the ioctl writes (possibly nothing).
+pub fn ioctl_is_known(request: u64) -> bool {
+    let r = ioctl_request(request);
+    ioctl_output_len(r).is_some()
+        || r == libc::SIOCGIFCONF
+        // Encoded as passing data in only: the kernel writes nothing.
+        || ioc_dir(r) == IOC_WRITE
+        || matches!(
+            r as libc::c_ulong,
+            libc::FIONBIO
+                | libc::FIOCLEX
+                | libc::FIONCLEX
+                | libc::FIOASYNC
+                | libc::TCSETS
+                | libc::TCSETSW
+                | libc::TCSETSF
+                | libc::TIOCSWINSZ
+                | libc::TIOCSPGRP
+        )
+}

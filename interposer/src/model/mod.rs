@@ -1,0 +1,174 @@
+//! What rrc knows about each x86-64 syscall: whether the seccomp filter
+//! traps it, which memory the kernel writes (recorded, and restored during
+//! replay), which program data replay compares (paths, bytes written out),
+//! which arguments must match, and how replay treats it.
+//!
+//! All of it is declared once, one row per syscall, in `table.rs` (the
+//! row type is [`SyscallRow`]); the functions here look it up.
+
+mod cmsg;
+mod inputs;
+mod ioctl;
+mod outputs;
+mod row;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use libc::c_long;
+
+pub use cmsg::{received_fds, scm_rights};
+pub use inputs::{
+    inputs, read_gather, read_inputs, sendmsg_inputs, sockaddr_meaningful_len, MAX_INPUT,
+};
+pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
+pub use outputs::outputs;
+pub use row::{Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
+pub use table::{row, rows};
+
+/// How replay handles a trapped syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayAction {
+    /// Skip the syscall; inject the recorded return value and memory.
+    Emulate,
+    /// Let it run: it only builds process state.
+    Execute,
+    /// Let it run, then check its return value and memory against the trace
+    /// (descriptor creation, whose numbers must not drift).
+    ExecuteChecked,
+    /// open/openat/creat: reopen the same unchanged file read-only, or give
+    /// the program a placeholder descriptor with the recorded number.
+    Open,
+    /// A descriptor whose other end is outside the process (socket, accept):
+    /// a placeholder with the recorded number.
+    Placeholder,
+    /// clone/clone3/fork/vfork: run it and map the new thread or process.
+    Spawn,
+    /// execve/execveat: run it.
+    Exec,
+    /// kill/tgkill/tkill/rt_(tg)sigqueueinfo: run it with the recorded ids
+    /// mapped to live ones.
+    SignalSend,
+    /// setpgid/setsid: process groups must exist for real (a later
+    /// kill(-pgid) needs them): run with recorded ids mapped to live ones,
+    /// reporting the recorded result.
+    ProcessGroup,
+    /// chdir/fchdir: run for real, so that relative paths the program
+    /// opens later resolve as they did (replay checks that before it
+    /// reopens a file); the program sees the recorded result, whether or
+    /// not the directory is still there.
+    ChangeDirectory,
+    /// exit_group: run it once the process's other threads have reached
+    /// the end of their recorded events, as they had when it was recorded.
+    ExitGroup,
+    /// Not known to rrc: replay cannot reproduce it.
+    Unsupported,
+}
+
+/// A piece of tracee memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub addr: u64,
+    pub len: usize,
+}
+
+/// Program data handed to a syscall that replay compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputSpec {
+    Bytes(Region),
+    /// NUL-terminated string (a path), read up to PATH_MAX.
+    CString(u64),
+    /// Gather list: `count` iovecs at `addr`, up to `limit` bytes in all.
+    Iovec {
+        addr: u64,
+        count: u64,
+        limit: u64,
+    },
+    /// A socket address: compared by its meaningful bytes only (padding
+    /// and whatever follows a Unix path may be uninitialised).
+    SockAddr(Region),
+    /// Bytes a descriptor's file holds at an offset (what sendfile sends):
+    /// `offset_ptr` 0 means the descriptor's own position.
+    FileRange {
+        fd: u64,
+        offset_ptr: u64,
+        count: u64,
+    },
+}
+
+/// Syscalls the filter lets run untrapped: they only build process state,
+/// and with the same program and inputs they give the same results.
+pub fn runs_untrapped(nr: c_long) -> bool {
+    row(nr).is_some_and(|r| r.filter == Filter::Allow)
+}
+
+/// Whether the call copies the process's memory into a new one (fork,
+/// clone without CLONE_VM or CLONE_VFORK): where it falls among the other
+/// threads' work decides what the child sees, so its place in the event
+/// order is taken at its entry (record) and it runs only at that place
+/// (replay).
+pub fn snapshots_memory(nr: c_long, args: &[u64; 6]) -> bool {
+    row(nr).is_some_and(|r| r.snapshots_memory.holds(args))
+}
+
+/// Calls that change the process's user or group IDs (replay runs them
+/// for real when it can, see the replayer's `action_for`).
+pub fn changes_credentials(nr: c_long) -> bool {
+    row(nr).is_some_and(|r| r.credentials)
+}
+
+/// Calls that allocate or free descriptor numbers. The kernel hands out
+/// the lowest free number, so their relative order decides every number
+/// the program sees: the recorder runs at most one at a time per process,
+/// making the trace's order their true order, which replay then follows.
+pub fn changes_descriptor_table(nr: c_long, args: &[u64; 6]) -> bool {
+    row(nr).is_some_and(|r| r.fd_table.holds(args))
+}
+
+/// Syscalls rrc knows how to record (whether or not they trap).
+pub fn is_known(nr: c_long) -> bool {
+    row(nr).is_some_and(SyscallRow::is_known)
+}
+
+/// rt_sigreturn traps only to mark the end of a signal handler (the
+/// handler's thread ran alone until then): it is never an event.
+pub fn marks_handler_end(nr: c_long) -> bool {
+    row(nr).is_some_and(|r| matches!(r.replay, Replay::HandlerEnd))
+}
+
+/// How replay treats this call; `Unsupported` for calls that are never
+/// events (untrapped ones, rt_sigreturn) and for unknown ones.
+pub fn replay_action(nr: c_long, args: &[u64; 6]) -> ReplayAction {
+    row(nr).map_or(ReplayAction::Unsupported, |r| r.action(args))
+}
+
+/// Arguments replay compares (bit i = argument i): descriptors, flags,
+/// sizes; never pointers, whose values may legitimately move.
+pub fn compared_args(nr: c_long) -> u8 {
+    row(nr).map_or(0, |r| r.compared)
+}
+
+/// Argument names for reports (empty: reports show `argN`).
+pub fn arg_names(nr: c_long) -> &'static [&'static str] {
+    match row(nr) {
+        Some(r) if r.named_in_reports => r.args,
+        _ => &[],
+    }
+}
+
+/// How many arguments the syscall takes, when the table knows it.
+pub fn arg_count(nr: c_long) -> Option<usize> {
+    row(nr).map(|r| r.args.len())
+}
+
+/// The syscall's name, or `syscall_<nr>`.
+pub fn name(nr: c_long) -> String {
+    if let Some(r) = row(nr) {
+        return r.name.to_string();
+    }
+    // Obsolete and newer calls the table has no row for.
+    match usize::try_from(nr).ok().and_then(syscalls::Sysno::new) {
+        Some(s) => s.name().to_string(),
+        None => format!("syscall_{nr}"),
+    }
+}

@@ -1,0 +1,309 @@
+//! The memory the kernel writes: `outputs()` reads the table's
+//! description, and the argument-dependent layouts are the functions here,
+//! which rows point to with `Out::Custom`.
+
+use libc::EINTR;
+
+use super::ioctl::ioctl_outputs;
+use super::row::{Add, Outputs};
+use super::table::row;
+use super::Region;
+use crate::{Result, TraceeMemory};
+
+/// Memory the kernel wrote for a call that returned `ret`, read (record)
+/// or to be written (replay) at syscall exit. In replay, `args` and the
+/// memory are the live ones, `ret` the recorded one.
+pub fn outputs(
+    nr: libc::c_long,
+    a: &[u64; 6],
+    ret: i64,
+    mem: &dyn TraceeMemory,
+) -> Result<Vec<Region>> {
+    let mut out = Vec::new();
+    let mut add = |addr: u64, len: u64| {
+        if addr != 0 && len > 0 {
+            out.push(Region {
+                addr,
+                len: len as usize,
+            });
+        }
+    };
+    let Some(row) = row(nr) else {
+        return Ok(out);
+    };
+    match row.outputs {
+        Outputs::None => {}
+        Outputs::Returned(arg, size) => add(a[arg], returned(ret) * size),
+        Outputs::OnSuccess(fixed) if ret >= 0 => {
+            for &(arg, len) in fixed {
+                add(a[arg], len);
+            }
+        }
+        Outputs::OnSuccess(_) => {}
+        Outputs::Always(fixed) => {
+            for &(arg, len) in fixed {
+                add(a[arg], len);
+            }
+        }
+        Outputs::Custom(f) => f(a, ret, mem, &mut add)?,
+    }
+    Ok(out)
+}
+
+/// What a call returned as a count: 0 for an error.
+fn returned(ret: i64) -> u64 {
+    ret.max(0) as u64
+}
+
+const RET_EINTR: i64 = -(EINTR as i64);
+
+/// The largest socket address rrc records.
+const SOCKADDR_MAX: u64 = 128;
+
+pub(super) fn recvfrom(
+    a: &[u64; 6],
+    ret: i64,
+    mem: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    add(a[1], returned(ret));
+    if a[4] != 0 && a[5] != 0 {
+        let alen = u64::from(mem.read_u32(a[5])?);
+        add(a[5], 4);
+        add(a[4], alen.min(SOCKADDR_MAX));
+    }
+    Ok(())
+}
+
+/// readv, preadv, preadv2: what was read, spread over the iovecs.
+pub(super) fn readv(a: &[u64; 6], ret: i64, mem: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    scatter(mem, a[1], a[2], returned(ret), add)
+}
+
+pub(super) fn recvmsg(a: &[u64; 6], ret: i64, mem: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    let m = a[1];
+    let name = mem.read_u64(m)?;
+    let namelen = u64::from(mem.read_u32(m + 8)?);
+    let iov = mem.read_u64(m + 16)?;
+    let iovlen = mem.read_u64(m + 24)?;
+    let control = mem.read_u64(m + 32)?;
+    let controllen = mem.read_u64(m + 40)?;
+    add(m + 8, 4);
+    add(name, namelen.min(SOCKADDR_MAX));
+    scatter(mem, iov, iovlen, returned(ret), add)?;
+    // The returned msg_controllen, the control bytes and msg_flags come
+    // last, in this order: replay finds received descriptors there (see
+    // `cmsg::received_fds`).
+    add(m + 40, 8);
+    add(control, controllen.min(1 << 16));
+    add(m + 48, 4);
+    Ok(())
+}
+
+/// An interrupted sleep writes the time it had left.
+pub(super) fn nanosleep(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret == RET_EINTR {
+        add(a[1], 16);
+    }
+    Ok(())
+}
+
+/// The raw call returns -EINTR (glibc turns it into a positive code); an
+/// absolute sleep leaves `remain` alone.
+pub(super) fn clock_nanosleep(
+    a: &[u64; 6],
+    ret: i64,
+    _: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret == RET_EINTR && a[1] & libc::TIMER_ABSTIME as u64 == 0 {
+        add(a[3], 16);
+    }
+    Ok(())
+}
+
+/// The status only when a child was reaped, the usage whenever it succeeded.
+pub(super) fn wait4(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    if ret > 0 {
+        add(a[1], 4);
+    }
+    add(a[3], 144);
+    Ok(())
+}
+
+/// The pollfd array (8 bytes each), for their revents.
+pub(super) fn poll(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 {
+        add(a[0], a[1].min(1 << 16) * 8);
+    }
+    Ok(())
+}
+
+/// An interrupted ppoll still writes the time it had left (not the fds).
+pub(super) fn ppoll(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 || ret == RET_EINTR {
+        if ret >= 0 {
+            add(a[0], a[1].min(1 << 16) * 8);
+        }
+        add(a[2], 16);
+    }
+    Ok(())
+}
+
+/// select and pselect6: the three descriptor sets, and the time left
+/// (which an interrupted call writes too).
+pub(super) fn select(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 || ret == RET_EINTR {
+        if ret >= 0 {
+            let words = (a[0].min(1 << 16)).div_ceil(64) * 8;
+            add(a[1], words);
+            add(a[2], words);
+            add(a[3], words);
+        }
+        add(a[4], 16);
+    }
+    Ok(())
+}
+
+/// accept, accept4, getsockname, getpeername: the address and its length.
+pub(super) fn sockaddr(
+    a: &[u64; 6],
+    ret: i64,
+    mem: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret >= 0 && a[1] != 0 && a[2] != 0 {
+        let alen = u64::from(mem.read_u32(a[2])?);
+        add(a[2], 4);
+        add(a[1], alen.min(SOCKADDR_MAX));
+    }
+    Ok(())
+}
+
+pub(super) fn getsockopt(
+    a: &[u64; 6],
+    ret: i64,
+    mem: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret >= 0 && a[4] != 0 {
+        let len = u64::from(mem.read_u32(a[4])?);
+        add(a[4], 4);
+        add(a[3], len.min(1024));
+    }
+    Ok(())
+}
+
+pub(super) fn ioctl(a: &[u64; 6], ret: i64, mem: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 {
+        ioctl_outputs(mem, a[1], a[2], add)?;
+    }
+    Ok(())
+}
+
+/// Only the lock queries write (a struct flock).
+pub(super) fn fcntl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 && matches!(a[1] as i32, libc::F_GETLK | libc::F_OFD_GETLK) {
+        add(a[2], 32);
+    }
+    Ok(())
+}
+
+/// A zero size asks only for the count: nothing is written.
+pub(super) fn getgroups(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 && a[0] > 0 {
+        add(a[1], returned(ret) * 4);
+    }
+    Ok(())
+}
+
+pub(super) fn rt_sigpending(
+    a: &[u64; 6],
+    ret: i64,
+    _: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret >= 0 {
+        add(a[0], a[1].min(128));
+    }
+    Ok(())
+}
+
+/// One byte per page of the range.
+pub(super) fn mincore(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 {
+        add(a[2], a[1].div_ceil(4096));
+    }
+    Ok(())
+}
+
+/// recvmmsg fills up to `ret` mmsghdr entries (64 bytes each: a msghdr
+/// and the received length).
+pub(super) fn recvmmsg(
+    a: &[u64; 6],
+    ret: i64,
+    mem: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    for i in 0..returned(ret).min(1024) {
+        let m = a[1] + i * 64;
+        let len = u64::from(mem.read_u32(m + 56)?);
+        let name = mem.read_u64(m)?;
+        let namelen = u64::from(mem.read_u32(m + 8)?);
+        let iov = mem.read_u64(m + 16)?;
+        let iovlen = mem.read_u64(m + 24)?;
+        add(m + 8, 4);
+        add(name, namelen.min(SOCKADDR_MAX));
+        scatter(mem, iov, iovlen, len, add)?;
+        add(m + 40, 8);
+        add(m + 48, 4);
+        add(m + 56, 4);
+    }
+    Ok(())
+}
+
+/// The kernel writes each sent message's length.
+pub(super) fn sendmmsg(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 {
+        for i in 0..returned(ret).min(1024) {
+            add(a[1] + i * 64 + 56, 4);
+        }
+    }
+    Ok(())
+}
+
+/// Splits `total` bytes across an iovec array.
+fn scatter(
+    mem: &dyn TraceeMemory,
+    iov: u64,
+    count: u64,
+    mut total: u64,
+    add: &mut Add,
+) -> Result<()> {
+    for i in 0..count.min(1024) {
+        if total == 0 {
+            break;
+        }
+        let base = mem.read_u64(iov + i * 16)?;
+        let len = mem.read_u64(iov + i * 16 + 8)?;
+        let take = len.min(total);
+        add(base, take);
+        total -= take;
+    }
+    Ok(())
+}

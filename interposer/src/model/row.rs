@@ -1,0 +1,251 @@
+//! The row type of the syscall table (see `table.rs`), and the `const`
+//! builder methods that keep each row on one line of that table.
+
+use super::{InputSpec, ReplayAction};
+use crate::TraceeMemory;
+
+/// Argument masks: bit i stands for argument i.
+pub const A0: u8 = 1;
+pub const A1: u8 = 1 << 1;
+pub const A2: u8 = 1 << 2;
+pub const A3: u8 = 1 << 3;
+pub const A4: u8 = 1 << 4;
+pub const A5: u8 = 1 << 5;
+
+/// Everything rrc knows about one x86-64 syscall.
+#[derive(Clone, Copy, Debug)]
+pub struct SyscallRow {
+    /// The x86-64 syscall number.
+    pub nr: i64,
+    pub name: &'static str,
+    /// The argument names, as many as the call takes.
+    pub args: &'static [&'static str],
+    /// Which arguments are pointers (their values may move between record
+    /// and replay, so replay never compares them).
+    pub pointers: u8,
+    /// Whether the seccomp filter traps it.
+    pub filter: Filter,
+    /// How record and replay treat it.
+    pub replay: Replay,
+    /// Whether it allocates or frees descriptor numbers.
+    pub fd_table: When,
+    /// Whether the new process starts with a copy of memory (fork).
+    pub snapshots_memory: When,
+    /// Whether it changes user or group IDs.
+    pub credentials: bool,
+    /// Arguments replay compares (bit i = argument i).
+    pub compared: u8,
+    /// Divergence reports name the compared arguments with `args` (for the
+    /// others they show `argN`).
+    pub named_in_reports: bool,
+    /// Program data it is given, which replay compares.
+    pub inputs: Inputs,
+    /// Memory the kernel writes, recorded and restored by replay.
+    pub outputs: Outputs,
+}
+
+/// What the seccomp filter does with a syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Filter {
+    Trap,
+    /// Runs untrapped: it only builds process state.
+    Allow,
+    /// mmap: anonymous mappings run untrapped; mapping a descriptor traps so
+    /// that replay can check the descriptor still refers to the same file.
+    AllowAnonymous,
+}
+
+/// How a syscall takes part in record and replay.
+#[derive(Clone, Copy, Debug)]
+pub enum Replay {
+    /// Not known to rrc: recording reports it, replay cannot reproduce it.
+    Unknown,
+    /// Known, and run untrapped: never an event.
+    Untrapped,
+    /// rt_sigreturn: traps only to mark the end of a signal handler (the
+    /// handler's thread ran alone until then); never an event.
+    HandlerEnd,
+    /// Recorded as an event, replayed this way.
+    Action(ReplayAction),
+    /// Recorded as an event, replayed in a way its arguments decide.
+    ByArgs(fn(&[u64; 6]) -> ReplayAction),
+}
+
+/// A property that may depend on the arguments.
+#[derive(Clone, Copy, Debug)]
+pub enum When {
+    Never,
+    Always,
+    If(fn(&[u64; 6]) -> bool),
+}
+
+impl When {
+    pub fn holds(self, args: &[u64; 6]) -> bool {
+        match self {
+            When::Never => false,
+            When::Always => true,
+            When::If(f) => f(args),
+        }
+    }
+}
+
+/// The program data a syscall is given (see [`InputSpec`]); argument
+/// indices name where it is.
+#[derive(Clone, Copy, Debug)]
+pub enum Inputs {
+    None,
+    /// `len` bytes at `addr`: (addr, len).
+    Buf(usize, usize),
+    /// An iovec array: (iov, count).
+    Gather(usize, usize),
+    /// NUL-terminated paths (null pointers skipped).
+    Paths(&'static [usize]),
+    /// A socket address: (addr, addrlen).
+    SockAddr(usize, usize),
+    /// A msghdr's iovecs (sendmsg), which only a read of tracee memory
+    /// finds: `model::inputs` gives nothing for it, `read_inputs` reads it.
+    MsgHdr(usize),
+    Custom(fn(&[u64; 6]) -> Vec<InputSpec>),
+}
+
+/// Adds a written region (skipped when null or empty).
+pub type Add<'a> = dyn FnMut(u64, u64) + 'a;
+
+/// Lists, through `add`, the memory a call wrote given its arguments and
+/// return value, reading the tracee's memory where the layout says.
+pub type OutputFn = fn(&[u64; 6], i64, &dyn TraceeMemory, &mut Add<'_>) -> crate::Result<()>;
+
+/// The memory a syscall writes; argument indices name where.
+#[derive(Clone, Copy, Debug)]
+pub enum Outputs {
+    None,
+    /// `ret` items of `size` bytes at the argument: (arg, size).
+    Returned(usize, u64),
+    /// Fixed sizes at arguments, when the call succeeded: (arg, len).
+    OnSuccess(&'static [(usize, u64)]),
+    /// Fixed sizes at arguments, whatever the call returned.
+    Always(&'static [(usize, u64)]),
+    Custom(OutputFn),
+}
+
+impl SyscallRow {
+    /// A syscall rrc does not know: trapped, reported, not replayable.
+    pub const fn new(nr: i64, name: &'static str, args: &'static [&'static str]) -> Self {
+        SyscallRow {
+            nr,
+            name,
+            args,
+            pointers: 0,
+            filter: Filter::Trap,
+            replay: Replay::Unknown,
+            fd_table: When::Never,
+            snapshots_memory: When::Never,
+            credentials: false,
+            compared: 0,
+            named_in_reports: false,
+            inputs: Inputs::None,
+            outputs: Outputs::None,
+        }
+    }
+
+    pub const fn ptr(self, pointers: u8) -> Self {
+        SyscallRow { pointers, ..self }
+    }
+
+    pub const fn untrapped(self) -> Self {
+        SyscallRow {
+            filter: Filter::Allow,
+            replay: Replay::Untrapped,
+            ..self
+        }
+    }
+
+    pub const fn untrapped_if_anonymous(self) -> Self {
+        SyscallRow {
+            filter: Filter::AllowAnonymous,
+            ..self
+        }
+    }
+
+    pub const fn handler_end(self) -> Self {
+        SyscallRow {
+            replay: Replay::HandlerEnd,
+            ..self
+        }
+    }
+
+    pub const fn act(self, action: ReplayAction) -> Self {
+        SyscallRow {
+            replay: Replay::Action(action),
+            ..self
+        }
+    }
+
+    pub const fn act_by(self, action: fn(&[u64; 6]) -> ReplayAction) -> Self {
+        SyscallRow {
+            replay: Replay::ByArgs(action),
+            ..self
+        }
+    }
+
+    pub const fn fds(self) -> Self {
+        SyscallRow {
+            fd_table: When::Always,
+            ..self
+        }
+    }
+
+    pub const fn fds_if(self, test: fn(&[u64; 6]) -> bool) -> Self {
+        SyscallRow {
+            fd_table: When::If(test),
+            ..self
+        }
+    }
+
+    pub const fn forks(self, when: When) -> Self {
+        SyscallRow {
+            snapshots_memory: when,
+            ..self
+        }
+    }
+
+    pub const fn creds(self) -> Self {
+        SyscallRow {
+            credentials: true,
+            ..self
+        }
+    }
+
+    pub const fn cmp(self, compared: u8) -> Self {
+        SyscallRow { compared, ..self }
+    }
+
+    pub const fn named(self) -> Self {
+        SyscallRow {
+            named_in_reports: true,
+            ..self
+        }
+    }
+
+    pub const fn input(self, inputs: Inputs) -> Self {
+        SyscallRow { inputs, ..self }
+    }
+
+    pub const fn out(self, outputs: Outputs) -> Self {
+        SyscallRow { outputs, ..self }
+    }
+
+    /// Whether rrc knows how to record it (whether or not it traps).
+    pub fn is_known(&self) -> bool {
+        !matches!(self.replay, Replay::Unknown)
+    }
+
+    /// How replay treats the call with these arguments.
+    pub fn action(&self, args: &[u64; 6]) -> ReplayAction {
+        match self.replay {
+            Replay::Action(action) => action,
+            Replay::ByArgs(f) => f(args),
+            Replay::Unknown | Replay::Untrapped | Replay::HandlerEnd => ReplayAction::Unsupported,
+        }
+    }
+}

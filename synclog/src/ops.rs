@@ -1,0 +1,61 @@
+//! Operation codes stored in `SyncEntry::op`: the shim writes them, the
+//! recorder turns them into the trace's `SyncOp` (whose discriminants are
+//! these codes, so they are defined once, here, where both sides see them
+//! without librrc_shim.so linking the trace crate).
+
+pub const MUTEX_LOCK: u32 = 1;
+pub const MUTEX_TRYLOCK: u32 = 2;
+/// Also pthread_mutex_clocklock.
+pub const MUTEX_TIMEDLOCK: u32 = 3;
+pub const COND_WAIT: u32 = 4;
+/// Also pthread_cond_clockwait.
+pub const COND_TIMEDWAIT: u32 = 5;
+pub const RWLOCK_RDLOCK: u32 = 6;
+pub const RWLOCK_WRLOCK: u32 = 7;
+pub const RWLOCK_TRYRDLOCK: u32 = 8;
+pub const RWLOCK_TRYWRLOCK: u32 = 9;
+/// Also pthread_rwlock_clockrdlock.
+pub const RWLOCK_TIMEDRDLOCK: u32 = 10;
+/// Also pthread_rwlock_clockwrlock.
+pub const RWLOCK_TIMEDWRLOCK: u32 = 11;
+pub const SEM_WAIT: u32 = 12;
+pub const SEM_TRYWAIT: u32 = 13;
+/// Also sem_clockwait.
+pub const SEM_TIMEDWAIT: u32 = 14;
+pub const SPIN_LOCK: u32 = 15;
+pub const SPIN_TRYLOCK: u32 = 16;
+pub const BARRIER_WAIT: u32 = 17;
+
+/// Every code, in order: they are 1..=LAST with no gaps.
+pub const ALL: [u32; 17] = [
+    MUTEX_LOCK,
+    MUTEX_TRYLOCK,
+    MUTEX_TIMEDLOCK,
+    COND_WAIT,
+    COND_TIMEDWAIT,
+    RWLOCK_RDLOCK,
+    RWLOCK_WRLOCK,
+    RWLOCK_TRYRDLOCK,
+    RWLOCK_TRYWRLOCK,
+    RWLOCK_TIMEDRDLOCK,
+    RWLOCK_TIMEDWRLOCK,
+    SEM_WAIT,
+    SEM_TRYWAIT,
+    SEM_TIMEDWAIT,
+    SPIN_LOCK,
+    SPIN_TRYLOCK,
+    BARRIER_WAIT,
+];
+
+pub const LAST: u32 = BARRIER_WAIT;
+
+// The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
+const _: () = {
+    assert!(LAST <= u8::MAX as u32);
+    let mut i = 0;
+    while i < ALL.len() {
+        assert!(ALL[i] == i as u32 + 1);
+        i += 1;
+    }
+    assert!(ALL.len() as u32 == LAST);
+};
