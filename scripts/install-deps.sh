@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages rrc's tests need, when missing, with apt.
 #
-#   gcc                      required: the end-to-end tests and the demo
-#                            compile C programs; failing to get it is an error.
+#   gcc g++                  required: the end-to-end tests and the demo
+#                            compile C and C++ programs; failing is an error.
 #   memcached redis-server   wanted by later test suites (servers under
 #   redis-tools lighttpd     record/replay); failing to get them is a warning.
 #   nginx
@@ -10,7 +10,7 @@
 # Usage: scripts/install-deps.sh [--required-only]
 set -euo pipefail
 
-REQUIRED=(gcc)
+REQUIRED=(gcc g++)
 LATER=(memcached redis-server redis-tools lighttpd nginx)
 if [[ "${1:-}" == "--required-only" ]]; then
     LATER=()

@@ -1,6 +1,7 @@
-//! Compiles the C test programs in `tests/programs/` (and the bundled
-//! demo, `demo/demo.c`) with gcc into `$OUT_DIR/programs/`, and tells the
-//! tests where they are through `RRC_TEST_PROGRAMS`.
+//! Compiles the test programs in `tests/programs/` (C with gcc, C++ with
+//! g++, Rust with the rustc cargo runs this script with, and the bundled
+//! demo, `demo/demo.c`) into `$OUT_DIR/programs/`, and tells the tests
+//! where they are through `RRC_TEST_PROGRAMS`.
 
 use std::env;
 use std::fs;
@@ -27,7 +28,7 @@ fn main() {
     {
         let path = entry.expect("directory entry").path();
         match path.extension().and_then(|e| e.to_str()) {
-            Some("c") => sources.push(path),
+            Some("c" | "cpp" | "rs") => sources.push(path),
             Some("h") => headers.push(path),
             _ => {}
         }
@@ -42,7 +43,11 @@ fn main() {
             .file_stem()
             .and_then(|s| s.to_str())
             .expect("UTF-8 file name");
-        compile(src, &out.join(stem), &[]);
+        match src.extension().and_then(|e| e.to_str()) {
+            Some("cpp") => compile_with("g++", src, &out.join(stem), &[]),
+            Some("rs") => compile_rust(src, &out.join(stem)),
+            _ => compile(src, &out.join(stem), &[]),
+        }
     }
     // The divergence test swaps one build of divergent.c for another.
     let divergent = src_dir.join("divergent.c");
@@ -76,20 +81,44 @@ fn check_gcc() {
 }
 
 fn compile(src: &Path, exe: &Path, extra: &[String]) {
-    let output = Command::new("gcc")
+    compile_with("gcc", src, exe, extra)
+}
+
+fn compile_rust(src: &Path, exe: &Path) {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .args(["-O", "--edition", "2021", "-o"])
+        .arg(exe)
+        .arg(src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run rustc: {e}"));
+    if !output.status.success() {
+        panic!(
+            "rustc failed to compile {} ({}):\n{}",
+            src.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn compile_with(compiler: &str, src: &Path, exe: &Path, extra: &[String]) {
+    let output = Command::new(compiler)
         .args(CFLAGS)
         .args(extra)
         .arg("-o")
         .arg(exe)
         .arg(src)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run gcc: {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run {compiler} (scripts/install-deps.sh installs it): {e}")
+        });
     for line in String::from_utf8_lossy(&output.stderr).lines() {
         println!("cargo:warning={line}");
     }
     if !output.status.success() {
         panic!(
-            "gcc failed to compile {} ({}):\n{}",
+            "{compiler} failed to compile {} ({}):\n{}",
             src.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr)

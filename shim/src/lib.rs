@@ -17,6 +17,7 @@ use rrc_synclog::ops;
 mod order;
 mod real;
 mod session;
+mod stdio;
 
 use std::ffi::c_int;
 

@@ -129,4 +129,8 @@ real_functions! {
     spin_unlock = c"pthread_spin_unlock" => fn(*mut pthread_spinlock_t) -> c_int;
 
     barrier_wait = c"pthread_barrier_wait" => fn(*mut pthread_barrier_t) -> c_int;
+
+    flockfile = c"flockfile" => fn(*mut c_void) -> ();
+    funlockfile = c"funlockfile" => fn(*mut c_void) -> ();
+    ftrylockfile = c"ftrylockfile" => fn(*mut c_void) -> c_int;
 }

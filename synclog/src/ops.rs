@@ -25,9 +25,12 @@ pub const SEM_TIMEDWAIT: u32 = 14;
 pub const SPIN_LOCK: u32 = 15;
 pub const SPIN_TRYLOCK: u32 = 16;
 pub const BARRIER_WAIT: u32 = 17;
+/// A stdio `FILE`'s lock, taken by the shim around each stdio call (and by
+/// flockfile/ftrylockfile); the object is the `FILE *`.
+pub const STDIO_LOCK: u32 = 18;
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 17] = [
+pub const ALL: [u32; 18] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -45,9 +48,10 @@ pub const ALL: [u32; 17] = [
     SPIN_LOCK,
     SPIN_TRYLOCK,
     BARRIER_WAIT,
+    STDIO_LOCK,
 ];
 
-pub const LAST: u32 = BARRIER_WAIT;
+pub const LAST: u32 = STDIO_LOCK;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

@@ -210,6 +210,7 @@ pub enum SyncOp {
     SpinLock = ops::SPIN_LOCK as u8,
     SpinTrylock = ops::SPIN_TRYLOCK as u8,
     BarrierWait = ops::BARRIER_WAIT as u8,
+    StdioLock = ops::STDIO_LOCK as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -224,7 +225,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 17] = [
+    pub const ALL: [SyncOp; 18] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -242,6 +243,7 @@ impl SyncOp {
         SyncOp::SpinLock,
         SyncOp::SpinTrylock,
         SyncOp::BarrierWait,
+        SyncOp::StdioLock,
     ];
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
@@ -267,6 +269,7 @@ impl SyncOp {
             SyncOp::SpinLock => "pthread_spin_lock",
             SyncOp::SpinTrylock => "pthread_spin_trylock",
             SyncOp::BarrierWait => "pthread_barrier_wait",
+            SyncOp::StdioLock => "flockfile",
         }
     }
 }

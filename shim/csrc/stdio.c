@@ -1,0 +1,216 @@
+/* stdio entry points, wrapped so that each call takes its FILE's lock in
+ * the order rrc recorded (record) or enforces (replay). glibc takes a
+ * FILE's lock inline, inside each function, where no interposition can
+ * see it; these wrappers take the same (recursive) lock first, through
+ * rrc_stdio_lock, which logs or waits for the acquisition's turn like a
+ * mutex's. The real function then re-takes the lock it already holds.
+ *
+ * In C because most of these are variadic, which stable Rust cannot
+ * define. Each wrapper forwards to the next definition (libc's), found
+ * with dlsym(RTLD_NEXT) on first use. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Not <stdio.h>: it renames scanf and friends to their __isoc99_ forms
+ * with asm labels, and both names need a wrapper of their own. */
+typedef struct _IO_FILE FILE;
+extern FILE *stdin;
+extern FILE *stdout;
+
+void rrc_stdio_lock(FILE *fp);
+void rrc_stdio_unlock(FILE *fp);
+int rrc_stdio_trylock(FILE *fp);
+
+/* The next definition of `name`, cached in `slot` (races store the same
+ * value). */
+#define REAL(slot, name)                                                      \
+    (slot ? slot : (slot = (__typeof__(slot))dlsym(RTLD_NEXT, name)))
+
+/* Each wrapper is rrc_c_NAME, hidden: librrc_shim.so exports NAME as a
+ * one-jump trampoline (Rust's naked functions, in src/stdio.rs), because
+ * a Rust cdylib exports only symbols defined in Rust. */
+#define HIDDEN __attribute__((visibility("hidden")))
+
+/* Defines a wrapper with fixed arguments: RET name(PARAMS) locking `fp`
+ * around the real call with ARGS. */
+#define WRAP(ret, name, fp, params, args)                                     \
+    HIDDEN ret rrc_c_##name params                                            \
+    {                                                                         \
+        static ret(*real) params;                                             \
+        if (!REAL(real, #name))                                               \
+            return (ret)-1;                                                   \
+        FILE *locked = (fp);                                                  \
+        if (locked)                                                           \
+            rrc_stdio_lock(locked);                                           \
+        ret r = real args;                                                    \
+        if (locked)                                                           \
+            rrc_stdio_unlock(locked);                                         \
+        return r;                                                             \
+    }
+
+/* Output. */
+WRAP(int, vfprintf, fp, (FILE *fp, const char *fmt, va_list ap), (fp, fmt, ap))
+WRAP(int, vprintf, stdout, (const char *fmt, va_list ap), (fmt, ap))
+WRAP(int, __vfprintf_chk, fp, (FILE *fp, int flag, const char *fmt, va_list ap),
+     (fp, flag, fmt, ap))
+WRAP(int, __vprintf_chk, stdout, (int flag, const char *fmt, va_list ap), (flag, fmt, ap))
+WRAP(int, fputs, fp, (const char *s, FILE *fp), (s, fp))
+WRAP(int, puts, stdout, (const char *s), (s))
+WRAP(int, fputc, fp, (int c, FILE *fp), (c, fp))
+WRAP(int, putc, fp, (int c, FILE *fp), (c, fp))
+WRAP(int, _IO_putc, fp, (int c, FILE *fp), (c, fp))
+WRAP(int, putchar, stdout, (int c), (c))
+WRAP(size_t, fwrite, fp, (const void *p, size_t size, size_t n, FILE *fp), (p, size, n, fp))
+/* fflush(NULL) flushes every stream, each under its own lock. */
+WRAP(int, fflush, fp, (FILE *fp), (fp))
+
+/* Input. */
+WRAP(char *, fgets, fp, (char *s, int n, FILE *fp), (s, n, fp))
+WRAP(char *, __fgets_chk, fp, (char *s, size_t size, int n, FILE *fp), (s, size, n, fp))
+WRAP(int, fgetc, fp, (FILE *fp), (fp))
+WRAP(int, getc, fp, (FILE *fp), (fp))
+WRAP(int, _IO_getc, fp, (FILE *fp), (fp))
+WRAP(int, getchar, stdin, (void), ())
+WRAP(int, ungetc, fp, (int c, FILE *fp), (c, fp))
+WRAP(size_t, fread, fp, (void *p, size_t size, size_t n, FILE *fp), (p, size, n, fp))
+WRAP(size_t, __fread_chk, fp, (void *p, size_t len, size_t size, size_t n, FILE *fp),
+     (p, len, size, n, fp))
+WRAP(ssize_t, getline, fp, (char **line, size_t *n, FILE *fp), (line, n, fp))
+WRAP(ssize_t, getdelim, fp, (char **line, size_t *n, int delim, FILE *fp),
+     (line, n, delim, fp))
+WRAP(ssize_t, __getdelim, fp, (char **line, size_t *n, int delim, FILE *fp),
+     (line, n, delim, fp))
+WRAP(int, vfscanf, fp, (FILE *fp, const char *fmt, va_list ap), (fp, fmt, ap))
+WRAP(int, __isoc99_vfscanf, fp, (FILE *fp, const char *fmt, va_list ap), (fp, fmt, ap))
+WRAP(int, vscanf, stdin, (const char *fmt, va_list ap), (fmt, ap))
+WRAP(int, __isoc99_vscanf, stdin, (const char *fmt, va_list ap), (fmt, ap))
+
+/* The variadic forms take the lock once, here, and call libc's va_list
+ * form directly (not the wrapper above). */
+typedef int (*vfprintf_fn)(FILE *, const char *, va_list);
+typedef int (*vfprintf_chk_fn)(FILE *, int, const char *, va_list);
+
+#define LOCKED_VA(fp, call)                                                   \
+    do {                                                                      \
+        va_list ap;                                                           \
+        va_start(ap, fmt);                                                    \
+        rrc_stdio_lock(fp);                                                   \
+        r = call;                                                             \
+        rrc_stdio_unlock(fp);                                                 \
+        va_end(ap);                                                           \
+    } while (0)
+
+static vfprintf_fn real_vfprintf(void)
+{
+    static vfprintf_fn real;
+    return REAL(real, "vfprintf");
+}
+
+static vfprintf_chk_fn real_vfprintf_chk(void)
+{
+    static vfprintf_chk_fn real;
+    return REAL(real, "__vfprintf_chk");
+}
+
+static vfprintf_fn real_vfscanf(void)
+{
+    static vfprintf_fn real;
+    return REAL(real, "vfscanf");
+}
+
+static vfprintf_fn real_isoc99_vfscanf(void)
+{
+    static vfprintf_fn real;
+    return REAL(real, "__isoc99_vfscanf");
+}
+
+HIDDEN int rrc_c_printf(const char *fmt, ...)
+{
+    vfprintf_fn f = real_vfprintf();
+    int r = -1;
+    if (f)
+        LOCKED_VA(stdout, f(stdout, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c_fprintf(FILE *fp, const char *fmt, ...)
+{
+    vfprintf_fn f = real_vfprintf();
+    int r = -1;
+    if (f)
+        LOCKED_VA(fp, f(fp, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c___printf_chk(int flag, const char *fmt, ...)
+{
+    vfprintf_chk_fn f = real_vfprintf_chk();
+    int r = -1;
+    if (f)
+        LOCKED_VA(stdout, f(stdout, flag, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c___fprintf_chk(FILE *fp, int flag, const char *fmt, ...)
+{
+    vfprintf_chk_fn f = real_vfprintf_chk();
+    int r = -1;
+    if (f)
+        LOCKED_VA(fp, f(fp, flag, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c_scanf(const char *fmt, ...)
+{
+    vfprintf_fn f = real_vfscanf();
+    int r = -1;
+    if (f)
+        LOCKED_VA(stdin, f(stdin, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c_fscanf(FILE *fp, const char *fmt, ...)
+{
+    vfprintf_fn f = real_vfscanf();
+    int r = -1;
+    if (f)
+        LOCKED_VA(fp, f(fp, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c___isoc99_scanf(const char *fmt, ...)
+{
+    vfprintf_fn f = real_isoc99_vfscanf();
+    int r = -1;
+    if (f)
+        LOCKED_VA(stdin, f(stdin, fmt, ap));
+    return r;
+}
+
+HIDDEN int rrc_c___isoc99_fscanf(FILE *fp, const char *fmt, ...)
+{
+    vfprintf_fn f = real_isoc99_vfscanf();
+    int r = -1;
+    if (f)
+        LOCKED_VA(fp, f(fp, fmt, ap));
+    return r;
+}
+
+/* The program's own locking of a FILE. */
+HIDDEN void rrc_c_flockfile(FILE *fp)
+{
+    rrc_stdio_lock(fp);
+}
+
+HIDDEN void rrc_c_funlockfile(FILE *fp)
+{
+    rrc_stdio_unlock(fp);
+}
+
+HIDDEN int rrc_c_ftrylockfile(FILE *fp)
+{
+    return rrc_stdio_trylock(fp);
+}

@@ -1,0 +1,112 @@
+//! Ordinary programs whose threads share stdio streams: printing
+//! concurrently (line-buffered, fully buffered and unbuffered, to a pipe
+//! and to a file), reading lines from one stdin, and C++'s std::cout with
+//! std::mutex and std::condition_variable. stdio takes each stream's lock
+//! inside libc, where rrc cannot see it; the shim orders it like a mutex.
+
+use std::time::Duration;
+
+use rrc_tests::*;
+
+/// Records `program` `takes` times (times RRC_TEST_REPEAT) and replays
+/// each recording twice, faithfully.
+fn record_and_replay_all(program: &str, args: &[&str], stdin: &[u8], takes: usize) {
+    let prog = rrc_tests::program(program);
+    for round in 1..=repeat() {
+        for take in 1..=takes {
+            let tag = format!("{program}-{}-round{round}-take{take}", args.join("-"));
+            record_and_replay_keeping(&prog, args, stdin, 0, 2, &tag);
+        }
+    }
+}
+
+#[test]
+fn threads_printing_line_buffered_to_a_pipe_replay_byte_for_byte() {
+    record_and_replay_all("stdio_threads", &["line"], b"", 3);
+}
+
+#[test]
+fn threads_printing_fully_buffered_to_a_pipe_replay_byte_for_byte() {
+    // Each write(2) carries lines of several threads, in the order they
+    // took stdout's lock.
+    record_and_replay_all("stdio_threads", &["full"], b"", 3);
+}
+
+#[test]
+fn threads_printing_unbuffered_replay_byte_for_byte() {
+    record_and_replay_all("stdio_threads", &["none"], b"", 2);
+}
+
+#[test]
+fn threads_printing_fully_buffered_to_a_file_replay_byte_for_byte() {
+    record_and_replay_all("stdio_threads", &["full", "out.txt"], b"", 3);
+}
+
+#[test]
+fn threads_printing_through_stdio_interleave_differently_natively() {
+    assert_native_runs_differ(&program("stdio_threads"), &["full"], b"", 10);
+}
+
+#[test]
+fn threads_reading_lines_from_one_stdin_replay() {
+    let input = word_lines(400);
+    record_and_replay_all("stdin_threads", &[], &input, 3);
+}
+
+#[test]
+fn threads_reading_lines_from_one_stdin_share_them_differently_natively() {
+    assert_native_runs_differ(&program("stdin_threads"), &[], &word_lines(400), 10);
+}
+
+#[test]
+fn cpp_workers_logging_with_cout_replay_byte_for_byte() {
+    record_and_replay_all("cpp_queue", &[], b"", 4);
+}
+
+#[test]
+fn cpp_workers_take_jobs_differently_natively() {
+    assert_native_runs_differ(&program("cpp_queue"), &[], b"", 10);
+}
+
+#[test]
+fn stdio_locks_are_counted_as_sync_operations() {
+    let rec = record(&program("stdio_threads"), &["full"], b"");
+    rec.assert_exit_code(0);
+    let json = check_inspect(&rec, 5);
+    // 4 threads x 200 lines, at least one stdio call each.
+    assert!(
+        sync_count(&json, "flockfile") >= 800,
+        "stdio calls take stdout's lock: {}",
+        json["sync_ops"]
+    );
+}
+
+#[test]
+fn a_lock_rrc_cannot_see_ends_replay_quickly_faithful_or_divergent() {
+    // A hand-written futex lock around the output: rrc records no order
+    // for it. Replay must end within seconds either way, never stall.
+    let prog = program("futex_lock");
+    for take in 1..=4 * repeat() {
+        let rec = record(&prog, &[], b"");
+        rec.assert_exit_code(0);
+        let out = replay_within(
+            &rec.trace,
+            &["--stall-timeout", "20"],
+            Duration::from_secs(40),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            assert_eq!(out.stdout, rec.stdout, "take {take}: exit 0 means faithful");
+            continue;
+        }
+        let line = stderr.lines().find(|l| l.starts_with("divergence:"));
+        assert!(
+            line.is_some(),
+            "take {take}: ends with a divergence:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("no progress"),
+            "take {take}: a divergence, not a stall:\n{stderr}"
+        );
+    }
+}
