@@ -1,9 +1,9 @@
 //! Compiles the stdio wrappers (C, because they are variadic) into the shim.
 fn main() {
-    println!("cargo:rerun-if-changed=csrc/stdio.c");
+    println!("cargo:rerun-if-changed=csrc/wrappers.c");
     cc::Build::new()
-        .file("csrc/stdio.c")
+        .file("csrc/wrappers.c")
         .flag_if_supported("-fvisibility=default")
         .warnings(true)
-        .compile("rrc_stdio");
+        .compile("rrc_wrappers");
 }

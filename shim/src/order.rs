@@ -142,6 +142,31 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
     }
 }
 
+/// A futex wait or wake the program made (see `futex`): a place in the
+/// event order, not a lock. `real` makes the call and returns the kernel's
+/// result (a count, or a negated errno), which is what this returns too.
+#[inline]
+pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) -> c_int {
+    match session::current() {
+        None => real(),
+        Some(Session::Record(log)) => record_call(log, op, object, real, |_| false),
+        Some(Session::Replay(log)) => {
+            let _errno = ErrnoGuard::save();
+            let expected = expect_next(log, op, object);
+            arrive(log, &expected);
+            if waits && log.orders_events() {
+                // Returns at its place, which comes after the wake.
+                in_event_order(log, &expected, |_| {});
+            } else {
+                in_event_order(log, &expected, |_| {
+                    real();
+                });
+            }
+            expected.entry.result
+        }
+    }
+}
+
 /// Makes the real call and logs it. The thread is looked up first so its
 /// one gettid comes before the real call in both record and replay.
 #[inline]

@@ -228,7 +228,7 @@ pub fn this_thread(log: &SharedSyncLog) -> Result<LogicalThread, UnregisteredThr
 #[cold]
 fn resolve_identity(log: &SharedSyncLog) -> ThreadIdentity {
     // SAFETY: gettid takes no arguments and cannot fail.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let tid = unsafe { rrc_synclog::raw_syscall(libc::SYS_gettid, [0; 6]) } as i32;
     match log.lookup_thread(tid) {
         Some((slot, process)) if log.ring(slot).is_some() => {
             ThreadIdentity::Registered(LogicalThread { slot, process })

@@ -1,7 +1,7 @@
 //! stdio's `FILE` locks as sync objects. glibc takes a stream's lock
 //! inside each stdio function, where no interposition sees it, so threads
 //! that print concurrently interleave (and fill shared buffers) in an
-//! order rrc did not record. The C wrappers in `csrc/stdio.c` take the
+//! order rrc did not record. The C wrappers in `csrc/wrappers.c` take the
 //! same recursive lock first, through these functions: the outermost
 //! acquisition by a thread is ordered like a mutex's (op `STDIO_LOCK`, the
 //! object is the `FILE *`); nested ones (a stdio call under `flockfile`,
@@ -177,4 +177,5 @@ trampolines! {
     flockfile => rrc_c_flockfile;
     funlockfile => rrc_c_funlockfile;
     ftrylockfile => rrc_c_ftrylockfile;
+    syscall => rrc_c_syscall;
 }

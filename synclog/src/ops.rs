@@ -28,9 +28,14 @@ pub const BARRIER_WAIT: u32 = 17;
 /// A stdio `FILE`'s lock, taken by the shim around each stdio call (and by
 /// flockfile/ftrylockfile); the object is the `FILE *`.
 pub const STDIO_LOCK: u32 = 18;
+/// A futex wait the program made through libc's `syscall()` (Rust's std
+/// locks and condvars, hand-written locks); the object is the futex word.
+pub const FUTEX_WAIT: u32 = 19;
+/// A futex wake made the same way.
+pub const FUTEX_WAKE: u32 = 20;
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 18] = [
+pub const ALL: [u32; 20] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -49,9 +54,11 @@ pub const ALL: [u32; 18] = [
     SPIN_TRYLOCK,
     BARRIER_WAIT,
     STDIO_LOCK,
+    FUTEX_WAIT,
+    FUTEX_WAKE,
 ];
 
-pub const LAST: u32 = STDIO_LOCK;
+pub const LAST: u32 = FUTEX_WAKE;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

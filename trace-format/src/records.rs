@@ -211,6 +211,8 @@ pub enum SyncOp {
     SpinTrylock = ops::SPIN_TRYLOCK as u8,
     BarrierWait = ops::BARRIER_WAIT as u8,
     StdioLock = ops::STDIO_LOCK as u8,
+    FutexWait = ops::FUTEX_WAIT as u8,
+    FutexWake = ops::FUTEX_WAKE as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -225,7 +227,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 18] = [
+    pub const ALL: [SyncOp; 20] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -244,6 +246,8 @@ impl SyncOp {
         SyncOp::SpinTrylock,
         SyncOp::BarrierWait,
         SyncOp::StdioLock,
+        SyncOp::FutexWait,
+        SyncOp::FutexWake,
     ];
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
@@ -270,6 +274,8 @@ impl SyncOp {
             SyncOp::SpinTrylock => "pthread_spin_trylock",
             SyncOp::BarrierWait => "pthread_barrier_wait",
             SyncOp::StdioLock => "flockfile",
+            SyncOp::FutexWait => "futex_wait",
+            SyncOp::FutexWake => "futex_wake",
         }
     }
 }

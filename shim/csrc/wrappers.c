@@ -214,3 +214,24 @@ HIDDEN int rrc_c_ftrylockfile(FILE *fp)
 {
     return rrc_stdio_trylock(fp);
 }
+
+/* libc's syscall(): Rust's std (and hand-written locks) make their futex
+ * calls through it. Futex waits and wakes go to rrc_futex, which puts
+ * them in the event order; every other call goes straight to libc. */
+long rrc_futex(long uaddr, long op, long val, long timeout, long uaddr2, long val3);
+
+HIDDEN long rrc_c_syscall(long nr, ...)
+{
+    static long (*real)(long, ...);
+    long a[6];
+    va_list ap;
+    va_start(ap, nr);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (nr == 202 /* SYS_futex on x86-64 */)
+        return rrc_futex(a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (!REAL(real, "syscall"))
+        return -1;
+    return real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
