@@ -265,9 +265,12 @@ impl Replayer {
     /// until the killed program is gone); an internal error kills the
     /// program, unless it only says a tracee vanished (the loop ignores
     /// that).
-    fn finish_stop(&mut self, result: Res) -> Result<()> {
+    fn finish_stop(&mut self, pid: Pid, result: Res) -> Result<()> {
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.check_settled(pid);
+                Ok(())
+            }
             Err(Halt::Diverged(found)) => {
                 self.report(*found);
                 Ok(())
@@ -278,6 +281,20 @@ impl Replayer {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// A handled stop leaves its thread resumed or parked, never merely
+    /// stopped (but a divergence leaves threads for the kill).
+    fn check_settled(&self, pid: Pid) {
+        let stopped = self
+            .live
+            .get(&pid)
+            .is_some_and(|t| t.state == ThreadState::Stopped);
+        if stopped && !self.diverged() {
+            internal_error(format_args!(
+                "tid {pid} was neither resumed nor held after its stop"
+            ));
         }
     }
 
@@ -380,22 +397,25 @@ impl StopHandler for Replayer {
         debug_log(format_args!("seccomp stop of {pid}"));
         self.note_stop(pid);
         let result = self.seccomp_stop(pid);
-        self.finish_stop(result)
+        self.finish_stop(pid, result)
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
         debug_log(format_args!("syscall exit of {pid}"));
         self.note_stop(pid);
         let result = self.syscall_exit(pid);
-        self.finish_stop(result)
+        self.finish_stop(pid, result)
     }
 
     fn on_task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool> {
         debug_log(format_args!("{event:?} of {pid}"));
         self.note_stop(pid);
         match self.task_event(pid, event) {
-            Ok(adopted) => Ok(adopted),
-            Err(halt) => self.finish_stop(Err(halt)).map(|()| false),
+            Ok(adopted) => {
+                self.check_settled(pid);
+                Ok(adopted)
+            }
+            Err(halt) => self.finish_stop(pid, Err(halt)).map(|()| false),
         }
     }
 
@@ -403,7 +423,7 @@ impl StopHandler for Replayer {
         debug_log(format_args!("signal {sig} of {pid}"));
         self.note_stop(pid);
         let result = self.signal_stop(pid, sig);
-        self.finish_stop(result)
+        self.finish_stop(pid, result)
     }
 
     fn on_exit(&mut self, pid: Pid, how: Ended) -> Result<()> {
@@ -412,7 +432,7 @@ impl StopHandler for Replayer {
             Ended::Killed(sig) => ExitStatus::Signaled(sig),
         };
         let result = self.thread_ended(pid, status);
-        self.finish_stop(result)
+        self.finish_stop(pid, result)
     }
 
     fn on_idle(&mut self) -> Result<Idle> {
