@@ -38,6 +38,20 @@ pub(crate) enum Hold {
     SignalTurn(u64),
 }
 
+impl Hold {
+    /// Whether the hold is over: the output turn is `next_output`,
+    /// `reached` says whether the event order has got to a rank, and
+    /// `may_exit` whether the thread's process may end now.
+    pub fn over(self, next_output: u64, reached: impl Fn(u64) -> bool, may_exit: bool) -> bool {
+        match self {
+            Hold::OutputTurn(rank) => rank == next_output,
+            Hold::RunTurn(rank) | Hold::SignalTurn(rank) => reached(rank),
+            Hold::ProcessExit | Hold::FatalSignal { .. } => may_exit,
+            Hold::PastEnd => false,
+        }
+    }
+}
+
 impl Replayer {
     /// Keeps a stopped thread stopped until `hold` is over.
     pub(super) fn hold(&mut self, pid: Pid, hold: Hold) {
@@ -48,12 +62,12 @@ impl Replayer {
 
     /// Whether what the thread is held for has happened.
     fn hold_over(&self, thread: u32, hold: Hold) -> bool {
-        match hold {
-            Hold::OutputTurn(rank) => rank == self.next_output,
-            Hold::RunTurn(rank) | Hold::SignalTurn(rank) => EventOrder::reached(&self.log, rank),
-            Hold::ProcessExit | Hold::FatalSignal { .. } => self.process_may_exit(thread),
-            Hold::PastEnd => false,
-        }
+        // Whether the process may exit is only asked of the holds that
+        // wait for it: it looks at every thread.
+        let may_exit = matches!(hold, Hold::ProcessExit | Hold::FatalSignal { .. })
+            && self.process_may_exit(thread);
+        let reached = |rank| EventOrder::reached(&self.log, rank);
+        hold.over(self.next_output, reached, may_exit)
     }
 
     /// Lets held threads go once what they wait for has happened; then
@@ -159,5 +173,29 @@ impl Replayer {
                 differs: None,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_hold_ends_with_what_it_waits_for() {
+        let reached = |rank: u64| rank <= 4;
+        assert!(Hold::OutputTurn(3).over(3, reached, false));
+        assert!(!Hold::OutputTurn(4).over(3, reached, true));
+        assert!(Hold::RunTurn(4).over(0, reached, false));
+        assert!(!Hold::RunTurn(5).over(0, reached, true));
+        assert!(Hold::SignalTurn(2).over(0, reached, false));
+        assert!(Hold::ProcessExit.over(0, reached, true));
+        assert!(!Hold::ProcessExit.over(0, reached, false));
+        let fatal = Hold::FatalSignal {
+            sig: libc::SIGTERM,
+            at_entry: true,
+        };
+        assert!(fatal.over(0, reached, true));
+        assert!(!fatal.over(0, reached, false));
+        assert!(!Hold::PastEnd.over(0, |_| true, true), "held for good");
     }
 }
