@@ -319,7 +319,7 @@ impl Replayer {
                     .waiting_for_rank
                     .load(Ordering::Acquire);
                 (w != 0 && !self.log.rank_passed(u64::from(w - 1)))
-                    .then_some((u64::from(w - 1), t.logical))
+                    .then(|| (u64::from(w - 1), t.logical))
             })
             .min()
     }
