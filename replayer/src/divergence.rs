@@ -2,7 +2,9 @@
 //! by thread and event index, expected versus observed.
 
 use rrc_interposer::model;
-use rrc_trace::{SyncOp, SyscallRecord, ThreadId};
+use rrc_trace::{ExitStatus, SignalPoint, SyncOp, SyscallRecord, ThreadId};
+
+use crate::plan::PlannedEvent;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Divergence {
@@ -100,4 +102,246 @@ pub fn describe_sync_op(code: u32) -> String {
         .ok()
         .and_then(SyncOp::from_u8)
         .map_or_else(|| format!("sync op {code}"), |op| op.name().to_string())
+}
+
+/// What the recording says comes next, at a divergence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expected {
+    /// The thread's next recorded event (described); `None` past its last.
+    Next(Option<String>),
+    /// A recorded event, and what about it replay needed.
+    Event { event: String, need: Need },
+    /// The thread's next sync operation.
+    SyncOp {
+        index: usize,
+        op: &'static str,
+        object: u64,
+    },
+    /// No thread or process is created here.
+    NoNewThread,
+    /// Anything else (deadlock and stall reports).
+    Text(String),
+}
+
+/// What replay needed of an expected event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Only the event itself.
+    Itself,
+    /// A recorded signal to be delivered before this syscall.
+    SignalFirst,
+    /// The call maps this file.
+    Mapping(String),
+    /// A call rrc recorded only the return value of (`what` names it).
+    Unsupported(String),
+    /// recvmsg receiving this many descriptors.
+    ReceivingFds(usize),
+    /// Writing this many memory regions.
+    WritingRegions(usize),
+    /// A copy of the mapped file at the recorded address.
+    MappedCopy,
+    /// recvmsg receiving this descriptor.
+    ReceivingFd(i32),
+    /// This many recorded events left when the thread ended.
+    EventsLeft(usize),
+}
+
+/// What the program did instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    /// A syscall (described), with what differs, if anything.
+    Call {
+        call: String,
+        differs: Option<String>,
+    },
+    /// A syscall made with the expected signal blocked.
+    CallWithSignalBlocked(String),
+    /// A signal arrived.
+    Signal(i32),
+    /// An instruction trapped (rdtsc, rdtscp).
+    Instruction(String),
+    /// The call returned this value.
+    Returned(i64),
+    /// The call returned this address.
+    ReturnedAddress(i64),
+    /// A placeholder descriptor took this number.
+    PlaceholderTook(i64),
+    /// The thread ended.
+    ThreadEnded(ExitStatus),
+    /// The program created a thread or process.
+    NewThread,
+    /// Anything else.
+    Text(String),
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Next(Some(event)) => write!(f, "{event}"),
+            Expected::Next(None) => write!(f, "the end of the thread's events"),
+            Expected::Event { event, need } => match need {
+                Need::Itself => write!(f, "{event}"),
+                Need::SignalFirst => write!(f, "{event} delivered before this syscall"),
+                Need::Mapping(path) => write!(f, "{event} mapping {path}"),
+                Need::Unsupported(what) => {
+                    write!(f, "{event} ({what}: rrc recorded only its return value)")
+                }
+                Need::ReceivingFds(n) => write!(f, "{event} receiving {n} descriptors"),
+                Need::WritingRegions(n) => write!(f, "{event} writing {n} memory regions"),
+                Need::MappedCopy => write!(f, "{event} (a copy of the mapped file)"),
+                Need::ReceivingFd(fd) => write!(f, "{event} receiving descriptor {fd}"),
+                Need::EventsLeft(n) => write!(f, "{event} ({n} recorded events left)"),
+            },
+            Expected::SyncOp { index, op, object } => {
+                write!(f, "sync op #{index}: {op} on {object:#x}")
+            }
+            Expected::NoNewThread => write!(f, "no new thread here"),
+            Expected::Text(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Observed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Observed::Call {
+                call,
+                differs: None,
+            } => write!(f, "{call}"),
+            Observed::Call {
+                call,
+                differs: Some(d),
+            } => write!(f, "{call} ({d})"),
+            Observed::CallWithSignalBlocked(call) => write!(f, "{call} with the signal blocked"),
+            Observed::Signal(sig) => write!(f, "signal {}", signal_name(*sig)),
+            Observed::Instruction(insn) => write!(f, "{insn}"),
+            Observed::Returned(ret) => write!(f, "it returned {ret}"),
+            Observed::ReturnedAddress(ret) => write!(f, "it returned {ret:#x}"),
+            Observed::PlaceholderTook(ret) => write!(f, "the placeholder took {ret}"),
+            Observed::ThreadEnded(status) => write!(f, "the thread ended ({status})"),
+            Observed::NewThread => write!(f, "the program created a thread or process"),
+            Observed::Text(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// A recorded event as a divergence names it.
+pub fn describe_event(e: &PlannedEvent) -> String {
+    match e {
+        PlannedEvent::Syscall(r) => describe_record(r),
+        PlannedEvent::Tsc(t) => {
+            if t.aux.is_some() {
+                "rdtscp".into()
+            } else {
+                "rdtsc".into()
+            }
+        }
+        PlannedEvent::Signal(s) => {
+            let at = match s.at {
+                SignalPoint::Synchronous => "raised by the thread",
+                SignalPoint::SyscallReturn => "at a syscall return",
+                SignalPoint::InterruptedCall => "at the return of the call it interrupted",
+                SignalPoint::WhileWaiting(_) => "while it waited",
+                SignalPoint::SyscallEntry => "at a syscall entry",
+                SignalPoint::Elapsed(_) => "while running its own code",
+            };
+            format!("signal {} ({at})", signal_name(s.signo))
+        }
+    }
+}
+
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_divergence_names_thread_event_and_both_sides() {
+        let d = Divergence {
+            thread: Some(2),
+            recorded_tid: 1234,
+            index: Some(7),
+            expected: Expected::Next(None).to_string(),
+            observed: Observed::Signal(libc::SIGSEGV).to_string(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "divergence: thread 2 (recorded tid 1234), event 7: \
+             expected the end of the thread's events, observed signal SIGSEGV"
+        );
+    }
+
+    #[test]
+    fn a_divergence_without_a_thread_is_about_the_program() {
+        let d = Divergence {
+            thread: None,
+            recorded_tid: 0,
+            index: None,
+            expected: "the program to end exited 0".into(),
+            observed: "no exit status".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "divergence: expected the program to end exited 0, observed no exit status"
+        );
+    }
+
+    #[test]
+    fn needs_and_observations_render_as_the_tests_expect() {
+        let e = |need| {
+            Expected::Event {
+                event: "read(fd=3) = 5".into(),
+                need,
+            }
+            .to_string()
+        };
+        assert_eq!(e(Need::Itself), "read(fd=3) = 5");
+        assert_eq!(
+            e(Need::Unsupported("unsupported syscall".into())),
+            "read(fd=3) = 5 (unsupported syscall: rrc recorded only its return value)"
+        );
+        assert_eq!(
+            e(Need::EventsLeft(3)),
+            "read(fd=3) = 5 (3 recorded events left)"
+        );
+        assert_eq!(
+            e(Need::ReceivingFd(4)),
+            "read(fd=3) = 5 receiving descriptor 4"
+        );
+        let call = |differs: Option<&str>| {
+            Observed::Call {
+                call: "read(fd=4)".into(),
+                differs: differs.map(str::to_string),
+            }
+            .to_string()
+        };
+        assert_eq!(call(None), "read(fd=4)");
+        assert_eq!(
+            call(Some("a different syscall")),
+            "read(fd=4) (a different syscall)"
+        );
+        assert_eq!(
+            Observed::ReturnedAddress(4096).to_string(),
+            "it returned 0x1000"
+        );
+        assert_eq!(
+            Observed::ThreadEnded(ExitStatus::Exited(0)).to_string(),
+            format!("the thread ended ({})", ExitStatus::Exited(0))
+        );
+        assert_eq!(
+            Expected::SyncOp {
+                index: 2,
+                op: "mutex_lock",
+                object: 0x10
+            }
+            .to_string(),
+            "sync op #2: mutex_lock on 0x10"
+        );
+        assert_eq!(signal_name(77), "signal 77");
+    }
 }

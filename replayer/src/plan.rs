@@ -159,6 +159,33 @@ fn event_order(e: &PlannedEvent) -> Option<u64> {
     }
 }
 
+fn slot(threads: &mut Vec<ThreadPlan>, t: ThreadId) -> Result<&mut ThreadPlan> {
+    if t as usize >= rrc_synclog::MAX_THREADS {
+        bail!("trace names thread {t}, beyond rrc's limit");
+    }
+    if threads.len() <= t as usize {
+        threads.resize_with(t as usize + 1, ThreadPlan::default);
+    }
+    Ok(&mut threads[t as usize])
+}
+
+/// Appends a thread's next event, which the trace says is at `index`
+/// (`what` names it in the error).
+fn push_event(
+    threads: &mut Vec<ThreadPlan>,
+    thread: ThreadId,
+    index: u64,
+    what: &str,
+    event: PlannedEvent,
+) -> Result<()> {
+    let p = slot(threads, thread)?;
+    if index != p.events.len() as u64 {
+        bail!("trace is inconsistent: thread {thread} {what} {index} out of order");
+    }
+    p.events.push_back(event);
+    Ok(())
+}
+
 impl ReplayPlan {
     pub fn build(outcome: ReadOutcome) -> Result<ReplayPlan> {
         if let Some(damage) = outcome.damage {
@@ -167,15 +194,6 @@ impl ReplayPlan {
         let mut threads: Vec<ThreadPlan> = Vec::new();
         let mut exit = None;
         let mut output_rank = HashMap::new();
-        fn slot(threads: &mut Vec<ThreadPlan>, t: ThreadId) -> Result<&mut ThreadPlan> {
-            if t as usize >= rrc_synclog::MAX_THREADS {
-                bail!("trace names thread {t}, beyond rrc's limit");
-            }
-            if threads.len() <= t as usize {
-                threads.resize_with(t as usize + 1, ThreadPlan::default);
-            }
-            Ok(&mut threads[t as usize])
-        }
         for rec in outcome.records {
             match rec {
                 TraceRecord::ThreadStart {
@@ -191,41 +209,29 @@ impl ReplayPlan {
                     p.pid = pid;
                 }
                 TraceRecord::Syscall(s) => {
-                    let thread = s.thread;
-                    let p = slot(&mut threads, thread)?;
-                    if s.index != p.events.len() as u64 {
-                        bail!(
-                            "trace is inconsistent: thread {thread} event {} out of order",
-                            s.index
-                        );
-                    }
-                    if matches!(s.extra, SyscallExtra::StdStream(_)) {
+                    let (thread, index) = (s.thread, s.index);
+                    let output = matches!(s.extra, SyscallExtra::StdStream(_));
+                    push_event(
+                        &mut threads,
+                        thread,
+                        index,
+                        "event",
+                        PlannedEvent::Syscall(s),
+                    )?;
+                    if output {
                         let rank = output_rank.len() as u64;
-                        output_rank.insert((thread, s.index), rank);
+                        output_rank.insert((thread, index), rank);
                     }
-                    p.events.push_back(PlannedEvent::Syscall(s));
                 }
                 TraceRecord::Tsc(r) => {
-                    let thread = r.thread;
-                    let p = slot(&mut threads, thread)?;
-                    if r.index != p.events.len() as u64 {
-                        bail!(
-                            "trace is inconsistent: thread {thread} rdtsc at event {} out of order",
-                            r.index
-                        );
-                    }
-                    p.events.push_back(PlannedEvent::Tsc(r));
+                    let (thread, index) = (r.thread, r.index);
+                    let event = PlannedEvent::Tsc(r);
+                    push_event(&mut threads, thread, index, "rdtsc at event", event)?;
                 }
                 TraceRecord::Signal(s) => {
-                    let thread = s.thread;
-                    let p = slot(&mut threads, thread)?;
-                    if s.index != p.events.len() as u64 {
-                        bail!(
-                            "trace is inconsistent: thread {thread} signal at event {} out of order",
-                            s.index
-                        );
-                    }
-                    p.events.push_back(PlannedEvent::Signal(s));
+                    let (thread, index) = (s.thread, s.index);
+                    let event = PlannedEvent::Signal(s);
+                    push_event(&mut threads, thread, index, "signal at event", event)?;
                 }
                 TraceRecord::Sync(batch) => {
                     let p = slot(&mut threads, batch.thread)?;

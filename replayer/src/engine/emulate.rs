@@ -1,0 +1,398 @@
+//! Replaying a matched call: by the action the syscall model gives it,
+//! emulated (skipped, with the recorded result and memory), run for real
+//! (checked at its exit), or turned into another call; and rdtsc.
+
+use std::time::Duration;
+
+use nix::unistd::Pid;
+use rrc_interposer::model::{self, ReplayAction};
+use rrc_interposer::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};
+use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId};
+
+use super::exit::{ExitCheck, InFlight};
+use super::{diverged, Replayer, Res, Resume};
+use crate::divergence::{describe_event, describe_record, Expected, Need, Observed};
+use crate::plan::PlannedEvent;
+
+/// How long a fork waits, at its rank, before it copies memory (see
+/// `dispatch`).
+const FORK_SETTLE: Duration = Duration::from_micros(300);
+
+impl Replayer {
+    /// Replays the thread's front event, known to match the call at `regs`.
+    pub(super) fn dispatch(&mut self, pid: Pid, thread: ThreadId, mut regs: SyscallRegs) -> Res {
+        let (nr, args) = (regs.nr(), regs.args());
+        let Some(PlannedEvent::Syscall(record)) =
+            self.plan.threads[thread as usize].events.pop_front()
+        else {
+            return Ok(());
+        };
+        if nr == libc::SYS_rt_sigsuspend && record.ret == -(libc::EINTR as i64) {
+            // It swaps in a signal mask and waits: run it for real with the
+            // recorded signal already queued, so the mask it installs is
+            // the one the handler runs under.
+            if let Some(PlannedEvent::Signal(s)) = self.plan.threads[thread as usize].events.front()
+            {
+                let sig = s.signo;
+                self.inject(pid, sig)?;
+            }
+            return self.run_to_exit(pid, record, args, ExitCheck::Executed);
+        }
+        let action = action_for(&record, nr, &args);
+        match action {
+            ReplayAction::Emulate if !super::descriptors::received_fds(&record).is_empty() => {
+                self.receive_placeholder_fd(pid, &mut regs, record, args)
+            }
+            ReplayAction::Emulate => self.emulate(pid, thread, &mut regs, record),
+            ReplayAction::Execute | ReplayAction::ExitGroup => {
+                self.execute(pid, thread, &mut regs, record, action)
+            }
+            ReplayAction::Open => {
+                if self.may_reopen(pid, &record, &args) {
+                    self.run_to_exit(pid, record, args, ExitCheck::Executed)
+                } else {
+                    self.make_placeholder(pid, &mut regs, record, args)
+                }
+            }
+            ReplayAction::Placeholder => self.make_placeholder(pid, &mut regs, record, args),
+            ReplayAction::ExecuteChecked | ReplayAction::Exec => {
+                self.run_to_exit(pid, record, args, ExitCheck::Executed)
+            }
+            ReplayAction::Spawn => {
+                if model::snapshots_memory(nr, &args) {
+                    // At its rank: the thread whose lock operation came
+                    // just before may have been preempted by our wake-up
+                    // before it ran its critical section, which the child
+                    // must copy. Forks are rare; give it the CPU briefly.
+                    std::thread::sleep(FORK_SETTLE);
+                }
+                self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
+            }
+            ReplayAction::SignalSend => self.send_signal(pid, &mut regs, record),
+            ReplayAction::ProcessGroup => {
+                let mut live_args = args;
+                if nr == libc::SYS_setpgid {
+                    live_args[0] = self.live_process_id(args[0]);
+                    live_args[1] = self.live_process_id(args[1]);
+                }
+                regs.set_args(&live_args);
+                Tracee::new(pid).set_regs(&regs, "map ids of a process group call")?;
+                // setsid returns the live session id: the program sees the
+                // recorded one.
+                self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
+            }
+            ReplayAction::ChangeDirectory => {
+                self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
+            }
+            ReplayAction::Unsupported => unsupported(thread, &record, nr),
+        }
+    }
+
+    /// Skips the syscall, giving it the recorded result and memory; a
+    /// write to stdout or stderr is made here, in the recorded order.
+    fn emulate(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+    ) -> Res {
+        let tracee = Tracee::new(pid);
+        let args = regs.args();
+        self.inject_outputs(&tracee, &record, &args)?;
+        regs.regs.orig_rax = u64::MAX; // -1: the kernel skips the call
+        regs.regs.rax = record.ret as u64;
+        tracee.set_regs(regs, "inject a recorded result")?;
+        self.complete(thread);
+        let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
+        if let SyscallExtra::StdStream(fd) = record.extra {
+            let n = usize::try_from(record.ret).unwrap_or(0);
+            let data = record
+                .inputs
+                .first()
+                .map_or(&[][..], |d| &d[..n.min(d.len())]);
+            write_all(fd as i32, data);
+            self.next_output += 1;
+        }
+        self.return_in_order(pid, rank, record.interval_ns, record.return_ns)
+    }
+
+    /// A call that runs as the program made it (exit_group among them).
+    fn execute(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+        action: ReplayAction,
+    ) -> Res {
+        let (nr, args) = (regs.nr(), regs.args());
+        if action == ReplayAction::ExitGroup {
+            if let Some(t) = self.live.get(&pid) {
+                self.ending.insert(t.process);
+            }
+        }
+        if nr == libc::SYS_mmap && record.ret >= 0 && record.outputs.len() == 1 {
+            return self.map_recorded_copy(pid, regs, record, args);
+        }
+        if let SyscallExtra::MappedFd(recorded) = &record.extra {
+            self.check_mapped_file(pid, thread, &record, recorded, args[4])?;
+        }
+        self.complete(thread);
+        if action == ReplayAction::ExitGroup {
+            self.let_go(pid, 0)
+        } else {
+            let rank = self.plan.return_rank.get(&(thread, record.index)).copied();
+            self.return_in_order(pid, rank, record.interval_ns, record.return_ns)
+        }
+    }
+
+    /// kill, tkill, tgkill, rt_sigqueueinfo...: run for real, with the
+    /// recorded ids turned into live ones.
+    fn send_signal(&mut self, pid: Pid, regs: &mut SyscallRegs, record: SyscallRecord) -> Res {
+        let (nr, args) = (regs.nr(), regs.args());
+        if record.order == rrc_trace::NO_ORDER {
+            // It ended its own process when recorded (SIGKILL): threads
+            // still held there are not a deadlock.
+            if let Some(t) = self.live.get(&pid) {
+                self.ending.insert(t.process);
+            }
+        }
+        let mut live_args = args;
+        let ids: &[usize] = match nr {
+            libc::SYS_kill | libc::SYS_tkill | libc::SYS_rt_sigqueueinfo => &[0],
+            _ => &[0, 1],
+        };
+        for &i in ids {
+            live_args[i] = self.live_process_id(args[i]);
+        }
+        regs.set_args(&live_args);
+        Tracee::new(pid).set_regs(regs, "map ids of a signal sent by the program")?;
+        self.run_to_exit(pid, record, args, ExitCheck::Executed)
+    }
+
+    /// Writes the recorded memory the call produced into the tracee.
+    pub(super) fn inject_outputs(
+        &self,
+        tracee: &Tracee,
+        record: &SyscallRecord,
+        args: &[u64; 6],
+    ) -> Res {
+        let nr = record.nr as i64;
+        let mut regions = model::outputs(nr, args, record.ret, tracee)?;
+        if record.outputs.len() > 1 {
+            // Where later regions lie can depend on lengths the kernel wrote
+            // into earlier ones (recvmsg's msg_namelen and msg_controllen):
+            // write the regions one at a time, each found after the ones
+            // before it hold their recorded contents.
+            for i in 0..record.outputs.len() {
+                let Some(region) = regions.get(i) else { break };
+                tracee.write(region.addr, &record.outputs[i])?;
+                regions = model::outputs(nr, args, record.ret, tracee)?;
+            }
+        }
+        if regions.len() != record.outputs.len() {
+            let expected = Expected::Event {
+                event: describe_record(record),
+                need: Need::WritingRegions(record.outputs.len()),
+            };
+            let observed = Observed::Text(format!("{} regions to write", regions.len()));
+            return diverged(record.thread, expected, observed);
+        }
+        for (region, data) in regions.iter().zip(&record.outputs) {
+            tracee.write(region.addr, data)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the event as replayed.
+    pub(super) fn complete(&mut self, thread: ThreadId) {
+        if let Some(p) = self.plan.threads.get_mut(thread as usize) {
+            p.done += 1;
+        }
+    }
+
+    /// Runs the call for real, to be checked at its exit.
+    pub(super) fn run_to_exit(
+        &mut self,
+        pid: Pid,
+        record: SyscallRecord,
+        args: [u64; 6],
+        check: ExitCheck,
+    ) -> Res {
+        if let Some(t) = self.live.get_mut(&pid) {
+            t.in_flight = Some(InFlight {
+                record,
+                args,
+                check,
+            });
+        }
+        Ok(self.resume(pid, Resume::ToExit, "resume to syscall exit")?)
+    }
+
+    /// rdtsc or rdtscp trapped (`PR_TSC_SIGSEGV`): give it the recorded
+    /// value and let it return like a syscall.
+    pub(super) fn replay_tsc(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: &mut SyscallRegs,
+        insn: TscInstruction,
+    ) -> Res {
+        let plan = &mut self.plan.threads[thread as usize];
+        let Some(PlannedEvent::Tsc(r)) = plan.events.front() else {
+            let expected = Expected::Next(plan.events.front().map(describe_event));
+            let observed = Observed::Instruction(format!("{insn:?}").to_lowercase());
+            return diverged(thread, expected, observed);
+        };
+        let (value, aux, interval, at, index) =
+            (r.value, r.aux, r.interval_ns, r.return_ns, r.index);
+        Tracee::new(pid).complete_tsc(regs, insn, value, aux)?;
+        plan.events.pop_front();
+        plan.done += 1;
+        let rank = self.plan.return_rank.get(&(thread, index)).copied();
+        self.return_in_order(pid, rank, interval, at)
+    }
+}
+
+/// A call rrc recorded only the return value of: replay cannot make it.
+fn unsupported(thread: ThreadId, record: &SyscallRecord, nr: i64) -> Res {
+    let what = if nr == libc::SYS_ioctl {
+        format!(
+            "unsupported ioctl request {:#x}",
+            model::ioctl_request(record.args[1])
+        )
+    } else {
+        "unsupported syscall".to_string()
+    };
+    let expected = Expected::Event {
+        event: describe_record(record),
+        need: Need::Unsupported(what),
+    };
+    diverged(
+        thread,
+        expected,
+        Observed::Text("replay cannot reproduce it".into()),
+    )
+}
+
+fn write_all(fd: i32, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: data is a valid slice; fd is our own stdout or stderr.
+        let n = unsafe { libc::write(fd, data.as_ptr() as *const libc::c_void, data.len()) };
+        if n <= 0 {
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        data = &data[n as usize..];
+    }
+}
+
+/// How replay treats this recorded call, made with these arguments.
+pub(crate) fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> ReplayAction {
+    action_for_as(record, nr, args, running_as_root())
+}
+
+/// `action_for`, for a replayer running as root or not.
+fn action_for_as(record: &SyscallRecord, nr: i64, args: &[u64; 6], root: bool) -> ReplayAction {
+    let action = model::replay_action(nr, args);
+    if matches!(record.extra, SyscallExtra::Unknown) {
+        return ReplayAction::Unsupported;
+    }
+    let failed_when_recorded = record.ret < 0
+        && matches!(
+            action,
+            ReplayAction::Open
+                | ReplayAction::Placeholder
+                | ReplayAction::Spawn
+                | ReplayAction::Exec
+        );
+    if failed_when_recorded {
+        // Fail it the same way, without running it.
+        return ReplayAction::Emulate;
+    }
+    if record.ret == 0 && model::changes_credentials(nr) && root {
+        // A process that dropped privileges when recorded drops them again:
+        // what it may open, and whether an exec is a set-user-ID one (the
+        // loader then runs in secure mode, with other syscalls), follow.
+        return ReplayAction::ExecuteChecked;
+    }
+    action
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Calls whose running (not only returning) must follow the recorded
+/// order across threads: those that take or free descriptor numbers, which
+/// the recorder ran one at a time, and forks, whose child copies memory
+/// as the events ranked before the fork left it (the recorder held later
+/// ones back until the copy was made). Nothing else is held at its entry:
+/// a held thread may hold locks that the threads before it need.
+pub(crate) fn runs_in_recorded_order(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> bool {
+    (model::changes_descriptor_table(nr, args) || model::snapshots_memory(nr, args))
+        && action_for(record, nr, args) != ReplayAction::Emulate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(nr: i64, ret: i64, extra: SyscallExtra) -> SyscallRecord {
+        SyscallRecord {
+            thread: 0,
+            index: 0,
+            nr: nr as u32,
+            args: [0; 6],
+            ret,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            interval_ns: 0,
+            return_ns: 0,
+            order: 0,
+            extra,
+        }
+    }
+
+    #[test]
+    fn a_call_recorded_without_a_model_is_unsupported() {
+        let r = record(libc::SYS_read, 3, SyscallExtra::Unknown);
+        let args = [0; 6];
+        assert_eq!(
+            action_for_as(&r, libc::SYS_read, &args, false),
+            ReplayAction::Unsupported
+        );
+    }
+
+    #[test]
+    fn a_call_that_failed_when_recorded_fails_again_without_running() {
+        let args = [0; 6];
+        for nr in [libc::SYS_openat, libc::SYS_socket, libc::SYS_clone] {
+            let live = model::replay_action(nr, &args);
+            let failed = record(nr, -(libc::ENOENT as i64), SyscallExtra::None);
+            assert_eq!(
+                action_for_as(&failed, nr, &args, false),
+                ReplayAction::Emulate,
+                "nr {nr} ({live:?})"
+            );
+            let ok = record(nr, 3, SyscallExtra::None);
+            assert_eq!(action_for_as(&ok, nr, &args, false), live, "nr {nr}");
+        }
+    }
+
+    #[test]
+    fn dropping_privileges_runs_for_real_only_as_root() {
+        let args = [1000, 0, 0, 0, 0, 0];
+        let r = record(libc::SYS_setuid, 0, SyscallExtra::None);
+        let plain = model::replay_action(libc::SYS_setuid, &args);
+        assert_eq!(
+            action_for_as(&r, libc::SYS_setuid, &args, true),
+            ReplayAction::ExecuteChecked
+        );
+        assert_eq!(action_for_as(&r, libc::SYS_setuid, &args, false), plain);
+    }
+}

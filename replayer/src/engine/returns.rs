@@ -1,0 +1,330 @@
+//! Letting a replayed syscall return. A return waits for its rank in the
+//! event order (`order.rs`), then for its recorded interval
+//! (`pacing.rs`); then the thread goes on, unless it is kept until its
+//! next event is next (`LateReturn`) or its next event is a signal whose
+//! handler ran alone. Each step says what follows it as [`Step`] values,
+//! which `run_steps` carries out one at a time, in the order the steps
+//! happened when they called each other: no step calls another.
+
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+use rrc_trace::SignalPoint;
+
+use super::order::{EventOrder, PendingReturn};
+use super::pacing::Timed;
+use super::threads::ThreadState;
+use super::{debug_log, Replayer, Res};
+use crate::plan::PlannedEvent;
+
+/// A thread whose syscall return has taken its place in the event order
+/// but which is kept stopped until its arrival at its next sync operation
+/// is next: the code between the two (which may touch memory other
+/// threads touch without a lock: counters, flags, statistics) then runs
+/// after the events other threads made meanwhile when recorded, not
+/// alongside them. The recorder stamps a return when it lets the thread
+/// go, but on a busy machine the thread may run that code much later; its
+/// arrival at the next operation is stamped by the thread itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LateReturn {
+    pub next_rank: u64,
+    pub since: Instant,
+}
+
+/// A thread kept for `LateReturn` goes anyway once the event order has
+/// stood still this long: the event that is next may wait on something
+/// only this thread's code does (an atomic flag, an internal lock).
+pub(crate) const LATE_RETURN_STILL: Duration = Duration::from_micros(300);
+
+/// And, at most, this long in all: a thread computing between events must
+/// not be serialised behind other threads' bursts of events.
+const LATE_RETURN_LIMIT: Duration = Duration::from_millis(10);
+
+/// Whether a thread kept for `LateReturn` goes: its next event's turn has
+/// come (`turn`), the order stands still (`still`), or it has been kept
+/// long enough.
+pub(crate) fn late_return_goes(turn: bool, still: bool, kept: Duration) -> bool {
+    turn || still || kept >= LATE_RETURN_LIMIT
+}
+
+/// One step of letting returns go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// A return whose rank has come (or that has none): wait for its
+    /// recorded interval.
+    Pace { pid: Pid, ret: PendingReturn },
+    /// A return whose interval has passed (`held`: it was waited for).
+    Return {
+        pid: Pid,
+        rank: Option<u64>,
+        interval_ns: u64,
+        held: bool,
+    },
+    /// The event at this rank has happened: the order may move on.
+    Advance(Option<u64>),
+    /// Queued returns whose rank has come go ahead.
+    ReleaseRanked,
+    /// Threads kept after their return whose time has come go on.
+    ReleaseLate,
+}
+
+impl Replayer {
+    /// With `--order-returns`, a return waits until every return recorded
+    /// before it has happened: threads then see each other's syscall
+    /// effects, and run the code between syscalls, in the recorded order,
+    /// which also orders the data races between them that no lock covers.
+    pub(super) fn return_in_order(
+        &mut self,
+        pid: Pid,
+        rank: Option<u64>,
+        interval_ns: u64,
+        return_ns: u64,
+    ) -> Res {
+        let ret = PendingReturn {
+            rank,
+            interval_ns,
+            return_ns,
+        };
+        match rank {
+            Some(r) if self.order.must_wait(&self.log, rank) => {
+                self.order.queue(r, pid, ret);
+                if let Some(t) = self.live.get_mut(&pid) {
+                    t.state = ThreadState::Queued(r);
+                }
+                Ok(())
+            }
+            _ => self.run_steps(Step::Pace { pid, ret }),
+        }
+    }
+
+    /// Carries out `first` and every step that follows from it, depth
+    /// first: a step's follow-ups all happen before the steps after it.
+    pub(super) fn run_steps(&mut self, first: Step) -> Res {
+        let mut stack = vec![first];
+        while let Some(step) = stack.pop() {
+            let next = match step {
+                Step::Pace { pid, ret } => self.pace(pid, ret),
+                Step::Return {
+                    pid,
+                    rank,
+                    interval_ns,
+                    held,
+                } => self.return_now(pid, rank, interval_ns, held)?,
+                Step::Advance(rank) => self.advance(rank),
+                Step::ReleaseRanked => self.release_ranked(),
+                Step::ReleaseLate => {
+                    self.release_late()?;
+                    Vec::new()
+                }
+            };
+            stack.extend(next.into_iter().rev());
+        }
+        Ok(())
+    }
+
+    /// Queued returns whose rank has come (the shim may have moved the
+    /// order on) go ahead.
+    pub(super) fn release_ranked_returns(&mut self) -> Res {
+        self.run_steps(Step::ReleaseRanked)
+    }
+
+    /// The handler `pid` ran alone has returned (or the thread made a
+    /// syscall, or ended): the event order goes on.
+    pub(super) fn end_handler_alone(&mut self, pid: Pid) -> Res {
+        match self.live.get_mut(&pid).and_then(|t| t.handler_alone.take()) {
+            Some(rank) => self.run_steps(Step::Advance(Some(rank))),
+            None => Ok(()),
+        }
+    }
+
+    /// Lets a replayed syscall return, but no sooner than its recorded
+    /// interval after the thread's previous return: emulated calls return
+    /// at once, and without this, threads would race ahead of each other
+    /// and resolve untracked data races differently than when recorded.
+    ///
+    /// With `Anchor::Shared` (the default) the return also waits for its
+    /// recorded time on the shared timeline, so threads do not drift apart;
+    /// BENCHMARKS.md has the measurements behind that choice.
+    fn pace(&mut self, pid: Pid, ret: PendingReturn) -> Vec<Step> {
+        let Some(t) = self.live.get(&pid) else {
+            return Vec::new();
+        };
+        let PendingReturn {
+            rank,
+            interval_ns,
+            return_ns,
+        } = ret;
+        let now = Instant::now();
+        if let Some(due) = self
+            .pacing
+            .hold_until(t.last_return, interval_ns, return_ns, now)
+        {
+            self.hold_return(pid, due, Timed::Return { interval_ns, rank });
+            return Vec::new();
+        }
+        vec![Step::Return {
+            pid,
+            rank,
+            interval_ns,
+            held: false,
+        }]
+    }
+
+    fn return_now(
+        &mut self,
+        pid: Pid,
+        rank: Option<u64>,
+        interval_ns: u64,
+        held: bool,
+    ) -> Res<Vec<Step>> {
+        let now = Instant::now();
+        if let Some(t) = self.live.get_mut(&pid) {
+            let actual = now.duration_since(t.last_return).as_nanos() as i64;
+            let error = actual - interval_ns as i64;
+            self.stats.error_ns.push(error);
+            if held {
+                self.stats.held_error_ns.push(error);
+                self.stats.held_total += Duration::from_nanos(interval_ns);
+            }
+            t.last_return = now;
+        }
+        let alone = self.live.get(&pid).is_some_and(|t| {
+            matches!(
+                self.plan.threads[t.logical as usize].events.front(),
+                Some(PlannedEvent::Signal(s)) if s.at == SignalPoint::InterruptedCall
+            )
+        });
+        if alone {
+            // As when recorded: the others reach their next event first.
+            self.let_others_settle(pid);
+        } else if let Some(next_rank) = self.late_return_rank(pid, rank) {
+            self.stats.late_returns += 1;
+            if let Some(t) = self.live.get_mut(&pid) {
+                t.state = ThreadState::Late(LateReturn {
+                    next_rank,
+                    since: Instant::now(),
+                });
+            }
+            return Ok(vec![Step::Advance(rank), Step::ReleaseLate]);
+        }
+        self.let_go(pid, 0)?;
+        match rank {
+            Some(r) if alone && self.order.enabled() && self.rank_is_now(r) => {
+                if let Some(t) = self.live.get_mut(&pid) {
+                    t.handler_alone = Some(r);
+                }
+                Ok(Vec::new())
+            }
+            _ => Ok(vec![Step::Advance(rank)]),
+        }
+    }
+
+    /// After the event at `rank`: the next event in the order may happen;
+    /// if it is a return waiting here, it goes ahead.
+    fn advance(&mut self, rank: Option<u64>) -> Vec<Step> {
+        if self.order.advance(&self.log, rank) {
+            vec![Step::ReleaseRanked]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The queued return whose rank has come, if any, goes ahead; after
+    /// one whose rank had passed, the next is looked at too.
+    fn release_ranked(&mut self) -> Vec<Step> {
+        let Some((rank, q, passed)) = self.order.next_due(&self.log) else {
+            return Vec::new();
+        };
+        if passed {
+            debug_log(format_args!(
+                "event order: rank {rank} was passed while queued"
+            ));
+        }
+        self.unpark(q.pid);
+        let mut next = vec![Step::Pace {
+            pid: q.pid,
+            ret: q.ret,
+        }];
+        if passed {
+            next.push(Step::ReleaseRanked);
+        }
+        next
+    }
+
+    /// The rank of the thread's arrival at its next sync operation, if its
+    /// return at `rank` should wait for it (`LateReturn`): only at its turn
+    /// in the order, when that arrival is the thread's next ranked event
+    /// and others' events come between, and when its next syscall or
+    /// rdtsc has a place in the order too (not a signal).
+    fn late_return_rank(&self, pid: Pid, rank: Option<u64>) -> Option<u64> {
+        let r = rank.filter(|r| self.late_returns && self.rank_is_now(*r))?;
+        let t = self.live.get(&pid)?;
+        if t.injecting.is_some() || t.handler_alone.is_some() {
+            return None;
+        }
+        let index = match self.plan.threads[t.logical as usize].events.front()? {
+            PlannedEvent::Syscall(s) => s.index,
+            PlannedEvent::Tsc(x) => x.index,
+            PlannedEvent::Signal(_) => return None,
+        };
+        // Its next call has a place in the order (exit_group has none).
+        self.plan.return_rank.get(&(t.logical, index))?;
+        let next = self.plan.next_own_rank.get(r as usize).copied()?;
+        // Only up to an arrival, stamped as the thread got there; a
+        // syscall's return is stamped long after its entry when the call
+        // blocks, and the code before it would run too late.
+        let arrival = self.plan.arrival_ranks.get(next as usize) == Some(&true);
+        (arrival && next > r + 1).then_some(next)
+    }
+
+    /// Lets go the threads kept after their return whose next event is
+    /// now next (or passed), or that the order has stopped moving for, or
+    /// that have been kept long enough.
+    fn release_late(&mut self) -> Res {
+        if !self.live.values().any(|t| t.is_late()) {
+            return Ok(());
+        }
+        // Standing still while the next event's thread waits for its
+        // recorded time, or runs toward it, is the recorded pace; only
+        // asleep outside rrc's view may it be waiting for a kept thread.
+        let turn_now = self.log.order_turn();
+        let still = self.order.still_for(turn_now, Instant::now()) >= LATE_RETURN_STILL
+            && self.next_owner_blocked();
+        let ready: Vec<(Pid, bool)> = self
+            .live
+            .iter()
+            .filter_map(|(pid, t)| match t.state {
+                ThreadState::Late(l) => {
+                    let turn = EventOrder::reached(&self.log, l.next_rank);
+                    late_return_goes(turn, still, l.since.elapsed()).then_some((*pid, turn))
+                }
+                _ => None,
+            })
+            .collect();
+        for (pid, turn) in ready {
+            if !turn {
+                self.stats.late_released_stalled += 1;
+            }
+            if let Some(t) = self.live.get_mut(&pid) {
+                t.state = ThreadState::Stopped;
+                t.last_return = Instant::now();
+            }
+            self.let_go(pid, 0)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_return_goes_at_its_turn_when_still_or_after_the_limit() {
+        let short = Duration::from_micros(50);
+        assert!(late_return_goes(true, false, short));
+        assert!(late_return_goes(false, true, short));
+        assert!(!late_return_goes(false, false, short));
+        assert!(late_return_goes(false, false, LATE_RETURN_LIMIT));
+    }
+}

@@ -1,0 +1,297 @@
+//! Recorded signals: delivering each where it was delivered when
+//! recorded (at a syscall's entry or return, by elapsed time, at its
+//! place in the event order), holding a process-ending one until the
+//! process's other threads are done, and letting a thread go on after
+//! one of its events.
+
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+use rrc_interposer::Tracee;
+use rrc_trace::{SignalPoint, ThreadId};
+
+use super::holds::Hold;
+use super::order::blocked_in_futex;
+use super::pacing::Timed;
+use super::threads::ThreadState;
+use super::{diverged, Replayer, Res, Resume};
+use crate::divergence::{describe_event, Expected, Observed};
+use crate::plan::PlannedEvent;
+
+/// How long, at most, a signal handler that ran alone when recorded waits
+/// for the process's other threads to reach their next event (the
+/// recorder waits as long).
+const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(10);
+
+/// Signals whose default action ends the process.
+pub(crate) fn kills_by_default(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD
+            | libc::SIGCONT
+            | libc::SIGURG
+            | libc::SIGWINCH
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    )
+}
+
+/// Whether `sig` is in the thread's blocked mask (from /proc; unreadable
+/// counts as blocked, which reports rather than retries).
+pub(crate) fn signal_blocked(pid: Pid, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_none_or(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
+impl Replayer {
+    /// A signal about to be delivered to a followed thread.
+    pub(super) fn signal_stop(&mut self, pid: Pid, sig: i32) -> Res {
+        let Some(t) = self.live.get(&pid) else {
+            return Ok(());
+        };
+        let thread = t.logical;
+        let injected = t.injecting == Some(sig);
+        if self.diverged() {
+            return Ok(());
+        }
+        let tracee = Tracee::new(pid);
+        let code = rrc_interposer::signal_info(pid).map_or(0, |si| si.si_code);
+        if sig == libc::SIGSEGV && code == libc::SI_KERNEL {
+            let mut regs = tracee.regs("read registers at rdtsc fault")?;
+            if let Some(insn) = tracee.tsc_instruction_at(regs.regs.rip) {
+                return self.replay_tsc(pid, thread, &mut regs, insn);
+            }
+        }
+        let plan = &self.plan.threads[thread as usize];
+        let front = match plan.events.front() {
+            Some(PlannedEvent::Signal(s)) if s.signo == sig => Some(s.clone()),
+            _ => None,
+        };
+        match front {
+            Some(s) if injected || s.at == SignalPoint::Synchronous => {
+                if injected {
+                    tracee.set_siginfo_bytes(&s.siginfo)?;
+                    if let Some(t) = self.live.get_mut(&pid) {
+                        t.injecting = None;
+                    }
+                }
+                let plan = &mut self.plan.threads[thread as usize];
+                plan.events.pop_front();
+                plan.done += 1;
+                let ranked = match s.at {
+                    SignalPoint::WhileWaiting(_) => {
+                        self.plan.return_rank.get(&(thread, s.index)).copied()
+                    }
+                    _ => None,
+                };
+                self.let_go(pid, sig)?;
+                if let Some(rank) = ranked {
+                    // Its handler runs alone, as when recorded.
+                    if self.order.enabled() && self.rank_is_now(rank) {
+                        if let Some(t) = self.live.get_mut(&pid) {
+                            t.handler_alone = Some(rank);
+                        }
+                    } else if !self.log.rank_passed(rank) {
+                        self.order.went_early(rank);
+                    }
+                }
+                Ok(())
+            }
+            _ if rrc_interposer::is_fault(sig, code) || injected => {
+                let next = plan.events.front().map(describe_event);
+                diverged(thread, Expected::Next(next), Observed::Signal(sig))
+            }
+            // A real signal of the replay itself (a real child's SIGCHLD,
+            // a stray kill): the program gets the recorded ones only.
+            _ => Ok(self.resume_on(pid)?),
+        }
+    }
+
+    /// Resumes a thread after one of its events, first arranging the
+    /// delivery of the next one if it is a recorded asynchronous signal.
+    pub(super) fn let_go(&mut self, pid: Pid, signal: i32) -> Res {
+        let Some(t) = self.live.get(&pid) else {
+            return Ok(self.resume(pid, Resume::Continue(signal), "resume")?);
+        };
+        let next = match self.plan.threads[t.logical as usize].events.front() {
+            Some(PlannedEvent::Signal(s)) if t.injecting.is_none() => Some((s.signo, s.at)),
+            _ => None,
+        };
+        let logical = t.logical;
+        // Only a signal recorded at this return is held here: one recorded
+        // at the next entry or by time comes after code (and sync
+        // operations) the thread still has to run.
+        let at_return = matches!(
+            next,
+            Some((_, SignalPoint::SyscallReturn | SignalPoint::InterruptedCall))
+        );
+        if signal == 0 && at_return {
+            if let Some(sig) = self.fatal_last_signal(logical) {
+                if !self.process_may_exit(logical) {
+                    // Stays stopped where it is until the others are done.
+                    self.hold(
+                        pid,
+                        Hold::FatalSignal {
+                            sig,
+                            at_entry: false,
+                        },
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        match next {
+            Some((sig, SignalPoint::SyscallReturn | SignalPoint::InterruptedCall)) => {
+                self.inject(pid, sig)?
+            }
+            Some((sig, SignalPoint::Elapsed(ns))) => {
+                let at = Instant::now() + Duration::from_nanos(ns);
+                self.pacing.push(at, pid, Timed::Signal { sig });
+            }
+            // Without the event order there is no place to wait for.
+            Some((sig, SignalPoint::WhileWaiting(_))) if !self.order.enabled() => {
+                self.inject(pid, sig)?
+            }
+            _ => {}
+        }
+        Ok(self.resume(pid, Resume::Continue(signal), "resume")?)
+    }
+
+    /// Queues a recorded signal for a thread; its delivery stop is then
+    /// recognised as ours.
+    pub(super) fn inject(&mut self, pid: Pid, sig: i32) -> rrc_interposer::Result<()> {
+        let Some(t) = self.live.get_mut(&pid) else {
+            return Ok(());
+        };
+        if t.injecting.is_some() {
+            return Ok(());
+        }
+        t.injecting = Some(sig);
+        let (logical, process, tgid) = (t.logical, t.process, t.tgid);
+        if self.fatal_last_signal(logical) == Some(sig) {
+            self.ending.insert(process);
+        }
+        Tracee::new(pid).queue_signal(tgid, sig)
+    }
+
+    /// The signal that ends the process, if it is the thread's last
+    /// recorded event.
+    pub(super) fn fatal_last_signal(&self, thread: ThreadId) -> Option<i32> {
+        let events = &self.plan.threads[thread as usize].events;
+        match events.front() {
+            Some(PlannedEvent::Signal(s))
+                if events.len() == 1 && s.asynchronous && kills_by_default(s.signo) =>
+            {
+                Some(s.signo)
+            }
+            _ => None,
+        }
+    }
+
+    /// Delivers the process-ending signal to a thread stopped at a
+    /// syscall's entry (which is skipped) or exit.
+    pub(super) fn deliver_fatal(&mut self, pid: Pid, sig: i32, at_entry: bool) -> Res {
+        let tracee = Tracee::new(pid);
+        if at_entry {
+            let mut regs = tracee.regs("read registers to deliver a fatal signal")?;
+            tracee.rewind_syscall(&mut regs)?;
+        }
+        self.inject(pid, sig)?;
+        Ok(self.resume(pid, Resume::Continue(0), "resume to take a fatal signal")?)
+    }
+
+    /// The earliest signal due at a place in the event order (delivered
+    /// while its thread waited in a futex when recorded) whose thread is
+    /// live: its rank, thread and signal.
+    pub(super) fn next_ranked_signal(&self) -> Option<(u64, Pid, i32)> {
+        self.live
+            .iter()
+            .filter_map(
+                |(pid, t)| match self.plan.threads[t.logical as usize].events.front() {
+                    Some(PlannedEvent::Signal(s))
+                        if matches!(s.at, SignalPoint::WhileWaiting(_)) =>
+                    {
+                        let rank = self.plan.return_rank.get(&(t.logical, s.index))?;
+                        Some((*rank, *pid, s.signo))
+                    }
+                    _ => None,
+                },
+            )
+            .min()
+    }
+
+    /// Delivers the signal whose place in the event order has come, once
+    /// the process's other threads have reached their next event (as the
+    /// recorder let them): its thread is asleep in a futex wait, as it was.
+    pub(super) fn deliver_ranked_signal(&mut self) -> Res {
+        if !self.order.enabled() {
+            return Ok(());
+        }
+        let Some((rank, pid, sig)) = self.next_ranked_signal() else {
+            return Ok(());
+        };
+        if !self.rank_is_now(rank) {
+            return Ok(());
+        }
+        let Some(t) = self.live.get(&pid) else {
+            return Ok(());
+        };
+        // At the tracer (held at an entry, or a return still to make): the
+        // entry hold or the thread's next stop delivers it.
+        // Running its own code (not yet at the wait it was in when
+        // recorded): a signal queued now could arrive anywhere, so its
+        // next syscall entry or futex wait delivers it instead.
+        if t.injecting.is_some()
+            || matches!(t.state, ThreadState::Held(_))
+            || t.handler_alone.is_some()
+            || Self::return_pending(t)
+            || !blocked_in_futex(pid)
+        {
+            return Ok(());
+        }
+        self.let_others_settle(pid);
+        Ok(self.inject(pid, sig)?)
+    }
+
+    /// Waits (briefly) for the other threads of `pid`'s process that
+    /// returned recently to reach their next event, as the recorder did
+    /// before a handler that ran alone.
+    pub(super) fn let_others_settle(&self, pid: Pid) {
+        let process = self.live.get(&pid).map(|t| t.process);
+        let now = Instant::now();
+        let others: Vec<Pid> = self
+            .live
+            .iter()
+            .filter(|(p, t)| {
+                **p != pid
+                    && Some(t.process) == process
+                    && now.duration_since(t.last_return) < rrc_interposer::SETTLE_RECENT
+            })
+            .map(|(p, _)| *p)
+            .collect();
+        rrc_interposer::wait_until_settled(&others, HANDLER_SETTLE_LIMIT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_control_and_harmless_signals_do_not_end_the_process() {
+        for sig in [libc::SIGCHLD, libc::SIGCONT, libc::SIGWINCH, libc::SIGSTOP] {
+            assert!(!kills_by_default(sig), "{sig}");
+        }
+        for sig in [libc::SIGTERM, libc::SIGKILL, libc::SIGUSR1, libc::SIGALRM] {
+            assert!(kills_by_default(sig), "{sig}");
+        }
+    }
+}

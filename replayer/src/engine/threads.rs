@@ -1,0 +1,277 @@
+//! One record per live thread, and the thread lifecycle: adoption at
+//! clone, the exec of a non-leader thread, and the end of a thread.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use nix::unistd::Pid;
+use rrc_interposer::{hide_vdso, TaskEvent, Tracee};
+use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, ThreadId};
+
+use super::exit::InFlight;
+use super::holds::Hold;
+use super::returns::{LateReturn, Step};
+use super::{debug_log, diverged, Found, Halt, Replayer, Res};
+use crate::divergence::{describe_event, Expected, Need, Observed};
+
+/// Where a followed thread is, as far as the engine knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ThreadState {
+    /// Resumed: running its own code, or in a call, or in the shim.
+    Running,
+    /// Stopped at a stop being handled: it must be resumed or parked.
+    Stopped,
+    /// Parked at a syscall entry until what it waits for has happened.
+    Held(Hold),
+    /// Parked with its return queued at this rank of the event order.
+    Queued(u64),
+    /// Parked until its return's recorded interval has passed.
+    Timed,
+    /// Parked after its return until its next event is next in the order.
+    Late(LateReturn),
+}
+
+/// Everything the engine keeps about one live thread: when the thread
+/// ends, the record goes, and with it every hold on the thread.
+pub(crate) struct LiveThread {
+    pub logical: ThreadId,
+    pub process: ProcessId,
+    /// Its process's live pid, for tgkill.
+    pub tgid: Pid,
+    /// When its previous syscall returned (or it started).
+    pub last_return: Instant,
+    /// A call running for real, to be checked at its exit.
+    pub in_flight: Option<InFlight>,
+    /// A recorded signal we queued for it and wait to see delivered.
+    pub injecting: Option<i32>,
+    /// Running a handler that ran alone when recorded, with the rank of
+    /// the event it followed: the order moves on only when the handler
+    /// returns or the thread makes a syscall.
+    pub handler_alone: Option<u64>,
+    pub state: ThreadState,
+}
+
+impl LiveThread {
+    /// The hold it is parked in at a syscall entry, if any.
+    pub fn hold(&self) -> Option<Hold> {
+        match self.state {
+            ThreadState::Held(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    pub fn is_late(&self) -> bool {
+        matches!(self.state, ThreadState::Late(_))
+    }
+
+    /// Parked by the engine at the tracer (held, queued, timed or late).
+    pub fn parked(&self) -> bool {
+        !matches!(self.state, ThreadState::Running | ThreadState::Stopped)
+    }
+}
+
+impl Replayer {
+    /// Starts following a live thread as logical thread `logical` (the
+    /// driver starts it at its first stop).
+    pub(super) fn adopt(&mut self, tid: Pid, logical: ThreadId) {
+        debug_log(format_args!("adopt tid {tid} as t{logical}"));
+        let Some(p) = self.plan.threads.get_mut(logical as usize) else {
+            return;
+        };
+        p.started = true;
+        let (process, rec_tid, rec_pid) = (p.process, p.tid, p.pid);
+        self.log.register_thread(rec_tid, logical, process);
+        self.live_id.insert(rec_tid, tid.as_raw());
+        let tgid = Pid::from_raw(self.live_id.get(&rec_pid).copied().unwrap_or(tid.as_raw()));
+        if rec_tid == rec_pid {
+            if let Ok(mut pids) = self.shared.pids.lock() {
+                pids.push(tid.as_raw());
+            }
+        }
+        self.live.insert(
+            tid,
+            LiveThread {
+                logical,
+                process,
+                tgid,
+                last_return: Instant::now(),
+                in_flight: None,
+                injecting: None,
+                handler_alone: None,
+                state: ThreadState::Running,
+            },
+        );
+    }
+
+    /// The live tid of logical thread `logical`, if it runs.
+    pub(super) fn pid_of(&self, logical: ThreadId) -> Option<Pid> {
+        self.live
+            .iter()
+            .find(|(_, t)| t.logical == logical)
+            .map(|(p, _)| *p)
+    }
+
+    /// A ptrace event of a followed thread. Returns whether a new task
+    /// is now followed.
+    pub(super) fn task_event(&mut self, pid: Pid, event: TaskEvent) -> Res<bool> {
+        match event {
+            TaskEvent::NewTask { child, .. } => {
+                let extra = self
+                    .live
+                    .get(&pid)
+                    .and_then(|t| t.in_flight.as_ref())
+                    .map(|c| c.record.extra.clone());
+                let logical = match extra {
+                    Some(SyscallExtra::NewThread(l)) => l,
+                    Some(SyscallExtra::NewProcess { thread, .. }) => thread,
+                    _ => {
+                        let thread = self.live.get(&pid).map_or(0, |t| t.logical);
+                        return diverged(thread, Expected::NoNewThread, Observed::NewThread);
+                    }
+                };
+                self.adopt(child, logical);
+                self.resume_on(pid)?;
+                Ok(true)
+            }
+            TaskEvent::Exec { former } => {
+                if former != pid {
+                    self.exec_from_thread(former, pid);
+                }
+                hide_vdso(&Tracee::new(pid))?;
+                self.resume_on(pid)?;
+                Ok(false)
+            }
+            TaskEvent::Other(_) => {
+                self.resume_on(pid)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// A thread other than its process's leader ran execve: the kernel
+    /// ended the leader (its recorded events are done: the exec waited for
+    /// them) without reporting it, and gave the thread the leader's tid,
+    /// by which the shim now finds it (gettid gives the recorded one).
+    fn exec_from_thread(&mut self, former: Pid, leader: Pid) {
+        if let Some(old) = self.forget(leader) {
+            self.log.register_thread(0, old.logical, old.process);
+        }
+        let Some(mut t) = self.forget(former) else {
+            return;
+        };
+        // Stopped at the exec event, under its new tid.
+        t.state = ThreadState::Stopped;
+        let recorded_pid = self.plan.threads[t.logical as usize].pid;
+        self.log.register_thread(recorded_pid, t.logical, t.process);
+        self.live.insert(leader, t);
+    }
+
+    /// Removes a thread's record and every hold on it.
+    fn forget(&mut self, pid: Pid) -> Option<LiveThread> {
+        let t = self.live.remove(&pid)?;
+        if let ThreadState::Queued(rank) = t.state {
+            self.order.unqueue(rank);
+        }
+        self.pacing.forget(pid);
+        Some(t)
+    }
+
+    /// A thread ended: check it had replayed everything it did when
+    /// recorded.
+    pub(super) fn thread_ended(&mut self, pid: Pid, status: ExitStatus) -> Res {
+        debug_log(format_args!(
+            "exit of tid {pid}: {status} (traced: {})",
+            self.live.contains_key(&pid)
+        ));
+        // A handler that ran alone ends with its thread: the order goes on.
+        let alone = self.live.get_mut(&pid).and_then(|t| t.handler_alone.take());
+        if let Some(rank) = alone {
+            self.run_steps(Step::Advance(Some(rank)))?;
+        }
+        let Some(t) = self.forget(pid) else {
+            return Ok(());
+        };
+        if pid == self.root {
+            self.main_status = Some(status);
+        }
+        if self.diverged() {
+            return Ok(());
+        }
+        let plan = &self.plan.threads[t.logical as usize];
+        if let Some(next) = plan.events.front() {
+            let expected = Expected::Event {
+                event: describe_event(next),
+                need: Need::EventsLeft(plan.events.len()),
+            };
+            return diverged(t.logical, expected, Observed::ThreadEnded(status));
+        }
+        let consumed = self.log.ring(t.logical).map_or(0, |r| r.consumed()) as usize;
+        if consumed < plan.sync.len() && status == ExitStatus::Exited(0) {
+            let next = plan.sync[consumed];
+            return Err(Halt::Diverged(Box::new(Found {
+                thread: t.logical,
+                index: Some(consumed as u64),
+                expected: Expected::SyncOp {
+                    index: consumed,
+                    op: next.op.name(),
+                    object: next.object,
+                },
+                observed: Observed::ThreadEnded(status),
+            })));
+        }
+        Ok(())
+    }
+
+    /// Whether every other thread of the exiting thread's process has
+    /// replayed all its recorded events and sync operations.
+    pub(super) fn process_may_exit(&self, thread: ThreadId) -> bool {
+        let process = self.plan.threads[thread as usize].process;
+        self.live.values().all(|t| {
+            if t.logical == thread || t.process != process {
+                return true;
+            }
+            let p = &self.plan.threads[t.logical as usize];
+            let sync_done = self
+                .log
+                .ring(t.logical)
+                .is_some_and(|r| r.consumed() as usize >= p.sync.len());
+            // Its last event counts as done once it has returned: an exec
+            // or exit that ran while the return waited for its turn would
+            // kill the thread before the return it made when recorded.
+            p.events.is_empty() && sync_done && !Self::return_pending(t)
+        })
+    }
+
+    /// Whether the thread has a syscall return still to make: running for
+    /// real, waiting for its rank, or for its recorded interval.
+    pub(super) fn return_pending(t: &LiveThread) -> bool {
+        t.in_flight.is_some()
+            || matches!(
+                t.state,
+                ThreadState::Late(_) | ThreadState::Queued(_) | ThreadState::Timed
+            )
+    }
+
+    /// Whether rrc itself holds the thread: stopped at the tracer (in a
+    /// call, held, queued or timed) or waiting in the shim for its turn.
+    pub(super) fn held_by_rrc(&self, pid: Pid, t: &LiveThread) -> bool {
+        let at_tracer = t.in_flight.is_some() || t.parked() || self.pacing.holds(pid);
+        let in_shim = self.log.ring(t.logical).is_some_and(|r| {
+            r.waiting_for_rank.load(Ordering::Acquire) != 0
+                || r.waiting_for_turn.load(Ordering::Acquire) != 0
+        });
+        at_tracer || in_shim
+    }
+}
+
+impl Replayer {
+    /// A parked thread's hold is over: it is stopped, to be resumed (or
+    /// parked again) by whoever took it out.
+    pub(super) fn unpark(&mut self, pid: Pid) {
+        if let Some(t) = self.live.get_mut(&pid) {
+            if t.parked() {
+                t.state = ThreadState::Stopped;
+            }
+        }
+    }
+}
