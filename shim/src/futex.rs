@@ -15,6 +15,9 @@ use rrc_synclog::{ops, raw_syscall};
 use crate::order;
 use crate::session;
 
+/// The longest a futex wait the recording does not have blocks in replay.
+const UNMATCHED_WAIT_NS: i64 = 1_000_000;
+
 const CMD_MASK: c_long = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as c_long;
 
 #[no_mangle]
@@ -43,7 +46,8 @@ pub unsafe extern "C" fn rrc_futex(
         _ => None,
     };
     let result = match kind {
-        Some((code, waits)) => order::futex(code, uaddr as u64, waits, real),
+        Some((code, waits)) => order::futex(code, uaddr as u64, waits, real)
+            .unwrap_or_else(|| unmatched(uaddr, op, val, waits)),
         None => real(),
     };
     if result < 0 {
@@ -51,5 +55,40 @@ pub unsafe extern "C" fn rrc_futex(
         -1
     } else {
         c_long::from(result)
+    }
+}
+
+/// A futex call replay does not have next for this thread: a wake is made
+/// for real; a wait blocks one millisecond at most (callers re-check their
+/// word after any return of a futex wait), so it can never stall replay.
+#[cold]
+fn unmatched(uaddr: c_long, op: c_long, val: c_long, waits: bool) -> i32 {
+    let private = op & libc::FUTEX_PRIVATE_FLAG as c_long;
+    let (cmd, timeout) = if waits {
+        (libc::FUTEX_WAIT as c_long, UNMATCHED_WAIT_NS)
+    } else {
+        (libc::FUTEX_WAKE as c_long, 0)
+    };
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: timeout,
+    };
+    let tsp = if waits {
+        &ts as *const libc::timespec as u64
+    } else {
+        0
+    };
+    // SAFETY: the program's futex word, with a relative timeout that lives
+    // across the call.
+    let r = unsafe {
+        raw_syscall(
+            libc::SYS_futex,
+            [uaddr as u64, (cmd | private) as u64, val as u64, tsp, 0, 0],
+        )
+    };
+    if waits && r == -i64::from(libc::ETIMEDOUT) {
+        0
+    } else {
+        r.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
     }
 }

@@ -770,7 +770,14 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
     unsafe {
         raw_syscall(
             libc::SYS_futex,
-            [word.as_ptr() as u64, libc::FUTEX_WAKE as u64, n as u64, 0, 0, 0],
+            [
+                word.as_ptr() as u64,
+                libc::FUTEX_WAKE as u64,
+                n as u64,
+                0,
+                0,
+                0,
+            ],
         );
     }
 }
