@@ -19,6 +19,7 @@ mod order;
 mod real;
 mod session;
 mod stdio;
+mod threads;
 
 use std::ffi::c_int;
 

@@ -130,6 +130,13 @@ real_functions! {
 
     barrier_wait = c"pthread_barrier_wait" => fn(*mut pthread_barrier_t) -> c_int;
 
+    pthread_create = c"pthread_create" => fn(
+        *mut libc::pthread_t,
+        *const libc::pthread_attr_t,
+        extern "C" fn(*mut c_void) -> *mut c_void,
+        *mut c_void
+    ) -> c_int;
+
     flockfile = c"flockfile" => fn(*mut c_void) -> ();
     funlockfile = c"funlockfile" => fn(*mut c_void) -> ();
     ftrylockfile = c"ftrylockfile" => fn(*mut c_void) -> c_int;

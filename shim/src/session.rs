@@ -68,7 +68,25 @@ thread_local! {
 static ATTACH_AT_LOAD: extern "C" fn() = attach_at_load;
 
 extern "C" fn attach_at_load() {
-    let _ = current();
+    identify_now();
+}
+
+/// Resolves the calling thread's identity now, at a point that is the same
+/// in record and replay (load, thread start, fork), rather than at its
+/// first sync operation: futex calls make that point depend on races (see
+/// `futex`), and the lookup's gettid is a replayed syscall. A thread the
+/// tracer has not registered stays unresolved and looks again later.
+pub fn identify_now() {
+    let (Some(Session::Record(log)) | Some(Session::Replay(log))) = current() else {
+        return;
+    };
+    let _ = THREAD_IDENTITY.try_with(|cell| {
+        if matches!(cell.get(), ThreadIdentity::Unresolved) {
+            if let registered @ ThreadIdentity::Registered(_) = resolve_identity(log) {
+                cell.set(registered);
+            }
+        }
+    });
 }
 
 /// The session of this process; None when the shim is a pass-through.
@@ -241,6 +259,7 @@ fn resolve_identity(log: &SharedSyncLog) -> ThreadIdentity {
 /// must look itself up again (the tracer registers it under its own tid).
 unsafe extern "C" fn forget_identity_in_child() {
     let _ = THREAD_IDENTITY.try_with(|cell| cell.set(ThreadIdentity::Unresolved));
+    identify_now();
 }
 
 /// Operations that unregistered threads did while recording.

@@ -1,0 +1,48 @@
+//! Thread creation: each new thread resolves its identity in the sync log
+//! before it runs any of the program's code (see `session::identify_now`).
+
+use std::ffi::{c_int, c_void};
+
+use libc::{pthread_attr_t, pthread_t};
+
+use crate::{real, session};
+
+type StartRoutine = extern "C" fn(*mut c_void) -> *mut c_void;
+
+/// What a new thread was asked to run.
+struct Start {
+    routine: StartRoutine,
+    arg: *mut c_void,
+}
+
+extern "C" fn start_thread(start: *mut c_void) -> *mut c_void {
+    // SAFETY: `start` is the Box made for this thread in pthread_create,
+    // handed over exactly once.
+    let start = unsafe { Box::from_raw(start.cast::<Start>()) };
+    session::identify_now();
+    (start.routine)(start.arg)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut pthread_t,
+    attr: *const pthread_attr_t,
+    routine: StartRoutine,
+    arg: *mut c_void,
+) -> c_int {
+    let Some(create) = real::pthread_create() else {
+        return libc::EAGAIN;
+    };
+    if session::current().is_none() {
+        // SAFETY: forwards the caller's arguments under the same contract.
+        return unsafe { create(thread, attr, routine, arg) };
+    }
+    let start = Box::into_raw(Box::new(Start { routine, arg }));
+    // SAFETY: as above, with our start routine, which takes over `start`.
+    let result = unsafe { create(thread, attr, start_thread, start.cast()) };
+    if result != 0 {
+        // SAFETY: no thread was made, so `start` is still ours.
+        drop(unsafe { Box::from_raw(start) });
+    }
+    result
+}
