@@ -68,8 +68,18 @@ thread_local! {
 static ATTACH_AT_LOAD: extern "C" fn() = attach_at_load;
 
 extern "C" fn attach_at_load() {
+    if current().is_some() {
+        // From here on cpuid faults and rrc answers it without RDRAND and
+        // RDSEED (libstdc++'s random_device, for one, would use them). The
+        // loader's own cpuid ran before this; the setting ends at exec.
+        // SAFETY: arch_prctl with integer arguments only.
+        unsafe { rrc_synclog::raw_syscall(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0, 0]) };
+    }
     identify_now();
 }
+
+/// arch_prctl code that turns CPUID faulting on (argument 0) or off.
+const ARCH_SET_CPUID: u64 = 0x1012;
 
 /// Resolves the calling thread's identity now, at a point that is the same
 /// in record and replay (load, thread start, fork), rather than at its

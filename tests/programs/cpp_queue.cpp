@@ -1,5 +1,6 @@
 // Workers take jobs from a queue under std::mutex/std::condition_variable
-// and log with std::cout from every thread.
+// and log with std::cout from every thread; the jobs come from
+// std::random_device (RDRAND where the processor has it).
 #include <chrono>
 #include <condition_variable>
 #include <iostream>
@@ -34,11 +35,11 @@ int main() {
             std::cout << "worker " << w << " sum " << sum << "\n";
         });
     }
-    unsigned seed = std::chrono::system_clock::now().time_since_epoch().count();
+    std::random_device rd;
     for (int i = 0; i < 300; i++) {
         {
             std::lock_guard<std::mutex> lk(m);
-            jobs.push(i + ((seed >> (i % 16)) % 3));
+            jobs.push(i + (rd() % 3));
         }
         cv.notify_one();
         if (i % 37 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));

@@ -33,6 +33,10 @@ impl Recorder {
         let info = rrc_interposer::signal_info(pid);
         let code = info.map_or(0, |si| si.si_code);
         if may_be_tsc(sig, code) {
+            let mut regs = tracee.regs("read registers at a fault")?;
+            if tracee.emulate_cpuid(&mut regs)? {
+                return self.resume(pid, Resume::Run(0, "resume after cpuid"));
+            }
             if let Some(done) = self.record_tsc(pid)? {
                 return Ok(done);
             }
