@@ -38,6 +38,12 @@ struct Cli {
     /// environment. Repeatable.
     #[arg(long = "env-secret", value_name = "PATTERN")]
     env_secret: Vec<OsString>,
+    /// Run one thread at a time, switching only at syscalls (futex and
+    /// sched_yield included), and record that schedule: slower, but races
+    /// that no lock or syscall orders (Rust's std locks, atomics) replay
+    /// exactly. Replay follows the trace's choice.
+    #[arg(long)]
+    serialize: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
     command: Vec<OsString>,
@@ -171,6 +177,7 @@ fn run(cli: Cli) -> Result<i32> {
         exe_digest: rrc_trace::exe_digest(&exe)
             .with_context(|| format!("reading {}", exe.display()))?,
         secret_env,
+        serialized: cli.serialize,
         cwd: cwd.as_os_str().as_bytes().to_vec(),
         exe: exe.as_os_str().as_bytes().to_vec(),
         start_time_unix_ns: SystemTime::now()
@@ -191,6 +198,7 @@ fn run(cli: Cli) -> Result<i32> {
     let writer = spawn_writer(Box::new(sink), &header).context("writing the trace header")?;
 
     let (shm_fd, log) = SharedSyncLog::create(MODE_RECORD).context("creating the sync log")?;
+    log.set_serial(cli.serialize);
     let log = Arc::new(log);
     let next_thread = Arc::new(AtomicU32::new(0));
     let drainer = drain::SyncDrainer::spawn(log.clone(), next_thread.clone(), writer.sender())
@@ -214,7 +222,14 @@ fn run(cli: Cli) -> Result<i32> {
     let started = Instant::now();
     let root = spawn_traced(&opts)?;
     CHILD.store(root.as_raw(), Ordering::Relaxed);
-    let recorder = engine::Recorder::new(writer.sender(), log.clone(), next_thread, root, clock)?;
+    let recorder = engine::Recorder::new(
+        writer.sender(),
+        log.clone(),
+        next_thread,
+        root,
+        clock,
+        cli.serialize,
+    )?;
     let status = recorder.run()?;
     rrc_interposer::reclaim_terminal();
     drainer.finish();

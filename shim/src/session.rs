@@ -4,7 +4,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::ffi::{c_int, CStr};
 use std::mem::MaybeUninit;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use rrc_synclog::{SharedSyncLog, MODE_RECORD, MODE_REPLAY, SHM_FD_ENV};
 
@@ -45,6 +45,16 @@ const REPLAYING: u8 = 4;
 
 static ATTACH_STATE: AtomicU8 = AtomicU8::new(UNATTACHED);
 
+/// The program is serialised (see `rrc_synclog::ShmHeader::serial`).
+static SERIAL: AtomicBool = AtomicBool::new(false);
+
+/// Whether the program is serialised: the shim then orders nothing, and
+/// each new thread makes a syscall before its own code runs (see
+/// `threads`), where the tracer gives it its turn.
+pub fn serial() -> bool {
+    SERIAL.load(Ordering::Relaxed)
+}
+
 /// The mapping, kept for the life of the process (never unmapped).
 struct AttachedLog(UnsafeCell<MaybeUninit<SharedSyncLog>>);
 
@@ -69,13 +79,17 @@ static ATTACH_AT_LOAD: extern "C" fn() = attach_at_load;
 
 extern "C" fn attach_at_load() {
     if current().is_some() {
-        // From here on cpuid faults and rrc answers it without RDRAND and
-        // RDSEED (libstdc++'s random_device, for one, would use them). The
-        // loader's own cpuid ran before this; the setting ends at exec.
-        // SAFETY: arch_prctl with integer arguments only.
-        unsafe { rrc_synclog::raw_syscall(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0, 0]) };
+        fault_on_cpuid();
     }
     identify_now();
+}
+
+/// From here on cpuid faults and rrc answers it without RDRAND and RDSEED
+/// (libstdc++'s random_device, for one, would use them). The loader's own
+/// cpuid ran before this; the setting ends at exec.
+fn fault_on_cpuid() {
+    // SAFETY: arch_prctl with integer arguments only.
+    unsafe { rrc_synclog::raw_syscall(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0, 0]) };
 }
 
 /// arch_prctl code that turns CPUID faulting on (argument 0) or off.
@@ -171,6 +185,13 @@ fn attach_from_environment() -> u8 {
         MODE_REPLAY => REPLAYING,
         _ => return PASS_THROUGH, // drops (unmaps) the log
     };
+    if log.serial() {
+        // One thread at a time runs, in an order the tracer records and
+        // replays: the shim orders nothing itself.
+        fault_on_cpuid();
+        SERIAL.store(true, Ordering::Relaxed);
+        return PASS_THROUGH;
+    }
     // SAFETY: this thread holds ATTACHING, so nobody else touches the slot
     // until the state is published; it is written exactly once.
     unsafe { (*ATTACHED_LOG.0.get()).write(log) };

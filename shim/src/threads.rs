@@ -19,7 +19,13 @@ extern "C" fn start_thread(start: *mut c_void) -> *mut c_void {
     // SAFETY: `start` is the Box made for this thread in pthread_create,
     // handed over exactly once.
     let start = unsafe { Box::from_raw(start.cast::<Start>()) };
-    session::identify_now();
+    if session::serial() {
+        // Trapped: the tracer lets the thread's own code run at its turn.
+        // SAFETY: gettid takes no arguments.
+        unsafe { rrc_synclog::raw_syscall(libc::SYS_gettid, [0; 6]) };
+    } else {
+        session::identify_now();
+    }
     (start.routine)(start.arg)
 }
 
@@ -33,7 +39,7 @@ pub unsafe extern "C" fn pthread_create(
     let Some(create) = real::pthread_create() else {
         return libc::EAGAIN;
     };
-    if session::current().is_none() {
+    if session::current().is_none() && !session::serial() {
         // SAFETY: forwards the caller's arguments under the same contract.
         return unsafe { create(thread, attr, routine, arg) };
     }

@@ -99,6 +99,14 @@ pub struct ShmHeader {
     /// Record: the logical thread (plus one; 0: none) whose signal handler
     /// holds `fork_barrier`: its own sync operations do not wait.
     pub barrier_owner: AtomicU32,
+    /// 1 when the program is serialised (`rrc-record --serialize`, and its
+    /// replay): one thread at a time runs its code, from one of its events
+    /// to its next, and the shim orders nothing itself.
+    pub serial: AtomicU32,
+    /// Replay, serialised: the thread (slot plus one, high half) whose
+    /// event at the rank in the low half has happened, and which has the
+    /// run of the program until it stops at its next event; 0: none.
+    pub baton: AtomicU64,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -539,6 +547,60 @@ impl SharedSyncLog {
             h.tracer_wake.fetch_add(1, Ordering::SeqCst);
             futex_wake(&h.tracer_wake, i32::MAX);
         }
+    }
+
+    /// Whether the program is serialised (see `ShmHeader::serial`).
+    pub fn serial(&self) -> bool {
+        self.header().serial.load(Ordering::Relaxed) != 0
+    }
+
+    /// Serialises the program (before it runs).
+    pub fn set_serial(&self, on: bool) {
+        self.header().serial.store(on as u32, Ordering::Relaxed);
+    }
+
+    /// Replay: the event of thread `slot` at `rank` has happened. The
+    /// order moves on at once, or, serialised, when the thread reaches its
+    /// next event ([`SharedSyncLog::park`]): the code it runs in between
+    /// then runs alone, as it did when recorded.
+    pub fn finish_rank(&self, slot: u32, rank: u64) {
+        let h = self.header();
+        if !self.serial() {
+            self.advance_rank();
+            return;
+        }
+        h.baton.store(
+            (u64::from(slot) + 1) << 32 | u64::from(word(rank)),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Replay, serialised: thread `slot` has reached its next event (or
+    /// ended, or cannot go on by itself): if it has the run of the
+    /// program, the order moves on.
+    pub fn park(&self, slot: u32) {
+        let h = self.header();
+        let baton = h.baton.load(Ordering::SeqCst);
+        if baton >> 32 != u64::from(slot) + 1
+            || h.baton
+                .compare_exchange(baton, 0, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        if self.skip_rank(baton as u32) {
+            let now = (baton as u32).wrapping_add(1);
+            if h.tracer_wants.load(Ordering::SeqCst) == now.wrapping_add(1) {
+                h.tracer_wake.fetch_add(1, Ordering::SeqCst);
+                futex_wake(&h.tracer_wake, i32::MAX);
+            }
+        }
+    }
+
+    /// Replay, serialised: the thread that has the run of the program.
+    pub fn baton_holder(&self) -> Option<u32> {
+        let b = self.header().baton.load(Ordering::SeqCst) >> 32;
+        (b != 0).then(|| (b - 1) as u32)
     }
 
     /// Replay (tracer): lets the thread of `slot`, waiting for `rank`, go

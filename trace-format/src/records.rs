@@ -45,6 +45,9 @@ pub struct TraceHeader {
     /// --env-secret`): their entries in `env` hold the bare name, and
     /// replay takes each value from its own environment.
     pub secret_env: Vec<SecretVar>,
+    /// Recorded one thread at a time (`rrc-record --serialize`): replay
+    /// runs the program the same way.
+    pub serialized: bool,
 }
 
 /// Size, modification time and SHA-256 of an executable.

@@ -27,6 +27,7 @@ mod signals;
 mod syscall;
 mod tasks;
 mod threads;
+mod token;
 mod tsc;
 
 use std::collections::{HashMap, HashSet};
@@ -45,6 +46,7 @@ use alone::Alone;
 use dispositions::ProcessDispositions;
 use serial::{SerialCalls, StdStreams};
 use threads::{Hold, Run, ThreadState};
+use token::Token;
 
 pub struct Recorder {
     sink: Sender<TraceRecord>,
@@ -67,6 +69,7 @@ pub struct Recorder {
     /// since may be gone or different when replayed.
     started: SystemTime,
     alone: Alone,
+    token: Token,
 }
 
 /// A thread the engine kept stopped, to let go now.
@@ -79,6 +82,9 @@ enum Release {
     /// Held at a syscall exit while another thread ran alone: its exit is
     /// handled now.
     Exit(Pid),
+    /// Held at a syscall exit for the run of the program (serialised
+    /// recording), which it has now.
+    Token(Pid),
 }
 
 /// How a stopped thread goes on.
@@ -105,6 +111,7 @@ impl Recorder {
         next_thread: Arc<AtomicU32>,
         root: Pid,
         clock: StopClock,
+        serialize: bool,
     ) -> Result<Recorder> {
         let mut r = Recorder {
             sink,
@@ -123,6 +130,7 @@ impl Recorder {
             serial: SerialCalls::default(),
             started: SystemTime::now(),
             alone: Alone::default(),
+            token: Token::new(serialize, root),
         };
         // The root already took its initial stop in spawn_traced.
         r.add_thread(root, None, true)?;
@@ -222,6 +230,7 @@ impl Recorder {
         let (pid, why) = match release {
             Release::Entry { pid, .. } => (pid, Hold::SerialCall),
             Release::Exit(pid) => (pid, Hold::Exit),
+            Release::Token(pid) => (pid, Hold::Token),
         };
         // A thread that ended since is gone from the record.
         let Some(t) = self.threads.get_mut(&pid) else {
@@ -238,7 +247,7 @@ impl Recorder {
                 self.syscall_entry(pid, regs)?;
                 Ok(Vec::new())
             }
-            Release::Exit(pid) => self.syscall_exit(pid),
+            Release::Exit(pid) | Release::Token(pid) => self.syscall_exit(pid),
         }
     }
 
@@ -279,7 +288,9 @@ impl StopHandler for Recorder {
         self.mark_stopped(pid);
         let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
         // A handler that ran alone ends at its thread's next syscall.
-        let released = self.end_alone(pid);
+        let mut released = self.end_alone(pid);
+        // So does its run of the program, serialised.
+        released.extend(self.token.give_back(pid).map(Release::Token));
         self.release_all(released)?;
         self.syscall_entry(pid, regs)
     }

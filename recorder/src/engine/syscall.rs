@@ -249,6 +249,10 @@ impl Recorder {
             self.hold(pid, Hold::Exit);
             return Ok(Vec::new());
         }
+        if !self.token.want(pid) {
+            self.hold(pid, Hold::Token);
+            return Ok(Vec::new());
+        }
         let result = self.record_syscall_exit(pid);
         // After its record: the trace then has descriptor calls in the
         // order they ran. The next one goes even when this thread

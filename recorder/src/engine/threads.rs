@@ -35,6 +35,9 @@ pub(super) enum Hold {
     SerialCall,
     /// At a syscall exit, while another thread of its process runs alone.
     Exit,
+    /// At a syscall exit, until it has the run of the program (serialised
+    /// recording, see `token`).
+    Token,
 }
 
 impl Run {
@@ -200,6 +203,9 @@ impl Recorder {
         let next = self.finish_serial_call(pid);
         self.release_all(next)?;
         self.serial.forget(pid);
+        if let Some(next) = self.token.give_back(pid) {
+            self.release_all(vec![Release::Token(next)])?;
+        }
         // A signal the thread sent that ended its own process (raise or
         // kill of SIGKILL): replay must send it too, though it never
         // returned (0: what a successful send returns). Other calls a
