@@ -5,7 +5,9 @@ mod divergence;
 mod engine;
 mod feed;
 mod plan;
+mod ranks;
 mod trust;
+mod window;
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -18,7 +20,6 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
 use rrc_synclog::{SharedSyncLog, MODE_REPLAY, SHM_FD};
-use rrc_trace::TraceReader;
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
 /// replay to the end; otherwise prints a line beginning `divergence:`.
@@ -54,6 +55,10 @@ struct Cli {
     /// recording); by default that is a divergence before anything runs.
     #[arg(long)]
     allow_changed_executable: bool,
+    /// Megabytes of the trace's events to read ahead of the replay (its
+    /// memory for events, beyond the one each thread is at).
+    #[arg(long, value_name = "MB", default_value_t = 32)]
+    window_mb: u64,
     /// The trace to replay.
     trace: PathBuf,
 }
@@ -76,10 +81,9 @@ fn main() {
 fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // First, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
-    let reader = TraceReader::open(&cli.trace)
-        .with_context(|| format!("cannot read trace {}", cli.trace.display()))?;
-    let plan = plan::ReplayPlan::build(reader.read_all())
+    let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    let window = plan.reader.stats();
     let shim = shim_path()?;
     let digest = rrc_interposer::file_digest(&shim)
         .with_context(|| format!("reading {}", shim.display()))?;
@@ -99,7 +103,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let streams = plan
         .threads
         .iter()
-        .map(|t| (t.sync.clone(), t.tid))
+        .map(|t| (Arc::clone(&t.sync), t.tid))
         .collect();
     let feeder = feed::SyncFeeder::spawn(
         log.clone(),
@@ -184,6 +188,11 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     waker.finish();
     if cli.stats {
         print_stats(&replayer.stats);
+        eprintln!(
+            "rrc-replay: stats: trace events read ahead: at most {:.1} MB at once (window {} MB)",
+            window.peak_bytes() as f64 / f64::from(1 << 20),
+            cli.window_mb.max(1)
+        );
     }
     Ok(verdict?.err())
 }
