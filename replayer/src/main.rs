@@ -5,6 +5,8 @@ mod divergence;
 mod engine;
 mod feed;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
 mod ranks;
 mod trust;
 mod window;

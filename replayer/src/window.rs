@@ -247,15 +247,6 @@ impl Drop for WindowReader {
 }
 
 impl EventQueue {
-    /// A queue of events already in memory (no window behind it).
-    #[cfg(test)]
-    pub fn from_events(events: impl IntoIterator<Item = PlannedEvent>) -> Self {
-        EventQueue {
-            local: events.into_iter().collect(),
-            ..Default::default()
-        }
-    }
-
     pub fn front(&self) -> Option<&PlannedEvent> {
         self.local.front()
     }
