@@ -59,7 +59,7 @@ struct Cli {
     allow_changed_executable: bool,
     /// Megabytes of the trace's events to read ahead of the replay (its
     /// memory for events, beyond the one each thread is at).
-    #[arg(long, value_name = "MB", default_value_t = 32)]
+    #[arg(long, value_name = "MB", default_value_t = 16)]
     window_mb: u64,
     /// The trace to replay.
     trace: PathBuf,

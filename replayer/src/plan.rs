@@ -18,8 +18,8 @@ use rrc_trace::{
     ThreadId, TraceError, TraceHeader, TraceReader, TraceRecord, TscRecord, NO_ORDER,
 };
 
-use crate::ranks::{next_own_ranks, rank_stamps, EventRanks, SparseRanks};
-use crate::window::{EventIndex, EventQueue, WindowReader};
+use crate::ranks::{rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
+use crate::window::{EventIndex, EventQueue, FrameOffsets, WindowReader};
 
 #[derive(Debug)]
 pub enum PlannedEvent {
@@ -55,9 +55,8 @@ pub struct ReplayPlan {
     /// The thread whose event each rank is.
     pub rank_owner: Vec<ThreadId>,
     /// For each rank, the rank of the same thread's next event in the
-    /// order (`NO_ORDER` after its last): how far the others get while
-    /// the code between the two runs.
-    pub next_own_rank: Vec<u64>,
+    /// order: see [`ReplayPlan::next_own_rank`].
+    pub next_own: NextOwnRanks,
     /// Whether each rank is a thread's arrival at a sync operation.
     pub arrival_ranks: Vec<bool>,
     /// (thread, event index) of an accept that made a descriptor -> the
@@ -74,7 +73,7 @@ struct ThreadScan {
     tid: i32,
     pid: i32,
     /// Byte offset of each event's frame.
-    offsets: Vec<u64>,
+    offsets: FrameOffsets,
     /// Each event's stamp in the event order (`NO_ORDER` for none).
     stamps: Vec<u64>,
     sync: Vec<SyncRecord>,
@@ -245,6 +244,13 @@ impl ReplayPlan {
         Self::build(header, scan, again, window)
     }
 
+    /// The rank of the same thread's next event in the order after
+    /// `rank` (`NO_ORDER` after its last; `None` for no such rank): how
+    /// far the others get while the code between the two runs.
+    pub fn next_own_rank(&self, rank: u64) -> Option<u64> {
+        self.next_own.get(rank)
+    }
+
     fn build(header: TraceHeader, scan: Scan, file: File, window: u64) -> Result<ReplayPlan> {
         let Some(exit) = scan.exit else {
             bail!("trace has no end record");
@@ -274,7 +280,7 @@ impl ReplayPlan {
             })
             .collect();
         let table = rank_stamps(&mut returns, &mut entries, sync)?;
-        let next_own_rank = next_own_ranks(&table.owner);
+        let next_own = NextOwnRanks::new(&table.owner);
         let offsets = scanned
             .iter_mut()
             .map(|t| std::mem::take(&mut t.offsets))
@@ -301,7 +307,7 @@ impl ReplayPlan {
             output_rank,
             return_rank: returns,
             rank_owner: table.owner,
-            next_own_rank,
+            next_own,
             arrival_ranks: table.arrival,
             entry_rank: entries,
             reader,

@@ -140,19 +140,41 @@ pub fn rank_stamps(
     Ok(table)
 }
 
-/// For each rank, the rank of the same thread's next event in the order
-/// (`NO_ORDER` after its last).
-pub fn next_own_ranks(rank_owner: &[ThreadId]) -> Vec<u64> {
-    let mut next = vec![NO_ORDER; rank_owner.len()];
-    let mut seen: Vec<u64> = Vec::new();
-    for (rank, owner) in rank_owner.iter().enumerate().rev() {
-        let o = *owner as usize;
-        if seen.len() <= o {
-            seen.resize(o + 1, NO_ORDER);
+/// For each rank, the rank of the same thread's next event in the order,
+/// 4 bytes a rank: as the distance to it (0 for none).
+#[derive(Debug, Default)]
+pub struct NextOwnRanks {
+    distance: Vec<u32>,
+}
+
+impl NextOwnRanks {
+    pub fn new(rank_owner: &[ThreadId]) -> Self {
+        let mut distance = vec![0; rank_owner.len()];
+        let mut seen: Vec<usize> = Vec::new();
+        for (rank, owner) in rank_owner.iter().enumerate().rev() {
+            let o = *owner as usize;
+            if seen.len() <= o {
+                seen.resize(o + 1, usize::MAX);
+            }
+            let later = std::mem::replace(&mut seen[o], rank);
+            // A distance past u32 is as good as none: the engine only
+            // looks for the thread's next event close ahead.
+            if later != usize::MAX {
+                distance[rank] = u32::try_from(later - rank).unwrap_or(0);
+            }
         }
-        next[rank] = std::mem::replace(&mut seen[o], rank as u64);
+        NextOwnRanks { distance }
     }
-    next
+
+    /// `NO_ORDER` after the thread's last; `None` for no such rank.
+    pub fn get(&self, rank: u64) -> Option<u64> {
+        let d = *self.distance.get(usize::try_from(rank).ok()?)?;
+        Some(if d == 0 {
+            NO_ORDER
+        } else {
+            rank + u64::from(d)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -190,9 +212,21 @@ mod tests {
             all,
             vec![((0, 0), 0), ((0, 1), 5), ((1, 0), 2), ((1, 2), 6)]
         );
+        let next = NextOwnRanks::new(&table.owner);
+        let all: Vec<_> = (0..8).map(|r| next.get(r)).collect();
+        let none = Some(NO_ORDER);
         assert_eq!(
-            next_own_ranks(&table.owner),
-            vec![5, 2, 3, 4, 6, NO_ORDER, NO_ORDER]
+            all,
+            vec![
+                Some(5),
+                Some(2),
+                Some(3),
+                Some(4),
+                Some(6),
+                none,
+                none,
+                None
+            ]
         );
     }
 

@@ -20,19 +20,87 @@ use rrc_trace::{read_record_at, ThreadId, TraceRecord};
 
 use crate::plan::PlannedEvent;
 
-/// What a trace's events are read from: the file, and per thread the byte
-/// offset of each event's frame, in the thread's order.
+/// What a trace's events are read from: the file, and per thread where
+/// each event's frame starts, in the thread's order.
 pub struct EventIndex {
     pub file: File,
-    pub offsets: Vec<Vec<u64>>,
+    pub offsets: Vec<FrameOffsets>,
+}
+
+/// Where a thread's event frames start, 4 bytes an event: each as its
+/// distance from the thread's previous one.
+#[derive(Debug, Default)]
+pub struct FrameOffsets {
+    deltas: Vec<u32>,
+    /// `(event, offset)` for the distances that do not fit (`u32::MAX`).
+    far: Vec<(usize, u64)>,
+    last: u64,
+}
+
+impl FrameOffsets {
+    /// Adds the next event's frame offset (increasing).
+    pub fn push(&mut self, offset: u64) {
+        match u32::try_from(offset - self.last) {
+            Ok(d) if d != u32::MAX => self.deltas.push(d),
+            _ => {
+                self.far.push((self.deltas.len(), offset));
+                self.deltas.push(u32::MAX);
+            }
+        }
+        self.last = offset;
+    }
+
+    pub fn len(&self) -> usize {
+        self.deltas.len()
+    }
+
+    /// The offset of event `index`, given the offset of the one before
+    /// (0 for the first).
+    fn after(&self, index: usize, previous: u64) -> u64 {
+        match self.deltas[index] {
+            u32::MAX => self
+                .far
+                .binary_search_by_key(&index, |f| f.0)
+                .map_or(u64::MAX, |at| self.far[at].1),
+            d => previous + u64::from(d),
+        }
+    }
+}
+
+/// About what an event takes in memory once decoded: the window counts
+/// this, not the frame's bytes (a small record's allocations take
+/// several times its encoded size).
+fn footprint(event: &PlannedEvent) -> u64 {
+    // malloc's overhead per allocation, about.
+    const ALLOC: usize = 16;
+    let bufs = |v: &Vec<Vec<u8>>| {
+        v.capacity() * std::mem::size_of::<Vec<u8>>()
+            + ALLOC
+            + v.iter().map(|b| b.capacity() + ALLOC).sum::<usize>()
+    };
+    let heap = match event {
+        PlannedEvent::Syscall(s) => {
+            let extra = match &s.extra {
+                rrc_trace::SyscallExtra::MappedFd(p) => p.capacity() + ALLOC,
+                rrc_trace::SyscallExtra::Opened(_) => 256,
+                _ => 0,
+            };
+            bufs(&s.inputs) + bufs(&s.outputs) + extra
+        }
+        PlannedEvent::Tsc(_) => 0,
+        PlannedEvent::Signal(s) => s.siginfo.capacity() + ALLOC,
+    };
+    (std::mem::size_of::<(PlannedEvent, u64)>() + heap) as u64
 }
 
 struct WindowState {
-    /// Loaded, not yet taken: each event with its frame's size.
+    /// Loaded, not yet taken: each event with its footprint.
     queues: Vec<VecDeque<(PlannedEvent, u64)>>,
     /// Per thread, how many of its events have been loaded.
     loaded: Vec<usize>,
-    /// Bytes (frame sizes) in the queues.
+    /// Per thread, the offset of its next event to load.
+    cursor: Vec<u64>,
+    /// Bytes (decoded, about) in the queues.
     bytes: u64,
     /// The most `bytes` ever held.
     peak: u64,
@@ -95,12 +163,16 @@ impl Window {
         }
         (0..s.loaded.len())
             .filter(|&t| unloaded(t))
-            .min_by_key(|&t| self.index.offsets[t][s.loaded[t]])
+            .min_by_key(|&t| s.cursor[t])
     }
 
-    fn load(&self, thread: usize, index: usize) -> Result<(PlannedEvent, u64), String> {
-        let offset = self.index.offsets[thread][index];
-        let (record, size) = read_record_at(&self.index.file, offset)
+    fn load(
+        &self,
+        thread: usize,
+        index: usize,
+        offset: u64,
+    ) -> Result<(PlannedEvent, u64), String> {
+        let (record, _) = read_record_at(&self.index.file, offset)
             .map_err(|e| format!("reading the trace again: {e}"))?;
         let changed = || {
             format!(
@@ -116,6 +188,7 @@ impl Window {
         if t as usize != thread || i != index as u64 {
             return Err(changed());
         }
+        let size = footprint(&event);
         Ok((event, size))
     }
 
@@ -134,10 +207,13 @@ impl Window {
                 s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
                 continue;
             };
-            let index = s.loaded[t];
+            let (index, offset) = (s.loaded[t], s.cursor[t]);
             s.loaded[t] += 1;
+            if s.loaded[t] < self.index.offsets[t].len() {
+                s.cursor[t] = self.index.offsets[t].after(index + 1, offset);
+            }
             drop(s);
-            let loaded = self.load(t, index);
+            let loaded = self.load(t, index, offset);
             s = self.lock();
             match loaded {
                 Ok((event, size)) => {
@@ -183,11 +259,16 @@ impl WindowReader {
         limit: u64,
     ) -> std::io::Result<(WindowReader, Vec<EventQueue>)> {
         let threads = index.offsets.len();
-        let counts: Vec<usize> = index.offsets.iter().map(Vec::len).collect();
+        let counts: Vec<usize> = index.offsets.iter().map(FrameOffsets::len).collect();
         let window = Arc::new(Window {
             state: Mutex::new(WindowState {
                 queues: (0..threads).map(|_| VecDeque::new()).collect(),
                 loaded: vec![0; threads],
+                cursor: index
+                    .offsets
+                    .iter()
+                    .map(|o| if o.len() > 0 { o.after(0, 0) } else { u64::MAX })
+                    .collect(),
                 bytes: 0,
                 peak: 0,
                 wanted: vec![false; threads],
