@@ -189,12 +189,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     feeder.finish();
     waker.finish();
     if cli.stats {
-        print_stats(&replayer.stats);
-        eprintln!(
-            "rrc-replay: stats: trace events read ahead: at most {:.1} MB at once (window {} MB)",
-            window.peak_bytes() as f64 / f64::from(1 << 20),
-            cli.window_mb.max(1)
-        );
+        print_stats(&replayer.stats, &window, cli.window_mb.max(1));
     }
     Ok(verdict?.err())
 }
@@ -207,7 +202,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn print_stats(stats: &engine::IntervalStats) {
+fn print_stats(stats: &engine::IntervalStats, window: &window::WindowStats, window_mb: u64) {
     let mut all = stats.error_ns.clone();
     all.sort_unstable();
     let mut held = stats.held_error_ns.clone();
@@ -240,5 +235,9 @@ fn print_stats(stats: &engine::IntervalStats) {
     eprintln!(
         "rrc-replay: stats: returns kept until the thread's next event was next: {} ({} let go early because the order stood still)",
         stats.late_returns, stats.late_released_stalled
+    );
+    eprintln!(
+        "rrc-replay: stats: trace events read ahead: at most {:.1} MB at once (window {window_mb} MB)",
+        window.peak_bytes() as f64 / f64::from(1 << 20),
     );
 }
