@@ -86,16 +86,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
     let window = plan.reader.stats();
-    let shim = shim_path()?;
-    let digest = rrc_interposer::file_digest(&shim)
-        .with_context(|| format!("reading {}", shim.display()))?;
-    if digest != plan.header.shim_digest {
-        anyhow::bail!(
-            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
-            cli.trace.display(),
-            shim.display()
-        );
-    }
+    let shim = same_shim(&plan.header, &cli.trace)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.
@@ -192,6 +183,21 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         print_stats(&replayer.stats, &window, cli.window_mb.max(1));
     }
     Ok(verdict?.err())
+}
+
+/// The shim to preload, which must be the build that recorded `trace`.
+fn same_shim(header: &rrc_trace::TraceHeader, trace: &Path) -> Result<PathBuf> {
+    let shim = shim_path()?;
+    let digest = rrc_interposer::file_digest(&shim)
+        .with_context(|| format!("reading {}", shim.display()))?;
+    if digest != header.shim_digest {
+        anyhow::bail!(
+            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
+            trace.display(),
+            shim.display()
+        );
+    }
+    Ok(shim)
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
