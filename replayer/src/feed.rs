@@ -58,7 +58,7 @@ pub struct SyncFeeder {
 }
 
 struct Stream {
-    ops: Vec<SyncRecord>,
+    ops: Arc<Vec<SyncRecord>>,
     pushed: usize,
     tid: i32,
 }
@@ -66,7 +66,7 @@ struct Stream {
 impl SyncFeeder {
     pub fn spawn(
         log: Arc<SharedSyncLog>,
-        streams: Vec<(Vec<SyncRecord>, i32)>,
+        streams: Vec<(Arc<Vec<SyncRecord>>, i32)>,
         shared: Arc<ReplayShared>,
         stall_timeout: Duration,
     ) -> std::io::Result<SyncFeeder> {

@@ -5,7 +5,11 @@ mod divergence;
 mod engine;
 mod feed;
 mod plan;
+#[cfg(test)]
+mod plan_tests;
+mod ranks;
 mod trust;
+mod window;
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -18,7 +22,6 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
 use rrc_synclog::{SharedSyncLog, MODE_REPLAY, SHM_FD};
-use rrc_trace::TraceReader;
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
 /// replay to the end; otherwise prints a line beginning `divergence:`.
@@ -54,6 +57,10 @@ struct Cli {
     /// recording); by default that is a divergence before anything runs.
     #[arg(long)]
     allow_changed_executable: bool,
+    /// Megabytes of the trace's events to read ahead of the replay (its
+    /// memory for events, beyond the one each thread is at).
+    #[arg(long, value_name = "MB", default_value_t = 16)]
+    window_mb: u64,
     /// The trace to replay.
     trace: PathBuf,
 }
@@ -76,20 +83,10 @@ fn main() {
 fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // First, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
-    let reader = TraceReader::open(&cli.trace)
-        .with_context(|| format!("cannot read trace {}", cli.trace.display()))?;
-    let plan = plan::ReplayPlan::build(reader.read_all())
+    let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
-    let shim = shim_path()?;
-    let digest = rrc_interposer::file_digest(&shim)
-        .with_context(|| format!("reading {}", shim.display()))?;
-    if digest != plan.header.shim_digest {
-        anyhow::bail!(
-            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
-            cli.trace.display(),
-            shim.display()
-        );
-    }
+    let window = plan.reader.stats();
+    let shim = same_shim(&plan.header, &cli.trace)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.
@@ -99,7 +96,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let streams = plan
         .threads
         .iter()
-        .map(|t| (t.sync.clone(), t.tid))
+        .map(|t| (Arc::clone(&t.sync), t.tid))
         .collect();
     let feeder = feed::SyncFeeder::spawn(
         log.clone(),
@@ -183,9 +180,24 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     feeder.finish();
     waker.finish();
     if cli.stats {
-        print_stats(&replayer.stats);
+        print_stats(&replayer.stats, &window, cli.window_mb.max(1));
     }
     Ok(verdict?.err())
+}
+
+/// The shim to preload, which must be the build that recorded `trace`.
+fn same_shim(header: &rrc_trace::TraceHeader, trace: &Path) -> Result<PathBuf> {
+    let shim = shim_path()?;
+    let digest = rrc_interposer::file_digest(&shim)
+        .with_context(|| format!("reading {}", shim.display()))?;
+    if digest != header.shim_digest {
+        anyhow::bail!(
+            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
+            trace.display(),
+            shim.display()
+        );
+    }
+    Ok(shim)
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -196,7 +208,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn print_stats(stats: &engine::IntervalStats) {
+fn print_stats(stats: &engine::IntervalStats, window: &window::WindowStats, window_mb: u64) {
     let mut all = stats.error_ns.clone();
     all.sort_unstable();
     let mut held = stats.held_error_ns.clone();
@@ -229,5 +241,9 @@ fn print_stats(stats: &engine::IntervalStats) {
     eprintln!(
         "rrc-replay: stats: returns kept until the thread's next event was next: {} ({} let go early because the order stood still)",
         stats.late_returns, stats.late_released_stalled
+    );
+    eprintln!(
+        "rrc-replay: stats: trace events read ahead: at most {:.1} MB at once (window {window_mb} MB)",
+        window.peak_bytes() as f64 / f64::from(1 << 20),
     );
 }

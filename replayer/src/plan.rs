@@ -1,14 +1,25 @@
 //! The trace rearranged for replay: per logical thread, its events in
 //! order and its sync operations; plus the global order of writes to
 //! stdout and stderr.
+//!
+//! The plan is made in one streaming pass over the trace that keeps only
+//! compact metadata per event (where its frame starts, its rank in the
+//! event order); the events themselves are read again, through a bounded
+//! window, as replay needs them (`window.rs`).
 
-use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rrc_trace::{
-    ExitStatus, ProcessId, ReadOutcome, SignalPoint, SignalRecord, SyncRecord, SyscallExtra,
-    SyscallRecord, ThreadId, TraceHeader, TraceRecord, TscRecord, NO_ORDER,
+    ExitStatus, ProcessId, SignalPoint, SignalRecord, SyncRecord, SyscallExtra, SyscallRecord,
+    ThreadId, TraceError, TraceHeader, TraceReader, TraceRecord, TscRecord, NO_ORDER,
 };
+
+use crate::ranks::{rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
+use crate::window::{EventIndex, EventQueue, FrameOffsets, WindowReader};
 
 #[derive(Debug)]
 pub enum PlannedEvent {
@@ -23,10 +34,10 @@ pub struct ThreadPlan {
     /// tid and pid the program saw when recorded.
     pub tid: i32,
     pub pid: i32,
-    pub events: VecDeque<PlannedEvent>,
+    pub events: EventQueue,
     /// Events already replayed (the index of the front event).
     pub done: u64,
-    pub sync: Vec<SyncRecord>,
+    pub sync: Arc<Vec<SyncRecord>>,
     pub started: bool,
 }
 
@@ -36,105 +47,47 @@ pub struct ReplayPlan {
     pub exit: ExitStatus,
     /// (thread, event index) of each write to stdout/stderr -> its place
     /// in the recorded output order.
-    pub output_rank: HashMap<(ThreadId, u64), u64>,
+    pub output_rank: SparseRanks,
     /// (thread, event index) of each syscall or rdtsc -> its rank in the
     /// event order (sync operations and returns of all threads). The sync
     /// operations in `ThreadPlan::sync` carry their rank in `order`.
-    pub return_rank: HashMap<(ThreadId, u64), u64>,
+    pub return_rank: EventRanks,
     /// The thread whose event each rank is.
     pub rank_owner: Vec<ThreadId>,
     /// For each rank, the rank of the same thread's next event in the
-    /// order (`NO_ORDER` after its last): how far the others get while
-    /// the code between the two runs.
-    pub next_own_rank: Vec<u64>,
+    /// order: see [`ReplayPlan::next_own_rank`].
+    pub next_own: NextOwnRanks,
     /// Whether each rank is a thread's arrival at a sync operation.
     pub arrival_ranks: Vec<bool>,
     /// (thread, event index) of an accept that made a descriptor -> the
     /// rank of its entry, where the kernel took the descriptor number.
-    pub entry_rank: HashMap<(ThreadId, u64), u64>,
+    pub entry_rank: SparseRanks,
+    /// Loads the events ahead of the engine; stops when the plan goes.
+    pub reader: WindowReader,
 }
 
-/// Gives every stamped event its dense rank in stamp order: the shim and
-/// the tracer count ranks, and a stamp lost with a killed thread must not
-/// leave a gap that nothing would fill.
-struct Ranks {
-    return_rank: HashMap<(ThreadId, u64), u64>,
-    entry_rank: HashMap<(ThreadId, u64), u64>,
-    rank_owner: Vec<ThreadId>,
-    arrivals: Vec<bool>,
+/// What the first pass keeps of one thread.
+#[derive(Default)]
+struct ThreadScan {
+    process: ProcessId,
+    tid: i32,
+    pid: i32,
+    /// Byte offset of each event's frame.
+    offsets: FrameOffsets,
+    /// Each event's stamp in the event order (`NO_ORDER` for none).
+    stamps: Vec<u64>,
+    sync: Vec<SyncRecord>,
 }
 
-fn rank_events(threads: &mut [ThreadPlan]) -> Result<Ranks> {
-    let mut stamps: Vec<u64> = Vec::new();
-    for p in threads.iter() {
-        stamps.extend(p.sync.iter().map(|op| op.order));
-        stamps.extend(p.sync.iter().map(|op| op.arrival));
-        stamps.extend(p.events.iter().filter_map(event_order));
-        stamps.extend(p.events.iter().filter_map(entry_order));
-    }
-    stamps.retain(|o| *o != NO_ORDER);
-    stamps.sort_unstable();
-    if stamps.windows(2).any(|w| w[0] == w[1]) {
-        bail!("trace is inconsistent: two events share a place in the event order");
-    }
-    let rank = |stamp: u64| stamps.binary_search(&stamp).map_or(NO_ORDER, |r| r as u64);
-    let mut return_rank = HashMap::new();
-    let mut entry_rank = HashMap::new();
-    let mut rank_owner = vec![0; stamps.len()];
-    let mut arrivals = vec![false; stamps.len()];
-    for (thread, p) in threads.iter_mut().enumerate() {
-        let thread = thread as ThreadId;
-        // Gives the rank to this thread; false for a stamp with no rank.
-        let mut claim = |r: u64| match rank_owner.get_mut(r as usize) {
-            Some(owner) => {
-                *owner = thread;
-                true
-            }
-            None => false,
-        };
-        for op in p.sync.iter_mut() {
-            op.order = rank(op.order);
-            claim(op.order);
-            op.arrival = rank(op.arrival);
-            if claim(op.arrival) {
-                arrivals[op.arrival as usize] = true;
-            }
-        }
-        for e in p.events.iter() {
-            let index = match e {
-                PlannedEvent::Syscall(s) => s.index,
-                PlannedEvent::Tsc(r) => r.index,
-                PlannedEvent::Signal(s) => s.index,
-            };
-            if let Some(stamp) = event_order(e).filter(|o| *o != NO_ORDER) {
-                let r = rank(stamp);
-                return_rank.insert((thread, index), r);
-                claim(r);
-            }
-            if let Some(stamp) = entry_order(e) {
-                let r = rank(stamp);
-                entry_rank.insert((thread, index), r);
-                claim(r);
-            }
-        }
-    }
-    Ok(Ranks {
-        return_rank,
-        entry_rank,
-        rank_owner,
-        arrivals,
-    })
-}
-
-fn next_own_ranks(rank_owner: &[ThreadId]) -> Vec<u64> {
-    let mut next = vec![NO_ORDER; rank_owner.len()];
-    let mut seen: HashMap<ThreadId, u64> = HashMap::new();
-    for (rank, owner) in rank_owner.iter().enumerate().rev() {
-        if let Some(later) = seen.insert(*owner, rank as u64) {
-            next[rank] = later;
-        }
-    }
-    next
+/// The first pass's result: everything but the events' contents.
+#[derive(Default)]
+struct Scan {
+    threads: Vec<ThreadScan>,
+    exit: Option<ExitStatus>,
+    output_rank: SparseRanks,
+    outputs: u64,
+    /// Accepts' entry stamps.
+    entries: SparseRanks,
 }
 
 /// The stamp of a call's entry, for the calls that have one.
@@ -159,117 +112,205 @@ fn event_order(e: &PlannedEvent) -> Option<u64> {
     }
 }
 
-fn slot(threads: &mut Vec<ThreadPlan>, t: ThreadId) -> Result<&mut ThreadPlan> {
-    if t as usize >= rrc_synclog::MAX_THREADS {
-        bail!("trace names thread {t}, beyond rrc's limit");
+impl Scan {
+    fn slot(&mut self, t: ThreadId) -> Result<&mut ThreadScan> {
+        if t as usize >= rrc_synclog::MAX_THREADS {
+            bail!("trace names thread {t}, beyond rrc's limit");
+        }
+        if self.threads.len() <= t as usize {
+            self.threads
+                .resize_with(t as usize + 1, ThreadScan::default);
+        }
+        Ok(&mut self.threads[t as usize])
     }
-    if threads.len() <= t as usize {
-        threads.resize_with(t as usize + 1, ThreadPlan::default);
-    }
-    Ok(&mut threads[t as usize])
-}
 
-/// Appends a thread's next event, which the trace says is at `index`
-/// (`what` names it in the error).
-fn push_event(
-    threads: &mut Vec<ThreadPlan>,
-    thread: ThreadId,
-    index: u64,
-    what: &str,
-    event: PlannedEvent,
-) -> Result<()> {
-    let p = slot(threads, thread)?;
-    if index != p.events.len() as u64 {
-        bail!("trace is inconsistent: thread {thread} {what} {index} out of order");
+    /// Notes a thread's next event, which the trace says is at `index`
+    /// (`what` names it in the error), with its frame's offset and stamp.
+    fn push_event(
+        &mut self,
+        thread: ThreadId,
+        index: u64,
+        what: &str,
+        offset: u64,
+        stamp: u64,
+    ) -> Result<()> {
+        let p = self.slot(thread)?;
+        if index != p.offsets.len() as u64 {
+            bail!("trace is inconsistent: thread {thread} {what} {index} out of order");
+        }
+        p.offsets.push(offset);
+        p.stamps.push(stamp);
+        Ok(())
     }
-    p.events.push_back(event);
-    Ok(())
+
+    /// Takes in one record, whose frame starts at `offset`.
+    fn add(&mut self, rec: TraceRecord, offset: u64) -> Result<()> {
+        match rec {
+            TraceRecord::ThreadStart {
+                thread,
+                process,
+                tid,
+                pid,
+                ..
+            } => {
+                let p = self.slot(thread)?;
+                p.process = process;
+                p.tid = tid;
+                p.pid = pid;
+            }
+            TraceRecord::Syscall(s) => {
+                let (thread, index) = (s.thread, s.index);
+                let event = PlannedEvent::Syscall(s);
+                let stamp = event_order(&event).unwrap_or(NO_ORDER);
+                self.push_event(thread, index, "event", offset, stamp)?;
+                if let Some(entry) = entry_order(&event) {
+                    self.entries.push(thread, index, entry);
+                }
+                if let PlannedEvent::Syscall(SyscallRecord {
+                    extra: SyscallExtra::StdStream(_),
+                    ..
+                }) = event
+                {
+                    self.output_rank.push(thread, index, self.outputs);
+                    self.outputs += 1;
+                }
+            }
+            TraceRecord::Tsc(r) => {
+                self.push_event(r.thread, r.index, "rdtsc at event", offset, r.order)?;
+            }
+            TraceRecord::Signal(s) => {
+                let stamp = match s.at {
+                    SignalPoint::WhileWaiting(stamp) => stamp,
+                    _ => NO_ORDER,
+                };
+                self.push_event(s.thread, s.index, "signal at event", offset, stamp)?;
+            }
+            TraceRecord::Sync(batch) => {
+                let p = self.slot(batch.thread)?;
+                if batch.first != p.sync.len() as u64 {
+                    bail!(
+                        "trace is inconsistent: thread {} sync operations out of order",
+                        batch.thread
+                    );
+                }
+                p.sync.extend(batch.ops);
+            }
+            TraceRecord::End(end) => self.exit = Some(end.exit),
+            TraceRecord::ThreadExit { .. } | TraceRecord::Warning { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Reads the whole trace once; damage anywhere is an error.
+    fn read<R: std::io::Read>(mut reader: TraceReader<R>) -> Result<(TraceHeader, Scan)> {
+        let mut scan = Scan::default();
+        loop {
+            let offset = reader.offset();
+            match reader.next_record()? {
+                Some(rec) => {
+                    let end = matches!(rec, TraceRecord::End(_));
+                    scan.add(rec, offset)?;
+                    if end {
+                        if let Some(damage) = reader.after_end() {
+                            bail!("{damage}");
+                        }
+                        break;
+                    }
+                }
+                None => bail!(
+                    "{}",
+                    TraceError::Truncated {
+                        offset: reader.offset(),
+                        what: "the recording stopped before its end record (recorder killed?)"
+                            .into(),
+                    }
+                ),
+            }
+        }
+        Ok((reader.header().clone(), scan))
+    }
 }
 
 impl ReplayPlan {
-    pub fn build(outcome: ReadOutcome) -> Result<ReplayPlan> {
-        if let Some(damage) = outcome.damage {
-            bail!("{damage}");
-        }
-        let mut threads: Vec<ThreadPlan> = Vec::new();
-        let mut exit = None;
-        let mut output_rank = HashMap::new();
-        for rec in outcome.records {
-            match rec {
-                TraceRecord::ThreadStart {
-                    thread,
-                    process,
-                    tid,
-                    pid,
-                    ..
-                } => {
-                    let p = slot(&mut threads, thread)?;
-                    p.process = process;
-                    p.tid = tid;
-                    p.pid = pid;
-                }
-                TraceRecord::Syscall(s) => {
-                    let (thread, index) = (s.thread, s.index);
-                    let output = matches!(s.extra, SyscallExtra::StdStream(_));
-                    push_event(
-                        &mut threads,
-                        thread,
-                        index,
-                        "event",
-                        PlannedEvent::Syscall(s),
-                    )?;
-                    if output {
-                        let rank = output_rank.len() as u64;
-                        output_rank.insert((thread, index), rank);
-                    }
-                }
-                TraceRecord::Tsc(r) => {
-                    let (thread, index) = (r.thread, r.index);
-                    let event = PlannedEvent::Tsc(r);
-                    push_event(&mut threads, thread, index, "rdtsc at event", event)?;
-                }
-                TraceRecord::Signal(s) => {
-                    let (thread, index) = (s.thread, s.index);
-                    let event = PlannedEvent::Signal(s);
-                    push_event(&mut threads, thread, index, "signal at event", event)?;
-                }
-                TraceRecord::Sync(batch) => {
-                    let p = slot(&mut threads, batch.thread)?;
-                    if batch.first != p.sync.len() as u64 {
-                        bail!(
-                            "trace is inconsistent: thread {} sync operations out of order",
-                            batch.thread
-                        );
-                    }
-                    p.sync.extend(batch.ops);
-                }
-                TraceRecord::End(end) => exit = Some(end.exit),
-                TraceRecord::ThreadExit { .. } | TraceRecord::Warning { .. } => {}
-            }
-        }
-        let Some(exit) = exit else {
+    /// Plans the replay of the trace at `path`, keeping at most `window`
+    /// bytes of events read ahead of the engine.
+    pub fn open(path: &Path, window: u64) -> Result<ReplayPlan> {
+        let file = rrc_trace::open_for_reading(path)?;
+        // The same open file for the second reading: the path may be
+        // replaced meanwhile, the file we checked stays.
+        let again = file.try_clone()?;
+        let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))?;
+        let (header, scan) = Scan::read(reader)?;
+        Self::build(header, scan, again, window)
+    }
+
+    /// The rank of the same thread's next event in the order after
+    /// `rank` (`NO_ORDER` after its last; `None` for no such rank): how
+    /// far the others get while the code between the two runs.
+    pub fn next_own_rank(&self, rank: u64) -> Option<u64> {
+        self.next_own.get(rank)
+    }
+
+    fn build(header: TraceHeader, scan: Scan, file: File, window: u64) -> Result<ReplayPlan> {
+        let Some(exit) = scan.exit else {
             bail!("trace has no end record");
         };
-        if threads.is_empty() {
+        if scan.threads.is_empty() {
             bail!("trace has no threads");
         }
-        let Ranks {
-            return_rank,
-            entry_rank,
-            rank_owner,
-            arrivals: arrival_ranks,
-        } = rank_events(&mut threads)?;
-        let next_own_rank = next_own_ranks(&rank_owner);
+        let Scan {
+            threads: mut scanned,
+            output_rank,
+            mut entries,
+            ..
+        } = scan;
+        let mut returns = EventRanks::new(
+            scanned
+                .iter_mut()
+                .map(|t| std::mem::take(&mut t.stamps))
+                .collect(),
+        );
+        let sync = scanned
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(t, p)| {
+                p.sync
+                    .iter_mut()
+                    .map(move |op| (t as ThreadId, &mut op.order, &mut op.arrival))
+            })
+            .collect();
+        let table = rank_stamps(&mut returns, &mut entries, sync)?;
+        let next_own = NextOwnRanks::new(&table.owner);
+        let offsets = scanned
+            .iter_mut()
+            .map(|t| std::mem::take(&mut t.offsets))
+            .collect();
+        let (reader, queues) = WindowReader::start(EventIndex { file, offsets }, window)
+            .context("starting the trace reader")?;
+        let threads = scanned
+            .into_iter()
+            .zip(queues)
+            .map(|(t, events)| ThreadPlan {
+                process: t.process,
+                tid: t.tid,
+                pid: t.pid,
+                events,
+                done: 0,
+                sync: Arc::new(t.sync),
+                started: false,
+            })
+            .collect();
         Ok(ReplayPlan {
-            header: outcome.header,
+            header,
             threads,
             exit,
             output_rank,
-            return_rank,
-            rank_owner,
-            next_own_rank,
-            arrival_ranks,
-            entry_rank,
+            return_rank: returns,
+            rank_owner: table.owner,
+            next_own,
+            arrival_ranks: table.arrival,
+            entry_rank: entries,
+            reader,
         })
     }
 }

@@ -12,7 +12,7 @@ mod records;
 mod writer;
 
 pub use file::{create_for_writing, exe_digest, open_for_reading};
-pub use reader::{read_trace_file, ReadOutcome, TraceReader};
+pub use reader::{read_record_at, read_trace_file, ReadOutcome, TraceReader};
 pub use records::*;
 pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
 

@@ -205,6 +205,45 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
     Ok(Some(value))
 }
 
+/// The record whose frame starts at byte `offset` of `file`, and the
+/// frame's size (head included), checked as when read in sequence: replay
+/// reads a trace a second time this way, record by record, keeping only a
+/// window of it in memory.
+pub fn read_record_at(file: &std::fs::File, offset: u64) -> Result<(TraceRecord, u64)> {
+    use std::os::unix::fs::FileExt;
+    let short = |e: std::io::Error| match e.kind() {
+        ErrorKind::UnexpectedEof => TraceError::Truncated {
+            offset,
+            what: "the file is shorter than when it was first read".into(),
+        },
+        _ => TraceError::Io(e),
+    };
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, offset).map_err(short)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    if len > MAX_FRAME_LEN {
+        return Err(TraceError::Corrupt {
+            offset,
+            what: format!("frame length {len} is implausible"),
+        });
+    }
+    let mut payload = vec![0u8; len as usize];
+    file.read_exact_at(&mut payload, offset + 8)
+        .map_err(short)?;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    if crc32fast::hash(&payload) != crc {
+        return Err(TraceError::Corrupt {
+            offset,
+            what: "checksum mismatch".into(),
+        });
+    }
+    let record = bincode::deserialize(&payload).map_err(|e| TraceError::Corrupt {
+        offset,
+        what: format!("undecodable record: {e}"),
+    })?;
+    Ok((record, 8 + u64::from(len)))
+}
+
 /// Convenience: open and read a whole trace file.
 pub fn read_trace_file(path: &Path) -> Result<ReadOutcome> {
     Ok(TraceReader::open(path)?.read_all())

@@ -110,8 +110,8 @@ impl Replayer {
             .plan
             .return_rank
             .iter()
-            .find(|(_, r)| **r as u32 == now)
-            .map(|((t, i), _)| (*t, *i, format!("its event {i} to return")));
+            .find(|(_, r)| *r as u32 == now)
+            .map(|((t, i), _)| (t, i, format!("its event {i} to return")));
         let syncing = || {
             self.plan.threads.iter().enumerate().find_map(|(t, p)| {
                 p.sync

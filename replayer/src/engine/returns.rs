@@ -269,7 +269,7 @@ impl Replayer {
         };
         // Its next call has a place in the order (exit_group has none).
         self.plan.return_rank.get(&(t.logical, index))?;
-        let next = self.plan.next_own_rank.get(r as usize).copied()?;
+        let next = self.plan.next_own_rank(r)?;
         // Only up to an arrival, stamped as the thread got there; a
         // syscall's return is stamped long after its entry when the call
         // blocks, and the code before it would run too late.

@@ -1,0 +1,224 @@
+//! The plan's pass over a trace file and the window its events are read
+//! through.
+
+use std::path::Path;
+
+use rrc_trace::{
+    EndRecord, ExitStatus, SyncBatch, SyncOp, SyncRecord, SyscallExtra, SyscallRecord, ThreadId,
+    TraceHeader, TraceRecord, TraceWriter, NO_ORDER,
+};
+
+use crate::plan::{PlannedEvent, ReplayPlan};
+
+fn header() -> TraceHeader {
+    TraceHeader {
+        argv: vec![b"./prog".to_vec()],
+        env: vec![],
+        cwd: b"/tmp".to_vec(),
+        exe: b"/tmp/prog".to_vec(),
+        start_time_unix_ns: 42,
+        shim_path: b"/lib/librrc_shim.so".to_vec(),
+        shim_digest: (0, 0),
+        ignored_signals: 0,
+        blocked_signals: 0,
+        inherited_fds: Vec::new(),
+        exe_digest: Default::default(),
+        secret_env: Vec::new(),
+        rrc_version: "0.1.0".into(),
+    }
+}
+
+fn read(thread: ThreadId, index: u64, order: u64, bytes: usize) -> TraceRecord {
+    TraceRecord::Syscall(SyscallRecord {
+        thread,
+        index,
+        nr: libc::SYS_read as u32,
+        args: [0; 6],
+        ret: bytes as i64,
+        inputs: Vec::new(),
+        outputs: vec![vec![index as u8; bytes]],
+        interval_ns: 0,
+        return_ns: 0,
+        order,
+        extra: if index == 1 {
+            SyscallExtra::StdStream(1)
+        } else {
+            SyscallExtra::None
+        },
+    })
+}
+
+fn start(thread: ThreadId) -> TraceRecord {
+    TraceRecord::ThreadStart {
+        thread,
+        process: 0,
+        parent: None,
+        tid: 100 + thread as i32,
+        pid: 100,
+    }
+}
+
+const BIG: usize = 64 << 10;
+
+/// Thread 0 reads 100 blocks of 64 KiB (stamps 10, 20, ...); thread 1's
+/// one event (stamp 15, the second in the order) and a sync op (arrival
+/// 5, acquisition 25) are written after all of them, as a thread blocked
+/// in a call for the whole run would be.
+fn records() -> Vec<TraceRecord> {
+    let mut recs = vec![start(0), start(1)];
+    recs.extend((0..100).map(|i| read(0, i, 10 * (i + 1), BIG)));
+    recs.push(read(1, 0, 15, 10));
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![SyncRecord {
+            object: 0x1000,
+            seq: 0,
+            order: 25,
+            arrival: 5,
+            op: SyncOp::MutexLock,
+            result: 0,
+        }],
+    }));
+    recs.push(TraceRecord::End(EndRecord {
+        exit: ExitStatus::Exited(0),
+        duration_ns: 1,
+    }));
+    recs
+}
+
+fn write(path: &Path, recs: &[TraceRecord]) -> Vec<u8> {
+    let mut w = TraceWriter::new(Vec::new(), &header()).expect("header");
+    for r in recs {
+        w.write(r).expect("record");
+    }
+    let bytes = w.into_inner();
+    std::fs::write(path, &bytes).expect("write trace");
+    bytes
+}
+
+fn index_of(e: &PlannedEvent) -> u64 {
+    match e {
+        PlannedEvent::Syscall(s) => s.index,
+        PlannedEvent::Tsc(t) => t.index,
+        PlannedEvent::Signal(s) => s.index,
+    }
+}
+
+#[test]
+fn events_come_through_a_window_far_smaller_than_the_trace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.trace");
+    let bytes = write(&path, &records());
+    let window = 256 << 10;
+    let mut plan = ReplayPlan::open(&path, window).expect("plan");
+    assert_eq!(plan.exit, ExitStatus::Exited(0));
+    assert_eq!(plan.threads.len(), 2);
+    // Thread 1's event sits after 6 MB of thread 0's: it was loaded by
+    // its offset, not by holding everything before it.
+    let t1 = &plan.threads[1].events;
+    assert_eq!(t1.len(), 1);
+    assert!(matches!(t1.front(), Some(PlannedEvent::Syscall(s)) if s.thread == 1));
+    let stats = plan.reader.stats();
+    let t0 = &mut plan.threads[0].events;
+    assert_eq!(t0.len(), 100);
+    for i in 0..100u64 {
+        let e = t0.pop_front().expect("an event");
+        assert_eq!(index_of(&e), i);
+        assert!(matches!(&e, PlannedEvent::Syscall(s) if s.outputs[0] == vec![i as u8; BIG]));
+        if i == 50 {
+            // A restarted call goes back to the front.
+            t0.push_front(e);
+            assert_eq!(t0.len(), 50);
+            assert!(t0.pop_front().is_some_and(|e| index_of(&e) == 50));
+        }
+    }
+    assert!(t0.is_empty());
+    assert!(t0.pop_front().is_none());
+    let frame = BIG as u64 + 200;
+    assert!(
+        stats.peak_bytes() <= window + frame,
+        "read ahead {} bytes with a window of {window} (trace {} bytes)",
+        stats.peak_bytes(),
+        bytes.len()
+    );
+}
+
+#[test]
+fn ranks_are_dense_over_the_whole_trace() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.trace");
+    write(&path, &records());
+    let plan = ReplayPlan::open(&path, 1 << 20).expect("plan");
+    // Stamps: 5 (t1 arrival), 10 (t0 #0), 15 (t1 #0), 20 (t0 #1), 25 (t1
+    // acquisition), 30 (t0 #2), ...
+    assert_eq!(plan.return_rank.get(&(0, 0)), Some(&1));
+    assert_eq!(plan.return_rank.get(&(1, 0)), Some(&2));
+    assert_eq!(plan.return_rank.get(&(0, 1)), Some(&3));
+    assert_eq!(plan.return_rank.get(&(0, 2)), Some(&5));
+    assert_eq!(plan.return_rank.get(&(0, 99)), Some(&102));
+    let op = plan.threads[1].sync[0];
+    assert_eq!((op.arrival, op.order), (0, 4));
+    assert_eq!(&plan.rank_owner[..6], &[1, 0, 1, 0, 1, 0]);
+    assert_eq!(&plan.arrival_ranks[..3], &[true, false, false]);
+    let next: Vec<_> = (0..3).filter_map(|r| plan.next_own_rank(r)).collect();
+    assert_eq!(next, vec![2, 3, 4]);
+    assert_eq!(plan.next_own_rank(102), Some(NO_ORDER));
+    assert_eq!(plan.next_own_rank(103), None);
+    // Only thread 0's event 1 wrote to stdout.
+    assert_eq!(plan.output_rank.get(&(0, 1)), Some(&0));
+    assert_eq!(plan.output_rank.get(&(0, 2)), None);
+    assert_eq!(plan.entry_rank.get(&(0, 1)), None);
+}
+
+#[test]
+fn a_damaged_trace_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.trace");
+    let bytes = write(&path, &records());
+    // Cut in the middle: the recording stopped there.
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("cut");
+    let e = ReplayPlan::open(&path, 1 << 20)
+        .err()
+        .expect("a cut trace is refused");
+    assert!(e.to_string().contains("byte offset"), "{e}");
+    // Bytes after the end record.
+    let mut more = bytes.clone();
+    more.extend_from_slice(b"junk");
+    std::fs::write(&path, &more).expect("append");
+    let e = ReplayPlan::open(&path, 1 << 20)
+        .err()
+        .expect("trailing bytes are refused");
+    assert!(e.to_string().contains("after the end record"), "{e}");
+    // An event out of its thread's order.
+    let mut recs = records();
+    recs.swap(2, 3);
+    write(&path, &recs);
+    let e = ReplayPlan::open(&path, 1 << 20)
+        .err()
+        .expect("events out of order are refused");
+    assert!(e.to_string().contains("out of order"), "{e}");
+}
+
+#[test]
+fn a_record_is_read_again_by_its_offset_and_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.trace");
+    let mut bytes = write(&path, &records());
+    let file = std::fs::File::open(&path).expect("open");
+    let first = 12 + 8 + u32::from_le_bytes(bytes[12..16].try_into().expect("len")) as u64;
+    let (rec, size) = rrc_trace::read_record_at(&file, first).expect("first record");
+    assert_eq!(rec, start(0));
+    let (rec, _) = rrc_trace::read_record_at(&file, first + size).expect("second record");
+    assert_eq!(rec, start(1));
+    let e = rrc_trace::read_record_at(&file, first + 1).expect_err("not a frame start");
+    assert!(e.to_string().contains("byte offset"), "{e}");
+    let e = rrc_trace::read_record_at(&file, bytes.len() as u64).expect_err("past the end");
+    assert!(e.to_string().contains("shorter"), "{e}");
+    let at = first as usize + 9;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).expect("flip");
+    let file = std::fs::File::open(&path).expect("open");
+    let e = rrc_trace::read_record_at(&file, first).expect_err("flipped");
+    assert!(e.to_string().contains("checksum"), "{e}");
+}
