@@ -184,8 +184,30 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     waker.finish();
     if cli.stats {
         print_stats(&replayer.stats);
+        print_ways(&replayer.ways);
     }
     Ok(verdict?.err())
+}
+
+fn print_ways(ways: &engine::WayStats) {
+    let total: u64 = ways.given_way.values().sum();
+    let kinds: Vec<String> = ways
+        .given_way
+        .iter()
+        .map(|(kind, n)| format!("{}: {n}", kind.name()))
+        .collect();
+    eprintln!(
+        "rrc-replay: stats: holds given way: {total}{}",
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        }
+    );
+    eprintln!(
+        "rrc-replay: stats: stalls broken: {} (standstills reported as divergences); stalls at the stall timeout: {}",
+        ways.stalls_broken, ways.stalls_timed_out
+    );
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
