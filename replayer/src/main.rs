@@ -80,16 +80,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         .with_context(|| format!("cannot read trace {}", cli.trace.display()))?;
     let plan = plan::ReplayPlan::build(reader.read_all())
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
-    let shim = shim_path()?;
-    let digest = rrc_interposer::file_digest(&shim)
-        .with_context(|| format!("reading {}", shim.display()))?;
-    if digest != plan.header.shim_digest {
-        anyhow::bail!(
-            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
-            cli.trace.display(),
-            shim.display()
-        );
-    }
+    let shim = recorded_shim(cli, &plan)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.
@@ -187,6 +178,21 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         print_ways(&replayer.ways);
     }
     Ok(verdict?.err())
+}
+
+/// The shim to preload: the build that recorded the trace.
+fn recorded_shim(cli: &Cli, plan: &plan::ReplayPlan) -> Result<std::path::PathBuf> {
+    let shim = shim_path()?;
+    let digest = rrc_interposer::file_digest(&shim)
+        .with_context(|| format!("reading {}", shim.display()))?;
+    if digest != plan.header.shim_digest {
+        anyhow::bail!(
+            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
+            cli.trace.display(),
+            shim.display()
+        );
+    }
+    Ok(shim)
 }
 
 fn print_ways(ways: &engine::WayStats) {

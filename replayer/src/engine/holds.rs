@@ -1,7 +1,8 @@
 //! Threads held at a syscall's entry until what they wait for has
-//! happened (their turn to write output, to run a call in the recorded
+//! happened (their turn to run a call or take a signal in the recorded
 //! order, the end of their process's other threads), and the deadlock of
-//! every live thread being held.
+//! every live thread being held (`giveway.rs` lets holds go when nothing
+//! else can move).
 
 use nix::unistd::Pid;
 use rrc_interposer::model;
