@@ -142,13 +142,29 @@ impl Replayer {
 
     /// Gives way when nothing can move (see the module's comment).
     pub(super) fn give_way(&mut self) -> Res {
-        if self.live.is_empty() || !self.live.iter().all(|(p, t)| self.standing(*p, t)) {
+        let now = Instant::now();
+        let turn = self.log.order_turn();
+        // Cheap looks first: the order moved lately, or a thread will move
+        // by itself; only then /proc.
+        let order_moving =
+            self.order.enabled() && self.order.still_for(turn, now) < GIVE_WAY_QUIET / 2;
+        let moves_by_itself = |t: &LiveThread| {
+            t.injecting.is_some()
+                || t.in_flight.is_some()
+                || matches!(
+                    t.state,
+                    ThreadState::Timed | ThreadState::Late(_) | ThreadState::Stopped
+                )
+        };
+        if order_moving
+            || self.live.is_empty()
+            || self.live.values().any(moves_by_itself)
+            || !self.live.iter().all(|(p, t)| self.standing(*p, t))
+        {
             self.standstill.seen = None;
             return Ok(());
         }
-        let now = Instant::now();
         let progress = self.shared.progress.load(Ordering::Acquire);
-        let turn = self.log.order_turn();
         let (since, looks) = match self.standstill.seen {
             Some((since, p, t, looks)) if p == progress && t == turn => (since, looks + 1),
             _ => (now, 1),

@@ -399,9 +399,10 @@ impl Replayer {
         if !self.diverged() {
             self.give_way()?;
         }
-        if self.live.values().any(|t| t.hold().is_some()) {
-            // A hold may have to give way: look again soon.
-            let soon = Instant::now() + giveway::GIVE_WAY_QUIET / 2;
+        if !self.order.enabled() && self.live.values().any(|t| t.hold().is_some()) {
+            // A hold may have to give way: look again soon (with the
+            // order, `INVERSION_CHECK` does).
+            let soon = Instant::now() + giveway::GIVE_WAY_QUIET;
             next = Some(next.map_or(soon, |n| n.min(soon)));
         }
         if !self.log.tracer_wants_rank(wanted) {
