@@ -181,6 +181,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     waker.finish();
     if cli.stats {
         print_stats(&replayer.stats, &window, cli.window_mb.max(1));
+        print_ways(&replayer.ways);
     }
     Ok(verdict?.err())
 }
@@ -198,6 +199,27 @@ fn same_shim(header: &rrc_trace::TraceHeader, trace: &Path) -> Result<PathBuf> {
         );
     }
     Ok(shim)
+}
+
+fn print_ways(ways: &engine::WayStats) {
+    let total: u64 = ways.given_way.values().sum();
+    let kinds: Vec<String> = ways
+        .given_way
+        .iter()
+        .map(|(kind, n)| format!("{}: {n}", kind.name()))
+        .collect();
+    eprintln!(
+        "rrc-replay: stats: holds given way: {total}{}",
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        }
+    );
+    eprintln!(
+        "rrc-replay: stats: stalls broken: {} (standstills reported as divergences); stalls at the stall timeout: {}",
+        ways.stalls_broken, ways.stalls_timed_out
+    );
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {

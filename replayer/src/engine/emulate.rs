@@ -89,7 +89,8 @@ impl Replayer {
     }
 
     /// Skips the syscall, giving it the recorded result and memory; a
-    /// write to stdout or stderr is made here, in the recorded order.
+    /// write to stdout or stderr is printed here, in the recorded order
+    /// (`output.rs`), without waiting for earlier ones.
     fn emulate(
         &mut self,
         pid: Pid,
@@ -111,8 +112,8 @@ impl Replayer {
                 .inputs
                 .first()
                 .map_or(&[][..], |d| &d[..n.min(d.len())]);
-            write_all(fd as i32, data);
-            self.next_output += 1;
+            let rank = self.plan.output_rank.get(&(thread, record.index)).copied();
+            self.put_output(rank, fd as i32, data.to_vec());
         }
         self.return_in_order(pid, rank, record.interval_ns, record.return_ns)
     }
@@ -274,20 +275,6 @@ fn unsupported(thread: ThreadId, record: &SyscallRecord, nr: i64) -> Res {
         expected,
         Observed::Text("replay cannot reproduce it".into()),
     )
-}
-
-fn write_all(fd: i32, mut data: &[u8]) {
-    while !data.is_empty() {
-        // SAFETY: data is a valid slice; fd is our own stdout or stderr.
-        let n = unsafe { libc::write(fd, data.as_ptr() as *const libc::c_void, data.len()) };
-        if n <= 0 {
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        data = &data[n as usize..];
-    }
 }
 
 /// How replay treats this recorded call, made with these arguments.

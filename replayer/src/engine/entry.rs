@@ -80,7 +80,7 @@ impl Replayer {
             return None;
         }
         let rank = self.plan.return_rank.get(&(thread, s.index)).copied()?;
-        (!self.rank_is_now(rank) && !self.log.rank_passed(rank)).then_some(rank)
+        (!self.rank_reached(rank)).then_some(rank)
     }
 
     /// Matches the call against the thread's next event; replays it, or
@@ -145,11 +145,6 @@ impl Replayer {
         nr: i64,
         args: &[u64; 6],
     ) -> Option<Hold> {
-        if let Some(&rank) = self.plan.output_rank.get(&(thread, record.index)) {
-            if rank != self.next_output {
-                return Some(Hold::OutputTurn(rank));
-            }
-        }
         // A call that ends its process (exit_group, a SIGKILL the thread
         // sends itself) never returned when recorded, and execve ends the
         // process's other threads: it waits until they have replayed
@@ -164,7 +159,7 @@ impl Replayer {
             let key = (thread, record.index);
             let entry = self.plan.entry_rank.get(&key);
             if let Some(&rank) = entry.or_else(|| self.plan.return_rank.get(&key)) {
-                if !self.rank_is_now(rank) && !self.log.rank_passed(rank) {
+                if !self.rank_reached(rank) {
                     return Some(Hold::RunTurn(rank));
                 }
             }

@@ -1,13 +1,13 @@
 //! Threads held at a syscall's entry until what they wait for has
-//! happened (their turn to write output, to run a call in the recorded
+//! happened (their turn to run a call or take a signal in the recorded
 //! order, the end of their process's other threads), and the deadlock of
-//! every live thread being held.
+//! every live thread being held (`giveway.rs` lets holds go when nothing
+//! else can move).
 
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::Tracee;
 
-use super::order::EventOrder;
 use super::returns::Step;
 use super::threads::ThreadState;
 use super::{diverged, Replayer, Res};
@@ -16,8 +16,6 @@ use crate::divergence::{describe_call, signal_name, Expected, Observed};
 /// Why a thread is held at its seccomp stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Hold {
-    /// Its write to stdout/stderr must wait for earlier recorded writes.
-    OutputTurn(u64),
     /// exit_group: waits for the process's other threads to finish their
     /// recorded events.
     ProcessExit,
@@ -39,12 +37,11 @@ pub(crate) enum Hold {
 }
 
 impl Hold {
-    /// Whether the hold is over: the output turn is `next_output`,
-    /// `reached` says whether the event order has got to a rank, and
-    /// `may_exit` whether the thread's process may end now.
-    pub fn over(self, next_output: u64, reached: impl Fn(u64) -> bool, may_exit: bool) -> bool {
+    /// Whether the hold is over: `reached` says whether the event order
+    /// has got to a rank (or let it go early), and `may_exit` whether the
+    /// thread's process may end now.
+    pub fn over(self, reached: impl Fn(u64) -> bool, may_exit: bool) -> bool {
         match self {
-            Hold::OutputTurn(rank) => rank == next_output,
             Hold::RunTurn(rank) | Hold::SignalTurn(rank) => reached(rank),
             Hold::ProcessExit | Hold::FatalSignal { .. } => may_exit,
             Hold::PastEnd => false,
@@ -61,13 +58,13 @@ impl Replayer {
     }
 
     /// Whether what the thread is held for has happened.
-    fn hold_over(&self, thread: u32, hold: Hold) -> bool {
+    pub(super) fn hold_over(&self, thread: u32, hold: Hold) -> bool {
         // Whether the process may exit is only asked of the holds that
         // wait for it: it looks at every thread.
         let may_exit = matches!(hold, Hold::ProcessExit | Hold::FatalSignal { .. })
             && self.process_may_exit(thread);
-        let reached = |rank| EventOrder::reached(&self.log, rank);
-        hold.over(self.next_output, reached, may_exit)
+        let reached = |rank| self.rank_reached(rank);
+        hold.over(reached, may_exit)
     }
 
     /// Lets held threads go once what they wait for has happened; then
@@ -110,7 +107,7 @@ impl Replayer {
     }
 
     /// A held thread goes on from where it was held.
-    fn release_hold(&mut self, pid: Pid) -> Res {
+    pub(super) fn release_hold(&mut self, pid: Pid) -> Res {
         let Some(t) = self.live.get_mut(&pid) else {
             return Ok(());
         };
@@ -149,10 +146,6 @@ impl Replayer {
         let turn = self.log.order_turn();
         let expected = match hold {
             Hold::PastEnd => "no further syscalls (the thread's recorded events have ended)".into(),
-            Hold::OutputTurn(rank) => format!(
-                "its output to wait for earlier output #{}",
-                self.next_output.min(rank)
-            ),
             Hold::ProcessExit => "the other threads to finish before exit_group".into(),
             Hold::FatalSignal { sig, .. } => format!(
                 "the other threads to finish before {} ends the process",
@@ -183,19 +176,17 @@ mod tests {
     #[test]
     fn each_hold_ends_with_what_it_waits_for() {
         let reached = |rank: u64| rank <= 4;
-        assert!(Hold::OutputTurn(3).over(3, reached, false));
-        assert!(!Hold::OutputTurn(4).over(3, reached, true));
-        assert!(Hold::RunTurn(4).over(0, reached, false));
-        assert!(!Hold::RunTurn(5).over(0, reached, true));
-        assert!(Hold::SignalTurn(2).over(0, reached, false));
-        assert!(Hold::ProcessExit.over(0, reached, true));
-        assert!(!Hold::ProcessExit.over(0, reached, false));
+        assert!(Hold::RunTurn(4).over(reached, false));
+        assert!(!Hold::RunTurn(5).over(reached, true));
+        assert!(Hold::SignalTurn(2).over(reached, false));
+        assert!(Hold::ProcessExit.over(reached, true));
+        assert!(!Hold::ProcessExit.over(reached, false));
         let fatal = Hold::FatalSignal {
             sig: libc::SIGTERM,
             at_entry: true,
         };
-        assert!(fatal.over(0, reached, true));
-        assert!(!fatal.over(0, reached, false));
-        assert!(!Hold::PastEnd.over(0, |_| true, true), "held for good");
+        assert!(fatal.over(reached, true));
+        assert!(!fatal.over(reached, false));
+        assert!(!Hold::PastEnd.over(|_| true, true), "held for good");
     }
 }

@@ -18,14 +18,18 @@
 //! - `pacing.rs`: recorded intervals and timed releases.
 //! - `signals.rs`: recorded signals: injection, fatal ones, ranked ones.
 //! - `holds.rs`: threads held at a syscall entry, and deadlocks.
+//! - `giveway.rs`: holds giving way when nothing else can move.
+//! - `output.rs`: the program's stdout/stderr, in the recorded order.
 //! - `report.rs`: the stall report.
 
 mod descriptors;
 mod emulate;
 mod entry;
 mod exit;
+mod giveway;
 mod holds;
 mod order;
+mod output;
 mod pacing;
 mod report;
 mod returns;
@@ -47,7 +51,11 @@ use crate::divergence::{Divergence, Expected, Observed};
 use crate::feed::ReplayShared;
 use crate::plan::ReplayPlan;
 
+pub use giveway::WayStats;
+
+use giveway::Standstill;
 use order::EventOrder;
+use output::OutputOrder;
 use pacing::Pacing;
 use threads::{LiveThread, ThreadState};
 
@@ -155,7 +163,8 @@ pub struct Replayer {
     shared: Arc<ReplayShared>,
     /// Every thread followed, by live tid: all of its state in one record.
     live: HashMap<Pid, LiveThread>,
-    next_output: u64,
+    /// The program's output, printed in the recorded order.
+    output: OutputOrder,
     /// Recorded tid/pid -> live one, for signals the program sends.
     live_id: HashMap<i32, i32>,
     root: Pid,
@@ -171,7 +180,11 @@ pub struct Replayer {
     /// Processes ending (exit_group made, or a fatal signal delivered):
     /// their held threads are about to be killed, not deadlocked.
     ending: HashSet<ProcessId>,
+    /// How long nothing has moved (see `giveway.rs`).
+    standstill: Standstill,
     pub stats: IntervalStats,
+    /// Holds that gave way, and stalls.
+    pub ways: WayStats,
 }
 
 impl Replayer {
@@ -190,7 +203,7 @@ impl Replayer {
             log,
             shared,
             live: HashMap::new(),
-            next_output: 0,
+            output: OutputOrder::default(),
             live_id: HashMap::new(),
             root,
             main_status: None,
@@ -201,7 +214,9 @@ impl Replayer {
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),
             late_returns: options.late_returns && options.order_returns,
             ending: HashSet::new(),
+            standstill: Standstill::default(),
             stats: IntervalStats::default(),
+            ways: WayStats::default(),
         };
         r.adopt(root, 0);
         r
@@ -209,7 +224,11 @@ impl Replayer {
 
     /// Runs the replay to its end. `Ok(())` only for a faithful replay.
     pub fn run(&mut self) -> Result<std::result::Result<(), Divergence>> {
-        rrc_interposer::drive(self)?;
+        let driven = rrc_interposer::drive(self);
+        // Whatever was replayed is printed, in the recorded order, before
+        // the verdict (a divergence's line comes after it).
+        self.flush_output();
+        driven?;
         Ok(self.verdict())
     }
 
@@ -356,6 +375,7 @@ impl Replayer {
     fn idle(&mut self) -> Res {
         self.release_due()?;
         if self.shared.stalled.load(Ordering::Acquire) && !self.diverged() {
+            self.ways.stalls_timed_out += 1;
             let report = self.stall_report();
             self.shared.diverge(report);
         }
@@ -376,6 +396,15 @@ impl Replayer {
         } else {
             None
         };
+        if !self.diverged() {
+            self.give_way()?;
+        }
+        if !self.order.enabled() && self.live.values().any(|t| t.hold().is_some()) {
+            // A hold may have to give way: look again soon (with the
+            // order, `INVERSION_CHECK` does).
+            let soon = Instant::now() + giveway::GIVE_WAY_QUIET;
+            next = Some(next.map_or(soon, |n| n.min(soon)));
+        }
         if !self.log.tracer_wants_rank(wanted) {
             self.clock.wait(next);
         }

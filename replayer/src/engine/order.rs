@@ -85,9 +85,18 @@ impl EventOrder {
         log.order_turn() == rank as u32
     }
 
-    /// Whether a return at `rank` must wait for its turn.
+    /// Whether a return at `rank` must wait for its turn (not if it was
+    /// let go early).
     pub fn must_wait(&self, log: &SharedSyncLog, rank: Option<u64>) -> bool {
-        matches!(rank, Some(r) if self.enabled && !Self::is_now(log, r) && !log.rank_passed(r))
+        matches!(rank, Some(r) if self.enabled
+            && !Self::is_now(log, r)
+            && !log.rank_passed(r)
+            && !self.early.contains(&r))
+    }
+
+    /// Whether the event at `rank` was let go ahead of the order.
+    pub fn is_early(&self, rank: u64) -> bool {
+        self.early.contains(&rank)
     }
 
     /// Whether something held at `rank` may go: its turn, or passed.
@@ -175,13 +184,45 @@ impl EventOrder {
 }
 
 /// Whether a thread is asleep in a futex call (from /proc: its current
-/// syscall number, 202 on x86-64).
+/// syscall number, 202 on x86-64, and its state).
 pub(crate) fn blocked_in_futex(pid: Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+    asleep_in_futex(pid, false)
+}
+
+/// Whether a thread is asleep (state S) in a futex call; with
+/// `untimed`, only in a wait with no timeout (one that cannot end by
+/// itself).
+pub(crate) fn asleep_in_futex(pid: Pid, untimed: bool) -> bool {
+    let Ok(call) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return false;
+    };
+    let mut fields = call.split_whitespace();
+    if fields.next().and_then(|nr| nr.parse::<i64>().ok()) != Some(libc::SYS_futex) {
+        return false;
+    }
+    let args: Vec<u64> = fields
+        .take(4)
+        .filter_map(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        .collect();
+    if untimed {
+        // futex(uaddr, op, val, timeout, ...): a wait with a timeout ends
+        // by itself (the shim's own waits have one).
+        let cmd = args.get(1).map_or(0, |op| op & 0x7f);
+        let waits = matches!(
+            cmd as i32,
+            libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET | libc::FUTEX_LOCK_PI
+        );
+        if !waits || args.get(3).is_none_or(|t| *t != 0) {
+            return false;
+        }
+    }
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .and_then(|nr| nr.parse::<i64>().ok())
-        == Some(libc::SYS_futex)
+        .and_then(|stat| {
+            let i = stat.rfind(')')?;
+            stat[i + 1..].split_whitespace().next().map(|s| s == "S")
+        })
+        .unwrap_or(false)
 }
 
 impl Replayer {
@@ -262,36 +303,14 @@ impl Replayer {
         if !self.owner_stuck(owner) && !blocked_in_futex(pid) {
             return Ok(());
         }
-        // The earliest event held back, at the tracer or in the shim.
-        let queued = self.order.first_queued();
-        let in_shim = self.earliest_shim_wait();
-        if let Some((rank, slot)) = in_shim.filter(|(r, _)| queued.is_none_or(|(q, _)| *r < q)) {
-            debug_log(format_args!(
-                "event order: t{owner} stuck at rank {now}: t{slot}'s sync rank {rank} goes early"
-            ));
-            self.order.went_early(rank);
-            self.stats.early_returns += 1;
-            self.order.restart_still(now, Instant::now());
-            self.log.release_early(slot, rank as u32);
-            return Ok(());
-        }
-        let Some((rank, _)) = queued else {
-            return Ok(());
-        };
-        let Some(q) = self.order.take(rank) else {
-            return Ok(());
-        };
+        // The earliest event held back, at the tracer, at an entry or in
+        // the shim, goes ahead.
         debug_log(format_args!(
-            "event order: t{owner} blocked outside rrc at rank {now}: rank {rank} goes early"
+            "event order: t{owner} blocked outside rrc at rank {now}"
         ));
-        self.order.went_early(rank);
-        self.stats.early_returns += 1;
+        self.let_earliest_go()?;
         self.order.restart_still(now, Instant::now());
-        self.unpark(q.pid);
-        self.run_steps(Step::Pace {
-            pid: q.pid,
-            ret: q.ret,
-        })
+        Ok(())
     }
 
     /// Whether the thread owning the current rank runs (spinning on
@@ -309,7 +328,7 @@ impl Replayer {
     }
 
     /// The lowest rank a live thread waits for in the shim, and its slot.
-    fn earliest_shim_wait(&self) -> Option<(u64, u32)> {
+    pub(super) fn earliest_shim_wait(&self) -> Option<(u64, u32)> {
         self.live
             .values()
             .filter_map(|t| {

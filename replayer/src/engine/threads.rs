@@ -253,12 +253,14 @@ impl Replayer {
     }
 
     /// Whether rrc itself holds the thread: stopped at the tracer (in a
-    /// call, held, queued or timed) or waiting in the shim for its turn.
+    /// call, held, queued or timed), waiting in the shim for its turn, or
+    /// parked there past its recorded end.
     pub(super) fn held_by_rrc(&self, pid: Pid, t: &LiveThread) -> bool {
         let at_tracer = t.in_flight.is_some() || t.parked() || self.pacing.holds(pid);
         let in_shim = self.log.ring(t.logical).is_some_and(|r| {
             r.waiting_for_rank.load(Ordering::Acquire) != 0
                 || r.waiting_for_turn.load(Ordering::Acquire) != 0
+                || r.parked_past_end.load(Ordering::Acquire) != 0
         });
         at_tracer || in_shim
     }

@@ -1,0 +1,336 @@
+//! No hold without a way out. Every hold replay imposes waits for another
+//! thread to do something; when that thread is asleep where rrc cannot
+//! see (a futex wait outside the shim: a lock rrc does not order, held by
+//! a thread replay holds back), waiting longer cannot help. Replay then
+//! gives way at once instead of at the stall timeout:
+//!
+//! - Nothing can move: every live thread is held by replay (at the
+//!   tracer, in the shim's waits, parked past its recorded end) or asleep
+//!   in an untimed futex wait outside rrc, and has been for
+//!   [`GIVE_WAY_QUIET`] with no stop and no move of the order. Then the
+//!   earliest event held back goes ahead of the order (a queued return, a
+//!   sync operation waiting in the shim, a call or signal held at its
+//!   entry for its rank); the order steps over its rank later. With none
+//!   held, an `exit_group` (or process-ending signal) waiting for the
+//!   process's other threads goes, and those threads end with events
+//!   left: a divergence that names them. With nothing at all to let go,
+//!   the standstill is reported as a divergence naming the asleep thread's
+//!   next event ([`STANDSTILL_REPORT`]).
+//! - A handler that runs alone (the order waits for it) while its thread
+//!   is asleep in such a futex: the order goes on.
+//!
+//! `--stats` counts each kind of hold that gave way, and the stalls that
+//! were only ended by the stall timeout (a bug class of their own).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nix::unistd::Pid;
+
+use super::holds::Hold;
+use super::order::{asleep_in_futex, EventOrder};
+use super::returns::Step;
+use super::threads::{LiveThread, ThreadState};
+use super::{debug_log, diverged, Replayer, Res};
+use crate::divergence::{describe_event, Expected, Observed};
+
+/// How long nothing may move before a hold gives way.
+pub(crate) const GIVE_WAY_QUIET: Duration = Duration::from_millis(2);
+
+/// How many times in a row the standstill must be seen (the threads are
+/// looked at one by one, not at one instant).
+const QUIET_LOOKS: u32 = 3;
+
+/// With nothing left to let go, how long a standstill lasts before it is
+/// reported.
+const STANDSTILL_REPORT: Duration = Duration::from_millis(20);
+
+/// A kind of hold, as counted when it gave way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WayKind {
+    /// A syscall return queued for its rank in the event order.
+    Return,
+    /// A sync operation waiting in the shim for its rank.
+    SyncOp,
+    /// A call held at its entry until its rank (it runs for real).
+    RunTurn,
+    /// A signal held until its rank.
+    SignalTurn,
+    /// An exit waiting for its process's other threads.
+    ProcessExit,
+    /// A handler that ran alone.
+    HandlerAlone,
+}
+
+impl WayKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WayKind::Return => "return at its event rank",
+            WayKind::SyncOp => "sync operation at its event rank",
+            WayKind::RunTurn => "call run at its event rank",
+            WayKind::SignalTurn => "signal at its event rank",
+            WayKind::ProcessExit => "exit waiting for other threads",
+            WayKind::HandlerAlone => "handler run alone",
+        }
+    }
+}
+
+/// Holds that gave way, and stalls, for `--stats`.
+#[derive(Debug, Default)]
+pub struct WayStats {
+    /// Holds that gave way because nothing else could move, by kind.
+    pub given_way: BTreeMap<WayKind, u64>,
+    /// Standstills with nothing to let go, reported as divergences.
+    pub stalls_broken: u64,
+    /// Stalls only the stall timeout ended ("no progress"): a bug.
+    pub stalls_timed_out: u64,
+}
+
+/// How long everything has stood still, as the engine watches it.
+#[derive(Debug, Default)]
+pub(crate) struct Standstill {
+    /// Since when, at which progress count and order turn, seen how often.
+    seen: Option<(Instant, u64, u32, u32)>,
+}
+
+/// An event held back, the earliest of which goes ahead.
+#[derive(Clone, Copy, Debug)]
+enum HeldEvent {
+    /// A return queued at the tracer.
+    Queued,
+    /// A sync operation waiting in the shim, of this slot.
+    Shim(u32),
+    /// A thread held at its entry (`RunTurn` or `SignalTurn`).
+    Entry(Pid, WayKind),
+}
+
+impl Replayer {
+    /// Whether the thread cannot move before replay lets something go:
+    /// held at the tracer for the order or an exit, waiting in the shim
+    /// for a rank not reached, parked past its end, or asleep in an
+    /// untimed futex wait outside rrc. A thread waiting for its recorded
+    /// interval, kept after a return, running a call, or running at all,
+    /// may move by itself.
+    fn standing(&self, pid: Pid, t: &LiveThread) -> bool {
+        if t.injecting.is_some() || t.in_flight.is_some() || self.pacing.holds(pid) {
+            return false;
+        }
+        let reached = |rank| self.rank_reached(rank);
+        match t.state {
+            ThreadState::Held(h) => !self.hold_over(t.logical, h),
+            ThreadState::Queued(rank) => !reached(rank),
+            ThreadState::Timed | ThreadState::Late(_) | ThreadState::Stopped => false,
+            ThreadState::Running => {
+                let ring = self.log.ring(t.logical);
+                let rank_wait = ring.map_or(0, |r| r.waiting_for_rank.load(Ordering::Acquire));
+                if rank_wait != 0 {
+                    return !reached(u64::from(rank_wait - 1));
+                }
+                let turn_wait =
+                    ring.is_some_and(|r| r.waiting_for_turn.load(Ordering::Acquire) != 0);
+                let parked = ring.is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
+                turn_wait || parked || asleep_in_futex(pid, true)
+            }
+        }
+    }
+
+    /// Whether the order has reached `rank`, or let it go early.
+    pub(super) fn rank_reached(&self, rank: u64) -> bool {
+        EventOrder::reached(&self.log, rank) || self.order.is_early(rank)
+    }
+
+    /// Gives way when nothing can move (see the module's comment).
+    pub(super) fn give_way(&mut self) -> Res {
+        let now = Instant::now();
+        let turn = self.log.order_turn();
+        // Cheap looks first: the order moved lately, or a thread will move
+        // by itself; only then /proc.
+        let order_moving =
+            self.order.enabled() && self.order.still_for(turn, now) < GIVE_WAY_QUIET / 2;
+        let moves_by_itself = |t: &LiveThread| {
+            t.injecting.is_some()
+                || t.in_flight.is_some()
+                || matches!(
+                    t.state,
+                    ThreadState::Timed | ThreadState::Late(_) | ThreadState::Stopped
+                )
+        };
+        if order_moving
+            || self.live.is_empty()
+            || self.live.values().any(moves_by_itself)
+            || !self.live.iter().all(|(p, t)| self.standing(*p, t))
+        {
+            self.standstill.seen = None;
+            return Ok(());
+        }
+        let progress = self.shared.progress.load(Ordering::Acquire);
+        let (since, looks) = match self.standstill.seen {
+            Some((since, p, t, looks)) if p == progress && t == turn => (since, looks + 1),
+            _ => (now, 1),
+        };
+        self.standstill.seen = Some((since, progress, turn, looks));
+        let quiet = now.duration_since(since);
+        if looks < QUIET_LOOKS || quiet < GIVE_WAY_QUIET {
+            return Ok(());
+        }
+        if self.end_asleep_handler()? || self.let_earliest_go()? || self.let_exit_go()? {
+            // Something moves: watch again from here.
+            self.standstill.seen = None;
+            self.order.restart_still(turn, now);
+            return Ok(());
+        }
+        if quiet >= STANDSTILL_REPORT {
+            self.standstill.seen = None;
+            return self.report_standstill();
+        }
+        Ok(())
+    }
+
+    fn gave_way(&mut self, kind: WayKind) {
+        *self.ways.given_way.entry(kind).or_default() += 1;
+    }
+
+    /// A handler the order waits for sleeps in a futex outside rrc: the
+    /// order goes on.
+    fn end_asleep_handler(&mut self) -> Res<bool> {
+        let asleep = self
+            .live
+            .iter()
+            .find(|(pid, t)| t.handler_alone.is_some() && asleep_in_futex(**pid, false))
+            .map(|(pid, _)| *pid);
+        let Some(pid) = asleep else {
+            return Ok(false);
+        };
+        debug_log(format_args!("give way: handler of {pid} asleep outside rrc"));
+        self.gave_way(WayKind::HandlerAlone);
+        self.end_handler_alone(pid)?;
+        Ok(true)
+    }
+
+    /// The earliest event replay holds back for its rank, if any.
+    fn earliest_held(&self) -> Option<(u64, HeldEvent)> {
+        let queued = self
+            .order
+            .first_queued()
+            .map(|(rank, _)| (rank, HeldEvent::Queued));
+        let shim = self
+            .earliest_shim_wait()
+            .map(|(rank, slot)| (rank, HeldEvent::Shim(slot)));
+        let entries = self.live.iter().filter_map(|(pid, t)| match t.hold() {
+            Some(Hold::RunTurn(r)) if !self.rank_reached(r) => {
+                Some((r, HeldEvent::Entry(*pid, WayKind::RunTurn)))
+            }
+            Some(Hold::SignalTurn(r)) if !self.rank_reached(r) => {
+                Some((r, HeldEvent::Entry(*pid, WayKind::SignalTurn)))
+            }
+            _ => None,
+        });
+        queued
+            .into_iter()
+            .chain(shim)
+            .chain(entries)
+            .min_by_key(|(rank, _)| *rank)
+    }
+
+    /// Lets the earliest held event go ahead of the order. Returns
+    /// whether there was one.
+    pub(super) fn let_earliest_go(&mut self) -> Res<bool> {
+        let Some((rank, held)) = self.earliest_held() else {
+            return Ok(false);
+        };
+        debug_log(format_args!(
+            "give way: rank {rank} ({held:?}) goes ahead of rank {}",
+            self.log.order_turn()
+        ));
+        self.order.went_early(rank);
+        self.stats.early_returns += 1;
+        match held {
+            HeldEvent::Queued => {
+                self.gave_way(WayKind::Return);
+                if let Some(q) = self.order.take(rank) {
+                    self.unpark(q.pid);
+                    self.run_steps(Step::Pace {
+                        pid: q.pid,
+                        ret: q.ret,
+                    })?;
+                }
+            }
+            HeldEvent::Shim(slot) => {
+                self.gave_way(WayKind::SyncOp);
+                self.log.release_early(slot, rank as u32);
+            }
+            HeldEvent::Entry(pid, kind) => {
+                self.gave_way(kind);
+                self.release_hold(pid)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// An exit (or process-ending signal) held for its process's other
+    /// threads, which cannot move: it goes; they end with what they have
+    /// not replayed, a divergence.
+    fn let_exit_go(&mut self) -> Res<bool> {
+        let exiting = self
+            .live
+            .iter()
+            .find(|(_, t)| matches!(t.hold(), Some(Hold::ProcessExit | Hold::FatalSignal { .. })))
+            .map(|(pid, _)| *pid);
+        let Some(pid) = exiting else {
+            return Ok(false);
+        };
+        debug_log(format_args!("give way: exit of {pid} goes"));
+        self.gave_way(WayKind::ProcessExit);
+        self.release_hold(pid)?;
+        Ok(true)
+    }
+
+    /// Nothing can move and replay holds nothing it could let go: the
+    /// program waits for itself where rrc cannot see. Names the asleep
+    /// thread whose event is next in the order, or else the first one.
+    fn report_standstill(&mut self) -> Res {
+        let mut asleep: Vec<(u32, Pid)> = self
+            .live
+            .iter()
+            .filter(|(pid, t)| t.state == ThreadState::Running && asleep_in_futex(**pid, true))
+            .map(|(pid, t)| (t.logical, *pid))
+            .collect();
+        asleep.sort();
+        let owner = self
+            .plan
+            .rank_owner
+            .get(self.log.order_turn() as usize)
+            .copied();
+        let Some(&(thread, _)) = asleep
+            .iter()
+            .find(|(l, _)| Some(*l) == owner)
+            .or_else(|| asleep.first())
+        else {
+            return Ok(());
+        };
+        self.ways.stalls_broken += 1;
+        let plan = &self.plan.threads[thread as usize];
+        let expected = plan.events.front().map_or_else(
+            || Expected::Next(None),
+            |e| Expected::Next(Some(describe_event(e))),
+        );
+        let others: Vec<String> = self
+            .live
+            .values()
+            .filter(|t| t.logical != thread)
+            .map(|t| match t.hold() {
+                Some(h) => format!("t{} held ({h:?})", t.logical),
+                None => format!("t{} asleep or waiting in the shim", t.logical),
+            })
+            .collect();
+        diverged(
+            thread,
+            expected,
+            Observed::Text(format!(
+                "asleep in a futex wait rrc does not see, and no thread can move ({})",
+                others.join(", ")
+            )),
+        )
+    }
+}
