@@ -218,8 +218,15 @@ fn sync_line(thread: ThreadId, index: u64, op: &SyncRecord) -> String {
 }
 
 /// pthread functions return an errno value, named here; sem_* functions
-/// return -1 and leave the errno value in `errno`, which is not recorded.
+/// return -1 and leave the errno value in `errno`, which is not recorded;
+/// futex calls return what the kernel does: a count, or a negated errno.
 fn format_sync_result(op: SyncOp, result: i32) -> String {
+    if matches!(op, SyncOp::FutexWait | SyncOp::FutexWake) {
+        return match errno_name(-i64::from(result)) {
+            Some(name) if result < 0 => format!("-1 {name}"),
+            _ => result.to_string(),
+        };
+    }
     match errno_name(i64::from(result)) {
         Some(name) if returns_errno(op) && result > 0 => format!("{result} {name}"),
         _ => result.to_string(),
@@ -234,9 +241,11 @@ fn returns_errno(op: SyncOp) -> bool {
 }
 
 /// Whether the operation took its object, so its `seq` means something.
-/// A condition wait re-acquires its mutex even when it times out.
+/// A condition wait re-acquires its mutex even when it times out; futex
+/// calls take nothing.
 fn acquired(op: &SyncRecord) -> bool {
-    op.result == 0 || op.op == SyncOp::CondTimedwait
+    !matches!(op.op, SyncOp::FutexWait | SyncOp::FutexWake)
+        && (op.result == 0 || op.op == SyncOp::CondTimedwait)
 }
 
 /// `[t2 #9] --- SIGALRM (async) ---`

@@ -91,6 +91,9 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.
     log.set_ordering(!cli.no_order_returns);
+    // Recorded one thread at a time: replayed the same way (the order
+    // then carries the whole schedule).
+    log.set_serial(plan.header.serialized && !cli.no_order_returns);
     let log = Arc::new(log);
     let shared = Arc::new(feed::ReplayShared::default());
     let streams = plan

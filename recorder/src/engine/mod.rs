@@ -277,7 +277,26 @@ impl Recorder {
         signals
             .chain(self.serial.next_deadline())
             .chain(self.alone.next_deadline())
+            .chain(self.token.deadline())
             .min()
+    }
+
+    /// Serialised: a holder that cannot give the token back by itself
+    /// (asleep where rrc does not trap) passes it on anyway.
+    fn pass_overdue_token(&mut self) -> Result<()> {
+        let next = self.token.overdue(Instant::now(), |pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().starts_with(['S', 'D']))
+                })
+                .unwrap_or(false)
+        });
+        match next {
+            Some(pid) => self.release_all(vec![Release::Token(pid)]),
+            None => Ok(()),
+        }
     }
 }
 
@@ -325,6 +344,7 @@ impl StopHandler for Recorder {
         self.release_overdue_signals()?;
         self.release_overdue_handlers()?;
         self.release_overdue_serial_calls()?;
+        self.pass_overdue_token()?;
         match self.next_deadline() {
             // Nothing timed: block in waitpid itself, which costs fewer
             // syscalls per stop than ppoll on the signalfd (SIGCHLDs left

@@ -8,13 +8,26 @@
 //! did, whatever races it has that no lock or syscall orders.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
+
+/// How long the holder may sleep in something rrc does not trap (it then
+/// cannot give the token back) before the next thread gets it anyway.
+pub(super) const TOKEN_ASLEEP: Duration = Duration::from_millis(20);
+/// How long it may run without a syscall before the same (a spin that
+/// waits for another thread would otherwise never end). Either way the
+/// recording is no longer exact there.
+pub(super) const TOKEN_RUNNING: Duration = Duration::from_secs(1);
+/// How often an overdue holder is looked at again.
+const TOKEN_RECHECK: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Default)]
 pub(super) struct Token {
     enabled: bool,
     holder: Option<Pid>,
+    /// When the holder got the token.
+    since: Option<Instant>,
     /// Threads at a syscall exit waiting for the token, first come first.
     waiting: VecDeque<Pid>,
 }
@@ -24,8 +37,41 @@ impl Token {
         Token {
             enabled,
             holder: enabled.then_some(first),
+            since: enabled.then(Instant::now),
             waiting: VecDeque::new(),
         }
+    }
+
+    /// When the engine must look at the holder again (see `overdue`).
+    pub fn deadline(&self) -> Option<Instant> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        // Past the first check, look again every few milliseconds while
+        // someone waits (not in a busy loop).
+        let soon = Instant::now() + TOKEN_RECHECK;
+        self.since.map(|s| (s + TOKEN_ASLEEP).max(soon))
+    }
+
+    /// The holder has had the token for `held`; `asleep` says it sleeps
+    /// outside rrc's view. When it cannot give it back by itself, the next
+    /// thread in line gets it, returned to be let go.
+    pub fn overdue(&mut self, now: Instant, asleep: impl FnOnce(Pid) -> bool) -> Option<Pid> {
+        let (holder, since) = (self.holder?, self.since?);
+        let held = now.saturating_duration_since(since);
+        if self.waiting.is_empty()
+            || held < TOKEN_ASLEEP
+            || (held < TOKEN_RUNNING && !asleep(holder))
+        {
+            return None;
+        }
+        self.grant_next()
+    }
+
+    fn grant_next(&mut self) -> Option<Pid> {
+        self.holder = self.waiting.pop_front();
+        self.since = self.holder.map(|_| Instant::now());
+        self.holder
     }
 
     /// `pid`, at a syscall exit, wants to run on: true when it has the
@@ -38,6 +84,7 @@ impl Token {
             Some(h) if h == pid => true,
             None if self.waiting.is_empty() => {
                 self.holder = Some(pid);
+                self.since = Some(Instant::now());
                 true
             }
             _ => {
@@ -56,8 +103,7 @@ impl Token {
         if !self.enabled || self.holder != Some(pid) {
             return None;
         }
-        self.holder = self.waiting.pop_front();
-        self.holder
+        self.grant_next()
     }
 }
 
@@ -89,6 +135,18 @@ mod tests {
         assert!(!t.want(pid(3)));
         assert_eq!(t.give_back(pid(2)), None, "it did not hold it");
         assert_eq!(t.give_back(pid(1)), Some(pid(3)));
+    }
+
+    #[test]
+    fn a_holder_asleep_outside_rrc_loses_the_token_to_the_next_in_line() {
+        let mut t = Token::new(true, pid(1));
+        assert!(!t.want(pid(2)));
+        let now = Instant::now();
+        assert_eq!(t.overdue(now, |_| true), None, "not yet");
+        let later = now + TOKEN_ASLEEP * 2;
+        assert_eq!(t.overdue(later, |_| false), None, "running: not yet");
+        assert_eq!(t.overdue(later, |_| true), Some(pid(2)));
+        assert_eq!(t.give_back(pid(1)), None, "it no longer had it");
     }
 
     #[test]

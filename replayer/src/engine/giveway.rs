@@ -202,7 +202,9 @@ impl Replayer {
         let Some(pid) = asleep else {
             return Ok(false);
         };
-        debug_log(format_args!("give way: handler of {pid} asleep outside rrc"));
+        debug_log(format_args!(
+            "give way: handler of {pid} asleep outside rrc"
+        ));
         self.gave_way(WayKind::HandlerAlone);
         self.end_handler_alone(pid)?;
         Ok(true)

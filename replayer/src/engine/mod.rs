@@ -22,6 +22,7 @@
 //! - `output.rs`: the program's stdout/stderr, in the recorded order.
 //! - `report.rs`: the stall report.
 
+mod baton;
 mod descriptors;
 mod emulate;
 mod entry;
@@ -158,6 +159,8 @@ pub(crate) enum Resume {
 }
 
 pub struct Replayer {
+    /// Serialised replay: who has the run of the program (see `baton`).
+    baton: baton::BatonWatch,
     plan: ReplayPlan,
     log: Arc<SharedSyncLog>,
     shared: Arc<ReplayShared>,
@@ -199,6 +202,7 @@ impl Replayer {
     ) -> Replayer {
         let shim_recorded = plan.header.shim_path.clone();
         let mut r = Replayer {
+            baton: baton::BatonWatch::default(),
             plan,
             log,
             shared,
@@ -333,6 +337,8 @@ impl Replayer {
     fn note_stop(&mut self, pid: Pid) {
         if let Some(t) = self.live.get_mut(&pid) {
             t.state = ThreadState::Stopped;
+            // Serialised: a thread that stops has reached its next event.
+            self.log.park(t.logical);
         }
     }
 
@@ -373,6 +379,7 @@ impl Replayer {
     /// Nothing to handle: release what is due, wait for the next deadline
     /// (or for the shim to reach a rank a held thread waits for).
     fn idle(&mut self) -> Res {
+        self.watch_baton();
         self.release_due()?;
         if self.shared.stalled.load(Ordering::Acquire) && !self.diverged() {
             self.ways.stalls_timed_out += 1;
@@ -476,6 +483,7 @@ impl StopHandler for Replayer {
         if self.diverged() {
             return Ok(());
         }
+        self.watch_baton();
         let result = self.release_holds();
         self.finish_idle(result)
     }

@@ -128,12 +128,14 @@ impl EventOrder {
         Some((rank, q, passed))
     }
 
-    /// The event at `rank` has happened: the order moves on, if it was
-    /// at `rank` (a rank already passed is not passed on again).
-    pub fn advance(&self, log: &SharedSyncLog, rank: Option<u64>) -> bool {
+    /// The event at `rank`, of thread `slot`, has happened: the order
+    /// moves on, if it was at `rank` (a rank already passed is not passed
+    /// on again); serialised, when the thread stops again (see
+    /// `SharedSyncLog::finish_rank`).
+    pub fn advance(&self, log: &SharedSyncLog, rank: Option<u64>, slot: u32) -> bool {
         match rank {
             Some(r) if self.enabled && Self::is_now(log, r) => {
-                log.advance_rank();
+                log.finish_rank(slot, r);
                 true
             }
             _ => false,
@@ -422,7 +424,7 @@ mod tests {
         order.queue(2, b, ret(2));
         order.queue(1, a, ret(1));
         assert_eq!(order.next_due(&log), None, "rank 0 is not queued");
-        assert!(order.advance(&log, Some(0)));
+        assert!(order.advance(&log, Some(0), 0));
         assert_eq!(
             order.next_due(&log),
             Some((
@@ -436,10 +438,10 @@ mod tests {
         );
         assert_eq!(order.next_due(&log), None, "rank 2 waits for rank 1");
         assert!(
-            !order.advance(&log, Some(0)),
+            !order.advance(&log, Some(0), 0),
             "rank 0 is not passed on twice"
         );
-        assert!(order.advance(&log, Some(1)));
+        assert!(order.advance(&log, Some(1), 0));
         assert_eq!(
             order.next_due(&log),
             Some((

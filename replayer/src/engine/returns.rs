@@ -222,7 +222,10 @@ impl Replayer {
     /// After the event at `rank`: the next event in the order may happen;
     /// if it is a return waiting here, it goes ahead.
     fn advance(&mut self, rank: Option<u64>) -> Vec<Step> {
-        if self.order.advance(&self.log, rank) {
+        let slot = rank
+            .and_then(|r| self.plan.rank_owner.get(r as usize).copied())
+            .unwrap_or(u32::MAX);
+        if self.order.advance(&self.log, rank, slot) {
             vec![Step::ReleaseRanked]
         } else {
             Vec::new()
