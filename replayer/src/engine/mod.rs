@@ -171,6 +171,9 @@ pub struct Replayer {
     /// Processes ending (exit_group made, or a fatal signal delivered):
     /// their held threads are about to be killed, not deadlocked.
     ending: HashSet<ProcessId>,
+    /// A recording ended by an outside SIGKILL: replay has killed the
+    /// program where its events ended (see `end_as_killed`).
+    killed_at_end: bool,
     pub stats: IntervalStats,
 }
 
@@ -201,6 +204,7 @@ impl Replayer {
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),
             late_returns: options.late_returns && options.order_returns,
             ending: HashSet::new(),
+            killed_at_end: false,
             stats: IntervalStats::default(),
         };
         r.adopt(root, 0);
