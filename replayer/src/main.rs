@@ -73,6 +73,21 @@ fn main() {
     }
 }
 
+/// Our shim, refused unless it is the build that recorded the trace.
+fn same_shim(trace: &Path, recorded_digest: (u64, u32)) -> Result<std::path::PathBuf> {
+    let shim = shim_path()?;
+    let digest = rrc_interposer::file_digest(&shim)
+        .with_context(|| format!("reading {}", shim.display()))?;
+    if digest != recorded_digest {
+        anyhow::bail!(
+            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
+            trace.display(),
+            shim.display()
+        );
+    }
+    Ok(shim)
+}
+
 fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // First, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
@@ -80,16 +95,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         .with_context(|| format!("cannot read trace {}", cli.trace.display()))?;
     let plan = plan::ReplayPlan::build(reader.read_all())
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
-    let shim = shim_path()?;
-    let digest = rrc_interposer::file_digest(&shim)
-        .with_context(|| format!("reading {}", shim.display()))?;
-    if digest != plan.header.shim_digest {
-        anyhow::bail!(
-            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
-            cli.trace.display(),
-            shim.display()
-        );
-    }
+    let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.

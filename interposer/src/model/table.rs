@@ -26,7 +26,7 @@ const fn s(nr: i64, name: &'static str, args: &'static [&'static str]) -> Syscal
 const CALLER_ARG0: &[ArgIs] = &[ArgIs::Eq(0, 0)];
 /// setpriority(PRIO_PROCESS, 0, ...): the calling thread (PRIO_USER with
 /// 0 would be every process of the caller's user).
-const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS as u32), ArgIs::Eq(1, 0)];
+const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS), ArgIs::Eq(1, 0)];
 /// prctl's option that names a process (linux/prctl.h).
 const PR_SCHED_CORE: u32 = 62;
 
@@ -414,7 +414,7 @@ fn clone_copies_memory(args: &[u64; 6]) -> bool {
 /// not the program's); of a thread, process or process group, only of the
 /// program's own.
 fn setpriority_action(args: &[u64; 6]) -> ReplayAction {
-    if args[0] as u32 == libc::PRIO_USER as u32 {
+    if args[0] as u32 == libc::PRIO_USER {
         Emulate
     } else {
         OnProcess

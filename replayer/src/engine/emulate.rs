@@ -198,7 +198,7 @@ impl Replayer {
     ) -> Res {
         let (nr, args) = (regs.nr(), regs.args());
         let (at, group) = match nr {
-            libc::SYS_setpriority => (1, args[0] as u32 == libc::PRIO_PGRP as u32),
+            libc::SYS_setpriority => (1, args[0] as u32 == libc::PRIO_PGRP),
             _ => (0, false),
         };
         let Some(live) = self.own_live_id(args[at], group) else {
