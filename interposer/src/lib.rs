@@ -28,7 +28,8 @@ pub use spawn::{
     spawn_traced, traced_env, SignalState, SpawnOptions, TRACE_OPTIONS,
 };
 pub use stop::{
-    is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled, SignalStopKind, Stop,
+    foreign_syscall, is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled,
+    SignalStopKind, Stop,
 };
 pub use tracee::{siginfo_to_bytes, SyscallRegs, Tracee, TraceeMemory, TscInstruction};
 

@@ -128,6 +128,28 @@ unsafe fn set_signals(signals: &SignalState) {
 /// Forks and execs the program under ptrace with the seccomp filter. On
 /// return the child is running towards its `execve`, which traps: the
 /// caller's event loop sees it as the first seccomp stop.
+/// The pointers of `strings`, then a null one (argv, envp).
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    let mut v: Vec<*const libc::c_char> = strings.iter().map(|a| a.as_ptr()).collect();
+    v.push(std::ptr::null());
+    v
+}
+
+/// In the forked child, leading its own process group: makes that group
+/// the terminal's foreground.
+///
+/// # Safety
+/// Only async-signal-safe calls, for a child between fork and exec.
+unsafe fn take_terminal_in_child() {
+    // A background group changing the foreground gets SIGTTOU unless it
+    // blocks it; the mask is set for good later.
+    let mut ttou: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut ttou);
+    libc::sigaddset(&mut ttou, libc::SIGTTOU);
+    libc::sigprocmask(libc::SIG_BLOCK, &ttou, std::ptr::null_mut());
+    libc::tcsetpgrp(0, libc::getpid());
+}
+
 pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     let program = opts.program.to_string_lossy().into_owned();
     let fail = |reason: String| InterposeError::Spawn {
@@ -139,10 +161,8 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,
     };
-    let mut argv: Vec<*const libc::c_char> = opts.argv.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = opts.env.iter().map(|a| a.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let argv = null_terminated(&opts.argv);
+    let envp = null_terminated(&opts.env);
     let to_close: Vec<RawFd> = if opts.close_inherited {
         inherited_fds()
             .into_iter()
@@ -180,13 +200,7 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
             }
             libc::setpgid(0, 0);
             if take_terminal {
-                // A background group changing the foreground gets SIGTTOU
-                // unless it blocks it; the mask is set for good below.
-                let mut ttou: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut ttou);
-                libc::sigaddset(&mut ttou, libc::SIGTTOU);
-                libc::sigprocmask(libc::SIG_BLOCK, &ttou, std::ptr::null_mut());
-                libc::tcsetpgrp(0, libc::getpid());
+                take_terminal_in_child();
             }
             for &(from, to) in &opts.fds {
                 if from == to {

@@ -149,3 +149,21 @@ pub fn is_fault(sig: i32, si_code: i32) -> bool {
     ) && si_code > 0
         && si_code != libc::SI_KERNEL
 }
+
+/// A system call of another architecture's ABI that the filter refused
+/// (SIGSYS from `SECCOMP_RET_TRAP`, see `filter.rs`): a 64-bit program's
+/// `int 0x80`. Gives the call's number and its audit architecture.
+pub fn foreign_syscall(sig: i32, info: &libc::siginfo_t) -> Option<(i32, u32)> {
+    const SYS_SECCOMP: i32 = 1;
+    if sig != libc::SIGSYS || info.si_code != SYS_SECCOMP {
+        return None;
+    }
+    // The kernel's siginfo _sigsys member: after signo, errno and code
+    // (padded to 16 bytes), a call address, the call number and the
+    // architecture.
+    let bytes = crate::siginfo_to_bytes(info);
+    let word = |at: usize| -> Option<[u8; 4]> { bytes.get(at..at + 4)?.try_into().ok() };
+    let syscall = i32::from_ne_bytes(word(24)?);
+    let arch = u32::from_ne_bytes(word(28)?);
+    (arch != crate::filter::AUDIT_ARCH_X86_64).then_some((syscall, arch))
+}

@@ -80,13 +80,28 @@ fn main() {
     }
 }
 
+/// Our shim, refused unless it is the build that recorded the trace.
+fn same_shim(trace: &Path, recorded_digest: (u64, u32)) -> Result<std::path::PathBuf> {
+    let shim = shim_path()?;
+    let digest = rrc_interposer::file_digest(&shim)
+        .with_context(|| format!("reading {}", shim.display()))?;
+    if digest != recorded_digest {
+        anyhow::bail!(
+            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
+            trace.display(),
+            shim.display()
+        );
+    }
+    Ok(shim)
+}
+
 fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // First, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
     let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
     let window = plan.reader.stats();
-    let shim = same_shim(&plan.header, &cli.trace)?;
+    let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.
@@ -187,21 +202,6 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         print_ways(&replayer.ways);
     }
     Ok(verdict?.err())
-}
-
-/// The shim to preload, which must be the build that recorded `trace`.
-fn same_shim(header: &rrc_trace::TraceHeader, trace: &Path) -> Result<PathBuf> {
-    let shim = shim_path()?;
-    let digest = rrc_interposer::file_digest(&shim)
-        .with_context(|| format!("reading {}", shim.display()))?;
-    if digest != header.shim_digest {
-        anyhow::bail!(
-            "{} was recorded with a different build of librrc_shim.so than {} (replay needs the rrc that recorded it)",
-            trace.display(),
-            shim.display()
-        );
-    }
-    Ok(shim)
 }
 
 fn print_ways(ways: &engine::WayStats) {

@@ -112,6 +112,32 @@ fn event_order(e: &PlannedEvent) -> Option<u64> {
     }
 }
 
+/// A write replay prints on its own stdout or stderr must be one: a
+/// write-type call (the recorder marks write, writev, pwrite64 and
+/// sendfile) to descriptor 1 or 2, and the stream it names. Anything else
+/// (a crafted trace) would have replay write the program's bytes into
+/// another of its own descriptors (its sync log), or drop them.
+fn check_std_stream(s: &SyscallRecord) -> Result<()> {
+    let SyscallExtra::StdStream(fd) = s.extra else {
+        return Ok(());
+    };
+    let writes_out = matches!(
+        i64::from(s.nr),
+        libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 | libc::SYS_sendfile
+    );
+    if !matches!(fd, 1 | 2) || !writes_out || s.args[0] != u64::from(fd) {
+        bail!(
+            "trace is inconsistent: thread {} event {} ({} to descriptor {}) is marked as \
+             output to descriptor {fd}, which only a write to stdout (1) or stderr (2) can be",
+            s.thread,
+            s.index,
+            rrc_interposer::model::name(i64::from(s.nr)),
+            s.args[0] as i64,
+        );
+    }
+    Ok(())
+}
+
 impl Scan {
     fn slot(&mut self, t: ThreadId) -> Result<&mut ThreadScan> {
         if t as usize >= rrc_synclog::MAX_THREADS {
@@ -160,6 +186,7 @@ impl Scan {
             }
             TraceRecord::Syscall(s) => {
                 let (thread, index) = (s.thread, s.index);
+                check_std_stream(&s)?;
                 let event = PlannedEvent::Syscall(s);
                 let stamp = event_order(&event).unwrap_or(NO_ORDER);
                 self.push_event(thread, index, "event", offset, stamp)?;

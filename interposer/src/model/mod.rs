@@ -23,7 +23,7 @@ pub use inputs::{
 };
 pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
 pub use outputs::outputs;
-pub use row::{Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
+pub use row::{ArgIs, Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
 pub use table::{row, rows};
 
 /// How replay handles a trapped syscall.
@@ -47,8 +47,16 @@ pub enum ReplayAction {
     /// execve/execveat: run it.
     Exec,
     /// kill/tgkill/tkill/rt_(tg)sigqueueinfo: run it with the recorded ids
-    /// mapped to live ones.
+    /// mapped to live ones when they all name the program's own live
+    /// processes, threads or process group; otherwise (another process,
+    /// -1 for every process) emulated: nothing is sent.
     SignalSend,
+    /// setpriority/sched_setaffinity naming a process (not the caller,
+    /// which the filter lets through untrapped): run with the id mapped to
+    /// the live one when it is one of the program's own, reporting the
+    /// recorded result; otherwise emulated, so that replay never acts on
+    /// a process outside the program.
+    OnProcess,
     /// setpgid/setsid: process groups must exist for real (a later
     /// kill(-pgid) needs them): run with recorded ids mapped to live ones,
     /// reporting the recorded result.

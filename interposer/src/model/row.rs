@@ -53,6 +53,28 @@ pub enum Filter {
     /// mmap: anonymous mappings run untrapped; mapping a descriptor traps so
     /// that replay can check the descriptor still refers to the same file.
     AllowAnonymous,
+    /// Runs untrapped when every condition holds (the call acts on the
+    /// calling thread or process); traps otherwise (it names another
+    /// process, which replay must not touch).
+    AllowWhen(&'static [ArgIs]),
+}
+
+/// A condition on one argument's low 32 bits (the seccomp filter
+/// compares `int` arguments such as pids as double words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgIs {
+    Eq(usize, u32),
+    Ne(usize, u32),
+}
+
+impl ArgIs {
+    /// Whether the condition holds for these arguments.
+    pub fn holds(self, args: &[u64; 6]) -> bool {
+        match self {
+            ArgIs::Eq(i, v) => args[i] as u32 == v,
+            ArgIs::Ne(i, v) => args[i] as u32 != v,
+        }
+    }
 }
 
 /// How a syscall takes part in record and replay.
@@ -163,6 +185,15 @@ impl SyscallRow {
     pub const fn untrapped_if_anonymous(self) -> Self {
         SyscallRow {
             filter: Filter::AllowAnonymous,
+            ..self
+        }
+    }
+
+    /// Untrapped only when `conditions` all hold (see [`Filter::AllowWhen`]);
+    /// the row's action says how replay treats the trapped calls.
+    pub const fn untrapped_when(self, conditions: &'static [ArgIs]) -> Self {
+        SyscallRow {
+            filter: Filter::AllowWhen(conditions),
             ..self
         }
     }

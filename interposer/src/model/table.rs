@@ -15,12 +15,20 @@
 
 use super::inputs::{sendfile_inputs, sendto_inputs};
 use super::outputs as o;
-use super::row::{Inputs as In, Outputs as Out, SyscallRow, When, A0, A1, A2, A3, A4, A5};
+use super::row::{ArgIs, Inputs as In, Outputs as Out, SyscallRow, When, A0, A1, A2, A3, A4, A5};
 use super::ReplayAction::{self, *};
 
 const fn s(nr: i64, name: &'static str, args: &'static [&'static str]) -> SyscallRow {
     SyscallRow::new(nr, name, args)
 }
+
+/// The first argument (a pid) is 0: the caller.
+const CALLER_ARG0: &[ArgIs] = &[ArgIs::Eq(0, 0)];
+/// setpriority(PRIO_PROCESS, 0, ...): the calling thread (PRIO_USER with
+/// 0 would be every process of the caller's user).
+const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS), ArgIs::Eq(1, 0)];
+/// prctl's option that names a process (linux/prctl.h).
+const PR_SCHED_CORE: u32 = 62;
 
 /// The stat structures' sizes.
 const STAT: u64 = 144;
@@ -174,7 +182,10 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(138, "fstatfs", &["fd", "buf"]).ptr(A1).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(1, STATFS)])),
     s(139, "sysfs", &["option", "arg1", "arg2"]).act(Emulate),
     s(140, "getpriority", &["which", "who"]).act(Emulate),
-    s(141, "setpriority", &["which", "who", "prio"]).untrapped(),
+    // Calls that may name another process run untrapped only for the
+    // caller (an id of 0); naming a process, they are recorded, and replay
+    // acts only on the program's own (see ReplayAction::OnProcess).
+    s(141, "setpriority", &["which", "who", "prio"]).untrapped_when(CALLER_PRIORITY).act_by(setpriority_action).cmp(A0 | A2),
     s(142, "sched_setparam", &["pid", "param"]).ptr(A1).act(Emulate),
     s(143, "sched_getparam", &["pid", "param"]).ptr(A1).act(Emulate).out(Out::OnSuccess(&[(1, 4)])),
     s(144, "sched_setscheduler", &["pid", "policy", "param"]).ptr(A2).act(Emulate),
@@ -190,7 +201,8 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(154, "modify_ldt", &["func", "ptr", "bytecount"]).ptr(A1),
     s(155, "pivot_root", &["new_root", "put_old"]).ptr(A0 | A1),
     s(156, "_sysctl", &["args"]).ptr(A0),
-    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped(),
+    // PR_SCHED_CORE takes a pid and can act on another process's cookie.
+    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(&[ArgIs::Ne(0, PR_SCHED_CORE)]).act(Emulate).cmp(A0 | A1),
     s(158, "arch_prctl", &["code", "addr"]).untrapped(),
     s(159, "adjtimex", &["buf"]).ptr(A0),
     s(160, "setrlimit", &["resource", "rlim"]).ptr(A1).act(Emulate).cmp(A0),
@@ -227,7 +239,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(200, "tkill", &["tid", "sig"]).act(SignalSend).cmp(A1),
     s(201, "time", &["tloc"]).ptr(A0).act(Emulate).out(Out::Always(&[(0, 8)])),
     s(202, "futex", &["uaddr", "op", "val", "timeout", "uaddr2", "val3"]).ptr(A0 | A3 | A4).untrapped(),
-    s(203, "sched_setaffinity", &["pid", "len", "mask"]).ptr(A2).untrapped(),
+    s(203, "sched_setaffinity", &["pid", "len", "mask"]).ptr(A2).untrapped_when(CALLER_ARG0).act(OnProcess).cmp(A1),
     s(204, "sched_getaffinity", &["pid", "len", "mask"]).ptr(A2).act(Emulate).out(Out::Returned(2, 1)),
     s(206, "io_setup", &["nr_events", "ctxp"]).ptr(A1),
     s(207, "io_destroy", &["ctx"]),
@@ -293,7 +305,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(271, "ppoll", &["fds", "nfds", "tmo_p", "sigmask", "sigsetsize"]).ptr(A0 | A2 | A3).act(Emulate).out(Out::Custom(o::ppoll)),
     s(272, "unshare", &["flags"]),
     s(273, "set_robust_list", &["head", "len"]).ptr(A0).untrapped(),
-    s(274, "get_robust_list", &["pid", "head_ptr", "len_ptr"]).ptr(A1 | A2).untrapped(),
+    s(274, "get_robust_list", &["pid", "head_ptr", "len_ptr"]).ptr(A1 | A2).untrapped_when(CALLER_ARG0).act(Emulate).out(Out::OnSuccess(&[(1, 8), (2, 8)])),
     s(275, "splice", &["fd_in", "off_in", "fd_out", "off_out", "len", "flags"]).ptr(A1 | A3).act(Emulate).out(Out::OnSuccess(&[(1, 8), (3, 8)])),
     s(276, "tee", &["fd_in", "fd_out", "len", "flags"]).act(Emulate),
     s(277, "sync_file_range", &["fd", "offset", "nbytes", "flags"]),
@@ -396,6 +408,17 @@ pub(super) const ROWS: &[SyscallRow] = &[
 /// that place (replay). glibc forks with clone; clone3 makes its threads.
 fn clone_copies_memory(args: &[u64; 6]) -> bool {
     args[0] & (libc::CLONE_VM | libc::CLONE_VFORK) as u64 == 0
+}
+
+/// setpriority of a user's processes is never made in replay (they are
+/// not the program's); of a thread, process or process group, only of the
+/// program's own.
+fn setpriority_action(args: &[u64; 6]) -> ReplayAction {
+    if args[0] as u32 == libc::PRIO_USER {
+        Emulate
+    } else {
+        OnProcess
+    }
 }
 
 /// fcntl allocates a descriptor number only when it duplicates one.

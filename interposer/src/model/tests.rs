@@ -191,9 +191,106 @@ fn filter_and_replay_agree() {
         match r.filter {
             Filter::Allow => assert!(matches!(r.replay, Replay::Untrapped), "{}", r.name),
             Filter::AllowAnonymous => assert!(matches!(r.replay, Replay::Action(_)), "{}", r.name),
+            // Trapped when a condition fails: an event then.
+            Filter::AllowWhen(conditions) => {
+                assert!(!conditions.is_empty(), "{}", r.name);
+                assert!(
+                    matches!(r.replay, Replay::Action(_) | Replay::ByArgs(_)),
+                    "{}",
+                    r.name
+                );
+                for c in conditions {
+                    let (ArgIs::Eq(a, _) | ArgIs::Ne(a, _)) = *c;
+                    assert!(
+                        a < r.args.len(),
+                        "{}: condition on a missing argument",
+                        r.name
+                    );
+                }
+            }
             Filter::Trap => assert!(!matches!(r.replay, Replay::Untrapped), "{}", r.name),
         }
     }
+}
+
+/// Arguments that name a process, thread or process group.
+const PROCESS_ARGS: &[&str] = &["pid", "tid", "tgid", "who", "pid1", "pid2", "pidfd"];
+
+/// A call the filter lets through whatever its arguments could act on
+/// another process, which replay would then do to whatever has that id
+/// now: no such call runs untrapped unconditionally.
+#[test]
+fn calls_that_name_a_process_never_run_untrapped_unconditionally() {
+    for r in rows() {
+        if r.filter == Filter::Allow {
+            for a in r.args {
+                assert!(
+                    !PROCESS_ARGS.contains(a),
+                    "{} runs untrapped with {a}",
+                    r.name
+                );
+            }
+        }
+    }
+}
+
+/// The calls untrapped for the caller trap when they name a process; the
+/// rest of their arguments do not matter.
+#[test]
+fn calls_on_the_caller_alone_run_untrapped() {
+    let untrapped_when = |nr: i64, args: &[u64; 6]| match row(nr).map(|r| r.filter) {
+        Some(Filter::AllowWhen(c)) => c.iter().all(|c| c.holds(args)),
+        other => panic!("{}: {other:?}", name(nr)),
+    };
+    let prio = libc::PRIO_PROCESS as u64;
+    assert!(untrapped_when(
+        libc::SYS_setpriority,
+        &[prio, 0, 5, 0, 0, 0]
+    ));
+    assert!(!untrapped_when(
+        libc::SYS_setpriority,
+        &[prio, 1234, 5, 0, 0, 0]
+    ));
+    let user = libc::PRIO_USER as u64;
+    assert!(!untrapped_when(
+        libc::SYS_setpriority,
+        &[user, 0, 5, 0, 0, 0]
+    ));
+    assert_eq!(
+        replay_action(libc::SYS_setpriority, &[user, 0, 5, 0, 0, 0]),
+        ReplayAction::Emulate,
+        "a user's processes are never the program's own"
+    );
+    assert_eq!(
+        replay_action(libc::SYS_setpriority, &[prio, 1234, 5, 0, 0, 0]),
+        ReplayAction::OnProcess
+    );
+    // A pid's upper bits do not hide it: the filter compares 32 bits.
+    assert!(untrapped_when(
+        libc::SYS_sched_setaffinity,
+        &[0, 128, 0x1000, 0, 0, 0]
+    ));
+    assert!(!untrapped_when(
+        libc::SYS_sched_setaffinity,
+        &[77, 128, 0x1000, 0, 0, 0]
+    ));
+    assert!(untrapped_when(
+        libc::SYS_get_robust_list,
+        &[0, 0x1000, 0x2000, 0, 0, 0]
+    ));
+    assert!(!untrapped_when(
+        libc::SYS_get_robust_list,
+        &[77, 0x1000, 0x2000, 0, 0, 0]
+    ));
+    assert!(untrapped_when(
+        libc::SYS_prctl,
+        &[libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]
+    ));
+    assert!(!untrapped_when(libc::SYS_prctl, &[62, 1, 77, 0, 0, 0]));
+    assert_eq!(
+        replay_action(libc::SYS_prctl, &[62, 1, 77, 0, 0, 0]),
+        ReplayAction::Emulate
+    );
 }
 
 #[test]

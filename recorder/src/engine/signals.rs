@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use nix::unistd::Pid;
 use rrc_interposer::{is_restart, Tracee};
 use rrc_trace::{ProcessId, SignalPoint, SignalRecord, TraceRecord};
@@ -32,6 +32,16 @@ impl Recorder {
         let tracee = Tracee::new(pid);
         let info = rrc_interposer::signal_info(pid);
         let code = info.map_or(0, |si| si.si_code);
+        if let Some((nr, _)) = info
+            .as_ref()
+            .and_then(|si| rrc_interposer::foreign_syscall(sig, si))
+        {
+            // Ends the recording (the program is killed with us).
+            bail!(
+                "the program made a 32-bit system call (int 0x80), which rrc cannot record \
+                 (i386 call number {nr})"
+            );
+        }
         if may_be_tsc(sig, code) {
             let mut regs = tracee.regs("read registers at a fault")?;
             if tracee.emulate_cpuid(&mut regs)? {

@@ -237,6 +237,33 @@ impl Replayer {
         }
     }
 
+    /// A recorded pid, tid or process group (`group`; negative for kill)
+    /// the program named, as the live id of the same one of its own
+    /// processes, threads or groups, still followed; `None` for any other
+    /// (a process outside the program, -1 for every process, one of its
+    /// own that has ended). 0 (the caller's own process or group) stays.
+    pub(super) fn own_live_id(&self, arg: u64, group: bool) -> Option<u64> {
+        let id = arg as i32;
+        if id == 0 {
+            return Some(arg);
+        }
+        if id == -1 {
+            return None;
+        }
+        let live = *self.live_id.get(&(id.unsigned_abs() as i32))?;
+        let own = if group {
+            self.live
+                .values()
+                .any(|t| nix::unistd::getpgid(Some(t.tgid)).is_ok_and(|g| g.as_raw() == live))
+        } else {
+            self.live
+                .iter()
+                .any(|(tid, t)| tid.as_raw() == live || t.tgid.as_raw() == live)
+        };
+        let live = if id < 0 { -live } else { live };
+        own.then_some(live as i64 as u64)
+    }
+
     /// An open can run for real when it only reads, and the file is still
     /// the one that was recorded (or it is the shim, which replay must map).
     pub(super) fn may_reopen(&self, pid: Pid, record: &SyscallRecord, args: &[u64; 6]) -> bool {

@@ -68,7 +68,8 @@ impl Replayer {
                 }
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
-            ReplayAction::SignalSend => self.send_signal(pid, &mut regs, record),
+            ReplayAction::SignalSend => self.send_signal(pid, thread, &mut regs, record),
+            ReplayAction::OnProcess => self.act_on_process(pid, thread, &mut regs, record),
             ReplayAction::ProcessGroup => {
                 let mut live_args = args;
                 if nr == libc::SYS_setpgid {
@@ -149,9 +150,31 @@ impl Replayer {
     }
 
     /// kill, tkill, tgkill, rt_sigqueueinfo...: run for real, with the
-    /// recorded ids turned into live ones.
-    fn send_signal(&mut self, pid: Pid, regs: &mut SyscallRegs, record: SyscallRecord) -> Res {
+    /// recorded ids turned into live ones, when every id names the
+    /// program's own live process, thread or process group; a signal to
+    /// anything else (another process, -1: every process) is not sent
+    /// again: the program gets the recorded result.
+    fn send_signal(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+    ) -> Res {
         let (nr, args) = (regs.nr(), regs.args());
+        let ids: &[usize] = match nr {
+            libc::SYS_kill | libc::SYS_tkill | libc::SYS_rt_sigqueueinfo => &[0],
+            _ => &[0, 1],
+        };
+        let mut live_args = args;
+        for &i in ids {
+            // kill's negative ids are process groups.
+            let group = nr == libc::SYS_kill && (args[i] as i32) < 0;
+            match self.own_live_id(args[i], group) {
+                Some(live) => live_args[i] = live,
+                None => return self.emulate(pid, thread, regs, record),
+            }
+        }
         if record.order == rrc_trace::NO_ORDER {
             // It ended its own process when recorded (SIGKILL): threads
             // still held there are not a deadlock.
@@ -159,17 +182,34 @@ impl Replayer {
                 self.ending.insert(t.process);
             }
         }
-        let mut live_args = args;
-        let ids: &[usize] = match nr {
-            libc::SYS_kill | libc::SYS_tkill | libc::SYS_rt_sigqueueinfo => &[0],
-            _ => &[0, 1],
-        };
-        for &i in ids {
-            live_args[i] = self.live_process_id(args[i]);
-        }
         regs.set_args(&live_args);
         Tracee::new(pid).set_regs(regs, "map ids of a signal sent by the program")?;
         self.run_to_exit(pid, record, args, ExitCheck::Executed)
+    }
+
+    /// setpriority, sched_setaffinity naming a process: made for real only
+    /// on the program's own thread, process or process group (the id
+    /// mapped to the live one), else emulated.
+    fn act_on_process(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+    ) -> Res {
+        let (nr, args) = (regs.nr(), regs.args());
+        let (at, group) = match nr {
+            libc::SYS_setpriority => (1, args[0] as u32 == libc::PRIO_PGRP),
+            _ => (0, false),
+        };
+        let Some(live) = self.own_live_id(args[at], group) else {
+            return self.emulate(pid, thread, regs, record);
+        };
+        let mut live_args = args;
+        live_args[at] = live;
+        regs.set_args(&live_args);
+        Tracee::new(pid).set_regs(regs, "map the id of a call on a process")?;
+        self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
     }
 
     /// Writes the recorded memory the call produced into the tracee.

@@ -89,6 +89,7 @@ impl Replayer {
             self.deliver_ranked_signal()?;
             self.run_steps(Step::ReleaseLate)?;
         }
+        self.end_as_killed()?;
         let held: Vec<Pid> = self
             .live
             .iter()

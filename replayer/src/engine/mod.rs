@@ -185,6 +185,9 @@ pub struct Replayer {
     ending: HashSet<ProcessId>,
     /// How long nothing has moved (see `giveway.rs`).
     standstill: Standstill,
+    /// A recording ended by an outside SIGKILL: replay has killed the
+    /// program where its events ended (see `end_as_killed`).
+    killed_at_end: bool,
     pub stats: IntervalStats,
     /// Holds that gave way, and stalls.
     pub ways: WayStats,
@@ -219,6 +222,7 @@ impl Replayer {
             late_returns: options.late_returns && options.order_returns,
             ending: HashSet::new(),
             standstill: Standstill::default(),
+            killed_at_end: false,
             stats: IntervalStats::default(),
             ways: WayStats::default(),
         };

@@ -242,6 +242,52 @@ impl Replayer {
         })
     }
 
+    /// A recording that ended with the program's first process killed by
+    /// SIGKILL from outside (the kernel kills without a stop, so the trace
+    /// only says how it ended) ends where its events end: once every
+    /// thread of that process has replayed its recorded events and sync
+    /// operations (and waits past them, or runs on), the process is
+    /// killed with SIGKILL, as it was.
+    pub(super) fn end_as_killed(&mut self) -> Res {
+        if self.killed_at_end || self.plan.exit != ExitStatus::Signaled(libc::SIGKILL) {
+            return Ok(());
+        }
+        let Some(root) = self.live.get(&self.root) else {
+            return Ok(());
+        };
+        let (process, tgid) = (root.process, root.tgid);
+        let all_started = self
+            .plan
+            .threads
+            .iter()
+            .filter(|p| p.process == process)
+            .all(|p| p.started);
+        let all_done = self
+            .live
+            .values()
+            .filter(|t| t.process == process)
+            .all(|t| self.replayed_all(t));
+        if !all_started || !all_done {
+            return Ok(());
+        }
+        debug_log(format_args!("recorded events of {tgid} done: SIGKILL"));
+        self.killed_at_end = true;
+        self.ending.insert(process);
+        nix::sys::signal::kill(tgid, nix::sys::signal::Signal::SIGKILL)
+            .map_err(|e| Halt::Failed(anyhow::Error::new(e).context("ending the program")))
+    }
+
+    /// Whether the thread has replayed all its recorded events (the last
+    /// one returned) and sync operations.
+    fn replayed_all(&self, t: &LiveThread) -> bool {
+        let p = &self.plan.threads[t.logical as usize];
+        let sync_done = self
+            .log
+            .ring(t.logical)
+            .is_some_and(|r| r.consumed() as usize >= p.sync.len());
+        p.events.is_empty() && sync_done && !Self::return_pending(t)
+    }
+
     /// Whether the thread has a syscall return still to make: running for
     /// real, waiting for its rank, or for its recorded interval.
     pub(super) fn return_pending(t: &LiveThread) -> bool {
