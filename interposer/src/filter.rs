@@ -92,8 +92,10 @@ fn trap_other_architectures(prog: &mut BpfProgram) -> Result<()> {
 /// The architecture of x86-64 system calls in seccomp data and siginfo.
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
-/// Builds the filter installed in the program just before `exec`.
-pub fn build_filter() -> Result<BpfProgram> {
+/// Builds the filter installed in the program just before `exec`;
+/// `serialized`: the program runs one thread at a time (see
+/// [`Filter::AllowUnlessSerialized`]).
+pub fn build_filter(serialized: bool) -> Result<BpfProgram> {
     let err = filter_err;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for row in model::rows() {
@@ -102,6 +104,10 @@ pub fn build_filter() -> Result<BpfProgram> {
             Filter::Allow => {
                 rules.insert(row.nr, Vec::new());
             }
+            Filter::AllowUnlessSerialized if !serialized => {
+                rules.insert(row.nr, Vec::new());
+            }
+            Filter::AllowUnlessSerialized => {}
             Filter::AllowAnonymous => {
                 rules.insert(row.nr, anonymous_mapping_rules()?);
             }
@@ -128,13 +134,13 @@ pub fn build_filter() -> Result<BpfProgram> {
 mod tests {
     #[test]
     fn other_architectures_trap() {
-        let prog = super::build_filter().expect("filter");
+        let prog = super::build_filter(false).expect("filter");
         assert_eq!((prog[2].code, prog[2].k), (0x06, 0x0003_0000), "ret TRAP");
     }
 
     #[test]
     fn filter_builds() {
-        let prog = super::build_filter().expect("filter");
+        let prog = super::build_filter(false).expect("filter");
         assert!(prog.len() > 10);
         assert!(
             prog.len() < 4096,
@@ -150,7 +156,7 @@ mod tests {
     /// get_robust_list run untrapped only on the caller.
     #[test]
     fn program_is_unchanged() {
-        let prog = super::build_filter().expect("filter");
+        let prog = super::build_filter(false).expect("filter");
         let hash = prog.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, i| {
             let word = u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24;
             let word = word | u64::from(i.k) << 32;

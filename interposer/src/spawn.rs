@@ -35,6 +35,8 @@ pub struct SpawnOptions {
     /// Close every other descriptor the child would inherit from us (a
     /// replay gives the program only the descriptors it was recorded with).
     pub close_inherited: bool,
+    /// The program runs one thread at a time: calls that can block trap.
+    pub serialized: bool,
 }
 
 /// Which signals a program starts with ignored and blocked: the only
@@ -156,7 +158,7 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
         program: program.clone(),
         reason,
     };
-    let filter = build_filter()?;
+    let filter = build_filter(opts.serialized)?;
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,

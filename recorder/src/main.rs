@@ -217,6 +217,7 @@ fn run(cli: Cli) -> Result<i32> {
         fds: vec![(std::os::fd::AsRawFd::as_raw_fd(&shm_fd), SHM_FD)],
         signals,
         close_inherited: false,
+        serialized: cli.serialize,
     };
     forward_stop_signals();
     let started = Instant::now();

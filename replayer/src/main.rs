@@ -175,6 +175,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
             blocked: header.blocked_signals,
         },
         close_inherited: true,
+        serialized: header.serialized,
     };
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {

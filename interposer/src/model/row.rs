@@ -57,6 +57,10 @@ pub enum Filter {
     /// calling thread or process); traps otherwise (it names another
     /// process, which replay must not touch).
     AllowWhen(&'static [ArgIs]),
+    /// Runs untrapped unless the program is serialised (`rrc-record
+    /// --serialize`): a call that can block, where the thread must give
+    /// up the run of the program.
+    AllowUnlessSerialized,
 }
 
 /// A condition on one argument's low 32 bits (the seccomp filter
@@ -185,6 +189,15 @@ impl SyscallRow {
     pub const fn untrapped_if_anonymous(self) -> Self {
         SyscallRow {
             filter: Filter::AllowAnonymous,
+            ..self
+        }
+    }
+
+    /// Untrapped unless serialised (see [`Filter::AllowUnlessSerialized`]);
+    /// the row's action says how serialised replay treats it.
+    pub const fn untrapped_unless_serialized(self) -> Self {
+        SyscallRow {
+            filter: Filter::AllowUnlessSerialized,
             ..self
         }
     }

@@ -62,7 +62,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(21, "access", &["path", "mode"]).ptr(A0).act(Emulate).cmp(A1).input(In::Paths(&[0])),
     s(22, "pipe", &["fds"]).ptr(A0).act(ExecuteChecked).fds().out(Out::OnSuccess(&[(0, 8)])),
     s(23, "select", &["nfds", "readfds", "writefds", "exceptfds", "timeout"]).ptr(A1 | A2 | A3 | A4).act(Emulate).out(Out::Custom(o::select)),
-    s(24, "sched_yield", &[]).untrapped(),
+    s(24, "sched_yield", &[]).untrapped_unless_serialized().act(Emulate),
     s(25, "mremap", &["old_addr", "old_len", "new_len", "flags", "new_addr"]).ptr(A0 | A4).untrapped(),
     s(26, "msync", &["addr", "len", "flags"]).ptr(A0).untrapped(),
     s(27, "mincore", &["addr", "len", "vec"]).ptr(A0 | A2).act(Emulate).out(Out::Custom(o::mincore)),
@@ -238,7 +238,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(199, "fremovexattr", &["fd", "name"]).ptr(A1),
     s(200, "tkill", &["tid", "sig"]).act(SignalSend).cmp(A1),
     s(201, "time", &["tloc"]).ptr(A0).act(Emulate).out(Out::Always(&[(0, 8)])),
-    s(202, "futex", &["uaddr", "op", "val", "timeout", "uaddr2", "val3"]).ptr(A0 | A3 | A4).untrapped(),
+    s(202, "futex", &["uaddr", "op", "val", "timeout", "uaddr2", "val3"]).ptr(A0 | A3 | A4).untrapped_unless_serialized().act_by(futex_action).cmp(A1),
     s(203, "sched_setaffinity", &["pid", "len", "mask"]).ptr(A2).untrapped_when(CALLER_ARG0).act(OnProcess).cmp(A1),
     s(204, "sched_getaffinity", &["pid", "len", "mask"]).ptr(A2).act(Emulate).out(Out::Returned(2, 1)),
     s(206, "io_setup", &["nr_events", "ctxp"]).ptr(A1),
@@ -391,7 +391,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(446, "landlock_restrict_self", &["ruleset_fd", "flags"]),
     s(447, "memfd_secret", &["flags"]),
     s(448, "process_mrelease", &["pidfd", "flags"]),
-    s(449, "futex_waitv", &["waiters", "nr_futexes", "flags", "timeout", "clockid"]).ptr(A0 | A3).untrapped(),
+    s(449, "futex_waitv", &["waiters", "nr_futexes", "flags", "timeout", "clockid"]).ptr(A0 | A3).untrapped_unless_serialized().act(Emulate).cmp(A1),
     s(450, "set_mempolicy_home_node", &["start", "len", "home_node", "flags"]),
     s(451, "cachestat", &["fd", "cstat_range", "cstat", "flags"]).ptr(A1 | A2),
     s(452, "fchmodat2", &["dirfd", "path", "mode", "flags"]).ptr(A1),
@@ -433,6 +433,20 @@ fn fcntl_action(args: &[u64; 6]) -> ReplayAction {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => ExecuteChecked,
         libc::F_SETFD | libc::F_GETFD | libc::F_SETFL => Execute,
         _ => Emulate,
+    }
+}
+
+/// Serialised replay (the only time futex traps) runs threads in their
+/// recorded order, so a wait need not block: it returns its recorded
+/// result at its place, and a wake has no one to wake. Other operations
+/// (requeue, wake-op) change memory or queues, and run.
+fn futex_action(args: &[u64; 6]) -> ReplayAction {
+    let cmd = args[1] as i32 & !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+    match cmd {
+        libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET | libc::FUTEX_WAKE | libc::FUTEX_WAKE_BITSET => {
+            Emulate
+        }
+        _ => Execute,
     }
 }
 
