@@ -35,6 +35,12 @@ fn write_header_block(out: &mut impl Write, path: &Path, summary: &TraceSummary)
     writeln!(out, "Program      {}", command_line(&summary.program))?;
     writeln!(out, "Executable   {}", shell_word(&summary.exe))?;
     writeln!(out, "Directory    {}", shell_word(&summary.cwd))?;
+    if summary.serialized {
+        writeln!(
+            out,
+            "Schedule     serialised: one thread at a time (--serialize)"
+        )?;
+    }
     if !summary.inherited_fds.is_empty() {
         let fds: Vec<String> = summary.inherited_fds.iter().map(i32::to_string).collect();
         writeln!(out, "Inherited    descriptors {}", fds.join(", "))?;

@@ -24,6 +24,8 @@ pub struct TraceSummary {
     pub cwd: String,
     /// Descriptors above 2 the program started with.
     pub inherited_fds: Vec<i32>,
+    /// Recorded one thread at a time (`rrc-record --serialize`).
+    pub serialized: bool,
     pub start_time_unix_ns: u64,
     pub rrc_version: String,
     /// Size of the file on disk.
@@ -251,6 +253,7 @@ impl SummaryBuilder {
             exe: lossy(&header.exe),
             cwd: lossy(&header.cwd),
             inherited_fds: header.inherited_fds.clone(),
+            serialized: header.serialized,
             start_time_unix_ns: header.start_time_unix_ns,
             rrc_version: header.rrc_version,
             trace_bytes,

@@ -290,6 +290,7 @@ fn json_summary_of_a_complete_trace() {
         "exe",
         "cwd",
         "inherited_fds",
+        "serialized",
         "start_time_unix_ns",
         "rrc_version",
         "trace_bytes",

@@ -1,0 +1,115 @@
+//! Programs whose threads race where rrc cannot see (Rust's std locks,
+//! hand-written futex locks), recorded with `rrc-record --serialize`: one
+//! thread at a time runs between syscalls, and replay follows the same
+//! schedule, so every recording replays exactly. Recorded in parallel
+//! (the default), such programs replay only as often as the event order
+//! and timing happen to reproduce their races, but never stall.
+
+use std::process::Command;
+use std::time::Duration;
+
+use rrc_tests::*;
+
+/// Records `program` with `--serialize` and returns the recording.
+fn record_serialized(program: &str, tag: &str) -> Recording {
+    let prog = rrc_tests::program(program);
+    let dir = TempDir::new().expect("temporary directory");
+    let trace = dir.path().join("trace.rrc");
+    let out = run(
+        Command::new(rrc_record())
+            .arg("--serialize")
+            .arg("-o")
+            .arg(&trace)
+            .arg("--")
+            .arg(&prog)
+            .current_dir(dir.path()),
+        None,
+        &format!("rrc-record --serialize of {tag}"),
+    );
+    assert_no_panic(&out, "rrc-record --serialize");
+    Recording {
+        took: Duration::ZERO,
+        dir,
+        trace,
+        program: prog,
+        args: Vec::new(),
+        stdout: out.stdout,
+        stderr: out.stderr,
+        status: out.status,
+    }
+}
+
+fn every_serialized_recording_replays(program: &str, takes: usize) {
+    for round in 1..=repeat() {
+        for take in 1..=takes {
+            let tag = format!("{program}-serialized-round{round}-take{take}");
+            let rec = record_serialized(program, &tag);
+            rec.assert_exit_code(0);
+            for replay in 1..=2 {
+                assert_faithful_replay(&rec, &tag, &format!("replay {replay} of 2"));
+            }
+        }
+    }
+}
+
+#[test]
+fn rust_workers_on_std_mutex_and_condvar_replay_exactly_when_serialized() {
+    every_serialized_recording_replays("rust_queue", 8);
+}
+
+#[test]
+fn rust_workers_take_jobs_differently_natively() {
+    assert_native_runs_differ(&program("rust_queue"), &[], b"", 10);
+}
+
+#[test]
+fn a_hand_written_futex_lock_replays_exactly_when_serialized() {
+    every_serialized_recording_replays("futex_lock", 5);
+}
+
+#[test]
+fn cpp_workers_replay_exactly_when_serialized() {
+    every_serialized_recording_replays("cpp_queue", 3);
+}
+
+#[test]
+fn rust_workers_recorded_in_parallel_end_quickly_faithful_or_divergent() {
+    // The default mode cannot see Rust's locks: replay may diverge, but
+    // must end within seconds, never at the stall timeout.
+    let prog = program("rust_queue");
+    let mut faithful = 0;
+    let takes = 6 * repeat();
+    for take in 1..=takes {
+        let rec = record(&prog, &[], b"");
+        rec.assert_exit_code(0);
+        let out = replay_within(
+            &rec.trace,
+            &["--stall-timeout", "20"],
+            Duration::from_secs(40),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            assert_eq!(out.stdout, rec.stdout, "take {take}: exit 0 means faithful");
+            faithful += 1;
+            continue;
+        }
+        assert!(
+            stderr.lines().any(|l| l.starts_with("divergence:")) && !stderr.contains("no progress"),
+            "take {take}: a divergence, not a stall:\n{stderr}"
+        );
+    }
+    eprintln!("rust_queue recorded in parallel: {faithful} of {takes} replays faithful");
+}
+
+#[test]
+fn a_serialized_trace_says_so_and_counts_futex_calls() {
+    let rec = record_serialized("rust_queue", "inspect");
+    rec.assert_exit_code(0);
+    let json = inspect_json(&rec.trace);
+    assert_eq!(json["serialized"], true, "{json:#}");
+    assert!(
+        syscall_count(&json, "futex") > 0,
+        "serialised, futex calls are recorded syscalls: {}",
+        json["syscalls"]
+    );
+}
