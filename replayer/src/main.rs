@@ -195,6 +195,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
             late_returns: !cli.no_late_returns,
         },
     );
+    replayer.stats.keep_samples = cli.stats;
     let verdict = replayer.run();
     feeder.finish();
     waker.finish();

@@ -85,6 +85,9 @@ pub struct ReplayOptions {
 /// Interval enforcement figures, for `--stats`.
 #[derive(Debug, Default)]
 pub struct IntervalStats {
+    /// Whether to keep the per-syscall samples below (`--stats` only: 8
+    /// bytes a syscall, which a long replay must not pay for nothing).
+    pub keep_samples: bool,
     /// Actual minus recorded interval, ns, for every replayed syscall.
     pub error_ns: Vec<i64>,
     /// The same for the syscalls whose return was held back.

@@ -181,9 +181,13 @@ impl Replayer {
         if let Some(t) = self.live.get_mut(&pid) {
             let actual = now.duration_since(t.last_return).as_nanos() as i64;
             let error = actual - interval_ns as i64;
-            self.stats.error_ns.push(error);
+            if self.stats.keep_samples {
+                self.stats.error_ns.push(error);
+            }
             if held {
-                self.stats.held_error_ns.push(error);
+                if self.stats.keep_samples {
+                    self.stats.held_error_ns.push(error);
+                }
                 self.stats.held_total += Duration::from_nanos(interval_ns);
             }
             t.last_return = now;
