@@ -24,6 +24,7 @@ fn header() -> TraceHeader {
         inherited_fds: Vec::new(),
         exe_digest: Default::default(),
         secret_env: Vec::new(),
+        serialized: false,
         rrc_version: "0.1.0".into(),
     }
 }
