@@ -130,6 +130,20 @@ fn resolve_program(program: &OsString) -> Result<PathBuf> {
     bail!("cannot find program '{}' in PATH", p.display())
 }
 
+/// Refuses a program rrc cannot record; warns of what it will lack.
+fn check_program(exe: &Path) -> Result<()> {
+    match preflight::check(exe) {
+        Err(preflight::Refusal(why)) => bail!("{why}"),
+        Ok(Some(preflight::Warning::StaticallyLinked)) => eprintln!(
+            "rrc-record: warning: '{}' is statically linked: rrc's shim cannot load into it, so \
+             no lock order is recorded and its threads may replay in another order",
+            exe.display()
+        ),
+        Ok(None) => {}
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<i32> {
     // The signal state the program inherits from whoever started us, read
     // before the clock blocks SIGCHLD and we install our own handlers.
@@ -146,15 +160,7 @@ fn run(cli: Cli) -> Result<i32> {
         bail!("no program given (usage: rrc-record [-o TRACE] -- PROGRAM [ARGS...])");
     };
     let exe = resolve_program(program)?;
-    match preflight::check(&exe) {
-        Err(preflight::Refusal(why)) => bail!("{why}"),
-        Ok(Some(preflight::Warning::StaticallyLinked)) => eprintln!(
-            "rrc-record: warning: '{}' is statically linked: rrc's shim cannot load into it, so \
-             no lock order is recorded and its threads may replay in another order",
-            exe.display()
-        ),
-        Ok(None) => {}
-    }
+    check_program(&exe)?;
     let shim = shim_path()?;
     let cwd = std::env::current_dir().context("reading the working directory")?;
     let env: Vec<Vec<u8>> = std::env::vars_os()
