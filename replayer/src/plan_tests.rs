@@ -33,8 +33,13 @@ fn read(thread: ThreadId, index: u64, order: u64, bytes: usize) -> TraceRecord {
     TraceRecord::Syscall(SyscallRecord {
         thread,
         index,
-        nr: libc::SYS_read as u32,
-        args: [0; 6],
+        // Event 1 is a write to stdout (marked as output), the rest reads.
+        nr: if index == 1 {
+            libc::SYS_write
+        } else {
+            libc::SYS_read
+        } as u32,
+        args: [u64::from(index == 1), 0, 0, 0, 0, 0],
         ret: bytes as i64,
         inputs: Vec::new(),
         outputs: vec![vec![index as u8; bytes]],
