@@ -12,7 +12,7 @@ use crate::one_shot::remove_trace;
 use crate::process::run_measured;
 use crate::report::{BenchmarkResult, Metric, Samples, Status, TraceFigure};
 use crate::rrc_tools::{find_on_path, ReplayFailures};
-use crate::server_runs::{replay_server, serve_load, ServerMode};
+use crate::server_runs::{replay_server, serve_load, ServedLoad, ServerMode};
 use crate::BenchContext;
 
 pub const NAME: &str = "redis";
@@ -94,6 +94,80 @@ fn run_redis_benchmark(
         .collect()
 }
 
+/// One redis-server run, native or recorded, loaded by redis-benchmark;
+/// the two runs of a repeat differ only in mode and labels.
+fn serve_redis_load(
+    context: &BenchContext,
+    dir: &Path,
+    mode: ServerMode,
+    redis_server: &Path,
+    redis_benchmark: &Path,
+    requests: u64,
+    repeat: usize,
+) -> Result<ServedLoad<Vec<f64>>> {
+    let mode_name = match mode {
+        ServerMode::Native => "native",
+        ServerMode::Recorded { .. } => "recorded",
+    };
+    serve_load(
+        context,
+        dir,
+        mode,
+        redis_server,
+        redis_args,
+        &format!("{mode_name} redis-server {repeat}"),
+        |port| {
+            run_redis_benchmark(
+                redis_benchmark,
+                dir,
+                port,
+                requests,
+                &format!("redis-benchmark {mode_name} {repeat}"),
+            )
+        },
+    )
+}
+
+/// The benchmark's result from the samples of all repeats: kept apart
+/// from `run` so the measuring loop reads on its own.
+fn redis_result(
+    context: &BenchContext,
+    requests: u64,
+    throughput: Vec<Samples>,
+    server_wall: Samples,
+    trace_bytes_per_request: Vec<f64>,
+    replay_failures: ReplayFailures,
+) -> BenchmarkResult {
+    let mut result = BenchmarkResult::new(NAME);
+    for ((_, reported), samples) in COMMANDS.iter().zip(throughput) {
+        result.metrics.push(Metric::from_samples(
+            format!("{reported} throughput (8 connections)"),
+            "req/s",
+            true,
+            samples,
+            None,
+        ));
+    }
+    result.metrics.push(Metric::from_samples(
+        "server run, start to exit",
+        "s",
+        false,
+        server_wall,
+        Some(&REPLAY_FLAGS),
+    ));
+    result.trace.extend(TraceFigure::from_samples(
+        "trace per request",
+        "bytes/req",
+        trace_bytes_per_request,
+    ));
+    result.parameter("connections", CONNECTIONS);
+    result.parameter("requests_per_command", requests);
+    result.parameter("commands", "set,get");
+    result.parameter("replay_flags", REPLAY_FLAGS.join(" "));
+    replay_failures.mark(&mut result, context.repeats);
+    result
+}
+
 pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
     let (Some(redis_server), Some(redis_benchmark)) = (
         find_on_path("redis-server"),
@@ -117,40 +191,24 @@ pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
     let mut replay_failures = ReplayFailures::default();
     for repeat in 0..context.repeats {
         context.progress(NAME, &format!("run {}/{}", repeat + 1, context.repeats));
-        let native = serve_load(
+        let native = serve_redis_load(
             context,
             dir,
             ServerMode::Native,
             &redis_server,
-            redis_args,
-            &format!("native redis-server {repeat}"),
-            |port| {
-                run_redis_benchmark(
-                    &redis_benchmark,
-                    dir,
-                    port,
-                    requests,
-                    &format!("redis-benchmark native {repeat}"),
-                )
-            },
+            &redis_benchmark,
+            requests,
+            repeat,
         )?;
         let trace = dir.join(format!("redis-{repeat}.trace"));
-        let recorded = serve_load(
+        let recorded = serve_redis_load(
             context,
             dir,
             ServerMode::Recorded { trace: &trace },
             &redis_server,
-            redis_args,
-            &format!("recorded redis-server {repeat}"),
-            |port| {
-                run_redis_benchmark(
-                    &redis_benchmark,
-                    dir,
-                    port,
-                    requests,
-                    &format!("redis-benchmark recorded {repeat}"),
-                )
-            },
+            &redis_benchmark,
+            requests,
+            repeat,
         )?;
         let replay_wall = replay_failures.note(replay_server(
             context,
@@ -180,34 +238,14 @@ pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
         }
     }
 
-    let mut result = BenchmarkResult::new(NAME);
-    for ((_, reported), samples) in COMMANDS.iter().zip(throughput) {
-        result.metrics.push(Metric::from_samples(
-            format!("{reported} throughput (8 connections)"),
-            "req/s",
-            true,
-            samples,
-            None,
-        ));
-    }
-    result.metrics.push(Metric::from_samples(
-        "server run, start to exit",
-        "s",
-        false,
+    Ok(redis_result(
+        context,
+        requests,
+        throughput,
         server_wall,
-        Some(&REPLAY_FLAGS),
-    ));
-    result.trace.extend(TraceFigure::from_samples(
-        "trace per request",
-        "bytes/req",
         trace_bytes_per_request,
-    ));
-    result.parameter("connections", CONNECTIONS);
-    result.parameter("requests_per_command", requests);
-    result.parameter("commands", "set,get");
-    result.parameter("replay_flags", REPLAY_FLAGS.join(" "));
-    replay_failures.mark(&mut result, context.repeats);
-    Ok(result)
+        replay_failures,
+    ))
 }
 
 #[cfg(test)]

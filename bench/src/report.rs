@@ -209,124 +209,164 @@ fn format_option(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_string(), format_value)
 }
 
+/// The table's column titles.
+const TABLE_HEADER: [&str; 9] = [
+    "benchmark",
+    "metric",
+    "unit",
+    "native",
+    "recorded",
+    "replayed",
+    "rec/native",
+    "replay/native",
+    "replay/rec",
+];
+
+/// A table row.
+type Row = [String; 9];
+
+/// The row saying a benchmark did not run to completion, or `None` for
+/// one whose status is ok.
+fn status_row(benchmark: &BenchmarkResult) -> Option<Row> {
+    let status = match benchmark.status {
+        Status::Ok => return None,
+        Status::Skipped => "skipped",
+        Status::RrcFailed => "RRC FAILED",
+        Status::Error => "error",
+    };
+    Some([
+        benchmark.name.to_string(),
+        status.to_string(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ])
+}
+
+/// The row of a trace figure: it has a recorded value only.
+fn trace_row(benchmark: &BenchmarkResult, figure: &TraceFigure) -> Row {
+    [
+        benchmark.name.to_string(),
+        figure.name.clone(),
+        figure.unit.to_string(),
+        "-".to_string(),
+        format_value(figure.value),
+        "-".to_string(),
+        "-".to_string(),
+        "-".to_string(),
+        "-".to_string(),
+    ]
+}
+
+/// `header` and `rows` as a Markdown table, each column as wide as its
+/// widest cell.
+fn markdown_table(header: [&str; 9], rows: &[Row]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    // Columns after the unit hold numbers: right-aligned.
+    let numeric = |column: usize| column >= 3;
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut text = String::from("|");
+        for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            if numeric(column) {
+                let _ = write!(text, " {cell:>width$} |");
+            } else {
+                let _ = write!(text, " {cell:<width$} |");
+            }
+        }
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(&header.map(str::to_string));
+    let separator: Vec<String> = widths
+        .iter()
+        .enumerate()
+        .map(|(column, width)| {
+            if numeric(column) {
+                format!("{}:", "-".repeat(width - 1))
+            } else {
+                "-".repeat(*width)
+            }
+        })
+        .collect();
+    line(&separator);
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
 impl Report {
     /// The results as a Markdown table, followed by each benchmark's
     /// parameters and any skip or failure messages.
     pub fn table(&self) -> String {
-        let header = [
-            "benchmark",
-            "metric",
-            "unit",
-            "native",
-            "recorded",
-            "replayed",
-            "rec/native",
-            "replay/native",
-            "replay/rec",
-        ];
-        let mut rows: Vec<[String; 9]> = Vec::new();
+        let mut out = markdown_table(TABLE_HEADER, &self.rows());
+        self.write_notes(&mut out);
+        out
+    }
+
+    /// The table's rows, benchmark by benchmark: its status (unless ok),
+    /// its metrics, then its trace figures.
+    fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = Vec::new();
         for benchmark in &self.benchmarks {
-            if benchmark.status != Status::Ok {
-                let status = match benchmark.status {
-                    Status::Skipped => "skipped",
-                    Status::RrcFailed => "RRC FAILED",
-                    Status::Error | Status::Ok => "error",
-                };
-                rows.push([
-                    benchmark.name.to_string(),
-                    status.to_string(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]);
-            }
+            rows.extend(status_row(benchmark));
             for metric in &benchmark.metrics {
-                // A median of fewer runs than the others (some failed)
-                // says so.
-                let cell = |value: Option<f64>, samples: &[f64], note: Option<&str>| {
-                    let mut notes: Vec<String> = note.map(str::to_string).into_iter().collect();
-                    if !samples.is_empty() && samples.len() < self.repeats {
-                        notes.push(format!("{} of {} runs", samples.len(), self.repeats));
-                    }
-                    match (value, notes.is_empty()) {
-                        (Some(value), false) => {
-                            format!("{} ({})", format_value(value), notes.join(", "))
-                        }
-                        _ => format_option(value),
-                    }
-                };
-                let replay_note = metric
-                    .replay_flags
-                    .as_deref()
-                    .filter(|flags| !flags.is_empty());
-                rows.push([
-                    benchmark.name.to_string(),
-                    metric.name.clone(),
-                    metric.unit.to_string(),
-                    cell(metric.native, &metric.samples.native, None),
-                    cell(metric.recorded, &metric.samples.recorded, None),
-                    cell(metric.replayed, &metric.samples.replayed, replay_note),
-                    format_ratio(metric.recorded_vs_native),
-                    format_ratio(metric.replayed_vs_native),
-                    format_ratio(metric.replayed_vs_recorded),
-                ]);
+                rows.push(self.metric_row(benchmark, metric));
             }
             for figure in &benchmark.trace {
-                rows.push([
-                    benchmark.name.to_string(),
-                    figure.name.clone(),
-                    figure.unit.to_string(),
-                    "-".to_string(),
-                    format_value(figure.value),
-                    "-".to_string(),
-                    "-".to_string(),
-                    "-".to_string(),
-                    "-".to_string(),
-                ]);
+                rows.push(trace_row(benchmark, figure));
             }
         }
-        let mut widths = header.map(str::len);
-        for row in &rows {
-            for (width, cell) in widths.iter_mut().zip(row) {
-                *width = (*width).max(cell.len());
-            }
-        }
-        // Columns after the unit hold numbers: right-aligned.
-        let numeric = |column: usize| column >= 3;
-        let mut out = String::new();
-        let mut line = |cells: &[String]| {
-            let mut text = String::from("|");
-            for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
-                if numeric(column) {
-                    let _ = write!(text, " {cell:>width$} |");
-                } else {
-                    let _ = write!(text, " {cell:<width$} |");
-                }
-            }
-            out.push_str(&text);
-            out.push('\n');
-        };
-        line(&header.map(str::to_string));
-        let separator: Vec<String> = widths
-            .iter()
-            .enumerate()
-            .map(|(column, width)| {
-                if numeric(column) {
-                    format!("{}:", "-".repeat(width - 1))
-                } else {
-                    "-".repeat(*width)
-                }
-            })
-            .collect();
-        line(&separator);
-        for row in &rows {
-            line(row);
-        }
+        rows
+    }
 
+    /// The row of one metric: its three values and their ratios.
+    fn metric_row(&self, benchmark: &BenchmarkResult, metric: &Metric) -> Row {
+        let replay_note = metric
+            .replay_flags
+            .as_deref()
+            .filter(|flags| !flags.is_empty());
+        [
+            benchmark.name.to_string(),
+            metric.name.clone(),
+            metric.unit.to_string(),
+            self.cell(metric.native, &metric.samples.native, None),
+            self.cell(metric.recorded, &metric.samples.recorded, None),
+            self.cell(metric.replayed, &metric.samples.replayed, replay_note),
+            format_ratio(metric.recorded_vs_native),
+            format_ratio(metric.replayed_vs_native),
+            format_ratio(metric.replayed_vs_recorded),
+        ]
+    }
+
+    /// A metric's value with its notes: a median of fewer runs than the
+    /// others (some failed) says so.
+    fn cell(&self, value: Option<f64>, samples: &[f64], note: Option<&str>) -> String {
+        let mut notes: Vec<String> = note.map(str::to_string).into_iter().collect();
+        if !samples.is_empty() && samples.len() < self.repeats {
+            notes.push(format!("{} of {} runs", samples.len(), self.repeats));
+        }
+        match (value, notes.is_empty()) {
+            (Some(value), false) => {
+                format!("{} ({})", format_value(value), notes.join(", "))
+            }
+            _ => format_option(value),
+        }
+    }
+
+    /// Appends the lines below the table: the date and machine, then each
+    /// benchmark's parameters and message.
+    fn write_notes(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "\n{} UTC; {} CPUs ({}), kernel {}; 1-minute load average {} at start, {} at end; \
@@ -356,6 +396,5 @@ impl Report {
                 let _ = writeln!(out, "- {}: {message}", benchmark.name);
             }
         }
-        out
     }
 }

@@ -90,6 +90,133 @@ fn calibrate_native_calls(runner: &ProgramRunner, kind: &str, target: Duration) 
     }
 }
 
+/// Calibrates the native calls per run of each of CALL_KINDS, in order,
+/// reporting each as it is found.
+fn calibrate_all_kinds(runner: &ProgramRunner, target: Duration) -> Result<Vec<u64>> {
+    let mut native_calls = Vec::new();
+    for kind in CALL_KINDS {
+        let calls = calibrate_native_calls(runner, kind, target)?;
+        runner
+            .context
+            .progress(NAME, &format!("{kind}: {calls} calls per native run"));
+        native_calls.push(calls);
+    }
+    Ok(native_calls)
+}
+
+/// One repeat's runs, per mode: the wall times of the no-call run and of
+/// each kind's run (`None` for a failed replay), and the trace sizes, all
+/// in that order.
+struct RepeatRuns {
+    native: Vec<Duration>,
+    recorded: Vec<Duration>,
+    replayed: Vec<Option<Duration>>,
+    trace_sizes: Vec<u64>,
+}
+
+/// Runs the no-call program and then each kind natively, recorded and
+/// replayed, deleting each trace once measured.
+fn run_repeat(
+    runner: &ProgramRunner,
+    native_calls: &[u64],
+    rrc_calls: u64,
+    repeat: usize,
+    replay_failures: &mut ReplayFailures,
+) -> Result<RepeatRuns> {
+    let mut runs = RepeatRuns {
+        native: Vec::new(),
+        recorded: Vec::new(),
+        replayed: Vec::new(),
+        trace_sizes: Vec::new(),
+    };
+    let kinds = std::iter::once((NO_CALLS, 0, 0)).chain(
+        CALL_KINDS
+            .iter()
+            .zip(native_calls)
+            .map(|(kind, calls)| (*kind, *calls, rrc_calls)),
+    );
+    for (kind, calls_native, calls_rrc) in kinds {
+        let label = format!("{kind}-{repeat}");
+        let native_args = [kind.to_string(), calls_native.to_string()];
+        runs.native.push(
+            runner
+                .native(&native_args, &format!("native-{label}"))?
+                .wall,
+        );
+
+        let trace = runner.work_dir.join(format!("{label}.trace"));
+        let rrc_args = [kind.to_string(), calls_rrc.to_string()];
+        let recording = runner.record(&rrc_args, &trace, &format!("record-{label}"))?;
+        runs.recorded.push(recording.measurement.wall);
+        runs.trace_sizes.push(recording.trace_bytes);
+
+        let replay = replay_failures.note(runner.replay(
+            &REPLAY_FLAGS,
+            &trace,
+            &recording,
+            &format!("replay-{label}"),
+        ))?;
+        runs.replayed.push(replay.map(|replay| replay.wall));
+        remove_trace(&trace)?;
+    }
+    Ok(runs)
+}
+
+/// The no-call runs' wall times, in milliseconds: what each per-call
+/// figure has subtracted.
+fn startup_metric(repeats: &[RepeatRuns]) -> Metric {
+    let mut startup = Samples::default();
+    for runs in repeats {
+        startup.native.push(runs.native[0].as_secs_f64() * 1e3);
+        startup.recorded.push(runs.recorded[0].as_secs_f64() * 1e3);
+        if let Some(wall) = runs.replayed[0] {
+            startup.replayed.push(wall.as_secs_f64() * 1e3);
+        }
+    }
+    Metric::from_samples(
+        "start-up and exit, no calls",
+        "ms",
+        false,
+        startup,
+        Some(&REPLAY_FLAGS),
+    )
+}
+
+/// The nanoseconds per call of CALL_KINDS[index] in each mode, and its
+/// trace bytes per call, one sample per repeat.
+fn kind_samples(
+    repeats: &[RepeatRuns],
+    index: usize,
+    native_calls: u64,
+    rrc_calls: u64,
+) -> (Samples, Vec<f64>) {
+    // Index 0 of each repeat's list is the no-call run.
+    let column = index + 1;
+    let mut samples = Samples::default();
+    let mut trace_bytes_per_call = Vec::new();
+    for runs in repeats {
+        samples.native.push(ns_per_call(
+            runs.native[column],
+            runs.native[0],
+            native_calls,
+        ));
+        samples.recorded.push(ns_per_call(
+            runs.recorded[column],
+            runs.recorded[0],
+            rrc_calls,
+        ));
+        if let (Some(with_calls), Some(without_calls)) = (runs.replayed[column], runs.replayed[0]) {
+            samples
+                .replayed
+                .push(ns_per_call(with_calls, without_calls, rrc_calls));
+        }
+        let repeat_sizes = &runs.trace_sizes;
+        trace_bytes_per_call
+            .push((repeat_sizes[column] as f64 - repeat_sizes[0] as f64) / rrc_calls as f64);
+    }
+    (samples, trace_bytes_per_call)
+}
+
 pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
     if let Some(reason) = gcc_missing() {
         return Ok(BenchmarkResult::not_ok(NAME, Status::Skipped, reason));
@@ -103,110 +230,26 @@ pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
         work_dir: work_dir.path(),
     };
 
-    let mut native_calls = Vec::new();
-    for kind in CALL_KINDS {
-        let calls = calibrate_native_calls(&runner, kind, sizes.native_target)?;
-        context.progress(NAME, &format!("{kind}: {calls} calls per native run"));
-        native_calls.push(calls);
-    }
+    let native_calls = calibrate_all_kinds(&runner, sizes.native_target)?;
 
-    // Per repeat, per mode: the wall times of the no-call run and of each
-    // kind's run (`None` for a failed replay), and the trace sizes.
-    let mut native_walls: Vec<Vec<Duration>> = Vec::new();
-    let mut recorded_walls: Vec<Vec<Duration>> = Vec::new();
-    let mut replayed_walls: Vec<Vec<Option<Duration>>> = Vec::new();
+    let mut repeats: Vec<RepeatRuns> = Vec::new();
     let mut replay_failures = ReplayFailures::default();
-    let mut trace_sizes: Vec<Vec<u64>> = Vec::new();
     for repeat in 0..context.repeats {
         context.progress(NAME, &format!("run {}/{}", repeat + 1, context.repeats));
-        let mut native = Vec::new();
-        let mut recorded = Vec::new();
-        let mut replayed = Vec::new();
-        let mut sizes_this_repeat = Vec::new();
-        let runs = std::iter::once((NO_CALLS, 0, 0)).chain(
-            CALL_KINDS
-                .iter()
-                .zip(&native_calls)
-                .map(|(kind, calls)| (*kind, *calls, sizes.rrc_calls)),
-        );
-        for (kind, calls_native, calls_rrc) in runs {
-            let label = format!("{kind}-{repeat}");
-            let native_args = [kind.to_string(), calls_native.to_string()];
-            native.push(
-                runner
-                    .native(&native_args, &format!("native-{label}"))?
-                    .wall,
-            );
-
-            let trace = work_dir.path().join(format!("{label}.trace"));
-            let rrc_args = [kind.to_string(), calls_rrc.to_string()];
-            let recording = runner.record(&rrc_args, &trace, &format!("record-{label}"))?;
-            recorded.push(recording.measurement.wall);
-            sizes_this_repeat.push(recording.trace_bytes);
-
-            let replay = replay_failures.note(runner.replay(
-                &REPLAY_FLAGS,
-                &trace,
-                &recording,
-                &format!("replay-{label}"),
-            ))?;
-            replayed.push(replay.map(|replay| replay.wall));
-            remove_trace(&trace)?;
-        }
-        native_walls.push(native);
-        recorded_walls.push(recorded);
-        replayed_walls.push(replayed);
-        trace_sizes.push(sizes_this_repeat);
+        repeats.push(run_repeat(
+            &runner,
+            &native_calls,
+            sizes.rrc_calls,
+            repeat,
+            &mut replay_failures,
+        )?);
     }
 
     let mut result = BenchmarkResult::new(NAME);
-    let mut startup = Samples::default();
-    for repeat in 0..context.repeats {
-        startup
-            .native
-            .push(native_walls[repeat][0].as_secs_f64() * 1e3);
-        startup
-            .recorded
-            .push(recorded_walls[repeat][0].as_secs_f64() * 1e3);
-        if let Some(wall) = replayed_walls[repeat][0] {
-            startup.replayed.push(wall.as_secs_f64() * 1e3);
-        }
-    }
-    result.metrics.push(Metric::from_samples(
-        "start-up and exit, no calls",
-        "ms",
-        false,
-        startup,
-        Some(&REPLAY_FLAGS),
-    ));
+    result.metrics.push(startup_metric(&repeats));
     for (index, kind) in CALL_KINDS.iter().enumerate() {
-        // Index 0 of each repeat's list is the no-call run.
-        let column = index + 1;
-        let mut samples = Samples::default();
-        let mut trace_bytes_per_call = Vec::new();
-        for repeat in 0..context.repeats {
-            samples.native.push(ns_per_call(
-                native_walls[repeat][column],
-                native_walls[repeat][0],
-                native_calls[index],
-            ));
-            samples.recorded.push(ns_per_call(
-                recorded_walls[repeat][column],
-                recorded_walls[repeat][0],
-                sizes.rrc_calls,
-            ));
-            if let (Some(with_calls), Some(without_calls)) =
-                (replayed_walls[repeat][column], replayed_walls[repeat][0])
-            {
-                samples
-                    .replayed
-                    .push(ns_per_call(with_calls, without_calls, sizes.rrc_calls));
-            }
-            let repeat_sizes = &trace_sizes[repeat];
-            trace_bytes_per_call.push(
-                (repeat_sizes[column] as f64 - repeat_sizes[0] as f64) / sizes.rrc_calls as f64,
-            );
-        }
+        let (samples, trace_bytes_per_call) =
+            kind_samples(&repeats, index, native_calls[index], sizes.rrc_calls);
         result.metrics.push(Metric::from_samples(
             *kind,
             "ns/call",

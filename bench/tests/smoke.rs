@@ -19,8 +19,10 @@ fn positive(value: &Value) -> bool {
     value.as_f64().is_some_and(|number| number > 0.0)
 }
 
-#[test]
-fn quick_json_reports_positive_native_and_rrc_figures() {
+/// Runs `rrc-bench --quick --json --only BENCHMARKS`, killing it after
+/// TIMEOUT; asserts it succeeded and returns its stdout. Both pipes are
+/// drained on threads so a full pipe cannot stall it.
+fn run_quick_bench() -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rrc-bench"))
         .args(["--quick", "--json", "--only", &BENCHMARKS.join(",")])
         .stdin(Stdio::null())
@@ -62,6 +64,73 @@ fn quick_json_reports_positive_native_and_rrc_figures() {
         status.success(),
         "rrc-bench failed ({status}):\n{stderr}\n{stdout}"
     );
+    stdout
+}
+
+/// Checks one metric of benchmark `name`: positive native, recorded and
+/// replayed values.
+fn check_metric(name: &Value, metric: &Value) {
+    let metric_name = &metric["name"];
+    // A short native run may use no system CPU time the kernel
+    // accounts: zero is a fair measurement there.
+    if metric_name
+        .as_str()
+        .is_some_and(|text| text.starts_with("system CPU"))
+    {
+        for mode in ["native", "recorded", "replayed"] {
+            assert!(
+                metric[mode].as_f64().is_some_and(|seconds| seconds >= 0.0),
+                "{name} {metric_name}: {mode} {}",
+                metric[mode]
+            );
+        }
+        return;
+    }
+    assert!(
+        positive(&metric["native"]),
+        "{name} {metric_name}: native {}",
+        metric["native"]
+    );
+    assert!(
+        positive(&metric["recorded"]),
+        "{name} {metric_name}: recorded {}",
+        metric["recorded"]
+    );
+    assert!(
+        positive(&metric["replayed"]),
+        "{name} {metric_name}: replayed {}",
+        metric["replayed"]
+    );
+}
+
+/// Checks one benchmark of the report: status ok, some metrics, each
+/// checked, and positive trace figures.
+fn check_benchmark(benchmark: &Value) {
+    let name = &benchmark["name"];
+    assert_eq!(
+        benchmark["status"], "ok",
+        "{name}: {}",
+        benchmark["message"]
+    );
+    let metrics = benchmark["metrics"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no metrics"));
+    assert!(!metrics.is_empty(), "{name}: no metrics");
+    for metric in metrics {
+        check_metric(name, metric);
+    }
+    let trace = benchmark["trace"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{name}: no trace figures"));
+    assert!(
+        trace.iter().all(|figure| positive(&figure["value"])),
+        "{name}: trace figures {trace:?}"
+    );
+}
+
+#[test]
+fn quick_json_reports_positive_native_and_rrc_figures() {
+    let stdout = run_quick_bench();
 
     let report: Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("rrc-bench --json printed no JSON ({e}):\n{stdout}"));
@@ -76,55 +145,6 @@ fn quick_json_reports_positive_native_and_rrc_figures() {
     assert_eq!(names, BENCHMARKS, "the benchmarks asked for, in order");
 
     for benchmark in benchmarks {
-        let name = &benchmark["name"];
-        assert_eq!(
-            benchmark["status"], "ok",
-            "{name}: {}",
-            benchmark["message"]
-        );
-        let metrics = benchmark["metrics"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{name}: no metrics"));
-        assert!(!metrics.is_empty(), "{name}: no metrics");
-        for metric in metrics {
-            let metric_name = &metric["name"];
-            // A short native run may use no system CPU time the kernel
-            // accounts: zero is a fair measurement there.
-            if metric_name
-                .as_str()
-                .is_some_and(|text| text.starts_with("system CPU"))
-            {
-                for mode in ["native", "recorded", "replayed"] {
-                    assert!(
-                        metric[mode].as_f64().is_some_and(|seconds| seconds >= 0.0),
-                        "{name} {metric_name}: {mode} {}",
-                        metric[mode]
-                    );
-                }
-                continue;
-            }
-            assert!(
-                positive(&metric["native"]),
-                "{name} {metric_name}: native {}",
-                metric["native"]
-            );
-            assert!(
-                positive(&metric["recorded"]),
-                "{name} {metric_name}: recorded {}",
-                metric["recorded"]
-            );
-            assert!(
-                positive(&metric["replayed"]),
-                "{name} {metric_name}: replayed {}",
-                metric["replayed"]
-            );
-        }
-        let trace = benchmark["trace"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{name}: no trace figures"));
-        assert!(
-            trace.iter().all(|figure| positive(&figure["value"])),
-            "{name}: trace figures {trace:?}"
-        );
+        check_benchmark(benchmark);
     }
 }
