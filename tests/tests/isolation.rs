@@ -284,7 +284,10 @@ fn a_recording_killed_from_outside_replays_to_where_it_ended() {
             break;
         }
     }
-    // Kill the program (rrc-record's only child), not the recorder.
+    // Kill the program (rrc-record's only child), not the recorder, while
+    // it sleeps between ticks: a SIGKILL that lands inside a write leaves
+    // the write on stdout with no exit for the tracer to record.
+    std::thread::sleep(Duration::from_millis(30));
     let rrc = child.id();
     let children = std::fs::read_to_string(format!("/proc/{rrc}/task/{rrc}/children"))
         .expect("rrc-record's children");
