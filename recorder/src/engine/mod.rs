@@ -284,15 +284,7 @@ impl Recorder {
     /// Serialised: a holder that cannot give the token back by itself
     /// (asleep where rrc does not trap) passes it on anyway.
     fn pass_overdue_token(&mut self) -> Result<()> {
-        let next = self.token.overdue(Instant::now(), |pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')
-                        .map(|(_, rest)| rest.trim_start().starts_with(['S', 'D']))
-                })
-                .unwrap_or(false)
-        });
+        let next = self.token.overdue(Instant::now(), thread_sleeps_and_cpu);
         match next {
             Some(pid) => self.release_all(vec![Release::Token(pid)]),
             None => Ok(()),
@@ -368,4 +360,23 @@ impl StopHandler for Recorder {
     fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
         anyhow::Error::new(errno).context("waiting for the traced program")
     }
+}
+
+/// Whether a thread sleeps interruptibly (a wait rrc does not trap), and
+/// its processor time so far, from /proc.
+fn thread_sleeps_and_cpu(pid: Pid) -> (bool, std::time::Duration) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return (false, std::time::Duration::ZERO);
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let asleep = fields.first() == Some(&"S");
+    // After the name: utime is field 14 and stime 15 of the whole line.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    (asleep, std::time::Duration::from_millis(ticks * 1000 / hz))
 }

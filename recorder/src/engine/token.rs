@@ -15,10 +15,11 @@ use nix::unistd::Pid;
 /// How long the holder may sleep in something rrc does not trap (it then
 /// cannot give the token back) before the next thread gets it anyway.
 pub(super) const TOKEN_ASLEEP: Duration = Duration::from_millis(20);
-/// How long it may run without a syscall before the same (a spin that
-/// waits for another thread would otherwise never end). Either way the
+/// How much processor time it may use without a syscall before the same
+/// (a spin that waits for another thread would otherwise never end; time
+/// spent waiting for a processor does not count). Either way the
 /// recording is no longer exact there.
-pub(super) const TOKEN_RUNNING: Duration = Duration::from_secs(1);
+pub(super) const TOKEN_SPINNING: Duration = Duration::from_millis(500);
 /// How often an overdue holder is looked at again.
 const TOKEN_RECHECK: Duration = Duration::from_millis(5);
 
@@ -28,6 +29,8 @@ pub(super) struct Token {
     holder: Option<Pid>,
     /// When the holder got the token.
     since: Option<Instant>,
+    /// The holder's processor time when first looked at, if it was.
+    cpu_seen: Option<Duration>,
     /// Threads at a syscall exit waiting for the token, first come first.
     waiting: VecDeque<Pid>,
 }
@@ -38,6 +41,7 @@ impl Token {
             enabled,
             holder: enabled.then_some(first),
             since: enabled.then(Instant::now),
+            cpu_seen: None,
             waiting: VecDeque::new(),
         }
     }
@@ -53,16 +57,22 @@ impl Token {
         self.since.map(|s| (s + TOKEN_ASLEEP).max(soon))
     }
 
-    /// The holder has had the token for `held`; `asleep` says it sleeps
-    /// outside rrc's view. When it cannot give it back by itself, the next
-    /// thread in line gets it, returned to be let go.
-    pub fn overdue(&mut self, now: Instant, asleep: impl FnOnce(Pid) -> bool) -> Option<Pid> {
+    /// When the holder cannot give the token back by itself (asleep
+    /// outside rrc's view, or spinning), the next thread in line gets it,
+    /// returned to be let go. `look` tells whether a thread sleeps, and
+    /// its processor time so far.
+    pub fn overdue(
+        &mut self,
+        now: Instant,
+        look: impl FnOnce(Pid) -> (bool, Duration),
+    ) -> Option<Pid> {
         let (holder, since) = (self.holder?, self.since?);
-        let held = now.saturating_duration_since(since);
-        if self.waiting.is_empty()
-            || held < TOKEN_ASLEEP
-            || (held < TOKEN_RUNNING && !asleep(holder))
-        {
+        if self.waiting.is_empty() || now.saturating_duration_since(since) < TOKEN_ASLEEP {
+            return None;
+        }
+        let (asleep, cpu) = look(holder);
+        let spun = cpu.saturating_sub(*self.cpu_seen.get_or_insert(cpu));
+        if !asleep && spun < TOKEN_SPINNING {
             return None;
         }
         self.grant_next()
@@ -71,6 +81,7 @@ impl Token {
     fn grant_next(&mut self) -> Option<Pid> {
         self.holder = self.waiting.pop_front();
         self.since = self.holder.map(|_| Instant::now());
+        self.cpu_seen = None;
         self.holder
     }
 
@@ -85,6 +96,7 @@ impl Token {
             None if self.waiting.is_empty() => {
                 self.holder = Some(pid);
                 self.since = Some(Instant::now());
+                self.cpu_seen = None;
                 true
             }
             _ => {
@@ -142,10 +154,16 @@ mod tests {
         let mut t = Token::new(true, pid(1));
         assert!(!t.want(pid(2)));
         let now = Instant::now();
-        assert_eq!(t.overdue(now, |_| true), None, "not yet");
+        let ms = Duration::from_millis;
+        assert_eq!(t.overdue(now, |_| (true, ms(0))), None, "not yet");
         let later = now + TOKEN_ASLEEP * 2;
-        assert_eq!(t.overdue(later, |_| false), None, "running: not yet");
-        assert_eq!(t.overdue(later, |_| true), Some(pid(2)));
+        assert_eq!(t.overdue(later, |_| (false, ms(10))), None, "running");
+        assert_eq!(
+            t.overdue(later, |_| (false, ms(10) + TOKEN_SPINNING / 2)),
+            None,
+            "waiting for a processor is not spinning"
+        );
+        assert_eq!(t.overdue(later, |_| (true, ms(10))), Some(pid(2)));
         assert_eq!(t.give_back(pid(1)), None, "it no longer had it");
     }
 

@@ -4,7 +4,9 @@
 //! recorded; the order moves on when it parks. Here the engine takes the
 //! baton back from a thread that cannot get to its next event by itself:
 //! one parked by replay, ended, asleep in a wait rrc does not see, or
-//! running far longer than any recorded stretch of code should.
+//! spinning: using far more processor time than any recorded stretch of
+//! code between two syscalls should. Time spent waiting for a processor
+//! does not count (a loaded machine must not break the schedule).
 
 use std::time::{Duration, Instant};
 
@@ -14,27 +16,47 @@ use super::Replayer;
 
 /// How long the thread with the baton may sleep where rrc cannot see it.
 const BATON_ASLEEP: Duration = Duration::from_millis(2);
-/// How long it may run before the next event goes anyway (a spin that
-/// waits for another thread would otherwise never end).
-const BATON_RUNNING: Duration = Duration::from_millis(50);
+/// How much processor time it may use before the next event goes anyway
+/// (a spin that waits for another thread would otherwise never end).
+const BATON_SPINNING: Duration = Duration::from_millis(200);
 
-/// Who had the baton when the engine last looked, and since when.
+/// Who had the baton when the engine last looked, since when, and its
+/// processor time then.
 #[derive(Debug, Default)]
 pub(crate) struct BatonWatch {
-    seen: Option<(u32, Instant)>,
+    seen: Option<(u32, Instant, Duration)>,
 }
 
 impl BatonWatch {
-    /// How long `slot` has had the baton, counting from the first look.
-    fn held_for(&mut self, slot: u32, now: Instant) -> Duration {
+    /// How long `slot` has had the baton, and how much processor time it
+    /// used meanwhile (`cpu`: its total now), counting from the first look.
+    fn held_for(&mut self, slot: u32, now: Instant, cpu: Duration) -> (Duration, Duration) {
         match self.seen {
-            Some((s, since)) if s == slot => now - since,
+            Some((s, since, cpu0)) if s == slot => (now - since, cpu.saturating_sub(cpu0)),
             _ => {
-                self.seen = Some((slot, now));
-                Duration::ZERO
+                self.seen = Some((slot, now, cpu));
+                (Duration::ZERO, Duration::ZERO)
             }
         }
     }
+}
+
+/// A thread's processor time so far (utime + stime), from /proc.
+fn cpu_time(pid: nix::unistd::Pid) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let (_, rest) = s.rsplit_once(')')?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // After the name: state is field 3, utime 14 and stime 15.
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / hz)
 }
 
 impl Replayer {
@@ -43,14 +65,14 @@ impl Replayer {
             self.baton.seen = None;
             return;
         };
-        let held = self.baton.held_for(slot, Instant::now());
         let pid = self.pid_of(slot);
         let running = pid
             .and_then(|p| self.live.get(&p))
             .is_some_and(|t| t.state == ThreadState::Running);
         let give_up = match pid {
             Some(p) if running => {
-                (held > BATON_ASLEEP && blocked_in_futex(p)) || held > BATON_RUNNING
+                let (held, cpu) = self.baton.held_for(slot, Instant::now(), cpu_time(p));
+                (held > BATON_ASLEEP && blocked_in_futex(p)) || cpu > BATON_SPINNING
             }
             _ => true,
         };
@@ -69,11 +91,25 @@ mod tests {
     fn the_watch_counts_from_when_it_first_saw_the_holder() {
         let mut w = BatonWatch::default();
         let t0 = Instant::now();
-        assert_eq!(w.held_for(3, t0), Duration::ZERO);
-        assert_eq!(
-            w.held_for(3, t0 + Duration::from_millis(5)),
-            Duration::from_millis(5)
+        let ms = Duration::from_millis;
+        assert_eq!(w.held_for(3, t0, ms(100)), (ms(0), ms(0)));
+        assert_eq!(w.held_for(3, t0 + ms(5), ms(130)), (ms(5), ms(30)));
+        assert_eq!(w.held_for(4, t0 + ms(6), ms(7)), (ms(0), ms(0)));
+    }
+
+    #[test]
+    fn this_threads_processor_time_is_read_from_proc() {
+        let pid = nix::unistd::Pid::from_raw(std::process::id() as i32);
+        let before = cpu_time(pid);
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(
+            cpu_time(pid) > before,
+            "50 ms of spinning shows as processor time"
         );
-        assert_eq!(w.held_for(4, t0 + Duration::from_millis(6)), Duration::ZERO);
     }
 }

@@ -344,8 +344,6 @@ impl Replayer {
     fn note_stop(&mut self, pid: Pid) {
         if let Some(t) = self.live.get_mut(&pid) {
             t.state = ThreadState::Stopped;
-            // Serialised: a thread that stops has reached its next event.
-            self.log.park(t.logical);
         }
     }
 
@@ -439,6 +437,12 @@ impl StopHandler for Replayer {
     fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
         debug_log(format_args!("seccomp stop of {pid}"));
         self.note_stop(pid);
+        // Serialised: a thread entering a syscall has reached its next
+        // event (a fault it takes for cpuid or rdtsc has not: it ran on
+        // holding the token when recorded).
+        if let Some(t) = self.live.get(&pid) {
+            self.log.park(t.logical);
+        }
         let result = self.seccomp_stop(pid);
         self.finish_stop(pid, result)
     }

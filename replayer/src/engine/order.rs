@@ -285,6 +285,12 @@ impl Replayer {
     /// order steps over that rank later. Each step waits
     /// `UNTRACED_BLOCK_WAIT` again.
     pub(super) fn break_untraced_block(&mut self) -> Res {
+        // Serialised, the order is the whole schedule: a slow or spinning
+        // thread is the baton's business (see `baton`), and letting a
+        // later event go would run two threads at once.
+        if self.log.serial() {
+            return Ok(());
+        }
         let now = self.log.order_turn();
         if self.order.still_for(now, Instant::now()) < UNTRACED_BLOCK_WAIT {
             return Ok(());
