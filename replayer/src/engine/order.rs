@@ -316,8 +316,11 @@ impl Replayer {
         debug_log(format_args!(
             "event order: t{owner} blocked outside rrc at rank {now}"
         ));
-        self.let_earliest_go()?;
-        self.order.restart_still(now, Instant::now());
+        // With nothing to let go, the order still stands: `give_way`
+        // must see it standing to report it.
+        if self.let_earliest_go()? {
+            self.order.restart_still(now, Instant::now());
+        }
         Ok(())
     }
 
