@@ -246,25 +246,6 @@ impl Tracee {
         }
     }
 
-    /// Emulates the cpuid the thread faulted on (the shim turns on CPUID
-    /// faulting, `ARCH_SET_CPUID`), if it faulted on one: the tracer's own
-    /// cpuid, less RDRAND and RDSEED, so the program takes its random
-    /// numbers from calls rrc records. False when the fault was not cpuid.
-    pub fn emulate_cpuid(&self, regs: &mut SyscallRegs) -> Result<bool> {
-        match self.read(regs.regs.rip, 2) {
-            Ok(code) if code == [0x0f, 0xa2] => {}
-            _ => return Ok(false),
-        }
-        let r = cpuid_without_random(regs.regs.rax as u32, regs.regs.rcx as u32);
-        regs.regs.rax = u64::from(r.eax);
-        regs.regs.rbx = u64::from(r.ebx);
-        regs.regs.rcx = u64::from(r.ecx);
-        regs.regs.rdx = u64::from(r.edx);
-        regs.regs.rip += 2;
-        self.set_regs(regs, "complete a trapped cpuid")?;
-        Ok(true)
-    }
-
     /// Completes a trapped rdtsc/rdtscp with the given result.
     pub fn complete_tsc(
         &self,
@@ -336,42 +317,4 @@ pub fn siginfo_to_bytes(si: &libc::siginfo_t) -> Vec<u8> {
         )
     };
     bytes.to_vec()
-}
-
-/// CPUID leaf 1, ECX bit 30: the processor has RDRAND.
-const CPUID_1_ECX_RDRAND: u32 = 1 << 30;
-/// CPUID leaf 7 subleaf 0, EBX bit 18: the processor has RDSEED.
-const CPUID_7_EBX_RDSEED: u32 = 1 << 18;
-
-/// This machine's cpuid for `leaf`/`subleaf`, saying there is no RDRAND
-/// or RDSEED: random numbers from an instruction could not be replayed.
-pub fn cpuid_without_random(leaf: u32, subleaf: u32) -> std::arch::x86_64::CpuidResult {
-    let mut r = std::arch::x86_64::__cpuid_count(leaf, subleaf);
-    match (leaf, subleaf) {
-        (1, _) => r.ecx &= !CPUID_1_ECX_RDRAND,
-        (7, 0) => r.ebx &= !CPUID_7_EBX_RDSEED,
-        _ => {}
-    }
-    r
-}
-
-#[cfg(test)]
-mod cpuid_tests {
-    use super::*;
-
-    #[test]
-    fn the_emulated_cpuid_hides_rdrand_and_rdseed_only() {
-        let real = std::arch::x86_64::__cpuid_count(1, 0);
-        let shown = cpuid_without_random(1, 0);
-        assert_eq!(shown.ecx & CPUID_1_ECX_RDRAND, 0);
-        assert_eq!(
-            shown.ecx | CPUID_1_ECX_RDRAND,
-            real.ecx | CPUID_1_ECX_RDRAND
-        );
-        assert_eq!(
-            (shown.eax, shown.ebx, shown.edx),
-            (real.eax, real.ebx, real.edx)
-        );
-        assert_eq!(cpuid_without_random(7, 0).ebx & CPUID_7_EBX_RDSEED, 0);
-    }
 }

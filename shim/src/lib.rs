@@ -16,6 +16,7 @@
 use rrc_synclog::ops;
 mod futex;
 mod order;
+mod random;
 mod real;
 mod session;
 mod stdio;

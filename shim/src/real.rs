@@ -137,6 +137,11 @@ real_functions! {
         *mut c_void
     ) -> c_int;
 
+    random_device_init =
+        c"_ZNSt13random_device7_M_initERKNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEE"
+        @ c"GLIBCXX_3.4.21"
+        => fn(*mut c_void, *const crate::random::CxxString) -> ();
+
     flockfile = c"flockfile" => fn(*mut c_void) -> ();
     funlockfile = c"funlockfile" => fn(*mut c_void) -> ();
     ftrylockfile = c"ftrylockfile" => fn(*mut c_void) -> c_int;

@@ -78,22 +78,8 @@ thread_local! {
 static ATTACH_AT_LOAD: extern "C" fn() = attach_at_load;
 
 extern "C" fn attach_at_load() {
-    if current().is_some() {
-        fault_on_cpuid();
-    }
     identify_now();
 }
-
-/// From here on cpuid faults and rrc answers it without RDRAND and RDSEED
-/// (libstdc++'s random_device, for one, would use them). The loader's own
-/// cpuid ran before this; the setting ends at exec.
-fn fault_on_cpuid() {
-    // SAFETY: arch_prctl with integer arguments only.
-    unsafe { rrc_synclog::raw_syscall(libc::SYS_arch_prctl, [ARCH_SET_CPUID, 0, 0, 0, 0, 0]) };
-}
-
-/// arch_prctl code that turns CPUID faulting on (argument 0) or off.
-const ARCH_SET_CPUID: u64 = 0x1012;
 
 /// Resolves the calling thread's identity now, at a point that is the same
 /// in record and replay (load, thread start, fork), rather than at its
@@ -188,7 +174,6 @@ fn attach_from_environment() -> u8 {
     if log.serial() {
         // One thread at a time runs, in an order the tracer records and
         // replays: the shim orders nothing itself.
-        fault_on_cpuid();
         SERIAL.store(true, Ordering::Relaxed);
         return PASS_THROUGH;
     }

@@ -43,10 +43,6 @@ impl Recorder {
             );
         }
         if may_be_tsc(sig, code) {
-            let mut regs = tracee.regs("read registers at a fault")?;
-            if tracee.emulate_cpuid(&mut regs)? {
-                return self.resume(pid, Resume::Run(0, "resume after cpuid"));
-            }
             if let Some(done) = self.record_tsc(pid)? {
                 return Ok(done);
             }

@@ -66,9 +66,6 @@ impl Replayer {
         let code = rrc_interposer::signal_info(pid).map_or(0, |si| si.si_code);
         if sig == libc::SIGSEGV && code == libc::SI_KERNEL {
             let mut regs = tracee.regs("read registers at rdtsc fault")?;
-            if tracee.emulate_cpuid(&mut regs)? {
-                return Ok(self.resume(pid, Resume::Continue(0), "resume after cpuid")?);
-            }
             if let Some(insn) = tracee.tsc_instruction_at(regs.regs.rip) {
                 return self.replay_tsc(pid, thread, &mut regs, insn);
             }
