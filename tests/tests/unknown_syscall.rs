@@ -193,3 +193,23 @@ fn inherited_descriptors_are_the_recorded_ones_in_replay() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), recorded, "{ctx}");
     }
 }
+
+/// `syscall(-1)` (rr's test helpers make it) and numbers past the last
+/// one fail with ENOSYS: the kernel has no such call, so it did nothing,
+/// and replay fails it the same way instead of stopping there.
+#[test]
+fn a_syscall_the_kernel_does_not_have_replays_as_the_same_failure() {
+    let prog = program("no_such_syscall");
+    assert_native_runs_differ(&prog, &[], b"", 5);
+    for round in 1..=repeat() {
+        let rec = record(&prog, &[], b"");
+        rec.assert_exit_code(0);
+        let stderr = String::from_utf8_lossy(&rec.stderr);
+        assert!(
+            !stderr.contains("not supported"),
+            "round {round}: no warning for a call the kernel lacks:\n{stderr}"
+        );
+        assert!(rec.stdout_str().contains("syscall(-1) = -1 (errno 38)"));
+        assert_faithful_replay(&rec, "no_such_syscall", &format!("round {round}"));
+    }
+}

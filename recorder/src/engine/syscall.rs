@@ -153,11 +153,11 @@ impl Recorder {
     /// Reads what the call `nr` takes in, at its entry.
     fn begin_call(&mut self, pid: Pid, nr: i64, args: [u64; 6]) -> Result<InFlight> {
         let tracee = Tracee::new(pid);
-        let (thread, process) = match self.threads.get(&pid) {
-            Some(t) => (t.logical, t.process),
+        let process = match self.threads.get(&pid) {
+            Some(t) => t.process,
             None => bail!("seccomp stop of unknown tid {pid}"),
         };
-        let mut extra = self.check_supported(thread, nr, &args)?;
+        let mut extra = Self::check_supported(nr, &args);
         let inputs = model::read_inputs(&tracee, nr, &args);
         if writes_out(nr) && (args[0] == 1 || args[0] == 2) {
             if let Some(stream) = self.std_streams.get(pid, process, args[0]) {
@@ -208,33 +208,40 @@ impl Recorder {
 
     /// Warns (once) about a call replay cannot re-create: only its return
     /// value is recorded.
-    fn check_supported(
+    /// `Unknown` for a call rrc does not model (said at its exit, unless
+    /// the kernel did not have it either).
+    fn check_supported(nr: i64, args: &[u64; 6]) -> SyscallExtra {
+        if !model::is_known(nr) || (nr == libc::SYS_ioctl && !model::ioctl_is_known(args[1])) {
+            return SyscallExtra::Unknown;
+        }
+        SyscallExtra::None
+    }
+
+    /// A call rrc does not model, seen at its exit: one that failed with
+    /// ENOSYS did nothing (the kernel lacks it too) and replays as that
+    /// failure; any other is said once, and replay stops there.
+    fn unknown_call_done(
         &mut self,
         thread: ThreadId,
         nr: i64,
         args: &[u64; 6],
+        ret: i64,
     ) -> Result<SyscallExtra> {
-        if !model::is_known(nr) {
-            self.warn_once(
-                thread,
-                format!(
-                    "syscall {} ({nr}) is not supported: only its return value is recorded, and replay will stop there",
-                    model::name(nr)
-                ),
-            )?;
-            return Ok(SyscallExtra::Unknown);
+        if ret == -i64::from(libc::ENOSYS) {
+            return Ok(SyscallExtra::None);
         }
-        if nr == libc::SYS_ioctl && !model::ioctl_is_known(args[1]) {
-            self.warn_once(
-                thread,
-                format!(
-                    "ioctl request {:#x} is not supported: only its return value is recorded, and replay will stop there",
-                    model::ioctl_request(args[1])
-                ),
-            )?;
-            return Ok(SyscallExtra::Unknown);
-        }
-        Ok(SyscallExtra::None)
+        let what = if nr == libc::SYS_ioctl {
+            format!("ioctl request {:#x}", model::ioctl_request(args[1]))
+        } else {
+            format!("syscall {} ({nr})", model::name(nr))
+        };
+        self.warn_once(
+            thread,
+            format!(
+                "{what} is not supported: only its return value is recorded, and replay will stop there"
+            ),
+        )?;
+        Ok(SyscallExtra::Unknown)
     }
 
     /// A thread at a syscall exit (stopped now, or released after another
@@ -328,6 +335,9 @@ impl Recorder {
         let stamp = t.stamp_return(self.epoch, order);
         let (thread, index) = (t.logical, stamp.index);
         let mut extra = call.extra;
+        if matches!(extra, SyscallExtra::Unknown) {
+            extra = self.unknown_call_done(thread, call.nr, &call.args, ret)?;
+        }
         if ret < 0 && matches!(extra, SyscallExtra::ReservedAt(_)) {
             // Made no descriptor: nothing to place (its stamp is left
             // unused, which replay's dense ranks ignore).

@@ -325,6 +325,11 @@ pub(crate) fn action_for(record: &SyscallRecord, nr: i64, args: &[u64; 6]) -> Re
 /// `action_for`, for a replayer running as root or not.
 fn action_for_as(record: &SyscallRecord, nr: i64, args: &[u64; 6], root: bool) -> ReplayAction {
     let action = model::replay_action(nr, args);
+    if record.ret == -i64::from(libc::ENOSYS) && action == ReplayAction::Unsupported {
+        // A call the kernel does not have (`syscall(-1)`, a number from
+        // another kernel) did nothing but fail: it fails again the same way.
+        return ReplayAction::Emulate;
+    }
     if matches!(record.extra, SyscallExtra::Unknown) {
         return ReplayAction::Unsupported;
     }

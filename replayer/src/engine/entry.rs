@@ -217,7 +217,9 @@ impl Replayer {
         args: &[u64; 6],
         inputs: &[Vec<u8>],
     ) -> Option<String> {
-        if r.nr as i64 != nr {
+        // Compared in the trace's width: a call number that is not one
+        // (`syscall(-1)`) is stored in 32 bits.
+        if r.nr != nr as u32 {
             return Some("a different syscall".into());
         }
         let mask = model::compared_args(nr);
