@@ -141,20 +141,27 @@ pub fn drive<H: StopHandler>(handler: &mut H) -> Result<(), H::Error> {
         let stop = match poll_any().map_err(H::wait_failed)? {
             Polled::Stop(stop) => stop,
             Polled::Gone => return Ok(()),
-            Polled::Nothing => match handler.on_idle()? {
-                Idle::Poll => continue,
-                Idle::Block => match wait_any(false).map_err(H::wait_failed)? {
+            // Releasing a thread that vanished meanwhile is no failure
+            // either: wait reports its end.
+            Polled::Nothing => match unless_gone::<H, _>(handler.on_idle())? {
+                Some(Idle::Block) => match wait_any(false).map_err(H::wait_failed)? {
                     Some(stop) => stop,
                     None => return Ok(()),
                 },
+                Some(Idle::Poll) | None => continue,
             },
         };
-        if let Err(e) = dispatch(handler, &mut prologue, stop) {
-            if !H::tracee_gone(&e) {
-                return Err(e);
-            }
-        }
-        handler.after_stop()?;
+        unless_gone::<H, _>(dispatch(handler, &mut prologue, stop))?;
+        unless_gone::<H, _>(handler.after_stop())?;
+    }
+}
+
+/// `result`, with "the tracee vanished under us" turned into `None`.
+fn unless_gone<H: StopHandler, T>(result: Result<T, H::Error>) -> Result<Option<T>, H::Error> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if H::tracee_gone(&e) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
