@@ -20,24 +20,12 @@ use rrc_synclog::{
     DIVERGENCE_UNKNOWN_THREAD, MODE_RECORD, MODE_REPLAY, RING_CAPACITY, SHM_FD, SHM_FD_ENV,
 };
 
-// SyncOp codes (trace-format/src/records.rs).
-const MUTEX_LOCK: u32 = 1;
-const MUTEX_TRYLOCK: u32 = 2;
-const MUTEX_TIMEDLOCK: u32 = 3;
-const COND_WAIT: u32 = 4;
-const COND_TIMEDWAIT: u32 = 5;
-const RWLOCK_RDLOCK: u32 = 6;
-const RWLOCK_WRLOCK: u32 = 7;
-const RWLOCK_TRYRDLOCK: u32 = 8;
-const RWLOCK_TRYWRLOCK: u32 = 9;
-const RWLOCK_TIMEDRDLOCK: u32 = 10;
-const RWLOCK_TIMEDWRLOCK: u32 = 11;
-const SEM_WAIT: u32 = 12;
-const SEM_TRYWAIT: u32 = 13;
-const SEM_TIMEDWAIT: u32 = 14;
-const SPIN_LOCK: u32 = 15;
-const SPIN_TRYLOCK: u32 = 16;
-const BARRIER_WAIT: u32 = 17;
+// The operation codes, defined once (the trace's SyncOp uses them too).
+use rrc_synclog::ops::{
+    BARRIER_WAIT, COND_TIMEDWAIT, COND_WAIT, MUTEX_LOCK, MUTEX_TIMEDLOCK, MUTEX_TRYLOCK,
+    RWLOCK_RDLOCK, RWLOCK_TIMEDRDLOCK, RWLOCK_TIMEDWRLOCK, RWLOCK_TRYRDLOCK, RWLOCK_TRYWRLOCK,
+    RWLOCK_WRLOCK, SEM_TIMEDWAIT, SEM_TRYWAIT, SEM_WAIT, SPIN_LOCK, SPIN_TRYLOCK,
+};
 
 const EBUSY: i32 = libc::EBUSY;
 const EAGAIN: i32 = libc::EAGAIN;

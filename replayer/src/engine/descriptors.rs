@@ -13,41 +13,10 @@ use super::exit::ExitCheck;
 use super::{diverged, Replayer, Res};
 use crate::divergence::{describe_record, Expected, Need, Observed};
 
-/// The descriptors a recorded recvmsg received through SCM_RIGHTS, read
-/// from the control buffer it returned (the model lists the returned
-/// msg_controllen, the control bytes and msg_flags last).
+/// The descriptors a recorded recvmsg received through SCM_RIGHTS (the
+/// model's parser, on the outputs the recorder kept).
 pub(crate) fn received_fds(record: &SyscallRecord) -> Vec<i32> {
-    let n = record.outputs.len();
-    if record.nr as i64 != libc::SYS_recvmsg || record.ret < 0 || n < 3 {
-        return Vec::new();
-    }
-    let Ok(len_bytes) = <[u8; 8]>::try_from(record.outputs[n - 3].as_slice()) else {
-        return Vec::new();
-    };
-    let control = &record.outputs[n - 2];
-    let len = (u64::from_le_bytes(len_bytes) as usize).min(control.len());
-    let mut fds = Vec::new();
-    let mut at = 0;
-    // struct cmsghdr: u64 cmsg_len, i32 level, i32 type, data; 8-aligned.
-    while at + 16 <= len {
-        let word = |o: usize, w: usize| {
-            control.get(at + o..at + o + w).map_or(0, |b| {
-                b.iter().rev().fold(0u64, |v, x| v << 8 | u64::from(*x))
-            })
-        };
-        let cmsg_len = word(0, 8) as usize;
-        let (level, kind) = (word(8, 4) as i32, word(12, 4) as i32);
-        if cmsg_len < 16 || at + cmsg_len > len {
-            break;
-        }
-        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
-            for i in 0..(cmsg_len - 16) / 4 {
-                fds.push(word(16 + 4 * i, 4) as i32);
-            }
-        }
-        at += cmsg_len.div_ceil(8) * 8;
-    }
-    fds
+    rrc_interposer::model::received_fds(i64::from(record.nr), record.ret, &record.outputs)
 }
 
 /// The call that makes a placeholder descriptor numbered `want`:
