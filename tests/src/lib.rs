@@ -1164,6 +1164,27 @@ pub fn assert_divergence(out: &Output, context: &str) -> String {
         })
 }
 
+/// Replays `rec` and fails unless the replay ended within seconds either
+/// faithfully (exit 0, the recorded stdout) or with a `divergence:` line,
+/// never at the stall timeout. Returns whether it was faithful.
+pub fn replay_ends_faithful_or_divergent(rec: &Recording, what: &str) -> bool {
+    let out = replay_within(
+        &rec.trace,
+        &["--stall-timeout", "20"],
+        Duration::from_secs(40),
+    );
+    if out.status.success() {
+        assert_eq!(out.stdout, rec.stdout, "{what}: exit 0 means faithful");
+        return true;
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.starts_with("divergence:")) && !stderr.contains("no progress"),
+        "{what}: a divergence, not a stall:\n{stderr}"
+    );
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,6 @@
 //! std::mutex and std::condition_variable. stdio takes each stream's lock
 //! inside libc, where rrc cannot see it; the shim orders it like a mutex.
 
-use std::time::Duration;
-
 use rrc_tests::*;
 
 /// Records `program` `takes` times (times RRC_TEST_REPEAT) and replays
@@ -89,24 +87,6 @@ fn a_lock_rrc_cannot_see_ends_replay_quickly_faithful_or_divergent() {
     for take in 1..=4 * repeat() {
         let rec = record(&prog, &[], b"");
         rec.assert_exit_code(0);
-        let out = replay_within(
-            &rec.trace,
-            &["--stall-timeout", "20"],
-            Duration::from_secs(40),
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if out.status.success() {
-            assert_eq!(out.stdout, rec.stdout, "take {take}: exit 0 means faithful");
-            continue;
-        }
-        let line = stderr.lines().find(|l| l.starts_with("divergence:"));
-        assert!(
-            line.is_some(),
-            "take {take}: ends with a divergence:\n{stderr}"
-        );
-        assert!(
-            !stderr.contains("no progress"),
-            "take {take}: a divergence, not a stall:\n{stderr}"
-        );
+        replay_ends_faithful_or_divergent(&rec, &format!("take {take}"));
     }
 }

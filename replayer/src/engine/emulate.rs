@@ -182,9 +182,23 @@ impl Replayer {
                 self.ending.insert(t.process);
             }
         }
+        self.run_with_live_ids(pid, regs, record, live_args, ExitCheck::Executed)
+    }
+
+    /// Runs the call for real with `live_args` (recorded ids mapped to
+    /// live ones); the exit is checked against the recorded arguments.
+    fn run_with_live_ids(
+        &mut self,
+        pid: Pid,
+        regs: &mut SyscallRegs,
+        record: SyscallRecord,
+        live_args: [u64; 6],
+        check: ExitCheck,
+    ) -> Res {
+        let args = regs.args();
         regs.set_args(&live_args);
-        Tracee::new(pid).set_regs(regs, "map ids of a signal sent by the program")?;
-        self.run_to_exit(pid, record, args, ExitCheck::Executed)
+        Tracee::new(pid).set_regs(regs, "map recorded ids to live ones")?;
+        self.run_to_exit(pid, record, args, check)
     }
 
     /// setpriority, sched_setaffinity naming a process: made for real only
@@ -207,9 +221,7 @@ impl Replayer {
         };
         let mut live_args = args;
         live_args[at] = live;
-        regs.set_args(&live_args);
-        Tracee::new(pid).set_regs(regs, "map the id of a call on a process")?;
-        self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
+        self.run_with_live_ids(pid, regs, record, live_args, ExitCheck::ReportRecorded)
     }
 
     /// Writes the recorded memory the call produced into the tracee.
