@@ -8,6 +8,13 @@ const IFREQ_LEN: u64 = 40;
 /// Size of `struct arpreq`.
 const ARPREQ_LEN: u64 = 68;
 
+/// linux/vt.h: the first free console (an int).
+const VT_OPENQRY: libc::c_ulong = 0x5600;
+/// linux/perf_event.h: `_IO('$', n)`, taking an integer, writing nothing.
+const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
+const PERF_EVENT_IOC_RESET: libc::c_ulong = 0x2403;
+
 /// ioctl numbers encode their direction in bits 30-31 (1: the program
 /// passes data in, 2: the kernel writes data out) and the size of that
 /// data in bits 16-29, except for old numbers that predate the scheme
@@ -34,7 +41,8 @@ pub fn ioctl_output_len(request: u64) -> Option<u64> {
     Some(match ioctl_request(request) as libc::c_ulong {
         libc::TCGETS => 60,
         libc::TIOCGWINSZ => 8,
-        libc::FIONREAD | libc::TIOCGPGRP | libc::TIOCOUTQ | libc::TIOCGSID => 4,
+        libc::FIONREAD | libc::TIOCGPGRP | libc::TIOCOUTQ | libc::TIOCGSID | libc::TIOCMGET => 4,
+        VT_OPENQRY => 4,
         libc::SIOCGIFNAME
         | libc::SIOCGIFINDEX
         | libc::SIOCGIFFLAGS
@@ -93,5 +101,9 @@ pub fn ioctl_is_known(request: u64) -> bool {
                 | libc::TCSETSF
                 | libc::TIOCSWINSZ
                 | libc::TIOCSPGRP
+                | libc::TIOCSCTTY
+                | PERF_EVENT_IOC_ENABLE
+                | PERF_EVENT_IOC_DISABLE
+                | PERF_EVENT_IOC_RESET
         )
 }

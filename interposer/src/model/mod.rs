@@ -34,7 +34,8 @@ pub enum ReplayAction {
     /// Let it run: it only builds process state.
     Execute,
     /// Let it run, then check its return value and memory against the trace
-    /// (descriptor creation, whose numbers must not drift).
+    /// (descriptor creation, whose numbers must not drift; unshare and
+    /// seccomp, process state that later calls depend on).
     ExecuteChecked,
     /// open/openat/creat: reopen the same unchanged file read-only, or give
     /// the program a placeholder descriptor with the recorded number.

@@ -307,3 +307,121 @@ fn scatter(
     }
     Ok(())
 }
+
+/// System V IPC commands without the IPC_64 flag (the layout is the same
+/// on x86-64 either way).
+pub(super) fn ipc_cmd(cmd: u64) -> u64 {
+    cmd & 0xffff_ffff & !0x100
+}
+
+/// semctl's struct semid_ds and struct seminfo.
+pub(super) fn semctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    match ipc_cmd(a[2]) as i32 {
+        libc::IPC_STAT | libc::SEM_STAT | libc::SEM_STAT_ANY => add(a[3], 104),
+        libc::IPC_INFO | libc::SEM_INFO => add(a[3], 40),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// linux/msg.h (not in libc).
+const MSG_STAT_ANY: i32 = 13;
+
+/// msgctl's struct msqid_ds and struct msginfo.
+pub(super) fn msgctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    match ipc_cmd(a[1]) as i32 {
+        libc::IPC_STAT | libc::MSG_STAT | MSG_STAT_ANY => add(a[2], 120),
+        libc::IPC_INFO | libc::MSG_INFO => add(a[2], 32),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// msgrcv: the message's type (8 bytes) and the text it returned.
+pub(super) fn msgrcv(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret >= 0 {
+        add(a[1], 8 + returned(ret));
+    }
+    Ok(())
+}
+
+/// mq_timedreceive: the message, and its priority when asked for.
+pub(super) fn mq_timedreceive(
+    a: &[u64; 6],
+    ret: i64,
+    _: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret >= 0 {
+        add(a[1], returned(ret));
+        add(a[3], 4);
+    }
+    Ok(())
+}
+
+const CAP_V1: u32 = 0x1998_0330;
+const CAP_V2: u32 = 0x2007_1026;
+const CAP_V3: u32 = 0x2008_0522;
+
+/// capget: the kernel writes its own version into the header when the
+/// program's is unknown, and one (v1) or two (v2, v3) 12-byte data
+/// structs, as the header's version says.
+pub(super) fn capget(a: &[u64; 6], ret: i64, mem: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    add(a[0], 4);
+    if ret < 0 || a[0] == 0 {
+        return Ok(());
+    }
+    match mem.read_u32(a[0])? {
+        CAP_V1 => add(a[1], 12),
+        CAP_V2 | CAP_V3 => add(a[1], 24),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// quotactl's getters (the subcommand is `cmd >> 8`): struct if_dqblk,
+/// if_dqinfo, the format, struct if_nextdqblk.
+pub(super) fn quotactl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    match (a[0] & 0xffff_ffff) >> 8 {
+        0x8007 => add(a[3], 72),
+        0x8005 => add(a[3], 24),
+        0x8004 => add(a[3], 4),
+        0x8009 => add(a[3], 80),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// get_mempolicy: the mode, and the node mask, whose size the kernel
+/// rounds from `maxnode - 1` bits up to whole longs.
+pub(super) fn get_mempolicy(
+    a: &[u64; 6],
+    ret: i64,
+    _: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    add(a[0], 4);
+    let bits = a[2].saturating_sub(1).min(1 << 16);
+    add(a[1], bits.div_ceil(64) * 8);
+    Ok(())
+}
+
+/// seccomp(SECCOMP_GET_NOTIF_SIZES) writes three 16-bit sizes.
+pub(super) fn seccomp(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if a[0] == 3 && ret == 0 {
+        add(a[2], 6);
+    }
+    Ok(())
+}

@@ -17,6 +17,7 @@ use super::inputs::{sendfile_inputs, sendto_inputs};
 use super::outputs as o;
 use super::row::{ArgIs, Inputs as In, Outputs as Out, SyscallRow, When, A0, A1, A2, A3, A4, A5};
 use super::ReplayAction::{self, *};
+use super::{InputSpec, Region, MAX_INPUT};
 
 const fn s(nr: i64, name: &'static str, args: &'static [&'static str]) -> SyscallRow {
     SyscallRow::new(nr, name, args)
@@ -29,6 +30,14 @@ const CALLER_ARG0: &[ArgIs] = &[ArgIs::Eq(0, 0)];
 const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS), ArgIs::Eq(1, 0)];
 /// prctl's option that names a process (linux/prctl.h).
 const PR_SCHED_CORE: u32 = 62;
+
+/// clone/unshare's flag for a thread's own descriptor table.
+const CLONE_FILES: u64 = 0x400;
+/// seccomp(2)'s operations and the flag that makes it return a descriptor.
+const SECCOMP_SET_MODE_FILTER: u64 = 1;
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: u64 = 1 << 3;
+/// struct timex's size.
+const TIMEX: u64 = 208;
 
 /// The stat structures' sizes.
 const STAT: u64 = 144;
@@ -70,9 +79,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(29, "shmget", &["key", "size", "shmflg"]),
     s(30, "shmat", &["shmid", "shmaddr", "shmflg"]).ptr(A1),
     s(31, "shmctl", &["shmid", "cmd", "buf"]).ptr(A2),
-    // Dup's second register is compared although dup takes one argument
-    // (kept as it was; see the model's tests).
-    s(32, "dup", &["oldfd"]).act(ExecuteChecked).fds().cmp(A0 | A1),
+    s(32, "dup", &["oldfd"]).act(ExecuteChecked).fds().cmp(A0),
     s(33, "dup2", &["oldfd", "newfd"]).act(ExecuteChecked).fds().cmp(A0 | A1),
     s(34, "pause", &[]).act(Emulate),
     s(35, "nanosleep", &["req", "rem"]).ptr(A0 | A1).act(Emulate).out(Out::Custom(o::nanosleep)),
@@ -105,14 +112,18 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(61, "wait4", &["pid", "wstatus", "options", "rusage"]).ptr(A1 | A3).act(Emulate).cmp(A0 | A2).out(Out::Custom(o::wait4)),
     s(62, "kill", &["pid", "sig"]).act(SignalSend).cmp(A1),
     s(63, "uname", &["buf"]).ptr(A0).act(Emulate).out(Out::OnSuccess(&[(0, 390)])),
-    s(64, "semget", &["key", "nsems", "semflg"]),
-    s(65, "semop", &["semid", "sops", "nsops"]).ptr(A1),
-    s(66, "semctl", &["semid", "semnum", "cmd", "arg"]),
+    // System V semaphores and message queues live outside the process, and
+    // the program reaches them only through these calls: all emulated.
+    s(64, "semget", &["key", "nsems", "semflg"]).act(Emulate).cmp(A1 | A2),
+    s(65, "semop", &["semid", "sops", "nsops"]).ptr(A1).act(Emulate).cmp(A2),
+    // The union argument is a value for some commands: not compared.
+    s(66, "semctl", &["semid", "semnum", "cmd", "arg"]).act_by(semctl_action).cmp(A1 | A2).out(Out::Custom(o::semctl)),
     s(67, "shmdt", &["shmaddr"]).ptr(A0),
-    s(68, "msgget", &["key", "msgflg"]),
-    s(69, "msgsnd", &["msqid", "msgp", "msgsz", "msgflg"]).ptr(A1),
-    s(70, "msgrcv", &["msqid", "msgp", "msgsz", "msgtyp", "msgflg"]).ptr(A1),
-    s(71, "msgctl", &["msqid", "cmd", "buf"]).ptr(A2),
+    s(68, "msgget", &["key", "msgflg"]).act(Emulate).cmp(A1),
+    // The message is its type (8 bytes) and msgsz bytes of text.
+    s(69, "msgsnd", &["msqid", "msgp", "msgsz", "msgflg"]).ptr(A1).act(Emulate).cmp(A2 | A3).input(In::Custom(msgsnd_inputs)),
+    s(70, "msgrcv", &["msqid", "msgp", "msgsz", "msgtyp", "msgflg"]).ptr(A1).act(Emulate).cmp(A2 | A3 | A4).out(Out::Custom(o::msgrcv)),
+    s(71, "msgctl", &["msqid", "cmd", "buf"]).ptr(A2).act(Emulate).cmp(A1).out(Out::Custom(o::msgctl)),
     s(72, "fcntl", &["fd", "cmd", "arg"]).act_by(fcntl_action).fds_if(fcntl_dups).cmp(A0 | A1).named().out(Out::Custom(o::fcntl)),
     s(73, "flock", &["fd", "operation"]).act(Emulate),
     s(74, "fsync", &["fd"]).act(Emulate).cmp(A0),
@@ -166,7 +177,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(122, "setfsuid", &["fsuid"]).act(Emulate),
     s(123, "setfsgid", &["fsgid"]).act(Emulate),
     s(124, "getsid", &["pid"]).act(Emulate),
-    s(125, "capget", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate).out(Out::OnSuccess(&[(1, 24)])),
+    s(125, "capget", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate).out(Out::Custom(o::capget)),
     s(126, "capset", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate),
     s(127, "rt_sigpending", &["set", "sigsetsize"]).ptr(A0).act(Emulate).out(Out::Custom(o::rt_sigpending)),
     s(128, "rt_sigtimedwait", &["set", "info", "timeout", "sigsetsize"]).ptr(A0 | A1 | A2).act(Emulate).out(Out::OnSuccess(&[(1, 128)])),
@@ -199,43 +210,50 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(152, "munlockall", &[]).untrapped(),
     s(153, "vhangup", &[]),
     s(154, "modify_ldt", &["func", "ptr", "bytecount"]).ptr(A1),
-    s(155, "pivot_root", &["new_root", "put_old"]).ptr(A0 | A1),
-    s(156, "_sysctl", &["args"]).ptr(A0),
+    // Mount-table changes are never made again: replay does not touch the
+    // system (the program's later opens are checked or emulated).
+    s(155, "pivot_root", &["new_root", "put_old"]).ptr(A0 | A1).act(Emulate).input(In::Paths(&[0, 1])),
+    // Removed from the kernel (ENOSYS): the recorded result.
+    s(156, "_sysctl", &["args"]).ptr(A0).act(Emulate),
     // PR_SCHED_CORE takes a pid and can act on another process's cookie.
     s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(&[ArgIs::Ne(0, PR_SCHED_CORE)]).act(Emulate).cmp(A0 | A1),
     s(158, "arch_prctl", &["code", "addr"]).untrapped(),
-    s(159, "adjtimex", &["buf"]).ptr(A0),
+    // The system clock is never read back from or set by replay.
+    s(159, "adjtimex", &["buf"]).ptr(A0).act(Emulate).out(Out::OnSuccess(&[(0, TIMEX)])),
     s(160, "setrlimit", &["resource", "rlim"]).ptr(A1).act(Emulate).cmp(A0),
     s(161, "chroot", &["path"]).ptr(A0).act(Emulate),
     s(162, "sync", &[]).act(Emulate),
-    s(163, "acct", &["filename"]).ptr(A0),
-    s(164, "settimeofday", &["tv", "tz"]).ptr(A0 | A1),
-    s(165, "mount", &["source", "target", "filesystemtype", "mountflags", "data"]).ptr(A0 | A1 | A2 | A4),
+    s(163, "acct", &["filename"]).ptr(A0).act(Emulate).input(In::Paths(&[0])),
+    s(164, "settimeofday", &["tv", "tz"]).ptr(A0 | A1).act(Emulate),
+    // The source need not be a path, but is a string when given.
+    s(165, "mount", &["source", "target", "filesystemtype", "mountflags", "data"]).ptr(A0 | A1 | A2 | A4).act(Emulate).cmp(A3).input(In::Paths(&[0, 1, 2])),
     s(166, "umount2", &["target", "flags"]).ptr(A0).act(Emulate),
     s(167, "swapon", &["path", "swapflags"]).ptr(A0),
     s(168, "swapoff", &["path"]).ptr(A0),
     s(169, "reboot", &["magic", "magic2", "cmd", "arg"]).ptr(A3),
-    s(170, "sethostname", &["name", "len"]).ptr(A0),
-    s(171, "setdomainname", &["name", "len"]).ptr(A0),
+    // Names of the system (or of a UTS namespace): never set by replay.
+    s(170, "sethostname", &["name", "len"]).ptr(A0).act(Emulate).cmp(A1).input(In::Buf(0, 1)),
+    s(171, "setdomainname", &["name", "len"]).ptr(A0).act(Emulate).cmp(A1).input(In::Buf(0, 1)),
     s(172, "iopl", &["level"]),
     s(173, "ioperm", &["from", "num", "turn_on"]),
     s(175, "init_module", &["module_image", "len", "param_values"]).ptr(A0 | A2),
     s(176, "delete_module", &["name", "flags"]).ptr(A0),
-    s(179, "quotactl", &["cmd", "special", "id", "addr"]).ptr(A1 | A3),
+    s(179, "quotactl", &["cmd", "special", "id", "addr"]).ptr(A1 | A3).act(Emulate).cmp(A0 | A2).input(In::Paths(&[1])).out(Out::Custom(o::quotactl)),
     s(186, "gettid", &[]).act(Emulate),
     s(187, "readahead", &["fd", "offset", "count"]).untrapped(),
-    s(188, "setxattr", &["path", "name", "value", "size", "flags"]).ptr(A0 | A1 | A2),
-    s(189, "lsetxattr", &["path", "name", "value", "size", "flags"]).ptr(A0 | A1 | A2),
-    s(190, "fsetxattr", &["fd", "name", "value", "size", "flags"]).ptr(A1 | A2),
+    // Extended attributes change files: emulated, like chmod.
+    s(188, "setxattr", &["path", "name", "value", "size", "flags"]).ptr(A0 | A1 | A2).act(Emulate).cmp(A3 | A4).input(In::Paths(&[0, 1])),
+    s(189, "lsetxattr", &["path", "name", "value", "size", "flags"]).ptr(A0 | A1 | A2).act(Emulate).cmp(A3 | A4).input(In::Paths(&[0, 1])),
+    s(190, "fsetxattr", &["fd", "name", "value", "size", "flags"]).ptr(A1 | A2).act(Emulate).cmp(A0 | A3 | A4).input(In::Paths(&[1])),
     s(191, "getxattr", &["path", "name", "value", "size"]).ptr(A0 | A1 | A2).act(Emulate).out(Out::Returned(2, 1)),
     s(192, "lgetxattr", &["path", "name", "value", "size"]).ptr(A0 | A1 | A2).act(Emulate).out(Out::Returned(2, 1)),
     s(193, "fgetxattr", &["fd", "name", "value", "size"]).ptr(A1 | A2).act(Emulate).out(Out::Returned(2, 1)),
     s(194, "listxattr", &["path", "list", "size"]).ptr(A0 | A1).act(Emulate).out(Out::Returned(1, 1)),
-    s(195, "llistxattr", &["path", "list", "size"]).ptr(A0 | A1),
+    s(195, "llistxattr", &["path", "list", "size"]).ptr(A0 | A1).act(Emulate).input(In::Paths(&[0])).out(Out::Returned(1, 1)),
     s(196, "flistxattr", &["fd", "list", "size"]).ptr(A1).act(Emulate).out(Out::Returned(1, 1)),
-    s(197, "removexattr", &["path", "name"]).ptr(A0 | A1),
-    s(198, "lremovexattr", &["path", "name"]).ptr(A0 | A1),
-    s(199, "fremovexattr", &["fd", "name"]).ptr(A1),
+    s(197, "removexattr", &["path", "name"]).ptr(A0 | A1).act(Emulate).input(In::Paths(&[0, 1])),
+    s(198, "lremovexattr", &["path", "name"]).ptr(A0 | A1).act(Emulate).input(In::Paths(&[0, 1])),
+    s(199, "fremovexattr", &["fd", "name"]).ptr(A1).act(Emulate).cmp(A0).input(In::Paths(&[1])),
     s(200, "tkill", &["tid", "sig"]).act(SignalSend).cmp(A1),
     s(201, "time", &["tloc"]).ptr(A0).act(Emulate).out(Out::Always(&[(0, 8)])),
     s(202, "futex", &["uaddr", "op", "val", "timeout", "uaddr2", "val3"]).ptr(A0 | A3 | A4).untrapped_unless_serialized().act_by(futex_action).cmp(A1),
@@ -252,14 +270,14 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(217, "getdents64", &["fd", "dirp", "count"]).ptr(A1).act(Emulate).cmp(A0 | A2).out(Out::Returned(1, 1)),
     s(218, "set_tid_address", &["tidptr"]).ptr(A0).untrapped(),
     s(219, "restart_syscall", &[]).act(Emulate),
-    s(220, "semtimedop", &["semid", "sops", "nsops", "timeout"]).ptr(A1 | A3),
+    s(220, "semtimedop", &["semid", "sops", "nsops", "timeout"]).ptr(A1 | A3).act(Emulate).cmp(A2),
     s(221, "fadvise64", &["fd", "offset", "len", "advice"]).untrapped(),
     s(222, "timer_create", &["clockid", "sevp", "timerid"]).ptr(A1 | A2).act(Emulate).out(Out::OnSuccess(&[(2, 4)])),
     s(223, "timer_settime", &["timerid", "flags", "new_value", "old_value"]).ptr(A2 | A3).act(Emulate).out(Out::OnSuccess(&[(3, 32)])),
     s(224, "timer_gettime", &["timerid", "curr_value"]).ptr(A1).act(Emulate).out(Out::OnSuccess(&[(1, 32)])),
     s(225, "timer_getoverrun", &["timerid"]).act(Emulate),
     s(226, "timer_delete", &["timerid"]).act(Emulate),
-    s(227, "clock_settime", &["clock", "tp"]).ptr(A1),
+    s(227, "clock_settime", &["clock", "tp"]).ptr(A1).act(Emulate).cmp(A0),
     s(228, "clock_gettime", &["clock", "tp"]).ptr(A1).act(Emulate).cmp(A0).named().out(Out::OnSuccess(&[(1, 16)])),
     s(229, "clock_getres", &["clock", "res"]).ptr(A1).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(1, 16)])),
     s(230, "clock_nanosleep", &["clock", "flags", "request", "remain"]).ptr(A2 | A3).act(Emulate).cmp(A0 | A1).out(Out::Custom(o::clock_nanosleep)),
@@ -268,15 +286,19 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(233, "epoll_ctl", &["epfd", "op", "fd", "event"]).ptr(A3).act(Emulate).cmp(A0 | A1 | A2),
     s(234, "tgkill", &["tgid", "tid", "sig"]).act(SignalSend).cmp(A2),
     s(235, "utimes", &["path", "times"]).ptr(A0 | A1),
-    s(237, "mbind", &["addr", "len", "mode", "nodemask", "maxnode", "flags"]).ptr(A0 | A3),
-    s(238, "set_mempolicy", &["mode", "nodemask", "maxnode"]).ptr(A1),
-    s(239, "get_mempolicy", &["mode", "nodemask", "maxnode", "addr", "flags"]).ptr(A0 | A1 | A3),
-    s(240, "mq_open", &["name", "oflag", "mode", "attr"]).ptr(A0 | A3),
-    s(241, "mq_unlink", &["name"]).ptr(A0),
-    s(242, "mq_timedsend", &["mqdes", "msg_ptr", "msg_len", "msg_prio", "abs_timeout"]).ptr(A1 | A4),
-    s(243, "mq_timedreceive", &["mqdes", "msg_ptr", "msg_len", "msg_prio", "abs_timeout"]).ptr(A1 | A3 | A4),
-    s(244, "mq_notify", &["mqdes", "sevp"]).ptr(A1),
-    s(245, "mq_getsetattr", &["mqdes", "newattr", "oldattr"]).ptr(A1 | A2),
+    // NUMA policy decides where pages are placed, never what they hold:
+    // emulated (the replaying machine may not have the nodes).
+    s(237, "mbind", &["addr", "len", "mode", "nodemask", "maxnode", "flags"]).ptr(A0 | A3).act(Emulate).cmp(A2 | A4 | A5),
+    s(238, "set_mempolicy", &["mode", "nodemask", "maxnode"]).ptr(A1).act(Emulate).cmp(A0 | A2),
+    s(239, "get_mempolicy", &["mode", "nodemask", "maxnode", "addr", "flags"]).ptr(A0 | A1 | A3).act(Emulate).cmp(A2 | A4).out(Out::Custom(o::get_mempolicy)),
+    // POSIX message queues live outside the process: the descriptor is a
+    // placeholder and every call on it is emulated.
+    s(240, "mq_open", &["name", "oflag", "mode", "attr"]).ptr(A0 | A3).act(Placeholder).fds().cmp(A1).input(In::Paths(&[0])),
+    s(241, "mq_unlink", &["name"]).ptr(A0).act(Emulate).input(In::Paths(&[0])),
+    s(242, "mq_timedsend", &["mqdes", "msg_ptr", "msg_len", "msg_prio", "abs_timeout"]).ptr(A1 | A4).act(Emulate).cmp(A0 | A2 | A3).input(In::Buf(1, 2)),
+    s(243, "mq_timedreceive", &["mqdes", "msg_ptr", "msg_len", "msg_prio", "abs_timeout"]).ptr(A1 | A3 | A4).act(Emulate).cmp(A0 | A2).out(Out::Custom(o::mq_timedreceive)),
+    s(244, "mq_notify", &["mqdes", "sevp"]).ptr(A1).act(Emulate).cmp(A0),
+    s(245, "mq_getsetattr", &["mqdes", "newattr", "oldattr"]).ptr(A1 | A2).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(2, 64)])),
     s(246, "kexec_load", &["entry", "nr_segments", "segments", "flags"]).ptr(A2),
     s(247, "waitid", &["idtype", "id", "infop", "options", "rusage"]).ptr(A2 | A4).act(Emulate).out(Out::OnSuccess(&[(2, 128), (4, 144)])),
     s(248, "add_key", &["type", "description", "payload", "plen", "keyring"]).ptr(A0 | A1 | A2),
@@ -303,12 +325,16 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(269, "faccessat", &["dirfd", "path", "mode"]).ptr(A1).act(Emulate).cmp(A0 | A2).input(In::Paths(&[1])),
     s(270, "pselect6", &["nfds", "readfds", "writefds", "exceptfds", "timeout", "sigmask"]).ptr(A1 | A2 | A3 | A4 | A5).act(Emulate).out(Out::Custom(o::select)),
     s(271, "ppoll", &["fds", "nfds", "tmo_p", "sigmask", "sigsetsize"]).ptr(A0 | A2 | A3).act(Emulate).out(Out::Custom(o::ppoll)),
-    s(272, "unshare", &["flags"]),
+    // Namespaces and unshared tables are the process's own state, which
+    // later calls depend on (a new PID namespace's init, a thread's own
+    // descriptor table): run for real, and a replay that cannot make them
+    // (another kernel, no privilege) diverges here.
+    s(272, "unshare", &["flags"]).act(ExecuteChecked).fds_if(unshares_files).cmp(A0),
     s(273, "set_robust_list", &["head", "len"]).ptr(A0).untrapped(),
     s(274, "get_robust_list", &["pid", "head_ptr", "len_ptr"]).ptr(A1 | A2).untrapped_when(CALLER_ARG0).act(Emulate).out(Out::OnSuccess(&[(1, 8), (2, 8)])),
     s(275, "splice", &["fd_in", "off_in", "fd_out", "off_out", "len", "flags"]).ptr(A1 | A3).act(Emulate).out(Out::OnSuccess(&[(1, 8), (3, 8)])),
     s(276, "tee", &["fd_in", "fd_out", "len", "flags"]).act(Emulate),
-    s(277, "sync_file_range", &["fd", "offset", "nbytes", "flags"]),
+    s(277, "sync_file_range", &["fd", "offset", "nbytes", "flags"]).act(Emulate).cmp(A0 | A1 | A2 | A3),
     s(278, "vmsplice", &["fd", "iov", "nr_segs", "flags"]).ptr(A1),
     s(279, "move_pages", &["pid", "count", "pages", "nodes", "status", "flags"]).ptr(A2 | A3 | A4),
     s(280, "utimensat", &["dirfd", "path", "times", "flags"]).ptr(A1 | A2).act(Emulate).input(In::Paths(&[1])),
@@ -336,19 +362,26 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(302, "prlimit64", &["pid", "resource", "new_limit", "old_limit"]).ptr(A2 | A3).act(Emulate).cmp(A1).out(Out::OnSuccess(&[(3, 16)])),
     s(303, "name_to_handle_at", &["dirfd", "path", "handle", "mount_id", "flags"]).ptr(A1 | A2 | A3),
     s(304, "open_by_handle_at", &["mount_fd", "handle", "flags"]).ptr(A1),
-    s(305, "clock_adjtime", &["clock", "buf"]).ptr(A1),
+    s(305, "clock_adjtime", &["clock", "buf"]).ptr(A1).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(1, TIMEX)])),
     s(306, "syncfs", &["fd"]).act(Emulate),
     s(307, "sendmmsg", &["fd", "msgvec", "vlen", "flags"]).ptr(A1).act(Emulate).out(Out::Custom(o::sendmmsg)),
-    s(308, "setns", &["fd", "nstype"]),
+    // Not run: the descriptor may be a placeholder in replay, and calls that
+    // see the namespace (uname, opens) are emulated or checked anyway.
+    s(308, "setns", &["fd", "nstype"]).act(Emulate).cmp(A0 | A1),
     s(309, "getcpu", &["cpu", "node", "cache"]).ptr(A0 | A1 | A2).act(Emulate).out(Out::OnSuccess(&[(0, 4), (1, 4)])),
-    s(310, "process_vm_readv", &["pid", "local_iov", "liovcnt", "remote_iov", "riovcnt", "flags"]).ptr(A1 | A3),
-    s(311, "process_vm_writev", &["pid", "local_iov", "liovcnt", "remote_iov", "riovcnt", "flags"]).ptr(A1 | A3),
-    s(312, "kcmp", &["pid1", "pid2", "type", "idx1", "idx2"]),
+    s(310, "process_vm_readv", &["pid", "local_iov", "liovcnt", "remote_iov", "riovcnt", "flags"]).ptr(A1 | A3).act(Emulate).cmp(A2 | A4 | A5).out(Out::Custom(o::readv)),
+    // Writes another process's memory: run for real when that process is
+    // the program's own, never into another one (ReplayAction::OnProcess).
+    s(311, "process_vm_writev", &["pid", "local_iov", "liovcnt", "remote_iov", "riovcnt", "flags"]).ptr(A1 | A3).act(OnProcess).cmp(A2 | A4 | A5),
+    s(312, "kcmp", &["pid1", "pid2", "type", "idx1", "idx2"]).act(Emulate).cmp(A2 | A3 | A4),
     s(313, "finit_module", &["fd", "param_values", "flags"]).ptr(A1),
     s(314, "sched_setattr", &["pid", "attr", "flags"]).ptr(A1),
     s(315, "sched_getattr", &["pid", "attr", "size", "flags"]).ptr(A1).act(Emulate),
     s(316, "renameat2", &["olddirfd", "oldpath", "newdirfd", "newpath", "flags"]).ptr(A1 | A3).act(Emulate).input(In::Paths(&[1, 3])),
-    s(317, "seccomp", &["operation", "flags", "args"]).ptr(A2),
+    // The program's own filter decides which later calls fail or raise
+    // SIGSYS without ever trapping to rrc (ERRNO and TRAP outrank rrc's
+    // TRACE): replay installs it too, and must manage to.
+    s(317, "seccomp", &["operation", "flags", "args"]).ptr(A2).act(ExecuteChecked).fds_if(seccomp_listener).cmp(A0 | A1).out(Out::Custom(o::seccomp)),
     s(318, "getrandom", &["buf", "len", "flags"]).ptr(A0).act(Emulate).cmp(A1 | A2).named().out(Out::Returned(0, 1)),
     s(319, "memfd_create", &["name", "flags"]).ptr(A0).act(ExecuteChecked).fds().cmp(A1),
     s(320, "kexec_file_load", &["kernel_fd", "initrd_fd", "cmdline_len", "cmdline", "flags"]).ptr(A3),
@@ -370,13 +403,14 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(425, "io_uring_setup", &["entries", "params"]).ptr(A1),
     s(426, "io_uring_enter", &["fd", "to_submit", "min_complete", "flags", "arg", "argsz"]).ptr(A4),
     s(427, "io_uring_register", &["fd", "opcode", "arg", "nr_args"]).ptr(A2),
-    s(428, "open_tree", &["dirfd", "path", "flags"]).ptr(A1),
+    // A descriptor for a mount: a placeholder, like a socket's.
+    s(428, "open_tree", &["dirfd", "path", "flags"]).ptr(A1).act(Placeholder).fds().cmp(A0 | A2).input(In::Paths(&[1])),
     s(429, "move_mount", &["from_dirfd", "from_path", "to_dirfd", "to_path", "flags"]).ptr(A1 | A3),
     s(430, "fsopen", &["fsname", "flags"]).ptr(A0),
     s(431, "fsconfig", &["fd", "cmd", "key", "value", "aux"]).ptr(A2 | A3),
     s(432, "fsmount", &["fd", "flags", "attr_flags"]),
     s(433, "fspick", &["dirfd", "path", "flags"]).ptr(A1),
-    s(434, "pidfd_open", &["pid", "flags"]),
+    s(434, "pidfd_open", &["pid", "flags"]).act(Placeholder).fds().cmp(A1),
     s(435, "clone3", &["cl_args", "size"]).ptr(A0).act(Spawn),
     s(436, "close_range", &["first", "last", "flags"]).act(ExecuteChecked).fds().cmp(A0 | A1),
     s(437, "openat2", &["dirfd", "path", "how", "size"]).ptr(A1 | A2).act(Open).fds().input(In::Paths(&[1])),
@@ -394,7 +428,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(449, "futex_waitv", &["waiters", "nr_futexes", "flags", "timeout", "clockid"]).ptr(A0 | A3).untrapped_unless_serialized().act(Emulate).cmp(A1),
     s(450, "set_mempolicy_home_node", &["start", "len", "home_node", "flags"]),
     s(451, "cachestat", &["fd", "cstat_range", "cstat", "flags"]).ptr(A1 | A2),
-    s(452, "fchmodat2", &["dirfd", "path", "mode", "flags"]).ptr(A1),
+    s(452, "fchmodat2", &["dirfd", "path", "mode", "flags"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).input(In::Paths(&[1])),
     s(453, "map_shadow_stack", &["addr", "size", "flags"]),
     s(454, "futex_wake", &["uaddr", "mask", "nr", "flags"]).ptr(A0),
     s(455, "futex_wait", &["uaddr", "val", "mask", "flags", "timeout", "clockid"]).ptr(A0 | A4),
@@ -408,6 +442,36 @@ pub(super) const ROWS: &[SyscallRow] = &[
 /// that place (replay). glibc forks with clone; clone3 makes its threads.
 fn clone_copies_memory(args: &[u64; 6]) -> bool {
     args[0] & (libc::CLONE_VM | libc::CLONE_VFORK) as u64 == 0
+}
+
+/// unshare(CLONE_FILES) gives the thread a copy of the descriptor table:
+/// which numbers it holds depends on the other threads' opens and closes.
+fn unshares_files(args: &[u64; 6]) -> bool {
+    args[0] & CLONE_FILES != 0
+}
+
+/// A filter installed with a notification listener returns a descriptor.
+fn seccomp_listener(args: &[u64; 6]) -> bool {
+    args[0] == SECCOMP_SET_MODE_FILTER && args[1] & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
+}
+
+/// msgsnd's message: its type and `msgsz` bytes of text.
+fn msgsnd_inputs(args: &[u64; 6]) -> Vec<InputSpec> {
+    let len = args[2].saturating_add(8).min(MAX_INPUT);
+    vec![InputSpec::Bytes(Region {
+        addr: args[1],
+        len: len as usize,
+    })]
+}
+
+/// semctl(GETALL) writes one value per semaphore of the set, a count no
+/// argument gives: rrc cannot record it, and replay says so there.
+fn semctl_action(args: &[u64; 6]) -> ReplayAction {
+    if o::ipc_cmd(args[2]) == libc::GETALL as u64 {
+        Unsupported
+    } else {
+        Emulate
+    }
 }
 
 /// setpriority of a user's processes is never made in replay (they are

@@ -1,0 +1,112 @@
+//! Rows added for rr's test programs: process state that replay builds
+//! again (unshare, seccomp), objects outside the process that replay
+//! never touches, and the layouts of what they write.
+
+use super::*;
+
+#[test]
+fn process_state_calls_run_checked() {
+    use ReplayAction::*;
+    let files = [libc::CLONE_FILES as u64, 0, 0, 0, 0, 0];
+    let pid_ns = [libc::CLONE_NEWPID as u64, 0, 0, 0, 0, 0];
+    assert_eq!(replay_action(libc::SYS_unshare, &pid_ns), ExecuteChecked);
+    // Only a thread's own descriptor table is ordered with the opens.
+    assert!(changes_descriptor_table(libc::SYS_unshare, &files));
+    assert!(!changes_descriptor_table(libc::SYS_unshare, &pid_ns));
+    // seccomp's filter runs in replay; only a listener makes a descriptor.
+    let filter = [1, 0, 0x1000, 0, 0, 0];
+    let listener = [1, 1 << 3, 0x1000, 0, 0, 0];
+    assert_eq!(replay_action(libc::SYS_seccomp, &filter), ExecuteChecked);
+    assert!(!changes_descriptor_table(libc::SYS_seccomp, &filter));
+    assert!(changes_descriptor_table(libc::SYS_seccomp, &listener));
+    let mem = FakeMemory::default();
+    let sizes = [3, 0, 0x1000, 0, 0, 0];
+    let got = outputs(libc::SYS_seccomp, &sizes, 0, &mem).expect("seccomp");
+    assert_eq!(got, vec![region(0x1000, 6)]);
+    assert!(outputs(libc::SYS_seccomp, &filter, 0, &mem)
+        .expect("filter")
+        .is_empty());
+    // dup compares its one argument, not whatever is in the next register.
+    assert_eq!(compared_args(libc::SYS_dup), 1);
+}
+
+#[test]
+fn outside_objects_are_emulated_or_placeholders() {
+    use ReplayAction::*;
+    let a = [3, 0x1000, 16, 0, 0, 0];
+    for nr in [
+        libc::SYS_mount,
+        libc::SYS_sethostname,
+        libc::SYS_setdomainname,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_setxattr,
+        libc::SYS_fchmodat2,
+        libc::SYS_msgget,
+        libc::SYS_semget,
+        libc::SYS_setns,
+        libc::SYS_kcmp,
+    ] {
+        assert_eq!(replay_action(nr, &a), Emulate, "{}", name(nr));
+    }
+    for nr in [libc::SYS_mq_open, libc::SYS_pidfd_open, libc::SYS_open_tree] {
+        assert_eq!(replay_action(nr, &a), Placeholder, "{}", name(nr));
+        assert!(changes_descriptor_table(nr, &a), "{}", name(nr));
+    }
+    // Another process's memory is written only when it is the program's.
+    assert_eq!(replay_action(libc::SYS_process_vm_writev, &a), OnProcess);
+    // semctl(GETALL) writes a count of values no argument gives.
+    let getall = [3, 0, libc::GETALL as u64, 0x1000, 0, 0];
+    assert_eq!(replay_action(libc::SYS_semctl, &getall), Unsupported);
+    let stat = [3, 0, libc::IPC_STAT as u64 | 0x100, 0x1000, 0, 0];
+    assert_eq!(replay_action(libc::SYS_semctl, &stat), Emulate);
+    // System V shared memory maps memory shared with other processes:
+    // not modelled.
+    assert!(!is_known(libc::SYS_shmget) && !is_known(libc::SYS_shmat));
+}
+
+#[test]
+fn outputs_of_ipc_and_capabilities() {
+    let mem = FakeMemory::default();
+    let out = |nr, a: &[u64; 6], ret| outputs(nr, a, ret, &mem).expect("outputs");
+    let stat = [3, 0, libc::IPC_STAT as u64 | 0x100, 0x1000, 0, 0];
+    assert_eq!(out(libc::SYS_semctl, &stat, 0), vec![region(0x1000, 104)]);
+    assert!(out(libc::SYS_semctl, &stat, -22).is_empty());
+    let msg_stat = [3, libc::IPC_STAT as u64, 0x1000, 0, 0, 0];
+    assert_eq!(
+        out(libc::SYS_msgctl, &msg_stat, 0),
+        vec![region(0x1000, 120)]
+    );
+    // A received message is its type and the returned text.
+    let rcv = [3, 0x1000, 64, 0, 0, 0];
+    assert_eq!(out(libc::SYS_msgrcv, &rcv, 5), vec![region(0x1000, 13)]);
+    let recv = [3, 0x1000, 64, 0x2000, 0, 0];
+    assert_eq!(
+        out(libc::SYS_mq_timedreceive, &recv, 5),
+        vec![region(0x1000, 5), region(0x2000, 4)]
+    );
+    // capget writes one or two data structs as the header's version says,
+    // and the header itself (the kernel's version, when the program's is
+    // unknown).
+    let cap = [0x1000, 0x2000, 0, 0, 0, 0];
+    mem.put_u32(0x1000, 0x1998_0330);
+    assert_eq!(
+        out(libc::SYS_capget, &cap, 0),
+        vec![region(0x1000, 4), region(0x2000, 12)]
+    );
+    mem.put_u32(0x1000, 0x2008_0522);
+    assert_eq!(
+        out(libc::SYS_capget, &cap, 0),
+        vec![region(0x1000, 4), region(0x2000, 24)]
+    );
+    assert_eq!(
+        out(libc::SYS_capget, &[0x1000, 0, 0, 0, 0, 0], 0),
+        vec![region(0x1000, 4)]
+    );
+    // get_mempolicy's mask: maxnode - 1 bits, in whole longs.
+    let policy = [0x1000, 0x2000, 65, 0, 0, 0];
+    assert_eq!(
+        out(libc::SYS_get_mempolicy, &policy, 0),
+        vec![region(0x1000, 4), region(0x2000, 8)]
+    );
+}
