@@ -10,6 +10,8 @@ const ARPREQ_LEN: u64 = 68;
 
 /// linux/vt.h: the first free console (an int).
 const VT_OPENQRY: libc::c_ulong = 0x5600;
+/// linux/vt.h: struct vt_stat, three shorts.
+const VT_GETSTATE: libc::c_ulong = 0x5603;
 /// linux/perf_event.h: `_IO('$', n)`, taking an integer, writing nothing.
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
@@ -43,6 +45,7 @@ pub fn ioctl_output_len(request: u64) -> Option<u64> {
         libc::TIOCGWINSZ => 8,
         libc::FIONREAD | libc::TIOCGPGRP | libc::TIOCOUTQ | libc::TIOCGSID | libc::TIOCMGET => 4,
         VT_OPENQRY => 4,
+        VT_GETSTATE => 6,
         libc::SIOCGIFNAME
         | libc::SIOCGIFINDEX
         | libc::SIOCGIFFLAGS
@@ -102,6 +105,9 @@ pub fn ioctl_is_known(request: u64) -> bool {
                 | libc::TIOCSWINSZ
                 | libc::TIOCSPGRP
                 | libc::TIOCSCTTY
+                | libc::TIOCMSET
+                | libc::TIOCMBIS
+                | libc::TIOCMBIC
                 | PERF_EVENT_IOC_ENABLE
                 | PERF_EVENT_IOC_DISABLE
                 | PERF_EVENT_IOC_RESET

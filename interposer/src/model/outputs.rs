@@ -425,3 +425,12 @@ pub(super) fn seccomp(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Ad
     }
     Ok(())
 }
+
+/// keyctl's DESCRIBE, READ and GET_SECURITY return the full size and copy
+/// at most the buffer's length (arg4) into the buffer (arg3).
+pub(super) fn keyctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if matches!(a[0], 6 | 11 | 17) && ret > 0 {
+        add(a[2], returned(ret).min(a[3]));
+    }
+    Ok(())
+}

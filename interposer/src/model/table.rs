@@ -301,9 +301,11 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(245, "mq_getsetattr", &["mqdes", "newattr", "oldattr"]).ptr(A1 | A2).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(2, 64)])),
     s(246, "kexec_load", &["entry", "nr_segments", "segments", "flags"]).ptr(A2),
     s(247, "waitid", &["idtype", "id", "infop", "options", "rusage"]).ptr(A2 | A4).act(Emulate).out(Out::OnSuccess(&[(2, 128), (4, 144)])),
-    s(248, "add_key", &["type", "description", "payload", "plen", "keyring"]).ptr(A0 | A1 | A2),
-    s(249, "request_key", &["type", "description", "callout_info", "dest_keyring"]).ptr(A0 | A1 | A2),
-    s(250, "keyctl", &["operation", "arg2", "arg3", "arg4", "arg5"]),
+    // Keys live in the kernel's keyrings, outside the process: emulated.
+    s(248, "add_key", &["type", "description", "payload", "plen", "keyring"]).ptr(A0 | A1 | A2).act(Emulate).cmp(A3 | A4).input(In::Paths(&[0, 1])),
+    s(249, "request_key", &["type", "description", "callout_info", "dest_keyring"]).ptr(A0 | A1 | A2).act(Emulate).cmp(A3).input(In::Paths(&[0, 1])),
+    // Pointer arguments depend on the operation: only it is compared.
+    s(250, "keyctl", &["operation", "arg2", "arg3", "arg4", "arg5"]).act(Emulate).cmp(A0).out(Out::Custom(o::keyctl)),
     s(251, "ioprio_set", &["which", "who", "ioprio"]).act(Emulate),
     s(252, "ioprio_get", &["which", "who"]).act(Emulate),
     s(253, "inotify_init", &[]).act(ExecuteChecked).fds(),
@@ -355,10 +357,12 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(295, "preadv", &["fd", "iov", "iovcnt", "pos_l", "pos_h"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).out(Out::Custom(o::readv)),
     s(296, "pwritev", &["fd", "iov", "iovcnt", "pos_l", "pos_h"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).input(In::Gather(1, 2)),
     s(297, "rt_tgsigqueueinfo", &["tgid", "tid", "sig", "info"]).ptr(A3).act(SignalSend).cmp(A2),
-    s(298, "perf_event_open", &["attr", "pid", "cpu", "group_fd", "flags"]).ptr(A0),
+    // Counters of the machine: a placeholder, whose reads are emulated.
+    s(298, "perf_event_open", &["attr", "pid", "cpu", "group_fd", "flags"]).ptr(A0).act(Placeholder).fds().cmp(A2 | A3 | A4),
     s(299, "recvmmsg", &["fd", "msgvec", "vlen", "flags", "timeout"]).ptr(A1 | A4).act(Emulate).out(Out::Custom(o::recvmmsg)),
-    s(300, "fanotify_init", &["flags", "event_f_flags"]),
-    s(301, "fanotify_mark", &["fanotify_fd", "flags", "mask", "dirfd", "path"]).ptr(A4),
+    // Watches the file system, outside the process: a placeholder.
+    s(300, "fanotify_init", &["flags", "event_f_flags"]).act(Placeholder).fds().cmp(A0 | A1),
+    s(301, "fanotify_mark", &["fanotify_fd", "flags", "mask", "dirfd", "path"]).ptr(A4).act(Emulate).cmp(A0 | A1 | A2).input(In::Paths(&[4])),
     s(302, "prlimit64", &["pid", "resource", "new_limit", "old_limit"]).ptr(A2 | A3).act(Emulate).cmp(A1).out(Out::OnSuccess(&[(3, 16)])),
     s(303, "name_to_handle_at", &["dirfd", "path", "handle", "mount_id", "flags"]).ptr(A1 | A2 | A3),
     s(304, "open_by_handle_at", &["mount_fd", "handle", "flags"]).ptr(A1),

@@ -110,3 +110,24 @@ fn outputs_of_ipc_and_capabilities() {
         vec![region(0x1000, 4), region(0x2000, 8)]
     );
 }
+
+#[test]
+fn keys_and_watches() {
+    use ReplayAction::*;
+    let a = [3, 0x1000, 16, 0, 0, 0];
+    for nr in [libc::SYS_add_key, libc::SYS_keyctl, libc::SYS_fanotify_mark] {
+        assert_eq!(replay_action(nr, &a), Emulate, "{}", name(nr));
+    }
+    for nr in [libc::SYS_perf_event_open, libc::SYS_fanotify_init] {
+        assert_eq!(replay_action(nr, &a), Placeholder, "{}", name(nr));
+    }
+    // KEYCTL_READ copies at most the buffer's length.
+    let mem = FakeMemory::default();
+    let read = [11, 5, 0x1000, 8, 0, 0];
+    let got = outputs(libc::SYS_keyctl, &read, 20, &mem).expect("keyctl");
+    assert_eq!(got, vec![region(0x1000, 8)]);
+    let revoke = [3, 5, 0, 0, 0, 0];
+    assert!(outputs(libc::SYS_keyctl, &revoke, 0, &mem)
+        .expect("revoke")
+        .is_empty());
+}
