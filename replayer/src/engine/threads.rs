@@ -310,6 +310,48 @@ impl Replayer {
             .map_err(|e| Halt::Failed(anyhow::Error::new(e).context("ending the program")))
     }
 
+    /// The recording ended when the initial process did, killing the
+    /// processes it left behind (see the recorder's `end_left_behind`):
+    /// once it has ended here too, each of those is killed where its
+    /// recorded events end, as it was.
+    pub(super) fn end_left_behind(&mut self) -> Res {
+        let root_process = self.plan.threads.first().map(|p| p.process);
+        if self.main_status.is_none() || self.live.values().any(|t| Some(t.process) == root_process)
+        {
+            return Ok(());
+        }
+        let mut processes: Vec<(ProcessId, Pid)> = self
+            .live
+            .values()
+            .filter(|t| !self.ending.contains(&t.process))
+            .map(|t| (t.process, t.tgid))
+            .collect();
+        processes.sort_unstable_by_key(|(p, _)| *p);
+        processes.dedup_by_key(|(p, _)| *p);
+        for (process, tgid) in processes {
+            let all_started = self
+                .plan
+                .threads
+                .iter()
+                .filter(|p| p.process == process)
+                .all(|p| p.started);
+            let all_done = self
+                .live
+                .values()
+                .filter(|t| t.process == process)
+                .all(|t| self.replayed_all(t));
+            if !all_started || !all_done {
+                continue;
+            }
+            debug_log(format_args!("left behind, {tgid} done: SIGKILL"));
+            self.ending.insert(process);
+            nix::sys::signal::kill(tgid, nix::sys::signal::Signal::SIGKILL).map_err(|e| {
+                Halt::Failed(anyhow::Error::new(e).context("ending a process left behind"))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Whether the thread has replayed all its recorded events (the last
     /// one returned) and sync operations.
     fn replayed_all(&self, t: &LiveThread) -> bool {
