@@ -52,10 +52,17 @@ int main(void) {
   int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, zero, 0);
   if (shared == MAP_FAILED)
     return 2;
+  /* The child says it wrote through a pipe: replay does not yet hold an
+   * emulated wait until the reaped child has really exited. */
+  int wrote[2];
+  pipe(wrote);
   if (fork() == 0) {
     shared[0] = 42;
+    write(wrote[1], "w", 1);
     _exit(0);
   }
+  char w;
+  read(wrote[0], &w, 1);
   wait(NULL);
   printf("/dev/zero shared: %d\n", shared[0]);
 
