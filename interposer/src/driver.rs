@@ -52,6 +52,12 @@ pub trait StopHandler {
     /// A ptrace event. For [`TaskEvent::NewTask`], return whether the
     /// engine now follows the child: the driver then starts it.
     fn on_task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool, Self::Error>;
+    /// A new task the engine follows made its first stop and is about to
+    /// run its first instruction (the kernel has set it up: its
+    /// `CLONE_CHILD_SETTID` id is written).
+    fn on_start(&mut self, _pid: Pid) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// A signal about to be delivered to a thread the engine follows (not
     /// a new task's first SIGSTOP, not a group stop).
     fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<(), Self::Error>;
@@ -87,8 +93,10 @@ pub struct Prologue {
 pub enum SignalStep {
     /// An unknown task's first stop: keep it stopped until it is adopted.
     Park,
-    /// A new task's first stop, or a group stop: resume without a signal.
+    /// A new task's first stop: start it.
     Start,
+    /// A group stop: resume without a signal.
+    Continue,
     /// A real signal for the engine.
     Deliver,
 }
@@ -106,7 +114,7 @@ impl Prologue {
                 self.awaiting.remove(&pid);
                 SignalStep::Start
             }
-            SignalStopKind::GroupStop => SignalStep::Start,
+            SignalStopKind::GroupStop => SignalStep::Continue,
             SignalStopKind::Delivery => SignalStep::Deliver,
         }
     }
@@ -178,14 +186,15 @@ fn dispatch<H: StopHandler>(
             let adopted = handler.on_task_event(pid, event)?;
             if let (TaskEvent::NewTask { child, .. }, true) = (event, adopted) {
                 if prologue.adopted(child) {
-                    Tracee::new(child).resume(0, "start new thread")?;
+                    start(handler, child)?;
                 }
             }
             Ok(())
         }
         Stop::Signal(pid, sig) => match prologue.signal(pid, sig, handler.follows(pid)) {
             SignalStep::Park => Ok(()),
-            SignalStep::Start => Ok(Tracee::new(pid).resume(0, "start new thread")?),
+            SignalStep::Start => start(handler, pid),
+            SignalStep::Continue => Ok(Tracee::new(pid).resume(0, "resume from a group stop")?),
             SignalStep::Deliver => handler.on_signal(pid, sig),
         },
         Stop::Exited(pid, code) => {
@@ -197,6 +206,12 @@ fn dispatch<H: StopHandler>(
             handler.on_exit(pid, Ended::Killed(sig))
         }
     }
+}
+
+/// Starts a new task at its first stop, once the engine has seen it.
+fn start<H: StopHandler>(handler: &mut H, pid: Pid) -> Result<(), H::Error> {
+    handler.on_start(pid)?;
+    Ok(Tracee::new(pid).resume(0, "start new thread")?)
 }
 
 fn task_event(pid: Pid, event: i32) -> Result<TaskEvent, InterposeError> {

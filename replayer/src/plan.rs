@@ -114,9 +114,10 @@ fn event_order(e: &PlannedEvent) -> Option<u64> {
 
 /// A write replay prints on its own stdout or stderr must be one: a
 /// write-type call (the recorder marks write, writev, pwrite64 and
-/// sendfile) to descriptor 1 or 2, and the stream it names. Anything else
-/// (a crafted trace) would have replay write the program's bytes into
-/// another of its own descriptors (its sync log), or drop them.
+/// sendfile) to a descriptor (1, 2, or a dup of one of them), marked with
+/// the stream, 1 or 2, it wrote to. Anything else (a crafted trace) would
+/// have replay write the program's bytes into another of its own
+/// descriptors (its sync log), or drop them.
 fn check_std_stream(s: &SyscallRecord) -> Result<()> {
     let SyscallExtra::StdStream(fd) = s.extra else {
         return Ok(());
@@ -125,7 +126,7 @@ fn check_std_stream(s: &SyscallRecord) -> Result<()> {
         i64::from(s.nr),
         libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 | libc::SYS_sendfile
     );
-    if !matches!(fd, 1 | 2) || !writes_out || s.args[0] != u64::from(fd) {
+    if !matches!(fd, 1 | 2) || !writes_out || s.args[0] > i32::MAX as u64 {
         bail!(
             "trace is inconsistent: thread {} event {} ({} to descriptor {}) is marked as \
              output to descriptor {fd}, which only a write to stdout (1) or stderr (2) can be",

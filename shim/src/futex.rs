@@ -9,6 +9,7 @@
 //! callers re-check their word: this is a wake-up the program allows.
 
 use std::ffi::c_long;
+use std::sync::atomic::Ordering;
 
 use rrc_synclog::{ops, raw_syscall};
 
@@ -17,6 +18,10 @@ use crate::session;
 
 /// The longest a futex wait the recording does not have blocks in replay.
 const UNMATCHED_WAIT_NS: i64 = 1_000_000;
+
+/// The longest a replayed wait waits for a wake the kernel makes (see
+/// `settle_woken`): a thread's exit takes well under this.
+const WOKEN_SETTLE_NS: i64 = 200_000_000;
 
 const CMD_MASK: c_long = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as c_long;
 
@@ -46,8 +51,14 @@ pub unsafe extern "C" fn rrc_futex(
         _ => None,
     };
     let result = match kind {
-        Some((code, waits)) => order::futex(code, uaddr as u64, waits, real)
-            .unwrap_or_else(|| unmatched(uaddr, op, val, waits)),
+        Some((code, waits)) => match order::futex(code, uaddr as u64, waits, real) {
+            Some(0) if waits && matches!(session::current(), Some(session::Session::Replay(_))) => {
+                settle_woken(uaddr, op, val);
+                0
+            }
+            Some(r) => r,
+            None => unmatched(uaddr, op, val, waits),
+        },
         None => real(),
     };
     if result < 0 {
@@ -58,35 +69,50 @@ pub unsafe extern "C" fn rrc_futex(
     }
 }
 
+/// A replayed wait that was woken when recorded, whose word still holds
+/// the value it waited on: the wake came from the kernel, which no event
+/// orders (a thread's exit clearing its `set_tid_address` or
+/// `CLONE_CHILD_CLEARTID` word), and has not happened yet in replay. Wait
+/// for it for real, boundedly, so the program finds the word as it did.
+#[cold]
+fn settle_woken(uaddr: c_long, op: c_long, val: c_long) {
+    // SAFETY: the program's futex word, which the kernel accepted as an
+    // aligned u32 when recorded; read atomically as the kernel does.
+    let now = unsafe { (*(uaddr as *const std::sync::atomic::AtomicU32)).load(Ordering::Acquire) };
+    if now == val as u32 {
+        bounded_wait(uaddr, op, val, WOKEN_SETTLE_NS);
+    }
+}
+
 /// A futex call replay does not have next for this thread: a wake is made
 /// for real; a wait blocks one millisecond at most (callers re-check their
 /// word after any return of a futex wait), so it can never stall replay.
 #[cold]
 fn unmatched(uaddr: c_long, op: c_long, val: c_long, waits: bool) -> i32 {
+    if waits {
+        return bounded_wait(uaddr, op, val, UNMATCHED_WAIT_NS);
+    }
     let private = op & libc::FUTEX_PRIVATE_FLAG as c_long;
-    let (cmd, timeout) = if waits {
-        (libc::FUTEX_WAIT as c_long, UNMATCHED_WAIT_NS)
-    } else {
-        (libc::FUTEX_WAKE as c_long, 0)
-    };
+    let wake = (libc::FUTEX_WAKE as c_long | private) as u64;
+    // SAFETY: the program's futex word.
+    let r = unsafe { raw_syscall(libc::SYS_futex, [uaddr as u64, wake, val as u64, 0, 0, 0]) };
+    r.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// A real FUTEX_WAIT on the program's word for at most `ns` (under a
+/// second); timing out counts as a wake-up (0).
+fn bounded_wait(uaddr: c_long, op: c_long, val: c_long, ns: i64) -> i32 {
+    let private = op & libc::FUTEX_PRIVATE_FLAG as c_long;
+    let wait = (libc::FUTEX_WAIT as c_long | private) as u64;
     let ts = libc::timespec {
         tv_sec: 0,
-        tv_nsec: timeout,
+        tv_nsec: ns,
     };
-    let tsp = if waits {
-        &ts as *const libc::timespec as u64
-    } else {
-        0
-    };
+    let tsp = &ts as *const libc::timespec as u64;
     // SAFETY: the program's futex word, with a relative timeout that lives
     // across the call.
-    let r = unsafe {
-        raw_syscall(
-            libc::SYS_futex,
-            [uaddr as u64, (cmd | private) as u64, val as u64, tsp, 0, 0],
-        )
-    };
-    if waits && r == -i64::from(libc::ETIMEDOUT) {
+    let r = unsafe { raw_syscall(libc::SYS_futex, [uaddr as u64, wait, val as u64, tsp, 0, 0]) };
+    if r == -i64::from(libc::ETIMEDOUT) {
         0
     } else {
         r.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32

@@ -728,3 +728,27 @@ fn descriptor_taken_by_a_blocked_accept_is_skipped_in_replay() {
         );
     }
 }
+
+#[test]
+fn state_the_kernel_writes_replays_as_recorded_and_a_daemon_left_behind_ends_the_recording() {
+    let prog = program("kernel_state");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 3, &format!("kernel_state-round{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        for line in [
+            "set_tid_address is gettid: 1",
+            "cleared at exit: 1",
+            "parent_tid is the child: 1; child_tid too: 1",
+            "/dev/zero shared: 42",
+            "through a dup of stdout",
+            "daemon started: x",
+        ] {
+            assert!(
+                stdout.lines().any(|l| l == line),
+                "{ctx}: no {line:?} in:\n{stdout}"
+            );
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod row;
 mod table;
 #[cfg(test)]
 mod tests;
+mod tids;
 
 use libc::c_long;
 
@@ -25,6 +26,7 @@ pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
 pub use outputs::outputs;
 pub use row::{ArgIs, Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
 pub use table::{row, rows};
+pub use tids::{clone_tid_writes, TidWrites};
 
 /// How replay handles a trapped syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,11 @@ pub enum ReplayAction {
     /// reopens a file); the program sees the recorded result, whether or
     /// not the directory is still there.
     ChangeDirectory,
+    /// set_tid_address: run for real (the kernel clears that address and
+    /// wakes a futex waiter there when the thread exits, which
+    /// pthread_join and the program's own waits need); the program sees
+    /// the recorded thread id it returns.
+    TidAddress,
     /// exit_group: run it once the process's other threads have reached
     /// the end of their recorded events, as they had when it was recorded.
     ExitGroup,

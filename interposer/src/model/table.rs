@@ -268,7 +268,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(213, "epoll_create", &["size"]).act(ExecuteChecked).fds(),
     s(216, "remap_file_pages", &["addr", "size", "prot", "pgoff", "flags"]).ptr(A0),
     s(217, "getdents64", &["fd", "dirp", "count"]).ptr(A1).act(Emulate).cmp(A0 | A2).out(Out::Returned(1, 1)),
-    s(218, "set_tid_address", &["tidptr"]).ptr(A0).untrapped(),
+    s(218, "set_tid_address", &["tidptr"]).ptr(A0).act(TidAddress),
     s(219, "restart_syscall", &[]).act(Emulate),
     s(220, "semtimedop", &["semid", "sops", "nsops", "timeout"]).ptr(A1 | A3).act(Emulate).cmp(A2),
     s(221, "fadvise64", &["fd", "offset", "len", "advice"]).untrapped(),

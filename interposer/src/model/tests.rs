@@ -368,19 +368,19 @@ fn servers_syscalls_are_known() {
 /// Tracee memory as a sparse map of bytes; reading a byte never written
 /// fails as reading an unmapped page would.
 #[derive(Default)]
-struct FakeMemory {
+pub(super) struct FakeMemory {
     bytes: RefCell<BTreeMap<u64, u8>>,
 }
 
 impl FakeMemory {
-    fn put(&self, addr: u64, data: &[u8]) {
+    pub(super) fn put(&self, addr: u64, data: &[u8]) {
         let mut bytes = self.bytes.borrow_mut();
         for (i, b) in data.iter().enumerate() {
             bytes.insert(addr + i as u64, *b);
         }
     }
 
-    fn put_u64(&self, addr: u64, v: u64) {
+    pub(super) fn put_u64(&self, addr: u64, v: u64) {
         self.put(addr, &v.to_le_bytes());
     }
 

@@ -58,6 +58,10 @@ pub struct Recorder {
     process_pid: HashMap<ProcessId, i32>,
     main_status: Option<ExitStatus>,
     root: Pid,
+    /// The initial process, once its leader has ended.
+    root_process: Option<ProcessId>,
+    /// Whether what it left behind has been killed (`end_left_behind`).
+    left_behind_killed: bool,
     std_streams: StdStreams,
     warned: HashSet<String>,
     dispositions: ProcessDispositions,
@@ -121,6 +125,8 @@ impl Recorder {
             next_process: 0,
             process_pid: HashMap::new(),
             main_status: None,
+            root_process: None,
+            left_behind_killed: false,
             root,
             std_streams: StdStreams::new(),
             warned: HashSet::new(),

@@ -124,7 +124,9 @@ impl SerialCalls {
     }
 }
 
-/// Which of each process's fd 1 and 2 are our own stdout and stderr.
+/// Which of each process's descriptors are our own stdout and stderr:
+/// its fds 1 and 2, and their dups (dup, dup2, fcntl F_DUPFD...), which
+/// write to the same place.
 pub(super) struct StdStreams {
     /// Our own fds 1 and 2, as (device, inode).
     ours: [Option<(u64, u64)>; 3],
@@ -142,14 +144,15 @@ impl StdStreams {
         }
     }
 
-    /// Whether `fd` (1 or 2) of the process is our own stdout or stderr.
+    /// Which of our stdout (1) and stderr (2) the process's `fd` is, if
+    /// either.
     pub(super) fn get(&mut self, pid: Pid, process: ProcessId, fd: u64) -> Option<u8> {
         let ours = self.ours;
         *self.of.entry((process, fd)).or_insert_with(|| {
             let target = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
                 .ok()
                 .map(|m| (m.dev(), m.ino()));
-            (target.is_some() && target == ours[fd as usize]).then_some(fd as u8)
+            which_stream(fd, target, ours)
         })
     }
 
@@ -157,6 +160,19 @@ impl StdStreams {
     pub(super) fn forget_process(&mut self, process: ProcessId) {
         self.of.retain(|(p, _), _| *p != process);
     }
+}
+
+/// The stream (1 or 2) descriptor `fd`, open on `target`, writes to:
+/// its own number when it is 1 or 2 and on that stream (stdout and stderr
+/// may be one terminal), else the first of ours it is open on.
+fn which_stream(fd: u64, target: Option<(u64, u64)>, ours: [Option<(u64, u64)>; 3]) -> Option<u8> {
+    target?;
+    if (fd == 1 || fd == 2) && target == ours[fd as usize] {
+        return Some(fd as u8);
+    }
+    [1u8, 2]
+        .into_iter()
+        .find(|&s| target == ours[usize::from(s)])
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {
@@ -246,6 +262,26 @@ mod tests {
         assert!(s.enter(pid(3), FDS, t0));
         s.forget(pid(2));
         assert_eq!(s.finish(pid(1)), vec![pid(3)]);
+    }
+
+    #[test]
+    fn a_dup_of_stdout_or_stderr_writes_to_that_stream() {
+        let (tty, pipe, file) = (Some((5, 1)), Some((9, 7)), Some((3, 4)));
+        let ours = [None, tty, pipe];
+        assert_eq!(which_stream(1, tty, ours), Some(1));
+        assert_eq!(which_stream(2, pipe, ours), Some(2));
+        assert_eq!(which_stream(7, tty, ours), Some(1), "a dup of stdout");
+        assert_eq!(which_stream(4, pipe, ours), Some(2), "a dup of stderr");
+        assert_eq!(
+            which_stream(2, tty, ours),
+            Some(1),
+            "stderr made a dup of stdout"
+        );
+        assert_eq!(which_stream(5, file, ours), None);
+        assert_eq!(which_stream(5, None, ours), None);
+        let one_terminal = [None, tty, tty];
+        assert_eq!(which_stream(2, tty, one_terminal), Some(2));
+        assert_eq!(which_stream(6, tty, one_terminal), Some(1));
     }
 
     #[test]

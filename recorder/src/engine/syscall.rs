@@ -100,7 +100,7 @@ impl Recorder {
         if model::changes_descriptor_table(nr, &args) {
             Some(SerialKey::Descriptors(process))
         } else if writes_out(nr)
-            && (args[0] == 1 || args[0] == 2)
+            && is_descriptor(args[0])
             && self.std_streams.get(pid, process, args[0]).is_some()
         {
             Some(SerialKey::StdStreams)
@@ -159,7 +159,7 @@ impl Recorder {
         };
         let mut extra = Self::check_supported(nr, &args);
         let inputs = model::read_inputs(&tracee, nr, &args);
-        if writes_out(nr) && (args[0] == 1 || args[0] == 2) {
+        if writes_out(nr) && is_descriptor(args[0]) {
             if let Some(stream) = self.std_streams.get(pid, process, args[0]) {
                 extra = SyscallExtra::StdStream(stream);
             }
@@ -402,4 +402,10 @@ impl Recorder {
             }
         }
     }
+}
+
+/// Whether a call's argument can name a descriptor (fds are ints; a
+/// negative or huge one is refused by the kernel and is nobody's stream).
+fn is_descriptor(arg: u64) -> bool {
+    (arg as i32) >= 0 && arg <= i32::MAX as u64
 }

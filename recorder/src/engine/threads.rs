@@ -227,6 +227,28 @@ impl Recorder {
         })?;
         if pid == self.root {
             self.main_status = Some(status);
+            self.root_process = Some(t.process);
+        }
+        self.end_left_behind()
+    }
+
+    /// Once the initial process has ended, the recording ends with it, as
+    /// rr's does: processes it left behind (a daemon, a grandchild still
+    /// running) are killed with SIGKILL where they are, which replay does
+    /// again where their recorded events end.
+    fn end_left_behind(&mut self) -> Result<()> {
+        let Some(root) = self.root_process else {
+            return Ok(());
+        };
+        if self.left_behind_killed || self.threads.values().any(|t| t.process == root) {
+            return Ok(());
+        }
+        self.left_behind_killed = true;
+        // By their real tids (the program's own pids may be in another
+        // pid namespace): SIGKILL to any thread ends its whole process.
+        for &tid in self.threads.keys() {
+            // Gone already: waitpid reports its end.
+            let _ = nix::sys::signal::kill(tid, nix::sys::signal::Signal::SIGKILL);
         }
         Ok(())
     }

@@ -78,6 +78,21 @@ pub(crate) fn mapped_copy_args(at: i64, args: &[u64; 6]) -> [u64; 6] {
     [at as u64, args[1], args[2], flags, u64::MAX, 0]
 }
 
+/// The anonymous mmap that stands in for a mapping of `/dev/zero` (which
+/// is anonymous memory, shared between processes when `MAP_SHARED`), at
+/// the address it returned (`at`); replay's descriptor is a placeholder.
+pub(crate) fn dev_zero_args(at: i64, args: &[u64; 6]) -> [u64; 6] {
+    let mut anonymous = mapped_copy_args(at, args);
+    let sharing = (libc::MAP_PRIVATE | libc::MAP_SHARED) as u64;
+    anonymous[3] = anonymous[3] & !sharing | args[3] & sharing;
+    anonymous
+}
+
+/// Whether a recorded mapping is of `/dev/zero`.
+pub(crate) fn maps_dev_zero(record: &SyscallRecord) -> bool {
+    matches!(&record.extra, SyscallExtra::MappedFd(path) if path == b"/dev/zero")
+}
+
 /// The file a relative `path` names for tracee `pid` now, seen from its
 /// working directory (`AT_FDCWD`) or directory descriptor `dirfd`.
 fn resolve_live(pid: Pid, dirfd: i32, path: &[u8]) -> Option<std::path::PathBuf> {
@@ -123,7 +138,12 @@ impl Replayer {
         record: SyscallRecord,
         args: [u64; 6],
     ) -> Res {
-        regs.set_args(&mapped_copy_args(record.ret, &args));
+        let anonymous = if maps_dev_zero(&record) {
+            dev_zero_args(record.ret, &args)
+        } else {
+            mapped_copy_args(record.ret, &args)
+        };
+        regs.set_args(&anonymous);
         Tracee::new(pid).set_regs(regs, "map a recorded copy of a file")?;
         self.run_to_exit(pid, record, args, ExitCheck::MappedCopy)
     }
@@ -330,6 +350,33 @@ mod tests {
         ];
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
         assert_eq!(mapped_copy_args(0x1000, &fixed)[3], flags);
+    }
+
+    #[test]
+    fn a_mapping_of_dev_zero_is_anonymous_memory_shared_as_the_program_asked() {
+        let ro_shared = [
+            0,
+            4096,
+            libc::PROT_READ as u64,
+            libc::MAP_SHARED as u64,
+            3,
+            0,
+        ];
+        let flags = (libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+        assert_eq!(
+            dev_zero_args(0x1000, &ro_shared),
+            [0x1000, 4096, libc::PROT_READ as u64, flags, u64::MAX, 0]
+        );
+        let private = [
+            0,
+            4096,
+            libc::PROT_READ as u64,
+            libc::MAP_PRIVATE as u64,
+            3,
+            0,
+        ];
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE) as u64;
+        assert_eq!(dev_zero_args(0x1000, &private)[3], flags);
     }
 
     #[test]

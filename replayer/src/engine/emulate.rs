@@ -82,7 +82,7 @@ impl Replayer {
                 // recorded one.
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
-            ReplayAction::ChangeDirectory => {
+            ReplayAction::ChangeDirectory | ReplayAction::TidAddress => {
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
             ReplayAction::Unsupported => unsupported(thread, &record, nr),
@@ -134,7 +134,8 @@ impl Replayer {
                 self.ending.insert(t.process);
             }
         }
-        if nr == libc::SYS_mmap && record.ret >= 0 && record.outputs.len() == 1 {
+        let copied = record.outputs.len() == 1 || super::descriptors::maps_dev_zero(&record);
+        if nr == libc::SYS_mmap && record.ret >= 0 && copied {
             return self.map_recorded_copy(pid, regs, record, args);
         }
         if let SyscallExtra::MappedFd(recorded) = &record.extra {

@@ -90,6 +90,7 @@ impl Replayer {
             self.run_steps(Step::ReleaseLate)?;
         }
         self.end_as_killed()?;
+        self.end_left_behind()?;
         let held: Vec<Pid> = self
             .live
             .iter()

@@ -466,6 +466,14 @@ impl StopHandler for Replayer {
         }
     }
 
+    fn on_start(&mut self, pid: Pid) -> Result<()> {
+        let result = self.thread_start(pid);
+        match result {
+            Ok(()) => Ok(()),
+            Err(halt) => self.finish_stop(pid, Err(halt)),
+        }
+    }
+
     fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
         debug_log(format_args!("signal {sig} of {pid}"));
         self.note_stop(pid);

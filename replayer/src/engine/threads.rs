@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use nix::unistd::Pid;
-use rrc_interposer::{hide_vdso, TaskEvent, Tracee};
+use rrc_interposer::{hide_vdso, model, TaskEvent, Tracee, TraceeMemory};
 use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, ThreadId};
 
 use super::exit::InFlight;
@@ -48,6 +48,9 @@ pub(crate) struct LiveThread {
     /// the event it followed: the order moves on only when the handler
     /// returns or the thread makes a syscall.
     pub handler_alone: Option<u64>,
+    /// Where its clone had the kernel write its (live) tid, for the
+    /// recorded one to replace before it runs (`CLONE_CHILD_SETTID`).
+    pub settid: Option<u64>,
     pub state: ThreadState,
 }
 
@@ -98,9 +101,25 @@ impl Replayer {
                 in_flight: None,
                 injecting: None,
                 handler_alone: None,
+                settid: None,
                 state: ThreadState::Running,
             },
         );
+    }
+
+    /// A new thread's first stop, before it runs: the id its clone had the
+    /// kernel write into its memory becomes the recorded one.
+    pub(super) fn thread_start(&mut self, pid: Pid) -> Res {
+        let Some(t) = self.live.get_mut(&pid) else {
+            return Ok(());
+        };
+        let (Some(addr), logical) = (t.settid.take(), t.logical) else {
+            return Ok(());
+        };
+        let Some(recorded) = self.plan.threads.get(logical as usize).map(|p| p.tid) else {
+            return Ok(());
+        };
+        Ok(Tracee::new(pid).write(addr, &recorded.to_ne_bytes())?)
     }
 
     /// The live tid of logical thread `logical`, if it runs.
@@ -116,20 +135,34 @@ impl Replayer {
     pub(super) fn task_event(&mut self, pid: Pid, event: TaskEvent) -> Res<bool> {
         match event {
             TaskEvent::NewTask { child, .. } => {
-                let extra = self
+                let call = self
                     .live
                     .get(&pid)
                     .and_then(|t| t.in_flight.as_ref())
-                    .map(|c| c.record.extra.clone());
+                    .map(|c| (c.record.extra.clone(), c.record.nr, c.args, c.record.ret));
+                let Some((extra, nr, args, recorded_id)) = call else {
+                    let thread = self.live.get(&pid).map_or(0, |t| t.logical);
+                    return diverged(thread, Expected::NoNewThread, Observed::NewThread);
+                };
                 let logical = match extra {
-                    Some(SyscallExtra::NewThread(l)) => l,
-                    Some(SyscallExtra::NewProcess { thread, .. }) => thread,
+                    SyscallExtra::NewThread(l) => l,
+                    SyscallExtra::NewProcess { thread, .. } => thread,
                     _ => {
                         let thread = self.live.get(&pid).map_or(0, |t| t.logical);
                         return diverged(thread, Expected::NoNewThread, Observed::NewThread);
                     }
                 };
+                let writes = model::clone_tid_writes(nr as i64, &args, &Tracee::new(pid))?;
+                if let Some(addr) = writes.parent {
+                    // The child is not started yet: it cannot have read
+                    // (or, exiting, cleared) the live id written there.
+                    let id = recorded_id as i32;
+                    Tracee::new(pid).write(addr, &id.to_ne_bytes())?;
+                }
                 self.adopt(child, logical);
+                if let Some(t) = self.live.get_mut(&child) {
+                    t.settid = writes.child;
+                }
                 self.resume_on(pid)?;
                 Ok(true)
             }
@@ -275,6 +308,48 @@ impl Replayer {
         self.ending.insert(process);
         nix::sys::signal::kill(tgid, nix::sys::signal::Signal::SIGKILL)
             .map_err(|e| Halt::Failed(anyhow::Error::new(e).context("ending the program")))
+    }
+
+    /// The recording ended when the initial process did, killing the
+    /// processes it left behind (see the recorder's `end_left_behind`):
+    /// once it has ended here too, each of those is killed where its
+    /// recorded events end, as it was.
+    pub(super) fn end_left_behind(&mut self) -> Res {
+        let root_process = self.plan.threads.first().map(|p| p.process);
+        if self.main_status.is_none() || self.live.values().any(|t| Some(t.process) == root_process)
+        {
+            return Ok(());
+        }
+        let mut processes: Vec<(ProcessId, Pid)> = self
+            .live
+            .values()
+            .filter(|t| !self.ending.contains(&t.process))
+            .map(|t| (t.process, t.tgid))
+            .collect();
+        processes.sort_unstable_by_key(|(p, _)| *p);
+        processes.dedup_by_key(|(p, _)| *p);
+        for (process, tgid) in processes {
+            let all_started = self
+                .plan
+                .threads
+                .iter()
+                .filter(|p| p.process == process)
+                .all(|p| p.started);
+            let all_done = self
+                .live
+                .values()
+                .filter(|t| t.process == process)
+                .all(|t| self.replayed_all(t));
+            if !all_started || !all_done {
+                continue;
+            }
+            debug_log(format_args!("left behind, {tgid} done: SIGKILL"));
+            self.ending.insert(process);
+            nix::sys::signal::kill(tgid, nix::sys::signal::Signal::SIGKILL).map_err(|e| {
+                Halt::Failed(anyhow::Error::new(e).context("ending a process left behind"))
+            })?;
+        }
+        Ok(())
     }
 
     /// Whether the thread has replayed all its recorded events (the last
