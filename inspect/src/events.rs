@@ -187,6 +187,7 @@ fn extra_note(syscall: &SyscallRecord) -> Option<String> {
         SyscallExtra::MappedFd(path) => format!("maps {}", quote_bytes(path, SHOWN_PATH_BYTES)),
         SyscallExtra::Unknown => "unknown to rrc: only the result was recorded".to_string(),
         SyscallExtra::ReservedAt(order) => format!("descriptor taken at entry @{order}"),
+        SyscallExtra::Buffered => "buffered".to_string(),
     };
     Some(note)
 }

@@ -15,6 +15,13 @@ pub fn write_summary(out: &mut impl Write, path: &Path, summary: &TraceSummary) 
     write_header_block(out, path, summary)?;
     write_threads(out, &summary.threads, summary.processes)?;
     write_counts(out, "Syscalls", &summary.syscalls)?;
+    let total: u64 = summary.syscalls.values().sum();
+    writeln!(
+        out,
+        "  ({} buffered by the fast path, {} trapped)",
+        summary.buffered_syscalls,
+        total.saturating_sub(summary.buffered_syscalls)
+    )?;
     write_counts(out, "Sync operations", &summary.sync_ops)?;
     write_counts(out, "Signals", &summary.signals)?;
     write_activity(out, summary)?;

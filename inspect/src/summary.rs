@@ -37,6 +37,9 @@ pub struct TraceSummary {
     pub processes: usize,
     /// Syscall counts by name, all threads.
     pub syscalls: BTreeMap<String, u64>,
+    /// Of those, calls the fast path made untrapped and logged in-process;
+    /// the rest trapped (a ptrace stop or two each).
+    pub buffered_syscalls: u64,
     /// Sync operation counts by pthread name, all threads.
     pub sync_ops: BTreeMap<String, u64>,
     /// Signal counts by name, all threads.
@@ -154,6 +157,7 @@ pub struct SummaryBuilder {
     /// Named, with an ioctl's request: `ioctl 0x8912`.
     unknown_syscall_names: BTreeSet<String>,
     tsc_reads: u64,
+    buffered_syscalls: u64,
     end: Option<EndRecord>,
 }
 
@@ -170,6 +174,7 @@ impl SummaryBuilder {
             warnings: Vec::new(),
             unknown_syscall_names: BTreeSet::new(),
             tsc_reads: 0,
+            buffered_syscalls: 0,
             end: None,
         }
     }
@@ -213,6 +218,9 @@ impl SummaryBuilder {
         self.intervals.push(syscall.interval_ns);
         self.bytes.syscall_outputs += total_len(&syscall.outputs);
         self.bytes.syscall_inputs += total_len(&syscall.inputs);
+        if syscall.extra == SyscallExtra::Buffered {
+            self.buffered_syscalls += 1;
+        }
         if syscall.extra == SyscallExtra::Unknown {
             let name = if syscall.nr == Sysno::ioctl as u32 {
                 format!("ioctl {:#x}", syscall.args[1] & 0xffff_ffff)
@@ -263,6 +271,7 @@ impl SummaryBuilder {
             processes: count_processes(&threads),
             threads,
             syscalls: rename_keys(self.syscalls_by_nr, syscall_name),
+            buffered_syscalls: self.buffered_syscalls,
             sync_ops: rename_keys(self.sync_ops, |op| op.name().to_string()),
             signals: rename_keys(self.signals_by_number, signal_name),
             intervals: IntervalStats::from_samples(self.intervals),

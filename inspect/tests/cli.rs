@@ -301,6 +301,7 @@ fn json_summary_of_a_complete_trace() {
         "threads",
         "processes",
         "syscalls",
+        "buffered_syscalls",
         "sync_ops",
         "signals",
         "intervals",
@@ -327,6 +328,10 @@ fn json_summary_of_a_complete_trace() {
     assert_eq!(json["exit_status"], serde_json::json!({"exited": 3}));
     assert_eq!(json["duration_ns"], 5_000_000);
     assert_eq!(json["processes"], 1);
+    assert_eq!(
+        json["buffered_syscalls"], 0,
+        "the fixture's calls all trapped"
+    );
     assert_eq!(
         json["syscalls"],
         serde_json::json!({"read": 2, "openat": 1, "write": 1, "syscall_999": 1})

@@ -92,10 +92,69 @@ fn trap_other_architectures(prog: &mut BpfProgram) -> Result<()> {
 /// The architecture of x86-64 system calls in seccomp data and siginfo.
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
+/// Lets the fast path's calls through untrapped when they are made from
+/// the shim's own call site (`rrc_synclog::syscallbuf`), as rr's
+/// syscallbuf does: a few instructions in front of seccompiler's program
+/// (which seccompiler cannot express, as it does not test the
+/// instruction pointer). Anything else falls through to that program.
+fn allow_fast_site(prog: BpfProgram) -> Result<BpfProgram> {
+    use rrc_synclog::syscallbuf::{FAST_CALLS, FAST_SITE_END};
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const JA: u16 = 0x05;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+    // seccomp_data: nr at 0, arch at 4, instruction_pointer at 8.
+    let n = FAST_CALLS.len();
+    // The program's start, counted from each jump's next instruction.
+    let len = 9 + n;
+    let to_start = |at: usize| u8::try_from(len - at - 1).map_err(|e| filter_err(&e));
+    let stmt = |code, k| sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq_else_start = |at: usize, k: u32| -> Result<sock_filter> {
+        Ok(sock_filter {
+            code: JEQ_K,
+            jt: 0,
+            jf: to_start(at)?,
+            k,
+        })
+    };
+    let mut out = vec![
+        stmt(LD_W_ABS, 4),
+        jeq_else_start(1, AUDIT_ARCH_X86_64)?,
+        stmt(LD_W_ABS, 8),
+        jeq_else_start(3, FAST_SITE_END as u32)?,
+        stmt(LD_W_ABS, 12),
+        jeq_else_start(5, (FAST_SITE_END >> 32) as u32)?,
+        stmt(LD_W_ABS, 0),
+    ];
+    for (i, nr) in FAST_CALLS.iter().enumerate() {
+        let at = 7 + i;
+        out.push(sock_filter {
+            code: JEQ_K,
+            // To the RET ALLOW just before the program.
+            jt: u8::try_from(len - 1 - at - 1).map_err(|e| filter_err(&e))?,
+            jf: 0,
+            k: *nr as u32,
+        });
+    }
+    out.push(stmt(JA, 1));
+    out.push(stmt(RET_K, SECCOMP_RET_ALLOW));
+    debug_assert_eq!(out.len(), len);
+    out.extend(prog);
+    Ok(out)
+}
+
 /// Builds the filter installed in the program just before `exec`;
 /// `serialized`: the program runs one thread at a time (see
-/// [`Filter::AllowUnlessSerialized`]).
-pub fn build_filter(serialized: bool) -> Result<BpfProgram> {
+/// [`Filter::AllowUnlessSerialized`]); `fast_path`: the shim's own call
+/// site makes the hot calls untrapped (recording only).
+pub fn build_filter(serialized: bool, fast_path: bool) -> Result<BpfProgram> {
     let err = filter_err;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for row in model::rows() {
@@ -127,20 +186,83 @@ pub fn build_filter(serialized: bool) -> Result<BpfProgram> {
         .try_into()
         .map_err(|e: seccompiler::BackendError| err(&e))?;
     trap_other_architectures(&mut prog)?;
+    if fast_path {
+        return allow_fast_site(prog);
+    }
     Ok(prog)
 }
 
 #[cfg(test)]
 mod tests {
+    use rrc_synclog::syscallbuf::FAST_SITE_END;
+    use seccompiler::sock_filter;
+
+    /// Runs a classic-BPF seccomp program on (nr, arch, instruction
+    /// pointer, args): the subset of BPF seccompiler and rrc emit.
+    fn run(prog: &[sock_filter], nr: i64, ip: u64, args: [u64; 6]) -> u32 {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&(nr as u32).to_le_bytes());
+        data[4..8].copy_from_slice(&super::AUDIT_ARCH_X86_64.to_le_bytes());
+        data[8..16].copy_from_slice(&ip.to_le_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+        }
+        let (mut acc, mut pc) = (0u32, 0usize);
+        loop {
+            let ins = &prog[pc];
+            pc += 1;
+            match ins.code {
+                0x20 => {
+                    let k = ins.k as usize;
+                    acc = u32::from_le_bytes(data[k..k + 4].try_into().expect("4 bytes"));
+                }
+                0x06 => return ins.k,
+                0x05 => pc += ins.k as usize,
+                0x15 => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
+                0x35 => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
+                0x25 => pc += usize::from(if acc > ins.k { ins.jt } else { ins.jf }),
+                0x45 => pc += usize::from(if acc & ins.k != 0 { ins.jt } else { ins.jf }),
+                0x54 => acc &= ins.k,
+                other => panic!("instruction {other:#x} not modelled"),
+            }
+        }
+    }
+
+    const ALLOW: u32 = 0x7fff_0000;
+    const TRACE: u32 = 0x7ff0_0000;
+
+    #[test]
+    fn the_shims_call_site_makes_only_the_fast_calls_untrapped() {
+        let prog = super::build_filter(false, true).expect("filter");
+        let args = [3, 0x1000, 10, 0, 0, 0];
+        assert_eq!(run(&prog, libc::SYS_read, FAST_SITE_END, args), ALLOW);
+        assert_eq!(
+            run(&prog, libc::SYS_clock_gettime, FAST_SITE_END, args),
+            ALLOW
+        );
+        // The same call from anywhere else traps, as without the fast path.
+        assert_eq!(run(&prog, libc::SYS_read, 0x7fff_1234_5678, args), TRACE);
+        assert_eq!(
+            run(&prog, libc::SYS_read, FAST_SITE_END + (1 << 32), args),
+            TRACE
+        );
+        // Other calls from the site trap; untrapped ones stay untrapped.
+        assert_eq!(run(&prog, libc::SYS_openat, FAST_SITE_END, args), TRACE);
+        assert_eq!(run(&prog, libc::SYS_brk, FAST_SITE_END, args), ALLOW);
+        let plain = super::build_filter(false, false).expect("filter");
+        assert_eq!(run(&plain, libc::SYS_read, FAST_SITE_END, args), TRACE);
+        assert_eq!(run(&plain, libc::SYS_brk, 0x1000, args), ALLOW);
+    }
+
     #[test]
     fn other_architectures_trap() {
-        let prog = super::build_filter(false).expect("filter");
+        let prog = super::build_filter(false, false).expect("filter");
         assert_eq!((prog[2].code, prog[2].k), (0x06, 0x0003_0000), "ret TRAP");
     }
 
     #[test]
     fn filter_builds() {
-        let prog = super::build_filter(false).expect("filter");
+        let prog = super::build_filter(false, false).expect("filter");
         assert!(prog.len() > 10);
         assert!(
             prog.len() < 4096,
@@ -157,7 +279,7 @@ mod tests {
     /// set_tid_address traps (replay gives it the recorded tid).
     #[test]
     fn program_is_unchanged() {
-        let prog = super::build_filter(false).expect("filter");
+        let prog = super::build_filter(false, false).expect("filter");
         let hash = prog.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, i| {
             let word = u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24;
             let word = word | u64::from(i.k) << 32;

@@ -37,6 +37,9 @@ pub struct SpawnOptions {
     pub close_inherited: bool,
     /// The program runs one thread at a time: calls that can block trap.
     pub serialized: bool,
+    /// The shim's call site makes the hot calls untrapped (see
+    /// `rrc_synclog::syscallbuf`): recording only.
+    pub fast_path: bool,
 }
 
 /// Which signals a program starts with ignored and blocked: the only
@@ -158,7 +161,7 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
         program: program.clone(),
         reason,
     };
-    let filter = build_filter(opts.serialized)?;
+    let filter = build_filter(opts.serialized, opts.fast_path)?;
     let prog = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,

@@ -275,6 +275,14 @@ impl Tracee {
         self.set_regs(regs, "rewind a syscall to deliver a signal first")
     }
 
+    /// Makes the thread, stopped at the seccomp stop of a syscall, skip it:
+    /// the call returns `ret` without running.
+    pub fn skip_syscall(&self, regs: &mut SyscallRegs, ret: i64) -> Result<()> {
+        regs.regs.orig_rax = u64::MAX;
+        regs.regs.rax = ret as u64;
+        self.set_regs(regs, "skip a syscall")
+    }
+
     /// Queues a signal for this thread (tgkill from the tracer).
     pub fn queue_signal(&self, tgid: Pid, signal: i32) -> Result<()> {
         // SAFETY: tgkill takes plain integers.

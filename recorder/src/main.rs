@@ -44,6 +44,11 @@ struct Cli {
     /// exactly. Replay follows the trace's choice.
     #[arg(long)]
     serialize: bool,
+    /// Trap every recorded call: no in-process fast path (the shim's
+    /// buffered reads, writes, sends, receives, polls and clock reads).
+    /// `RRC_FAST_PATH=0` in the environment does the same.
+    #[arg(long)]
+    no_fast_path: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
     command: Vec<OsString>,
@@ -205,6 +210,9 @@ fn run(cli: Cli) -> Result<i32> {
 
     let (shm_fd, log) = SharedSyncLog::create(MODE_RECORD).context("creating the sync log")?;
     log.set_serial(cli.serialize);
+    let fast_path = !cli.serialize
+        && !cli.no_fast_path
+        && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");
     let log = Arc::new(log);
     let next_thread = Arc::new(AtomicU32::new(0));
     let drainer = drain::SyncDrainer::spawn(log.clone(), next_thread.clone(), writer.sender())
@@ -224,6 +232,7 @@ fn run(cli: Cli) -> Result<i32> {
         signals,
         close_inherited: false,
         serialized: cli.serialize,
+        fast_path,
     };
     forward_stop_signals();
     let started = Instant::now();
@@ -236,6 +245,7 @@ fn run(cli: Cli) -> Result<i32> {
         root,
         clock,
         cli.serialize,
+        fast_path,
     )?;
     let status = recorder.run()?;
     rrc_interposer::reclaim_terminal();

@@ -176,6 +176,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         },
         close_inherited: true,
         serialized: header.serialized,
+        fast_path: false,
     };
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {

@@ -14,6 +14,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use rrc_synclog::ops;
+mod fast;
+mod fast_calls;
 mod futex;
 mod order;
 mod random;

@@ -146,3 +146,27 @@ real_functions! {
     funlockfile = c"funlockfile" => fn(*mut c_void) -> ();
     ftrylockfile = c"ftrylockfile" => fn(*mut c_void) -> c_int;
 }
+
+// The calls the fast path buffers (`fast_calls`), for when it does not.
+real_functions! {
+    read = c"read" => fn(c_int, *mut c_void, libc::size_t) -> libc::ssize_t;
+    write = c"write" => fn(c_int, *const c_void, libc::size_t) -> libc::ssize_t;
+    readv = c"readv" => fn(c_int, *const libc::iovec, c_int) -> libc::ssize_t;
+    writev = c"writev" => fn(c_int, *const libc::iovec, c_int) -> libc::ssize_t;
+    recv = c"recv" => fn(c_int, *mut c_void, libc::size_t, c_int) -> libc::ssize_t;
+    recvfrom = c"recvfrom" => fn(
+        c_int, *mut c_void, libc::size_t, c_int, *mut libc::sockaddr, *mut libc::socklen_t
+    ) -> libc::ssize_t;
+    send = c"send" => fn(c_int, *const c_void, libc::size_t, c_int) -> libc::ssize_t;
+    sendto = c"sendto" => fn(
+        c_int, *const c_void, libc::size_t, c_int, *const libc::sockaddr, libc::socklen_t
+    ) -> libc::ssize_t;
+    sendmsg = c"sendmsg" => fn(c_int, *const libc::msghdr, c_int) -> libc::ssize_t;
+    epoll_wait = c"epoll_wait" => fn(c_int, *mut libc::epoll_event, c_int, c_int) -> c_int;
+    epoll_pwait = c"epoll_pwait"
+        => fn(c_int, *mut libc::epoll_event, c_int, c_int, *const libc::sigset_t) -> c_int;
+    poll = c"poll" => fn(*mut libc::pollfd, libc::nfds_t, c_int) -> c_int;
+    clock_gettime = c"clock_gettime" => fn(clockid_t, *mut timespec) -> c_int;
+    gettimeofday = c"gettimeofday" => fn(*mut libc::timeval, *mut c_void) -> c_int;
+    time = c"time" => fn(*mut libc::time_t) -> libc::time_t;
+}

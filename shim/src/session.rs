@@ -177,6 +177,8 @@ fn attach_from_environment() -> u8 {
         SERIAL.store(true, Ordering::Relaxed);
         return PASS_THROUGH;
     }
+    // Record and replay alike, so that both have the same mappings.
+    crate::fast::prepare(&log, state == RECORDING);
     // SAFETY: this thread holds ATTACHING, so nobody else touches the slot
     // until the state is published; it is written exactly once.
     unsafe { (*ATTACHED_LOG.0.get()).write(log) };
@@ -257,6 +259,20 @@ pub fn this_thread(log: &SharedSyncLog) -> Result<LogicalThread, UnregisteredThr
             }
         })
         .unwrap_or(Err(UnregisteredThread { tid: -1 }))
+}
+
+/// The calling thread, if it is already known: never looks it up (the
+/// lookup's gettid is a replayed syscall, and the fast path must not add
+/// one where replay, which does not buffer, would not make it).
+#[inline]
+pub fn known_thread() -> Option<LogicalThread> {
+    THREAD_IDENTITY
+        .try_with(|cell| match cell.get() {
+            ThreadIdentity::Registered(thread) => Some(thread),
+            _ => None,
+        })
+        .ok()
+        .flatten()
 }
 
 #[cold]

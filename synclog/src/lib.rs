@@ -23,6 +23,7 @@
 //! shared between processes.
 
 pub mod ops;
+pub mod syscallbuf;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -36,7 +37,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 5;
+pub const SHM_VERSION: u32 = 6;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -107,6 +108,11 @@ pub struct ShmHeader {
     /// event at the rank in the low half has happened, and which has the
     /// run of the program until it stops at its next event; 0: none.
     pub baton: AtomicU64,
+    /// Record: 1 when the shim may buffer hot calls (see `syscallbuf`).
+    pub fast_path: AtomicU32,
+    /// Record: CLOCK_MONOTONIC at the recording's start, in nanoseconds:
+    /// buffered calls' return times count from here, as the tracer's do.
+    pub epoch_ns: AtomicU64,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -194,7 +200,9 @@ impl Layout {
         4096,
     );
     pub const RING_STRIDE: usize = align_up(std::mem::size_of::<SyncRing>(), 4096);
-    pub const TOTAL: usize = Self::RINGS + MAX_THREADS * Self::RING_STRIDE;
+    pub const BUFFERS: usize = Self::RINGS + MAX_THREADS * Self::RING_STRIDE;
+    pub const BUF_STRIDE: usize = align_up(std::mem::size_of::<syscallbuf::SyscallBuf>(), 4096);
+    pub const TOTAL: usize = Self::BUFFERS + MAX_THREADS * Self::BUF_STRIDE;
 }
 
 const fn align_up(v: usize, a: usize) -> usize {
@@ -296,6 +304,32 @@ impl SharedSyncLog {
                 .add(Layout::RINGS + slot as usize * Layout::RING_STRIDE)
                 as *const SyncRing)
         })
+    }
+
+    /// A thread's syscall buffer (the fast path, record only).
+    pub fn syscall_buf(&self, slot: u32) -> Option<&syscallbuf::SyscallBuf> {
+        if slot as usize >= MAX_THREADS {
+            return None;
+        }
+        // SAFETY: slot < MAX_THREADS, so the buffer lies inside the mapping.
+        Some(unsafe {
+            &*(self
+                .base
+                .add(Layout::BUFFERS + slot as usize * Layout::BUF_STRIDE)
+                as *const syscallbuf::SyscallBuf)
+        })
+    }
+
+    /// Whether the shim may buffer calls (record, fast path on).
+    pub fn fast_path(&self) -> bool {
+        self.header().fast_path.load(Ordering::Relaxed) != 0
+    }
+
+    /// Turns the fast path on or off, and sets the clock it counts from
+    /// (before the program runs).
+    pub fn set_fast_path(&self, on: bool, epoch_ns: u64) {
+        self.header().epoch_ns.store(epoch_ns, Ordering::Relaxed);
+        self.header().fast_path.store(on as u32, Ordering::Relaxed);
     }
 
     fn object_slot(&self, i: usize) -> &ObjectTurn {

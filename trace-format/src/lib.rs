@@ -19,7 +19,7 @@ pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
 /// First eight bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"RRCTRACE";
 /// Bumped whenever a record's encoding changes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 /// Frames larger than this are treated as corruption rather than allocated.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;
 /// Size of the fixed preamble: magic plus version.

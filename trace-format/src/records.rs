@@ -153,6 +153,9 @@ pub enum SyscallExtra {
     /// starts, so while it blocks, other calls skip that number; replay
     /// makes its placeholder at that place.
     ReservedAt(u64),
+    /// Made from the shim's untrapped call site and logged in-process
+    /// (the fast path), not trapped; replay replays it as any other.
+    Buffered,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

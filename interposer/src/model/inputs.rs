@@ -99,6 +99,33 @@ pub fn read_inputs(tracee: &crate::Tracee, nr: libc::c_long, args: &[u64; 6]) ->
 
 /// What the tracee cannot give reads as empty: replay then reports the
 /// difference rather than failing.
+/// The inputs of a call read from memory other than the live process
+/// (the fast path's snapshots of it); `None` for a call whose inputs need
+/// the process itself (paths, file contents).
+pub fn read_inputs_from(
+    mem: &dyn TraceeMemory,
+    nr: libc::c_long,
+    args: &[u64; 6],
+) -> Option<Vec<Vec<u8>>> {
+    let specs = match row(nr).map(|r| r.inputs) {
+        Some(Inputs::MsgHdr(msg)) => sendmsg_inputs(mem, args[msg]).ok()?,
+        _ => inputs(nr, args),
+    };
+    specs
+        .into_iter()
+        .map(|spec| match spec {
+            InputSpec::Bytes(r) => Some(mem.read(r.addr, r.len).unwrap_or_default()),
+            InputSpec::SockAddr(r) => {
+                let mut b = mem.read(r.addr, r.len).unwrap_or_default();
+                b.truncate(sockaddr_meaningful_len(&b));
+                Some(b)
+            }
+            InputSpec::Iovec { addr, count, limit } => Some(read_gather(mem, addr, count, limit)),
+            InputSpec::CString(_) | InputSpec::FileRange { .. } => None,
+        })
+        .collect()
+}
+
 fn read_input(tracee: &crate::Tracee, spec: InputSpec) -> Vec<u8> {
     match spec {
         InputSpec::Bytes(r) => tracee.read(r.addr, r.len).unwrap_or_default(),

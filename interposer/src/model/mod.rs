@@ -20,7 +20,8 @@ use libc::c_long;
 
 pub use cmsg::{received_fds, scm_rights};
 pub use inputs::{
-    inputs, read_gather, read_inputs, sendmsg_inputs, sockaddr_meaningful_len, MAX_INPUT,
+    inputs, read_gather, read_inputs, read_inputs_from, sendmsg_inputs, sockaddr_meaningful_len,
+    MAX_INPUT,
 };
 pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
 pub use outputs::outputs;

@@ -88,6 +88,11 @@ impl Deferred {
         }
     }
 
+    /// Whether a signal is held back (not yet queued again).
+    pub(super) fn holds_any(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// When the first held signal becomes overdue (none while one queued
     /// is on its way).
     pub(super) fn deadline(&self) -> Option<Instant> {

@@ -18,6 +18,7 @@
 //! each stop go exactly once.
 
 mod alone;
+mod buffered;
 mod deferred;
 mod dispositions;
 mod limits;
@@ -116,6 +117,7 @@ impl Recorder {
         root: Pid,
         clock: StopClock,
         serialize: bool,
+        fast_path: bool,
     ) -> Result<Recorder> {
         let mut r = Recorder {
             sink,
@@ -138,6 +140,8 @@ impl Recorder {
             alone: Alone::default(),
             token: Token::new(serialize, root),
         };
+        // Buffered calls' return times count from the same start.
+        r.log.set_fast_path(fast_path, monotonic_ns());
         // The root already took its initial stop in spawn_traced.
         r.add_thread(root, None, true)?;
         Ok(r)
@@ -171,8 +175,16 @@ impl Recorder {
         eprintln!("rrc-record: internal error: {message}");
     }
 
-    /// `pid` reported a stop the engine is about to handle.
-    fn mark_stopped(&mut self, pid: Pid) {
+    /// `pid` reported a stop the engine is about to handle: its buffered
+    /// calls (the fast path) come before anything this stop records.
+    fn mark_stopped(&mut self, pid: Pid) -> Result<()> {
+        self.drain_buffered(pid)?;
+        self.set_go_traced(pid, rrc_synclog::syscallbuf::TRACED_VFORK, false);
+        self.note_stopped(pid);
+        Ok(())
+    }
+
+    fn note_stopped(&mut self, pid: Pid) {
         let Some(t) = self.threads.get_mut(&pid) else {
             return;
         };
@@ -302,7 +314,7 @@ impl StopHandler for Recorder {
     type Error = anyhow::Error;
 
     fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
-        self.mark_stopped(pid);
+        self.mark_stopped(pid)?;
         let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
         // A handler that ran alone ends at its thread's next syscall.
         let mut released = self.end_alone(pid);
@@ -313,7 +325,7 @@ impl StopHandler for Recorder {
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
-        self.mark_stopped(pid);
+        self.mark_stopped(pid)?;
         // Made or failed: either way the fork copies no more.
         let released = self.end_alone(pid);
         self.release_all(released)?;
@@ -326,7 +338,7 @@ impl StopHandler for Recorder {
     }
 
     fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
-        self.mark_stopped(pid);
+        self.mark_stopped(pid)?;
         self.signal_stop(pid, sig)
     }
 
@@ -366,6 +378,17 @@ impl StopHandler for Recorder {
     fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
         anyhow::Error::new(errno).context("waiting for the traced program")
     }
+}
+
+/// CLOCK_MONOTONIC (the clock `Instant` reads) in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
 /// Whether a thread sleeps interruptibly (a wait rrc does not trap), and

@@ -112,11 +112,13 @@ impl Recorder {
             self.emit_signal(pid, sig, SignalPoint::Elapsed(elapsed), siginfo)?;
             return self.resume(pid, Resume::Run(sig, "deliver signal"));
         }
-        // Running its own code: hold the signal back to the thread's next
-        // syscall, where replay can deliver it at the same point.
+        // Running its own code (or the shim's, in a buffered call that is
+        // not blocked in the kernel): hold the signal back to the thread's
+        // next syscall, where replay can deliver it at the same point.
         if let Some(t) = self.threads.get_mut(&pid) {
             t.signals.hold(sig, siginfo, Instant::now());
         }
+        self.note_held_signals(pid);
         self.resume(
             pid,
             Resume::Run(0, "hold a signal back to the next syscall"),
@@ -266,6 +268,7 @@ impl Recorder {
             let sig = signal.sig;
             t.signals.queued(signal);
             let thread = t.logical;
+            self.note_held_signals(pid);
             match Tracee::new(pid).queue_signal(tgid, sig) {
                 Ok(()) => {}
                 Err(e) if e.tracee_gone() => continue,

@@ -41,6 +41,9 @@ impl Recorder {
             // Trapped only to mark where a handler ends; not an event.
             return self.resume(pid, Resume::Run(0, "resume into rt_sigreturn"));
         }
+        if Self::is_boundary(regs.nr()) {
+            return self.buffered_call_boundary(pid, regs);
+        }
         let Some(t) = self.threads.get(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
@@ -134,7 +137,7 @@ impl Recorder {
     /// interrupted as if the signal had come while it blocked; any other
     /// call completes and the signal arrives at its return. Either way it
     /// lands where replay can put it.
-    fn queue_held_signal(&mut self, pid: Pid) -> Result<()> {
+    pub(super) fn queue_held_signal(&mut self, pid: Pid) -> Result<()> {
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
@@ -147,6 +150,7 @@ impl Recorder {
         if let Some(t) = self.threads.get_mut(&pid) {
             t.signals.queued(signal);
         }
+        self.note_held_signals(pid);
         Ok(())
     }
 

@@ -13,7 +13,7 @@ impl Recorder {
     pub(super) fn task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool> {
         let adopted = match event {
             TaskEvent::NewTask { child, event } => {
-                self.mark_stopped(pid);
+                self.mark_stopped(pid)?;
                 self.new_task(pid, child, event)?;
                 true
             }
@@ -23,12 +23,12 @@ impl Recorder {
                 }
                 // After the move: the record under `pid` is the one that
                 // exec'd, now stopped here.
-                self.mark_stopped(pid);
+                self.mark_stopped(pid)?;
                 hide_vdso(&Tracee::new(pid))?;
                 false
             }
             TaskEvent::Other(_) => {
-                self.mark_stopped(pid);
+                self.mark_stopped(pid)?;
                 false
             }
         };
@@ -63,6 +63,12 @@ impl Recorder {
             } else {
                 SyscallExtra::NewThread(logical)
             };
+        }
+        if event == libc::PTRACE_EVENT_VFORK || (event == libc::PTRACE_EVENT_CLONE && new_process) {
+            // A child on the parent's memory may run on its stack and
+            // thread-local storage (vfork, posix_spawn): its calls must
+            // not land in the parent's buffer until the parent stops again.
+            self.set_go_traced(parent, rrc_synclog::syscallbuf::TRACED_VFORK, true);
         }
         // The child has its copy of memory.
         let released = self.end_alone(parent);

@@ -131,7 +131,12 @@ impl ThreadState {
         self.stamp_return_at(Instant::now(), epoch, order)
     }
 
-    fn stamp_return_at(&mut self, now: Instant, epoch: Instant, order: u64) -> ReturnStamp {
+    pub(super) fn stamp_return_at(
+        &mut self,
+        now: Instant,
+        epoch: Instant,
+        order: u64,
+    ) -> ReturnStamp {
         let stamp = ReturnStamp {
             index: self.events,
             interval_ns: now.duration_since(self.last_return).as_nanos() as u64,
@@ -197,6 +202,8 @@ impl Recorder {
     /// lets the next one go, it is held nowhere any more, and its record
     /// goes.
     pub(super) fn remove_thread(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
+        // Its last buffered calls, before its end (the buffer outlives it).
+        self.drain_buffered(pid)?;
         let released = self.end_alone(pid);
         self.release_all(released)?;
         self.alone.forget(pid);

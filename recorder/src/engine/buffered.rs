@@ -1,0 +1,179 @@
+//! The fast path's buffered calls (see `rrc_synclog::syscallbuf` and the
+//! shim's `fast`): read out of a thread's syscall buffer whenever the
+//! thread stops and when it ends, before any event of its own is counted,
+//! and turned into the records a trapped call gives, through the same
+//! syscall model, reading the memory the shim copied. Also: the boundary
+//! a buffered call traps at to take a signal held for it, and the flags
+//! that make a thread's calls trap for a while.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Result;
+use nix::unistd::Pid;
+use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
+use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD};
+use rrc_trace::{SyscallExtra, SyscallRecord, TraceRecord};
+
+use super::serial::writes_out;
+use super::{Recorder, Resume};
+
+/// The memory a buffered call read or wrote, as the shim copied it.
+struct Snapshot<'a>(&'a [(u64, Vec<u8>)]);
+
+impl TraceeMemory for Snapshot<'_> {
+    fn read(&self, addr: u64, len: usize) -> rrc_interposer::Result<Vec<u8>> {
+        let end = addr.checked_add(len as u64);
+        self.0
+            .iter()
+            .find_map(|(base, bytes)| {
+                let off = addr.checked_sub(*base)? as usize;
+                (end? <= base + bytes.len() as u64).then(|| bytes[off..off + len].to_vec())
+            })
+            .ok_or(not_copied("read a snapshot", addr, len))
+    }
+
+    fn write(&self, addr: u64, data: &[u8]) -> rrc_interposer::Result<()> {
+        Err(not_copied("write a snapshot", addr, data.len()))
+    }
+}
+
+/// Memory the shim did not copy (the model asked for more than the shim
+/// knows the call touches: a bug, which the unit tests look for).
+fn not_copied(op: &'static str, addr: u64, len: usize) -> InterposeError {
+    InterposeError::Memory {
+        tid: 0,
+        op,
+        addr,
+        len,
+        errno: nix::errno::Errno::EFAULT,
+    }
+}
+
+impl Recorder {
+    /// Turns `pid`'s buffered calls into trace records. Called while it is
+    /// stopped (or gone): its shim is not writing the buffer.
+    pub(super) fn drain_buffered(&mut self, pid: Pid) -> Result<()> {
+        let Some(t) = self.threads.get(&pid) else {
+            return Ok(());
+        };
+        let (thread, process) = (t.logical, t.process);
+        let Some(buf) = self.log.syscall_buf(thread) else {
+            return Ok(());
+        };
+        if !buf.pending() {
+            return Ok(());
+        }
+        let calls = match buf.take() {
+            Ok(calls) => calls,
+            Err(bad) => {
+                // Only a program writing over rrc's memory gets here: its
+                // trace would be wrong from here on, so say so and stop.
+                anyhow::bail!(
+                    "thread {thread}'s syscall buffer is damaged at byte {}: the program \
+                     wrote over rrc's shared memory",
+                    bad.offset
+                );
+            }
+        };
+        for call in calls {
+            self.emit_buffered(pid, process, call)?;
+        }
+        Ok(())
+    }
+
+    fn emit_buffered(
+        &mut self,
+        pid: Pid,
+        process: rrc_trace::ProcessId,
+        call: BufferedCall,
+    ) -> Result<()> {
+        let mem = Snapshot(&call.regions);
+        let inputs = model::read_inputs_from(&mem, call.nr, &call.args).unwrap_or_default();
+        let regions = model::outputs(call.nr, &call.args, call.ret, &mem).unwrap_or_default();
+        let outputs = regions
+            .iter()
+            .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
+            .collect();
+        // A write through a dup of our stdout or stderr is program output.
+        let stream = if writes_out(call.nr) {
+            self.std_streams.get(pid, process, call.args[0])
+        } else {
+            None
+        };
+        let extra = stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream);
+        let epoch = self.epoch;
+        let Some(t) = self.threads.get_mut(&pid) else {
+            return Ok(());
+        };
+        let returned = epoch + Duration::from_nanos(call.return_ns);
+        let stamp = t.stamp_return_at(returned, epoch, call.order);
+        // The last trapped call's exit is not where the thread is now.
+        t.last_exit_rip = None;
+        let thread = t.logical;
+        self.emit(TraceRecord::Syscall(SyscallRecord {
+            thread,
+            index: stamp.index,
+            nr: call.nr as u32,
+            args: call.args,
+            ret: call.ret,
+            inputs,
+            outputs,
+            interval_ns: stamp.interval_ns,
+            return_ns: stamp.return_ns,
+            order: stamp.order,
+            extra,
+        }))
+    }
+
+    /// Sets or clears `TRACED_*` bits on `pid`'s buffer.
+    pub(super) fn set_go_traced(&self, pid: Pid, bit: u32, on: bool) {
+        let Some(buf) = self
+            .threads
+            .get(&pid)
+            .and_then(|t| self.log.syscall_buf(t.logical))
+        else {
+            return;
+        };
+        if on {
+            buf.go_traced.fetch_or(bit, Ordering::SeqCst);
+        } else {
+            buf.go_traced.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a seccomp stop is the shim's boundary call (not an event).
+    pub(super) fn is_boundary(nr: i64) -> bool {
+        nr == BOUNDARY_NR
+    }
+
+    /// While a signal is held back for `pid`, its calls trap (the shim
+    /// buffers none), so that the next one is a boundary to deliver it at.
+    pub(super) fn note_held_signals(&self, pid: Pid) {
+        let held = self
+            .threads
+            .get(&pid)
+            .is_some_and(|t| t.signals.holds_any());
+        self.set_go_traced(pid, TRACED_SIGNAL_HELD, held);
+    }
+
+    /// The shim trapped just after a buffered call to take a signal held
+    /// for it (its buffer is drained, so that call is the thread's last
+    /// event): the signal is queued and arrives as the boundary returns,
+    /// which is where replay delivers it, at that call's return. The
+    /// boundary itself is no event: it is skipped.
+    pub(super) fn buffered_call_boundary(&mut self, pid: Pid, mut regs: SyscallRegs) -> Result<()> {
+        let enosys = -(libc::ENOSYS as i64);
+        Tracee::new(pid).skip_syscall(&mut regs, enosys)?;
+        self.queue_held_signal(pid)?;
+        if let Some(t) = self.threads.get_mut(&pid) {
+            // Set after queueing (which forgets the last exit): a signal
+            // stop here is at the return of the thread's last event.
+            t.last_exit_rip = Some(regs.regs.rip);
+        }
+        self.resume(
+            pid,
+            Resume::Run(0, "resume after a buffered call's boundary"),
+        )
+    }
+}

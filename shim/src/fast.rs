@@ -1,0 +1,222 @@
+//! The fast path (recording): a hot call is made from the shim's own call
+//! site, which the seccomp filter lets through untrapped, and logged in
+//! the thread's syscall buffer with its place in the event order, its
+//! return time and the memory it read or wrote (see
+//! `rrc_synclog::syscallbuf`). The tracer turns the entries into the
+//! records a trapped call would have given. Replay does not buffer: the
+//! same calls trap there and are replayed as any other.
+//!
+//! A call goes the trapped way instead when the fast path is off or not
+//! ready (a library constructor that runs before ours), when the thread is
+//! not known yet, inside a signal handler that interrupted a buffered call,
+//! when the tracer holds a signal for the thread or a vfork child borrows
+//! its stack, and when its memory would not fit in the buffer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rrc_synclog::syscallbuf::{
+    entry_len, EntryHead, BOUNDARY_NR, FAST_CODE, FAST_PAGE, TRACED_SIGNAL_HELD,
+};
+use rrc_synclog::{raw_syscall, SharedSyncLog};
+
+use crate::session::{self, Session};
+
+/// The call site is mapped and the recording has the fast path on.
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// The most memory one buffered call may snapshot; larger calls trap.
+pub const MAX_SNAPSHOT: usize = 64 << 10;
+/// The most memory regions one call snapshots.
+pub const MAX_REGIONS: usize = 18;
+
+/// Maps the call site's page, in record and replay alike (so that both
+/// runs have the same mappings); the fast path is used only when
+/// recording with it on. Its mmap and mprotect are anonymous-memory calls
+/// the filter lets run untrapped, in both.
+pub fn prepare(log: &SharedSyncLog, recording: bool) {
+    const MAP_FIXED_NOREPLACE: i32 = 0x10_0000;
+    // SAFETY: a new private anonymous page at an address nothing else may
+    // be at (NOREPLACE fails rather than replace a mapping).
+    let page = unsafe {
+        libc::mmap(
+            FAST_PAGE as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if page as u64 != FAST_PAGE {
+        if page != libc::MAP_FAILED {
+            // SAFETY: the page we were given elsewhere, which nothing uses.
+            unsafe { libc::munmap(page, 4096) };
+        }
+        // Taken (an exec'd image that kept it cannot: exec drops all
+        // mappings): the calls trap as usual.
+        return;
+    }
+    // SAFETY: the page is ours, writable and 4096 bytes long.
+    unsafe {
+        std::ptr::copy_nonoverlapping(FAST_CODE.as_ptr(), page.cast::<u8>(), FAST_CODE.len());
+    }
+    // SAFETY: our page; from now on it is code only.
+    let ok = unsafe { libc::mprotect(page, 4096, libc::PROT_READ | libc::PROT_EXEC) } == 0;
+    if ok && recording && log.fast_path() && !log.serial() {
+        READY.store(true, Ordering::Release);
+    }
+}
+
+/// A system call made from the untrapped call site.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`, and the page must be
+/// mapped (`READY`).
+#[inline(always)]
+unsafe fn site_syscall(nr: i64, args: [u64; 6]) -> i64 {
+    let ret: i64;
+    // SAFETY: the caller vouches for the arguments; the site is `syscall;
+    // ret`, which clobbers rcx and r11 besides rax, and the call pushes a
+    // return address (no `nostack`: the compiler keeps the red zone free).
+    unsafe {
+        std::arch::asm!(
+            "call {site}",
+            site = in(reg) FAST_PAGE,
+            inlateout("rax") nr => ret,
+            in("rdi") args[0],
+            in("rsi") args[1],
+            in("rdx") args[2],
+            in("r10") args[3],
+            in("r8") args[4],
+            in("r9") args[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    ret
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec; the call is made from the site
+    // (untrapped) and is not logged: it is rrc's own clock read.
+    unsafe {
+        site_syscall(
+            libc::SYS_clock_gettime,
+            [
+                libc::CLOCK_MONOTONIC as u64,
+                &mut ts as *mut _ as u64,
+                0,
+                0,
+                0,
+                0,
+            ],
+        )
+    };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+/// Memory regions a call read or wrote, as (address, length).
+#[derive(Default)]
+pub struct Regions {
+    list: [(u64, usize); MAX_REGIONS],
+    n: usize,
+}
+
+impl Regions {
+    pub fn add(&mut self, addr: u64, len: usize) {
+        if self.n < MAX_REGIONS {
+            self.list[self.n] = (addr, len);
+            self.n += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[(u64, usize)] {
+        &self.list[..self.n]
+    }
+}
+
+/// Makes call `nr` through the fast path and logs it; `None` when it must
+/// go the trapped way (the caller then calls libc). `snapshot_at_most`
+/// bounds the memory `regions` will name; `regions` names it once the
+/// call has returned `ret`, with the program's memory as it is then.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr`, and every region
+/// `regions` names must be readable memory of its length.
+#[inline]
+pub unsafe fn buffered(
+    nr: i64,
+    args: [u64; 6],
+    snapshot_at_most: usize,
+    regions: impl FnOnce(i64, &mut Regions),
+) -> Option<i64> {
+    if !READY.load(Ordering::Relaxed) || snapshot_at_most > MAX_SNAPSHOT {
+        return None;
+    }
+    let Some(Session::Record(log)) = session::current() else {
+        return None;
+    };
+    let thread = session::known_thread()?;
+    let buf = log.syscall_buf(thread.slot)?;
+    if !buf.open() {
+        return None;
+    }
+    let most = entry_len(std::iter::repeat_n(0, MAX_REGIONS)) + snapshot_at_most + 8 * MAX_REGIONS;
+    let at = buf.room(most)?;
+    // The tracer reads this at a stop of ours: a signal that arrives from
+    // here on is held back to the end of the call (see the recorder).
+    buf.in_call.store(nr as u32 + 1, Ordering::SeqCst);
+    if buf.go_traced.load(Ordering::SeqCst) != 0 {
+        buf.in_call.store(0, Ordering::SeqCst);
+        return None;
+    }
+    // SAFETY: the caller vouches for the arguments; READY says the page
+    // is mapped.
+    let ret = unsafe { site_syscall(nr, args) };
+    // As a trapped call's return waits while a fork copies memory or a
+    // handler runs alone.
+    log.wait_for_forks(Some(thread.slot));
+    let order = log.stamp_event();
+    let epoch = log.header().epoch_ns.load(Ordering::Relaxed);
+    let return_ns = monotonic_ns().saturating_sub(epoch);
+    let mut named = Regions::default();
+    regions(ret, &mut named);
+    let len = entry_len(named.as_slice().iter().map(|r| r.1));
+    let head = EntryHead {
+        len: len as u32,
+        regions: named.n as u32,
+        nr,
+        args,
+        ret,
+        order,
+        return_ns,
+    };
+    if len <= most {
+        // SAFETY: only this thread writes its buffer, between `room` and
+        // here; the caller vouches for the regions' memory.
+        unsafe { buf.publish(at, head, named.as_slice()) };
+    }
+    buf.in_call.store(0, Ordering::SeqCst);
+    if buf.go_traced.load(Ordering::SeqCst) & TRACED_SIGNAL_HELD != 0 {
+        // A signal came while we were in the call: trap once, so that the
+        // tracer delivers it here, just after the call, where replay (in
+        // which this call traps) delivers it too.
+        // SAFETY: a call number no kernel knows, without arguments.
+        unsafe { raw_syscall(BOUNDARY_NR, [0; 6]) };
+    }
+    Some(ret)
+}
+
+/// A raw result as libc returns it: -1 with errno set on failure.
+pub fn libc_result(ret: i64) -> i64 {
+    if ret < 0 && ret > -4096 {
+        session::set_errno(-ret as i32);
+        -1
+    } else {
+        ret
+    }
+}
