@@ -5,13 +5,13 @@
 #                            compile C and C++ programs; failing is an error.
 #   memcached redis-server   wanted by later test suites (servers under
 #   redis-tools lighttpd     record/replay); failing to get them is a warning.
-#   nginx
+#   nginx libmemcached-tools (memaslap, for rrc-bench)
 #
 # Usage: scripts/install-deps.sh [--required-only]
 set -euo pipefail
 
 REQUIRED=(gcc g++)
-LATER=(memcached redis-server redis-tools lighttpd nginx)
+LATER=(memcached redis-server redis-tools lighttpd nginx libmemcached-tools)
 if [[ "${1:-}" == "--required-only" ]]; then
     LATER=()
 fi

@@ -1,7 +1,9 @@
 /*
  * Built three times by tests/build.rs: divergent_v1 (-DVARIANT=1),
  * divergent_v2 (-DVARIANT=2: writes different bytes) and divergent_v3
- * (-DVARIANT=3: makes extra system calls before the same output). The
+ * (-DVARIANT=3: makes extra system calls before the same output) and
+ * divergent_v4 (-DVARIANT=4: sends other bytes through a pipe, a write
+ * the fast path buffers, before the same output). The
  * test records v1, then overwrites the recorded executable with v2 or v3:
  * replay must report a divergence rather than "succeed".
  */
@@ -27,6 +29,17 @@ int main(void)
     CHECK(read(fd, buf, sizeof buf) > 0, "read");
     close(fd);
 #endif
+    /* A write to a pipe: made untrapped and logged in-process when the
+     * fast path is on, trapped when it is off; replay checks it either way. */
+    int p[2];
+    CHECK(pipe(p) == 0, "pipe");
+    unsigned char sent[8];
+    memcpy(sent, rnd, sizeof sent);
+#if VARIANT == 4
+    sent[3] ^= 0x5a;
+#endif
+    CHECK(write(p[1], sent, sizeof sent) == (ssize_t)sizeof sent, "write to a pipe");
+    CHECK(read(p[0], sent, sizeof sent) == (ssize_t)sizeof sent, "read it back");
 #if VARIANT == 2
     printf("this is variant two, and it says something else entirely: ");
 #else

@@ -1,0 +1,103 @@
+//! The fast path: hot calls made from the shim's own call site, untrapped,
+//! and logged in-process (issue 13). Each test records with it on (and the
+//! last with it off), checks through rrc-inspect that calls were buffered,
+//! and replays: replay traps those calls and must find them as recorded.
+//! The whole suite also runs with `RRC_FAST_PATH=0` (scripts/test.sh).
+
+use rrc_tests::*;
+
+const ON: &[(&str, &str)] = &[("RRC_FAST_PATH", "1")];
+const OFF: &[(&str, &str)] = &[("RRC_FAST_PATH", "0")];
+
+/// Records `fast_path MODE` with the fast path on, checks the exit status
+/// and that at least `buffered` calls were buffered, and replays it twice.
+fn record_mode(mode: &str, exit: i32, buffered: u64) -> Recording {
+    let rec = record_with_env(&program("fast_path"), &[mode], b"", ON);
+    rec.assert_exit_code(exit);
+    let json = inspect_json(&rec.trace);
+    let got = json["buffered_syscalls"].as_u64().unwrap_or(0);
+    assert!(
+        got >= buffered,
+        "{}: at least {buffered} calls buffered by the fast path, got {got}: {}",
+        rec.describe(),
+        json["syscalls"]
+    );
+    for i in 1..=2 {
+        let out = replay(&rec.trace, &[]);
+        assert_replay_matches(&rec, &out, &format!("{mode}: replay {i} of 2"));
+    }
+    rec
+}
+
+#[test]
+fn signals_that_interrupt_blocked_buffered_reads_and_epoll_waits_replay() {
+    for _ in 0..repeat() {
+        let rec = record_mode("signals", 0, 2);
+        let out = rec.stdout_str();
+        assert!(out.contains("read after a restarting signal: 5 handled 1"), "{out}");
+        assert!(out.contains("errno EINTR handled 2"), "{out}");
+        assert!(out.contains("epoll_wait after a signal: -1 errno EINTR handled 3"), "{out}");
+    }
+}
+
+#[test]
+fn timer_ticks_land_between_the_same_buffered_clock_reads() {
+    for _ in 0..repeat() {
+        record_mode("timer", 0, 100);
+    }
+}
+
+#[test]
+fn timer_ticks_land_at_other_clock_reads_natively() {
+    assert_native_runs_differ(&program("fast_path"), &["timer"], b"", 10);
+}
+
+#[test]
+fn more_calls_than_a_buffer_holds_and_a_send_larger_than_it_replay() {
+    for _ in 0..repeat() {
+        // 20,000 small writes fill a thread's buffer many times over.
+        record_mode("overflow", 0, 20_000);
+    }
+}
+
+#[test]
+fn dup2_over_a_buffered_descriptor_replays() {
+    for _ in 0..repeat() {
+        record_mode("fds", 0, 3);
+    }
+}
+
+#[test]
+fn fork_and_vfork_while_threads_sit_in_buffered_reads_replay() {
+    for _ in 0..repeat() {
+        let rec = record_mode("fork", 0, 2);
+        let out = rec.stdout_str();
+        assert!(out.contains("the vfork child exited 0"), "{out}");
+        assert_eq!(out.matches("woke with 1 byte").count(), 2, "{out}");
+    }
+}
+
+#[test]
+fn sigkill_during_a_blocked_buffered_read_replays_to_the_end() {
+    for _ in 0..repeat() {
+        record_mode("kill", 128 + libc::SIGKILL, 1);
+    }
+}
+
+#[test]
+fn a_constructors_clock_read_and_a_threads_first_buffered_call_replay() {
+    for _ in 0..repeat() {
+        record_mode("early", 0, 1);
+    }
+}
+
+#[test]
+fn with_the_fast_path_off_every_call_traps_and_replays() {
+    let rec = record_with_env(&program("fast_path"), &["timer"], b"", OFF);
+    rec.assert_exit_code(0);
+    let json = inspect_json(&rec.trace);
+    assert_eq!(json["buffered_syscalls"], 0, "{}", rec.describe());
+    assert!(syscall_count(&json, "clock_gettime") > 100, "{}", json["syscalls"]);
+    let out = replay(&rec.trace, &[]);
+    assert_replay_matches(&rec, &out, "fast path off");
+}
