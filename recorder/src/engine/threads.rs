@@ -14,6 +14,7 @@ use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord};
 
 use super::deferred::Deferred;
 use super::syscall::InFlight;
+use super::visible::TscMode;
 use super::{Recorder, Release};
 
 /// Whether a thread is stopped, and why it stays stopped. Only
@@ -93,6 +94,8 @@ pub(super) struct ThreadState {
     pub self_signals: Vec<i32>,
     /// Its serial call waited too long and goes ahead without the slot.
     pub serial_bypass: bool,
+    /// The rdtsc mode the program set (rrc's own is always SIGSEGV).
+    pub tsc_mode: TscMode,
     pub run: Run,
 }
 
@@ -119,6 +122,7 @@ impl ThreadState {
             signals: Deferred::default(),
             self_signals: Vec::new(),
             serial_bypass: false,
+            tsc_mode: TscMode::Enable,
             run: Run::Running,
         }
     }
@@ -162,6 +166,7 @@ impl Recorder {
         let parent_state = parent.and_then(|p| self.threads.get(&p));
         let parent_logical = parent_state.map(|t| t.logical);
         let parent_process = parent_state.map(|t| t.process);
+        let tsc_mode = parent_state.map(|t| t.tsc_mode).unwrap_or_default();
         let process = if new_process {
             let p = self.next_process;
             self.next_process += 1;
@@ -182,7 +187,9 @@ impl Recorder {
         }
         self.next_thread.store(logical + 1, Ordering::Release);
         let pid = *self.process_pid.entry(process).or_insert(tid.as_raw());
-        self.threads.insert(tid, ThreadState::new(logical, process));
+        let mut state = ThreadState::new(logical, process);
+        state.tsc_mode = tsc_mode;
+        self.threads.insert(tid, state);
         self.emit(TraceRecord::ThreadStart {
             thread: logical,
             process,
