@@ -96,6 +96,9 @@ pub(super) struct ThreadState {
     pub serial_bypass: bool,
     /// The rdtsc mode the program set (rrc's own is always SIGSEGV).
     pub tsc_mode: TscMode,
+    /// Whether the program has SIGSEGV blocked (as of its last exec or
+    /// rt_sigprocmask): a trapped rdtsc unblocks it, rrc blocks it again.
+    pub segv_blocked: bool,
     pub run: Run,
 }
 
@@ -123,6 +126,7 @@ impl ThreadState {
             self_signals: Vec::new(),
             serial_bypass: false,
             tsc_mode: TscMode::Enable,
+            segv_blocked: false,
             run: Run::Running,
         }
     }
@@ -167,6 +171,7 @@ impl Recorder {
         let parent_logical = parent_state.map(|t| t.logical);
         let parent_process = parent_state.map(|t| t.process);
         let tsc_mode = parent_state.map(|t| t.tsc_mode).unwrap_or_default();
+        let segv_blocked = parent_state.is_some_and(|t| t.segv_blocked);
         let process = if new_process {
             let p = self.next_process;
             self.next_process += 1;
@@ -189,6 +194,7 @@ impl Recorder {
         let pid = *self.process_pid.entry(process).or_insert(tid.as_raw());
         let mut state = ThreadState::new(logical, process);
         state.tsc_mode = tsc_mode;
+        state.segv_blocked = segv_blocked;
         self.threads.insert(tid, state);
         self.emit(TraceRecord::ThreadStart {
             thread: logical,

@@ -3,7 +3,9 @@
 //! seccomp filter, but `prctl(PR_GET_TSC)` and `prctl(PR_GET_SECCOMP)`
 //! report the program's own settings, and `prctl(PR_SET_TSC)` sets the
 //! program's mode without turning rrc's trapping off. Replay emulates
-//! these calls from the trace, so only recording needs this.
+//! these calls from the trace, so only recording needs this. A trapped
+//! rdtsc is a SIGSEGV the kernel forces, which unblocks SIGSEGV: the
+//! blocked state is noted here and restored (in `tsc`), as replay does.
 
 use anyhow::Result;
 use nix::unistd::Pid;
@@ -90,6 +92,9 @@ impl Recorder {
     /// program would have had without rrc.
     pub(super) fn hide_rrc_at_exit(&mut self, pid: Pid, call: &InFlight, ret: i64) -> Result<i64> {
         let tracee = Tracee::new(pid);
+        if call.nr == libc::SYS_rt_sigprocmask && ret == 0 && call.args[1] != 0 {
+            self.note_segv_mask(pid);
+        }
         if is_prctl(call, libc::PR_GET_TSC) && ret == 0 {
             let mode = self
                 .threads
@@ -108,6 +113,15 @@ impl Recorder {
             return Ok(0);
         }
         Ok(ret)
+    }
+
+    /// Notes whether `pid` has SIGSEGV blocked, after an exec or a change
+    /// of its mask (unreadable: not blocked, as a thread that vanished).
+    pub(super) fn note_segv_mask(&mut self, pid: Pid) {
+        let blocked = Tracee::new(pid).segv_blocked().unwrap_or(false);
+        if let Some(t) = self.threads.get_mut(&pid) {
+            t.segv_blocked = blocked;
+        }
     }
 
     /// Whether a trapped rdtsc is the program's to take (it set
