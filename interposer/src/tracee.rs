@@ -28,6 +28,9 @@ pub trait TraceeMemory {
     }
 }
 
+/// SIGSEGV's bit in a signal mask.
+const SEGV_BIT: u64 = 1 << (libc::SIGSEGV - 1);
+
 /// One thread of the traced program, identified by its kernel tid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tracee {
@@ -261,6 +264,62 @@ impl Tracee {
         }
         regs.regs.rip += insn.encoded_len();
         self.set_regs(regs, "complete a trapped rdtsc")
+    }
+
+    /// The thread's blocked signal mask (bit `sig - 1` for each signal).
+    pub fn signal_mask(&self) -> Result<u64> {
+        let mut mask = 0u64;
+        // SAFETY: PTRACE_GETSIGMASK writes 8 bytes (the size passed) to
+        // `mask`, which lives across the call.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETSIGMASK,
+                self.tid.as_raw(),
+                std::mem::size_of::<u64>(),
+                &mut mask as *mut u64,
+            )
+        };
+        if r < 0 {
+            return Err(self.err("read the signal mask", Errno::last()));
+        }
+        Ok(mask)
+    }
+
+    /// Sets the thread's blocked signal mask.
+    pub fn set_signal_mask(&self, mask: u64) -> Result<()> {
+        // SAFETY: PTRACE_SETSIGMASK reads 8 bytes (the size passed) from
+        // `mask`, which lives across the call.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_SETSIGMASK,
+                self.tid.as_raw(),
+                std::mem::size_of::<u64>(),
+                &mask as *const u64,
+            )
+        };
+        if r < 0 {
+            return Err(self.err("set the signal mask", Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// Whether SIGSEGV is blocked: a trapped rdtsc (a forced SIGSEGV)
+    /// unblocks it, so the tracers note it and block it again.
+    pub fn segv_blocked(&self) -> Result<bool> {
+        Ok(self.signal_mask()? & SEGV_BIT != 0)
+    }
+
+    /// After a trapped rdtsc: SIGSEGV blocked again if it was before the
+    /// kernel forced its delivery.
+    pub fn reblock_segv(&self, was_blocked: bool) -> Result<()> {
+        if !was_blocked {
+            return Ok(());
+        }
+        let mask = self.signal_mask()?;
+        if mask & SEGV_BIT == 0 {
+            self.set_signal_mask(mask | SEGV_BIT)?;
+        }
+        Ok(())
     }
 
     /// Makes the thread, stopped at the seccomp stop of a syscall, go back

@@ -434,3 +434,24 @@ pub(super) fn keyctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add
     }
     Ok(())
 }
+
+/// prctl's options (linux/prctl.h) that are trapped and write memory.
+pub(crate) const PR_GET_SECCOMP: u32 = 21;
+pub(crate) const PR_GET_TSC: u32 = 25;
+pub(crate) const PR_SET_TSC: u32 = 26;
+pub(crate) const PR_SCHED_CORE: u32 = 62;
+const PR_SCHED_CORE_GET: u64 = 0;
+
+/// PR_GET_TSC writes an int at arg2; PR_SCHED_CORE_GET a 64-bit cookie at
+/// arg5.
+pub(super) fn prctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret != 0 {
+        return Ok(());
+    }
+    match a[0] as u32 {
+        PR_GET_TSC => add(a[1], 4),
+        PR_SCHED_CORE if a[1] == PR_SCHED_CORE_GET => add(a[4], 8),
+        _ => {}
+    }
+    Ok(())
+}

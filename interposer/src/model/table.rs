@@ -28,8 +28,15 @@ const CALLER_ARG0: &[ArgIs] = &[ArgIs::Eq(0, 0)];
 /// setpriority(PRIO_PROCESS, 0, ...): the calling thread (PRIO_USER with
 /// 0 would be every process of the caller's user).
 const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS), ArgIs::Eq(1, 0)];
-/// prctl's option that names a process (linux/prctl.h).
-const PR_SCHED_CORE: u32 = 62;
+/// prctl's options rrc traps (linux/prctl.h): the one that names a
+/// process, and those that would show rrc's own seccomp filter and rdtsc
+/// trapping (`PR_TSC_SIGSEGV`) instead of the program's.
+const PRCTL_TRAPPED: &[ArgIs] = &[
+    ArgIs::Ne(0, o::PR_SCHED_CORE),
+    ArgIs::Ne(0, o::PR_GET_SECCOMP),
+    ArgIs::Ne(0, o::PR_GET_TSC),
+    ArgIs::Ne(0, o::PR_SET_TSC),
+];
 
 /// clone/unshare's flag for a thread's own descriptor table.
 const CLONE_FILES: u64 = 0x400;
@@ -216,7 +223,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     // Removed from the kernel (ENOSYS): the recorded result.
     s(156, "_sysctl", &["args"]).ptr(A0).act(Emulate),
     // PR_SCHED_CORE takes a pid and can act on another process's cookie.
-    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(&[ArgIs::Ne(0, PR_SCHED_CORE)]).act(Emulate).cmp(A0 | A1),
+    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(PRCTL_TRAPPED).act(Emulate).cmp(A0 | A1).out(Out::Custom(o::prctl)),
     s(158, "arch_prctl", &["code", "addr"]).untrapped(),
     // The system clock is never read back from or set by replay.
     s(159, "adjtimex", &["buf"]).ptr(A0).act(Emulate).out(Out::OnSuccess(&[(0, TIMEX)])),

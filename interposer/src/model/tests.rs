@@ -295,6 +295,14 @@ fn calls_on_the_caller_alone_run_untrapped() {
         &[libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]
     ));
     assert!(!untrapped_when(libc::SYS_prctl, &[62, 1, 77, 0, 0, 0]));
+    // The options that would show rrc's own seccomp filter and rdtsc
+    // trapping are trapped, so the recorder can answer for the program.
+    for option in [libc::PR_GET_SECCOMP, libc::PR_GET_TSC, libc::PR_SET_TSC] {
+        assert!(
+            !untrapped_when(libc::SYS_prctl, &[option as u64, 0x1000, 0, 0, 0, 0]),
+            "{option}"
+        );
+    }
     assert_eq!(
         replay_action(libc::SYS_prctl, &[62, 1, 77, 0, 0, 0]),
         ReplayAction::Emulate
@@ -441,6 +449,19 @@ fn outputs_of_fixed_layouts() {
     assert!(out(libc::SYS_sched_get_priority_max, &tv, 0).is_empty());
     assert!(out(libc::SYS_futex, &tv, 0).is_empty());
     assert!(out(-1, &tv, 0).is_empty());
+}
+
+#[test]
+fn prctl_outputs_depend_on_the_option() {
+    let mem = FakeMemory::default();
+    let out = |a: &[u64; 6], ret| outputs(libc::SYS_prctl, a, ret, &mem).expect("outputs");
+    let get_tsc = [libc::PR_GET_TSC as u64, 0x1000, 0, 0, 0, 0];
+    assert_eq!(out(&get_tsc, 0), vec![region(0x1000, 4)]);
+    assert!(out(&get_tsc, -(libc::EFAULT as i64)).is_empty());
+    let core_get = [62, 0, 77, 0, 0x2000, 0];
+    assert_eq!(out(&core_get, 0), vec![region(0x2000, 8)]);
+    assert!(out(&[libc::PR_SET_TSC as u64, 1, 0, 0, 0, 0], 0).is_empty());
+    assert!(out(&[libc::PR_GET_SECCOMP as u64, 0, 0, 0, 0, 0], 0).is_empty());
 }
 
 #[test]

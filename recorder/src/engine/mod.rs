@@ -10,6 +10,7 @@
 //!   back to a syscall boundary, what each signal does
 //! - `tasks`: clone, fork and exec events
 //! - `mapped`, `limits`, `tsc`: mapped-file copies, RLIMIT_AS, rdtsc
+//! - `visible`: prctl answers that would show rrc's own set-up
 //!
 //! Threads the engine keeps stopped (a serial call waiting, a return held
 //! while another thread runs alone) are let go by values ([`Release`])
@@ -30,6 +31,7 @@ mod tasks;
 mod threads;
 mod token;
 mod tsc;
+mod visible;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU32;

@@ -42,7 +42,7 @@ impl Recorder {
                  (i386 call number {nr})"
             );
         }
-        if may_be_tsc(sig, code) {
+        if may_be_tsc(sig, code) && !self.program_traps_tsc(pid) {
             if let Some(done) = self.record_tsc(pid)? {
                 return Ok(done);
             }
@@ -65,7 +65,10 @@ impl Recorder {
                 .map(rrc_interposer::siginfo_to_bytes)
                 .unwrap_or_default(),
         };
-        let fault = !was_injected && rrc_interposer::is_fault(sig, code);
+        // A SIGSEGV from the kernel that is no rdtsc rrc emulates (one the
+        // program asked to fault on, a general protection fault) is the
+        // thread's own fault too.
+        let fault = !was_injected && (rrc_interposer::is_fault(sig, code) || may_be_tsc(sig, code));
         let raised_by_kernel_for_this_call =
             matches!(sig, libc::SIGPIPE | libc::SIGXFSZ) && code == libc::SI_KERNEL;
         let own = t.self_signals.iter().position(|s| *s == sig);

@@ -81,6 +81,7 @@ impl Recorder {
             }
         }
         let call = self.begin_call(pid, nr, args)?;
+        self.hide_rrc_at_entry(pid, &call)?;
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
             self.finish_syscall(pid, call, 0, false)?;
@@ -295,6 +296,7 @@ impl Recorder {
         }
         t.last_exit_rip = Some(regs.regs.rip);
         let process = t.process;
+        let ret = self.hide_rrc_at_exit(pid, &call, ret)?;
         call.address_limit.at_exit(&tracee, ret);
         if let Some((sig, handler, flags)) = call.installs.filter(|_| ret == 0) {
             self.dispositions

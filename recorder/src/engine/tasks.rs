@@ -25,6 +25,9 @@ impl Recorder {
                 // exec'd, now stopped here.
                 self.mark_stopped(pid)?;
                 hide_vdso(&Tracee::new(pid))?;
+                // The mask survives exec; the new program's loader may
+                // run rdtsc before any syscall of its own.
+                self.note_segv_mask(pid);
                 false
             }
             TaskEvent::Other(_) => {

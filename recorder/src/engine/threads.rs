@@ -14,6 +14,7 @@ use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord};
 
 use super::deferred::Deferred;
 use super::syscall::InFlight;
+use super::visible::TscMode;
 use super::{Recorder, Release};
 
 /// Whether a thread is stopped, and why it stays stopped. Only
@@ -93,6 +94,11 @@ pub(super) struct ThreadState {
     pub self_signals: Vec<i32>,
     /// Its serial call waited too long and goes ahead without the slot.
     pub serial_bypass: bool,
+    /// The rdtsc mode the program set (rrc's own is always SIGSEGV).
+    pub tsc_mode: TscMode,
+    /// Whether the program has SIGSEGV blocked (as of its last exec or
+    /// rt_sigprocmask): a trapped rdtsc unblocks it, rrc blocks it again.
+    pub segv_blocked: bool,
     pub run: Run,
 }
 
@@ -119,6 +125,8 @@ impl ThreadState {
             signals: Deferred::default(),
             self_signals: Vec::new(),
             serial_bypass: false,
+            tsc_mode: TscMode::Enable,
+            segv_blocked: false,
             run: Run::Running,
         }
     }
@@ -167,6 +175,8 @@ impl Recorder {
         let parent_state = parent.and_then(|p| self.threads.get(&p));
         let parent_logical = parent_state.map(|t| t.logical);
         let parent_process = parent_state.map(|t| t.process);
+        let tsc_mode = parent_state.map(|t| t.tsc_mode).unwrap_or_default();
+        let segv_blocked = parent_state.is_some_and(|t| t.segv_blocked);
         let process = if new_process {
             let p = self.next_process;
             self.next_process += 1;
@@ -187,7 +197,10 @@ impl Recorder {
         }
         self.next_thread.store(logical + 1, Ordering::Release);
         let pid = *self.process_pid.entry(process).or_insert(tid.as_raw());
-        self.threads.insert(tid, ThreadState::new(logical, process));
+        let mut state = ThreadState::new(logical, process);
+        state.tsc_mode = tsc_mode;
+        state.segv_blocked = segv_blocked;
+        self.threads.insert(tid, state);
         self.emit(TraceRecord::ThreadStart {
             thread: logical,
             process,

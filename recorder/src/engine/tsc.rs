@@ -23,6 +23,7 @@ impl Recorder {
         let Some(t) = self.threads.get_mut(&pid) else {
             return Ok(Some(()));
         };
+        tracee.reblock_segv(t.segv_blocked)?;
         let stamp = t.stamp_return(self.epoch, self.log.stamp_event());
         let thread = t.logical;
         self.emit(TraceRecord::Tsc(TscRecord {

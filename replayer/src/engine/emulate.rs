@@ -301,7 +301,10 @@ impl Replayer {
         };
         let (value, aux, interval, at, index) =
             (r.value, r.aux, r.interval_ns, r.return_ns, r.index);
-        Tracee::new(pid).complete_tsc(regs, insn, value, aux)?;
+        let tracee = Tracee::new(pid);
+        tracee.complete_tsc(regs, insn, value, aux)?;
+        let blocked = self.live.get(&pid).is_some_and(|t| t.segv_blocked);
+        tracee.reblock_segv(blocked)?;
         plan.events.pop_front();
         plan.done += 1;
         let rank = self.plan.return_rank.get(&(thread, index)).copied();

@@ -77,6 +77,9 @@ impl Replayer {
         }
         self.check_exit(&tracee, thread, &call, &mut regs)?;
         let record = call.record;
+        if record.nr as i64 == libc::SYS_rt_sigprocmask && record.ret == 0 && call.args[1] != 0 {
+            self.note_segv_mask(pid);
+        }
         self.complete(thread);
         // An accept's descriptor is in place: the order moves past its
         // entry (its return keeps its own place).

@@ -64,7 +64,13 @@ impl Replayer {
         }
         let tracee = Tracee::new(pid);
         let code = rrc_interposer::signal_info(pid).map_or(0, |si| si.si_code);
-        if sig == libc::SIGSEGV && code == libc::SI_KERNEL {
+        // An rdtsc the program asked to fault on (PR_TSC_SIGSEGV) was
+        // recorded as its SIGSEGV, not as a value.
+        let program_fault = matches!(
+            self.plan.threads[thread as usize].events.front(),
+            Some(PlannedEvent::Signal(s)) if s.signo == sig && s.at == SignalPoint::Synchronous
+        );
+        if sig == libc::SIGSEGV && code == libc::SI_KERNEL && !program_fault {
             let mut regs = tracee.regs("read registers at rdtsc fault")?;
             if let Some(insn) = tracee.tsc_instruction_at(regs.regs.rip) {
                 return self.replay_tsc(pid, thread, &mut regs, insn);
@@ -105,7 +111,10 @@ impl Replayer {
                 }
                 Ok(())
             }
-            _ if rrc_interposer::is_fault(sig, code) || injected => {
+            _ if rrc_interposer::is_fault(sig, code)
+                || (sig == libc::SIGSEGV && code == libc::SI_KERNEL)
+                || injected =>
+            {
                 let next = plan.events.front().map(describe_event);
                 diverged(thread, Expected::Next(next), Observed::Signal(sig))
             }

@@ -52,6 +52,10 @@ pub(crate) struct LiveThread {
     /// recorded one to replace before it runs (`CLONE_CHILD_SETTID`).
     pub settid: Option<u64>,
     pub state: ThreadState,
+    /// Whether the program has SIGSEGV blocked (as of its last exec or
+    /// rt_sigprocmask): a trapped rdtsc unblocks it, replay blocks it
+    /// again, as the recorder did.
+    pub segv_blocked: bool,
 }
 
 impl LiveThread {
@@ -103,6 +107,7 @@ impl Replayer {
                 handler_alone: None,
                 settid: None,
                 state: ThreadState::Running,
+                segv_blocked: false,
             },
         );
     }
@@ -120,6 +125,15 @@ impl Replayer {
             return Ok(());
         };
         Ok(Tracee::new(pid).write(addr, &recorded.to_ne_bytes())?)
+    }
+
+    /// Notes whether `pid` has SIGSEGV blocked, after an exec or a change
+    /// of its mask (unreadable: not blocked, as a thread that vanished).
+    pub(super) fn note_segv_mask(&mut self, pid: Pid) {
+        let blocked = Tracee::new(pid).segv_blocked().unwrap_or(false);
+        if let Some(t) = self.live.get_mut(&pid) {
+            t.segv_blocked = blocked;
+        }
     }
 
     /// The live tid of logical thread `logical`, if it runs.
@@ -160,8 +174,11 @@ impl Replayer {
                     Tracee::new(pid).write(addr, &id.to_ne_bytes())?;
                 }
                 self.adopt(child, logical);
+                // A clone or fork copies the mask.
+                let blocked = self.live.get(&pid).is_some_and(|t| t.segv_blocked);
                 if let Some(t) = self.live.get_mut(&child) {
                     t.settid = writes.child;
+                    t.segv_blocked = blocked;
                 }
                 self.resume_on(pid)?;
                 Ok(true)
@@ -171,6 +188,7 @@ impl Replayer {
                     self.exec_from_thread(former, pid);
                 }
                 hide_vdso(&Tracee::new(pid))?;
+                self.note_segv_mask(pid);
                 self.resume_on(pid)?;
                 Ok(false)
             }
