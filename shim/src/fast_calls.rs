@@ -426,6 +426,32 @@ pub unsafe extern "C" fn time(t: *mut time_t) -> time_t {
     }
 }
 
+/// getpid and getppid: the ids the program saw, which replay gives back.
+unsafe fn process_id(nr: c_long) -> Option<libc::pid_t> {
+    // SAFETY: no arguments, no memory.
+    unsafe { buffered(nr, [0; 6], 0, |_, _| {}) }.map(|ret| ret as libc::pid_t)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getpid() -> libc::pid_t {
+    // SAFETY: getpid's contract (none).
+    match unsafe { process_id(libc::SYS_getpid) } {
+        Some(pid) => pid,
+        // SAFETY: forwards to libc.
+        None => real::getpid().map_or(-1, |f| unsafe { f() }),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getppid() -> libc::pid_t {
+    // SAFETY: getppid's contract (none).
+    match unsafe { process_id(libc::SYS_getppid) } {
+        Some(pid) => pid,
+        // SAFETY: forwards to libc.
+        None => real::getppid().map_or(-1, |f| unsafe { f() }),
+    }
+}
+
 // Checked once: the wrappers above assume these sizes.
 const _: () = assert!(std::mem::size_of::<msghdr>() == 56);
 const _: () = assert!(std::mem::size_of::<pollfd>() == 8);

@@ -169,4 +169,6 @@ real_functions! {
     clock_gettime = c"clock_gettime" => fn(clockid_t, *mut timespec) -> c_int;
     gettimeofday = c"gettimeofday" => fn(*mut libc::timeval, *mut c_void) -> c_int;
     time = c"time" => fn(*mut libc::time_t) -> libc::time_t;
+    getpid = c"getpid" => fn() -> libc::pid_t;
+    getppid = c"getppid" => fn() -> libc::pid_t;
 }

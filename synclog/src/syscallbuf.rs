@@ -29,7 +29,7 @@ pub const FAST_CODE: [u8; 3] = [0x0f, 0x05, 0xc3];
 
 /// The calls the filter lets through from the call site. Anything else
 /// made there traps as usual.
-pub const FAST_CALLS: [i64; 13] = [
+pub const FAST_CALLS: [i64; 15] = [
     libc::SYS_read,
     libc::SYS_write,
     libc::SYS_readv,
@@ -43,6 +43,8 @@ pub const FAST_CALLS: [i64; 13] = [
     libc::SYS_clock_gettime,
     libc::SYS_gettimeofday,
     libc::SYS_time,
+    libc::SYS_getpid,
+    libc::SYS_getppid,
 ];
 
 /// Bytes of entries a thread's buffer holds.

@@ -76,5 +76,8 @@ fn divergence_when_program_makes_other_syscalls() {
 #[test]
 fn divergence_when_a_buffered_write_sends_other_bytes() {
     let line = check_divergence("divergent_v4");
-    assert!(line.contains("write"), "the divergence names the write: {line}");
+    assert!(
+        line.contains("write"),
+        "the divergence names the write: {line}"
+    );
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use nix::unistd::Pid;
 use rrc_interposer::{is_restart, Tracee};
+use rrc_synclog::syscallbuf::FAST_SITE_END;
 use rrc_trace::{ProcessId, SignalPoint, SignalRecord, TraceRecord};
 
 use super::deferred::DEFER_LIMIT;
@@ -101,6 +102,14 @@ impl Recorder {
             // there alone.
             let (order, _) = self.run_handler_alone(pid, process, |r| Ok(r.log.stamp_event()))?;
             self.emit_signal(pid, sig, SignalPoint::WhileWaiting(order), siginfo)?;
+            return self.resume(pid, Resume::Run(sig, "deliver signal"));
+        }
+        if in_untrapped_call && !was_injected && regs.regs.rip == FAST_SITE_END {
+            // Blocked in a buffered call (the fast path), with no handler
+            // to run: the kernel restarts the call, which returns after
+            // the signal, as a trapped call would; replay, which traps it,
+            // delivers the signal at its entry.
+            self.emit_signal(pid, sig, SignalPoint::SyscallEntry, siginfo)?;
             return self.resume(pid, Resume::Run(sig, "deliver signal"));
         }
         if in_untrapped_call || was_injected {
