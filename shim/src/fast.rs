@@ -154,6 +154,26 @@ pub unsafe fn buffered(
     snapshot_at_most: usize,
     regions: impl FnOnce(i64, &mut Regions),
 ) -> Option<i64> {
+    // SAFETY: the caller's contract.
+    unsafe { buffered_as(nr, args, args, snapshot_at_most, regions) }
+}
+
+/// [`buffered`], making the call with `made` arguments but logging it
+/// with the program's `args`: a call whose result may be cut short
+/// without the program telling the difference (an epoll_wait that
+/// returns fewer of its ready events) is made with a bound that fits the
+/// buffer. Replay compares and answers the program's own arguments.
+///
+/// # Safety
+/// As for [`buffered`], for both argument lists.
+#[inline]
+pub unsafe fn buffered_as(
+    nr: i64,
+    args: [u64; 6],
+    made: [u64; 6],
+    snapshot_at_most: usize,
+    regions: impl FnOnce(i64, &mut Regions),
+) -> Option<i64> {
     if !READY.load(Ordering::Relaxed) || snapshot_at_most > MAX_SNAPSHOT {
         return None;
     }
@@ -176,7 +196,7 @@ pub unsafe fn buffered(
     }
     // SAFETY: the caller vouches for the arguments; READY says the page
     // is mapped.
-    let ret = unsafe { site_syscall(nr, args) };
+    let ret = unsafe { site_syscall(nr, made) };
     // As a trapped call's return waits while a fork copies memory or a
     // handler runs alone.
     log.wait_for_forks(Some(thread.slot));

@@ -14,13 +14,16 @@ use std::ffi::{c_int, c_long, c_uint, c_void};
 
 use libc::{clockid_t, iovec, msghdr, pollfd, size_t, sockaddr, socklen_t, ssize_t, time_t};
 
-use crate::fast::{buffered, libc_result, Regions, MAX_REGIONS, MAX_SNAPSHOT};
+use crate::fast::{buffered, buffered_as, libc_result, Regions, MAX_REGIONS};
 use crate::real;
 
 /// The largest socket address rrc's model records.
 const SOCKADDR_MAX: usize = 128;
 /// `struct epoll_event` on x86-64 (packed).
 const EPOLL_EVENT: usize = 12;
+/// The most events a buffered epoll_wait asks for: small enough that a
+/// buffer takes many calls between drains (each must leave room for all).
+const EPOLL_MOST: usize = 1024;
 /// iovecs a buffered call may have (each is a region).
 const MAX_IOV: usize = MAX_REGIONS - 2;
 
@@ -299,15 +302,20 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     }
 }
 
-/// epoll_wait and epoll_pwait: the events the kernel wrote.
+/// epoll_wait and epoll_pwait: the events the kernel wrote. A program
+/// may ask for more events than a buffer holds (redis asks for as many as
+/// it has descriptors); the call is then made asking for fewer, which
+/// epoll allows: events not returned stay ready for the next call.
 unsafe fn epoll(nr: c_long, args: [u64; 6], events: *mut c_void, max: c_int) -> Option<i64> {
-    let room = usize::try_from(max).ok()?.checked_mul(EPOLL_EVENT)?;
-    if room > MAX_SNAPSHOT {
-        return None;
-    }
-    // SAFETY: the program's arguments, under epoll_wait's contract.
+    let asked = usize::try_from(max).ok().filter(|m| *m > 0)?;
+    let fits = asked.min(EPOLL_MOST);
+    let room = fits * EPOLL_EVENT;
+    let mut made = args;
+    made[2] = fits as u64;
+    // SAFETY: the program's arguments, under epoll_wait's contract, with
+    // a smaller count of the same buffer.
     unsafe {
-        buffered(nr, args, room, |ret, r| {
+        buffered_as(nr, args, made, room, |ret, r| {
             r.add(events as u64, (count(ret) * EPOLL_EVENT).min(room))
         })
     }
