@@ -185,15 +185,17 @@ pub unsafe fn buffered_as(
     if !buf.open() {
         return None;
     }
-    let most = entry_len(std::iter::repeat_n(0, MAX_REGIONS)) + snapshot_at_most + 8 * MAX_REGIONS;
-    let at = buf.room(most)?;
-    // The tracer reads this at a stop of ours: a signal that arrives from
-    // here on is held back to the end of the call (see the recorder).
+    // Marked before the room is taken: a signal handler that runs from
+    // here on makes its calls the trapped way instead of taking the same
+    // room. The tracer reads the mark at a stop of ours: a signal that
+    // arrives from here on is held back to the end of the call.
     buf.in_call.store(nr as u32 + 1, Ordering::SeqCst);
-    if buf.go_traced.load(Ordering::SeqCst) != 0 {
+    let most = entry_len(std::iter::repeat_n(0, MAX_REGIONS)) + snapshot_at_most + 8 * MAX_REGIONS;
+    let room = buf.room(most);
+    let Some(at) = room.filter(|_| buf.go_traced.load(Ordering::SeqCst) == 0) else {
         buf.in_call.store(0, Ordering::SeqCst);
         return None;
-    }
+    };
     // SAFETY: the caller vouches for the arguments; READY says the page
     // is mapped.
     let ret = unsafe { site_syscall(nr, made) };

@@ -428,7 +428,7 @@ pub unsafe extern "C" fn time(t: *mut time_t) -> time_t {
         })
     };
     match fast {
-        Some(ret) => ret as time_t,
+        Some(ret) => libc_result(ret) as time_t,
         // SAFETY: forwards the program's argument to libc.
         None => real::time().map_or(-1, |f| unsafe { f(t) }),
     }
