@@ -23,7 +23,11 @@
 //! shared between processes.
 
 pub mod ops;
+mod ring;
+mod sys;
 pub mod syscallbuf;
+
+pub use sys::{futex_wait, futex_wake, raw_syscall};
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -737,145 +741,6 @@ pub fn object_key(process: u32, address: u64) -> u64 {
 fn hash(k: u64) -> u64 {
     // Fibonacci hashing spreads aligned addresses across the table.
     (k.wrapping_mul(0x9E37_79B9_7F4A_7C15)) >> 40
-}
-
-impl SyncRing {
-    pub fn len(&self) -> u64 {
-        self.head
-            .load(Ordering::Acquire)
-            .wrapping_sub(self.tail.load(Ordering::Acquire))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Single producer: appends if there is room.
-    pub fn push(&self, e: SyncEntry) -> bool {
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Acquire);
-        if head.wrapping_sub(tail) >= RING_CAPACITY as u64 {
-            return false;
-        }
-        let cell = &self.entries[(head as usize) & (RING_CAPACITY - 1)];
-        cell.object.store(e.object, Ordering::Relaxed);
-        cell.seq.store(e.seq, Ordering::Relaxed);
-        cell.order.store(e.order, Ordering::Relaxed);
-        cell.arrival.store(e.arrival, Ordering::Relaxed);
-        cell.op.store(e.op, Ordering::Relaxed);
-        cell.result.store(e.result, Ordering::Relaxed);
-        self.head.store(head.wrapping_add(1), Ordering::Release);
-        true
-    }
-
-    /// Single consumer: looks at the oldest entry without removing it.
-    pub fn peek(&self) -> Option<SyncEntry> {
-        let tail = self.tail.load(Ordering::Relaxed);
-        let head = self.head.load(Ordering::Acquire);
-        if head == tail {
-            return None;
-        }
-        let cell = &self.entries[(tail as usize) & (RING_CAPACITY - 1)];
-        Some(SyncEntry {
-            object: cell.object.load(Ordering::Relaxed),
-            seq: cell.seq.load(Ordering::Relaxed),
-            order: cell.order.load(Ordering::Relaxed),
-            arrival: cell.arrival.load(Ordering::Relaxed),
-            op: cell.op.load(Ordering::Relaxed),
-            result: cell.result.load(Ordering::Relaxed),
-        })
-    }
-
-    /// Single consumer: removes the oldest entry.
-    pub fn pop(&self) -> Option<SyncEntry> {
-        let e = self.peek()?;
-        let tail = self.tail.load(Ordering::Relaxed);
-        self.tail.store(tail.wrapping_add(1), Ordering::Release);
-        Some(e)
-    }
-
-    /// Entries consumed so far: the index of the next one in the stream.
-    pub fn consumed(&self) -> u64 {
-        self.tail.load(Ordering::Acquire)
-    }
-
-    pub fn produced(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
-    }
-}
-
-/// Blocks while `*word == expected`, up to `timeout`. Shared (not
-/// private) futex: the word may be in memory mapped by several processes.
-/// A system call made with the `syscall` instruction itself, not libc's
-/// `syscall()`: librrc_shim.so interposes that function (programs make
-/// their futex calls through it), and its own calls must not come back
-/// into the interposer.
-///
-/// # Safety
-/// The arguments must be valid for system call `nr`.
-#[inline]
-pub unsafe fn raw_syscall(nr: i64, args: [u64; 6]) -> i64 {
-    let ret: i64;
-    // SAFETY: the caller vouches for the arguments; the instruction
-    // clobbers only rcx and r11 besides rax.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            inlateout("rax") nr => ret,
-            in("rdi") args[0],
-            in("rsi") args[1],
-            in("rdx") args[2],
-            in("r10") args[3],
-            in("r8") args[4],
-            in("r9") args[5],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let tsp = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: word is a valid, aligned u32 and tsp a valid timespec or
-    // null for the duration of the call.
-    unsafe {
-        raw_syscall(
-            libc::SYS_futex,
-            [
-                word.as_ptr() as u64,
-                libc::FUTEX_WAIT as u64,
-                u64::from(expected),
-                tsp as u64,
-                0,
-                0,
-            ],
-        );
-    }
-}
-
-pub fn futex_wake(word: &AtomicU32, n: i32) {
-    // SAFETY: word is a valid, aligned u32 for the duration of the call.
-    unsafe {
-        raw_syscall(
-            libc::SYS_futex,
-            [
-                word.as_ptr() as u64,
-                libc::FUTEX_WAKE as u64,
-                n as u64,
-                0,
-                0,
-                0,
-            ],
-        );
-    }
 }
 
 #[cfg(test)]
