@@ -27,6 +27,12 @@ const EPOLL_MOST: usize = 1024;
 /// iovecs a buffered call may have (each is a region).
 const MAX_IOV: usize = MAX_REGIONS - 2;
 
+/// An `int` argument as libc passes it to the kernel: zero-extended (a
+/// descriptor of -1 is 0xffffffff in the register, which replay compares).
+fn int(v: c_int) -> u64 {
+    u64::from(v as u32)
+}
+
 fn std_stream(fd: c_int) -> bool {
     fd == 1 || fd == 2
 }
@@ -74,7 +80,7 @@ fn iov_regions(r: &mut Regions, list: &[iovec], got: Option<usize>) {
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    let args = [fd as u64, buf as u64, n as u64, 0, 0, 0];
+    let args = [int(fd), buf as u64, n as u64, 0, 0, 0];
     // SAFETY: the program's arguments, under read's contract.
     let fast = unsafe {
         buffered(libc::SYS_read, args, n, |ret, r| {
@@ -90,7 +96,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    let args = [fd as u64, buf as u64, n as u64, 0, 0, 0];
+    let args = [int(fd), buf as u64, n as u64, 0, 0, 0];
     let fast = if std_stream(fd) {
         None
     } else {
@@ -113,7 +119,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     // SAFETY: readv's contract: `iov` points at `n` iovecs.
     let fast = unsafe { iovecs(iov, n) }.and_then(|(list, total)| {
-        let args = [fd as u64, iov as u64, n as u64, 0, 0, 0];
+        let args = [int(fd), iov as u64, int(n), 0, 0, 0];
         let most = total + std::mem::size_of_val(list);
         // SAFETY: the program's arguments; the regions are its iovecs.
         unsafe {
@@ -136,7 +142,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize
     } else {
         // SAFETY: writev's contract: `iov` points at `n` iovecs.
         unsafe { iovecs(iov, n) }.and_then(|(list, total)| {
-            let args = [fd as u64, iov as u64, n as u64, 0, 0, 0];
+            let args = [int(fd), iov as u64, int(n), 0, 0, 0];
             let most = total + std::mem::size_of_val(list);
             // SAFETY: as for readv.
             unsafe {
@@ -163,10 +169,10 @@ unsafe fn recv_from(
     alen: *mut socklen_t,
 ) -> Option<i64> {
     let args = [
-        fd as u64,
+        int(fd),
         buf as u64,
         n as u64,
-        flags as u64,
+        int(flags),
         addr as u64,
         alen as u64,
     ];
@@ -225,10 +231,10 @@ unsafe fn send_to(
         return None;
     }
     let args = [
-        fd as u64,
+        int(fd),
         buf as u64,
         n as u64,
-        flags as u64,
+        int(flags),
         addr as u64,
         alen as u64,
     ];
@@ -281,7 +287,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     let fast = if plain {
         // SAFETY: as above; its iovecs under the same contract.
         unsafe { iovecs((*msg).msg_iov, (*msg).msg_iovlen as c_int) }.and_then(|(list, total)| {
-            let args = [fd as u64, msg as u64, flags as u64, 0, 0, 0];
+            let args = [int(fd), msg as u64, int(flags), 0, 0, 0];
             let head = std::mem::size_of::<msghdr>();
             let most = total + std::mem::size_of_val(list) + head;
             // SAFETY: the program's arguments; the regions are its message.
@@ -328,7 +334,7 @@ pub unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
-    let args = [epfd as u64, events as u64, max as u64, timeout as u64, 0, 0];
+    let args = [int(epfd), events as u64, int(max), int(timeout), 0, 0];
     // SAFETY: epoll_wait's contract.
     match unsafe { epoll(libc::SYS_epoll_wait, args, events.cast(), max) } {
         Some(ret) => libc_result(ret) as c_int,
@@ -348,7 +354,7 @@ pub unsafe extern "C" fn epoll_pwait(
     // A signal mask changes where signals land: that call traps.
     let fast = if mask.is_null() {
         // libc passes the kernel's sigset size, 8, with the mask.
-        let args = [epfd as u64, events as u64, max as u64, timeout as u64, 0, 8];
+        let args = [int(epfd), events as u64, int(max), int(timeout), 0, 8];
         // SAFETY: epoll_pwait's contract.
         unsafe { epoll(libc::SYS_epoll_pwait, args, events.cast(), max) }
     } else {
@@ -364,7 +370,7 @@ pub unsafe extern "C" fn epoll_pwait(
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
     let bytes = (n as usize).saturating_mul(std::mem::size_of::<pollfd>());
-    let args = [fds as u64, n, timeout as u64, 0, 0, 0];
+    let args = [fds as u64, n, int(timeout), 0, 0, 0];
     // SAFETY: the program's arguments; the kernel writes the revents of
     // all `n` entries.
     let fast = unsafe {
@@ -383,7 +389,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: libc::nfds_t, timeout: c_int)
 
 #[no_mangle]
 pub unsafe extern "C" fn clock_gettime(clock: clockid_t, tp: *mut libc::timespec) -> c_int {
-    let args = [clock as u64, tp as u64, 0, 0, 0, 0];
+    let args = [int(clock), tp as u64, 0, 0, 0, 0];
     // SAFETY: the program's arguments; 16 bytes written on success.
     let fast = unsafe {
         buffered(libc::SYS_clock_gettime, args, 16, |ret, r| {

@@ -21,7 +21,7 @@ const UNMATCHED_WAIT_NS: i64 = 1_000_000;
 
 /// The longest a replayed wait waits for a wake the kernel makes (see
 /// `settle_woken`): a thread's exit takes well under this.
-const WOKEN_SETTLE_NS: i64 = 200_000_000;
+const WOKEN_SETTLE_NS: i64 = 2_000_000;
 
 const CMD_MASK: c_long = !(libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as c_long;
 

@@ -57,6 +57,9 @@ pub const TRACED_SIGNAL_HELD: u32 = 1;
 /// A vfork child runs on this thread's stack and thread-local storage:
 /// its calls must not land in this thread's buffer.
 pub const TRACED_VFORK: u32 = 2;
+/// A child took the shim's thread identity along (a clone sharing the
+/// thread pointer, a fork libc did not make): for good.
+pub const TRACED_SHARED: u32 = 4;
 
 /// The system call the shim makes (trapped) to reach a syscall boundary
 /// when the tracer holds a signal for it: not an event, and not a call

@@ -37,6 +37,14 @@ pub fn clone_tid_writes(nr: c_long, args: &[u64; 6], mem: &impl TraceeMemory) ->
         _ => return Ok(TidWrites::default()),
     };
     let has = |f: libc::c_int| flags & f as u64 != 0;
+    if has(libc::CLONE_SETTLS) || has(libc::CLONE_CHILD_CLEARTID) {
+        // A thread library's thread or fork (glibc's pthread_create and
+        // fork): the id lands in the new thread's control block, where the
+        // kernel's live id must stay, since priority-inheritance and
+        // robust futexes name their owner by it (the program reads its
+        // recorded id through gettid, which replay answers).
+        return Ok(TidWrites::default());
+    }
     Ok(TidWrites {
         parent: (has(libc::CLONE_PARENT_SETTID) && parent != 0).then_some(parent),
         // In a new pid namespace the child sees itself as another id than
@@ -51,34 +59,62 @@ mod tests {
     use super::*;
     use crate::model::tests::FakeMemory;
 
-    const PTHREAD: u64 = (libc::CLONE_VM
-        | libc::CLONE_THREAD
-        | libc::CLONE_PARENT_SETTID
-        | libc::CLONE_CHILD_CLEARTID) as u64;
+    /// A raw clone, as programs that read the ids back make it.
+    const RAW: u64 = (libc::CLONE_VM | libc::CLONE_PARENT_SETTID | libc::CLONE_CHILD_SETTID) as u64;
 
     #[test]
     fn clone_names_its_addresses_in_registers() {
         let mem = FakeMemory::default();
-        let args = [PTHREAD, 0x7000, 0x1000, 0x2000, 0, 0];
-        let w = clone_tid_writes(libc::SYS_clone, &args, &mem).expect("no memory read");
-        assert_eq!(w.parent, Some(0x1000));
-        assert_eq!(w.child, None, "CLEARTID is not SETTID");
-        let fork = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64 | 17;
-        let args = [fork, 0, 0, 0x2000, 0, 0];
+        let args = [RAW, 0x7000, 0x1000, 0x2000, 0, 0];
         let w = clone_tid_writes(libc::SYS_clone, &args, &mem).expect("no memory read");
         assert_eq!(
             w,
             TidWrites {
-                parent: None,
+                parent: Some(0x1000),
                 child: Some(0x2000)
             }
         );
+        let only_parent = [
+            RAW & !(libc::CLONE_CHILD_SETTID as u64),
+            0x7000,
+            0x1000,
+            0x2000,
+            0,
+            0,
+        ];
+        let w = clone_tid_writes(libc::SYS_clone, &only_parent, &mem).expect("no memory read");
+        assert_eq!(w.child, None);
+    }
+
+    #[test]
+    fn a_thread_librarys_threads_and_forks_keep_the_kernels_id() {
+        // glibc's pthread_create (CLONE_SETTLS, CLONE_PARENT_SETTID into
+        // the thread's control block) and fork (CLONE_CHILD_SETTID and
+        // CLONE_CHILD_CLEARTID on the same word): PI and robust futexes
+        // need the live id there.
+        let mem = FakeMemory::default();
+        let pthread = (libc::CLONE_VM
+            | libc::CLONE_THREAD
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID) as u64;
+        let w = clone_tid_writes(
+            libc::SYS_clone,
+            &[pthread, 0x7000, 0x1000, 0x1000, 0x9000, 0],
+            &mem,
+        )
+        .expect("no memory read");
+        assert_eq!(w, TidWrites::default());
+        let fork = (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID) as u64 | 17;
+        let w = clone_tid_writes(libc::SYS_clone, &[fork, 0, 0, 0x2000, 0, 0], &mem)
+            .expect("no memory read");
+        assert_eq!(w, TidWrites::default());
     }
 
     #[test]
     fn clone3_names_them_in_its_argument_struct() {
         let mem = FakeMemory::default();
-        mem.put_u64(0x100, PTHREAD | libc::CLONE_CHILD_SETTID as u64);
+        mem.put_u64(0x100, RAW);
         mem.put_u64(0x108, 0);
         mem.put_u64(0x110, 0x2000);
         mem.put_u64(0x118, 0x3000);

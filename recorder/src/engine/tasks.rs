@@ -73,9 +73,38 @@ impl Recorder {
             // not land in the parent's buffer until the parent stops again.
             self.set_go_traced(parent, rrc_synclog::syscallbuf::TRACED_VFORK, true);
         }
+        if self.child_keeps_parents_identity(parent) {
+            // The shim in the child takes itself for the parent (the same
+            // thread-local storage, or a copy libc's fork did not reset):
+            // neither may buffer into the parent's buffer from now on.
+            self.set_go_traced(parent, rrc_synclog::syscallbuf::TRACED_SHARED, true);
+        }
         // The child has its copy of memory.
         let released = self.end_alone(parent);
         self.release_all(released)
+    }
+
+    /// Whether the task `pid`'s call in flight makes carries the shim's
+    /// idea of who it is over from `pid`: a raw `fork`, a clone sharing
+    /// memory without a thread pointer of its own (no `CLONE_SETTLS`), or
+    /// a fork-like clone that is not libc's (which sets `CLONE_CHILD_SETTID`
+    /// and resets the shim in the child through `pthread_atfork`).
+    fn child_keeps_parents_identity(&self, pid: Pid) -> bool {
+        let Some(call) = self.threads.get(&pid).and_then(|t| t.in_flight.as_ref()) else {
+            return false;
+        };
+        let flags = match call.nr {
+            libc::SYS_fork => return true,
+            libc::SYS_clone => call.args[0],
+            libc::SYS_clone3 => Tracee::new(pid).read_u64(call.args[0]).unwrap_or(0),
+            _ => return false,
+        };
+        let has = |f: i32| flags & f as u64 != 0;
+        if has(libc::CLONE_VM) {
+            !has(libc::CLONE_SETTLS) && !has(libc::CLONE_VFORK)
+        } else {
+            !has(libc::CLONE_CHILD_SETTID)
+        }
     }
 
     /// Whether the clone in flight on `pid` shares the address space's
