@@ -58,6 +58,17 @@ const NET_SETTERS: &[libc::c_ulong] = &[
     0x89a2, // SIOCBRADDIF
     0x89a3, // SIOCBRDELIF
 ];
+/// linux/if_tun.h: encoded as taking or giving an int, but both write a
+/// whole struct ifreq back (the interface's name and flags).
+const TUNSETIFF: libc::c_ulong = 0x400454ca;
+const TUNGETIFF: libc::c_ulong = 0x800454d2;
+/// linux/fs.h: `_IOWR('f', 11, struct fiemap)`, whose encoded size is
+/// the 32-byte header only: the kernel also fills `fm_mapped_extents`
+/// extents of 56 bytes after it (none when `fm_extent_count` is 0, a
+/// program asking only for the count).
+const FS_IOC_FIEMAP: libc::c_ulong = 0xc020660b;
+const FIEMAP_HEADER: u64 = 32;
+const FIEMAP_EXTENT: u64 = 56;
 /// linux/perf_event.h: `_IO('$', n)`, taking an integer, writing nothing.
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
@@ -106,7 +117,9 @@ pub fn ioctl_output_len(request: u64) -> Option<u64> {
         | libc::SIOCGIFMETRIC
         | libc::SIOCGIFMTU
         | libc::SIOCGIFHWADDR
-        | libc::SIOCGIFTXQLEN => IFREQ_LEN,
+        | libc::SIOCGIFTXQLEN
+        | TUNSETIFF
+        | TUNGETIFF => IFREQ_LEN,
         libc::SIOCGARP | libc::SIOCGRARP => ARPREQ_LEN,
         // Encoded: the kernel writes at most the encoded size.
         r if ioc_dir(r) & IOC_READ != 0 => ioc_size(r),
@@ -130,6 +143,13 @@ pub(super) fn ioctl_outputs(
         if buf != 0 {
             add(buf, len.min(1 << 20));
         }
+    } else if ioctl_request(request) == FS_IOC_FIEMAP {
+        let mapped = u64::from(mem.read_u32(arg + 20)?);
+        let room = u64::from(mem.read_u32(arg + 24)?);
+        add(
+            arg,
+            FIEMAP_HEADER + mapped.min(room).min(1 << 16) * FIEMAP_EXTENT,
+        );
     } else if let Some(len) = ioctl_output_len(request) {
         add(arg, len);
     }

@@ -77,7 +77,11 @@ fn terminal_console_and_network_ioctls() {
     assert_eq!(ioctl_output_len(0x545d), Some(80)); // TIOCGICOUNT
     assert_eq!(ioctl_output_len(0x5459), Some(4)); // TIOCSERGETLSR
     assert_eq!(ioctl_output_len(0x4b44), Some(4)); // KDGKBMODE
-                                                   // Setters write nothing, and are known.
+                                                   // tun's interface requests write a whole struct ifreq, whatever their
+                                                   // encoding says.
+    assert_eq!(ioctl_output_len(0x400454ca), Some(40)); // TUNSETIFF
+    assert_eq!(ioctl_output_len(0x800454d2), Some(40)); // TUNGETIFF
+                                                        // Setters write nothing, and are known.
     for req in [
         0x5406, 0x540b, 0x5420, 0x5457, 0x8916, 0x8914, 0x89a0, 0x890b,
     ] {
@@ -88,4 +92,20 @@ fn terminal_console_and_network_ioctls() {
     for req in [0x5412, 0x5441, 0x8940] {
         assert!(!ioctl_is_known(req), "{req:#x}");
     }
+}
+
+#[test]
+fn fiemap_writes_its_extents() {
+    let mem = FakeMemory::default();
+    // fm_mapped_extents 2, fm_extent_count 8.
+    mem.put(0x1000 + 20, &2u32.to_le_bytes());
+    mem.put(0x1000 + 24, &8u32.to_le_bytes());
+    let a = [3, 0xc020660b, 0x1000, 0, 0, 0];
+    assert_eq!(
+        out(libc::SYS_ioctl, &a, 0, &mem),
+        vec![region(0x1000, 32 + 2 * 56)]
+    );
+    // Counting only: the header.
+    mem.put(0x1000 + 24, &0u32.to_le_bytes());
+    assert_eq!(out(libc::SYS_ioctl, &a, 0, &mem), vec![region(0x1000, 32)]);
 }
