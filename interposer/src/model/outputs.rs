@@ -196,6 +196,29 @@ pub(super) fn sockaddr(
     Ok(())
 }
 
+/// netfilter's IPT_SO_SET_REPLACE and IP6T_SO_SET_REPLACE (option 64 at
+/// SOL_IP or SOL_IPV6) hand back the replaced table's counters: the
+/// replace structure gives their number (offset 84) and where they go
+/// (a pointer at offset 88), 16 bytes each.
+pub(super) fn setsockopt(
+    a: &[u64; 6],
+    ret: i64,
+    mem: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    const SET_REPLACE: i32 = 64;
+    let level = a[1] as i32;
+    let replace = (level == libc::SOL_IP || level == libc::SOL_IPV6) && a[2] as i32 == SET_REPLACE;
+    if ret == 0 && replace && a[4] & 0xffff_ffff >= 96 {
+        let count = u64::from(mem.read_u32(a[3] + 84)?);
+        let counters = mem.read_u64(a[3] + 88)?;
+        if counters != 0 {
+            add(counters, count.min(1 << 16) * 16);
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn getsockopt(
     a: &[u64; 6],
     ret: i64,

@@ -109,7 +109,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(51, "getsockname", &["fd", "addr", "addrlen"]).ptr(A1 | A2).act(Emulate).cmp(A0).out(Out::Custom(o::sockaddr)),
     s(52, "getpeername", &["fd", "addr", "addrlen"]).ptr(A1 | A2).act(Emulate).cmp(A0).out(Out::Custom(o::sockaddr)),
     s(53, "socketpair", &["domain", "type", "protocol", "sv"]).ptr(A3).act(ExecuteChecked).fds().out(Out::OnSuccess(&[(3, 8)])),
-    s(54, "setsockopt", &["fd", "level", "optname", "optval", "optlen"]).ptr(A3).act(Emulate).cmp(A0 | A1 | A2),
+    s(54, "setsockopt", &["fd", "level", "optname", "optval", "optlen"]).ptr(A3).act(Emulate).cmp(A0 | A1 | A2).out(Out::Custom(o::setsockopt)),
     s(55, "getsockopt", &["fd", "level", "optname", "optval", "optlen"]).ptr(A3 | A4).act(Emulate).cmp(A0 | A1 | A2).out(Out::Custom(o::getsockopt)),
     s(56, "clone", &["flags", "stack", "parent_tid", "child_tid", "tls"]).ptr(A1 | A2 | A3 | A4).act(Spawn).forks(When::If(clone_copies_memory)),
     s(57, "fork", &[]).act(Spawn).forks(When::Always),

@@ -109,3 +109,31 @@ fn fiemap_writes_its_extents() {
     mem.put(0x1000 + 24, &0u32.to_le_bytes());
     assert_eq!(out(libc::SYS_ioctl, &a, 0, &mem), vec![region(0x1000, 32)]);
 }
+
+#[test]
+fn netfilter_table_replacement_returns_counters() {
+    let mem = FakeMemory::default();
+    mem.put(0x1000 + 84, &3u32.to_le_bytes());
+    mem.put_u64(0x1000 + 88, 0x5000);
+    let replace = [3, libc::SOL_IP as u64, 64, 0x1000, 400, 0];
+    assert_eq!(
+        out(libc::SYS_setsockopt, &replace, 0, &mem),
+        vec![region(0x5000, 48)]
+    );
+    let v6 = [3, libc::SOL_IPV6 as u64, 64, 0x1000, 400, 0];
+    assert_eq!(
+        out(libc::SYS_setsockopt, &v6, 0, &mem),
+        vec![region(0x5000, 48)]
+    );
+    // Any other option only reads; a failed replacement wrote nothing.
+    let other = [
+        3,
+        libc::SOL_SOCKET as u64,
+        libc::SO_REUSEADDR as u64,
+        0x1000,
+        4,
+        0,
+    ];
+    assert!(out(libc::SYS_setsockopt, &other, 0, &mem).is_empty());
+    assert!(out(libc::SYS_setsockopt, &replace, -1, &mem).is_empty());
+}
