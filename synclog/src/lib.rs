@@ -223,12 +223,16 @@ pub struct SharedSyncLog {
 unsafe impl Send for SharedSyncLog {}
 unsafe impl Sync for SharedSyncLog {}
 
+/// The sync log memfd's name; replay's placeholder descriptors are
+/// duplicates of it, so /proc shows them as `/memfd:rrc-synclog`.
+pub const MEMFD_NAME: &std::ffi::CStr = c"rrc-synclog";
+
 impl SharedSyncLog {
     /// Creates the memfd, sizes it and initialises the header. The memfd is
     /// sparse: pages cost memory only once touched.
     pub fn create(mode: u32) -> io::Result<(OwnedFd, SharedSyncLog)> {
         // SAFETY: the name is a valid NUL-terminated string.
-        let fd = unsafe { libc::memfd_create(c"rrc-synclog".as_ptr(), libc::MFD_CLOEXEC) };
+        let fd = unsafe { libc::memfd_create(MEMFD_NAME.as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }

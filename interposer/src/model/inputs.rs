@@ -201,7 +201,19 @@ fn read_file_range(
             .find_map(|l| l.strip_prefix("pos:"))
             .and_then(|v| v.trim().parse().ok())?
     };
-    let file = std::fs::File::open(format!("/proc/{tid}/fd/{fd}")).ok()?;
+    let link = format!("/proc/{tid}/fd/{fd}");
+    // A replay placeholder (a duplicate of the sync log) holds none of the
+    // recorded file's bytes.
+    let placeholder = format!("/memfd:{}", rrc_synclog::MEMFD_NAME.to_string_lossy());
+    if std::fs::read_link(&link)
+        .ok()?
+        .as_os_str()
+        .as_encoded_bytes()
+        .starts_with(placeholder.as_bytes())
+    {
+        return None;
+    }
+    let file = std::fs::File::open(&link).ok()?;
     if !file.metadata().ok()?.is_file() {
         return None;
     }

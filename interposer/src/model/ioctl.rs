@@ -12,6 +12,63 @@ const ARPREQ_LEN: u64 = 68;
 const VT_OPENQRY: libc::c_ulong = 0x5600;
 /// linux/vt.h: struct vt_stat, three shorts.
 const VT_GETSTATE: libc::c_ulong = 0x5603;
+/// asm-generic/ioctls.h: terminal requests libc does not name. These
+/// write: TCGETA a struct termio (18 bytes), TIOCGLCKTRMIOS a struct
+/// termios, TIOCGETD/TIOCGSOFTCAR/TIOCSERGETLSR an int, TIOCGICOUNT a
+/// struct serial_icounter_struct (20 ints), TIOCLINUX at most the one
+/// byte its subcode is read from (a shift state, a console number).
+const TCGETA: libc::c_ulong = 0x5405;
+const TIOCGLCKTRMIOS: libc::c_ulong = 0x5456;
+const TIOCGETD: libc::c_ulong = 0x5424;
+const TIOCGSOFTCAR: libc::c_ulong = 0x5419;
+const TIOCSERGETLSR: libc::c_ulong = 0x5459;
+const TIOCGICOUNT: libc::c_ulong = 0x545d;
+const TIOCLINUX: libc::c_ulong = 0x541c;
+/// These only take data in, or nothing.
+const TTY_SETTERS: &[libc::c_ulong] = &[
+    0x5406, // TCSETA
+    0x5407, // TCSETAW
+    0x5408, // TCSETAF
+    0x5409, // TCSBRK
+    0x540a, // TCXONC
+    0x540b, // TCFLSH
+    0x540c, // TIOCEXCL
+    0x540d, // TIOCNXCL
+    0x541a, // TIOCSSOFTCAR
+    0x5420, // TIOCPKT
+    0x5422, // TIOCNOTTY
+    0x5423, // TIOCSETD
+    0x5425, // TCSBRKP
+    0x5427, // TIOCSBRK
+    0x5428, // TIOCCBRK
+    0x5457, // TIOCSLCKTRMIOS
+];
+/// linux/kd.h: the keyboard mode (an int).
+const KDGKBMODE: libc::c_ulong = 0x4b44;
+/// linux/sockios.h: interface, route and bridge changes, which only take
+/// data in (replay emulates them: the network is outside the program).
+const NET_SETTERS: &[libc::c_ulong] = &[
+    0x890b, // SIOCADDRT
+    0x890c, // SIOCDELRT
+    0x8914, // SIOCSIFFLAGS
+    0x8916, // SIOCSIFADDR
+    0x891c, // SIOCSIFNETMASK
+    0x89a0, // SIOCBRADDBR
+    0x89a1, // SIOCBRDELBR
+    0x89a2, // SIOCBRADDIF
+    0x89a3, // SIOCBRDELIF
+];
+/// linux/if_tun.h: encoded as taking or giving an int, but both write a
+/// whole struct ifreq back (the interface's name and flags).
+const TUNSETIFF: libc::c_ulong = 0x400454ca;
+const TUNGETIFF: libc::c_ulong = 0x800454d2;
+/// linux/fs.h: `_IOWR('f', 11, struct fiemap)`, whose encoded size is
+/// the 32-byte header only: the kernel also fills `fm_mapped_extents`
+/// extents of 56 bytes after it (none when `fm_extent_count` is 0, a
+/// program asking only for the count).
+const FS_IOC_FIEMAP: libc::c_ulong = 0xc020660b;
+const FIEMAP_HEADER: u64 = 32;
+const FIEMAP_EXTENT: u64 = 56;
 /// linux/perf_event.h: `_IO('$', n)`, taking an integer, writing nothing.
 const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
 const PERF_EVENT_IOC_DISABLE: libc::c_ulong = 0x2401;
@@ -41,7 +98,11 @@ pub fn ioctl_request(arg: u64) -> u64 {
 /// Known ioctls that write a fixed amount of memory at their argument.
 pub fn ioctl_output_len(request: u64) -> Option<u64> {
     Some(match ioctl_request(request) as libc::c_ulong {
-        libc::TCGETS => 60,
+        libc::TCGETS | TIOCGLCKTRMIOS => 60,
+        TCGETA => 18,
+        TIOCGETD | TIOCGSOFTCAR | TIOCSERGETLSR | KDGKBMODE => 4,
+        TIOCGICOUNT => 80,
+        TIOCLINUX => 1,
         libc::TIOCGWINSZ => 8,
         libc::FIONREAD | libc::TIOCGPGRP | libc::TIOCOUTQ | libc::TIOCGSID | libc::TIOCMGET => 4,
         VT_OPENQRY => 4,
@@ -56,7 +117,9 @@ pub fn ioctl_output_len(request: u64) -> Option<u64> {
         | libc::SIOCGIFMETRIC
         | libc::SIOCGIFMTU
         | libc::SIOCGIFHWADDR
-        | libc::SIOCGIFTXQLEN => IFREQ_LEN,
+        | libc::SIOCGIFTXQLEN
+        | TUNSETIFF
+        | TUNGETIFF => IFREQ_LEN,
         libc::SIOCGARP | libc::SIOCGRARP => ARPREQ_LEN,
         // Encoded: the kernel writes at most the encoded size.
         r if ioc_dir(r) & IOC_READ != 0 => ioc_size(r),
@@ -80,6 +143,13 @@ pub(super) fn ioctl_outputs(
         if buf != 0 {
             add(buf, len.min(1 << 20));
         }
+    } else if ioctl_request(request) == FS_IOC_FIEMAP {
+        let mapped = u64::from(mem.read_u32(arg + 20)?);
+        let room = u64::from(mem.read_u32(arg + 24)?);
+        add(
+            arg,
+            FIEMAP_HEADER + mapped.min(room).min(1 << 16) * FIEMAP_EXTENT,
+        );
     } else if let Some(len) = ioctl_output_len(request) {
         add(arg, len);
     }
@@ -93,6 +163,8 @@ pub fn ioctl_is_known(request: u64) -> bool {
         || r == libc::SIOCGIFCONF
         // Encoded as passing data in only: the kernel writes nothing.
         || ioc_dir(r) == IOC_WRITE
+        || TTY_SETTERS.contains(&(r as libc::c_ulong))
+        || NET_SETTERS.contains(&(r as libc::c_ulong))
         || matches!(
             r as libc::c_ulong,
             libc::FIONBIO

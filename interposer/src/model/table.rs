@@ -70,7 +70,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(13, "rt_sigaction", &["sig", "act", "oact", "sigsetsize"]).ptr(A1 | A2).act(Execute).cmp(A0),
     s(14, "rt_sigprocmask", &["how", "set", "oset", "sigsetsize"]).ptr(A1 | A2).act(Execute).cmp(A0),
     s(15, "rt_sigreturn", &[]).handler_end(),
-    s(16, "ioctl", &["fd", "request", "arg"]).ptr(A2).act(Emulate).cmp(A0 | A1).named().out(Out::Custom(o::ioctl)),
+    s(16, "ioctl", &["fd", "request", "arg"]).ptr(A2).act_by(ioctl_action).cmp(A0 | A1).named().out(Out::Custom(o::ioctl)),
     s(17, "pread64", &["fd", "buf", "count", "offset"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).named().out(Out::Returned(1, 1)),
     s(18, "pwrite64", &["fd", "buf", "count", "offset"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).named().input(In::Buf(1, 2)),
     s(19, "readv", &["fd", "iov", "iovcnt"]).ptr(A1).act(Emulate).cmp(A0 | A2).named().out(Out::Custom(o::readv)),
@@ -109,7 +109,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(51, "getsockname", &["fd", "addr", "addrlen"]).ptr(A1 | A2).act(Emulate).cmp(A0).out(Out::Custom(o::sockaddr)),
     s(52, "getpeername", &["fd", "addr", "addrlen"]).ptr(A1 | A2).act(Emulate).cmp(A0).out(Out::Custom(o::sockaddr)),
     s(53, "socketpair", &["domain", "type", "protocol", "sv"]).ptr(A3).act(ExecuteChecked).fds().out(Out::OnSuccess(&[(3, 8)])),
-    s(54, "setsockopt", &["fd", "level", "optname", "optval", "optlen"]).ptr(A3).act(Emulate).cmp(A0 | A1 | A2),
+    s(54, "setsockopt", &["fd", "level", "optname", "optval", "optlen"]).ptr(A3).act(Emulate).cmp(A0 | A1 | A2).out(Out::Custom(o::setsockopt)),
     s(55, "getsockopt", &["fd", "level", "optname", "optval", "optlen"]).ptr(A3 | A4).act(Emulate).cmp(A0 | A1 | A2).out(Out::Custom(o::getsockopt)),
     s(56, "clone", &["flags", "stack", "parent_tid", "child_tid", "tls"]).ptr(A1 | A2 | A3 | A4).act(Spawn).forks(When::If(clone_copies_memory)),
     s(57, "fork", &[]).act(Spawn).forks(When::Always),
@@ -162,7 +162,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(100, "times", &["buf"]).ptr(A0).act(Emulate).out(Out::Always(&[(0, 32)])),
     s(101, "ptrace", &["request", "pid", "addr", "data"]).ptr(A2 | A3),
     s(102, "getuid", &[]).act(Emulate),
-    s(103, "syslog", &["type", "buf", "len"]).ptr(A1).act(Emulate),
+    s(103, "syslog", &["type", "buf", "len"]).ptr(A1).act(Emulate).cmp(A0).out(Out::Custom(o::syslog)),
     s(104, "getgid", &[]).act(Emulate),
     s(105, "setuid", &["uid"]).act(Emulate).creds(),
     s(106, "setgid", &["gid"]).act(Emulate).creds(),
@@ -506,7 +506,18 @@ fn fcntl_dups(args: &[u64; 6]) -> bool {
 fn fcntl_action(args: &[u64; 6]) -> ReplayAction {
     match args[1] as i32 {
         libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => ExecuteChecked,
-        libc::F_SETFD | libc::F_GETFD | libc::F_SETFL => Execute,
+        libc::F_SETFD | libc::F_GETFD => Execute,
+        libc::F_SETFL => Apply,
+        _ => Emulate,
+    }
+}
+
+/// ioctl's descriptor-flag requests are fcntl's F_SETFD and F_SETFL under
+/// other names, and run as those do; the rest is emulated.
+fn ioctl_action(args: &[u64; 6]) -> ReplayAction {
+    match super::ioctl::ioctl_request(args[1]) as libc::c_ulong {
+        libc::FIOCLEX | libc::FIONCLEX => Execute,
+        libc::FIONBIO | libc::FIOASYNC => Apply,
         _ => Emulate,
     }
 }

@@ -10,6 +10,9 @@ use crate::{InterposeError, TraceeMemory};
 /// Rows for process state, outside objects and their layouts.
 mod more_calls;
 
+/// Descriptor queries that write, and terminal and network ioctls.
+mod descriptor_queries;
+
 /// Every x86-64 number and then some, and the impossible ones.
 fn all_numbers() -> impl Iterator<Item = i64> {
     (-5..=600).chain([1023, 1024, i64::from(i32::MAX), i64::MAX, i64::MIN])
@@ -320,7 +323,7 @@ fn fcntl_and_clone_depend_on_their_arguments() {
     assert!(changes_descriptor_table(nr, &fcntl(libc::F_DUPFD)));
     assert_eq!(
         replay_action(nr, &fcntl(libc::F_SETFL)),
-        ReplayAction::Execute
+        ReplayAction::Apply
     );
     assert_eq!(
         replay_action(nr, &fcntl(libc::F_GETLK)),

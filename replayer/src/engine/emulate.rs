@@ -82,7 +82,7 @@ impl Replayer {
                 // recorded one.
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
-            ReplayAction::ChangeDirectory | ReplayAction::TidAddress => {
+            ReplayAction::Apply | ReplayAction::ChangeDirectory | ReplayAction::TidAddress => {
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
             ReplayAction::Unsupported => unsupported(thread, &record, nr),
