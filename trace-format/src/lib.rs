@@ -6,6 +6,7 @@
 //! a readable prefix, and the same bytes can later be sent over a socket to
 //! a backup. A complete trace ends with [`TraceRecord::End`].
 
+mod bytes;
 mod file;
 mod reader;
 mod records;

@@ -109,9 +109,17 @@ pub struct SyscallRecord {
     pub ret: i64,
     /// Data the program handed to the kernel that replay checks: paths,
     /// bytes written out.
+    #[serde(
+        serialize_with = "crate::bytes::serialize_list",
+        deserialize_with = "crate::bytes::deserialize_list"
+    )]
     pub inputs: Vec<Vec<u8>>,
     /// Every byte the kernel wrote into the program's memory, region by
     /// region in the order the syscall model lists them.
+    #[serde(
+        serialize_with = "crate::bytes::serialize_list",
+        deserialize_with = "crate::bytes::deserialize_list"
+    )]
     pub outputs: Vec<Vec<u8>>,
     /// Nanoseconds between this thread's previous syscall return (or its
     /// start) and this one's.
