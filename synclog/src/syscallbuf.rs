@@ -204,11 +204,24 @@ impl SyscallBuf {
     /// Tracer, while the thread is stopped or gone: the entries published
     /// since the last take, and the buffer emptied if it can be.
     pub fn take(&self) -> Result<Vec<BufferedCall>, BadBuffer> {
+        let taken = self.take_published();
+        if self.in_call.load(Ordering::SeqCst) == 0 {
+            self.drained.store(0, Ordering::Relaxed);
+            self.used.store(0, Ordering::Release);
+        }
+        taken
+    }
+
+    /// Tracer, at any time, the thread running or not: the entries
+    /// published since the last take. Only a take while the thread is
+    /// stopped empties the buffer; this one reads below `used`, which the
+    /// thread raises only once an entry is complete, and never writes it.
+    pub fn take_published(&self) -> Result<Vec<BufferedCall>, BadBuffer> {
         let used = (self.used.load(Ordering::Acquire) as usize).min(BUF_BYTES);
         let from = (self.drained.load(Ordering::Relaxed) as usize).min(used);
         let mut bytes = vec![0u8; used - from];
         // SAFETY: bytes `from..used` of the data area lie inside the
-        // mapping; the thread that writes them is stopped.
+        // mapping, and are complete entries the thread no longer writes.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.bytes_ptr().add(from),
@@ -216,12 +229,7 @@ impl SyscallBuf {
                 bytes.len(),
             )
         };
-        if self.in_call.load(Ordering::SeqCst) == 0 {
-            self.drained.store(0, Ordering::Relaxed);
-            self.used.store(0, Ordering::Release);
-        } else {
-            self.drained.store(used as u32, Ordering::Relaxed);
-        }
+        self.drained.store(used as u32, Ordering::Relaxed);
         parse_entries(&bytes).map_err(|bad| BadBuffer {
             offset: bad.offset + from,
         })

@@ -14,6 +14,9 @@
  *   kill      SIGKILL while a thread is blocked in a buffered read
  *   early     a clock read from a constructor (before the shim may be
  *             ready) and a thread whose first call is buffered
+ *   idle      300 buffered writes, then a buffered read that waits until
+ *             the program is killed: the trace must show the writes
+ *             while the program still waits (it never stops for rrc)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -277,6 +280,21 @@ static int mode_early(void)
     return 0;
 }
 
+/* --------------------------------------------------------------- idle */
+
+static int mode_idle(void)
+{
+    int null = open("/dev/null", O_WRONLY);
+    CHECK(null >= 0, "open /dev/null");
+    CHECK(pipe(fork_pipe) == 0, "pipe");
+    /* Nothing but buffered calls from here on. */
+    for (int i = 0; i < 300; i++)
+        CHECK(write(null, "x", 1) == 1, "write");
+    char c;
+    read(fork_pipe[0], &c, 1);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -295,6 +313,8 @@ int main(int argc, char **argv)
         return mode_kill();
     if (!strcmp(mode, "early"))
         return mode_early();
-    fprintf(stderr, "usage: fast_path signals|timer|overflow|fds|fork|kill|early\n");
+    if (!strcmp(mode, "idle"))
+        return mode_idle();
+    fprintf(stderr, "usage: fast_path signals|timer|overflow|fds|fork|kill|early|idle\n");
     return 2;
 }

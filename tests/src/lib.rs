@@ -869,6 +869,16 @@ pub struct LiveRecording {
 /// Starts `rrc-record -o TRACE -- program args` with the trace in a fresh
 /// temporary directory, which is also the program's working directory.
 pub fn start_recording(program: &Path, args: &[&str]) -> LiveRecording {
+    start_recording_with_env(program, args, &[])
+}
+
+/// [`start_recording`] with extra environment variables for rrc-record
+/// and the program.
+pub fn start_recording_with_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> LiveRecording {
     let dir = tempfile::Builder::new()
         .prefix("rrc-test-")
         .tempdir()
@@ -880,6 +890,7 @@ pub fn start_recording(program: &Path, args: &[&str]) -> LiveRecording {
         .arg("--")
         .arg(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir.path());
     let mut child = spawn(
         &mut cmd,
@@ -1009,6 +1020,11 @@ impl LiveRecording {
     /// Sends `sig` to rrc-record (which forwards it to the program), waits
     /// up to [`STOP_TIMEOUT`] for it to exit and returns the finished
     /// recording.
+    /// Where the trace is being written.
+    pub fn trace_path(&self) -> &Path {
+        &self.trace
+    }
+
     pub fn stop(mut self, sig: libc::c_int) -> Recording {
         send_signal(self.pgid, sig);
         let deadline = Instant::now() + STOP_TIMEOUT;

@@ -101,6 +101,34 @@ fn a_constructors_clock_read_and_a_threads_first_buffered_call_replay() {
     }
 }
 
+/// A thread that makes only buffered calls and then waits never stops
+/// for the tracer; its calls still reach the trace while it waits (the
+/// recorder reads the buffers every 50 ms), which a backup reading the
+/// trace as a stream needs.
+#[test]
+fn buffered_calls_reach_the_trace_while_the_program_still_waits() {
+    let live = start_recording_with_env(&program("fast_path"), &["idle"], ON);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut seen = 0;
+    while seen < 300 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let out = std::process::Command::new(rrc_inspect())
+            .arg(live.trace_path())
+            .arg("--json")
+            .output()
+            .expect("rrc-inspect runs");
+        if let Ok(json) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            seen = json["buffered_syscalls"].as_u64().unwrap_or(0);
+        }
+    }
+    let rec = live.stop(libc::SIGTERM);
+    assert!(
+        seen >= 300,
+        "{}: the 300 buffered writes were in the trace while the program waited: saw {seen}",
+        rec.describe()
+    );
+}
+
 #[test]
 fn with_the_fast_path_off_every_call_traps_and_replays() {
     let rec = record_with_env(&program("fast_path"), &["timer"], b"", OFF);

@@ -51,9 +51,30 @@ fn not_copied(op: &'static str, addr: u64, len: usize) -> InterposeError {
 }
 
 impl Recorder {
+    /// How often the buffers of threads that do not stop are read, so that
+    /// the trace (and a backup reading it as a stream) lags the program
+    /// by no more than this.
+    pub(super) const DRAIN_PERIOD: Duration = Duration::from_millis(50);
+
+    /// Every thread's buffered calls so far, the threads running or not
+    /// (the periodic drain; nothing is emptied).
+    pub(super) fn drain_all_published(&mut self) -> Result<()> {
+        let pids: Vec<Pid> = self.threads.keys().copied().collect();
+        for pid in pids {
+            self.drain_from(pid, false)?;
+        }
+        Ok(())
+    }
+
     /// Turns `pid`'s buffered calls into trace records. Called while it is
     /// stopped (or gone): its shim is not writing the buffer.
     pub(super) fn drain_buffered(&mut self, pid: Pid) -> Result<()> {
+        self.drain_from(pid, true)
+    }
+
+    /// `stopped`: the thread is stopped or gone, and its buffer may be
+    /// emptied.
+    fn drain_from(&mut self, pid: Pid, stopped: bool) -> Result<()> {
         let Some(t) = self.threads.get(&pid) else {
             return Ok(());
         };
@@ -64,7 +85,12 @@ impl Recorder {
         if !buf.pending() {
             return Ok(());
         }
-        let calls = match buf.take() {
+        let taken = if stopped {
+            buf.take()
+        } else {
+            buf.take_published()
+        };
+        let calls = match taken {
             Ok(calls) => calls,
             Err(bad) => {
                 // Only a program writing over rrc's memory gets here: its

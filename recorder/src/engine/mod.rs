@@ -77,6 +77,9 @@ pub struct Recorder {
     started: SystemTime,
     alone: Alone,
     token: Token,
+    /// With the fast path on: when threads' buffers are next read while
+    /// they run (see `buffered`).
+    next_drain: Option<Instant>,
 }
 
 /// A thread the engine kept stopped, to let go now.
@@ -141,6 +144,7 @@ impl Recorder {
             started: SystemTime::now(),
             alone: Alone::default(),
             token: Token::new(serialize, root),
+            next_drain: fast_path.then(|| Instant::now() + Self::DRAIN_PERIOD),
         };
         // Buffered calls' return times count from the same start.
         r.log.set_fast_path(fast_path, monotonic_ns());
@@ -295,6 +299,7 @@ impl Recorder {
     fn next_deadline(&self) -> Option<Instant> {
         let signals = self.threads.values().filter_map(|t| t.signals.deadline());
         signals
+            .chain(self.next_drain)
             .chain(self.serial.next_deadline())
             .chain(self.alone.next_deadline())
             .chain(self.token.deadline())
@@ -353,6 +358,10 @@ impl StopHandler for Recorder {
     }
 
     fn on_idle(&mut self) -> Result<Idle> {
+        if self.next_drain.is_some_and(|due| Instant::now() >= due) {
+            self.drain_all_published()?;
+            self.next_drain = Some(Instant::now() + Self::DRAIN_PERIOD);
+        }
         self.release_overdue_signals()?;
         self.release_overdue_handlers()?;
         self.release_overdue_serial_calls()?;
