@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::one_shot::remove_trace;
-use crate::report::{BenchmarkResult, Metric, Samples, Status, TraceFigure};
+use crate::report::{BenchmarkResult, Metric, Samples, Status};
 use crate::rrc_tools::{find_on_path, ReplayFailures};
-use crate::server_runs::{replay_server, serve_load, ServerMode};
+use crate::server_runs::{push_server_figures, replay_server, serve_load, ServerMode};
 use crate::BenchContext;
 
 pub const NAME: &str = "memcached";
@@ -249,18 +249,12 @@ pub fn run(context: &BenchContext) -> Result<BenchmarkResult> {
         throughput,
         None,
     ));
-    result.metrics.push(Metric::from_samples(
-        "server run, start to exit",
-        "s",
-        false,
+    push_server_figures(
+        &mut result,
         server_wall,
-        Some(&REPLAY_FLAGS),
-    ));
-    result.trace.extend(TraceFigure::from_samples(
-        "trace per request",
-        "bytes/req",
         trace_bytes_per_request,
-    ));
+        &REPLAY_FLAGS,
+    );
     result.parameter("clients", CLIENTS as u64);
     result.parameter("pairs_per_client", pairs as u64);
     result.parameter("requests", requests as u64);

@@ -10,9 +10,9 @@ use anyhow::{bail, Result};
 
 use crate::one_shot::remove_trace;
 use crate::process::run_measured;
-use crate::report::{BenchmarkResult, Metric, Samples, Status, TraceFigure};
+use crate::report::{BenchmarkResult, Metric, Samples, Status};
 use crate::rrc_tools::{find_on_path, ReplayFailures};
-use crate::server_runs::{replay_server, serve_load, ServedLoad, ServerMode};
+use crate::server_runs::{push_server_figures, replay_server, serve_load, ServedLoad, ServerMode};
 use crate::BenchContext;
 
 pub const NAME: &str = "redis";
@@ -148,18 +148,12 @@ fn redis_result(
             None,
         ));
     }
-    result.metrics.push(Metric::from_samples(
-        "server run, start to exit",
-        "s",
-        false,
+    push_server_figures(
+        &mut result,
         server_wall,
-        Some(&REPLAY_FLAGS),
-    ));
-    result.trace.extend(TraceFigure::from_samples(
-        "trace per request",
-        "bytes/req",
         trace_bytes_per_request,
-    ));
+        &REPLAY_FLAGS,
+    );
     result.parameter("connections", CONNECTIONS);
     result.parameter("requests_per_command", requests);
     result.parameter("commands", "set,get");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::process::{free_port, quote_tail, run_measured, RunningServer};
+use crate::report::{BenchmarkResult, Metric, Samples, TraceFigure};
 use crate::rrc_tools::blame_rrc;
 use crate::BenchContext;
 
@@ -99,6 +100,29 @@ where
 
 /// Replays a server's trace with `flags` and returns its wall time; it
 /// must exit 0 (every reply the server sent matched the recording).
+/// The figures every server benchmark reports besides its throughput:
+/// the server's run from start to exit (replay with `replay_flags`), and
+/// trace bytes per request.
+pub fn push_server_figures(
+    result: &mut BenchmarkResult,
+    server_wall: Samples,
+    trace_bytes_per_request: Vec<f64>,
+    replay_flags: &[&str],
+) {
+    result.metrics.push(Metric::from_samples(
+        "server run, start to exit",
+        "s",
+        false,
+        server_wall,
+        Some(replay_flags),
+    ));
+    result.trace.extend(TraceFigure::from_samples(
+        "trace per request",
+        "bytes/req",
+        trace_bytes_per_request,
+    ));
+}
+
 pub fn replay_server(
     context: &BenchContext,
     work_dir: &Path,

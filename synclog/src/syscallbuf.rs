@@ -82,8 +82,6 @@ pub struct SyscallBuf {
     /// only when no call is under way: a call stopped in the middle (by a
     /// signal) writes its entry where it planned to, after the others.
     pub drained: AtomicU32,
-    /// Calls buffered so far (statistics).
-    pub buffered: AtomicU64,
     data: [AtomicU64; BUF_BYTES / 8],
 }
 
@@ -198,7 +196,6 @@ impl SyscallBuf {
         }
         self.used
             .store((at + head.len as usize) as u32, Ordering::Release);
-        self.buffered.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Tracer, while the thread is stopped or gone: the entries published

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
-use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD};
+use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
 use rrc_trace::{SyscallExtra, SyscallRecord, TraceRecord};
 
 use super::serial::writes_out;
@@ -73,7 +73,8 @@ impl Recorder {
     }
 
     /// `stopped`: the thread is stopped or gone, and its buffer may be
-    /// emptied.
+    /// emptied; a vfork child that borrowed its stack is done with it (the
+    /// parent runs again only after the child has exec'd or exited).
     fn drain_from(&mut self, pid: Pid, stopped: bool) -> Result<()> {
         let Some(t) = self.threads.get(&pid) else {
             return Ok(());
@@ -82,6 +83,11 @@ impl Recorder {
         let Some(buf) = self.log.syscall_buf(thread) else {
             return Ok(());
         };
+        // Read first: this runs at every stop, and a locked update of a
+        // word the shim reads on every buffered call is not free.
+        if stopped && buf.go_traced.load(Ordering::Relaxed) & TRACED_VFORK != 0 {
+            buf.go_traced.fetch_and(!TRACED_VFORK, Ordering::SeqCst);
+        }
         if !buf.pending() {
             return Ok(());
         }
@@ -161,9 +167,10 @@ impl Recorder {
         else {
             return;
         };
-        if on {
+        let set = buf.go_traced.load(Ordering::Relaxed) & bit != 0;
+        if on && !set {
             buf.go_traced.fetch_or(bit, Ordering::SeqCst);
-        } else {
+        } else if !on && set {
             buf.go_traced.fetch_and(!bit, Ordering::SeqCst);
         }
     }

@@ -185,7 +185,6 @@ impl Recorder {
     /// calls (the fast path) come before anything this stop records.
     fn mark_stopped(&mut self, pid: Pid) -> Result<()> {
         self.drain_buffered(pid)?;
-        self.set_go_traced(pid, rrc_synclog::syscallbuf::TRACED_VFORK, false);
         self.note_stopped(pid);
         Ok(())
     }

@@ -293,6 +293,23 @@ impl Replayer {
         })
     }
 
+    /// Whether every recorded thread of `process` has started, and every
+    /// live one has replayed all its recorded events.
+    fn process_replayed_all(&self, process: ProcessId) -> bool {
+        let all_started = self
+            .plan
+            .threads
+            .iter()
+            .filter(|p| p.process == process)
+            .all(|p| p.started);
+        all_started
+            && self
+                .live
+                .values()
+                .filter(|t| t.process == process)
+                .all(|t| self.replayed_all(t))
+    }
+
     /// A recording that ended with the program's first process killed by
     /// SIGKILL from outside (the kernel kills without a stop, so the trace
     /// only says how it ended) ends where its events end: once every
@@ -307,18 +324,7 @@ impl Replayer {
             return Ok(());
         };
         let (process, tgid) = (root.process, root.tgid);
-        let all_started = self
-            .plan
-            .threads
-            .iter()
-            .filter(|p| p.process == process)
-            .all(|p| p.started);
-        let all_done = self
-            .live
-            .values()
-            .filter(|t| t.process == process)
-            .all(|t| self.replayed_all(t));
-        if !all_started || !all_done {
+        if !self.process_replayed_all(process) {
             return Ok(());
         }
         debug_log(format_args!("recorded events of {tgid} done: SIGKILL"));
@@ -347,18 +353,7 @@ impl Replayer {
         processes.sort_unstable_by_key(|(p, _)| *p);
         processes.dedup_by_key(|(p, _)| *p);
         for (process, tgid) in processes {
-            let all_started = self
-                .plan
-                .threads
-                .iter()
-                .filter(|p| p.process == process)
-                .all(|p| p.started);
-            let all_done = self
-                .live
-                .values()
-                .filter(|t| t.process == process)
-                .all(|t| self.replayed_all(t));
-            if !all_started || !all_done {
+            if !self.process_replayed_all(process) {
                 continue;
             }
             debug_log(format_args!("left behind, {tgid} done: SIGKILL"));
