@@ -108,7 +108,13 @@ impl SyncFeeder {
                         .filter_map(|i| log.ring(i as u32))
                         .map(|r| r.consumed())
                         .sum();
-                    let progress = shared2.progress.load(Ordering::Acquire) + consumed + fed;
+                    // Calls the shims answered in-process move the program too.
+                    let answered: u64 = (0..streams.len())
+                        .filter_map(|i| log.syscall_buf(i as u32))
+                        .map(|b| b.replay_taken())
+                        .sum();
+                    let progress =
+                        shared2.progress.load(Ordering::Acquire) + consumed + fed + answered;
                     if progress != last_progress.0 {
                         last_progress = (progress, Instant::now());
                     } else if last_progress.1.elapsed() > stall_timeout

@@ -46,6 +46,10 @@ struct Cli {
     /// events, such as counters, closer to where they were recorded).
     #[arg(long)]
     no_late_returns: bool,
+    /// Trap every call, as without the fast path: the shim answers no
+    /// call in-process. `RRC_FAST_PATH=0` in the environment does the same.
+    #[arg(long)]
+    no_fast_path: bool,
     /// Print interval-enforcement figures on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -109,6 +113,12 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // Recorded one thread at a time: replayed the same way (the order
     // then carries the whole schedule).
     log.set_serial(plan.header.serialized && !cli.no_order_returns);
+    // Hot calls answered in the shim, without a stop (not serialised:
+    // there the tracer hands the run of the program from event to event).
+    let in_process = !cli.no_fast_path
+        && !log.serial()
+        && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");
+    log.set_fast_path(in_process, 0);
     let log = Arc::new(log);
     let shared = Arc::new(feed::ReplayShared::default());
     let streams = plan
@@ -176,7 +186,9 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
         },
         close_inherited: true,
         serialized: header.serialized,
-        fast_path: false,
+        // The shim answers calls in-process and reads the clock for their
+        // intervals from its call site.
+        fast_path: in_process,
     };
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {
@@ -194,6 +206,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
             anchor: cli.anchor,
             order_returns: !cli.no_order_returns,
             late_returns: !cli.no_late_returns,
+            in_process,
         },
     );
     replayer.stats.keep_samples = cli.stats;
@@ -269,6 +282,10 @@ fn print_stats(stats: &engine::IntervalStats, window: &window::WindowStats, wind
     eprintln!(
         "rrc-replay: stats: returns kept until the thread's next event was next: {} ({} let go early because the order stood still)",
         stats.late_returns, stats.late_released_stalled
+    );
+    eprintln!(
+        "rrc-replay: stats: calls answered in-process by the shim: {}",
+        stats.in_process
     );
     eprintln!(
         "rrc-replay: stats: trace events read ahead: at most {:.1} MB at once (window {window_mb} MB)",

@@ -344,6 +344,22 @@ impl EventQueue {
         self.local.push_front(event);
     }
 
+    /// Up to `n` events from the front, read into memory first (waiting
+    /// for the reader if need be).
+    pub fn ahead(&mut self, n: usize) -> impl Iterator<Item = &PlannedEvent> {
+        while self.local.len() < n && self.left > 0 {
+            let Some(window) = &self.window else { break };
+            match window.take(self.thread as usize) {
+                Ok(event) => {
+                    self.local.push_back(event);
+                    self.left -= 1;
+                }
+                Err(e) => rrc_cli::fail("rrc-replay", &e, 1),
+            }
+        }
+        self.local.iter().take(n)
+    }
+
     /// Events left, in memory or not.
     pub fn len(&self) -> usize {
         self.local.len() + self.left

@@ -1,4 +1,4 @@
-//! The fast path (recording): a hot call is made from the shim's own call
+//! The fast path (recording; replay's side is `replay_fast`): a hot call is made from the shim's own call
 //! site, which the seccomp filter lets through untrapped, and logged in
 //! the thread's syscall buffer with its place in the event order, its
 //! return time and the memory it read or wrote (see
@@ -65,6 +65,9 @@ pub fn prepare(log: &SharedSyncLog, recording: bool) {
     if ok && recording && log.fast_path() && !log.serial() {
         READY.store(true, Ordering::Release);
     }
+    if ok {
+        crate::replay_fast::prepare(log, recording);
+    }
 }
 
 /// A system call made from the untrapped call site.
@@ -96,7 +99,7 @@ unsafe fn site_syscall(nr: i64, args: [u64; 6]) -> i64 {
     ret
 }
 
-fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -175,7 +178,9 @@ pub unsafe fn buffered_as(
     regions: impl FnOnce(i64, &mut Regions),
 ) -> Option<i64> {
     if !READY.load(Ordering::Relaxed) || snapshot_at_most > MAX_SNAPSHOT {
-        return None;
+        // Replay: answered in-process if the tracer fed it.
+        // SAFETY: the caller's contract covers the program's `args`.
+        return unsafe { crate::replay_fast::replayed(nr, args) };
     }
     let Some(Session::Record(log)) = session::current() else {
         return None;

@@ -20,6 +20,7 @@ mod futex;
 mod order;
 mod random;
 mod real;
+mod replay_fast;
 mod session;
 mod stdio;
 mod threads;

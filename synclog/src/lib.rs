@@ -23,6 +23,7 @@
 //! shared between processes.
 
 pub mod ops;
+pub mod replaybuf;
 mod ring;
 mod sys;
 pub mod syscallbuf;
@@ -117,6 +118,11 @@ pub struct ShmHeader {
     /// Record: CLOCK_MONOTONIC at the recording's start, in nanoseconds:
     /// buffered calls' return times count from here, as the tracer's do.
     pub epoch_ns: AtomicU64,
+    /// Replay, in-process calls: 0, intervals not kept; 1, each return no
+    /// sooner than its recorded interval after the thread's previous one;
+    /// 2, nor than its recorded time after `epoch_ns` (the shared
+    /// timeline), as the tracer's pacing.
+    pub pacing: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -568,6 +574,46 @@ impl SharedSyncLog {
             futex_wait(&h.order_turn, current, Some(nap));
             h.order_waiters.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    /// Replay: waits until the order reaches `rank` (a 32-bit rank word),
+    /// but gives up once the order has stood still for `still` naps of
+    /// `nap`, or after `most` naps and moves in all: the event that is
+    /// next may wait for something only the caller will do.
+    pub fn wait_until_reached(&self, rank: u32, nap: Duration, still: u32, most: u32) {
+        let h = self.header();
+        let mut last = h.order_turn.load(Ordering::SeqCst);
+        let (mut unmoved, mut naps) = (0, 0);
+        loop {
+            let current = h.order_turn.load(Ordering::SeqCst);
+            if current == rank || rank_is_past(rank, current) {
+                return;
+            }
+            if current != last {
+                last = current;
+                unmoved = 0;
+            } else if naps > 0 {
+                // Woken only by a move of the order (or the nap's end).
+                unmoved += 1;
+            }
+            if unmoved >= still || naps >= most {
+                return;
+            }
+            h.order_waiters.fetch_add(1, Ordering::SeqCst);
+            futex_wait(&h.order_turn, current, Some(nap));
+            h.order_waiters.fetch_sub(1, Ordering::SeqCst);
+            naps += 1;
+        }
+    }
+
+    /// Replay: how in-process returns keep their recorded intervals (see
+    /// `ShmHeader::pacing`).
+    pub fn pacing(&self) -> u32 {
+        self.header().pacing.load(Ordering::Relaxed)
+    }
+
+    pub fn set_pacing(&self, mode: u32) {
+        self.header().pacing.store(mode, Ordering::Relaxed);
     }
 
     /// Replay: whether the order, at `current`, has passed `rank`.

@@ -82,6 +82,15 @@ pub struct SyscallBuf {
     /// only when no call is under way: a call stopped in the middle (by a
     /// signal) writes its entry where it planned to, after the others.
     pub drained: AtomicU32,
+    /// Replay (`replaybuf`): bytes of entries the tracer fed.
+    pub fed: AtomicU32,
+    /// Replay: where the shim's next entry starts.
+    pub taken_at: AtomicU32,
+    /// Replay: entries the shim has answered calls from, ever.
+    pub taken: AtomicU64,
+    /// Replay: CLOCK_MONOTONIC (ns) of the thread's last return made in
+    /// the shim, for its next interval (0: none since the tracer's).
+    pub last_return_ns: AtomicU64,
     data: [AtomicU64; BUF_BYTES / 8],
 }
 
@@ -145,6 +154,10 @@ pub struct BadBuffer {
 impl SyscallBuf {
     fn bytes_ptr(&self) -> *mut u8 {
         self.data.as_ptr() as *mut u8
+    }
+
+    pub(crate) fn data_ptr(&self) -> *mut u8 {
+        self.bytes_ptr()
     }
 
     /// Whether the thread may buffer a call now (see `go_traced`, `in_call`).

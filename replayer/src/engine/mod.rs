@@ -29,6 +29,7 @@ mod entry;
 mod exit;
 mod giveway;
 mod holds;
+mod inprocess;
 mod order;
 mod output;
 mod pacing;
@@ -80,6 +81,8 @@ pub struct ReplayOptions {
     /// Run the code after a return only when the thread's next event is
     /// next in the order (see `returns::LateReturn`).
     pub late_returns: bool,
+    /// Hot calls answered in the shim, without a stop (`inprocess`).
+    pub in_process: bool,
 }
 
 /// Interval enforcement figures, for `--stats`.
@@ -103,6 +106,8 @@ pub struct IntervalStats {
     pub late_returns: u64,
     /// Of those, let go before that because the order stood still.
     pub late_released_stalled: u64,
+    /// Calls the shim answered in-process (`inprocess`).
+    pub in_process: u64,
 }
 
 /// A divergence found while handling a stop: the thread it is about,
@@ -183,6 +188,10 @@ pub struct Replayer {
     /// Recorded intervals, and the deadlines of timed holds.
     pacing: Pacing,
     late_returns: bool,
+    /// Hot calls are fed to the shim (`inprocess`).
+    in_process: bool,
+    /// Instants as the shim's clock counts them.
+    mono: inprocess::MonoClock,
     /// Processes ending (exit_group made, or a fatal signal delivered):
     /// their held threads are about to be killed, not deadlocked.
     ending: HashSet<ProcessId>,
@@ -223,6 +232,8 @@ impl Replayer {
             order: EventOrder::new(options.order_returns, Instant::now()),
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),
             late_returns: options.late_returns && options.order_returns,
+            in_process: options.in_process,
+            mono: inprocess::MonoClock::now(),
             ending: HashSet::new(),
             standstill: Standstill::default(),
             killed_at_end: false,
@@ -230,6 +241,10 @@ impl Replayer {
             ways: WayStats::default(),
         };
         r.adopt(root, 0);
+        // The shim's pacing counts from the same start as the tracer's.
+        let epoch = r.mono.ns(r.pacing.epoch());
+        r.log.set_fast_path(r.in_process, epoch);
+        r.log.set_pacing(r.pacing.shim_mode());
         r
     }
 
@@ -340,11 +355,13 @@ impl Replayer {
         }
     }
 
-    /// A stop of `pid` arrived: it is stopped until resumed here.
-    fn note_stop(&mut self, pid: Pid) {
+    /// A stop of `pid` arrived: it is stopped until resumed here. The
+    /// calls its shim answered since its last stop come first.
+    fn note_stop(&mut self, pid: Pid) -> Res {
         if let Some(t) = self.live.get_mut(&pid) {
             t.state = ThreadState::Stopped;
         }
+        self.take_in_process(pid)
     }
 
     /// The one place a followed thread is resumed: a thread the engine
@@ -364,6 +381,7 @@ impl Replayer {
             );
             t.state = ThreadState::Running;
         }
+        self.feed_in_process(pid);
         let tracee = Tracee::new(pid);
         match how {
             Resume::Continue(sig) => tracee.resume(sig, why),
@@ -436,28 +454,29 @@ impl StopHandler for Replayer {
 
     fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
         debug_log(format_args!("seccomp stop of {pid}"));
-        self.note_stop(pid);
+        let taken = self.note_stop(pid);
         // Serialised: a thread entering a syscall has reached its next
         // event (a fault it takes for cpuid or rdtsc has not: it ran on
         // holding the token when recorded).
         if let Some(t) = self.live.get(&pid) {
             self.log.park(t.logical);
         }
-        let result = self.seccomp_stop(pid);
+        let result = taken.and_then(|()| self.seccomp_stop(pid));
         self.finish_stop(pid, result)
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {
         debug_log(format_args!("syscall exit of {pid}"));
-        self.note_stop(pid);
-        let result = self.syscall_exit(pid);
+        let result = self.note_stop(pid).and_then(|()| self.syscall_exit(pid));
         self.finish_stop(pid, result)
     }
 
     fn on_task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool> {
         debug_log(format_args!("{event:?} of {pid}"));
-        self.note_stop(pid);
-        match self.task_event(pid, event) {
+        match self
+            .note_stop(pid)
+            .and_then(|()| self.task_event(pid, event))
+        {
             Ok(adopted) => {
                 self.check_settled(pid);
                 Ok(adopted)
@@ -476,8 +495,9 @@ impl StopHandler for Replayer {
 
     fn on_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
         debug_log(format_args!("signal {sig} of {pid}"));
-        self.note_stop(pid);
-        let result = self.signal_stop(pid, sig);
+        let result = self
+            .note_stop(pid)
+            .and_then(|()| self.signal_stop(pid, sig));
         self.finish_stop(pid, result)
     }
 
@@ -486,7 +506,9 @@ impl StopHandler for Replayer {
             Ended::Exited(code) => ExitStatus::Exited(code),
             Ended::Killed(sig) => ExitStatus::Signaled(sig),
         };
-        let result = self.thread_ended(pid, status);
+        let result = self
+            .take_in_process(pid)
+            .and_then(|()| self.thread_ended(pid, status));
         self.finish_stop(pid, result)
     }
 

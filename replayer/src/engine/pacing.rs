@@ -48,6 +48,16 @@ impl Pacing {
         }
     }
 
+    /// How the shim keeps intervals (`ShmHeader::pacing`): 0 not at all,
+    /// 1 the thread's own, 2 also the shared timeline.
+    pub fn shim_mode(&self) -> u32 {
+        match (self.enforce, self.anchor) {
+            (false, _) => 0,
+            (true, Anchor::Thread) => 1,
+            (true, Anchor::Shared) => 2,
+        }
+    }
+
     pub fn epoch(&self) -> Instant {
         self.epoch
     }

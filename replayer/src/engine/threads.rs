@@ -56,6 +56,8 @@ pub(crate) struct LiveThread {
     /// rt_sigprocmask): a trapped rdtsc unblocks it, replay blocks it
     /// again, as the recorder did.
     pub segv_blocked: bool,
+    /// Calls its shim had answered in-process at its last stop.
+    pub in_process_seen: u64,
 }
 
 impl LiveThread {
@@ -108,6 +110,7 @@ impl Replayer {
                 settid: None,
                 state: ThreadState::Running,
                 segv_blocked: false,
+                in_process_seen: 0,
             },
         );
     }

@@ -1,0 +1,209 @@
+//! The fast path in replay: a hot call the tracer fed (see
+//! `rrc_synclog::replaybuf`) is answered here, with no stop. The call must
+//! be the entry's exactly (number, every argument, the bytes it sends);
+//! anything else, and anything this code cannot check, goes the trapped
+//! way, where the tracer replays it or reports the divergence precisely.
+//!
+//! As the tracer does for a trapped call, the answer waits for its rank in
+//! the event order and its recorded interval, writes the recorded memory,
+//! returns the recorded result, and passes the rank on; a thread whose next
+//! sync operation comes after other threads' events waits for it.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use rrc_synclog::replaybuf::{InputHead, INPUT_BYTES, INPUT_GATHER, INPUT_MSG_GATHER, NO_RANK};
+use rrc_synclog::syscallbuf::SyscallBuf;
+use rrc_synclog::{futex_wait, SharedSyncLog};
+
+use crate::session::{self, Session};
+
+/// Replay with in-process answers on, and the call site mapped.
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// Spins on the order before sleeping on it.
+const RANK_SPINS: u32 = 100;
+/// One sleep on the order (a safety net for lost wakes).
+const RANK_NAP: Duration = Duration::from_millis(10);
+/// A kept thread (`FedHead::late_rank`) goes anyway once the order has
+/// stood still for this many naps of `LATE_NAP`, or after `LATE_MOST`
+/// naps and moves in all, as the tracer's `LateReturn`.
+const LATE_NAP: Duration = Duration::from_micros(100);
+const LATE_STILL: u32 = 3;
+const LATE_MOST: u32 = 100;
+
+/// Called once the call site is mapped.
+pub fn prepare(log: &SharedSyncLog, recording: bool) {
+    if !recording && log.fast_path() && !log.serial() {
+        READY.store(true, Ordering::Release);
+    }
+}
+
+/// The recorded result of call `nr` with `args`, answered in-process, or
+/// `None`: the call goes the trapped way.
+///
+/// # Safety
+/// The arguments must be valid for system call `nr` as the program made
+/// it (its buffers readable and writable as the call would use them).
+#[inline]
+pub unsafe fn replayed(nr: i64, args: [u64; 6]) -> Option<i64> {
+    if !READY.load(Ordering::Relaxed) {
+        return None;
+    }
+    let Some(Session::Replay(log)) = session::current() else {
+        return None;
+    };
+    let thread = session::known_thread()?;
+    let buf = log.syscall_buf(thread.slot)?;
+    // A signal handler that interrupted one of our answers makes its
+    // calls the trapped way; the tracer never feeds while we are in one.
+    if buf.in_call.load(Ordering::Relaxed) != 0 {
+        return None;
+    }
+    buf.in_call.store(nr as u32 + 1, Ordering::SeqCst);
+    // SAFETY: the caller's contract.
+    let ret = unsafe { answer(log, buf, thread.slot, nr, &args) };
+    buf.in_call.store(0, Ordering::SeqCst);
+    ret
+}
+
+/// # Safety
+/// As for [`replayed`].
+unsafe fn answer(
+    log: &SharedSyncLog,
+    buf: &SyscallBuf,
+    slot: u32,
+    nr: i64,
+    args: &[u64; 6],
+) -> Option<i64> {
+    let fed = buf.next_fed()?;
+    let head = fed.head;
+    if head.nr != nr || head.args != *args {
+        return None;
+    }
+    if !fed.intact() {
+        return None;
+    }
+    for (input, recorded) in fed.inputs().flatten() {
+        // SAFETY: the caller's contract: the call's inputs are readable.
+        if !unsafe { input_matches(&input, recorded) } {
+            return None;
+        }
+    }
+    let ordered = head.rank != NO_RANK && log.orders_events();
+    let at_rank = ordered && wait_for_rank(log, slot, head.rank);
+    pace(log, buf, head.interval_ns, head.return_ns);
+    for (addr, data) in fed.outputs().flatten() {
+        // SAFETY: the recorded call, made with these same arguments in the
+        // same program state, had the kernel write these regions: they are
+        // the program's own buffers for this call.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
+    }
+    buf.consume(head.len);
+    if at_rank {
+        log.advance_rank();
+        if head.late_rank != NO_RANK {
+            let late = rrc_synclog::word(head.late_rank);
+            log.wait_until_reached(late, LATE_NAP, LATE_STILL, LATE_MOST);
+        }
+    }
+    Some(head.ret)
+}
+
+/// Waits for `rank`, published for the tracer's stall reports and its
+/// checks for threads blocked at a later rank of their own; false when
+/// the tracer skipped it or let it go early (it is then not passed on).
+fn wait_for_rank(log: &SharedSyncLog, slot: u32, rank: u64) -> bool {
+    let ring = log.ring(slot);
+    if let Some(r) = ring {
+        r.waiting_for_rank
+            .store(rrc_synclog::word_plus_one(rank), Ordering::Relaxed);
+    }
+    let at = log.wait_for_rank(rank, RANK_SPINS, RANK_NAP, ring.map(|r| &r.released_early));
+    if let Some(r) = ring {
+        r.waiting_for_rank.store(0, Ordering::Relaxed);
+    }
+    at
+}
+
+/// Waits, as the tracer's pacing does, until the recorded interval after
+/// the thread's previous return (and, on the shared timeline, the
+/// recorded time since the start) has passed.
+fn pace(log: &SharedSyncLog, buf: &SyscallBuf, interval_ns: u64, return_ns: u64) {
+    let mode = log.pacing();
+    if mode == 0 {
+        return;
+    }
+    let last = buf.last_return_ns.load(Ordering::Relaxed);
+    let mut due = last.saturating_add(interval_ns);
+    if mode == 2 {
+        let epoch = log.header().epoch_ns.load(Ordering::Relaxed);
+        due = due.max(epoch.saturating_add(return_ns));
+    }
+    let mut now = crate::fast::monotonic_ns();
+    let nap = AtomicU32::new(0);
+    while now < due {
+        futex_wait(&nap, 0, Some(Duration::from_nanos(due - now)));
+        now = crate::fast::monotonic_ns();
+    }
+    buf.last_return_ns.store(now, Ordering::Relaxed);
+}
+
+/// Whether the bytes the call sends are the recorded ones.
+///
+/// # Safety
+/// The input's memory (as the call reads it) must be readable.
+unsafe fn input_matches(input: &InputHead, recorded: &[u8]) -> bool {
+    match input.kind {
+        INPUT_BYTES => {
+            if input.count != recorded.len() as u64 {
+                return false;
+            }
+            // SAFETY: the call reads `count` bytes at `addr`.
+            let now =
+                unsafe { std::slice::from_raw_parts(input.addr as *const u8, recorded.len()) };
+            now == recorded
+        }
+        // SAFETY: the call's iovecs are readable.
+        INPUT_GATHER => unsafe { gather_matches(input.addr, input.count, recorded) },
+        INPUT_MSG_GATHER => {
+            let msg = input.addr as *const libc::msghdr;
+            // SAFETY: sendmsg reads its msghdr.
+            let (iov, n) = unsafe { ((*msg).msg_iov as u64, (*msg).msg_iovlen as u64) };
+            // SAFETY: and the iovecs it names.
+            unsafe { gather_matches(iov, n, recorded) }
+        }
+        _ => false,
+    }
+}
+
+/// Whether the `count` iovecs at `iov`, one after another, hold exactly
+/// `recorded`.
+///
+/// # Safety
+/// The iovecs and their buffers must be readable.
+unsafe fn gather_matches(iov: u64, count: u64, recorded: &[u8]) -> bool {
+    let Ok(count) = usize::try_from(count) else {
+        return false;
+    };
+    if iov == 0 && count > 0 {
+        return false;
+    }
+    // SAFETY: the caller's contract.
+    let list = unsafe { std::slice::from_raw_parts(iov as *const libc::iovec, count) };
+    let mut at = 0usize;
+    for v in list {
+        let Some(end) = at.checked_add(v.iov_len).filter(|e| *e <= recorded.len()) else {
+            return false;
+        };
+        if v.iov_len > 0 {
+            // SAFETY: the call reads each iovec's buffer.
+            let now = unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) };
+            if now != &recorded[at..end] {
+                return false;
+            }
+        }
+        at = end;
+    }
+    at == recorded.len()
+}
