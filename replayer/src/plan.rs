@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use rrc_trace::{
-    ExitStatus, ProcessId, SignalPoint, SignalRecord, SyncRecord, SyscallExtra, SyscallRecord,
-    ThreadId, TraceError, TraceHeader, TraceReader, TraceRecord, TscRecord, NO_ORDER,
+    ExitStatus, ProcessId, ScanRecord, SignalPoint, SignalRecord, SyncRecord, SyscallExtra,
+    SyscallHead, SyscallRecord, ThreadId, TraceError, TraceHeader, TraceReader, TscRecord,
+    NO_ORDER,
 };
 
 use crate::ranks::{rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
@@ -90,35 +91,13 @@ struct Scan {
     entries: SparseRanks,
 }
 
-/// The stamp of a call's entry, for the calls that have one.
-fn entry_order(e: &PlannedEvent) -> Option<u64> {
-    match e {
-        PlannedEvent::Syscall(SyscallRecord {
-            extra: SyscallExtra::ReservedAt(stamp),
-            ..
-        }) if *stamp != NO_ORDER => Some(*stamp),
-        _ => None,
-    }
-}
-
-fn event_order(e: &PlannedEvent) -> Option<u64> {
-    match e {
-        PlannedEvent::Syscall(s) => Some(s.order),
-        PlannedEvent::Tsc(r) => Some(r.order),
-        PlannedEvent::Signal(s) => match s.at {
-            SignalPoint::WhileWaiting(stamp) => Some(stamp),
-            _ => None,
-        },
-    }
-}
-
 /// A write replay prints on its own stdout or stderr must be one: a
 /// write-type call (the recorder marks write, writev, pwrite64 and
 /// sendfile) to a descriptor (1, 2, or a dup of one of them), marked with
 /// the stream, 1 or 2, it wrote to. Anything else (a crafted trace) would
 /// have replay write the program's bytes into another of its own
 /// descriptors (its sync log), or drop them.
-fn check_std_stream(s: &SyscallRecord) -> Result<()> {
+fn check_std_stream(s: &SyscallHead) -> Result<()> {
     let SyscallExtra::StdStream(fd) = s.extra else {
         return Ok(());
     };
@@ -171,9 +150,9 @@ impl Scan {
     }
 
     /// Takes in one record, whose frame starts at `offset`.
-    fn add(&mut self, rec: TraceRecord, offset: u64) -> Result<()> {
+    fn add(&mut self, rec: ScanRecord, offset: u64) -> Result<()> {
         match rec {
-            TraceRecord::ThreadStart {
+            ScanRecord::ThreadStart {
                 thread,
                 process,
                 tid,
@@ -185,35 +164,32 @@ impl Scan {
                 p.tid = tid;
                 p.pid = pid;
             }
-            TraceRecord::Syscall(s) => {
+            ScanRecord::Syscall(s) => {
                 let (thread, index) = (s.thread, s.index);
                 check_std_stream(&s)?;
-                let event = PlannedEvent::Syscall(s);
-                let stamp = event_order(&event).unwrap_or(NO_ORDER);
-                self.push_event(thread, index, "event", offset, stamp)?;
-                if let Some(entry) = entry_order(&event) {
-                    self.entries.push(thread, index, entry);
-                }
-                if let PlannedEvent::Syscall(SyscallRecord {
-                    extra: SyscallExtra::StdStream(_),
-                    ..
-                }) = event
-                {
-                    self.output_rank.push(thread, index, self.outputs);
-                    self.outputs += 1;
+                self.push_event(thread, index, "event", offset, s.order)?;
+                match s.extra {
+                    SyscallExtra::ReservedAt(entry) if entry != NO_ORDER => {
+                        self.entries.push(thread, index, entry);
+                    }
+                    SyscallExtra::StdStream(_) => {
+                        self.output_rank.push(thread, index, self.outputs);
+                        self.outputs += 1;
+                    }
+                    _ => {}
                 }
             }
-            TraceRecord::Tsc(r) => {
+            ScanRecord::Tsc(r) => {
                 self.push_event(r.thread, r.index, "rdtsc at event", offset, r.order)?;
             }
-            TraceRecord::Signal(s) => {
+            ScanRecord::Signal(s) => {
                 let stamp = match s.at {
                     SignalPoint::WhileWaiting(stamp) => stamp,
                     _ => NO_ORDER,
                 };
                 self.push_event(s.thread, s.index, "signal at event", offset, stamp)?;
             }
-            TraceRecord::Sync(batch) => {
+            ScanRecord::Sync(batch) => {
                 let p = self.slot(batch.thread)?;
                 if batch.first != p.sync.len() as u64 {
                     bail!(
@@ -223,8 +199,8 @@ impl Scan {
                 }
                 p.sync.extend(batch.ops);
             }
-            TraceRecord::End(end) => self.exit = Some(end.exit),
-            TraceRecord::ThreadExit { .. } | TraceRecord::Warning { .. } => {}
+            ScanRecord::End(end) => self.exit = Some(end.exit),
+            ScanRecord::ThreadExit { .. } | ScanRecord::Warning { .. } => {}
         }
         Ok(())
     }
@@ -234,9 +210,9 @@ impl Scan {
         let mut scan = Scan::default();
         loop {
             let offset = reader.offset();
-            match reader.next_record()? {
+            match reader.next_scan()? {
                 Some(rec) => {
-                    let end = matches!(rec, TraceRecord::End(_));
+                    let end = matches!(rec, ScanRecord::End(_));
                     scan.add(rec, offset)?;
                     if end {
                         if let Some(damage) = reader.after_end() {

@@ -16,7 +16,7 @@ use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use rrc_trace::{read_record_at, ThreadId, TraceRecord};
+use rrc_trace::{FrameReader, ThreadId, TraceRecord};
 
 use crate::plan::PlannedEvent;
 
@@ -114,6 +114,8 @@ struct Window {
     state: Mutex<WindowState>,
     changed: Condvar,
     index: EventIndex,
+    /// Reads the file ahead in chunks (the reader thread's alone).
+    frames: Mutex<FrameReader>,
     limit: u64,
 }
 
@@ -172,7 +174,11 @@ impl Window {
         index: usize,
         offset: u64,
     ) -> Result<(PlannedEvent, u64), String> {
-        let (record, _) = read_record_at(&self.index.file, offset)
+        let (record, _) = self
+            .frames
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read_at(offset)
             .map_err(|e| format!("reading the trace again: {e}"))?;
         let changed = || {
             format!(
@@ -229,13 +235,33 @@ impl Window {
 
     /// The thread's next event, waiting for the reader if need be.
     fn take(&self, thread: usize) -> Result<PlannedEvent, String> {
+        let mut one = VecDeque::new();
+        self.take_up_to(thread, 1, &mut one)?;
+        one.pop_front()
+            .ok_or_else(|| "the trace reader gave no event".to_string())
+    }
+
+    /// At least one and at most `n` of the thread's next events, onto
+    /// `into`, waiting for the reader if need be: one lock for all.
+    fn take_up_to(
+        &self,
+        thread: usize,
+        n: usize,
+        into: &mut VecDeque<PlannedEvent>,
+    ) -> Result<(), String> {
         let mut s = self.lock();
         loop {
-            if let Some((event, size)) = s.queues[thread].pop_front() {
-                s.bytes -= size;
+            if !s.queues[thread].is_empty() {
+                for _ in 0..n {
+                    let Some((event, size)) = s.queues[thread].pop_front() else {
+                        break;
+                    };
+                    s.bytes -= size;
+                    into.push_back(event);
+                }
                 s.wanted[thread] = false;
                 self.changed.notify_all();
-                return Ok(event);
+                return Ok(());
             }
             if let Some(e) = &s.error {
                 return Err(e.clone());
@@ -260,6 +286,7 @@ impl WindowReader {
     ) -> std::io::Result<(WindowReader, Vec<EventQueue>)> {
         let threads = index.offsets.len();
         let counts: Vec<usize> = index.offsets.iter().map(FrameOffsets::len).collect();
+        let frames = Mutex::new(FrameReader::new(index.file.try_clone()?));
         let window = Arc::new(Window {
             state: Mutex::new(WindowState {
                 queues: (0..threads).map(|_| VecDeque::new()).collect(),
@@ -277,6 +304,7 @@ impl WindowReader {
             }),
             changed: Condvar::new(),
             index,
+            frames,
             limit,
         });
         let w = window.clone();
@@ -349,13 +377,12 @@ impl EventQueue {
     pub fn ahead(&mut self, n: usize) -> impl Iterator<Item = &PlannedEvent> {
         while self.local.len() < n && self.left > 0 {
             let Some(window) = &self.window else { break };
-            match window.take(self.thread as usize) {
-                Ok(event) => {
-                    self.local.push_back(event);
-                    self.left -= 1;
-                }
-                Err(e) => rrc_cli::fail("rrc-replay", &e, 1),
+            let had = self.local.len();
+            let want = (n - had).min(self.left);
+            if let Err(e) = window.take_up_to(self.thread as usize, want, &mut self.local) {
+                rrc_cli::fail("rrc-replay", &e, 1);
             }
+            self.left -= self.local.len() - had;
         }
         self.local.iter().take(n)
     }

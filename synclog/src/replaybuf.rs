@@ -88,11 +88,11 @@ fn push_padded(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// One check of what a call sends: (kind, addr, count, recorded bytes).
-pub type InputCheck = (u32, u64, u64, Vec<u8>);
+pub type InputCheck<'a> = (u32, u64, u64, &'a [u8]);
 
 /// An entry to feed, as the tracer builds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FedCall {
+pub struct FedCall<'a> {
     pub index: u64,
     pub nr: i64,
     pub args: [u64; 6],
@@ -101,12 +101,12 @@ pub struct FedCall {
     pub late_rank: u64,
     pub interval_ns: u64,
     pub return_ns: u64,
-    pub inputs: Vec<InputCheck>,
+    pub inputs: Vec<InputCheck<'a>>,
     /// (addr, recorded bytes)
-    pub outputs: Vec<(u64, Vec<u8>)>,
+    pub outputs: Vec<(u64, &'a [u8])>,
 }
 
-impl FedCall {
+impl FedCall<'_> {
     /// Bytes the entry takes.
     pub fn encoded_len(&self) -> usize {
         FED_HEAD
@@ -299,14 +299,14 @@ mod tests {
             ret: 3,
             rank: 40,
             late_rank: NO_RANK,
-            inputs: vec![(INPUT_BYTES, 0x1000, 3, b"abc".to_vec())],
+            inputs: vec![(INPUT_BYTES, 0x1000, 3, &b"abc"[..])],
             ..FedCall::default()
         };
         let read = FedCall {
             index: 8,
             nr: libc::SYS_read,
             ret: 9,
-            outputs: vec![(0x2000, b"123456789".to_vec()), (0x3000, vec![1])],
+            outputs: vec![(0x2000, &b"123456789"[..]), (0x3000, &[1u8][..])],
             ..FedCall::default()
         };
         let mut bytes = Vec::new();

@@ -10,11 +10,13 @@ mod bytes;
 mod file;
 mod reader;
 mod records;
+mod scan;
 mod writer;
 
 pub use file::{create_for_writing, exe_digest, open_for_reading};
-pub use reader::{read_record_at, read_trace_file, ReadOutcome, TraceReader};
+pub use reader::{read_record_at, read_trace_file, FrameReader, ReadOutcome, TraceReader};
 pub use records::*;
+pub use scan::{ScanRecord, SyscallHead};
 pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
 
 /// First eight bytes of every trace file.

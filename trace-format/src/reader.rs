@@ -88,6 +88,12 @@ impl<R: Read> TraceReader<R> {
         read_frame(&mut self.input, &mut self.offset)
     }
 
+    /// The next record without the bytes syscalls read and wrote (see
+    /// [`crate::ScanRecord`]), checked as `next_record` checks it.
+    pub fn next_scan(&mut self) -> Result<Option<crate::ScanRecord>> {
+        read_frame(&mut self.input, &mut self.offset)
+    }
+
     /// Called after the End record: a complete trace has nothing after it,
     /// so bytes there are damage (a trace appended to, or two glued).
     pub fn after_end(&mut self) -> Option<TraceError> {
@@ -211,15 +217,28 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
 /// window of it in memory.
 pub fn read_record_at(file: &std::fs::File, offset: u64) -> Result<(TraceRecord, u64)> {
     use std::os::unix::fs::FileExt;
-    let short = |e: std::io::Error| match e.kind() {
+    let mut head = [0u8; 8];
+    file.read_exact_at(&mut head, offset)
+        .map_err(|e| short_read(e, offset))?;
+    let len = frame_len(&head, offset)?;
+    let mut payload = vec![0u8; len];
+    file.read_exact_at(&mut payload, offset + 8)
+        .map_err(|e| short_read(e, offset))?;
+    decode_frame(&head, &payload, offset)
+}
+
+fn short_read(e: std::io::Error, offset: u64) -> TraceError {
+    match e.kind() {
         ErrorKind::UnexpectedEof => TraceError::Truncated {
             offset,
             what: "the file is shorter than when it was first read".into(),
         },
         _ => TraceError::Io(e),
-    };
-    let mut head = [0u8; 8];
-    file.read_exact_at(&mut head, offset).map_err(short)?;
+    }
+}
+
+/// The payload length a frame header gives, if plausible.
+fn frame_len(head: &[u8; 8], offset: u64) -> Result<usize> {
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     if len > MAX_FRAME_LEN {
         return Err(TraceError::Corrupt {
@@ -227,21 +246,90 @@ pub fn read_record_at(file: &std::fs::File, offset: u64) -> Result<(TraceRecord,
             what: format!("frame length {len} is implausible"),
         });
     }
-    let mut payload = vec![0u8; len as usize];
-    file.read_exact_at(&mut payload, offset + 8)
-        .map_err(short)?;
+    Ok(len as usize)
+}
+
+/// Checks a frame's payload against its header's checksum and decodes it.
+fn decode_frame(head: &[u8; 8], payload: &[u8], offset: u64) -> Result<(TraceRecord, u64)> {
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if crc32fast::hash(&payload) != crc {
+    if crc32fast::hash(payload) != crc {
         return Err(TraceError::Corrupt {
             offset,
             what: "checksum mismatch".into(),
         });
     }
-    let record = bincode::deserialize(&payload).map_err(|e| TraceError::Corrupt {
+    let record = bincode::deserialize(payload).map_err(|e| TraceError::Corrupt {
         offset,
         what: format!("undecodable record: {e}"),
     })?;
-    Ok((record, 8 + u64::from(len)))
+    Ok((record, 8 + payload.len() as u64))
+}
+
+/// [`read_record_at`] through a read-ahead buffer: records read in about
+/// the order they lie in the file cost one read per chunk, not two reads
+/// each.
+pub struct FrameReader {
+    file: std::fs::File,
+    chunk: Vec<u8>,
+    /// The file offset of `chunk[0]`.
+    start: u64,
+}
+
+impl FrameReader {
+    /// How much is read at once.
+    const CHUNK: usize = 1 << 20;
+
+    pub fn new(file: std::fs::File) -> FrameReader {
+        FrameReader {
+            file,
+            chunk: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The record whose frame starts at `offset`, and the frame's size.
+    pub fn read_at(&mut self, offset: u64) -> Result<(TraceRecord, u64)> {
+        let head: [u8; 8] =
+            self.bytes(offset, 8)?
+                .try_into()
+                .map_err(|_| TraceError::Truncated {
+                    offset,
+                    what: "the file is shorter than when it was first read".into(),
+                })?;
+        let len = frame_len(&head, offset)?;
+        let payload = self.bytes(offset + 8, len)?;
+        decode_frame(&head, payload, offset)
+    }
+
+    /// `len` bytes at `offset`, read into the buffer first unless there.
+    fn bytes(&mut self, offset: u64, len: usize) -> Result<&[u8]> {
+        use std::os::unix::fs::FileExt;
+        let end = offset + len as u64;
+        let held = self.start + self.chunk.len() as u64;
+        if offset < self.start || end > held {
+            let want = len.max(Self::CHUNK);
+            self.chunk.resize(want, 0);
+            let mut got = 0;
+            while got < want {
+                match self
+                    .file
+                    .read_at(&mut self.chunk[got..], offset + got as u64)
+                {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(TraceError::Io(e)),
+                }
+            }
+            self.chunk.truncate(got);
+            self.start = offset;
+            if got < len {
+                return Err(short_read(ErrorKind::UnexpectedEof.into(), offset));
+            }
+        }
+        let at = (offset - self.start) as usize;
+        Ok(&self.chunk[at..at + len])
+    }
 }
 
 /// Convenience: open and read a whole trace file.

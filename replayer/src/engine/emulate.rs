@@ -371,8 +371,9 @@ fn action_for_as(record: &SyscallRecord, nr: i64, args: &[u64; 6], root: bool) -
 }
 
 fn running_as_root() -> bool {
+    static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    *ROOT.get_or_init(|| unsafe { libc::geteuid() == 0 })
 }
 
 /// Calls whose running (not only returning) must follow the recorded

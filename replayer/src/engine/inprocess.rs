@@ -103,10 +103,10 @@ fn not_ahead(addr: u64, len: usize) -> rrc_interposer::InterposeError {
 }
 
 /// The checks of what the call sends, if the shim can make them.
-fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck>> {
+fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck<'_>>> {
     let specs = if nr == libc::SYS_sendmsg {
         return match r.inputs.as_slice() {
-            [data] => Some(vec![(INPUT_MSG_GATHER, r.args[1], 0, data.clone())]),
+            [data] => Some(vec![(INPUT_MSG_GATHER, r.args[1], 0, data.as_slice())]),
             _ => None,
         };
     } else {
@@ -120,9 +120,11 @@ fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck>> {
         .zip(&r.inputs)
         .map(|(spec, data)| match spec {
             InputSpec::Bytes(region) => {
-                Some((INPUT_BYTES, region.addr, region.len as u64, data.clone()))
+                Some((INPUT_BYTES, region.addr, region.len as u64, data.as_slice()))
             }
-            InputSpec::Iovec { addr, count, .. } => Some((INPUT_GATHER, addr, count, data.clone())),
+            InputSpec::Iovec { addr, count, .. } => {
+                Some((INPUT_GATHER, addr, count, data.as_slice()))
+            }
             _ => None,
         })
         .collect()
@@ -131,12 +133,12 @@ fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck>> {
 impl Replayer {
     /// The entry for the thread's event `r`, if the shim may answer it;
     /// `next` is the event after it.
-    fn fed_call(
+    fn fed_call<'a>(
         &self,
         thread: ThreadId,
-        r: &SyscallRecord,
+        r: &'a SyscallRecord,
         next: Option<&PlannedEvent>,
-    ) -> Option<FedCall> {
+    ) -> Option<FedCall<'a>> {
         let nr = i64::from(r.nr);
         let plain = matches!(r.extra, SyscallExtra::None | SyscallExtra::Buffered);
         if !FAST_CALLS.contains(&nr) || !plain || r.order == NO_ORDER {
@@ -180,7 +182,7 @@ impl Replayer {
             outputs: regions
                 .iter()
                 .zip(&r.outputs)
-                .map(|(g, o)| (g.addr, o.clone()))
+                .map(|(g, o)| (g.addr, o.as_slice()))
                 .collect(),
         })
     }
@@ -346,7 +348,7 @@ mod tests {
         );
         assert_eq!(
             input_checks(&write, libc::SYS_write),
-            Some(vec![(INPUT_BYTES, 0x1000, 3, b"abc".to_vec())])
+            Some(vec![(INPUT_BYTES, 0x1000, 3, &b"abc"[..])])
         );
         let writev = call(
             libc::SYS_writev,
@@ -356,7 +358,7 @@ mod tests {
         );
         assert_eq!(
             input_checks(&writev, libc::SYS_writev),
-            Some(vec![(INPUT_GATHER, 0x2000, 2, b"wxyz".to_vec())])
+            Some(vec![(INPUT_GATHER, 0x2000, 2, &b"wxyz"[..])])
         );
         let sendmsg = call(
             libc::SYS_sendmsg,
@@ -366,7 +368,7 @@ mod tests {
         );
         assert_eq!(
             input_checks(&sendmsg, libc::SYS_sendmsg),
-            Some(vec![(INPUT_MSG_GATHER, 0x3000, 0, b"hi".to_vec())])
+            Some(vec![(INPUT_MSG_GATHER, 0x3000, 0, &b"hi"[..])])
         );
         // A datagram's destination is compared by its meaningful bytes
         // only, which the shim does not do: it traps.
