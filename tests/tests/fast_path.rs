@@ -1,7 +1,8 @@
 //! The fast path: hot calls made from the shim's own call site, untrapped,
 //! and logged in-process (issue 13). Each test records with it on (and the
 //! last with it off), checks through rrc-inspect that calls were buffered,
-//! and replays: replay traps those calls and must find them as recorded.
+//! and replays: the shim answers those calls in-process (or they trap, with
+//! `RRC_FAST_PATH=0`) and must find them as recorded.
 //! The whole suite also runs with `RRC_FAST_PATH=0` (scripts/test.sh).
 
 use rrc_tests::*;
@@ -142,4 +143,50 @@ fn with_the_fast_path_off_every_call_traps_and_replays() {
     );
     let out = replay(&rec.trace, &[]);
     assert_replay_matches(&rec, &out, "fast path off");
+}
+
+/// What `rrc-replay --stats` says the shim answered in-process, and the
+/// replay's output without the statistics lines.
+fn answered_in_process(mut out: std::process::Output) -> (Option<u64>, std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let answered = stderr.lines().find_map(|l| {
+        l.strip_prefix("rrc-replay: stats: calls answered in-process by the shim: ")?
+            .trim()
+            .parse()
+            .ok()
+    });
+    out.stderr = stderr
+        .lines()
+        .filter(|l| !l.starts_with("rrc-replay: stats:"))
+        .flat_map(|l| [l, "\n"])
+        .collect::<String>()
+        .into_bytes();
+    (answered, out)
+}
+
+#[test]
+fn replay_answers_buffered_calls_in_the_shim_unless_told_not_to() {
+    let rec = record_mode("timer", 0, 100);
+    for (flags, env, in_process) in [
+        (&["--stats"][..], "1", true),
+        (&["--stats", "--no-fast-path"][..], "1", false),
+        (&["--stats"][..], "0", false),
+    ] {
+        let mut cmd = std::process::Command::new(rrc_replay());
+        cmd.env("RRC_FAST_PATH", env).args(flags).arg(&rec.trace);
+        let what = format!("rrc-replay {flags:?} with RRC_FAST_PATH={env}");
+        let (answered, out) =
+            answered_in_process(run_within(&mut cmd, None, &what, rec.replay_limit()));
+        assert_replay_matches(&rec, &out, &what);
+        let answered = answered.unwrap_or_else(|| panic!("{what}: no statistics line"));
+        if in_process {
+            // The timer test's threads make hundreds of clock reads.
+            assert!(
+                answered > 100,
+                "{what}: {answered} calls answered in-process"
+            );
+        } else {
+            assert_eq!(answered, 0, "{what}: every call traps");
+        }
+    }
 }
