@@ -17,6 +17,7 @@ use rrc_synclog::ops;
 mod fast;
 mod fast_calls;
 mod futex;
+mod libc_state;
 mod order;
 mod random;
 mod real;

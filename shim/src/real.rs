@@ -172,3 +172,16 @@ real_functions! {
     getpid = c"getpid" => fn() -> libc::pid_t;
     getppid = c"getppid" => fn() -> libc::pid_t;
 }
+
+real_functions! {
+    rand = c"rand" => fn() -> c_int;
+    random = c"random" => fn() -> libc::c_long;
+    srand = c"srand" => fn(libc::c_uint) -> ();
+    srandom = c"srandom" => fn(libc::c_uint) -> ();
+    initstate = c"initstate" => fn(libc::c_uint, *mut libc::c_char, libc::size_t) -> *mut libc::c_char;
+    setstate = c"setstate" => fn(*mut libc::c_char) -> *mut libc::c_char;
+    drand48 = c"drand48" => fn() -> libc::c_double;
+    lrand48 = c"lrand48" => fn() -> libc::c_long;
+    mrand48 = c"mrand48" => fn() -> libc::c_long;
+    srand48 = c"srand48" => fn(libc::c_long) -> ();
+}

@@ -33,9 +33,13 @@ pub const STDIO_LOCK: u32 = 18;
 pub const FUTEX_WAIT: u32 = 19;
 /// A futex wake made the same way.
 pub const FUTEX_WAKE: u32 = 20;
+/// A libc call on state libc keeps behind a lock of its own (`rand`,
+/// `random`, the `drand48` family): made in the recorded order; the object
+/// is the shim's key for that state.
+pub const LIBC_STATE: u32 = 21;
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 20] = [
+pub const ALL: [u32; 21] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -56,9 +60,10 @@ pub const ALL: [u32; 20] = [
     STDIO_LOCK,
     FUTEX_WAIT,
     FUTEX_WAKE,
+    LIBC_STATE,
 ];
 
-pub const LAST: u32 = FUTEX_WAKE;
+pub const LAST: u32 = LIBC_STATE;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

@@ -3,6 +3,7 @@
 //! and to a file), reading lines from one stdin, and C++'s std::cout with
 //! std::mutex and std::condition_variable. stdio takes each stream's lock
 //! inside libc, where rrc cannot see it; the shim orders it like a mutex.
+//! So it does libc's random-number state (`rand`, `random`, `drand48`...).
 
 use rrc_tests::*;
 
@@ -89,4 +90,14 @@ fn a_lock_rrc_cannot_see_ends_replay_quickly_faithful_or_divergent() {
         rec.assert_exit_code(0);
         replay_ends_faithful_or_divergent(&rec, &format!("take {take}"));
     }
+}
+
+#[test]
+fn threads_drawing_from_rand_and_drand48_replay_their_own_numbers() {
+    record_and_replay_all("rand_threads", &[], b"", 3);
+}
+
+#[test]
+fn threads_drawing_from_rand_get_other_numbers_natively() {
+    assert_native_runs_differ(&program("rand_threads"), &[], b"", 10);
 }

@@ -227,6 +227,7 @@ pub enum SyncOp {
     StdioLock = ops::STDIO_LOCK as u8,
     FutexWait = ops::FUTEX_WAIT as u8,
     FutexWake = ops::FUTEX_WAKE as u8,
+    LibcState = ops::LIBC_STATE as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -241,7 +242,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 20] = [
+    pub const ALL: [SyncOp; 21] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -262,6 +263,7 @@ impl SyncOp {
         SyncOp::StdioLock,
         SyncOp::FutexWait,
         SyncOp::FutexWake,
+        SyncOp::LibcState,
     ];
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
@@ -290,6 +292,7 @@ impl SyncOp {
             SyncOp::StdioLock => "flockfile",
             SyncOp::FutexWait => "futex_wait",
             SyncOp::FutexWake => "futex_wake",
+            SyncOp::LibcState => "rand/random/drand48",
         }
     }
 }
