@@ -14,6 +14,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use rrc_synclog::ops;
+mod c11;
 mod fast;
 mod fast_calls;
 mod futex;

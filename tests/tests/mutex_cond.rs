@@ -1,5 +1,5 @@
-//! Four threads contending on a mutex and condition variables: replay
-//! must reproduce the lock order.
+//! Four threads contending on a mutex and condition variables (pthread's,
+//! and C11's `mtx_t`/`cnd_t`): replay must reproduce the lock order.
 
 use rrc_tests::*;
 
@@ -56,4 +56,16 @@ fn mutex_cond_inspect_counts_threads_and_lock_operations() {
             "each worker locked the mutex {ITERS} times: {t}"
         );
     }
+}
+
+#[test]
+fn c11_threads_on_mtx_and_cnd_replay_identically() {
+    for _ in 0..repeat() {
+        record_and_replay(&program("c11_queue"), &[], b"", 0, 3);
+    }
+}
+
+#[test]
+fn c11_workers_take_jobs_differently_natively() {
+    assert_native_runs_differ(&program("c11_queue"), &[], b"", 10);
 }
