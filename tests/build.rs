@@ -44,7 +44,7 @@ fn main() {
             .and_then(|s| s.to_str())
             .expect("UTF-8 file name");
         match src.extension().and_then(|e| e.to_str()) {
-            Some("cpp") => compile_with("g++", src, &out.join(stem), &[]),
+            Some("cpp") => compile_with("g++", src, &out.join(stem), &["-std=gnu++20".to_string()]),
             Some("rs") => compile_rust(src, &out.join(stem)),
             _ => compile(src, &out.join(stem), &[]),
         }

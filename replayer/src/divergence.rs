@@ -64,7 +64,7 @@ pub fn first_difference(recorded: &[u8], now: &[u8]) -> String {
 /// `name(args) [inputs]` for a syscall as the program made it.
 pub fn describe_call(nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> String {
     let names = model::arg_names(nr);
-    let mask = model::compared_args(nr);
+    let mask = model::compared_args_of(nr, args);
     let shown: Vec<String> = (0..6)
         .filter(|i| mask & (1 << i) != 0)
         .map(|i| {

@@ -90,7 +90,20 @@ fn settle_woken(uaddr: c_long, op: c_long, val: c_long) {
 #[cold]
 fn unmatched(uaddr: c_long, op: c_long, val: c_long, waits: bool) -> i32 {
     if waits {
-        return bounded_wait(uaddr, op, val, UNMATCHED_WAIT_NS);
+        let ring = match session::current() {
+            Some(session::Session::Replay(log)) => {
+                session::known_thread().and_then(|t| log.ring(t.slot))
+            }
+            _ => None,
+        };
+        if let Some(r) = ring {
+            r.waiting_unseen.store(1, Ordering::SeqCst);
+        }
+        let woken = bounded_wait(uaddr, op, val, UNMATCHED_WAIT_NS);
+        if let Some(r) = ring {
+            r.waiting_unseen.store(0, Ordering::SeqCst);
+        }
+        return woken;
     }
     let private = op & libc::FUTEX_PRIVATE_FLAG as c_long;
     let wake = (libc::FUTEX_WAKE as c_long | private) as u64;

@@ -37,6 +37,8 @@ const RING_EMPTY_WAIT: Duration = Duration::from_millis(1);
 const TURN_SPINS: u32 = 100;
 /// Upper bound of one sleep on a turn counter (a safety net for lost wakes).
 const TURN_WAIT: Duration = Duration::from_millis(10);
+/// One sleep on an object's turn: short, to see the tracer let it go.
+const TURN_NAP: Duration = Duration::from_millis(2);
 /// Turn recorded when the turn table was full (the divergence is reported).
 const NO_TURN: u64 = u64::MAX;
 
@@ -442,7 +444,7 @@ fn take_recorded_turn(
                 r.waiting_for_turn
                     .store(rrc_synclog::word_plus_one(entry.seq), Ordering::Relaxed);
             }
-            wait_for_turn(turn, entry.seq);
+            wait_for_turn(ring, turn, entry.seq);
             if let Some(r) = ring {
                 r.waiting_for_turn.store(0, Ordering::Relaxed);
             }
@@ -500,14 +502,23 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
     }
 }
 
+/// Waits for the object's turn `seq`, unless the tracer lets this wait
+/// go (`SyncRing::turn_released`: nothing in the program can move, and
+/// the turn belongs to a thread blocked where rrc does not see, a lock of
+/// its own or a C++20 semaphore, that may be waiting for this one; a later
+/// difference is then reported as a divergence, never a stall).
 #[inline]
-fn wait_for_turn(turn: &ObjectTurn, seq: u64) {
+fn wait_for_turn(ring: Option<&SyncRing>, turn: &ObjectTurn, seq: u64) {
     // The counter is 32 bits and wraps; turns are compared in its width.
     let target = rrc_synclog::word(seq);
+    let released = rrc_synclog::word_plus_one(seq);
     let mut spins = 0;
     loop {
         let current = turn.turn.load(Ordering::Acquire);
-        if current == target {
+        // Past it too: an acquisition let go ahead of the event order (the
+        // tracer's way out of a hold on a lock rrc does not see) takes a
+        // turn that was not its own, and no one would ever set this one.
+        if current.wrapping_sub(target) as i32 >= 0 {
             return;
         }
         if spins < TURN_SPINS {
@@ -515,8 +526,11 @@ fn wait_for_turn(turn: &ObjectTurn, seq: u64) {
             std::hint::spin_loop();
             continue;
         }
+        if ring.is_some_and(|r| r.turn_released.load(Ordering::SeqCst) == released) {
+            return;
+        }
         turn.waiters.fetch_add(1, Ordering::SeqCst);
-        futex_wait(&turn.turn, current, Some(TURN_WAIT));
+        futex_wait(&turn.turn, current, Some(TURN_NAP));
         turn.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -185,6 +185,13 @@ pub struct SyncRing {
     /// one, to let it go ahead of the order (see the replayer's
     /// `break_untraced_block`).
     pub released_early: AtomicU32,
+    /// Replay: set by the tracer to `waiting_for_turn` to let that wait go
+    /// (nothing can move; see the replayer's `giveway.rs`).
+    pub turn_released: AtomicU32,
+    /// Replay: the thread is in a futex wait the recording does not have
+    /// (bounded, re-made by the program's own loop): asleep where rrc does
+    /// not see, for the tracer's standstill checks.
+    pub waiting_unseen: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 

@@ -170,6 +170,33 @@ pub fn compared_args(nr: c_long) -> u8 {
     row(nr).map_or(0, |r| r.compared)
 }
 
+/// prctl options that take no argument after the option: what the other
+/// registers hold is whatever the caller's code left there (glibc's
+/// wrapper is variadic), not the program's choice.
+const PRCTL_NO_ARGUMENT: [u64; 12] = [
+    3,  // PR_GET_DUMPABLE
+    7,  // PR_GET_KEEPCAPS
+    13, // PR_GET_TIMING
+    21, // PR_GET_SECCOMP
+    30, // PR_GET_TIMERSLACK
+    31, // PR_TASK_PERF_EVENTS_DISABLE
+    32, // PR_TASK_PERF_EVENTS_ENABLE
+    34, // PR_MCE_KILL_GET
+    39, // PR_GET_NO_NEW_PRIVS
+    42, // PR_GET_THP_DISABLE
+    46, // PR_GET_FP_MODE
+    56, // PR_GET_TAGGED_ADDR_CTRL
+];
+
+/// [`compared_args`] for this call's own arguments: the ones it uses.
+pub fn compared_args_of(nr: c_long, args: &[u64; 6]) -> u8 {
+    let mask = compared_args(nr);
+    if nr == libc::SYS_prctl && PRCTL_NO_ARGUMENT.contains(&(args[0] & 0xffff_ffff)) {
+        return mask & 1;
+    }
+    mask
+}
+
 /// Argument names for reports (empty: reports show `argN`).
 pub fn arg_names(nr: c_long) -> &'static [&'static str] {
     match row(nr) {

@@ -222,7 +222,7 @@ impl Replayer {
         if r.nr != nr as u32 {
             return Some("a different syscall".into());
         }
-        let mask = model::compared_args(nr);
+        let mask = model::compared_args_of(nr, args);
         for i in 0..6 {
             if mask & (1 << i) != 0 && r.args[i] != args[i] {
                 return Some(format!(

@@ -57,6 +57,8 @@ pub enum WayKind {
     RunTurn,
     /// A signal held until its rank.
     SignalTurn,
+    /// A sync operation waiting in the shim for its object's turn.
+    Turn,
     /// An exit waiting for its process's other threads.
     ProcessExit,
     /// A handler that ran alone.
@@ -70,6 +72,7 @@ impl WayKind {
             WayKind::SyncOp => "sync operation at its event rank",
             WayKind::RunTurn => "call run at its event rank",
             WayKind::SignalTurn => "signal at its event rank",
+            WayKind::Turn => "sync operation at its object's turn",
             WayKind::ProcessExit => "exit waiting for other threads",
             WayKind::HandlerAlone => "handler run alone",
         }
@@ -130,7 +133,10 @@ impl Replayer {
                 let turn_wait =
                     ring.is_some_and(|r| r.waiting_for_turn.load(Ordering::Acquire) != 0);
                 let parked = ring.is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
-                turn_wait || parked || asleep_in_futex(pid, true)
+                // In the program's own wait loop (a futex wait the recording
+                // does not have, made again and again with a short bound).
+                let unseen = ring.is_some_and(|r| r.waiting_unseen.load(Ordering::Acquire) != 0);
+                turn_wait || parked || unseen || asleep_in_futex(pid, true)
             }
         }
     }
@@ -174,7 +180,11 @@ impl Replayer {
         if looks < QUIET_LOOKS || quiet < GIVE_WAY_QUIET {
             return Ok(());
         }
-        if self.end_asleep_handler()? || self.let_earliest_go()? || self.let_exit_go()? {
+        if self.end_asleep_handler()?
+            || self.let_earliest_go()?
+            || self.let_turn_go()
+            || self.let_exit_go()?
+        {
             // Something moves: watch again from here.
             self.standstill.seen = None;
             self.order.restart_still(turn, now);
@@ -268,6 +278,24 @@ impl Replayer {
             }
         }
         Ok(true)
+    }
+
+    /// A thread waiting in the shim for an object's turn (off the event
+    /// order) while nothing can move: the turn belongs to a thread blocked
+    /// where rrc does not see. The wait goes.
+    fn let_turn_go(&mut self) -> bool {
+        let waiting = self.live.values().find_map(|t| {
+            let ring = self.log.ring(t.logical)?;
+            let turn = ring.waiting_for_turn.load(Ordering::Acquire);
+            (turn != 0).then_some((ring, turn))
+        });
+        let Some((ring, turn)) = waiting else {
+            return false;
+        };
+        debug_log(format_args!("give way: a wait for turn {} goes", turn - 1));
+        ring.turn_released.store(turn, Ordering::SeqCst);
+        self.gave_way(WayKind::Turn);
+        true
     }
 
     /// An exit (or process-ending signal) held for its process's other

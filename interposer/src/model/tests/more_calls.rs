@@ -131,3 +131,12 @@ fn keys_and_watches() {
         .expect("revoke")
         .is_empty());
 }
+
+#[test]
+fn a_prctl_option_without_arguments_is_compared_on_the_option_alone() {
+    let get_seccomp = [21, 0x7fff_dead_beef, 0, 0, 0, 0];
+    assert_eq!(compared_args_of(libc::SYS_prctl, &get_seccomp), 1);
+    let set_name = [15, 0x7fff_dead_beef, 0, 0, 0, 0];
+    assert_eq!(compared_args_of(libc::SYS_prctl, &set_name), 0b11);
+    assert_eq!(compared_args_of(libc::SYS_dup, &[3, 9, 9, 9, 9, 9]), 1);
+}
