@@ -26,11 +26,12 @@ const RANK_SPINS: u32 = 100;
 /// One sleep on the order (a safety net for lost wakes).
 const RANK_NAP: Duration = Duration::from_millis(10);
 /// A kept thread (`FedHead::late_rank`) goes anyway once the order has
-/// stood still for this many naps of `LATE_NAP`, or after `LATE_MOST`
-/// naps and moves in all, as the tracer's `LateReturn`.
-const LATE_NAP: Duration = Duration::from_micros(100);
-const LATE_STILL: u32 = 3;
-const LATE_MOST: u32 = 100;
+/// stood still this long (the event that is next may wait for something
+/// only the kept thread does), or after `LATE_LIMIT_NS` in all, as the
+/// tracer's `LateReturn`; it looks again every `LATE_NAP`.
+const LATE_STILL_NS: u64 = 2_000_000;
+const LATE_LIMIT_NS: u64 = 10_000_000;
+const LATE_NAP: Duration = Duration::from_micros(200);
 
 /// Called once the call site is mapped.
 pub fn prepare(log: &SharedSyncLog, recording: bool) {
@@ -103,11 +104,32 @@ unsafe fn answer(
     if at_rank {
         log.advance_rank();
         if head.late_rank != NO_RANK {
-            let late = rrc_synclog::word(head.late_rank);
-            log.wait_until_reached(late, LATE_NAP, LATE_STILL, LATE_MOST);
+            keep_until(log, rrc_synclog::word(head.late_rank));
         }
     }
     Some(head.ret)
+}
+
+/// Keeps the thread until the order reaches `rank` (its arrival at its
+/// next sync operation), the order stands still, or the limit passes.
+fn keep_until(log: &SharedSyncLog, rank: u32) {
+    let start = crate::fast::monotonic_ns();
+    let (mut seen, mut moved) = (log.order_turn(), start);
+    loop {
+        let current = log.order_turn();
+        if SharedSyncLog::reached_word(rank, current) {
+            return;
+        }
+        let now = crate::fast::monotonic_ns();
+        if current != seen {
+            (seen, moved) = (current, now);
+        }
+        if now.saturating_sub(start) >= LATE_LIMIT_NS || now.saturating_sub(moved) >= LATE_STILL_NS
+        {
+            return;
+        }
+        log.nap_on_order(current, LATE_NAP);
+    }
 }
 
 /// Waits for `rank`, published for the tracer's stall reports and its

@@ -583,34 +583,19 @@ impl SharedSyncLog {
         }
     }
 
-    /// Replay: waits until the order reaches `rank` (a 32-bit rank word),
-    /// but gives up once the order has stood still for `still` naps of
-    /// `nap`, or after `most` naps and moves in all: the event that is
-    /// next may wait for something only the caller will do.
-    pub fn wait_until_reached(&self, rank: u32, nap: Duration, still: u32, most: u32) {
+    /// Replay: sleeps until the order moves from `current` (a rank word)
+    /// or `nap` has passed.
+    pub fn nap_on_order(&self, current: u32, nap: Duration) {
         let h = self.header();
-        let mut last = h.order_turn.load(Ordering::SeqCst);
-        let (mut unmoved, mut naps) = (0, 0);
-        loop {
-            let current = h.order_turn.load(Ordering::SeqCst);
-            if current == rank || rank_is_past(rank, current) {
-                return;
-            }
-            if current != last {
-                last = current;
-                unmoved = 0;
-            } else if naps > 0 {
-                // Woken only by a move of the order (or the nap's end).
-                unmoved += 1;
-            }
-            if unmoved >= still || naps >= most {
-                return;
-            }
-            h.order_waiters.fetch_add(1, Ordering::SeqCst);
-            futex_wait(&h.order_turn, current, Some(nap));
-            h.order_waiters.fetch_sub(1, Ordering::SeqCst);
-            naps += 1;
-        }
+        h.order_waiters.fetch_add(1, Ordering::SeqCst);
+        futex_wait(&h.order_turn, current, Some(nap));
+        h.order_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Replay: whether the order, at `current`, has reached `rank` (both
+    /// rank words).
+    pub fn reached_word(rank: u32, current: u32) -> bool {
+        current == rank || rank_is_past(rank, current)
     }
 
     /// Replay: how in-process returns keep their recorded intervals (see

@@ -252,8 +252,9 @@ impl Replayer {
             return Ok(false);
         };
         debug_log(format_args!(
-            "give way: rank {rank} ({held:?}) goes ahead of rank {}",
-            self.log.order_turn()
+            "give way: rank {rank} ({held:?}) goes ahead of rank {}; threads: {}",
+            self.log.order_turn(),
+            self.standing_states()
         ));
         self.order.went_early(rank);
         self.stats.early_returns += 1;
@@ -296,6 +297,29 @@ impl Replayer {
         ring.turn_released.store(turn, Ordering::SeqCst);
         self.gave_way(WayKind::Turn);
         true
+    }
+
+    /// Each thread's state as the standstill check sees it (`RRC_DEBUG`).
+    fn standing_states(&self) -> String {
+        let mut v: Vec<String> = self
+            .live
+            .iter()
+            .map(|(pid, t)| {
+                let ring = self.log.ring(t.logical);
+                let word = |f: fn(&rrc_synclog::SyncRing) -> u32| ring.map_or(0, f);
+                format!(
+                    "t{} {:?} rank-wait {} turn-wait {} unseen {} asleep {}",
+                    t.logical,
+                    t.state,
+                    word(|r| r.waiting_for_rank.load(Ordering::Acquire)),
+                    word(|r| r.waiting_for_turn.load(Ordering::Acquire)),
+                    word(|r| r.waiting_unseen.load(Ordering::Acquire)),
+                    asleep_in_futex(*pid, true)
+                )
+            })
+            .collect();
+        v.sort();
+        v.join("; ")
     }
 
     /// An exit (or process-ending signal) held for its process's other
