@@ -237,6 +237,10 @@ impl Replayer {
         if buf.in_call.load(Ordering::SeqCst) != 0 {
             return;
         }
+        // Its next answer's interval counts from its last return, which may
+        // have been made here.
+        buf.last_return_ns
+            .store(self.mono.ns(last_return), Ordering::Relaxed);
         let queue = &mut self.plan.threads[thread as usize].events;
         let front = match queue.front() {
             Some(PlannedEvent::Syscall(s)) => s.index,
@@ -272,8 +276,6 @@ impl Replayer {
             buf.unfeed();
             return;
         }
-        buf.last_return_ns
-            .store(self.mono.ns(last_return), Ordering::Relaxed);
         buf.feed(&bytes);
     }
 
