@@ -11,6 +11,12 @@ mod ranks;
 mod trust;
 mod window;
 
+/// The reader thread allocates the events it decodes and the engine
+/// frees them: glibc's allocator makes each such free contend for the
+/// other thread's arena; mimalloc frees across threads cheaply.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
