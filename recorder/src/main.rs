@@ -5,6 +5,12 @@ mod engine;
 mod environment;
 mod preflight;
 
+/// The tracer thread allocates the records it makes and the writer thread
+/// frees them: glibc's allocator makes each such free contend for the
+/// tracer's arena; mimalloc frees across threads cheaply.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::ffi::{CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
