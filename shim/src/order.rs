@@ -490,9 +490,9 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
     let ring = log.ring(slot);
     if let Some(r) = ring {
         r.waiting_for_rank
-            .store(rrc_synclog::word_plus_one(rank), Ordering::Relaxed);
+            .store(rrc_synclog::word_plus_one(rank), Ordering::SeqCst);
     }
-    let at_rank = log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT, ring.map(|r| &r.released_early));
+    let at_rank = log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT, ring.map(|_| slot));
     if let Some(r) = ring {
         r.waiting_for_rank.store(0, Ordering::Relaxed);
     }

@@ -139,9 +139,9 @@ fn wait_for_rank(log: &SharedSyncLog, slot: u32, rank: u64) -> bool {
     let ring = log.ring(slot);
     if let Some(r) = ring {
         r.waiting_for_rank
-            .store(rrc_synclog::word_plus_one(rank), Ordering::Relaxed);
+            .store(rrc_synclog::word_plus_one(rank), Ordering::SeqCst);
     }
-    let at = log.wait_for_rank(rank, RANK_SPINS, RANK_NAP, ring.map(|r| &r.released_early));
+    let at = log.wait_for_rank(rank, RANK_SPINS, RANK_NAP, ring.map(|_| slot));
     if let Some(r) = ring {
         r.waiting_for_rank.store(0, Ordering::Relaxed);
     }

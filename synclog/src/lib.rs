@@ -27,6 +27,7 @@ pub mod replaybuf;
 mod ring;
 mod sys;
 pub mod syscallbuf;
+mod turns;
 
 pub use sys::{futex_wait, futex_wake, raw_syscall};
 
@@ -42,7 +43,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 6;
+pub const SHM_VERSION: u32 = 7;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -95,6 +96,9 @@ pub struct ShmHeader {
     pub order_turn: AtomicU32,
     /// Replay: threads sleeping on `order_turn`.
     pub order_waiters: AtomicU32,
+    /// Replay: bit `s` set while the thread of slot `s` (under 64) sleeps
+    /// on its own ring's `rank_wake` for a rank (see `turns.rs`).
+    pub rank_sleepers: AtomicU64,
     /// Replay: the rank the tracer holds a thread for, plus one (0: none).
     pub tracer_wants: AtomicU32,
     /// Replay: bumped and woken when `order_turn` reaches `tracer_wants`.
@@ -188,6 +192,8 @@ pub struct SyncRing {
     /// Replay: set by the tracer to `waiting_for_turn` to let that wait go
     /// (nothing can move; see the replayer's `giveway.rs`).
     pub turn_released: AtomicU32,
+    /// Replay: bumped and woken when the rank this thread sleeps for comes.
+    pub rank_wake: AtomicU32,
     /// Replay: the thread is in a futex wait the recording does not have
     /// (bounded, re-made by the program's own loop): asleep where rrc does
     /// not see, for the tracer's standstill checks.
@@ -527,206 +533,6 @@ impl SharedSyncLog {
             }
             // Timed: a tracer that died must not leave us asleep.
             futex_wait(&h.fork_barrier, barrier, Some(Duration::from_millis(5)));
-        }
-    }
-
-    /// Replay: whether events wait for their rank.
-    pub fn orders_events(&self) -> bool {
-        self.header().ordering.load(Ordering::Relaxed) != 0
-    }
-
-    /// Replay: turns event ordering on or off (before the program runs).
-    pub fn set_ordering(&self, on: bool) {
-        self.header().ordering.store(on as u32, Ordering::Relaxed);
-    }
-
-    /// Replay: the rank of the next event allowed to happen. Ranks are
-    /// compared in 32 bits, as the futex word holds them.
-    pub fn order_turn(&self) -> u32 {
-        self.header().order_turn.load(Ordering::SeqCst)
-    }
-
-    /// Replay: blocks until event `rank` may happen. `false` when the
-    /// order has already passed it: the tracer skipped it because this
-    /// thread was blocked at a later rank, and it must not be passed on.
-    ///
-    /// Also `false` when the tracer sets `released` to `rank + 1`: it let
-    /// this event go ahead of the order.
-    pub fn wait_for_rank(
-        &self,
-        rank: u64,
-        spins: u32,
-        nap: Duration,
-        released: Option<&AtomicU32>,
-    ) -> bool {
-        let h = self.header();
-        let target = word(rank);
-        let mut spun = 0;
-        loop {
-            let current = h.order_turn.load(Ordering::SeqCst);
-            if current == target {
-                return true;
-            }
-            if rank_is_past(target, current)
-                || released.is_some_and(|r| r.load(Ordering::SeqCst) == target.wrapping_add(1))
-            {
-                return false;
-            }
-            if spun < spins {
-                spun += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            h.order_waiters.fetch_add(1, Ordering::SeqCst);
-            futex_wait(&h.order_turn, current, Some(nap));
-            h.order_waiters.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-
-    /// Replay: sleeps until the order moves from `current` (a rank word)
-    /// or `nap` has passed.
-    pub fn nap_on_order(&self, current: u32, nap: Duration) {
-        let h = self.header();
-        h.order_waiters.fetch_add(1, Ordering::SeqCst);
-        futex_wait(&h.order_turn, current, Some(nap));
-        h.order_waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Replay: whether the order, at `current`, has reached `rank` (both
-    /// rank words).
-    pub fn reached_word(rank: u32, current: u32) -> bool {
-        current == rank || rank_is_past(rank, current)
-    }
-
-    /// Replay: how in-process returns keep their recorded intervals (see
-    /// `ShmHeader::pacing`).
-    pub fn pacing(&self) -> u32 {
-        self.header().pacing.load(Ordering::Relaxed)
-    }
-
-    pub fn set_pacing(&self, mode: u32) {
-        self.header().pacing.store(mode, Ordering::Relaxed);
-    }
-
-    /// Replay: whether the order, at `current`, has passed `rank`.
-    pub fn rank_passed(&self, rank: u64) -> bool {
-        rank_is_past(word(rank), self.order_turn())
-    }
-
-    /// Replay: the event at the current rank has happened; the next may.
-    /// Wakes sleeping threads, and the tracer if it waits for the new rank.
-    pub fn advance_rank(&self) {
-        let h = self.header();
-        // SeqCst pairs with the waiters' increments and with the tracer's
-        // store of tracer_wants: either side sees the other.
-        let now = h.order_turn.fetch_add(1, Ordering::SeqCst).wrapping_add(1);
-        if h.order_waiters.load(Ordering::SeqCst) > 0 {
-            futex_wake(&h.order_turn, i32::MAX);
-        }
-        if h.tracer_wants.load(Ordering::SeqCst) == now.wrapping_add(1) {
-            h.tracer_wake.fetch_add(1, Ordering::SeqCst);
-            futex_wake(&h.tracer_wake, i32::MAX);
-        }
-    }
-
-    /// Whether the program is serialised (see `ShmHeader::serial`).
-    pub fn serial(&self) -> bool {
-        self.header().serial.load(Ordering::Relaxed) != 0
-    }
-
-    /// Serialises the program (before it runs).
-    pub fn set_serial(&self, on: bool) {
-        self.header().serial.store(on as u32, Ordering::Relaxed);
-    }
-
-    /// Replay: the event of thread `slot` at `rank` has happened. The
-    /// order moves on at once, or, serialised, when the thread reaches its
-    /// next event ([`SharedSyncLog::park`]): the code it runs in between
-    /// then runs alone, as it did when recorded.
-    pub fn finish_rank(&self, slot: u32, rank: u64) {
-        let h = self.header();
-        if !self.serial() {
-            self.advance_rank();
-            return;
-        }
-        h.baton.store(
-            (u64::from(slot) + 1) << 32 | u64::from(word(rank)),
-            Ordering::SeqCst,
-        );
-    }
-
-    /// Replay, serialised: thread `slot` has reached its next event (or
-    /// ended, or cannot go on by itself): if it has the run of the
-    /// program, the order moves on.
-    pub fn park(&self, slot: u32) {
-        let h = self.header();
-        let baton = h.baton.load(Ordering::SeqCst);
-        if baton >> 32 != u64::from(slot) + 1
-            || h.baton
-                .compare_exchange(baton, 0, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-        {
-            return;
-        }
-        if self.skip_rank(baton as u32) {
-            let now = (baton as u32).wrapping_add(1);
-            if h.tracer_wants.load(Ordering::SeqCst) == now.wrapping_add(1) {
-                h.tracer_wake.fetch_add(1, Ordering::SeqCst);
-                futex_wake(&h.tracer_wake, i32::MAX);
-            }
-        }
-    }
-
-    /// Replay, serialised: the thread that has the run of the program.
-    pub fn baton_holder(&self) -> Option<u32> {
-        let b = self.header().baton.load(Ordering::SeqCst) >> 32;
-        (b != 0).then(|| (b - 1) as u32)
-    }
-
-    /// Replay (tracer): lets the thread of `slot`, waiting for `rank`, go
-    /// ahead of the order.
-    pub fn release_early(&self, slot: u32, rank: u32) {
-        if let Some(r) = self.ring(slot) {
-            r.released_early
-                .store(rank.wrapping_add(1), Ordering::SeqCst);
-            futex_wake(&self.header().order_turn, i32::MAX);
-        }
-    }
-
-    /// Replay (tracer): moves the order past `rank` if it is still there,
-    /// waking whoever waits; `false` if it had moved on.
-    pub fn skip_rank(&self, rank: u32) -> bool {
-        let h = self.header();
-        if h.order_turn
-            .compare_exchange(
-                rank,
-                rank.wrapping_add(1),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            )
-            .is_err()
-        {
-            return false;
-        }
-        if h.order_waiters.load(Ordering::SeqCst) > 0 {
-            futex_wake(&h.order_turn, i32::MAX);
-        }
-        true
-    }
-
-    /// Replay (tracer): asks to be woken through `tracer_wake` when the
-    /// order reaches `rank`; `None` cancels. Returns whether it already has.
-    pub fn tracer_wants_rank(&self, rank: Option<u64>) -> bool {
-        let h = self.header();
-        match rank {
-            None => {
-                h.tracer_wants.store(0, Ordering::SeqCst);
-                false
-            }
-            Some(r) => {
-                h.tracer_wants.store(word_plus_one(r), Ordering::SeqCst);
-                h.order_turn.load(Ordering::SeqCst) == word(r)
-            }
         }
     }
 
