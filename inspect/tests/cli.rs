@@ -101,6 +101,7 @@ fn syscall(
         return_ns: 0,
         order: 0,
         extra,
+        digested: 0,
     })
 }
 

@@ -197,7 +197,7 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             what: "checksum mismatch".into(),
         });
     }
-    let value = bincode::deserialize(&payload).map_err(|e| TraceError::Corrupt {
+    let value = crate::decode(&payload).map_err(|e| TraceError::Corrupt {
         offset: start,
         what: format!("undecodable record: {e}"),
     })?;
@@ -237,7 +237,7 @@ pub fn read_record_at(file: &std::fs::File, offset: u64) -> Result<(TraceRecord,
             what: "checksum mismatch".into(),
         });
     }
-    let record = bincode::deserialize(&payload).map_err(|e| TraceError::Corrupt {
+    let record = crate::decode(&payload).map_err(|e| TraceError::Corrupt {
         offset,
         what: format!("undecodable record: {e}"),
     })?;

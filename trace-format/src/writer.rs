@@ -39,8 +39,7 @@ impl<W: Write> TraceWriter<W> {
     fn write_frame<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
         self.buf.clear();
         self.buf.extend_from_slice(&[0u8; 8]);
-        bincode::serialize_into(&mut self.buf, value)
-            .map_err(|e| TraceError::Encode(e.to_string()))?;
+        crate::encode_into(&mut self.buf, value)?;
         let payload_len = self.buf.len() - 8;
         let len = u32::try_from(payload_len)
             .ok()
@@ -99,6 +98,11 @@ impl WriterHandle {
     /// returns the number of bytes written.
     pub fn finish(mut self) -> Result<u64> {
         self.sender.take();
+        if let Some(j) = &self.join {
+            // Cuts its wait for the rest of a batch short: the recorder's
+            // exit waits for this.
+            j.thread().unpark();
+        }
         match self.join.take() {
             Some(j) => j.join().map_err(|_| TraceError::WriterGone)?,
             None => Err(TraceError::WriterGone),
@@ -112,9 +116,9 @@ fn disconnected_sender() -> Sender<TraceRecord> {
     s
 }
 
-/// How often the writer thread wakes to write what has arrived. Waking on
-/// every record would cost the tracer a futex wake-up (and, on a small
-/// machine, a context switch) per traced syscall.
+/// How long the writer thread lets a batch gather after its first
+/// record. Waking on every record would cost the tracer a futex wake-up
+/// (and, on a small machine, a context switch) per traced syscall.
 const WRITE_PERIOD: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Starts the writer thread. Records sent to the handle are framed and
@@ -138,15 +142,14 @@ fn run_writer(
     mut writer: TraceWriter<Box<dyn TraceSink>>,
     rx: Receiver<TraceRecord>,
 ) -> Result<u64> {
-    loop {
-        std::thread::sleep(WRITE_PERIOD);
-        let mut wrote = false;
+    // Asleep until a batch starts (or every sender is gone)...
+    while let Ok(record) = rx.recv() {
+        writer.write(&record)?;
+        // ...then the batch gathers (`finish` cuts this short).
+        std::thread::park_timeout(WRITE_PERIOD);
         loop {
             match rx.try_recv() {
-                Ok(record) => {
-                    writer.write(&record)?;
-                    wrote = true;
-                }
+                Ok(record) => writer.write(&record)?,
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     writer.flush()?;
@@ -154,8 +157,8 @@ fn run_writer(
                 }
             }
         }
-        if wrote {
-            writer.flush()?;
-        }
+        writer.flush()?;
     }
+    writer.flush()?;
+    Ok(writer.bytes_written())
 }

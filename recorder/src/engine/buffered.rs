@@ -155,6 +155,7 @@ impl Recorder {
             return_ns: stamp.return_ns,
             order: stamp.order,
             extra,
+            digested: 0,
         }))
     }
 

@@ -80,6 +80,9 @@ pub struct Recorder {
     /// With the fast path on: when threads' buffers are next read while
     /// they run (see `buffered`).
     next_drain: Option<Instant>,
+    /// Keep large sent data whole instead of as a digest
+    /// (`rrc-record --full-inputs`).
+    full_inputs: bool,
 }
 
 /// A thread the engine kept stopped, to let go now.
@@ -145,12 +148,19 @@ impl Recorder {
             alone: Alone::default(),
             token: Token::new(serialize, root),
             next_drain: fast_path.then(|| Instant::now() + Self::DRAIN_PERIOD),
+            full_inputs: false,
         };
         // Buffered calls' return times count from the same start.
         r.log.set_fast_path(fast_path, monotonic_ns());
         // The root already took its initial stop in spawn_traced.
         r.add_thread(root, None, true)?;
         Ok(r)
+    }
+
+    /// Keeps the bytes of large sent data in the trace, not their digest.
+    pub fn with_full_inputs(mut self, full: bool) -> Recorder {
+        self.full_inputs = full;
+        self
     }
 
     /// Runs until every traced thread is gone; returns the program's status.
@@ -160,7 +170,12 @@ impl Recorder {
             .context("the traced program's exit status was never reported")
     }
 
-    fn emit(&self, rec: TraceRecord) -> Result<()> {
+    fn emit(&self, mut rec: TraceRecord) -> Result<()> {
+        if let TraceRecord::Syscall(call) = &mut rec {
+            if !self.full_inputs {
+                call.digest_sent_data();
+            }
+        }
         self.sink
             .send(rec)
             .map_err(|_| anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)"))
