@@ -202,11 +202,20 @@ impl SyscallBuf {
     /// since the last take, and the buffer emptied if it can be.
     pub fn take(&self) -> Result<Vec<BufferedCall>, BadBuffer> {
         let taken = self.take_published();
-        if self.in_call.load(Ordering::SeqCst) == 0 {
+        self.empty_if_idle();
+        taken
+    }
+
+    /// Tracer, while the thread is stopped or gone: empties the buffer
+    /// when no call is under way, even with nothing left to read (a read
+    /// while the thread ran may have taken everything: a buffer left full
+    /// then made every call trap until the next one was published, which
+    /// none could be).
+    pub fn empty_if_idle(&self) {
+        if self.in_call.load(Ordering::SeqCst) == 0 && self.used.load(Ordering::Relaxed) != 0 {
             self.drained.store(0, Ordering::Relaxed);
             self.used.store(0, Ordering::Release);
         }
-        taken
     }
 
     /// Tracer, at any time, the thread running or not: the entries
@@ -368,6 +377,28 @@ mod tests {
         let later = buf.take().expect("second");
         assert_eq!(later.iter().map(|c| c.order).collect::<Vec<_>>(), vec![2]);
         assert_eq!(buf.used.load(Ordering::Relaxed), 0, "emptied once idle");
+    }
+
+    #[test]
+    fn a_buffer_read_while_its_thread_ran_is_emptied_at_its_next_stop() {
+        let buf = fresh();
+        let word = [1u8; 8];
+        let len = entry_len([8]);
+        let head = EntryHead {
+            len: len as u32,
+            regions: 1,
+            nr: libc::SYS_read,
+            ..EntryHead::default()
+        };
+        while let Some(at) = buf.room(len) {
+            // SAFETY: `word` is 8 readable bytes.
+            unsafe { buf.publish(at, head, &[(word.as_ptr() as u64, 8)]) };
+        }
+        assert!(!buf.take_published().expect("all").is_empty());
+        assert!(!buf.pending(), "everything was read");
+        assert!(buf.room(len).is_none(), "and the buffer is still full");
+        buf.empty_if_idle();
+        assert_eq!(buf.room(len), Some(0), "emptied at the stop");
     }
 
     #[test]

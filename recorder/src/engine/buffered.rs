@@ -53,8 +53,11 @@ fn not_copied(op: &'static str, addr: u64, len: usize) -> InterposeError {
 impl Recorder {
     /// How often the buffers of threads that do not stop are read, so that
     /// the trace (and a backup reading it as a stream) lags the program
-    /// by no more than this.
-    pub(super) const DRAIN_PERIOD: Duration = Duration::from_millis(50);
+    /// by no more than this. Short, too, because a buffer fills in a
+    /// couple of milliseconds of hot calls, and its thread then stops
+    /// until the tracer has turned what it holds into records: read
+    /// often, little is left to do at that stop.
+    pub(super) const DRAIN_PERIOD: Duration = Duration::from_millis(5);
 
     /// Every thread's buffered calls so far, the threads running or not
     /// (the periodic drain; nothing is emptied).
@@ -89,6 +92,9 @@ impl Recorder {
             buf.go_traced.fetch_and(!TRACED_VFORK, Ordering::SeqCst);
         }
         if !buf.pending() {
+            if stopped {
+                buf.empty_if_idle();
+            }
             return Ok(());
         }
         let taken = if stopped {
