@@ -17,7 +17,7 @@ pub use digest::{InputDigest, RecordedInput, DIGEST_ABOVE};
 pub use file::{create_for_writing, exe_digest, open_for_reading};
 pub use reader::{read_record_at, read_trace_file, ReadOutcome, TraceReader};
 pub use records::*;
-pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
+pub use writer::{spawn_writer, Frames, TraceSender, TraceSink, TraceWriter, WriterHandle};
 
 /// First eight bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"RRCTRACE";

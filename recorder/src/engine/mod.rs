@@ -39,11 +39,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::Sender;
 use nix::unistd::Pid;
 use rrc_interposer::{Ended, Idle, InterposeError, StopClock, StopHandler, TaskEvent, Tracee};
 use rrc_synclog::SharedSyncLog;
-use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord};
+use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord, TraceSender};
 
 use alone::Alone;
 use dispositions::ProcessDispositions;
@@ -52,7 +51,7 @@ use threads::{Hold, Run, ThreadState};
 use token::Token;
 
 pub struct Recorder {
-    sink: Sender<TraceRecord>,
+    sink: TraceSender,
     log: Arc<SharedSyncLog>,
     threads: HashMap<Pid, ThreadState>,
     next_thread: Arc<AtomicU32>,
@@ -83,6 +82,10 @@ pub struct Recorder {
     /// Keep large sent data whole instead of as a digest
     /// (`rrc-record --full-inputs`).
     full_inputs: bool,
+    /// Where threads' buffered calls are read into (see `buffered`).
+    buffered_bytes: Vec<u8>,
+    /// Some were read since the last periodic read (see `buffered`).
+    buffered_since_drain: bool,
 }
 
 /// A thread the engine kept stopped, to let go now.
@@ -119,7 +122,7 @@ fn tracee_gone(error: &anyhow::Error) -> bool {
 
 impl Recorder {
     pub fn new(
-        sink: Sender<TraceRecord>,
+        sink: TraceSender,
         log: Arc<SharedSyncLog>,
         next_thread: Arc<AtomicU32>,
         root: Pid,
@@ -149,6 +152,8 @@ impl Recorder {
             token: Token::new(serialize, root),
             next_drain: fast_path.then(|| Instant::now() + Self::DRAIN_PERIOD),
             full_inputs: false,
+            buffered_bytes: Vec::new(),
+            buffered_since_drain: false,
         };
         // Buffered calls' return times count from the same start.
         r.log.set_fast_path(fast_path, monotonic_ns());
@@ -171,14 +176,18 @@ impl Recorder {
     }
 
     fn emit(&self, mut rec: TraceRecord) -> Result<()> {
-        if let TraceRecord::Syscall(call) = &mut rec {
+        self.finish_record(&mut rec);
+        self.sink.send(rec).map_err(|_| writer_stopped())
+    }
+
+    /// What every record goes through before it is written: large sent
+    /// data becomes its digest (unless `--full-inputs`).
+    fn finish_record(&self, rec: &mut TraceRecord) {
+        if let TraceRecord::Syscall(call) = rec {
             if !self.full_inputs {
                 call.digest_sent_data();
             }
         }
-        self.sink
-            .send(rec)
-            .map_err(|_| anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)"))
     }
 
     fn warn_once(&mut self, thread: ThreadId, message: String) -> Result<()> {
@@ -373,8 +382,8 @@ impl StopHandler for Recorder {
 
     fn on_idle(&mut self) -> Result<Idle> {
         if self.next_drain.is_some_and(|due| Instant::now() >= due) {
-            self.drain_all_published()?;
-            self.next_drain = Some(Instant::now() + Self::DRAIN_PERIOD);
+            let again = self.drain_all_published()?;
+            self.next_drain = Some(Instant::now() + again);
         }
         self.release_overdue_signals()?;
         self.release_overdue_handlers()?;
@@ -403,6 +412,10 @@ impl StopHandler for Recorder {
     fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
         anyhow::Error::new(errno).context("waiting for the traced program")
     }
+}
+
+fn writer_stopped() -> anyhow::Error {
+    anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)")
 }
 
 /// CLOCK_MONOTONIC (the clock `Instant` reads) in nanoseconds.
