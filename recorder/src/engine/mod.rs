@@ -150,7 +150,7 @@ impl Recorder {
             started: SystemTime::now(),
             alone: Alone::default(),
             token: Token::new(serialize, root),
-            next_drain: fast_path.then(|| Instant::now() + Self::DRAIN_PERIOD),
+            next_drain: fast_path.then(|| Instant::now() + Self::BUSY_DRAIN_PERIOD),
             full_inputs: false,
             buffered_bytes: Vec::new(),
             buffered_since_drain: false,
