@@ -364,6 +364,19 @@ mod tests {
     }
 
     #[test]
+    fn sent_data_kept_as_a_digest_counts_its_length_and_as_digested() {
+        let mut send = match syscall(0, Sysno::write as u32, 1, SyscallExtra::Buffered) {
+            TraceRecord::Syscall(s) => s,
+            _ => unreachable!(),
+        };
+        send.inputs = vec![vec![5u8; 1000]];
+        send.digest_sent_data();
+        let summary = summarize(&[TraceRecord::Syscall(send)], None);
+        assert_eq!(summary.bytes.syscall_inputs, 1000);
+        assert_eq!(summary.bytes.syscall_inputs_digested, 1000);
+    }
+
+    #[test]
     fn percentiles_use_nearest_rank() {
         let stats = IntervalStats::from_samples(vec![50, 10, 40, 20, 30]);
         assert_eq!(

@@ -56,7 +56,10 @@ pub const FAST_CALLS: [i64; 15] = [
 ];
 
 /// Bytes of entries a thread's buffer holds.
-pub const BUF_BYTES: usize = 1 << 17;
+/// 256 KiB: a buffered read reserves room for its whole buffer (redis
+/// reads into 20 KB), and the tracer, sharing the processors with a busy
+/// program, reads the ring only every millisecond or two.
+pub const BUF_BYTES: usize = 1 << 18;
 
 /// `SyscallBuf::go_traced` bits: why the thread's calls trap for now.
 /// The tracer holds an asynchronous signal back to the thread's next
@@ -512,7 +515,7 @@ mod tests {
         // Several times round the ring, read every so often (as the
         // tracer does while the thread runs), with entries of odd sizes
         // so that some do not fit before the end and a pad is written.
-        for round in 0..40 {
+        for round in 0..160 {
             for _ in 0..round % 7 + 1 {
                 let data = vec![next as u8; (next as usize * 37) % 5000];
                 let len = entry_len([data.len()]);
