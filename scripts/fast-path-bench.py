@@ -3,6 +3,7 @@
 path on, recorded with it off (RRC_FAST_PATH=0), in interleaved rounds.
 
     scripts/fast-path-bench.py [--rounds N] [--only memcached|redis] [--bin DIR]
+                               [--no-off] [--no-replay] [--compare DIR]
 
 memcached -t 4 under `memcaslap -t 4s -T 2 -c 8` (Debian's libmemcached-tools)
 and redis-server under `redis-benchmark -t set,get -n 50000 -c 8`. For each
@@ -11,7 +12,10 @@ the same round; at the end, medians and the worst round. For recordings it
 also reports trace bytes and buffered/trapped calls per request (from
 rrc-inspect --json) and replays the trace with --no-intervals, timing it
 against the recording's own duration. Every replay must be faithful (exit 0);
-a failed replay is reported as such. Ratios, not absolute figures, are the
+a failed replay is reported as such (--no-replay skips the replays and
+--no-off the fast-path-off runs, for quicker comparisons; --compare DIR
+adds recordings with the fast path on by the rrc in DIR, e.g. a build
+before a change, in the same rounds). Ratios, not absolute figures, are the
 result: run it on a quiet machine.
 """
 import argparse
@@ -53,7 +57,7 @@ def start(mode, argv, bindir, trace):
     if mode == "native":
         cmd = argv
     else:
-        env["RRC_FAST_PATH"] = "1" if mode == "fast" else "0"
+        env["RRC_FAST_PATH"] = "0" if mode == "off" else "1"
         cmd = [os.path.join(bindir, "rrc-record"), "-o", trace, "--"] + argv
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -97,24 +101,29 @@ SERVERS = {
 }
 
 
-def trace_facts(bindir, trace, requests):
+def trace_facts(bindir, trace, requests, replay=True):
     js = json.loads(subprocess.run([os.path.join(bindir, "rrc-inspect"), trace, "--json"],
                                    capture_output=True, text=True, check=True).stdout)
     calls = sum(js["syscalls"].values())
     buffered = js.get("buffered_syscalls", 0)
-    t0 = time.time()
-    rep = subprocess.run([os.path.join(bindir, "rrc-replay"), "--no-intervals", trace],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
-    replay_s = time.time() - t0
-    first = next((l for l in rep.stderr.splitlines() if l.startswith("divergence:")), "")
+    replay_s, ok, first = 0.0, True, ""
+    if replay:
+        t0 = time.time()
+        rep = subprocess.run([os.path.join(bindir, "rrc-replay"), "--no-intervals", trace],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             timeout=1800)
+        replay_s = time.time() - t0
+        ok = rep.returncode == 0
+        first = next((l for l in rep.stderr.splitlines() if l.startswith("divergence:")), "")
+        first = first or rep.stderr.strip()[-200:]
     return {
         "bytes_per_req": js["trace_bytes"] / requests,
         "buffered_per_req": buffered / requests,
         "trapped_per_req": (calls - buffered) / requests,
         "record_s": (js.get("duration_ns") or 0) / 1e9,
         "replay_s": replay_s,
-        "replay_ok": rep.returncode == 0,
-        "replay_error": first or rep.stderr.strip()[-200:],
+        "replay_ok": ok,
+        "replay_error": first,
     }
 
 
@@ -123,7 +132,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", choices=sorted(SERVERS))
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release"))
+    ap.add_argument("--no-off", action="store_true", help="skip the fast-path-off runs")
+    ap.add_argument("--no-replay", action="store_true", help="skip the replays")
+    ap.add_argument("--compare", help="also record with the rrc in this directory")
     args = ap.parse_args()
+    modes = ("fast",) if args.no_off else ("fast", "off")
+    if args.compare:
+        modes += ("compare",)
+    bindirs = {m: os.path.abspath(args.bin) for m in modes}
+    if args.compare:
+        bindirs["compare"] = os.path.abspath(args.compare)
     bindir = os.path.abspath(args.bin)
     for tool in ("memcaslap", "redis-benchmark", "memcached", "redis-server"):
         if subprocess.run(["which", tool], capture_output=True).returncode != 0:
@@ -132,15 +150,15 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rrc-fpbench-")
     for name in names:
         argv_of, load, unit = SERVERS[name]
-        ratios = {"fast": [], "off": []}
-        facts = {"fast": [], "off": []}
+        ratios = {m: [] for m in modes}
+        facts = {m: [] for m in modes}
         print(f"== {name} ({unit}), {args.rounds} rounds: native, fast path on, fast path off")
         for r in range(1, args.rounds + 1):
             row = {}
-            for mode in ("native", "fast", "off"):
+            for mode in ("native",) + modes:
                 port = free_port()
                 trace = os.path.join(tmp, f"{name}-{mode}-{r}.rrc")
-                proc = start(mode, argv_of(port), bindir, trace)
+                proc = start(mode, argv_of(port), bindirs.get(mode, bindir), trace)
                 try:
                     wait_port(port, proc)
                     rate, requests = load(port)
@@ -148,22 +166,24 @@ def main():
                     stop(proc)
                 row[mode] = rate
                 if mode != "native":
-                    facts[mode].append(trace_facts(bindir, trace, requests))
+                    facts[mode].append(trace_facts(bindirs[mode], trace, requests,
+                                                   replay=not args.no_replay))
                     os.unlink(trace)
             line = f"round {r}: native {row['native']:.0f}"
-            for mode in ("fast", "off"):
+            for mode in modes:
                 ratio = row[mode] / row["native"]
                 ratios[mode].append(ratio)
                 f = facts[mode][-1]
                 ok = "faithful" if f["replay_ok"] else "REPLAY FAILED: " + f["replay_error"]
+                ok = ok if not args.no_replay else "not replayed"
                 line += (f" | {mode} {row[mode]:.0f} ({ratio:.2f}x), {f['bytes_per_req']:.0f} B/req,"
                          f" {f['buffered_per_req']:.2f} buffered + {f['trapped_per_req']:.2f} trapped/req,"
                          f" replay {f['replay_s']:.1f}s vs record {f['record_s']:.1f}s, {ok}")
             print(line, flush=True)
-        for mode in ("fast", "off"):
+        for mode in modes:
             rs = ratios[mode]
             fs = facts[mode]
-            speed = [f["record_s"] / f["replay_s"] for f in fs if f["replay_s"] > 0]
+            speed = [f["record_s"] / f["replay_s"] for f in fs if f["replay_s"] > 0] or [0.0]
             print(f"{name} {mode}: median {statistics.median(rs):.2f}x native, worst {min(rs):.2f}x;"
                   f" replay --no-intervals {statistics.median(speed):.2f}x the recording's speed;"
                   f" {sum(f['replay_ok'] for f in fs)}/{len(fs)} replays faithful;"

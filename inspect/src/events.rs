@@ -3,8 +3,8 @@
 use std::io::{self, Write};
 
 use rrc_trace::{
-    EndRecord, ExitStatus, SignalRecord, SyncBatch, SyncOp, SyncRecord, SyscallExtra,
-    SyscallRecord, ThreadId, TraceRecord,
+    EndRecord, ExitStatus, RecordedInput, SignalRecord, SyncBatch, SyncOp, SyncRecord,
+    SyscallExtra, SyscallRecord, ThreadId, TraceRecord,
 };
 
 use crate::names::{errno_name, signal_name, syscall_arg_count, syscall_name};
@@ -158,8 +158,12 @@ fn syscall_notes(syscall: &SyscallRecord) -> Vec<String> {
     if let Some(note) = extra_note(syscall) {
         notes.push(note);
     }
-    for input in &syscall.inputs {
-        notes.push(format!("in {}", quote_bytes(input, SHOWN_INPUT_BYTES)));
+    for input in syscall.recorded_inputs() {
+        notes.push(match input {
+            RecordedInput::Bytes(b) => format!("in {}", quote_bytes(b, SHOWN_INPUT_BYTES)),
+            RecordedInput::Digest(d) => format!("in {} bytes, SHA-256 {}...", d.len, d.short_hex()),
+            RecordedInput::Malformed => "in a damaged digest".to_string(),
+        });
     }
     let output_bytes: usize = syscall.outputs.iter().map(Vec::len).sum();
     if output_bytes > 0 {
@@ -300,6 +304,7 @@ mod tests {
             return_ns: 0,
             order: 0,
             extra: SyscallExtra::None,
+            digested: 0,
         }
     }
 

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rrc_trace::{
-    EndRecord, ExitStatus, SignalRecord, SyncBatch, SyncOp, SyscallExtra, SyscallRecord, ThreadId,
-    TraceError, TraceHeader, TraceRecord, FORMAT_VERSION,
+    EndRecord, ExitStatus, RecordedInput, SignalRecord, SyncBatch, SyncOp, SyscallExtra,
+    SyscallRecord, ThreadId, TraceError, TraceHeader, TraceRecord, FORMAT_VERSION,
 };
 use serde::Serialize;
 // Trace syscall numbers are always x86_64, whatever this tool runs on.
@@ -142,6 +142,8 @@ pub struct ByteCounts {
     pub syscall_outputs: u64,
     /// Bytes the program handed to the kernel that replay checks.
     pub syscall_inputs: u64,
+    /// Of those, bytes the trace keeps as a digest (length and SHA-256).
+    pub syscall_inputs_digested: u64,
 }
 
 /// Folds records, in trace order, into a [`TraceSummary`].
@@ -217,7 +219,12 @@ impl SummaryBuilder {
         *self.syscalls_by_nr.entry(syscall.nr).or_default() += 1;
         self.intervals.push(syscall.interval_ns);
         self.bytes.syscall_outputs += total_len(&syscall.outputs);
-        self.bytes.syscall_inputs += total_len(&syscall.inputs);
+        for input in syscall.recorded_inputs() {
+            self.bytes.syscall_inputs += input.len();
+            if matches!(input, RecordedInput::Digest(_)) {
+                self.bytes.syscall_inputs_digested += input.len();
+            }
+        }
         if syscall.extra == SyscallExtra::Buffered {
             self.buffered_syscalls += 1;
         }
@@ -344,6 +351,7 @@ mod tests {
             return_ns: 0,
             order: 0,
             extra,
+            digested: 0,
         })
     }
 
@@ -353,6 +361,19 @@ mod tests {
             builder.observe(record);
         }
         builder.finish(100, damage, 120)
+    }
+
+    #[test]
+    fn sent_data_kept_as_a_digest_counts_its_length_and_as_digested() {
+        let mut send = match syscall(0, Sysno::write as u32, 1, SyscallExtra::Buffered) {
+            TraceRecord::Syscall(s) => s,
+            _ => unreachable!(),
+        };
+        send.inputs = vec![vec![5u8; 1000]];
+        send.digest_sent_data();
+        let summary = summarize(&[TraceRecord::Syscall(send)], None);
+        assert_eq!(summary.bytes.syscall_inputs, 1000);
+        assert_eq!(summary.bytes.syscall_inputs_digested, 1000);
     }
 
     #[test]
@@ -434,7 +455,8 @@ mod tests {
             summary.bytes,
             ByteCounts {
                 syscall_outputs: 12,
-                syscall_inputs: 6
+                syscall_inputs: 6,
+                syscall_inputs_digested: 0,
             }
         );
         assert_eq!(summary.threads.len(), 2);

@@ -101,6 +101,7 @@ fn syscall(
         return_ns: 0,
         order: 0,
         extra,
+        digested: 0,
     })
 }
 
@@ -347,7 +348,7 @@ fn json_summary_of_a_complete_trace() {
     );
     assert_eq!(
         json["bytes"],
-        serde_json::json!({"syscall_outputs": 21, "syscall_inputs": 11})
+        serde_json::json!({"syscall_outputs": 21, "syscall_inputs": 11, "syscall_inputs_digested": 0})
     );
     assert_eq!(json["unknown_syscalls"], serde_json::json!(["syscall_999"]));
     let warnings = json["warnings"].as_array().expect("warnings array");

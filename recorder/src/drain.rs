@@ -6,9 +6,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
 use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog};
-use rrc_trace::{SyncBatch, SyncOp, SyncRecord, TraceRecord};
+use rrc_trace::{SyncBatch, SyncOp, SyncRecord, TraceRecord, TraceSender};
 
 // The shim's "no arrival" and the trace's "no place in the order" are the
 // same value, so an arrival crosses between the two unchanged (here and
@@ -25,7 +24,7 @@ impl SyncDrainer {
     pub fn spawn(
         log: Arc<SharedSyncLog>,
         threads: Arc<AtomicU32>,
-        sink: Sender<TraceRecord>,
+        sink: TraceSender,
     ) -> std::io::Result<SyncDrainer> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
@@ -62,12 +61,7 @@ impl SyncDrainer {
     }
 }
 
-fn drain_all(
-    log: &SharedSyncLog,
-    threads: u32,
-    sink: &Sender<TraceRecord>,
-    drained: &mut Vec<u64>,
-) {
+fn drain_all(log: &SharedSyncLog, threads: u32, sink: &TraceSender, drained: &mut Vec<u64>) {
     if drained.len() < threads as usize {
         drained.resize(threads as usize, 0);
     }

@@ -55,6 +55,12 @@ struct Cli {
     /// `RRC_FAST_PATH=0` in the environment does the same.
     #[arg(long)]
     no_fast_path: bool,
+    /// Keep every byte the program sends (writes, sends) in the trace.
+    /// By default data over 64 bytes is kept as its length and SHA-256,
+    /// which is all replay needs to compare it; a divergence there then
+    /// shows the differing bytes of the replay only.
+    #[arg(long)]
+    full_inputs: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
     command: Vec<OsString>,
@@ -252,7 +258,8 @@ fn run(cli: Cli) -> Result<i32> {
         clock,
         cli.serialize,
         fast_path,
-    )?;
+    )?
+    .with_full_inputs(cli.full_inputs);
     let status = recorder.run()?;
     rrc_interposer::reclaim_terminal();
     drainer.finish();

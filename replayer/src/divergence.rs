@@ -2,7 +2,9 @@
 //! by thread and event index, expected versus observed.
 
 use rrc_interposer::model;
-use rrc_trace::{ExitStatus, SignalPoint, SyncOp, SyscallRecord, ThreadId};
+use rrc_trace::{
+    ExitStatus, InputDigest, RecordedInput, SignalPoint, SyncOp, SyscallRecord, ThreadId,
+};
 
 use crate::plan::PlannedEvent;
 
@@ -63,6 +65,39 @@ pub fn first_difference(recorded: &[u8], now: &[u8]) -> String {
 
 /// `name(args) [inputs]` for a syscall as the program made it.
 pub fn describe_call(nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> String {
+    let mut s = describe_args(nr, args);
+    for input in inputs {
+        s.push_str(&format!(" {} bytes {}", input.len(), preview(input)));
+    }
+    s
+}
+
+/// How a recorded input shows: its bytes, or what the trace keeps of them.
+fn describe_input(input: RecordedInput) -> String {
+    match input {
+        RecordedInput::Bytes(b) => format!("{} bytes {}", b.len(), preview(b)),
+        RecordedInput::Digest(d) => format!("{} bytes (SHA-256 {}...)", d.len, d.short_hex()),
+        RecordedInput::Malformed => "(a damaged digest)".into(),
+    }
+}
+
+/// How a recorded input and what the program gives now differ, when the
+/// trace kept only a digest of it: the trace cannot say at which byte.
+pub fn digest_difference(recorded: &InputDigest, now: &[u8]) -> String {
+    format!(
+        ": recorded {} bytes with SHA-256 {}..., now {} bytes with SHA-256 {}... (the trace \
+         keeps sent data over {} bytes as a digest; record with rrc-record --full-inputs to \
+         see where they differ)",
+        recorded.len,
+        recorded.short_hex(),
+        now.len(),
+        InputDigest::of(now).short_hex(),
+        rrc_trace::DIGEST_ABOVE
+    )
+}
+
+/// `name(args)`, the compared arguments only.
+fn describe_args(nr: i64, args: &[u64; 6]) -> String {
     let names = model::arg_names(nr);
     let mask = model::compared_args_of(nr, args);
     let shown: Vec<String> = (0..6)
@@ -82,19 +117,16 @@ pub fn describe_call(nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> String {
             }
         })
         .collect();
-    let mut s = format!("{}({})", model::name(nr), shown.join(", "));
-    for input in inputs {
-        s.push_str(&format!(" {} bytes {}", input.len(), preview(input)));
-    }
-    s
+    format!("{}({})", model::name(nr), shown.join(", "))
 }
 
 pub fn describe_record(r: &SyscallRecord) -> String {
-    format!(
-        "{} = {}",
-        describe_call(r.nr as i64, &r.args, &r.inputs),
-        r.ret
-    )
+    let mut s = describe_args(r.nr as i64, &r.args);
+    for input in r.recorded_inputs() {
+        s.push(' ');
+        s.push_str(&describe_input(input));
+    }
+    format!("{s} = {}", r.ret)
 }
 
 pub fn describe_sync_op(code: u32) -> String {
@@ -273,6 +305,45 @@ mod tests {
             d.to_string(),
             "divergence: thread 2 (recorded tid 1234), event 7: \
              expected the end of the thread's events, observed signal SIGSEGV"
+        );
+    }
+
+    #[test]
+    fn a_send_kept_as_a_digest_is_described_by_its_length_and_digest() {
+        let data = vec![7u8; 300];
+        let mut r = SyscallRecord {
+            thread: 1,
+            index: 4,
+            nr: libc::SYS_write as u32,
+            args: [5, 0x1000, 300, 0, 0, 0],
+            ret: 300,
+            inputs: vec![data.clone()],
+            outputs: Vec::new(),
+            interval_ns: 0,
+            return_ns: 0,
+            order: 9,
+            extra: rrc_trace::SyscallExtra::Buffered,
+            digested: 0,
+        };
+        r.digest_sent_data();
+        let d = InputDigest::of(&data);
+        assert_eq!(
+            describe_record(&r),
+            format!(
+                "write(fd=5, count=300) 300 bytes (SHA-256 {}...) = 300",
+                d.short_hex()
+            )
+        );
+        let mut other = data.clone();
+        other[299] = 8;
+        let why = digest_difference(&d, &other);
+        assert!(
+            why.contains(&format!(
+                "recorded 300 bytes with SHA-256 {}",
+                d.short_hex()
+            )) && why.contains(&InputDigest::of(&other).short_hex())
+                && why.contains("--full-inputs"),
+            "{why}"
         );
     }
 

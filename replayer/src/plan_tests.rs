@@ -51,6 +51,7 @@ fn read(thread: ThreadId, index: u64, order: u64, bytes: usize) -> TraceRecord {
         } else {
             SyscallExtra::None
         },
+        digested: 0,
     })
 }
 

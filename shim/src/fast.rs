@@ -122,6 +122,21 @@ pub(crate) fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
+/// The return time a call read for the program: a successful
+/// `clock_gettime(CLOCK_MONOTONIC)` read the clock our stamps read, as it
+/// returned, and a second read would cost a system call (the vDSO is
+/// hidden).
+fn program_monotonic_ns(nr: i64, args: &[u64; 6], ret: i64) -> Option<u64> {
+    if nr != libc::SYS_clock_gettime || args[0] != libc::CLOCK_MONOTONIC as u64 || ret != 0 {
+        return None;
+    }
+    // SAFETY: the call just succeeded, so the kernel wrote a whole
+    // timespec at args[1]; read it unaligned, as the program may keep it
+    // anywhere.
+    let ts = unsafe { std::ptr::read_unaligned(args[1] as *const libc::timespec) };
+    Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
+}
+
 /// Memory regions a call read or wrote, as (address, length).
 #[derive(Default)]
 pub struct Regions {
@@ -209,7 +224,9 @@ pub unsafe fn buffered_as(
     log.wait_for_forks(Some(thread.slot));
     let order = log.stamp_event();
     let epoch = log.header().epoch_ns.load(Ordering::Relaxed);
-    let return_ns = monotonic_ns().saturating_sub(epoch);
+    let return_ns = program_monotonic_ns(nr, &made, ret)
+        .unwrap_or_else(monotonic_ns)
+        .saturating_sub(epoch);
     let mut named = Regions::default();
     regions(ret, &mut named);
     let len = entry_len(named.as_slice().iter().map(|r| r.1));

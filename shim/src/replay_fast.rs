@@ -12,9 +12,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use rrc_synclog::replaybuf::{InputHead, INPUT_BYTES, INPUT_GATHER, INPUT_MSG_GATHER, NO_RANK};
+use rrc_synclog::replaybuf::{
+    InputHead, INPUT_BYTES, INPUT_DIGEST, INPUT_GATHER, INPUT_MSG_GATHER, NO_RANK,
+};
 use rrc_synclog::syscallbuf::SyscallBuf;
 use rrc_synclog::{futex_wait, SharedSyncLog};
+use sha2::{Digest, Sha256};
 
 use crate::session::{self, Session};
 
@@ -171,61 +174,108 @@ fn pace(log: &SharedSyncLog, buf: &SyscallBuf, interval_ns: u64, return_ns: u64)
     buf.last_return_ns.store(now, Ordering::Relaxed);
 }
 
-/// Whether the bytes the call sends are the recorded ones.
+/// Whether the bytes the call sends are the recorded ones (or have their
+/// recorded length and SHA-256).
 ///
 /// # Safety
 /// The input's memory (as the call reads it) must be readable.
 unsafe fn input_matches(input: &InputHead, recorded: &[u8]) -> bool {
-    match input.kind {
+    let mut check = Check::new(recorded, input.kind & INPUT_DIGEST != 0);
+    match input.kind & !INPUT_DIGEST {
         INPUT_BYTES => {
-            if input.count != recorded.len() as u64 {
+            let Ok(n) = usize::try_from(input.count) else {
                 return false;
-            }
+            };
             // SAFETY: the call reads `count` bytes at `addr`.
-            let now =
-                unsafe { std::slice::from_raw_parts(input.addr as *const u8, recorded.len()) };
-            now == recorded
+            check.feed(unsafe { std::slice::from_raw_parts(input.addr as *const u8, n) });
         }
         // SAFETY: the call's iovecs are readable.
-        INPUT_GATHER => unsafe { gather_matches(input.addr, input.count, recorded) },
+        INPUT_GATHER => unsafe { gather(input.addr, input.count, &mut check) },
         INPUT_MSG_GATHER => {
             let msg = input.addr as *const libc::msghdr;
             // SAFETY: sendmsg reads its msghdr.
             let (iov, n) = unsafe { ((*msg).msg_iov as u64, (*msg).msg_iovlen as u64) };
             // SAFETY: and the iovecs it names.
-            unsafe { gather_matches(iov, n, recorded) }
+            unsafe { gather(iov, n, &mut check) }
         }
-        _ => false,
+        _ => return false,
     }
+    check.finish()
 }
 
-/// Whether the `count` iovecs at `iov`, one after another, hold exactly
-/// `recorded`.
+/// Feeds the `count` iovecs at `iov`, one after another, to `check`.
 ///
 /// # Safety
 /// The iovecs and their buffers must be readable.
-unsafe fn gather_matches(iov: u64, count: u64, recorded: &[u8]) -> bool {
+unsafe fn gather(iov: u64, count: u64, check: &mut Check<'_>) {
     let Ok(count) = usize::try_from(count) else {
-        return false;
+        check.fail();
+        return;
     };
     if iov == 0 && count > 0 {
-        return false;
+        check.fail();
+        return;
     }
     // SAFETY: the caller's contract.
     let list = unsafe { std::slice::from_raw_parts(iov as *const libc::iovec, count) };
-    let mut at = 0usize;
     for v in list {
-        let Some(end) = at.checked_add(v.iov_len).filter(|e| *e <= recorded.len()) else {
-            return false;
-        };
         if v.iov_len > 0 {
             // SAFETY: the call reads each iovec's buffer.
-            let now = unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) };
-            if now != &recorded[at..end] {
-                return false;
+            check.feed(unsafe { std::slice::from_raw_parts(v.iov_base as *const u8, v.iov_len) });
+        }
+    }
+}
+
+/// Compares data, fed in pieces, with recorded bytes or a recorded digest,
+/// without allocating.
+struct Check<'a> {
+    recorded: &'a [u8],
+    /// Bytes fed so far.
+    at: usize,
+    hasher: Option<Sha256>,
+    ok: bool,
+}
+
+impl<'a> Check<'a> {
+    fn new(recorded: &'a [u8], digest: bool) -> Check<'a> {
+        Check {
+            recorded,
+            at: 0,
+            hasher: digest.then(Sha256::new),
+            ok: true,
+        }
+    }
+
+    fn fail(&mut self) {
+        self.ok = false;
+    }
+
+    fn feed(&mut self, piece: &[u8]) {
+        if !self.ok {
+            return;
+        }
+        match &mut self.hasher {
+            Some(h) => h.update(piece),
+            None => {
+                let end = self.at + piece.len();
+                self.ok = self.recorded.get(self.at..end) == Some(piece);
             }
         }
-        at = end;
+        self.at += piece.len();
     }
-    at == recorded.len()
+
+    fn finish(self) -> bool {
+        if !self.ok {
+            return false;
+        }
+        match self.hasher {
+            None => self.at == self.recorded.len(),
+            Some(h) => {
+                let Some((len, sha)) = self.recorded.split_first_chunk::<8>() else {
+                    return false;
+                };
+                u64::from_le_bytes(*len) == self.at as u64 && h.finalize().as_slice() == sha
+            }
+        }
+    }
 }

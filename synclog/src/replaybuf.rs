@@ -26,6 +26,10 @@ pub const INPUT_BYTES: u32 = 0;
 pub const INPUT_GATHER: u32 = 1;
 /// The bytes gathered from the iovecs of the msghdr at `addr` must.
 pub const INPUT_MSG_GATHER: u32 = 2;
+/// Or'ed into a kind: the recorded bytes are the data's length (u64 LE)
+/// and SHA-256 (the trace kept a digest of large sent data), which the
+/// data must have.
+pub const INPUT_DIGEST: u32 = 0x100;
 
 /// The fixed part of a fed entry.
 #[repr(C)]

@@ -7,12 +7,20 @@
 //! whenever the thread stops (and at its end), so replay does not know
 //! the difference.
 //!
-//! A buffer is linear, not a ring: only its thread writes it, and only
-//! while that thread is stopped does the tracer read it and empty it. A
-//! call that would not fit goes the trapped way, and that stop empties it.
+//! A buffer is a ring: only its thread writes entries, at `used`; the
+//! tracer reads what lies between `drained` and `used` at any time (every
+//! few milliseconds while the thread runs, and at its stops) and moves
+//! `drained` on, which gives that room back to the thread. A thread that
+//! runs without stopping therefore keeps buffering as long as the tracer
+//! keeps up; a call that would not fit goes the trapped way, and that
+//! stop reads everything. (The buffer was linear, emptied only at stops:
+//! a thread of hot calls then stopped every thousand calls, each time
+//! until the tracer had turned a whole buffer into records.)
 //!
 //! An entry is an [`EntryHead`] followed by `regions` memory snapshots,
-//! each a [`RegionHead`] and its bytes, padded to 8 bytes.
+//! each a [`RegionHead`] and its bytes, padded to 8 bytes. Entries never
+//! wrap around the end of the buffer: the rest of it is then skipped, with
+//! a pad (a length and [`PAD_MARK`] in place of the region count).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -48,7 +56,10 @@ pub const FAST_CALLS: [i64; 15] = [
 ];
 
 /// Bytes of entries a thread's buffer holds.
-pub const BUF_BYTES: usize = 1 << 17;
+/// 256 KiB: a buffered read reserves room for its whole buffer (redis
+/// reads into 20 KB), and the tracer, sharing the processors with a busy
+/// program, reads the ring only every millisecond or two.
+pub const BUF_BYTES: usize = 1 << 18;
 
 /// `SyscallBuf::go_traced` bits: why the thread's calls trap for now.
 /// The tracer holds an asynchronous signal back to the thread's next
@@ -68,8 +79,10 @@ pub const BOUNDARY_NR: i64 = 0x7272_0001;
 
 #[repr(C)]
 pub struct SyscallBuf {
-    /// Bytes of published entries. The shim adds to it after writing an
-    /// entry; the tracer sets it back to 0 after reading them.
+    /// Bytes ever published (entries and pads), modulo 2^32; the next
+    /// entry goes at `used % BUF_BYTES`. The shim adds to it after
+    /// writing an entry; the tracer sets it (and `drained`) back to 0 at
+    /// a stop when no call is under way.
     pub used: AtomicU32,
     /// The syscall number plus one of the buffered call the thread is in
     /// (from deciding to buffer it until it is published); 0: none. A
@@ -78,7 +91,8 @@ pub struct SyscallBuf {
     pub in_call: AtomicU32,
     /// `TRACED_*` bits, set by the tracer.
     pub go_traced: AtomicU32,
-    /// Bytes the tracer has read. It empties the buffer (both back to 0)
+    /// Bytes the tracer has read, as `used` counts them: the room below
+    /// it is the thread's again. It empties the buffer (both back to 0)
     /// only when no call is under way: a call stopped in the middle (by a
     /// signal) writes its entry where it planned to, after the others.
     pub drained: AtomicU32,
@@ -108,6 +122,21 @@ pub struct EntryHead {
     pub order: u64,
     /// When it returned, nanoseconds after `ShmHeader::epoch_ns`.
     pub return_ns: u64,
+}
+
+/// In an entry head's `regions`: this is a pad to the end of the buffer,
+/// `len` bytes to skip.
+pub const PAD_MARK: u32 = u32::MAX;
+
+/// Where the shim is to write an entry (from [`SyscallBuf::room`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// `used` when the room was found.
+    pos: u32,
+    /// Bytes of pad first, to the end of the buffer (0: none).
+    pad: u32,
+    /// Where the entry goes in the data area.
+    at: usize,
 }
 
 /// A snapshot of program memory the call read or wrote.
@@ -140,8 +169,10 @@ pub struct BufferedCall {
     pub ret: i64,
     pub order: u64,
     pub return_ns: u64,
-    /// (address, bytes) of each snapshot, in the order the shim took them.
-    pub regions: Vec<(u64, Vec<u8>)>,
+    /// (address, where its bytes are in what was read) of each snapshot,
+    /// in the order the shim took them: the bytes stay where they were
+    /// read into, not copied again per region.
+    pub regions: Vec<(u64, std::ops::Range<usize>)>,
 }
 
 /// Why a buffer's contents could not be read back: the program wrote
@@ -166,20 +197,47 @@ impl SyscallBuf {
         self.go_traced.load(Ordering::Acquire) == 0 && self.in_call.load(Ordering::Relaxed) == 0
     }
 
-    /// Shim: room for an entry of `len` bytes at the end, if it fits.
+    /// Shim: room for an entry of `len` bytes (a multiple of 8), in one
+    /// piece, if the tracer has read enough of what is there.
     #[inline]
-    pub fn room(&self, len: usize) -> Option<usize> {
-        let used = self.used.load(Ordering::Relaxed) as usize;
-        (len <= BUF_BYTES - used.min(BUF_BYTES)).then_some(used)
+    pub fn room(&self, len: usize) -> Option<Slot> {
+        let used = self.used.load(Ordering::Relaxed);
+        // Acquire: the tracer has copied out what lies below `drained`
+        // before it moved it on.
+        let drained = self.drained.load(Ordering::Acquire);
+        let held = used.wrapping_sub(drained) as usize;
+        let free = BUF_BYTES.checked_sub(held)?;
+        let off = used as usize % BUF_BYTES;
+        let tail = BUF_BYTES - off;
+        let (pad, at) = if len <= tail { (0, off) } else { (tail, 0) };
+        (pad + len <= free).then_some(Slot {
+            pos: used,
+            pad: pad as u32,
+            at,
+        })
     }
 
-    /// Shim: writes an entry at `at` (from [`Self::room`]) and publishes it.
+    /// Shim: writes an entry in `slot` (from [`Self::room`], for at least
+    /// `head.len` bytes) and publishes it.
     ///
     /// # Safety
     /// Only the buffer's own thread calls this, between `room` and its
     /// next call; each region's memory must be readable for its length.
-    pub unsafe fn publish(&self, at: usize, head: EntryHead, regions: &[(u64, usize)]) {
+    pub unsafe fn publish(&self, slot: Slot, head: EntryHead, regions: &[(u64, usize)]) {
         let base = self.bytes_ptr();
+        let at = slot.at;
+        if slot.pad > 0 {
+            let pad = [slot.pad, PAD_MARK];
+            // SAFETY: a pad is at least 8 bytes (everything here is a
+            // multiple of 8), from `pos` to the end of the data area.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    pad.as_ptr().cast::<u8>(),
+                    base.add(slot.pos as usize % BUF_BYTES),
+                    8,
+                )
+            };
+        }
         // SAFETY: `room` checked that `head.len` bytes fit from `at`, and
         // head.len counts every region written below; the tracer does not
         // read past `used`, which is raised only after the bytes are in.
@@ -207,41 +265,68 @@ impl SyscallBuf {
                 off += len.div_ceil(8) * 8;
             }
         }
-        self.used
-            .store((at + head.len as usize) as u32, Ordering::Release);
+        let end = slot.pos.wrapping_add(slot.pad).wrapping_add(head.len);
+        self.used.store(end, Ordering::Release);
     }
 
     /// Tracer, while the thread is stopped or gone: the entries published
     /// since the last take, and the buffer emptied if it can be.
-    pub fn take(&self) -> Result<Vec<BufferedCall>, BadBuffer> {
-        let taken = self.take_published();
-        if self.in_call.load(Ordering::SeqCst) == 0 {
+    /// The entries' bytes go into `bytes` (cleared first; kept by the
+    /// caller from one read to the next, so that reading allocates
+    /// nothing), where the calls' regions point.
+    pub fn take(&self, bytes: &mut Vec<u8>) -> Result<Vec<BufferedCall>, BadBuffer> {
+        let taken = self.take_published(bytes);
+        self.empty_if_idle();
+        taken
+    }
+
+    /// Tracer, while the thread is stopped or gone: empties the buffer
+    /// when no call is under way, even with nothing left to read (a read
+    /// while the thread ran may have taken everything: a buffer left full
+    /// then made every call trap until the next one was published, which
+    /// none could be).
+    pub fn empty_if_idle(&self) {
+        if self.in_call.load(Ordering::SeqCst) == 0 && self.used.load(Ordering::Relaxed) != 0 {
             self.drained.store(0, Ordering::Relaxed);
             self.used.store(0, Ordering::Release);
         }
-        taken
     }
 
     /// Tracer, at any time, the thread running or not: the entries
     /// published since the last take. Only a take while the thread is
     /// stopped empties the buffer; this one reads below `used`, which the
     /// thread raises only once an entry is complete, and never writes it.
-    pub fn take_published(&self) -> Result<Vec<BufferedCall>, BadBuffer> {
-        let used = (self.used.load(Ordering::Acquire) as usize).min(BUF_BYTES);
-        let from = (self.drained.load(Ordering::Relaxed) as usize).min(used);
-        let mut bytes = vec![0u8; used - from];
-        // SAFETY: bytes `from..used` of the data area lie inside the
-        // mapping, and are complete entries the thread no longer writes.
+    /// As for [`Self::take`], the bytes go into `bytes`.
+    pub fn take_published(&self, bytes: &mut Vec<u8>) -> Result<Vec<BufferedCall>, BadBuffer> {
+        let used = self.used.load(Ordering::Acquire);
+        let drained = self.drained.load(Ordering::Relaxed);
+        let held = used.wrapping_sub(drained) as usize;
+        let from = drained as usize % BUF_BYTES;
+        if held > BUF_BYTES {
+            return Err(BadBuffer { offset: from });
+        }
+        // In two pieces when what is there wraps around the end.
+        let first = held.min(BUF_BYTES - from);
+        bytes.clear();
+        bytes.reserve(held);
+        // SAFETY: `from..from + first` and `0..held - first` lie inside
+        // the data area, and hold complete entries the thread no longer
+        // writes (it writes only past `used`, and below `drained` only
+        // once we move it on, after this copy); `bytes` has room for
+        // them, and its length is set only after they are copied in.
         unsafe {
+            std::ptr::copy_nonoverlapping(self.bytes_ptr().add(from), bytes.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(
-                self.bytes_ptr().add(from),
-                bytes.as_mut_ptr(),
-                bytes.len(),
-            )
-        };
-        self.drained.store(used as u32, Ordering::Relaxed);
-        parse_entries(&bytes).map_err(|bad| BadBuffer {
-            offset: bad.offset + from,
+                self.bytes_ptr(),
+                bytes.as_mut_ptr().add(first),
+                held - first,
+            );
+            bytes.set_len(held);
+        }
+        // Release: the copy is done before the thread may reuse the room.
+        self.drained.store(used, Ordering::Release);
+        parse_entries(bytes).map_err(|bad| BadBuffer {
+            offset: (from + bad.offset) % BUF_BYTES,
         })
     }
 
@@ -269,6 +354,15 @@ pub fn parse_entries(bytes: &[u8]) -> Result<Vec<BufferedCall>, BadBuffer> {
     let mut off = 0;
     while off < bytes.len() {
         let bad = BadBuffer { offset: off };
+        let lead: [u32; 2] = read_at(bytes, off).ok_or(bad.clone())?;
+        if lead[1] == PAD_MARK {
+            let len = lead[0] as usize;
+            if len < 8 || !len.is_multiple_of(8) || off + len > bytes.len() {
+                return Err(bad);
+            }
+            off += len;
+            continue;
+        }
         let head: EntryHead = read_at(bytes, off).ok_or(bad.clone())?;
         let len = head.len as usize;
         let end = off.checked_add(len).ok_or(bad.clone())?;
@@ -283,9 +377,9 @@ pub fn parse_entries(bytes: &[u8]) -> Result<Vec<BufferedCall>, BadBuffer> {
             let rlen = usize::try_from(rh.len).map_err(|_| bad.clone())?;
             let data = r
                 .checked_add(rlen)
-                .and_then(|e| bytes.get(r..e).filter(|_| e <= end))
+                .filter(|e| *e <= end)
                 .ok_or(bad.clone())?;
-            regions.push((rh.addr, data.to_vec()));
+            regions.push((rh.addr, r..data));
             r += rlen.div_ceil(8) * 8;
         }
         if r != end {
@@ -339,18 +433,23 @@ mod tests {
             // SAFETY: the regions point at live arrays of those lengths.
             unsafe { buf.publish(at, head, &regions) };
         }
-        let calls = buf.take().expect("parses");
+        let mut bytes = Vec::new();
+        let calls = buf.take(&mut bytes).expect("parses");
+        let region = |c: &BufferedCall, i: usize| {
+            let (addr, r) = c.regions[i].clone();
+            (addr, bytes[r].to_vec())
+        };
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].nr, libc::SYS_read);
-        assert_eq!(calls[0].regions[0].1, b"hello, world");
+        assert_eq!(region(&calls[0], 0).1, b"hello, world");
         assert_eq!(
             (calls[0].order, calls[0].return_ns, calls[0].ret),
             (40, 99, 12)
         );
-        assert_eq!(calls[1].regions[0].1, vec![7u8; 16]);
-        assert_eq!(calls[1].regions[1], (0, Vec::new()));
+        assert_eq!(region(&calls[1], 0).1, vec![7u8; 16]);
+        assert_eq!(region(&calls[1], 1), (0, Vec::new()));
         assert_eq!(buf.used.load(Ordering::Relaxed), 0, "emptied");
-        assert!(buf.take().expect("empty").is_empty());
+        assert!(buf.take(&mut Vec::new()).expect("empty").is_empty());
     }
 
     #[test]
@@ -374,13 +473,36 @@ mod tests {
         unsafe { buf.publish(at, head(1), &one) };
         let at = buf.room(len).expect("room");
         buf.in_call.store(1, Ordering::Relaxed);
-        assert_eq!(buf.take().expect("first").len(), 1);
+        assert_eq!(buf.take(&mut Vec::new()).expect("first").len(), 1);
         // SAFETY: as above.
         unsafe { buf.publish(at, head(2), &one) };
         buf.in_call.store(0, Ordering::Relaxed);
-        let later = buf.take().expect("second");
+        let later = buf.take(&mut Vec::new()).expect("second");
         assert_eq!(later.iter().map(|c| c.order).collect::<Vec<_>>(), vec![2]);
         assert_eq!(buf.used.load(Ordering::Relaxed), 0, "emptied once idle");
+    }
+
+    #[test]
+    fn a_buffer_read_while_its_thread_ran_has_room_again_and_is_emptied_at_a_stop() {
+        let buf = fresh();
+        let word = [1u8; 8];
+        let len = entry_len([8]);
+        let head = EntryHead {
+            len: len as u32,
+            regions: 1,
+            nr: libc::SYS_read,
+            ..EntryHead::default()
+        };
+        while let Some(at) = buf.room(len) {
+            // SAFETY: `word` is 8 readable bytes.
+            unsafe { buf.publish(at, head, &[(word.as_ptr() as u64, 8)]) };
+        }
+        assert!(!buf.take_published(&mut Vec::new()).expect("all").is_empty());
+        assert!(!buf.pending(), "everything was read");
+        assert!(buf.room(len).is_some(), "what was read is room again");
+        buf.empty_if_idle();
+        assert_eq!(buf.used.load(Ordering::Relaxed), 0, "emptied at the stop");
+        assert_eq!(buf.room(len).map(|s| s.at), Some(0));
     }
 
     #[test]
@@ -391,6 +513,48 @@ mod tests {
         buf.used.store(BUF_BYTES as u32 - 8, Ordering::Relaxed);
         assert!(buf.room(16).is_none());
         assert!(buf.room(8).is_some());
+        // A scribbled pair of counters gives no room rather than any.
+        buf.drained.store(BUF_BYTES as u32, Ordering::Relaxed);
+        buf.used.store(0, Ordering::Relaxed);
+        assert!(buf.room(8).is_none());
+    }
+
+    #[test]
+    fn room_read_while_the_thread_runs_is_reused_around_the_end() {
+        let buf = fresh();
+        let mut bytes = Vec::new();
+        let mut next = 0u64;
+        let mut seen = Vec::new();
+        // Several times round the ring, read every so often (as the
+        // tracer does while the thread runs), with entries of odd sizes
+        // so that some do not fit before the end and a pad is written.
+        for round in 0..160 {
+            for _ in 0..round % 7 + 1 {
+                let data = vec![next as u8; (next as usize * 37) % 5000];
+                let len = entry_len([data.len()]);
+                let Some(slot) = buf.room(len) else { break };
+                let head = EntryHead {
+                    len: len as u32,
+                    regions: 1,
+                    nr: libc::SYS_write,
+                    order: next,
+                    ..EntryHead::default()
+                };
+                // SAFETY: `data` is readable for its length.
+                unsafe { buf.publish(slot, head, &[(data.as_ptr() as u64, data.len())]) };
+                next += 1;
+            }
+            for c in buf.take_published(&mut bytes).expect("parses") {
+                let r = c.regions[0].1.clone();
+                assert!(bytes[r].iter().all(|b| *b == c.order as u8));
+                seen.push(c.order);
+            }
+        }
+        assert!(
+            buf.used.load(Ordering::Relaxed) as usize > 2 * BUF_BYTES,
+            "went round"
+        );
+        assert_eq!(seen, (0..next).collect::<Vec<_>>(), "each once, in order");
     }
 
     #[test]

@@ -3,7 +3,9 @@
  * divergent_v2 (-DVARIANT=2: writes different bytes) and divergent_v3
  * (-DVARIANT=3: makes extra system calls before the same output) and
  * divergent_v4 (-DVARIANT=4: sends other bytes through a pipe, a write
- * the fast path buffers, before the same output). The
+ * the fast path buffers, before the same output) and divergent_v5
+ * (-DVARIANT=5: one byte of a 200-byte write differs, data the trace keeps
+ * as a digest). The
  * test records v1, then overwrites the recorded executable with v2 or v3:
  * replay must report a divergence rather than "succeed".
  */
@@ -40,6 +42,15 @@ int main(void)
 #endif
     CHECK(write(p[1], sent, sizeof sent) == (ssize_t)sizeof sent, "write to a pipe");
     CHECK(read(p[0], sent, sizeof sent) == (ssize_t)sizeof sent, "read it back");
+    /* More than 64 bytes: the trace keeps their length and SHA-256. */
+    unsigned char block[200];
+    for (size_t i = 0; i < sizeof block; i++)
+        block[i] = (unsigned char)(rnd[i % sizeof rnd] + i);
+#if VARIANT == 5
+    block[150] ^= 0x01;
+#endif
+    CHECK(write(p[1], block, sizeof block) == (ssize_t)sizeof block, "write a block to a pipe");
+    CHECK(read(p[0], block, sizeof block) == (ssize_t)sizeof block, "read the block back");
 #if VARIANT == 2
     printf("this is variant two, and it says something else entirely: ");
 #else

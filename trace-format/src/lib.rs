@@ -7,22 +7,25 @@
 //! a backup. A complete trace ends with [`TraceRecord::End`].
 
 mod bytes;
+mod digest;
 mod file;
 mod reader;
 mod records;
 mod scan;
 mod writer;
 
+pub use digest::{InputDigest, RecordedInput, DIGEST_ABOVE};
 pub use file::{create_for_writing, exe_digest, open_for_reading};
 pub use reader::{read_record_at, read_trace_file, FrameReader, ReadOutcome, TraceReader};
 pub use records::*;
 pub use scan::{ScanRecord, SyscallHead};
-pub use writer::{spawn_writer, TraceSink, TraceWriter, WriterHandle};
+pub use writer::{spawn_writer, Frames, TraceSender, TraceSink, TraceWriter, WriterHandle};
 
 /// First eight bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"RRCTRACE";
-/// Bumped whenever a record's encoding changes.
-pub const FORMAT_VERSION: u32 = 9;
+/// Bumped whenever a record's encoding changes. 10: integers as
+/// variable-length integers, and large sent data as a digest.
+pub const FORMAT_VERSION: u32 = 10;
 /// Frames larger than this are treated as corruption rather than allocated.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;
 /// Size of the fixed preamble: magic plus version.
@@ -60,3 +63,32 @@ impl From<std::io::Error> for TraceError {
 }
 
 pub type Result<T> = std::result::Result<T, TraceError>;
+
+/// How records are encoded: bincode with variable-length integers (a
+/// buffered call's record is mostly small numbers: this made the trace of
+/// a call less than half as long as fixed-width ones).
+fn encoding() -> impl bincode::Options + Copy {
+    use bincode::Options;
+    bincode::DefaultOptions::new().with_varint_encoding()
+}
+
+/// The same, for reading: a damaged length inside a record is refused
+/// rather than allocated.
+fn decoding() -> impl bincode::Options + Copy {
+    use bincode::Options;
+    encoding().with_limit(u64::from(MAX_FRAME_LEN))
+}
+
+/// One record's payload, as a frame holds it.
+pub fn encode_into<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    use bincode::Options;
+    encoding()
+        .serialize_into(out, value)
+        .map_err(|e| TraceError::Encode(e.to_string()))
+}
+
+/// A frame's payload decoded; the whole payload must be one value.
+pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> std::result::Result<T, String> {
+    use bincode::Options;
+    decoding().deserialize(payload).map_err(|e| e.to_string())
+}

@@ -203,7 +203,7 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             what: "checksum mismatch".into(),
         });
     }
-    let value = bincode::deserialize(&payload).map_err(|e| TraceError::Corrupt {
+    let value = crate::decode(&payload).map_err(|e| TraceError::Corrupt {
         offset: start,
         what: format!("undecodable record: {e}"),
     })?;
@@ -258,7 +258,7 @@ fn decode_frame(head: &[u8; 8], payload: &[u8], offset: u64) -> Result<(TraceRec
             what: "checksum mismatch".into(),
         });
     }
-    let record = bincode::deserialize(payload).map_err(|e| TraceError::Corrupt {
+    let record = crate::decode(payload).map_err(|e| TraceError::Corrupt {
         offset,
         what: format!("undecodable record: {e}"),
     })?;

@@ -131,6 +131,9 @@ pub struct SyscallRecord {
     /// never returns (exit_group).
     pub order: u64,
     pub extra: SyscallExtra,
+    /// Bit i: `inputs[i]` holds the length and SHA-256 of the data, not
+    /// the data (see `digest`; read inputs through `input()`).
+    pub digested: u32,
 }
 
 /// `order` of an event with no place in the event order.

@@ -25,6 +25,7 @@ pub struct SyscallHead {
     pub return_ns: u64,
     pub order: u64,
     pub extra: SyscallExtra,
+    pub digested: u32,
 }
 
 /// [`crate::TraceRecord`], variant for variant, with [`SyscallHead`] for
@@ -128,6 +129,7 @@ mod tests {
             return_ns: 8,
             order: 11,
             extra: SyscallExtra::ReservedAt(10),
+            digested: 1,
         };
         let records = vec![
             TraceRecord::ThreadStart {
@@ -181,12 +183,14 @@ mod tests {
             }),
         ];
         for record in records {
-            let bytes = bincode::serialize(&record).expect("serialize");
-            let scanned: ScanRecord = bincode::deserialize(&bytes).expect("scan");
+            let mut bytes = Vec::new();
+            crate::encode_into(&mut bytes, &record).expect("encode");
+            let scanned: ScanRecord = crate::decode(&bytes).expect("scan");
             let same = match (&record, &scanned) {
                 (TraceRecord::Syscall(s), ScanRecord::Syscall(h)) => {
                     (s.thread, s.index, s.nr, s.args, s.ret, s.order, &s.extra)
                         == (h.thread, h.index, h.nr, h.args, h.ret, h.order, &h.extra)
+                        && s.digested == h.digested
                         && (s.interval_ns, s.return_ns) == (h.interval_ns, h.return_ns)
                 }
                 _ => format!("{record:?}") == format!("{scanned:?}"),

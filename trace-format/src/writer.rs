@@ -36,21 +36,16 @@ impl<W: Write> TraceWriter<W> {
         self.write_frame(record)
     }
 
+    /// Frames encoded elsewhere ([`Frames`]), as they are.
+    pub fn write_frames(&mut self, frames: &Frames) -> Result<()> {
+        self.out.write_all(&frames.buf)?;
+        self.bytes += frames.buf.len() as u64;
+        Ok(())
+    }
+
     fn write_frame<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
         self.buf.clear();
-        self.buf.extend_from_slice(&[0u8; 8]);
-        bincode::serialize_into(&mut self.buf, value)
-            .map_err(|e| TraceError::Encode(e.to_string()))?;
-        let payload_len = self.buf.len() - 8;
-        let len = u32::try_from(payload_len)
-            .ok()
-            .filter(|l| *l <= crate::MAX_FRAME_LEN)
-            .ok_or_else(|| {
-                TraceError::Encode(format!("record of {payload_len} bytes is too large"))
-            })?;
-        let crc = crc32fast::hash(&self.buf[8..]);
-        self.buf[0..4].copy_from_slice(&len.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        frame_into(&mut self.buf, value)?;
         // One write per frame: a reader of a cut file sees whole frames
         // followed by at most one partial one.
         self.out.write_all(&self.buf)?;
@@ -73,24 +68,102 @@ impl<W: Write> TraceWriter<W> {
     }
 }
 
+/// Appends `value` to `buf` as one frame: length, CRC-32, payload.
+fn frame_into<T: serde::Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<()> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; 8]);
+    if let Err(e) = crate::encode_into(buf, value) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    let payload_len = buf.len() - start - 8;
+    let Some(len) = u32::try_from(payload_len)
+        .ok()
+        .filter(|l| *l <= crate::MAX_FRAME_LEN)
+    else {
+        buf.truncate(start);
+        return Err(TraceError::Encode(format!(
+            "record of {payload_len} bytes is too large"
+        )));
+    };
+    let crc = crc32fast::hash(&buf[start + 8..]);
+    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// Records framed on the producer's thread, to go to the writer in one
+/// message: a tracer that turns a few hundred buffered calls into records
+/// at once then pays for one channel send, not one per record, and frees
+/// what it allocated itself (freeing it on the writer's thread made the
+/// allocator's arenas contend).
+#[derive(Default)]
+pub struct Frames {
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    pub fn new() -> Frames {
+        Frames::default()
+    }
+
+    pub fn push(&mut self, record: &TraceRecord) -> Result<()> {
+        frame_into(&mut self.buf, record)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// What goes down the writer's channel.
+enum Item {
+    // Boxed: a record is ten times the size of a batch of frames.
+    Record(Box<TraceRecord>),
+    Frames(Frames),
+}
+
+/// A producer's end of the writer's channel.
+#[derive(Clone)]
+pub struct TraceSender {
+    inner: Sender<Item>,
+}
+
+impl TraceSender {
+    pub fn send(&self, record: TraceRecord) -> Result<()> {
+        self.inner
+            .send(Item::Record(Box::new(record)))
+            .map_err(|_| TraceError::WriterGone)
+    }
+
+    /// Records already framed, written in order after what was sent before.
+    pub fn send_frames(&self, frames: Frames) -> Result<()> {
+        self.inner
+            .send(Item::Frames(frames))
+            .map_err(|_| TraceError::WriterGone)
+    }
+}
+
 /// The sending end of a background trace writer.
 pub struct WriterHandle {
-    sender: Option<Sender<TraceRecord>>,
+    sender: Option<TraceSender>,
     join: Option<JoinHandle<Result<u64>>>,
 }
 
 impl WriterHandle {
     /// Another sender for the same writer (for a second producer thread).
-    pub fn sender(&self) -> Sender<TraceRecord> {
+    pub fn sender(&self) -> TraceSender {
         match &self.sender {
             Some(s) => s.clone(),
-            None => disconnected_sender(),
+            None => TraceSender {
+                inner: disconnected_sender(),
+            },
         }
     }
 
     pub fn send(&self, record: TraceRecord) -> Result<()> {
         match &self.sender {
-            Some(s) => s.send(record).map_err(|_| TraceError::WriterGone),
+            Some(s) => s.send(record),
             None => Err(TraceError::WriterGone),
         }
     }
@@ -99,6 +172,11 @@ impl WriterHandle {
     /// returns the number of bytes written.
     pub fn finish(mut self) -> Result<u64> {
         self.sender.take();
+        if let Some(j) = &self.join {
+            // Cuts its wait for the rest of a batch short: the recorder's
+            // exit waits for this.
+            j.thread().unpark();
+        }
         match self.join.take() {
             Some(j) => j.join().map_err(|_| TraceError::WriterGone)?,
             None => Err(TraceError::WriterGone),
@@ -106,15 +184,15 @@ impl WriterHandle {
     }
 }
 
-fn disconnected_sender() -> Sender<TraceRecord> {
+fn disconnected_sender() -> Sender<Item> {
     // Sending on it fails, which callers report as WriterGone.
     let (s, _) = crossbeam_channel::bounded(0);
     s
 }
 
-/// How often the writer thread wakes to write what has arrived. Waking on
-/// every record would cost the tracer a futex wake-up (and, on a small
-/// machine, a context switch) per traced syscall.
+/// How long the writer thread lets a batch gather after its first
+/// record. Waking on every record would cost the tracer a futex wake-up
+/// (and, on a small machine, a context switch) per traced syscall.
 const WRITE_PERIOD: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Starts the writer thread. Records sent to the handle are framed and
@@ -129,24 +207,27 @@ pub fn spawn_writer(sink: Box<dyn TraceSink>, header: &TraceHeader) -> Result<Wr
         .name("rrc-trace-writer".into())
         .spawn(move || run_writer(writer, receiver))?;
     Ok(WriterHandle {
-        sender: Some(sender),
+        sender: Some(TraceSender { inner: sender }),
         join: Some(join),
     })
 }
 
-fn run_writer(
-    mut writer: TraceWriter<Box<dyn TraceSink>>,
-    rx: Receiver<TraceRecord>,
-) -> Result<u64> {
-    loop {
-        std::thread::sleep(WRITE_PERIOD);
-        let mut wrote = false;
+fn write_item(writer: &mut TraceWriter<Box<dyn TraceSink>>, item: Item) -> Result<()> {
+    match item {
+        Item::Record(record) => writer.write(&record),
+        Item::Frames(frames) => writer.write_frames(&frames),
+    }
+}
+
+fn run_writer(mut writer: TraceWriter<Box<dyn TraceSink>>, rx: Receiver<Item>) -> Result<u64> {
+    // Asleep until a batch starts (or every sender is gone)...
+    while let Ok(item) = rx.recv() {
+        write_item(&mut writer, item)?;
+        // ...then the batch gathers (`finish` cuts this short).
+        std::thread::park_timeout(WRITE_PERIOD);
         loop {
             match rx.try_recv() {
-                Ok(record) => {
-                    writer.write(&record)?;
-                    wrote = true;
-                }
+                Ok(item) => write_item(&mut writer, item)?,
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     writer.flush()?;
@@ -154,8 +235,109 @@ fn run_writer(
                 }
             }
         }
-        if wrote {
-            writer.flush()?;
+        writer.flush()?;
+    }
+    writer.flush()?;
+    Ok(writer.bytes_written())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{TraceReader, TraceRecord};
+
+    fn header() -> TraceHeader {
+        TraceHeader {
+            argv: vec![b"prog".to_vec()],
+            env: Vec::new(),
+            cwd: b"/".to_vec(),
+            exe: b"/prog".to_vec(),
+            start_time_unix_ns: 0,
+            shim_path: Vec::new(),
+            shim_digest: (0, 0),
+            rrc_version: String::new(),
+            ignored_signals: 0,
+            blocked_signals: 0,
+            inherited_fds: Vec::new(),
+            exe_digest: crate::ExeDigest::default(),
+            secret_env: Vec::new(),
+            serialized: false,
         }
+    }
+
+    #[test]
+    fn frames_made_elsewhere_read_back_as_records_written_one_by_one() {
+        let records: Vec<TraceRecord> = (0..5)
+            .map(|thread| TraceRecord::ThreadExit { thread, events: 7 })
+            .collect();
+        let mut one_by_one = TraceWriter::new(Vec::new(), &header()).expect("header");
+        let mut batched = TraceWriter::new(Vec::new(), &header()).expect("header");
+        let mut frames = Frames::new();
+        for r in &records {
+            one_by_one.write(r).expect("write");
+            frames.push(r).expect("push");
+        }
+        batched.write_frames(&frames).expect("frames");
+        assert_eq!(one_by_one.bytes_written(), batched.bytes_written());
+        let bytes = batched.into_inner();
+        assert_eq!(bytes, one_by_one.into_inner());
+        let mut reader = TraceReader::new(&bytes[..]).expect("reader");
+        for r in &records {
+            assert_eq!(reader.next_record().expect("frame").as_ref(), Some(r));
+        }
+    }
+
+    #[test]
+    fn the_writer_thread_writes_records_and_frames_in_the_order_sent() {
+        let (tx, rx) = crossbeam_channel::unbounded::<Vec<u8>>();
+        struct Sink(Vec<u8>, crossbeam_channel::Sender<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl Drop for Sink {
+            fn drop(&mut self) {
+                let _ = self.1.send(std::mem::take(&mut self.0));
+            }
+        }
+        let handle = spawn_writer(Box::new(Sink(Vec::new(), tx)), &header()).expect("spawn");
+        let sender = handle.sender();
+        sender
+            .send(TraceRecord::ThreadExit {
+                thread: 0,
+                events: 1,
+            })
+            .expect("send");
+        let mut frames = Frames::new();
+        for thread in 1..3 {
+            frames
+                .push(&TraceRecord::ThreadExit { thread, events: 1 })
+                .expect("push");
+        }
+        sender.send_frames(frames).expect("frames");
+        handle
+            .send(TraceRecord::ThreadExit {
+                thread: 3,
+                events: 1,
+            })
+            .expect("send");
+        drop(sender);
+        handle.finish().expect("finish");
+        let bytes = rx.recv().expect("the sink's bytes");
+        let outcome = TraceReader::new(&bytes[..]).expect("reader").read_all();
+        let threads: Vec<u32> = outcome
+            .records
+            .iter()
+            .map(|r| match r {
+                TraceRecord::ThreadExit { thread, .. } => *thread,
+                _ => u32::MAX,
+            })
+            .collect();
+        assert_eq!(threads, vec![0, 1, 2, 3]);
     }
 }

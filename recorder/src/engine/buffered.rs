@@ -13,20 +13,25 @@ use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
 use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
-use rrc_trace::{SyscallExtra, SyscallRecord, TraceRecord};
+use rrc_trace::{Frames, SyscallExtra, SyscallRecord, TraceRecord};
 
 use super::serial::writes_out;
-use super::{Recorder, Resume};
+use super::{writer_stopped, Recorder, Resume};
 
-/// The memory a buffered call read or wrote, as the shim copied it.
-struct Snapshot<'a>(&'a [(u64, Vec<u8>)]);
+/// The memory a buffered call read or wrote, as the shim copied it:
+/// each region's address, and where its bytes are in `bytes`.
+struct Snapshot<'a> {
+    bytes: &'a [u8],
+    regions: &'a [(u64, std::ops::Range<usize>)],
+}
 
 impl TraceeMemory for Snapshot<'_> {
     fn read(&self, addr: u64, len: usize) -> rrc_interposer::Result<Vec<u8>> {
         let end = addr.checked_add(len as u64);
-        self.0
+        self.regions
             .iter()
-            .find_map(|(base, bytes)| {
+            .find_map(|(base, at)| {
+                let bytes = self.bytes.get(at.clone())?;
                 let off = addr.checked_sub(*base)? as usize;
                 (end? <= base + bytes.len() as u64).then(|| bytes[off..off + len].to_vec())
             })
@@ -54,16 +59,26 @@ impl Recorder {
     /// How often the buffers of threads that do not stop are read, so that
     /// the trace (and a backup reading it as a stream) lags the program
     /// by no more than this.
-    pub(super) const DRAIN_PERIOD: Duration = Duration::from_millis(50);
+    pub(super) const DRAIN_PERIOD: Duration = Duration::from_millis(20);
+    /// How often while threads buffer calls: reading gives the room
+    /// back, and a thread of hot calls fills its buffer in a couple of
+    /// milliseconds (then it traps and waits while the tracer reads it).
+    pub(super) const BUSY_DRAIN_PERIOD: Duration = Duration::from_millis(1);
 
     /// Every thread's buffered calls so far, the threads running or not
-    /// (the periodic drain; nothing is emptied).
-    pub(super) fn drain_all_published(&mut self) -> Result<()> {
+    /// (the periodic drain; nothing is emptied). Returns how soon to
+    /// read them again: soon while threads buffer calls (read here or at
+    /// their stops since the last time), else at the idle pace.
+    pub(super) fn drain_all_published(&mut self) -> Result<Duration> {
         let pids: Vec<Pid> = self.threads.keys().copied().collect();
         for pid in pids {
             self.drain_from(pid, false)?;
         }
-        Ok(())
+        Ok(if std::mem::take(&mut self.buffered_since_drain) {
+            Self::BUSY_DRAIN_PERIOD
+        } else {
+            Self::DRAIN_PERIOD
+        })
     }
 
     /// Turns `pid`'s buffered calls into trace records. Called while it is
@@ -89,12 +104,19 @@ impl Recorder {
             buf.go_traced.fetch_and(!TRACED_VFORK, Ordering::SeqCst);
         }
         if !buf.pending() {
+            if stopped {
+                buf.empty_if_idle();
+            }
             return Ok(());
         }
+        self.buffered_since_drain = true;
+        // Read into the tracer's own buffer, kept from one read to the
+        // next (a new one each time was a fresh mapping to fault in).
+        let mut bytes = std::mem::take(&mut self.buffered_bytes);
         let taken = if stopped {
-            buf.take()
+            buf.take(&mut bytes)
         } else {
-            buf.take_published()
+            buf.take_published(&mut bytes)
         };
         let calls = match taken {
             Ok(calls) => calls,
@@ -108,19 +130,37 @@ impl Recorder {
                 );
             }
         };
-        for call in calls {
-            self.emit_buffered(pid, process, call)?;
+        // Framed here and sent to the writer in one message.
+        let mut frames = Frames::new();
+        let mut framed = Ok(());
+        for call in &calls {
+            if let Some(mut record) = self.buffered_record(pid, process, &bytes, call) {
+                self.finish_record(&mut record);
+                framed = framed.and(frames.push(&record));
+            }
+        }
+        self.buffered_bytes = bytes;
+        framed?;
+        if !frames.is_empty() {
+            self.sink
+                .send_frames(frames)
+                .map_err(|_| writer_stopped())?;
         }
         Ok(())
     }
 
-    fn emit_buffered(
+    /// The record a buffered call makes (`None` if its thread is gone).
+    fn buffered_record(
         &mut self,
         pid: Pid,
         process: rrc_trace::ProcessId,
-        call: BufferedCall,
-    ) -> Result<()> {
-        let mem = Snapshot(&call.regions);
+        bytes: &[u8],
+        call: &BufferedCall,
+    ) -> Option<TraceRecord> {
+        let mem = Snapshot {
+            bytes,
+            regions: &call.regions,
+        };
         let inputs = model::read_inputs_from(&mem, call.nr, &call.args).unwrap_or_default();
         let regions = model::outputs(call.nr, &call.args, call.ret, &mem).unwrap_or_default();
         let outputs = regions
@@ -135,15 +175,13 @@ impl Recorder {
         };
         let extra = stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream);
         let epoch = self.epoch;
-        let Some(t) = self.threads.get_mut(&pid) else {
-            return Ok(());
-        };
+        let t = self.threads.get_mut(&pid)?;
         let returned = epoch + Duration::from_nanos(call.return_ns);
         let stamp = t.stamp_return_at(returned, epoch, call.order);
         // The last trapped call's exit is not where the thread is now.
         t.last_exit_rip = None;
         let thread = t.logical;
-        self.emit(TraceRecord::Syscall(SyscallRecord {
+        Some(TraceRecord::Syscall(SyscallRecord {
             thread,
             index: stamp.index,
             nr: call.nr as u32,
@@ -155,6 +193,7 @@ impl Recorder {
             return_ns: stamp.return_ns,
             order: stamp.order,
             extra,
+            digested: 0,
         }))
     }
 

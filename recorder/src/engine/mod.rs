@@ -39,11 +39,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::Sender;
 use nix::unistd::Pid;
 use rrc_interposer::{Ended, Idle, InterposeError, StopClock, StopHandler, TaskEvent, Tracee};
 use rrc_synclog::SharedSyncLog;
-use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord};
+use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord, TraceSender};
 
 use alone::Alone;
 use dispositions::ProcessDispositions;
@@ -52,7 +51,7 @@ use threads::{Hold, Run, ThreadState};
 use token::Token;
 
 pub struct Recorder {
-    sink: Sender<TraceRecord>,
+    sink: TraceSender,
     log: Arc<SharedSyncLog>,
     threads: HashMap<Pid, ThreadState>,
     next_thread: Arc<AtomicU32>,
@@ -80,6 +79,13 @@ pub struct Recorder {
     /// With the fast path on: when threads' buffers are next read while
     /// they run (see `buffered`).
     next_drain: Option<Instant>,
+    /// Keep large sent data whole instead of as a digest
+    /// (`rrc-record --full-inputs`).
+    full_inputs: bool,
+    /// Where threads' buffered calls are read into (see `buffered`).
+    buffered_bytes: Vec<u8>,
+    /// Some were read since the last periodic read (see `buffered`).
+    buffered_since_drain: bool,
 }
 
 /// A thread the engine kept stopped, to let go now.
@@ -116,7 +122,7 @@ fn tracee_gone(error: &anyhow::Error) -> bool {
 
 impl Recorder {
     pub fn new(
-        sink: Sender<TraceRecord>,
+        sink: TraceSender,
         log: Arc<SharedSyncLog>,
         next_thread: Arc<AtomicU32>,
         root: Pid,
@@ -144,13 +150,22 @@ impl Recorder {
             started: SystemTime::now(),
             alone: Alone::default(),
             token: Token::new(serialize, root),
-            next_drain: fast_path.then(|| Instant::now() + Self::DRAIN_PERIOD),
+            next_drain: fast_path.then(|| Instant::now() + Self::BUSY_DRAIN_PERIOD),
+            full_inputs: false,
+            buffered_bytes: Vec::new(),
+            buffered_since_drain: false,
         };
         // Buffered calls' return times count from the same start.
         r.log.set_fast_path(fast_path, monotonic_ns());
         // The root already took its initial stop in spawn_traced.
         r.add_thread(root, None, true)?;
         Ok(r)
+    }
+
+    /// Keeps the bytes of large sent data in the trace, not their digest.
+    pub fn with_full_inputs(mut self, full: bool) -> Recorder {
+        self.full_inputs = full;
+        self
     }
 
     /// Runs until every traced thread is gone; returns the program's status.
@@ -160,10 +175,19 @@ impl Recorder {
             .context("the traced program's exit status was never reported")
     }
 
-    fn emit(&self, rec: TraceRecord) -> Result<()> {
-        self.sink
-            .send(rec)
-            .map_err(|_| anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)"))
+    fn emit(&self, mut rec: TraceRecord) -> Result<()> {
+        self.finish_record(&mut rec);
+        self.sink.send(rec).map_err(|_| writer_stopped())
+    }
+
+    /// What every record goes through before it is written: large sent
+    /// data becomes its digest (unless `--full-inputs`).
+    fn finish_record(&self, rec: &mut TraceRecord) {
+        if let TraceRecord::Syscall(call) = rec {
+            if !self.full_inputs {
+                call.digest_sent_data();
+            }
+        }
     }
 
     fn warn_once(&mut self, thread: ThreadId, message: String) -> Result<()> {
@@ -358,8 +382,8 @@ impl StopHandler for Recorder {
 
     fn on_idle(&mut self) -> Result<Idle> {
         if self.next_drain.is_some_and(|due| Instant::now() >= due) {
-            self.drain_all_published()?;
-            self.next_drain = Some(Instant::now() + Self::DRAIN_PERIOD);
+            let again = self.drain_all_published()?;
+            self.next_drain = Some(Instant::now() + again);
         }
         self.release_overdue_signals()?;
         self.release_overdue_handlers()?;
@@ -388,6 +412,10 @@ impl StopHandler for Recorder {
     fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
         anyhow::Error::new(errno).context("waiting for the traced program")
     }
+}
+
+fn writer_stopped() -> anyhow::Error {
+    anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)")
 }
 
 /// CLOCK_MONOTONIC (the clock `Instant` reads) in nanoseconds.

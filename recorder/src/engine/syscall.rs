@@ -379,6 +379,7 @@ impl Recorder {
             return_ns: stamp.return_ns,
             order: stamp.order,
             extra,
+            digested: 0,
         }))?;
         Ok(stamp.order)
     }

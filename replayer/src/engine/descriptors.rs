@@ -404,6 +404,7 @@ mod tests {
             return_ns: 0,
             order: 0,
             extra: SyscallExtra::None,
+            digested: 0,
         };
         assert_eq!(received_fds(&record), vec![5, 9]);
         let failed = SyscallRecord { ret: -11, ..record };

@@ -404,6 +404,7 @@ mod tests {
             return_ns: 0,
             order: 0,
             extra,
+            digested: 0,
         }
     }
 

@@ -5,14 +5,15 @@
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::{SyscallRegs, Tracee};
-use rrc_trace::{SignalPoint, SignalRecord, SyscallRecord, ThreadId};
+use rrc_trace::{RecordedInput, SignalPoint, SignalRecord, SyscallRecord, ThreadId};
 
 use super::emulate::runs_in_recorded_order;
 use super::holds::Hold;
 use super::signals::signal_blocked;
 use super::{diverged, Halt, Replayer, Res, Resume};
 use crate::divergence::{
-    describe_call, describe_event, describe_record, first_difference, Expected, Need, Observed,
+    describe_call, describe_event, describe_record, digest_difference, first_difference, Expected,
+    Need, Observed,
 };
 use crate::plan::PlannedEvent;
 
@@ -234,18 +235,29 @@ impl Replayer {
         if r.inputs.len() != inputs.len() {
             return Some("different data passed".into());
         }
-        for (rec, now) in r.inputs.iter().zip(inputs) {
+        for (rec, now) in r.recorded_inputs().zip(inputs) {
             // sendfile from a file replay could not reopen (nothing to
             // read), or from the file's position, which replay does not
             // move (reads and seeks are emulated).
             let unreadable =
                 nr == libc::SYS_sendfile && r.ret > 0 && (now.is_empty() || args[2] == 0);
-            if rec != now
-                && !unreadable
-                && !(rec == &self.shim_recorded && now == &self.shim_now)
-                && rec != &self.with_recorded_tids(now)
-            {
-                return Some(format!("data differs {}", first_difference(rec, now)));
+            if unreadable || rec.matches(now) {
+                continue;
+            }
+            match rec {
+                RecordedInput::Bytes(rec) => {
+                    if !(rec == self.shim_recorded && now == &self.shim_now)
+                        && rec != self.with_recorded_tids(now)
+                    {
+                        return Some(format!("data differs {}", first_difference(rec, now)));
+                    }
+                }
+                RecordedInput::Digest(d) => {
+                    return Some(format!("data differs{}", digest_difference(&d, now)))
+                }
+                RecordedInput::Malformed => {
+                    return Some("data the trace keeps as a damaged digest".into())
+                }
             }
         }
         None

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use rrc_interposer::model::{self, InputSpec, ReplayAction};
 use rrc_interposer::TraceeMemory;
 use rrc_synclog::replaybuf::{
-    FedCall, InputCheck, INPUT_BYTES, INPUT_GATHER, INPUT_MSG_GATHER, NO_RANK,
+    FedCall, InputCheck, INPUT_BYTES, INPUT_DIGEST, INPUT_GATHER, INPUT_MSG_GATHER, NO_RANK,
 };
 use rrc_synclog::syscallbuf::{BUF_BYTES, FAST_CALLS};
 use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId, NO_ORDER};
@@ -102,28 +102,45 @@ fn not_ahead(addr: u64, len: usize) -> rrc_interposer::InterposeError {
     }
 }
 
-/// The checks of what the call sends, if the shim can make them.
+/// The checks of what the call sends, if the shim can make them: the
+/// bytes, or, where the trace kept a digest of them, their length and
+/// SHA-256.
 fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck<'_>>> {
-    let specs = if nr == libc::SYS_sendmsg {
+    let digest = |i: usize| {
+        if i < 32 && r.digested & (1 << i) != 0 {
+            INPUT_DIGEST
+        } else {
+            0
+        }
+    };
+    if nr == libc::SYS_sendmsg {
         return match r.inputs.as_slice() {
-            [data] => Some(vec![(INPUT_MSG_GATHER, r.args[1], 0, data.as_slice())]),
+            [data] => Some(vec![(
+                INPUT_MSG_GATHER | digest(0),
+                r.args[1],
+                0,
+                data.as_slice(),
+            )]),
             _ => None,
         };
-    } else {
-        model::inputs(nr, &r.args)
-    };
+    }
+    let specs = model::inputs(nr, &r.args);
     if specs.len() != r.inputs.len() {
         return None;
     }
     specs
         .into_iter()
         .zip(&r.inputs)
-        .map(|(spec, data)| match spec {
-            InputSpec::Bytes(region) => {
-                Some((INPUT_BYTES, region.addr, region.len as u64, data.as_slice()))
-            }
+        .enumerate()
+        .map(|(i, (spec, data))| match spec {
+            InputSpec::Bytes(region) => Some((
+                INPUT_BYTES | digest(i),
+                region.addr,
+                region.len as u64,
+                data.as_slice(),
+            )),
             InputSpec::Iovec { addr, count, .. } => {
-                Some((INPUT_GATHER, addr, count, data.as_slice()))
+                Some((INPUT_GATHER | digest(i), addr, count, data.as_slice()))
             }
             _ => None,
         })
@@ -337,6 +354,7 @@ mod tests {
             return_ns: 0,
             order: 1,
             extra: SyscallExtra::Buffered,
+            digested: 0,
         }
     }
 
@@ -381,6 +399,23 @@ mod tests {
             vec![b"abc".to_vec(), vec![2, 0]],
         );
         assert_eq!(input_checks(&sendto, libc::SYS_sendto), None);
+        // Large sent data kept as a digest: checked by its SHA-256.
+        let mut big = call(
+            libc::SYS_write,
+            [5, 0x1000, 100, 0, 0, 0],
+            100,
+            vec![vec![7; 40]],
+        );
+        big.digested = 1;
+        assert_eq!(
+            input_checks(&big, libc::SYS_write),
+            Some(vec![(
+                INPUT_BYTES | INPUT_DIGEST,
+                0x1000,
+                100,
+                &[7u8; 40][..]
+            )])
+        );
         // The record does not hold what the model expects: not fed.
         let odd = call(libc::SYS_write, [5, 0x1000, 3, 0, 0, 0], 3, Vec::new());
         assert_eq!(input_checks(&odd, libc::SYS_write), None);

@@ -1,0 +1,234 @@
+//! Sent data kept as a digest. Replay compares the bytes a program writes
+//! out with the recorded ones; for that a strong hash of them is as good
+//! as the bytes, and a server's replies are most of its trace (memcached
+//! under memcaslap: 1 KB of a 2.2 KB request). So the recorder keeps the
+//! length and SHA-256 of large sent data instead (`rrc-record
+//! --full-inputs` keeps the bytes), and marks which inputs it hashed in
+//! [`SyscallRecord::digested`].
+//!
+//! Only data a call sends is hashed: paths and socket addresses, which
+//! replay needs whole, never are, and neither is what a program writes
+//! to rrc's stdout or stderr, which replay prints.
+
+use sha2::{Digest, Sha256};
+
+use crate::SyscallRecord;
+
+/// Inputs longer than this are kept as a digest (which takes 40 bytes).
+pub const DIGEST_ABOVE: usize = 64;
+
+/// The length and SHA-256 of an input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputDigest {
+    pub len: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Bytes an encoded digest takes in `SyscallRecord::inputs`.
+const ENCODED: usize = 40;
+
+impl InputDigest {
+    pub fn of(bytes: &[u8]) -> InputDigest {
+        InputDigest {
+            len: bytes.len() as u64,
+            sha256: Sha256::digest(bytes).into(),
+        }
+    }
+
+    /// How it is stored in place of the bytes: length (u64 LE), digest.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(ENCODED);
+        v.extend_from_slice(&self.len.to_le_bytes());
+        v.extend_from_slice(&self.sha256);
+        v
+    }
+
+    /// `None` when `stored` is not an encoded digest (a damaged trace).
+    pub fn decode(stored: &[u8]) -> Option<InputDigest> {
+        let (len, sha) = stored.split_first_chunk::<8>()?;
+        let sha256: [u8; 32] = sha.try_into().ok()?;
+        Some(InputDigest {
+            len: u64::from_le_bytes(*len),
+            sha256,
+        })
+    }
+
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        bytes.len() as u64 == self.len && *self == InputDigest::of(bytes)
+    }
+
+    /// The first bytes of the digest in hex, enough to tell two apart.
+    pub fn short_hex(&self) -> String {
+        self.sha256[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A recorded input as the trace holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordedInput<'a> {
+    Bytes(&'a [u8]),
+    Digest(InputDigest),
+    /// Marked as a digest but not one: a damaged or foreign trace.
+    Malformed,
+}
+
+impl RecordedInput<'_> {
+    /// Whether `now`, what the program gives in replay, is what it gave.
+    pub fn matches(&self, now: &[u8]) -> bool {
+        match self {
+            RecordedInput::Bytes(b) => *b == now,
+            RecordedInput::Digest(d) => d.matches(now),
+            RecordedInput::Malformed => false,
+        }
+    }
+
+    /// Its length in the recording.
+    pub fn len(&self) -> u64 {
+        match self {
+            RecordedInput::Bytes(b) => b.len() as u64,
+            RecordedInput::Digest(d) => d.len,
+            RecordedInput::Malformed => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Calls whose first input is data sent out (to a file, pipe or socket).
+const SENDS_DATA: [i64; 8] = [
+    libc::SYS_write,
+    libc::SYS_pwrite64,
+    libc::SYS_writev,
+    libc::SYS_pwritev,
+    libc::SYS_pwritev2,
+    libc::SYS_sendto,
+    libc::SYS_sendmsg,
+    libc::SYS_sendfile,
+];
+
+impl SyscallRecord {
+    /// Input `i` as recorded, `None` past the last.
+    pub fn input(&self, i: usize) -> Option<RecordedInput<'_>> {
+        let stored = self.inputs.get(i)?;
+        if i < 32 && self.digested & (1 << i) != 0 {
+            Some(
+                InputDigest::decode(stored).map_or(RecordedInput::Malformed, RecordedInput::Digest),
+            )
+        } else {
+            Some(RecordedInput::Bytes(stored))
+        }
+    }
+
+    /// Every input as recorded.
+    pub fn recorded_inputs(&self) -> impl Iterator<Item = RecordedInput<'_>> {
+        (0..self.inputs.len()).filter_map(|i| self.input(i))
+    }
+
+    /// Replaces large sent data by its digest (the recorder, unless told
+    /// to keep it). Writes to rrc's stdout and stderr stay whole: replay
+    /// prints them.
+    pub fn digest_sent_data(&mut self) {
+        if !SENDS_DATA.contains(&i64::from(self.nr))
+            || matches!(self.extra, crate::SyscallExtra::StdStream(_))
+            || self.digested & 1 != 0
+        {
+            return;
+        }
+        if let Some(data) = self.inputs.first_mut() {
+            if data.len() > DIGEST_ABOVE {
+                *data = InputDigest::of(data).encode();
+                self.digested |= 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SyscallExtra, NO_ORDER};
+
+    fn send(data: &[u8], extra: SyscallExtra) -> SyscallRecord {
+        SyscallRecord {
+            thread: 0,
+            index: 3,
+            nr: libc::SYS_sendto as u32,
+            args: [5, 0x1000, data.len() as u64, 0, 0, 0],
+            ret: data.len() as i64,
+            inputs: vec![data.to_vec(), b"\x02\x00\x1f\x90".to_vec()],
+            outputs: Vec::new(),
+            interval_ns: 1,
+            return_ns: 2,
+            order: NO_ORDER,
+            extra,
+            digested: 0,
+        }
+    }
+
+    #[test]
+    fn large_sent_data_becomes_a_digest_that_matches_only_the_same_bytes() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut r = send(&data, SyscallExtra::Buffered);
+        r.digest_sent_data();
+        assert_eq!(r.digested, 1);
+        assert_eq!(r.inputs[0].len(), ENCODED);
+        assert_eq!(
+            r.input(1),
+            Some(RecordedInput::Bytes(b"\x02\x00\x1f\x90")),
+            "the address stays whole"
+        );
+        let rec = r.input(0).expect("input 0");
+        assert_eq!(rec.len(), 1000);
+        assert!(rec.matches(&data));
+        let mut other = data.clone();
+        other[500] ^= 1;
+        assert!(!rec.matches(&other), "one byte differs");
+        assert!(!rec.matches(&data[..999]), "one byte shorter");
+        // Hashing twice changes nothing.
+        let once = r.clone();
+        r.digest_sent_data();
+        assert_eq!(r, once);
+    }
+
+    #[test]
+    fn small_data_output_and_paths_stay_whole() {
+        let small = send(&[1u8; DIGEST_ABOVE], SyscallExtra::Buffered);
+        let mut r = small.clone();
+        r.digest_sent_data();
+        assert_eq!(r, small, "64 bytes are kept");
+        let out = send(&[1u8; 4096], SyscallExtra::StdStream(1));
+        let mut r = out.clone();
+        r.digest_sent_data();
+        assert_eq!(r, out, "output replay prints is kept");
+        let mut open = send(&[b'/'; 200], SyscallExtra::None);
+        open.nr = libc::SYS_openat as u32;
+        let before = open.clone();
+        open.digest_sent_data();
+        assert_eq!(open, before, "a path is kept");
+    }
+
+    #[test]
+    fn a_damaged_digest_matches_nothing() {
+        let mut r = send(&[9u8; 100], SyscallExtra::Buffered);
+        r.digest_sent_data();
+        r.inputs[0].truncate(10);
+        assert_eq!(r.input(0), Some(RecordedInput::Malformed));
+        assert!(!r.input(0).expect("input").matches(&[9u8; 100]));
+    }
+
+    #[test]
+    fn a_digested_record_survives_the_trace_encoding() {
+        let mut r = send(&[3u8; 300], SyscallExtra::Buffered);
+        r.digest_sent_data();
+        let rec = crate::TraceRecord::Syscall(r);
+        let mut bytes = Vec::new();
+        crate::encode_into(&mut bytes, &rec).expect("encode");
+        let back: crate::TraceRecord = crate::decode(&bytes).expect("decode");
+        assert_eq!(back, rec);
+    }
+}
