@@ -41,14 +41,25 @@ pub(crate) fn kills_by_default(sig: i32) -> bool {
 /// Whether `sig` is in the thread's blocked mask (from /proc; unreadable
 /// counts as blocked, which reports rather than retries).
 pub(crate) fn signal_blocked(pid: Pid, sig: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return true;
-    };
+    signal_mask(pid, "SigBlk:").is_none_or(|mask| mask & (1u64 << (sig - 1)) != 0)
+}
+
+/// Whether `pid`'s process has a handler for `sig`, or ignores it (then it
+/// does not end the process).
+pub(crate) fn signal_handled(pid: Pid, sig: i32) -> bool {
+    let bit = 1u64 << (sig - 1);
+    ["SigCgt:", "SigIgn:"]
+        .iter()
+        .any(|field| signal_mask(pid, field).is_some_and(|mask| mask & bit != 0))
+}
+
+/// A signal mask from `/proc/PID/status`.
+fn signal_mask(pid: Pid, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("SigBlk:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-        .is_none_or(|mask| mask & (1u64 << (sig - 1)) != 0)
 }
 
 impl Replayer {
@@ -195,14 +206,22 @@ impl Replayer {
     /// recorded event.
     pub(super) fn fatal_last_signal(&self, thread: ThreadId) -> Option<i32> {
         let events = &self.plan.threads[thread as usize].events;
-        match events.front() {
+        let sig = match events.front() {
             Some(PlannedEvent::Signal(s))
                 if events.len() == 1 && s.asynchronous && kills_by_default(s.signo) =>
             {
-                Some(s.signo)
+                s.signo
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        // A program with a handler for it (a server's SIGTERM that sets a
+        // stop flag) goes on after it: the handler runs where recorded.
+        let pid = self
+            .live
+            .iter()
+            .find(|(_, t)| t.logical == thread)
+            .map(|(pid, _)| *pid)?;
+        (!signal_handled(pid, sig)).then_some(sig)
     }
 
     /// Delivers the process-ending signal to a thread stopped at a
@@ -302,5 +321,21 @@ mod tests {
         for sig in [libc::SIGTERM, libc::SIGKILL, libc::SIGUSR1, libc::SIGALRM] {
             assert!(kills_by_default(sig), "{sig}");
         }
+    }
+
+    extern "C" fn ignore_it(_: libc::c_int) {}
+
+    #[test]
+    fn a_signal_with_a_handler_or_ignored_does_not_end_the_process() {
+        let me = nix::unistd::getpid();
+        // SAFETY: a handler that does nothing, for a signal the test
+        // process never gets; SIGXFSZ is set to be ignored.
+        unsafe {
+            libc::signal(libc::SIGUSR2, ignore_it as *const () as libc::sighandler_t);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
+        assert!(signal_handled(me, libc::SIGUSR2));
+        assert!(signal_handled(me, libc::SIGXFSZ));
+        assert!(!signal_handled(me, libc::SIGVTALRM));
     }
 }
