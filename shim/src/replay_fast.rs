@@ -35,6 +35,9 @@ const RANK_NAP: Duration = Duration::from_millis(10);
 const LATE_STILL_NS: u64 = 2_000_000;
 const LATE_LIMIT_NS: u64 = 10_000_000;
 const LATE_NAP: Duration = Duration::from_micros(200);
+/// How long a thread whose next event is not next waits for the event
+/// after its own to happen.
+const OTHERS_FIRST_NS: u64 = 100_000;
 
 /// Called once the call site is mapped.
 pub fn prepare(log: &SharedSyncLog, recording: bool) {
@@ -108,6 +111,16 @@ unsafe fn answer(
         log.advance_rank();
         if head.late_rank != NO_RANK {
             keep_until(log, rrc_synclog::word(head.late_rank));
+        } else if head.next_own != NO_RANK && head.next_own > head.rank + 1 {
+            // Another thread's event is next: it goes first (a trapped
+            // call's thread waits for the tracer meanwhile).
+            let after = rrc_synclog::word(head.rank + 2);
+            let start = crate::fast::monotonic_ns();
+            while !SharedSyncLog::reached_word(after, log.order_turn())
+                && crate::fast::monotonic_ns().saturating_sub(start) < OTHERS_FIRST_NS
+            {
+                log.nap_on_order(log.order_turn(), Duration::from_micros(20));
+            }
         }
     }
     Some(head.ret)

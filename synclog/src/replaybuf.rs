@@ -52,6 +52,11 @@ pub struct FedHead {
     /// rank (its arrival at its next sync operation when others' events
     /// come between; `NO_RANK`: it goes on at once).
     pub late_rank: u64,
+    /// The rank of the thread's next event in the order (`NO_RANK`: none
+    /// known): when other threads' events come first, the thread lets the
+    /// next of them go before it runs on, as a trapped call's thread does
+    /// while the tracer gets to it.
+    pub next_own: u64,
     pub interval_ns: u64,
     pub return_ns: u64,
 }
@@ -103,6 +108,7 @@ pub struct FedCall<'a> {
     pub ret: i64,
     pub rank: u64,
     pub late_rank: u64,
+    pub next_own: u64,
     pub interval_ns: u64,
     pub return_ns: u64,
     pub inputs: Vec<InputCheck<'a>>,
@@ -139,6 +145,7 @@ impl FedCall<'_> {
             ret: self.ret,
             rank: self.rank,
             late_rank: self.late_rank,
+            next_own: self.next_own,
             interval_ns: self.interval_ns,
             return_ns: self.return_ns,
         };

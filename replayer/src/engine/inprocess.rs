@@ -193,6 +193,9 @@ impl Replayer {
             late_rank: rank
                 .and_then(|rank| self.fed_late_rank(thread, rank, next))
                 .unwrap_or(NO_RANK),
+            next_own: rank
+                .and_then(|rank| self.plan.next_own_rank(rank))
+                .unwrap_or(NO_RANK),
             interval_ns: r.interval_ns,
             return_ns: r.return_ns,
             inputs,
