@@ -20,6 +20,9 @@ pub(crate) enum ExitCheck {
     /// Ran as a placeholder descriptor: the number must match; then the
     /// recorded memory is injected.
     Placeholder,
+    /// Ran as a shadow memfd of the file with this recorded device and
+    /// inode (`live_files.rs`): checked as a placeholder, then kept.
+    Shadow((u64, u64)),
     /// mmap of a file turned into anonymous memory: it must land at the
     /// recorded address; then the recorded bytes of the file fill it.
     MappedCopy,
@@ -76,6 +79,9 @@ impl Replayer {
             return Ok(self.resume(pid, Resume::Continue(0), "resume an interrupted syscall")?);
         }
         self.check_exit(&tracee, thread, &call, &mut regs)?;
+        if let ExitCheck::Shadow(key) = call.check {
+            self.keep_shadow(pid, key, ret);
+        }
         let record = call.record;
         if record.nr as i64 == libc::SYS_rt_sigprocmask && record.ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);
@@ -103,7 +109,9 @@ impl Replayer {
         let interrupted_as_recorded = is_restart(ret) && record.ret == -(libc::EINTR as i64);
         match call.check {
             ExitCheck::Executed if interrupted_as_recorded => {}
-            ExitCheck::Executed | ExitCheck::Placeholder if ret != record.ret => {
+            ExitCheck::Executed | ExitCheck::Placeholder | ExitCheck::Shadow(_)
+                if ret != record.ret =>
+            {
                 return at_exit(thread, record, Need::Itself, Observed::Returned(ret));
             }
             ExitCheck::Executed => {
@@ -117,7 +125,9 @@ impl Replayer {
                     return at_exit(thread, record, Need::Itself, observed);
                 }
             }
-            ExitCheck::Placeholder => self.inject_outputs(tracee, record, &call.args)?,
+            ExitCheck::Placeholder | ExitCheck::Shadow(_) => {
+                self.inject_outputs(tracee, record, &call.args)?
+            }
             ExitCheck::MappedCopy if ret != record.ret => {
                 let observed = Observed::ReturnedAddress(ret);
                 return at_exit(thread, record, Need::MappedCopy, observed);

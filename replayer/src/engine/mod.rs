@@ -12,6 +12,8 @@
 //! - `entry.rs`: a trapped syscall's entry: match it, or hold it.
 //! - `emulate.rs`: replaying a matched call (emulate, run, rdtsc).
 //! - `descriptors.rs`: placeholder descriptors, mapped copies, reopens.
+//! - `live_files.rs`: memfds and shadows of files the program filled,
+//!   whose I/O and mappings run for real.
 //! - `exit.rs`: checking a call replay ran for real at its exit.
 //! - `returns.rs`: letting a replayed call return: order, interval, late.
 //! - `order.rs`: the event order across threads (ranks, queued returns).
@@ -29,6 +31,7 @@ mod entry;
 mod exit;
 mod giveway;
 mod holds;
+mod live_files;
 mod order;
 mod output;
 mod pacing;
@@ -177,6 +180,8 @@ pub struct Replayer {
     main_status: Option<ExitStatus>,
     shim_recorded: Vec<u8>,
     shim_now: Vec<u8>,
+    /// Memfds standing in for files the program filled (`live_files.rs`).
+    shadows: live_files::Shadows,
     clock: StopClock,
     /// The event order across threads (with `--order-returns`).
     order: EventOrder,
@@ -219,6 +224,7 @@ impl Replayer {
             main_status: None,
             shim_recorded,
             shim_now,
+            shadows: live_files::Shadows::new(),
             clock,
             order: EventOrder::new(options.order_returns, Instant::now()),
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),

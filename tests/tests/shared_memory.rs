@@ -1,0 +1,28 @@
+//! Memory the program shares with the kernel's objects: shared mappings
+//! of files it makes and fills, memfds, and System V shared memory. In
+//! replay they must stay the same objects (views of one file, one
+//! segment), not copies of what was mapped.
+
+use rrc_tests::*;
+
+#[test]
+fn shared_mappings_of_a_file_the_program_fills_see_its_later_writes_in_replay() {
+    let prog = program("shared_file_views");
+    for round in 1..=repeat() {
+        let rec = record_and_replay_keeping(
+            &prog,
+            &[],
+            b"",
+            0,
+            2,
+            &format!("shared_file_views-round{round}"),
+        );
+        let stdout = rec.stdout_str();
+        assert!(
+            stdout.contains("through the mappings: abc d e")
+                && stdout.contains("memfd's last byte: f"),
+            "round {round}: {}: every write showed in the mappings:\n{stdout}",
+            rec.describe()
+        );
+    }
+}
