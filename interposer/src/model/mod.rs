@@ -6,6 +6,7 @@
 //! All of it is declared once, one row per syscall, in `table.rs` (the
 //! row type is [`SyscallRow`]); the functions here look it up.
 
+mod bpf;
 mod cmsg;
 mod inputs;
 mod ioctl;

@@ -364,7 +364,7 @@ pub(super) fn ipc_cmd(cmd: u64) -> u64 {
     cmd & 0xffff_ffff & !0x100
 }
 
-/// semctl's struct semid_ds and struct seminfo.
+/// semctl's struct semid_ds and struct seminfo, and GETALL's values.
 pub(super) fn semctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
     if ret < 0 {
         return Ok(());
@@ -372,9 +372,25 @@ pub(super) fn semctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add
     match ipc_cmd(a[2]) as i32 {
         libc::IPC_STAT | libc::SEM_STAT | libc::SEM_STAT_ANY => add(a[3], 104),
         libc::IPC_INFO | libc::SEM_INFO => add(a[3], 40),
+        libc::GETALL => add(a[3], 2 * semaphores_in_set(a[0]).unwrap_or(1)),
         _ => {}
     }
     Ok(())
+}
+
+/// How many semaphores set `semid` has (GETALL writes one unsigned
+/// short each), asked of the kernel by the tracer, which shares the
+/// program's IPC namespace (unless the program made its own). In replay
+/// the set may not exist: any size does there, since replay writes the
+/// recorded bytes whatever the region's length.
+fn semaphores_in_set(semid: u64) -> Option<u64> {
+    // SAFETY: semid_ds is plain data, for which all zeroes are valid.
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one struct semid_ds into `ds`; the other
+    // arguments are plain values.
+    let r = unsafe { libc::semctl(semid as libc::c_int, 0, libc::IPC_STAT, &mut ds) };
+    let n = ds.sem_nsems as u64;
+    (r == 0 && n > 0).then_some(n)
 }
 
 /// linux/msg.h (not in libc).

@@ -13,6 +13,7 @@
 //! are functions: those below, and the ones in `outputs.rs` and
 //! `inputs.rs` that `Out::Custom`/`In::Custom` point to.
 
+use super::bpf;
 use super::inputs::{sendfile_inputs, sendto_inputs};
 use super::outputs as o;
 use super::row::{ArgIs, Inputs as In, Outputs as Out, SyscallRow, When, A0, A1, A2, A3, A4, A5};
@@ -124,7 +125,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(64, "semget", &["key", "nsems", "semflg"]).act(Emulate).cmp(A1 | A2),
     s(65, "semop", &["semid", "sops", "nsops"]).ptr(A1).act(Emulate).cmp(A2),
     // The union argument is a value for some commands: not compared.
-    s(66, "semctl", &["semid", "semnum", "cmd", "arg"]).act_by(semctl_action).cmp(A1 | A2).out(Out::Custom(o::semctl)),
+    s(66, "semctl", &["semid", "semnum", "cmd", "arg"]).act(Emulate).cmp(A1 | A2).out(Out::Custom(o::semctl)),
     s(67, "shmdt", &["shmaddr"]).ptr(A0),
     s(68, "msgget", &["key", "msgflg"]).act(Emulate).cmp(A1),
     // The message is its type (8 bytes) and msgsz bytes of text.
@@ -208,8 +209,8 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(143, "sched_getparam", &["pid", "param"]).ptr(A1).act(Emulate).out(Out::OnSuccess(&[(1, 4)])),
     s(144, "sched_setscheduler", &["pid", "policy", "param"]).ptr(A2).act(Emulate),
     s(145, "sched_getscheduler", &["pid"]).act(Emulate),
-    s(146, "sched_get_priority_max", &["policy"]),
-    s(147, "sched_get_priority_min", &["policy"]),
+    s(146, "sched_get_priority_max", &["policy"]).act(Emulate).cmp(A0),
+    s(147, "sched_get_priority_min", &["policy"]).act(Emulate).cmp(A0),
     s(148, "sched_rr_get_interval", &["pid", "tp"]).ptr(A1),
     s(149, "mlock", &["addr", "len"]).ptr(A0).untrapped(),
     s(150, "munlock", &["addr", "len"]).ptr(A0).untrapped(),
@@ -396,7 +397,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(318, "getrandom", &["buf", "len", "flags"]).ptr(A0).act(Emulate).cmp(A1 | A2).named().out(Out::Returned(0, 1)),
     s(319, "memfd_create", &["name", "flags"]).ptr(A0).act(ExecuteChecked).fds().cmp(A1),
     s(320, "kexec_file_load", &["kernel_fd", "initrd_fd", "cmdline_len", "cmdline", "flags"]).ptr(A3),
-    s(321, "bpf", &["cmd", "attr", "size"]).ptr(A1),
+    s(321, "bpf", &["cmd", "attr", "size"]).ptr(A1).act_by(bpf::action).fds_if(bpf::makes_fd).cmp(A0 | A2).out(Out::Custom(bpf::outputs)),
     s(322, "execveat", &["dirfd", "path", "argv", "envp", "flags"]).ptr(A1 | A2 | A3).act(Exec).input(In::Paths(&[1])),
     s(323, "userfaultfd", &["flags"]),
     s(324, "membarrier", &["cmd", "flags", "cpu_id"]).untrapped(),
@@ -473,16 +474,6 @@ fn msgsnd_inputs(args: &[u64; 6]) -> Vec<InputSpec> {
         addr: args[1],
         len: len as usize,
     })]
-}
-
-/// semctl(GETALL) writes one value per semaphore of the set, a count no
-/// argument gives: rrc cannot record it, and replay says so there.
-fn semctl_action(args: &[u64; 6]) -> ReplayAction {
-    if o::ipc_cmd(args[2]) == libc::GETALL as u64 {
-        Unsupported
-    } else {
-        Emulate
-    }
 }
 
 /// setpriority of a user's processes is never made in replay (they are

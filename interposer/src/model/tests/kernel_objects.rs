@@ -1,0 +1,90 @@
+//! Rows for objects that live in the kernel: bpf maps and programs, the
+//! values of a System V semaphore set, the scheduler's priority range.
+
+use super::*;
+
+#[test]
+fn bpf_calls_that_make_a_descriptor_get_a_placeholder_and_the_rest_are_emulated() {
+    use ReplayAction::*;
+    for cmd in [0u64, 5, 7, 14, 28] {
+        let a = [cmd, 0x1000, 128, 0, 0, 0];
+        assert_eq!(replay_action(libc::SYS_bpf, &a), Placeholder, "cmd {cmd}");
+        assert!(changes_descriptor_table(libc::SYS_bpf, &a), "cmd {cmd}");
+    }
+    for cmd in [1u64, 2, 3, 4, 8, 16] {
+        let a = [cmd, 0x1000, 128, 0, 0, 0];
+        assert_eq!(replay_action(libc::SYS_bpf, &a), Emulate, "cmd {cmd}");
+        assert!(!changes_descriptor_table(libc::SYS_bpf, &a), "cmd {cmd}");
+    }
+}
+
+#[test]
+fn bpf_outputs_are_the_union_and_what_its_pointers_lead_to() {
+    let mem = FakeMemory::default();
+    let out = |a: &[u64; 6], ret| outputs(libc::SYS_bpf, a, ret, &mem).expect("outputs");
+    mem.put(0x1000, &[0; 128]);
+    // A lookup writes the value (its size comes from the map's fdinfo
+    // when recorded; memory that is not a live tracee's gives 8).
+    mem.put_u32(0x1000, 3);
+    mem.put_u64(0x1010, 0x5000);
+    let lookup = [1, 0x1000, 32, 0, 0, 0];
+    assert_eq!(out(&lookup, 0), vec![region(0x1000, 32), region(0x5000, 8)]);
+    assert!(out(&lookup, -2).is_empty(), "no such key: nothing written");
+    // A program's load writes its verifier log, even when it fails.
+    mem.put_u32(0x1018, 1); // log_level
+    mem.put_u32(0x101c, 4096); // log_size
+    mem.put_u64(0x1020, 0x8000); // log_buf
+    let load = [5, 0x1000, 116, 0, 0, 0];
+    let written = vec![region(0x1000, 116), region(0x8000, 4096)];
+    assert_eq!(out(&load, 4), written);
+    assert_eq!(out(&load, -13), written);
+    // A query writes the ids of as many programs as it reports.
+    mem.put_u64(0x1010, 0x6000);
+    mem.put_u32(0x1018, 2);
+    let query = [16, 0x1000, 28, 0, 0, 0];
+    assert_eq!(out(&query, 0), vec![region(0x1000, 28), region(0x6000, 8)]);
+    // None reported: still one region, as replay finds it before it
+    // writes back the union (whose count was 2 when the call was made).
+    mem.put_u32(0x1018, 0);
+    assert_eq!(out(&query, 0), vec![region(0x1000, 28), region(0x6000, 4)]);
+    // The union kept is bounded.
+    let huge = [2, 0x1000, 1 << 20, 0, 0, 0];
+    assert_eq!(out(&huge, 0), vec![region(0x1000, 256)]);
+}
+
+#[test]
+fn semctl_getall_writes_one_value_per_semaphore_of_the_set() {
+    // SAFETY: semget takes plain values; the set is removed below.
+    let semid = unsafe { libc::semget(libc::IPC_PRIVATE, 5, 0o600) };
+    assert!(semid >= 0, "semget: {}", std::io::Error::last_os_error());
+    let mem = FakeMemory::default();
+    let getall = [semid as u64, 0, libc::GETALL as u64, 0x1000, 0, 0];
+    let regions = outputs(libc::SYS_semctl, &getall, 0, &mem).expect("outputs");
+    // SAFETY: IPC_RMID takes no pointer.
+    unsafe { libc::semctl(semid, 0, libc::IPC_RMID) };
+    assert_eq!(regions, vec![region(0x1000, 10)]);
+    // A set the tracer cannot see (replay's, which does not exist): one
+    // region all the same, since replay writes the recorded bytes.
+    let gone = [semid as u64, 0, libc::GETALL as u64, 0x1000, 0, 0];
+    let regions = outputs(libc::SYS_semctl, &gone, 0, &mem).expect("outputs");
+    assert_eq!(regions.len(), 1);
+}
+
+#[test]
+fn the_priority_range_of_a_policy_is_emulated() {
+    for nr in [
+        libc::SYS_sched_get_priority_min,
+        libc::SYS_sched_get_priority_max,
+    ] {
+        let a = [libc::SCHED_FIFO as u64, 0, 0, 0, 0, 0];
+        assert_eq!(replay_action(nr, &a), ReplayAction::Emulate, "{}", name(nr));
+        assert_eq!(
+            compared_args(nr),
+            A0_ONLY,
+            "{}: the policy is compared",
+            name(nr)
+        );
+    }
+}
+
+const A0_ONLY: u8 = 1;
