@@ -411,17 +411,23 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(332, "statx", &["dirfd", "path", "flags", "mask", "statxbuf"]).ptr(A1 | A4).act(Emulate).input(In::Paths(&[1])).out(Out::OnSuccess(&[(4, 256)])),
     s(333, "io_pgetevents", &["ctx", "min_nr", "nr", "events", "timeout", "usig"]).ptr(A3 | A4 | A5),
     s(334, "rseq", &["rseq", "rseq_len", "flags", "sig"]).ptr(A0).untrapped(),
-    s(424, "pidfd_send_signal", &["pidfd", "sig", "info", "flags"]).ptr(A2),
+    // The descriptor is a placeholder in replay (pidfd_open's): emulated,
+    // nothing is sent (a signal the program's own process took is
+    // replayed there, as any other it received).
+    s(424, "pidfd_send_signal", &["pidfd", "sig", "info", "flags"]).ptr(A2).act(Emulate).cmp(A0 | A1 | A3),
     s(425, "io_uring_setup", &["entries", "params"]).ptr(A1),
     s(426, "io_uring_enter", &["fd", "to_submit", "min_complete", "flags", "arg", "argsz"]).ptr(A4),
     s(427, "io_uring_register", &["fd", "opcode", "arg", "nr_args"]).ptr(A2),
     // A descriptor for a mount: a placeholder, like a socket's.
     s(428, "open_tree", &["dirfd", "path", "flags"]).ptr(A1).act(Placeholder).fds().cmp(A0 | A2).input(In::Paths(&[1])),
-    s(429, "move_mount", &["from_dirfd", "from_path", "to_dirfd", "to_path", "flags"]).ptr(A1 | A3),
-    s(430, "fsopen", &["fsname", "flags"]).ptr(A0),
-    s(431, "fsconfig", &["fd", "cmd", "key", "value", "aux"]).ptr(A2 | A3),
-    s(432, "fsmount", &["fd", "flags", "attr_flags"]),
-    s(433, "fspick", &["dirfd", "path", "flags"]).ptr(A1),
+    // The new mount API: its descriptors (a file system being set up, a
+    // detached mount) are placeholders, and mount-table changes are never
+    // made again, as for mount.
+    s(429, "move_mount", &["from_dirfd", "from_path", "to_dirfd", "to_path", "flags"]).ptr(A1 | A3).act(Emulate).cmp(A0 | A2 | A4).input(In::Paths(&[1, 3])),
+    s(430, "fsopen", &["fsname", "flags"]).ptr(A0).act(Placeholder).fds().cmp(A1).input(In::Paths(&[0])),
+    s(431, "fsconfig", &["fd", "cmd", "key", "value", "aux"]).ptr(A2 | A3).act(Emulate).cmp(A0 | A1 | A4),
+    s(432, "fsmount", &["fd", "flags", "attr_flags"]).act(Placeholder).fds().cmp(A0 | A1 | A2),
+    s(433, "fspick", &["dirfd", "path", "flags"]).ptr(A1).act(Placeholder).fds().cmp(A0 | A2).input(In::Paths(&[1])),
     s(434, "pidfd_open", &["pid", "flags"]).act(Placeholder).fds().cmp(A1),
     s(435, "clone3", &["cl_args", "size"]).ptr(A0).act(Spawn),
     s(436, "close_range", &["first", "last", "flags"]).act(ExecuteChecked).fds().cmp(A0 | A1),
@@ -430,11 +436,14 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(439, "faccessat2", &["dirfd", "path", "mode", "flags"]).ptr(A1).act(Emulate).cmp(A0 | A2).input(In::Paths(&[1])),
     s(440, "process_madvise", &["pidfd", "iov", "vlen", "advice", "flags"]).ptr(A1),
     s(441, "epoll_pwait2", &["epfd", "events", "maxevents", "timeout", "sigmask", "sigsetsize"]).ptr(A1 | A3 | A4).act(Emulate).cmp(A0 | A2).out(Out::Returned(1, 12)),
-    s(442, "mount_setattr", &["dirfd", "path", "flags", "attr", "size"]).ptr(A1 | A3),
+    s(442, "mount_setattr", &["dirfd", "path", "flags", "attr", "size"]).ptr(A1 | A3).act(Emulate).cmp(A0 | A2 | A4).input(In::Paths(&[1])),
     s(443, "quotactl_fd", &["fd", "cmd", "id", "addr"]).ptr(A3),
-    s(444, "landlock_create_ruleset", &["attr", "size", "flags"]).ptr(A0),
-    s(445, "landlock_add_rule", &["ruleset_fd", "rule_type", "rule_attr", "flags"]).ptr(A2),
-    s(446, "landlock_restrict_self", &["ruleset_fd", "flags"]),
+    // Landlock restricts what the program may reach, and every call that
+    // reaches the file system is replayed from the trace (or checked):
+    // emulated, with a placeholder for a ruleset.
+    s(444, "landlock_create_ruleset", &["attr", "size", "flags"]).ptr(A0).act_by(landlock_action).fds_if(landlock_makes_ruleset).cmp(A1 | A2),
+    s(445, "landlock_add_rule", &["ruleset_fd", "rule_type", "rule_attr", "flags"]).ptr(A2).act(Emulate).cmp(A0 | A1 | A3),
+    s(446, "landlock_restrict_self", &["ruleset_fd", "flags"]).act(Emulate).cmp(A0 | A1),
     s(447, "memfd_secret", &["flags"]),
     s(448, "process_mrelease", &["pidfd", "flags"]),
     s(449, "futex_waitv", &["waiters", "nr_futexes", "flags", "timeout", "clockid"]).ptr(A0 | A3).untrapped_unless_serialized().act(Emulate).cmp(A1),
@@ -474,6 +483,20 @@ fn msgsnd_inputs(args: &[u64; 6]) -> Vec<InputSpec> {
         addr: args[1],
         len: len as usize,
     })]
+}
+
+/// landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION returns
+/// the ABI's version, not a descriptor.
+fn landlock_makes_ruleset(args: &[u64; 6]) -> bool {
+    args[2] & 1 == 0
+}
+
+fn landlock_action(args: &[u64; 6]) -> ReplayAction {
+    if landlock_makes_ruleset(args) {
+        Placeholder
+    } else {
+        Emulate
+    }
 }
 
 /// setpriority of a user's processes is never made in replay (they are

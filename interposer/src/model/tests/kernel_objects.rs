@@ -88,3 +88,42 @@ fn the_priority_range_of_a_policy_is_emulated() {
 }
 
 const A0_ONLY: u8 = 1;
+
+#[test]
+fn landlock_mount_api_and_pidfd_signals_are_emulated_with_placeholders_for_descriptors() {
+    use ReplayAction::*;
+    let a = [0x1000, 8, 0, 0, 0, 0];
+    assert_eq!(
+        replay_action(libc::SYS_landlock_create_ruleset, &a),
+        Placeholder
+    );
+    assert!(changes_descriptor_table(
+        libc::SYS_landlock_create_ruleset,
+        &a
+    ));
+    // LANDLOCK_CREATE_RULESET_VERSION: the ABI version, no descriptor.
+    let version = [0, 0, 1, 0, 0, 0];
+    assert_eq!(
+        replay_action(libc::SYS_landlock_create_ruleset, &version),
+        Emulate
+    );
+    assert!(!changes_descriptor_table(
+        libc::SYS_landlock_create_ruleset,
+        &version
+    ));
+    for nr in [libc::SYS_fsopen, libc::SYS_fsmount, libc::SYS_fspick] {
+        assert_eq!(replay_action(nr, &a), Placeholder, "{}", name(nr));
+        assert!(changes_descriptor_table(nr, &a), "{}", name(nr));
+    }
+    for nr in [
+        libc::SYS_landlock_add_rule,
+        libc::SYS_landlock_restrict_self,
+        libc::SYS_fsconfig,
+        libc::SYS_move_mount,
+        libc::SYS_mount_setattr,
+        libc::SYS_pidfd_send_signal,
+    ] {
+        assert_eq!(replay_action(nr, &a), Emulate, "{}", name(nr));
+        assert!(!changes_descriptor_table(nr, &a), "{}", name(nr));
+    }
+}
