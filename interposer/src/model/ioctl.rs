@@ -34,6 +34,7 @@ const TTY_SETTERS: &[libc::c_ulong] = &[
     0x540b, // TCFLSH
     0x540c, // TIOCEXCL
     0x540d, // TIOCNXCL
+    0x5412, // TIOCSTI
     0x541a, // TIOCSSOFTCAR
     0x5420, // TIOCPKT
     0x5422, // TIOCNOTTY
@@ -43,6 +44,16 @@ const TTY_SETTERS: &[libc::c_ulong] = &[
     0x5428, // TIOCCBRK
     0x5457, // TIOCSLCKTRMIOS
 ];
+/// asm-generic/ioctls.h: opens the peer of a pseudo-terminal master,
+/// returning a new descriptor (its argument is the open's flags).
+pub const TIOCGPTPEER: libc::c_ulong = 0x5441;
+/// linux/sockios.h: the old bridge interface. Its argument points to
+/// three unsigned longs: a command and its two arguments; only
+/// BRCTL_GET_BRIDGES writes, one int per bridge (the return value) into
+/// the buffer the second one points to.
+const SIOCGIFBR: libc::c_ulong = 0x8940;
+const SIOCSIFBR: libc::c_ulong = 0x8941;
+const BRCTL_GET_BRIDGES: u64 = 1;
 /// linux/kd.h: the keyboard mode (an int).
 const KDGKBMODE: libc::c_ulong = 0x4b44;
 /// linux/sockios.h: interface, route and bridge changes, which only take
@@ -132,6 +143,7 @@ pub(super) fn ioctl_outputs(
     mem: &dyn TraceeMemory,
     request: u64,
     arg: u64,
+    ret: i64,
     add: &mut Add,
 ) -> Result<()> {
     if ioctl_request(request) == libc::SIOCGIFCONF {
@@ -142,6 +154,13 @@ pub(super) fn ioctl_outputs(
         add(arg, 4);
         if buf != 0 {
             add(buf, len.min(1 << 20));
+        }
+    } else if matches!(
+        ioctl_request(request) as libc::c_ulong,
+        SIOCGIFBR | SIOCSIFBR
+    ) {
+        if mem.read_u64(arg)? == BRCTL_GET_BRIDGES && ret > 0 {
+            add(mem.read_u64(arg + 8)?, 4 * ret as u64);
         }
     } else if ioctl_request(request) == FS_IOC_FIEMAP {
         let mapped = u64::from(mem.read_u32(arg + 20)?);
@@ -154,6 +173,11 @@ pub(super) fn ioctl_outputs(
         add(arg, len);
     }
     Ok(())
+}
+
+/// Whether the ioctl returns a new descriptor.
+pub fn ioctl_makes_fd(request: u64) -> bool {
+    ioctl_request(request) as libc::c_ulong == TIOCGPTPEER
 }
 
 /// Whether rrc knows what the ioctl writes (possibly nothing).
@@ -183,5 +207,8 @@ pub fn ioctl_is_known(request: u64) -> bool {
                 | PERF_EVENT_IOC_ENABLE
                 | PERF_EVENT_IOC_DISABLE
                 | PERF_EVENT_IOC_RESET
+                | TIOCGPTPEER
+                | SIOCGIFBR
+                | SIOCSIFBR
         )
 }

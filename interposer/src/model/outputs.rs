@@ -235,7 +235,7 @@ pub(super) fn getsockopt(
 
 pub(super) fn ioctl(a: &[u64; 6], ret: i64, mem: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
     if ret >= 0 {
-        ioctl_outputs(mem, a[1], a[2], add)?;
+        ioctl_outputs(mem, a[1], a[2], ret, add)?;
     }
     Ok(())
 }

@@ -71,7 +71,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(13, "rt_sigaction", &["sig", "act", "oact", "sigsetsize"]).ptr(A1 | A2).act(Execute).cmp(A0),
     s(14, "rt_sigprocmask", &["how", "set", "oset", "sigsetsize"]).ptr(A1 | A2).act(Execute).cmp(A0),
     s(15, "rt_sigreturn", &[]).handler_end(),
-    s(16, "ioctl", &["fd", "request", "arg"]).ptr(A2).act_by(ioctl_action).cmp(A0 | A1).named().out(Out::Custom(o::ioctl)),
+    s(16, "ioctl", &["fd", "request", "arg"]).ptr(A2).act_by(ioctl_action).fds_if(ioctl_makes_fd).cmp(A0 | A1).named().out(Out::Custom(o::ioctl)),
     s(17, "pread64", &["fd", "buf", "count", "offset"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).named().out(Out::Returned(1, 1)),
     s(18, "pwrite64", &["fd", "buf", "count", "offset"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).named().input(In::Buf(1, 2)),
     s(19, "readv", &["fd", "iov", "iovcnt"]).ptr(A1).act(Emulate).cmp(A0 | A2).named().out(Out::Custom(o::readv)),
@@ -526,12 +526,19 @@ fn fcntl_action(args: &[u64; 6]) -> ReplayAction {
     }
 }
 
+/// TIOCGPTPEER opens a terminal's peer: a new descriptor.
+fn ioctl_makes_fd(args: &[u64; 6]) -> bool {
+    super::ioctl::ioctl_makes_fd(args[1])
+}
+
 /// ioctl's descriptor-flag requests are fcntl's F_SETFD and F_SETFL under
-/// other names, and run as those do; the rest is emulated.
+/// other names, and run as those do; a peer terminal's descriptor is a
+/// placeholder, as the terminal's own is; the rest is emulated.
 fn ioctl_action(args: &[u64; 6]) -> ReplayAction {
     match super::ioctl::ioctl_request(args[1]) as libc::c_ulong {
         libc::FIOCLEX | libc::FIONCLEX => Execute,
         libc::FIONBIO | libc::FIOASYNC => Apply,
+        super::ioctl::TIOCGPTPEER => Placeholder,
         _ => Emulate,
     }
 }
