@@ -26,3 +26,21 @@ fn shared_mappings_of_a_file_the_program_fills_see_its_later_writes_in_replay() 
         );
     }
 }
+
+#[test]
+fn system_v_segments_and_semaphore_values_the_program_makes_replay() {
+    let prog = program("sysv_shm");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("sysv_shm-round{round}"));
+        let stdout = rec.stdout_str();
+        assert!(
+            stdout.contains("b sees: through a\n")
+                && stdout.contains("again: through a\n")
+                && stdout.contains("parent sees: from the child\n")
+                && stdout.contains("semaphores: 4 5 6\n"),
+            "round {round}: {}: one segment, seen by every attachment and the child:\n{stdout}",
+            rec.describe()
+        );
+    }
+}

@@ -84,6 +84,11 @@ pub enum ReplayAction {
     /// exit_group: run it once the process's other threads have reached
     /// the end of their recorded events, as they had when it was recorded.
     ExitGroup,
+    /// System V shared memory (shmget, shmat, shmctl(IPC_RMID)): replay
+    /// makes a private segment of its own for each one the program made,
+    /// attaches it at the recorded address and removes it, with recorded
+    /// ids mapped to replay's; the program sees the recorded results.
+    SharedMemory,
     /// Not known to rrc: replay cannot reproduce it.
     Unsupported,
 }

@@ -393,6 +393,25 @@ fn semaphores_in_set(semid: u64) -> Option<u64> {
     (r == 0 && n > 0).then_some(n)
 }
 
+/// linux/shm.h's commands (not in libc).
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
+
+/// shmctl's struct shmid_ds, struct shminfo and struct shm_info.
+pub(super) fn shmctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    match ipc_cmd(a[1]) as i32 {
+        libc::IPC_STAT | SHM_STAT | SHM_STAT_ANY => add(a[2], 112),
+        libc::IPC_INFO => add(a[2], 72),
+        SHM_INFO => add(a[2], 48),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// linux/msg.h (not in libc).
 const MSG_STAT_ANY: i32 = 13;
 

@@ -84,9 +84,12 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(26, "msync", &["addr", "len", "flags"]).ptr(A0).untrapped(),
     s(27, "mincore", &["addr", "len", "vec"]).ptr(A0 | A2).act(Emulate).out(Out::Custom(o::mincore)),
     s(28, "madvise", &["addr", "len", "advice"]).ptr(A0).untrapped(),
-    s(29, "shmget", &["key", "size", "shmflg"]),
-    s(30, "shmat", &["shmid", "shmaddr", "shmflg"]).ptr(A1),
-    s(31, "shmctl", &["shmid", "cmd", "buf"]).ptr(A2),
+    // System V shared memory is memory: the program's own segments are
+    // made again in replay, and the program's processes share them as
+    // they did (see ReplayAction::SharedMemory). Detaching only unmaps.
+    s(29, "shmget", &["key", "size", "shmflg"]).act(SharedMemory).cmp(A1 | A2),
+    s(30, "shmat", &["shmid", "shmaddr", "shmflg"]).ptr(A1).act(SharedMemory).cmp(A2),
+    s(31, "shmctl", &["shmid", "cmd", "buf"]).ptr(A2).act_by(shmctl_action).cmp(A1).out(Out::Custom(o::shmctl)),
     s(32, "dup", &["oldfd"]).act(ExecuteChecked).fds().cmp(A0),
     s(33, "dup2", &["oldfd", "newfd"]).act(ExecuteChecked).fds().cmp(A0 | A1),
     s(34, "pause", &[]).act(Emulate),
@@ -126,7 +129,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(65, "semop", &["semid", "sops", "nsops"]).ptr(A1).act(Emulate).cmp(A2),
     // The union argument is a value for some commands: not compared.
     s(66, "semctl", &["semid", "semnum", "cmd", "arg"]).act(Emulate).cmp(A1 | A2).out(Out::Custom(o::semctl)),
-    s(67, "shmdt", &["shmaddr"]).ptr(A0),
+    s(67, "shmdt", &["shmaddr"]).ptr(A0).untrapped(),
     s(68, "msgget", &["key", "msgflg"]).act(Emulate).cmp(A1),
     // The message is its type (8 bytes) and msgsz bytes of text.
     s(69, "msgsnd", &["msqid", "msgp", "msgsz", "msgflg"]).ptr(A1).act(Emulate).cmp(A2 | A3).input(In::Custom(msgsnd_inputs)),
@@ -483,6 +486,16 @@ fn msgsnd_inputs(args: &[u64; 6]) -> Vec<InputSpec> {
         addr: args[1],
         len: len as usize,
     })]
+}
+
+/// shmctl(IPC_RMID) removes replay's own segment; the rest reads or
+/// sets a segment's description, emulated.
+fn shmctl_action(args: &[u64; 6]) -> ReplayAction {
+    if o::ipc_cmd(args[1]) == libc::IPC_RMID as u64 {
+        SharedMemory
+    } else {
+        Emulate
+    }
 }
 
 /// landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION returns

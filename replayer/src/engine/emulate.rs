@@ -98,6 +98,7 @@ impl Replayer {
             ReplayAction::Apply | ReplayAction::ChangeDirectory | ReplayAction::TidAddress => {
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
+            ReplayAction::SharedMemory => self.shared_memory(pid, thread, &mut regs, record),
             ReplayAction::Unsupported => unsupported(thread, &record, nr),
         }
     }
@@ -105,7 +106,7 @@ impl Replayer {
     /// Skips the syscall, giving it the recorded result and memory; a
     /// write to stdout or stderr is printed here, in the recorded order
     /// (`output.rs`), without waiting for earlier ones.
-    fn emulate(
+    pub(super) fn emulate(
         &mut self,
         pid: Pid,
         thread: ThreadId,

@@ -23,6 +23,9 @@ pub(crate) enum ExitCheck {
     /// Ran as a shadow memfd of the file with this recorded device and
     /// inode (`live_files.rs`): checked as a placeholder, then kept.
     Shadow((u64, u64)),
+    /// shmget made replay's own segment: it must exist; the program sees
+    /// the recorded id, and replay keeps the pair.
+    NewSegment,
     /// mmap of a file turned into anonymous memory: it must land at the
     /// recorded address; then the recorded bytes of the file fill it.
     MappedCopy,
@@ -79,8 +82,10 @@ impl Replayer {
             return Ok(self.resume(pid, Resume::Continue(0), "resume an interrupted syscall")?);
         }
         self.check_exit(&tracee, thread, &call, &mut regs)?;
-        if let ExitCheck::Shadow(key) = call.check {
-            self.keep_shadow(pid, key, ret);
+        match call.check {
+            ExitCheck::Shadow(key) => self.keep_shadow(pid, key, ret),
+            ExitCheck::NewSegment => self.keep_segment(call.record.ret, ret),
+            _ => {}
         }
         let record = call.record;
         if record.nr as i64 == libc::SYS_rt_sigprocmask && record.ret == 0 && call.args[1] != 0 {
@@ -146,7 +151,10 @@ impl Replayer {
                 regs.regs.rax = record.ret as u64;
                 tracee.set_regs(regs, "give recvmsg its recorded result")?;
             }
-            ExitCheck::ReportRecorded => {
+            ExitCheck::NewSegment if ret < 0 => {
+                return at_exit(thread, record, Need::Itself, Observed::Returned(ret));
+            }
+            ExitCheck::NewSegment | ExitCheck::ReportRecorded => {
                 regs.regs.rax = record.ret as u64;
                 tracee.set_regs(regs, "report the recorded result")?;
             }

@@ -14,6 +14,7 @@
 //! - `descriptors.rs`: placeholder descriptors, mapped copies, reopens.
 //! - `live_files.rs`: memfds and shadows of files the program filled,
 //!   whose I/O and mappings run for real.
+//! - `segments.rs`: System V shared memory, made again by replay.
 //! - `exit.rs`: checking a call replay ran for real at its exit.
 //! - `returns.rs`: letting a replayed call return: order, interval, late.
 //! - `order.rs`: the event order across threads (ranks, queued returns).
@@ -37,6 +38,7 @@ mod output;
 mod pacing;
 mod report;
 mod returns;
+mod segments;
 mod signals;
 mod threads;
 
@@ -182,6 +184,8 @@ pub struct Replayer {
     shim_now: Vec<u8>,
     /// Memfds standing in for files the program filled (`live_files.rs`).
     shadows: live_files::Shadows,
+    /// System V segments replay made (`segments.rs`).
+    segments: segments::Segments,
     clock: StopClock,
     /// The event order across threads (with `--order-returns`).
     order: EventOrder,
@@ -225,6 +229,7 @@ impl Replayer {
             shim_recorded,
             shim_now,
             shadows: live_files::Shadows::new(),
+            segments: segments::Segments::new(),
             clock,
             order: EventOrder::new(options.order_returns, Instant::now()),
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),
@@ -242,6 +247,7 @@ impl Replayer {
     /// Runs the replay to its end. `Ok(())` only for a faithful replay.
     pub fn run(&mut self) -> Result<std::result::Result<(), Divergence>> {
         let driven = rrc_interposer::drive(self);
+        self.remove_segments();
         // Whatever was replayed is printed, in the recorded order, before
         // the verdict (a divergence's line comes after it).
         self.flush_output();

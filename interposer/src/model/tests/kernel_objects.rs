@@ -71,6 +71,20 @@ fn semctl_getall_writes_one_value_per_semaphore_of_the_set() {
 }
 
 #[test]
+fn shmctl_writes_a_segments_description_or_the_limits() {
+    let mem = FakeMemory::default();
+    let out = |cmd: i32, ret| {
+        let a = [3, cmd as u64 | 0x100, 0x1000, 0, 0, 0];
+        outputs(libc::SYS_shmctl, &a, ret, &mem).expect("outputs")
+    };
+    assert_eq!(out(libc::IPC_STAT, 0), vec![region(0x1000, 112)]);
+    assert_eq!(out(libc::IPC_INFO, 3), vec![region(0x1000, 72)]);
+    assert_eq!(out(14, 3), vec![region(0x1000, 48)], "SHM_INFO");
+    assert!(out(libc::IPC_SET, 0).is_empty());
+    assert!(out(libc::IPC_STAT, -22).is_empty());
+}
+
+#[test]
 fn the_priority_range_of_a_policy_is_emulated() {
     for nr in [
         libc::SYS_sched_get_priority_min,
