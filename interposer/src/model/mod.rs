@@ -37,10 +37,10 @@ pub enum ReplayAction {
     Emulate,
     /// Let it run: it only builds process state.
     Execute,
-    /// Let it run for its effect on the process's own descriptor (its
-    /// status flags), but give the program the recorded result: a
-    /// placeholder may refuse a flag the recorded file took (O_DIRECT on a
-    /// memfd).
+    /// Let it run for its effect on the process itself, but give the
+    /// program the recorded result: a descriptor's status flags (a
+    /// placeholder may refuse a flag the recorded file took, O_DIRECT on a
+    /// memfd), a limit on its own resources.
     Apply,
     /// Let it run, then check its return value and memory against the trace
     /// (descriptor creation, whose numbers must not drift; unshare and

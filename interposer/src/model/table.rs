@@ -231,7 +231,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(158, "arch_prctl", &["code", "addr"]).untrapped(),
     // The system clock is never read back from or set by replay.
     s(159, "adjtimex", &["buf"]).ptr(A0).act(Emulate).out(Out::OnSuccess(&[(0, TIMEX)])),
-    s(160, "setrlimit", &["resource", "rlim"]).ptr(A1).act(Emulate).cmp(A0),
+    s(160, "setrlimit", &["resource", "rlim"]).ptr(A1).act_by(setrlimit_action).cmp(A0),
     s(161, "chroot", &["path"]).ptr(A0).act(Emulate),
     s(162, "sync", &[]).act(Emulate),
     s(163, "acct", &["filename"]).ptr(A0).act(Emulate).input(In::Paths(&[0])),
@@ -374,7 +374,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     // Watches the file system, outside the process: a placeholder.
     s(300, "fanotify_init", &["flags", "event_f_flags"]).act(Placeholder).fds().cmp(A0 | A1),
     s(301, "fanotify_mark", &["fanotify_fd", "flags", "mask", "dirfd", "path"]).ptr(A4).act(Emulate).cmp(A0 | A1 | A2).input(In::Paths(&[4])),
-    s(302, "prlimit64", &["pid", "resource", "new_limit", "old_limit"]).ptr(A2 | A3).act(Emulate).cmp(A1).out(Out::OnSuccess(&[(3, 16)])),
+    s(302, "prlimit64", &["pid", "resource", "new_limit", "old_limit"]).ptr(A2 | A3).act_by(prlimit_action).cmp(A1).out(Out::OnSuccess(&[(3, 16)])),
     s(303, "name_to_handle_at", &["dirfd", "path", "handle", "mount_id", "flags"]).ptr(A1 | A2 | A3),
     s(304, "open_by_handle_at", &["mount_fd", "handle", "flags"]).ptr(A1),
     s(305, "clock_adjtime", &["clock", "buf"]).ptr(A1).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(1, TIMEX)])),
@@ -493,6 +493,43 @@ fn msgsnd_inputs(args: &[u64; 6]) -> Vec<InputSpec> {
 fn shmctl_action(args: &[u64; 6]) -> ReplayAction {
     if o::ipc_cmd(args[1]) == libc::IPC_RMID as u64 {
         SharedMemory
+    } else {
+        Emulate
+    }
+}
+
+/// Limits on the process's own resources that replay reproduces by
+/// running the program's code natively: how far its stack grows (a stack
+/// overflow's depth), its data segment, the descriptors it may have open
+/// (replay makes pipes and duplicates for real), locked memory, and core
+/// dumps. Address space (RLIMIT_AS) is not among them: rrc's own
+/// mappings take some of it (the recorder raises it by their size).
+fn applies_in_replay(resource: u64) -> bool {
+    matches!(
+        resource as u32,
+        libc::RLIMIT_STACK
+            | libc::RLIMIT_DATA
+            | libc::RLIMIT_NOFILE
+            | libc::RLIMIT_MEMLOCK
+            | libc::RLIMIT_CORE
+    )
+}
+
+/// setrlimit of such a resource runs in replay as well.
+fn setrlimit_action(args: &[u64; 6]) -> ReplayAction {
+    if applies_in_replay(args[0]) {
+        Apply
+    } else {
+        Emulate
+    }
+}
+
+/// prlimit64 setting such a limit of the caller itself (glibc's
+/// setrlimit), without reading the old one back (which replay would
+/// write from its own limits), runs in replay as well.
+fn prlimit_action(args: &[u64; 6]) -> ReplayAction {
+    if args[0] as u32 == 0 && args[2] != 0 && args[3] == 0 && applies_in_replay(args[1]) {
+        Apply
     } else {
         Emulate
     }

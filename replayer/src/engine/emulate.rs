@@ -59,7 +59,9 @@ impl Replayer {
             ReplayAction::Open => {
                 if let Some(key) = live_files::shadowed(&self.shadows, &record) {
                     self.reopen_shadow(pid, &mut regs, record, args, key)
-                } else if self.may_reopen(pid, &record, &args) {
+                } else if self.may_reopen(pid, &record, &args)
+                    || live_files::opens_own_memory(&record)
+                {
                     self.run_to_exit(pid, record, args, ExitCheck::Executed)
                 } else if let Some(name) = live_files::shadow_name(&record, &args) {
                     self.make_shadow(pid, &mut regs, record, args, name)
@@ -374,6 +376,7 @@ fn action_for_as(record: &SyscallRecord, nr: i64, args: &[u64; 6], root: bool) -
                 | ReplayAction::Placeholder
                 | ReplayAction::Spawn
                 | ReplayAction::Exec
+                | ReplayAction::Apply
         );
     if failed_when_recorded {
         // Fail it the same way, without running it.

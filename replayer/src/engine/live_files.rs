@@ -48,7 +48,12 @@ pub(crate) fn shadow_name(record: &SyscallRecord, args: &[u64; 6]) -> Option<u64
     let SyscallExtra::Opened(id) = &record.extra else {
         return None;
     };
-    let empty_regular = id.regular && id.size == 0;
+    // Not the kernel's files (/proc/self/mem is regular, and empty).
+    let kernel = ["/proc/", "/sys/", "/dev/"]
+        .iter()
+        .any(|k| id.path.starts_with(k.as_bytes()))
+        && !id.path.starts_with(b"/dev/shm/");
+    let empty_regular = id.regular && id.size == 0 && !kernel;
     let read_write = flags & libc::O_ACCMODE == libc::O_RDWR && flags & libc::O_APPEND == 0;
     let name_fits = record
         .inputs
@@ -57,11 +62,21 @@ pub(crate) fn shadow_name(record: &SyscallRecord, args: &[u64; 6]) -> Option<u64
     (record.ret >= 0 && empty_regular && read_write && name_fits).then_some(path)
 }
 
+/// Whether an open opened the process's own memory (`/proc/self/mem`):
+/// replay opens it for real, and reads and writes through it run, as the
+/// program's own loads and stores do.
+pub(crate) fn opens_own_memory(record: &SyscallRecord) -> bool {
+    let path = record.inputs.first().map_or(&[][..], Vec::as_slice);
+    record.ret >= 0 && matches!(path, b"/proc/self/mem" | b"/proc/thread-self/mem")
+}
+
 /// Whether a descriptor's target (its `/proc/PID/fd` link) is a live
-/// file: a memfd, but not rrc's sync log, which placeholders duplicate.
+/// file: a memfd, but not rrc's sync log, which placeholders duplicate;
+/// or a process's memory (replay opens only the program's own).
 pub(crate) fn is_live_target(target: &[u8]) -> bool {
     let log = format!("/memfd:{}", rrc_synclog::MEMFD_NAME.to_string_lossy());
-    target.starts_with(b"/memfd:") && !target.starts_with(log.as_bytes())
+    let memfd = target.starts_with(b"/memfd:") && !target.starts_with(log.as_bytes());
+    memfd || target.starts_with(b"/proc/") && target.ends_with(b"/mem")
 }
 
 /// The calls on a live file that run for real instead of being emulated:
@@ -283,6 +298,13 @@ mod tests {
             ..opened(libc::SYS_openat, [at, 0x1000, rw, 0, 0, 0], 0, true)
         };
         assert_eq!(shadow_name(&long, &long.args), None, "too long a name");
+        let mut proc_mem = opened(libc::SYS_openat, [at, 0x1000, rw, 0, 0, 0], 0, true);
+        if let SyscallExtra::Opened(id) = &mut proc_mem.extra {
+            id.path = b"/proc/42/mem".to_vec();
+        }
+        assert_eq!(shadow_name(&proc_mem, &proc_mem.args), None, "the kernel's");
+        proc_mem.inputs = vec![b"/proc/self/mem".to_vec()];
+        assert!(opens_own_memory(&proc_mem));
     }
 
     #[test]
@@ -310,6 +332,8 @@ mod tests {
         assert!(is_live_target(b"/memfd:mine (deleted)"));
         assert!(!is_live_target(b"/memfd:rrc-synclog (deleted)"));
         assert!(!is_live_target(b"/tmp/file"));
+        assert!(is_live_target(b"/proc/42/mem"));
+        assert!(!is_live_target(b"/proc/42/maps"));
     }
 
     #[test]

@@ -141,3 +141,32 @@ fn landlock_mount_api_and_pidfd_signals_are_emulated_with_placeholders_for_descr
         assert!(!changes_descriptor_table(nr, &a), "{}", name(nr));
     }
 }
+
+#[test]
+fn limits_replay_reproduces_natively_are_applied_in_replay() {
+    use ReplayAction::*;
+    let stack = libc::RLIMIT_STACK as u64;
+    assert_eq!(
+        replay_action(libc::SYS_setrlimit, &[stack, 0x1000, 0, 0, 0, 0]),
+        Apply
+    );
+    let cpu = libc::RLIMIT_CPU as u64;
+    assert_eq!(
+        replay_action(libc::SYS_setrlimit, &[cpu, 0x1000, 0, 0, 0, 0]),
+        Emulate
+    );
+    let address = libc::RLIMIT_AS as u64;
+    assert_eq!(
+        replay_action(libc::SYS_setrlimit, &[address, 0x1000, 0, 0, 0, 0]),
+        Emulate
+    );
+    let nr = libc::SYS_prlimit64;
+    assert_eq!(replay_action(nr, &[0, stack, 0x1000, 0, 0, 0]), Apply);
+    // Only read, read back as well, or another process's: emulated.
+    assert_eq!(replay_action(nr, &[0, stack, 0, 0x2000, 0, 0]), Emulate);
+    assert_eq!(
+        replay_action(nr, &[0, stack, 0x1000, 0x2000, 0, 0]),
+        Emulate
+    );
+    assert_eq!(replay_action(nr, &[42, stack, 0x1000, 0, 0, 0]), Emulate);
+}
