@@ -5,6 +5,8 @@ use crate::{Result, TraceeMemory};
 
 /// Size of `struct ifreq` (an interface name and a union of 24 bytes).
 const IFREQ_LEN: u64 = 40;
+/// Size of the kernel's `struct termios` (asm-generic/termbits.h).
+const KERNEL_TERMIOS_LEN: u64 = 36;
 /// Size of `struct arpreq`.
 const ARPREQ_LEN: u64 = 68;
 
@@ -13,8 +15,8 @@ const VT_OPENQRY: libc::c_ulong = 0x5600;
 /// linux/vt.h: struct vt_stat, three shorts.
 const VT_GETSTATE: libc::c_ulong = 0x5603;
 /// asm-generic/ioctls.h: terminal requests libc does not name. These
-/// write: TCGETA a struct termio (18 bytes), TIOCGLCKTRMIOS a struct
-/// termios, TIOCGETD/TIOCGSOFTCAR/TIOCSERGETLSR an int, TIOCGICOUNT a
+/// write: TCGETA a struct termio (18 bytes), TIOCGLCKTRMIOS a (kernel)
+/// struct termios, TIOCGETD/TIOCGSOFTCAR/TIOCSERGETLSR an int, TIOCGICOUNT a
 /// struct serial_icounter_struct (20 ints), TIOCLINUX at most the one
 /// byte its subcode is read from (a shift state, a console number).
 const TCGETA: libc::c_ulong = 0x5405;
@@ -109,7 +111,11 @@ pub fn ioctl_request(arg: u64) -> u64 {
 /// Known ioctls that write a fixed amount of memory at their argument.
 pub fn ioctl_output_len(request: u64) -> Option<u64> {
     Some(match ioctl_request(request) as libc::c_ulong {
-        libc::TCGETS | TIOCGLCKTRMIOS => 60,
+        // The kernel's struct termios (4 flags, the line discipline and
+        // 19 control characters), not glibc's larger one: writing more
+        // back in replay would overwrite what follows it on the stack (a
+        // stack protector's canary, which differs from run to run).
+        libc::TCGETS | TIOCGLCKTRMIOS => KERNEL_TERMIOS_LEN,
         TCGETA => 18,
         TIOCGETD | TIOCGSOFTCAR | TIOCSERGETLSR | KDGKBMODE => 4,
         TIOCGICOUNT => 80,

@@ -317,12 +317,14 @@ pub(super) fn recvmmsg(
         let namelen = u64::from(mem.read_u32(m + 8)?);
         let iov = mem.read_u64(m + 16)?;
         let iovlen = mem.read_u64(m + 24)?;
+        // msg_len first: the data's regions follow from it, and replay
+        // finds each region after writing the ones before it.
+        add(m + 56, 4);
         add(m + 8, 4);
         add(name, namelen.min(SOCKADDR_MAX));
         scatter(mem, iov, iovlen, len, add)?;
         add(m + 40, 8);
         add(m + 48, 4);
-        add(m + 56, 4);
     }
     Ok(())
 }
@@ -391,6 +393,23 @@ fn semaphores_in_set(semid: u64) -> Option<u64> {
     let r = unsafe { libc::semctl(semid as libc::c_int, 0, libc::IPC_STAT, &mut ds) };
     let n = ds.sem_nsems as u64;
     (r == 0 && n > 0).then_some(n)
+}
+
+/// The kernel's struct sched_attr today (linux/sched/types.h, with the
+/// utilization clamps).
+const SCHED_ATTR_LEN: u64 = 56;
+
+/// sched_getattr: the struct, cut to the size the caller gave.
+pub(super) fn sched_getattr(
+    a: &[u64; 6],
+    ret: i64,
+    _: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret >= 0 {
+        add(a[1], a[2].min(SCHED_ATTR_LEN));
+    }
+    Ok(())
 }
 
 /// linux/shm.h's commands (not in libc).

@@ -189,7 +189,9 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(123, "setfsgid", &["fsgid"]).act(Emulate),
     s(124, "getsid", &["pid"]).act(Emulate),
     s(125, "capget", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate).out(Out::Custom(o::capget)),
-    s(126, "capset", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate),
+    // Capabilities are credentials: what prctl (which runs) may raise
+    // and what an exec keeps follow them, so capset runs as setuid does.
+    s(126, "capset", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate).creds(),
     s(127, "rt_sigpending", &["set", "sigsetsize"]).ptr(A0).act(Emulate).out(Out::Custom(o::rt_sigpending)),
     s(128, "rt_sigtimedwait", &["set", "info", "timeout", "sigsetsize"]).ptr(A0 | A1 | A2).act(Emulate).out(Out::OnSuccess(&[(1, 128)])),
     s(129, "rt_sigqueueinfo", &["tgid", "sig", "info"]).ptr(A2).act(SignalSend).cmp(A1),
@@ -390,8 +392,11 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(311, "process_vm_writev", &["pid", "local_iov", "liovcnt", "remote_iov", "riovcnt", "flags"]).ptr(A1 | A3).act(OnProcess).cmp(A2 | A4 | A5),
     s(312, "kcmp", &["pid1", "pid2", "type", "idx1", "idx2"]).act(Emulate).cmp(A2 | A3 | A4),
     s(313, "finit_module", &["fd", "param_values", "flags"]).ptr(A1),
-    s(314, "sched_setattr", &["pid", "attr", "flags"]).ptr(A1),
-    s(315, "sched_getattr", &["pid", "attr", "size", "flags"]).ptr(A1).act(Emulate),
+    // Scheduling never changes what a program computes: emulated, as
+    // sched_setparam is. getattr writes at most `size` bytes of the
+    // kernel's struct sched_attr.
+    s(314, "sched_setattr", &["pid", "attr", "flags"]).ptr(A1).act(Emulate).cmp(A2),
+    s(315, "sched_getattr", &["pid", "attr", "size", "flags"]).ptr(A1).act(Emulate).cmp(A2 | A3).out(Out::Custom(o::sched_getattr)),
     s(316, "renameat2", &["olddirfd", "oldpath", "newdirfd", "newpath", "flags"]).ptr(A1 | A3).act(Emulate).input(In::Paths(&[1, 3])),
     // The program's own filter decides which later calls fail or raise
     // SIGSYS without ever trapping to rrc (ERRNO and TRAP outrank rrc's

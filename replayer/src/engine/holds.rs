@@ -33,9 +33,9 @@ pub(crate) enum Hold {
     FatalSignal { sig: i32, at_entry: bool },
     /// wait4 or waitid whose recorded result is the end of a child (this
     /// live pid): replay emulates the wait, so it waits here until the
-    /// child has really ended, and memory the child wrote before it ended
-    /// (shared mappings, System V segments) holds what it did when
-    /// recorded once the parent goes on.
+    /// child has really ended (or is held for good), and memory the child
+    /// wrote before it ended (shared mappings, System V segments) holds
+    /// what it did when recorded once the parent goes on.
     ChildEnd(i32),
     /// At a syscall's entry, while its next recorded event is a signal
     /// delivered at a place in the event order (it waited in a futex when
@@ -93,7 +93,14 @@ impl Replayer {
     /// Whether what the thread is held for has happened.
     pub(super) fn hold_over(&self, thread: u32, hold: Hold) -> bool {
         if let Hold::ChildEnd(child) = hold {
-            return !self.live.values().any(|t| t.tgid.as_raw() == child);
+            // Ended, or every thread it has left is held by replay (at the
+            // end of its events, or until its process exits): it writes
+            // nothing more before it ends, and the wait must not wait for
+            // a kill that replay has sent but not yet seen arrive.
+            return self
+                .live
+                .values()
+                .all(|t| t.tgid.as_raw() != child || t.hold().is_some());
         }
         // Whether the process may exit is only asked of the holds that
         // wait for it: it looks at every thread.

@@ -170,3 +170,26 @@ fn limits_replay_reproduces_natively_are_applied_in_replay() {
     );
     assert_eq!(replay_action(nr, &[42, stack, 0x1000, 0, 0, 0]), Emulate);
 }
+
+#[test]
+fn sched_getattr_writes_the_struct_cut_to_the_callers_size() {
+    let mem = FakeMemory::default();
+    let out = |size, ret| {
+        let a = [0, 0x1000, size, 0, 0, 0];
+        outputs(libc::SYS_sched_getattr, &a, ret, &mem).expect("outputs")
+    };
+    assert_eq!(out(48, 0), vec![region(0x1000, 48)]);
+    assert_eq!(out(4096, 0), vec![region(0x1000, 56)]);
+    assert!(out(48, -22).is_empty());
+    let set = [0, 0x1000, 0, 0, 0, 0];
+    assert_eq!(
+        replay_action(libc::SYS_sched_setattr, &set),
+        ReplayAction::Emulate
+    );
+}
+
+#[test]
+fn capset_changes_credentials_as_setuid_does() {
+    assert!(changes_credentials(libc::SYS_capset));
+    assert!(!changes_credentials(libc::SYS_capget));
+}

@@ -137,3 +137,25 @@ fn keys_and_watches() {
         .expect("revoke")
         .is_empty());
 }
+
+#[test]
+fn recvmmsg_gives_each_messages_length_before_the_data_it_sizes() {
+    let mem = FakeMemory::default();
+    mem.put(0x1000, &[0; 64]);
+    mem.put_u64(0x1010, 0x2000); // msg_iov
+    mem.put_u64(0x1018, 1); // msg_iovlen
+    mem.put_u32(0x1038, 5); // msg_len
+    mem.put_u64(0x2000, 0x3000);
+    mem.put_u64(0x2008, 100);
+    let a = [3, 0x1000, 1, 0, 0, 0];
+    assert_eq!(
+        outputs(libc::SYS_recvmmsg, &a, 1, &mem).expect("outputs"),
+        vec![
+            region(0x1038, 4),
+            region(0x1008, 4),
+            region(0x3000, 5),
+            region(0x1028, 8),
+            region(0x1030, 4)
+        ]
+    );
+}
