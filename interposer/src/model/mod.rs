@@ -153,6 +153,13 @@ pub fn changes_descriptor_table(nr: c_long, args: &[u64; 6]) -> bool {
     row(nr).is_some_and(|r| r.fd_table.holds(args))
 }
 
+/// seccomp(SECCOMP_SET_MODE_FILTER): the program installs a filter of its
+/// own, which can fail calls or raise SIGSYS for them before rrc's sees
+/// them (the recorder then stops buffering calls).
+pub fn installs_program_filter(nr: c_long, args: &[u64; 6]) -> bool {
+    nr == libc::SYS_seccomp && args[0] == 1
+}
+
 /// Syscalls rrc knows how to record (whether or not they trap).
 pub fn is_known(nr: c_long) -> bool {
     row(nr).is_some_and(SyscallRow::is_known)

@@ -193,3 +193,20 @@ fn capset_changes_credentials_as_setuid_does() {
     assert!(changes_credentials(libc::SYS_capset));
     assert!(!changes_credentials(libc::SYS_capget));
 }
+
+#[test]
+fn a_seccomp_filter_of_the_programs_own_is_recognised() {
+    assert!(installs_program_filter(
+        libc::SYS_seccomp,
+        &[1, 0, 0x1000, 0, 0, 0]
+    ));
+    // SECCOMP_GET_ACTION_AVAIL and the like install nothing.
+    assert!(!installs_program_filter(
+        libc::SYS_seccomp,
+        &[2, 0, 0x1000, 0, 0, 0]
+    ));
+    assert!(!installs_program_filter(
+        libc::SYS_prctl,
+        &[1, 0, 0, 0, 0, 0]
+    ));
+}
