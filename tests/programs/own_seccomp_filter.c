@@ -1,6 +1,7 @@
 /*
- * A program that installs a seccomp filter of its own which answers
- * read(2) with SIGSYS (a handler counts them), then reads from a pipe
+ * A program that installs a seccomp filter of its own (with seccomp(2),
+ * or prctl(PR_SET_SECCOMP) when given "prctl") which answers read(2)
+ * with SIGSYS (a handler counts them), then reads from a pipe
  * through libc: the filter, not the read, decides what happens, both
  * when recorded (where rrc's fast path would otherwise make the read
  * from its own call site and log a result) and in replay.
@@ -24,8 +25,9 @@ static void on_sigsys(int sig)
     sigsys_count++;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int by_prctl = argc > 1 && strcmp(argv[1], "prctl") == 0;
     int p[2];
     CHECK(pipe(p) == 0, "pipe");
     CHECK(write(p[1], "abc", 3) == 3, "write");
@@ -38,7 +40,10 @@ int main(void)
     struct sock_fprog prog = {.len = 4, .filter = filter};
     signal(SIGSYS, on_sigsys);
     CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no_new_privs");
-    CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, "seccomp");
+    if (by_prctl)
+        CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0, "prctl(PR_SET_SECCOMP)");
+    else
+        CHECK(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0, "seccomp");
     char c = 0;
     for (int i = 0; i < 20; i++)
         (void)read(p[0], &c, 1);

@@ -7,19 +7,19 @@ use rrc_tests::*;
 #[test]
 fn a_filter_the_program_installs_answers_its_reads_with_sigsys_when_recorded_and_replayed() {
     let prog = program("own_seccomp_filter");
-    for round in 1..=repeat() {
+    for (round, how) in (1..=repeat()).flat_map(|r| [(r, "seccomp"), (r, "prctl")]) {
         let rec = record_and_replay_keeping(
             &prog,
-            &[],
+            &[how],
             b"",
             0,
             2,
-            &format!("own_seccomp_filter-round{round}"),
+            &format!("own_seccomp_filter-{how}-round{round}"),
         );
         assert!(
             rec.stdout_str()
                 .contains("SIGSYS 20 times, read nothing: 1\n"),
-            "round {round}: {}: every read raised SIGSYS:\n{}",
+            "round {round}, filter by {how}: {}: every read raised SIGSYS:\n{}",
             rec.describe(),
             rec.stdout_str()
         );

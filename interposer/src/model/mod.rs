@@ -153,11 +153,16 @@ pub fn changes_descriptor_table(nr: c_long, args: &[u64; 6]) -> bool {
     row(nr).is_some_and(|r| r.fd_table.holds(args))
 }
 
-/// seccomp(SECCOMP_SET_MODE_FILTER): the program installs a filter of its
-/// own, which can fail calls or raise SIGSYS for them before rrc's sees
-/// them (the recorder then stops buffering calls).
+/// seccomp(SECCOMP_SET_MODE_FILTER) or prctl(PR_SET_SECCOMP,
+/// SECCOMP_MODE_FILTER): the program installs a filter of its own, which
+/// can fail calls or raise SIGSYS for them before rrc's sees them (the
+/// recorder then stops buffering calls).
 pub fn installs_program_filter(nr: c_long, args: &[u64; 6]) -> bool {
-    nr == libc::SYS_seccomp && args[0] == 1
+    const SECCOMP_MODE_FILTER: u64 = 2;
+    (nr == libc::SYS_seccomp && args[0] == 1)
+        || (nr == libc::SYS_prctl
+            && args[0] as u32 == outputs::PR_SET_SECCOMP
+            && args[1] == SECCOMP_MODE_FILTER)
 }
 
 /// Syscalls rrc knows how to record (whether or not they trap).

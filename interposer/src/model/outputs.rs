@@ -541,6 +541,7 @@ pub(super) fn keyctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add
 
 /// prctl's options (linux/prctl.h) that are trapped and write memory.
 pub(crate) const PR_GET_SECCOMP: u32 = 21;
+pub(crate) const PR_SET_SECCOMP: u32 = 22;
 pub(crate) const PR_GET_TSC: u32 = 25;
 pub(crate) const PR_SET_TSC: u32 = 26;
 pub(crate) const PR_SCHED_CORE: u32 = 62;

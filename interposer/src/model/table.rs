@@ -30,11 +30,13 @@ const CALLER_ARG0: &[ArgIs] = &[ArgIs::Eq(0, 0)];
 /// 0 would be every process of the caller's user).
 const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS), ArgIs::Eq(1, 0)];
 /// prctl's options rrc traps (linux/prctl.h): the one that names a
-/// process, and those that would show rrc's own seccomp filter and rdtsc
-/// trapping (`PR_TSC_SIGSEGV`) instead of the program's.
+/// process, those that would show rrc's own seccomp filter and rdtsc
+/// trapping (`PR_TSC_SIGSEGV`) instead of the program's, and the program
+/// installing a seccomp filter (the recorder stops buffering calls then).
 const PRCTL_TRAPPED: &[ArgIs] = &[
     ArgIs::Ne(0, o::PR_SCHED_CORE),
     ArgIs::Ne(0, o::PR_GET_SECCOMP),
+    ArgIs::Ne(0, o::PR_SET_SECCOMP),
     ArgIs::Ne(0, o::PR_GET_TSC),
     ArgIs::Ne(0, o::PR_SET_TSC),
 ];
@@ -229,7 +231,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     // Removed from the kernel (ENOSYS): the recorded result.
     s(156, "_sysctl", &["args"]).ptr(A0).act(Emulate),
     // PR_SCHED_CORE takes a pid and can act on another process's cookie.
-    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(PRCTL_TRAPPED).act(Emulate).cmp(A0 | A1).out(Out::Custom(o::prctl)),
+    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(PRCTL_TRAPPED).act_by(prctl_action).cmp(A0 | A1).out(Out::Custom(o::prctl)),
     s(158, "arch_prctl", &["code", "addr"]).untrapped(),
     // The system clock is never read back from or set by replay.
     s(159, "adjtimex", &["buf"]).ptr(A0).act(Emulate).out(Out::OnSuccess(&[(0, TIMEX)])),
@@ -535,6 +537,16 @@ fn setrlimit_action(args: &[u64; 6]) -> ReplayAction {
 fn prlimit_action(args: &[u64; 6]) -> ReplayAction {
     if args[0] as u32 == 0 && args[2] != 0 && args[3] == 0 && applies_in_replay(args[1]) {
         Apply
+    } else {
+        Emulate
+    }
+}
+
+/// PR_SET_SECCOMP installs the program's own filter, which replay must
+/// install too (as seccomp's); the other trapped options are emulated.
+fn prctl_action(args: &[u64; 6]) -> ReplayAction {
+    if args[0] as u32 == o::PR_SET_SECCOMP {
+        ExecuteChecked
     } else {
         Emulate
     }
