@@ -3,7 +3,8 @@
  * views of one file in replay: two shared mappings of a new file (a
  * write through one shows in the other), pwrite and write showing in the
  * mappings, a second open of the file by its path writing through its
- * own position, a fork child writing through the mapping, and a memfd
+ * own position, a fork child writing through the mapping, bytes spliced
+ * in from a pipe and read back, and a memfd
  * given its size with ftruncate and then mapped (its pages exist only
  * because ftruncate ran).
  */
@@ -40,6 +41,15 @@ int main(void)
     int status;
     CHECK(waitpid(child, &status, 0) == child && status == 0, "waitpid");
     printf("through the mappings: %c%c%c %c %c\n", r[10], r[11], r[12], r[0], r[PAGE]);
+
+    /* Bytes spliced in from a pipe (a call replay emulates), read back. */
+    int sp[2];
+    CHECK(pipe(sp) == 0 && write(sp[1], "gh", 2) == 2, "pipe");
+    loff_t at = 20;
+    CHECK(splice(sp[0], NULL, fd, &at, 2, 0) == 2, "splice");
+    char got[3] = {0, 0, 0};
+    CHECK(pread(fd, got, 2, 20) == 2, "pread after splice");
+    printf("spliced in: %s\n", got);
 
     int mfd = memfd_create("views", 0);
     CHECK(mfd >= 0, "memfd_create");

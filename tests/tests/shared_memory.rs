@@ -21,6 +21,7 @@ fn shared_mappings_of_a_file_the_program_fills_see_its_later_writes_in_replay() 
         let stdout = rec.stdout_str();
         assert!(
             stdout.contains("through the mappings: abc d e")
+                && stdout.contains("spliced in: gh")
                 && stdout.contains("memfd's last byte: f"),
             "round {round}: {}: every write showed in the mappings:\n{stdout}",
             rec.describe()

@@ -44,6 +44,9 @@ impl Replayer {
             ReplayAction::Emulate
                 if live_files::runs_live(nr, &args) && live_files::fd_is_live(pid, args[0]) =>
             {
+                if live_files::only_reads(nr) {
+                    return self.run_to_exit(pid, record, args, ExitCheck::LiveRead);
+                }
                 ReplayAction::ExecuteChecked
             }
             action => action,

@@ -23,6 +23,11 @@ pub(crate) enum ExitCheck {
     /// Ran as a shadow memfd of the file with this recorded device and
     /// inode (`live_files.rs`): checked as a placeholder, then kept.
     Shadow((u64, u64)),
+    /// A read of a live file (`live_files.rs`), run for its effect on the
+    /// file's position: the program gets the recorded result and bytes
+    /// (the file may lack what an emulated call put there, a splice from
+    /// a pipe whose data replay never wrote).
+    LiveRead,
     /// shmget made replay's own segment: it must exist; the program sees
     /// the recorded id, and replay keeps the pair.
     NewSegment,
@@ -153,6 +158,11 @@ impl Replayer {
             }
             ExitCheck::NewSegment if ret < 0 => {
                 return at_exit(thread, record, Need::Itself, Observed::Returned(ret));
+            }
+            ExitCheck::LiveRead => {
+                self.inject_outputs(tracee, record, &call.args)?;
+                regs.regs.rax = record.ret as u64;
+                tracee.set_regs(regs, "give a live read its recorded result")?;
             }
             ExitCheck::NewSegment | ExitCheck::ReportRecorded => {
                 regs.regs.rax = record.ret as u64;

@@ -3,7 +3,8 @@
 //! read-write while it was empty, a memfd of replay's making (a
 //! *shadow*). Everything in such a file came from the program itself, so
 //! its reads, writes, seeks and size changes run for real (checked
-//! against the recording), and a shared mapping of it is a real one: two
+//! against the recording; reads give the program the recorded bytes),
+//! and a shared mapping of it is a real one: two
 //! mappings of the file share their pages, and they see the program's
 //! later writes, as they did when recorded. Emulated, those writes would
 //! never reach the mapping, and a size set with ftruncate would leave the
@@ -128,6 +129,16 @@ pub(crate) fn reopen_flags(nr: i64, flags: u64) -> u64 {
         flags
     };
     flags & !((libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW) as u64)
+}
+
+/// The calls on a live file that only read it: they run for their effect
+/// on its position, and the program gets the recorded bytes (see
+/// `ExitCheck::LiveRead`).
+pub(crate) fn only_reads(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_read | libc::SYS_pread64 | libc::SYS_readv | libc::SYS_preadv | libc::SYS_preadv2
+    )
 }
 
 /// Whether tracee `pid`'s descriptor `fd` is a live file.
@@ -348,6 +359,8 @@ mod tests {
             assert!(runs_live(nr, &[3, 0, 0, 0, 0, 0]));
         }
         assert!(!runs_live(libc::SYS_fstat, &[3, 0, 0, 0, 0, 0]));
+        assert!(only_reads(libc::SYS_read) && only_reads(libc::SYS_preadv2));
+        assert!(!only_reads(libc::SYS_write) && !only_reads(libc::SYS_lseek));
         assert!(runs_live(libc::SYS_fcntl, &[3, F_ADD_SEALS, 1, 0, 0, 0]));
         assert!(!runs_live(
             libc::SYS_fcntl,
