@@ -13,6 +13,12 @@ pub trait TraceeMemory {
     fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>>;
     fn write(&self, addr: u64, data: &[u8]) -> Result<()>;
 
+    /// The thread, when this is a live tracee's memory: the model reads
+    /// what a few outputs' sizes depend on from its /proc files.
+    fn tid(&self) -> Option<i32> {
+        None
+    }
+
     fn read_u64(&self, addr: u64) -> Result<u64> {
         let b = self.read(addr, 8)?;
         let mut a = [0u8; 8];
@@ -189,6 +195,10 @@ fn io_errno(e: &std::io::Error) -> Errno {
 }
 
 impl TraceeMemory for Tracee {
+    fn tid(&self) -> Option<i32> {
+        Some(self.tid.as_raw())
+    }
+
     fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
         if len == 0 {
             return Ok(Vec::new());

@@ -71,6 +71,11 @@ pub const TRACED_VFORK: u32 = 2;
 /// A child took the shim's thread identity along (a clone sharing the
 /// thread pointer, a fork libc did not make): for good.
 pub const TRACED_SHARED: u32 = 4;
+/// The program installed a seccomp filter of its own, which may fail a
+/// call or raise SIGSYS for it where the shim's call site would log a
+/// result replay cannot reproduce (replay traps the call, and the filter
+/// acts there): every thread's calls trap, for good.
+pub const TRACED_OWN_FILTER: u32 = 8;
 
 /// The system call the shim makes (trapped) to reach a syscall boundary
 /// when the tracer holds a signal for it: not an event, and not a call

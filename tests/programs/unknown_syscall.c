@@ -1,6 +1,6 @@
 /*
- * Calls a syscall rrc does not model, twice: sched_get_priority_max(2)
- * for SCHED_FIFO (harmless: it only reads a constant of the kernel). The
+ * Calls a syscall rrc does not model, twice: sched_rr_get_interval(2)
+ * for itself (harmless: it only reads the scheduler's time slice). The
  * recording warns once, the trace lists it, and replay stops at it with a
  * divergence.
  */
@@ -15,8 +15,9 @@
 int main(void)
 {
     for (int i = 0; i < 2; i++) {
-        long r = syscall(SYS_sched_get_priority_max, SCHED_FIFO);
-        printf("sched_get_priority_max call %d: %ld (%s)\n", i + 1, r,
+        struct timespec slice;
+        long r = syscall(SYS_sched_rr_get_interval, 0, &slice);
+        printf("sched_rr_get_interval call %d: %ld (%s)\n", i + 1, r,
                r < 0 ? strerror(errno) : "ok");
         fflush(stdout);
     }

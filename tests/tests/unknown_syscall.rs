@@ -1,4 +1,4 @@
-//! A syscall rrc does not model (sched_get_priority_max, called twice by
+//! A syscall rrc does not model (sched_rr_get_interval, called twice by
 //! tests/programs/unknown_syscall.c): the recording warns once, the trace
 //! names it, and replay stops there with a divergence naming it.
 
@@ -6,7 +6,7 @@ use std::process::Command;
 
 use rrc_tests::*;
 
-const SYSCALL: &str = "sched_get_priority_max";
+const SYSCALL: &str = "sched_rr_get_interval";
 
 /// The warning lines rrc-record printed.
 fn recorder_warnings(stderr: &str) -> Vec<&str> {
@@ -25,8 +25,8 @@ fn unknown_syscall_warns_once_and_replay_diverges() {
         rec.assert_exit_code(0);
         let stdout = rec.stdout_str();
         assert!(
-            stdout.starts_with("sched_get_priority_max call 1: ")
-                && stdout.contains("\nsched_get_priority_max call 2: ")
+            stdout.starts_with("sched_rr_get_interval call 1: ")
+                && stdout.contains("\nsched_rr_get_interval call 2: ")
                 && stdout.ends_with("unknown_syscall: done\n"),
             "{ctx}: the program called {SYSCALL} twice and finished:\n{stdout}"
         );
@@ -42,7 +42,7 @@ fn unknown_syscall_warns_once_and_replay_diverges() {
         assert!(
             warnings[0].starts_with(&format!(
                 "rrc-record: warning: syscall {SYSCALL} ({}) is not supported",
-                libc::SYS_sched_get_priority_max
+                libc::SYS_sched_rr_get_interval
             )),
             "{ctx}: the warning names {SYSCALL} and its number (if rrc now models \
              {SYSCALL}, pick another syscall it does not know): {}",
@@ -76,7 +76,7 @@ fn unknown_syscall_warns_once_and_replay_diverges() {
         );
         let replayed = String::from_utf8_lossy(&out.stdout);
         assert!(
-            !replayed.contains("sched_get_priority_max call"),
+            !replayed.contains("sched_rr_get_interval call"),
             "{ctx}: replay stopped at the first {SYSCALL}, before its result was printed:\n\
              {replayed}"
         );

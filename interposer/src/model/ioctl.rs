@@ -5,6 +5,8 @@ use crate::{Result, TraceeMemory};
 
 /// Size of `struct ifreq` (an interface name and a union of 24 bytes).
 const IFREQ_LEN: u64 = 40;
+/// Size of the kernel's `struct termios` (asm-generic/termbits.h).
+const KERNEL_TERMIOS_LEN: u64 = 36;
 /// Size of `struct arpreq`.
 const ARPREQ_LEN: u64 = 68;
 
@@ -13,8 +15,8 @@ const VT_OPENQRY: libc::c_ulong = 0x5600;
 /// linux/vt.h: struct vt_stat, three shorts.
 const VT_GETSTATE: libc::c_ulong = 0x5603;
 /// asm-generic/ioctls.h: terminal requests libc does not name. These
-/// write: TCGETA a struct termio (18 bytes), TIOCGLCKTRMIOS a struct
-/// termios, TIOCGETD/TIOCGSOFTCAR/TIOCSERGETLSR an int, TIOCGICOUNT a
+/// write: TCGETA a struct termio (18 bytes), TIOCGLCKTRMIOS a (kernel)
+/// struct termios, TIOCGETD/TIOCGSOFTCAR/TIOCSERGETLSR an int, TIOCGICOUNT a
 /// struct serial_icounter_struct (20 ints), TIOCLINUX at most the one
 /// byte its subcode is read from (a shift state, a console number).
 const TCGETA: libc::c_ulong = 0x5405;
@@ -34,6 +36,7 @@ const TTY_SETTERS: &[libc::c_ulong] = &[
     0x540b, // TCFLSH
     0x540c, // TIOCEXCL
     0x540d, // TIOCNXCL
+    0x5412, // TIOCSTI
     0x541a, // TIOCSSOFTCAR
     0x5420, // TIOCPKT
     0x5422, // TIOCNOTTY
@@ -43,6 +46,16 @@ const TTY_SETTERS: &[libc::c_ulong] = &[
     0x5428, // TIOCCBRK
     0x5457, // TIOCSLCKTRMIOS
 ];
+/// asm-generic/ioctls.h: opens the peer of a pseudo-terminal master,
+/// returning a new descriptor (its argument is the open's flags).
+pub const TIOCGPTPEER: libc::c_ulong = 0x5441;
+/// linux/sockios.h: the old bridge interface. Its argument points to
+/// three unsigned longs: a command and its two arguments; only
+/// BRCTL_GET_BRIDGES writes, one int per bridge (the return value) into
+/// the buffer the second one points to.
+const SIOCGIFBR: libc::c_ulong = 0x8940;
+const SIOCSIFBR: libc::c_ulong = 0x8941;
+const BRCTL_GET_BRIDGES: u64 = 1;
 /// linux/kd.h: the keyboard mode (an int).
 const KDGKBMODE: libc::c_ulong = 0x4b44;
 /// linux/sockios.h: interface, route and bridge changes, which only take
@@ -98,7 +111,11 @@ pub fn ioctl_request(arg: u64) -> u64 {
 /// Known ioctls that write a fixed amount of memory at their argument.
 pub fn ioctl_output_len(request: u64) -> Option<u64> {
     Some(match ioctl_request(request) as libc::c_ulong {
-        libc::TCGETS | TIOCGLCKTRMIOS => 60,
+        // The kernel's struct termios (4 flags, the line discipline and
+        // 19 control characters), not glibc's larger one: writing more
+        // back in replay would overwrite what follows it on the stack (a
+        // stack protector's canary, which differs from run to run).
+        libc::TCGETS | TIOCGLCKTRMIOS => KERNEL_TERMIOS_LEN,
         TCGETA => 18,
         TIOCGETD | TIOCGSOFTCAR | TIOCSERGETLSR | KDGKBMODE => 4,
         TIOCGICOUNT => 80,
@@ -132,6 +149,7 @@ pub(super) fn ioctl_outputs(
     mem: &dyn TraceeMemory,
     request: u64,
     arg: u64,
+    ret: i64,
     add: &mut Add,
 ) -> Result<()> {
     if ioctl_request(request) == libc::SIOCGIFCONF {
@@ -142,6 +160,13 @@ pub(super) fn ioctl_outputs(
         add(arg, 4);
         if buf != 0 {
             add(buf, len.min(1 << 20));
+        }
+    } else if matches!(
+        ioctl_request(request) as libc::c_ulong,
+        SIOCGIFBR | SIOCSIFBR
+    ) {
+        if mem.read_u64(arg)? == BRCTL_GET_BRIDGES && ret > 0 {
+            add(mem.read_u64(arg + 8)?, 4 * ret as u64);
         }
     } else if ioctl_request(request) == FS_IOC_FIEMAP {
         let mapped = u64::from(mem.read_u32(arg + 20)?);
@@ -154,6 +179,11 @@ pub(super) fn ioctl_outputs(
         add(arg, len);
     }
     Ok(())
+}
+
+/// Whether the ioctl returns a new descriptor.
+pub fn ioctl_makes_fd(request: u64) -> bool {
+    ioctl_request(request) as libc::c_ulong == TIOCGPTPEER
 }
 
 /// Whether rrc knows what the ioctl writes (possibly nothing).
@@ -183,5 +213,8 @@ pub fn ioctl_is_known(request: u64) -> bool {
                 | PERF_EVENT_IOC_ENABLE
                 | PERF_EVENT_IOC_DISABLE
                 | PERF_EVENT_IOC_RESET
+                | TIOCGPTPEER
+                | SIOCGIFBR
+                | SIOCSIFBR
         )
 }

@@ -6,6 +6,7 @@
 //! All of it is declared once, one row per syscall, in `table.rs` (the
 //! row type is [`SyscallRow`]); the functions here look it up.
 
+mod bpf;
 mod cmsg;
 mod inputs;
 mod ioctl;
@@ -36,10 +37,10 @@ pub enum ReplayAction {
     Emulate,
     /// Let it run: it only builds process state.
     Execute,
-    /// Let it run for its effect on the process's own descriptor (its
-    /// status flags), but give the program the recorded result: a
-    /// placeholder may refuse a flag the recorded file took (O_DIRECT on a
-    /// memfd).
+    /// Let it run for its effect on the process itself, but give the
+    /// program the recorded result: a descriptor's status flags (a
+    /// placeholder may refuse a flag the recorded file took, O_DIRECT on a
+    /// memfd), a limit on its own resources.
     Apply,
     /// Let it run, then check its return value and memory against the trace
     /// (descriptor creation, whose numbers must not drift; unshare and
@@ -83,6 +84,11 @@ pub enum ReplayAction {
     /// exit_group: run it once the process's other threads have reached
     /// the end of their recorded events, as they had when it was recorded.
     ExitGroup,
+    /// System V shared memory (shmget, shmat, shmctl(IPC_RMID)): replay
+    /// makes a private segment of its own for each one the program made,
+    /// attaches it at the recorded address and removes it, with recorded
+    /// ids mapped to replay's; the program sees the recorded results.
+    SharedMemory,
     /// Not known to rrc: replay cannot reproduce it.
     Unsupported,
 }
@@ -145,6 +151,18 @@ pub fn changes_credentials(nr: c_long) -> bool {
 /// making the trace's order their true order, which replay then follows.
 pub fn changes_descriptor_table(nr: c_long, args: &[u64; 6]) -> bool {
     row(nr).is_some_and(|r| r.fd_table.holds(args))
+}
+
+/// seccomp(SECCOMP_SET_MODE_FILTER) or prctl(PR_SET_SECCOMP,
+/// SECCOMP_MODE_FILTER): the program installs a filter of its own, which
+/// can fail calls or raise SIGSYS for them before rrc's sees them (the
+/// recorder then stops buffering calls).
+pub fn installs_program_filter(nr: c_long, args: &[u64; 6]) -> bool {
+    const SECCOMP_MODE_FILTER: u64 = 2;
+    (nr == libc::SYS_seccomp && args[0] == 1)
+        || (nr == libc::SYS_prctl
+            && args[0] as u32 == outputs::PR_SET_SECCOMP
+            && args[1] == SECCOMP_MODE_FILTER)
 }
 
 /// Syscalls rrc knows how to record (whether or not they trap).

@@ -235,7 +235,7 @@ pub(super) fn getsockopt(
 
 pub(super) fn ioctl(a: &[u64; 6], ret: i64, mem: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
     if ret >= 0 {
-        ioctl_outputs(mem, a[1], a[2], add)?;
+        ioctl_outputs(mem, a[1], a[2], ret, add)?;
     }
     Ok(())
 }
@@ -317,12 +317,14 @@ pub(super) fn recvmmsg(
         let namelen = u64::from(mem.read_u32(m + 8)?);
         let iov = mem.read_u64(m + 16)?;
         let iovlen = mem.read_u64(m + 24)?;
+        // msg_len first: the data's regions follow from it, and replay
+        // finds each region after writing the ones before it.
+        add(m + 56, 4);
         add(m + 8, 4);
         add(name, namelen.min(SOCKADDR_MAX));
         scatter(mem, iov, iovlen, len, add)?;
         add(m + 40, 8);
         add(m + 48, 4);
-        add(m + 56, 4);
     }
     Ok(())
 }
@@ -364,7 +366,7 @@ pub(super) fn ipc_cmd(cmd: u64) -> u64 {
     cmd & 0xffff_ffff & !0x100
 }
 
-/// semctl's struct semid_ds and struct seminfo.
+/// semctl's struct semid_ds and struct seminfo, and GETALL's values.
 pub(super) fn semctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
     if ret < 0 {
         return Ok(());
@@ -372,6 +374,58 @@ pub(super) fn semctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add
     match ipc_cmd(a[2]) as i32 {
         libc::IPC_STAT | libc::SEM_STAT | libc::SEM_STAT_ANY => add(a[3], 104),
         libc::IPC_INFO | libc::SEM_INFO => add(a[3], 40),
+        libc::GETALL => add(a[3], 2 * semaphores_in_set(a[0]).unwrap_or(1)),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// How many semaphores set `semid` has (GETALL writes one unsigned
+/// short each), asked of the kernel by the tracer, which shares the
+/// program's IPC namespace (unless the program made its own). In replay
+/// the set may not exist: any size does there, since replay writes the
+/// recorded bytes whatever the region's length.
+fn semaphores_in_set(semid: u64) -> Option<u64> {
+    // SAFETY: semid_ds is plain data, for which all zeroes are valid.
+    let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT writes one struct semid_ds into `ds`; the other
+    // arguments are plain values.
+    let r = unsafe { libc::semctl(semid as libc::c_int, 0, libc::IPC_STAT, &mut ds) };
+    let n = ds.sem_nsems as u64;
+    (r == 0 && n > 0).then_some(n)
+}
+
+/// The kernel's struct sched_attr today (linux/sched/types.h, with the
+/// utilization clamps).
+const SCHED_ATTR_LEN: u64 = 56;
+
+/// sched_getattr: the struct, cut to the size the caller gave.
+pub(super) fn sched_getattr(
+    a: &[u64; 6],
+    ret: i64,
+    _: &dyn TraceeMemory,
+    add: &mut Add,
+) -> Result<()> {
+    if ret >= 0 {
+        add(a[1], a[2].min(SCHED_ATTR_LEN));
+    }
+    Ok(())
+}
+
+/// linux/shm.h's commands (not in libc).
+const SHM_STAT: i32 = 13;
+const SHM_INFO: i32 = 14;
+const SHM_STAT_ANY: i32 = 15;
+
+/// shmctl's struct shmid_ds, struct shminfo and struct shm_info.
+pub(super) fn shmctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add) -> Result<()> {
+    if ret < 0 {
+        return Ok(());
+    }
+    match ipc_cmd(a[1]) as i32 {
+        libc::IPC_STAT | SHM_STAT | SHM_STAT_ANY => add(a[2], 112),
+        libc::IPC_INFO => add(a[2], 72),
+        SHM_INFO => add(a[2], 48),
         _ => {}
     }
     Ok(())
@@ -487,6 +541,7 @@ pub(super) fn keyctl(a: &[u64; 6], ret: i64, _: &dyn TraceeMemory, add: &mut Add
 
 /// prctl's options (linux/prctl.h) that are trapped and write memory.
 pub(crate) const PR_GET_SECCOMP: u32 = 21;
+pub(crate) const PR_SET_SECCOMP: u32 = 22;
 pub(crate) const PR_GET_TSC: u32 = 25;
 pub(crate) const PR_SET_TSC: u32 = 26;
 pub(crate) const PR_SCHED_CORE: u32 = 62;

@@ -13,6 +13,7 @@
 //! are functions: those below, and the ones in `outputs.rs` and
 //! `inputs.rs` that `Out::Custom`/`In::Custom` point to.
 
+use super::bpf;
 use super::inputs::{sendfile_inputs, sendto_inputs};
 use super::outputs as o;
 use super::row::{ArgIs, Inputs as In, Outputs as Out, SyscallRow, When, A0, A1, A2, A3, A4, A5};
@@ -29,11 +30,13 @@ const CALLER_ARG0: &[ArgIs] = &[ArgIs::Eq(0, 0)];
 /// 0 would be every process of the caller's user).
 const CALLER_PRIORITY: &[ArgIs] = &[ArgIs::Eq(0, libc::PRIO_PROCESS), ArgIs::Eq(1, 0)];
 /// prctl's options rrc traps (linux/prctl.h): the one that names a
-/// process, and those that would show rrc's own seccomp filter and rdtsc
-/// trapping (`PR_TSC_SIGSEGV`) instead of the program's.
+/// process, those that would show rrc's own seccomp filter and rdtsc
+/// trapping (`PR_TSC_SIGSEGV`) instead of the program's, and the program
+/// installing a seccomp filter (the recorder stops buffering calls then).
 const PRCTL_TRAPPED: &[ArgIs] = &[
     ArgIs::Ne(0, o::PR_SCHED_CORE),
     ArgIs::Ne(0, o::PR_GET_SECCOMP),
+    ArgIs::Ne(0, o::PR_SET_SECCOMP),
     ArgIs::Ne(0, o::PR_GET_TSC),
     ArgIs::Ne(0, o::PR_SET_TSC),
 ];
@@ -70,7 +73,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(13, "rt_sigaction", &["sig", "act", "oact", "sigsetsize"]).ptr(A1 | A2).act(Execute).cmp(A0),
     s(14, "rt_sigprocmask", &["how", "set", "oset", "sigsetsize"]).ptr(A1 | A2).act(Execute).cmp(A0),
     s(15, "rt_sigreturn", &[]).handler_end(),
-    s(16, "ioctl", &["fd", "request", "arg"]).ptr(A2).act_by(ioctl_action).cmp(A0 | A1).named().out(Out::Custom(o::ioctl)),
+    s(16, "ioctl", &["fd", "request", "arg"]).ptr(A2).act_by(ioctl_action).fds_if(ioctl_makes_fd).cmp(A0 | A1).named().out(Out::Custom(o::ioctl)),
     s(17, "pread64", &["fd", "buf", "count", "offset"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).named().out(Out::Returned(1, 1)),
     s(18, "pwrite64", &["fd", "buf", "count", "offset"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).named().input(In::Buf(1, 2)),
     s(19, "readv", &["fd", "iov", "iovcnt"]).ptr(A1).act(Emulate).cmp(A0 | A2).named().out(Out::Custom(o::readv)),
@@ -83,9 +86,12 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(26, "msync", &["addr", "len", "flags"]).ptr(A0).untrapped(),
     s(27, "mincore", &["addr", "len", "vec"]).ptr(A0 | A2).act(Emulate).out(Out::Custom(o::mincore)),
     s(28, "madvise", &["addr", "len", "advice"]).ptr(A0).untrapped(),
-    s(29, "shmget", &["key", "size", "shmflg"]),
-    s(30, "shmat", &["shmid", "shmaddr", "shmflg"]).ptr(A1),
-    s(31, "shmctl", &["shmid", "cmd", "buf"]).ptr(A2),
+    // System V shared memory is memory: the program's own segments are
+    // made again in replay, and the program's processes share them as
+    // they did (see ReplayAction::SharedMemory). Detaching only unmaps.
+    s(29, "shmget", &["key", "size", "shmflg"]).act(SharedMemory).cmp(A1 | A2),
+    s(30, "shmat", &["shmid", "shmaddr", "shmflg"]).ptr(A1).act(SharedMemory).cmp(A2),
+    s(31, "shmctl", &["shmid", "cmd", "buf"]).ptr(A2).act_by(shmctl_action).cmp(A1).out(Out::Custom(o::shmctl)),
     s(32, "dup", &["oldfd"]).act(ExecuteChecked).fds().cmp(A0),
     s(33, "dup2", &["oldfd", "newfd"]).act(ExecuteChecked).fds().cmp(A0 | A1),
     s(34, "pause", &[]).act(Emulate),
@@ -124,8 +130,8 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(64, "semget", &["key", "nsems", "semflg"]).act(Emulate).cmp(A1 | A2),
     s(65, "semop", &["semid", "sops", "nsops"]).ptr(A1).act(Emulate).cmp(A2),
     // The union argument is a value for some commands: not compared.
-    s(66, "semctl", &["semid", "semnum", "cmd", "arg"]).act_by(semctl_action).cmp(A1 | A2).out(Out::Custom(o::semctl)),
-    s(67, "shmdt", &["shmaddr"]).ptr(A0),
+    s(66, "semctl", &["semid", "semnum", "cmd", "arg"]).act(Emulate).cmp(A1 | A2).out(Out::Custom(o::semctl)),
+    s(67, "shmdt", &["shmaddr"]).ptr(A0).untrapped(),
     s(68, "msgget", &["key", "msgflg"]).act(Emulate).cmp(A1),
     // The message is its type (8 bytes) and msgsz bytes of text.
     s(69, "msgsnd", &["msqid", "msgp", "msgsz", "msgflg"]).ptr(A1).act(Emulate).cmp(A2 | A3).input(In::Custom(msgsnd_inputs)),
@@ -185,7 +191,9 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(123, "setfsgid", &["fsgid"]).act(Emulate),
     s(124, "getsid", &["pid"]).act(Emulate),
     s(125, "capget", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate).out(Out::Custom(o::capget)),
-    s(126, "capset", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate),
+    // Capabilities are credentials: what prctl (which runs) may raise
+    // and what an exec keeps follow them, so capset runs as setuid does.
+    s(126, "capset", &["hdrp", "datap"]).ptr(A0 | A1).act(Emulate).creds(),
     s(127, "rt_sigpending", &["set", "sigsetsize"]).ptr(A0).act(Emulate).out(Out::Custom(o::rt_sigpending)),
     s(128, "rt_sigtimedwait", &["set", "info", "timeout", "sigsetsize"]).ptr(A0 | A1 | A2).act(Emulate).out(Out::OnSuccess(&[(1, 128)])),
     s(129, "rt_sigqueueinfo", &["tgid", "sig", "info"]).ptr(A2).act(SignalSend).cmp(A1),
@@ -208,8 +216,8 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(143, "sched_getparam", &["pid", "param"]).ptr(A1).act(Emulate).out(Out::OnSuccess(&[(1, 4)])),
     s(144, "sched_setscheduler", &["pid", "policy", "param"]).ptr(A2).act(Emulate),
     s(145, "sched_getscheduler", &["pid"]).act(Emulate),
-    s(146, "sched_get_priority_max", &["policy"]),
-    s(147, "sched_get_priority_min", &["policy"]),
+    s(146, "sched_get_priority_max", &["policy"]).act(Emulate).cmp(A0),
+    s(147, "sched_get_priority_min", &["policy"]).act(Emulate).cmp(A0),
     s(148, "sched_rr_get_interval", &["pid", "tp"]).ptr(A1),
     s(149, "mlock", &["addr", "len"]).ptr(A0).untrapped(),
     s(150, "munlock", &["addr", "len"]).ptr(A0).untrapped(),
@@ -223,11 +231,11 @@ pub(super) const ROWS: &[SyscallRow] = &[
     // Removed from the kernel (ENOSYS): the recorded result.
     s(156, "_sysctl", &["args"]).ptr(A0).act(Emulate),
     // PR_SCHED_CORE takes a pid and can act on another process's cookie.
-    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(PRCTL_TRAPPED).act(Emulate).cmp(A0 | A1).out(Out::Custom(o::prctl)),
+    s(157, "prctl", &["option", "arg2", "arg3", "arg4", "arg5"]).untrapped_when(PRCTL_TRAPPED).act_by(prctl_action).cmp(A0 | A1).out(Out::Custom(o::prctl)),
     s(158, "arch_prctl", &["code", "addr"]).untrapped(),
     // The system clock is never read back from or set by replay.
     s(159, "adjtimex", &["buf"]).ptr(A0).act(Emulate).out(Out::OnSuccess(&[(0, TIMEX)])),
-    s(160, "setrlimit", &["resource", "rlim"]).ptr(A1).act(Emulate).cmp(A0),
+    s(160, "setrlimit", &["resource", "rlim"]).ptr(A1).act_by(setrlimit_action).cmp(A0),
     s(161, "chroot", &["path"]).ptr(A0).act(Emulate),
     s(162, "sync", &[]).act(Emulate),
     s(163, "acct", &["filename"]).ptr(A0).act(Emulate).input(In::Paths(&[0])),
@@ -370,7 +378,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     // Watches the file system, outside the process: a placeholder.
     s(300, "fanotify_init", &["flags", "event_f_flags"]).act(Placeholder).fds().cmp(A0 | A1),
     s(301, "fanotify_mark", &["fanotify_fd", "flags", "mask", "dirfd", "path"]).ptr(A4).act(Emulate).cmp(A0 | A1 | A2).input(In::Paths(&[4])),
-    s(302, "prlimit64", &["pid", "resource", "new_limit", "old_limit"]).ptr(A2 | A3).act(Emulate).cmp(A1).out(Out::OnSuccess(&[(3, 16)])),
+    s(302, "prlimit64", &["pid", "resource", "new_limit", "old_limit"]).ptr(A2 | A3).act_by(prlimit_action).cmp(A1).out(Out::OnSuccess(&[(3, 16)])),
     s(303, "name_to_handle_at", &["dirfd", "path", "handle", "mount_id", "flags"]).ptr(A1 | A2 | A3),
     s(304, "open_by_handle_at", &["mount_fd", "handle", "flags"]).ptr(A1),
     s(305, "clock_adjtime", &["clock", "buf"]).ptr(A1).act(Emulate).cmp(A0).out(Out::OnSuccess(&[(1, TIMEX)])),
@@ -386,8 +394,11 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(311, "process_vm_writev", &["pid", "local_iov", "liovcnt", "remote_iov", "riovcnt", "flags"]).ptr(A1 | A3).act(OnProcess).cmp(A2 | A4 | A5),
     s(312, "kcmp", &["pid1", "pid2", "type", "idx1", "idx2"]).act(Emulate).cmp(A2 | A3 | A4),
     s(313, "finit_module", &["fd", "param_values", "flags"]).ptr(A1),
-    s(314, "sched_setattr", &["pid", "attr", "flags"]).ptr(A1),
-    s(315, "sched_getattr", &["pid", "attr", "size", "flags"]).ptr(A1).act(Emulate),
+    // Scheduling never changes what a program computes: emulated, as
+    // sched_setparam is. getattr writes at most `size` bytes of the
+    // kernel's struct sched_attr.
+    s(314, "sched_setattr", &["pid", "attr", "flags"]).ptr(A1).act(Emulate).cmp(A2),
+    s(315, "sched_getattr", &["pid", "attr", "size", "flags"]).ptr(A1).act(Emulate).cmp(A2 | A3).out(Out::Custom(o::sched_getattr)),
     s(316, "renameat2", &["olddirfd", "oldpath", "newdirfd", "newpath", "flags"]).ptr(A1 | A3).act(Emulate).input(In::Paths(&[1, 3])),
     // The program's own filter decides which later calls fail or raise
     // SIGSYS without ever trapping to rrc (ERRNO and TRAP outrank rrc's
@@ -396,7 +407,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(318, "getrandom", &["buf", "len", "flags"]).ptr(A0).act(Emulate).cmp(A1 | A2).named().out(Out::Returned(0, 1)),
     s(319, "memfd_create", &["name", "flags"]).ptr(A0).act(ExecuteChecked).fds().cmp(A1),
     s(320, "kexec_file_load", &["kernel_fd", "initrd_fd", "cmdline_len", "cmdline", "flags"]).ptr(A3),
-    s(321, "bpf", &["cmd", "attr", "size"]).ptr(A1),
+    s(321, "bpf", &["cmd", "attr", "size"]).ptr(A1).act_by(bpf::action).fds_if(bpf::makes_fd).cmp(A0 | A2).out(Out::Custom(bpf::outputs)),
     s(322, "execveat", &["dirfd", "path", "argv", "envp", "flags"]).ptr(A1 | A2 | A3).act(Exec).input(In::Paths(&[1])),
     s(323, "userfaultfd", &["flags"]),
     s(324, "membarrier", &["cmd", "flags", "cpu_id"]).untrapped(),
@@ -410,17 +421,23 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(332, "statx", &["dirfd", "path", "flags", "mask", "statxbuf"]).ptr(A1 | A4).act(Emulate).input(In::Paths(&[1])).out(Out::OnSuccess(&[(4, 256)])),
     s(333, "io_pgetevents", &["ctx", "min_nr", "nr", "events", "timeout", "usig"]).ptr(A3 | A4 | A5),
     s(334, "rseq", &["rseq", "rseq_len", "flags", "sig"]).ptr(A0).untrapped(),
-    s(424, "pidfd_send_signal", &["pidfd", "sig", "info", "flags"]).ptr(A2),
+    // The descriptor is a placeholder in replay (pidfd_open's): emulated,
+    // nothing is sent (a signal the program's own process took is
+    // replayed there, as any other it received).
+    s(424, "pidfd_send_signal", &["pidfd", "sig", "info", "flags"]).ptr(A2).act(Emulate).cmp(A0 | A1 | A3),
     s(425, "io_uring_setup", &["entries", "params"]).ptr(A1),
     s(426, "io_uring_enter", &["fd", "to_submit", "min_complete", "flags", "arg", "argsz"]).ptr(A4),
     s(427, "io_uring_register", &["fd", "opcode", "arg", "nr_args"]).ptr(A2),
     // A descriptor for a mount: a placeholder, like a socket's.
     s(428, "open_tree", &["dirfd", "path", "flags"]).ptr(A1).act(Placeholder).fds().cmp(A0 | A2).input(In::Paths(&[1])),
-    s(429, "move_mount", &["from_dirfd", "from_path", "to_dirfd", "to_path", "flags"]).ptr(A1 | A3),
-    s(430, "fsopen", &["fsname", "flags"]).ptr(A0),
-    s(431, "fsconfig", &["fd", "cmd", "key", "value", "aux"]).ptr(A2 | A3),
-    s(432, "fsmount", &["fd", "flags", "attr_flags"]),
-    s(433, "fspick", &["dirfd", "path", "flags"]).ptr(A1),
+    // The new mount API: its descriptors (a file system being set up, a
+    // detached mount) are placeholders, and mount-table changes are never
+    // made again, as for mount.
+    s(429, "move_mount", &["from_dirfd", "from_path", "to_dirfd", "to_path", "flags"]).ptr(A1 | A3).act(Emulate).cmp(A0 | A2 | A4).input(In::Paths(&[1, 3])),
+    s(430, "fsopen", &["fsname", "flags"]).ptr(A0).act(Placeholder).fds().cmp(A1).input(In::Paths(&[0])),
+    s(431, "fsconfig", &["fd", "cmd", "key", "value", "aux"]).ptr(A2 | A3).act(Emulate).cmp(A0 | A1 | A4),
+    s(432, "fsmount", &["fd", "flags", "attr_flags"]).act(Placeholder).fds().cmp(A0 | A1 | A2),
+    s(433, "fspick", &["dirfd", "path", "flags"]).ptr(A1).act(Placeholder).fds().cmp(A0 | A2).input(In::Paths(&[1])),
     s(434, "pidfd_open", &["pid", "flags"]).act(Placeholder).fds().cmp(A1),
     s(435, "clone3", &["cl_args", "size"]).ptr(A0).act(Spawn),
     s(436, "close_range", &["first", "last", "flags"]).act(ExecuteChecked).fds().cmp(A0 | A1),
@@ -429,11 +446,14 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(439, "faccessat2", &["dirfd", "path", "mode", "flags"]).ptr(A1).act(Emulate).cmp(A0 | A2).input(In::Paths(&[1])),
     s(440, "process_madvise", &["pidfd", "iov", "vlen", "advice", "flags"]).ptr(A1),
     s(441, "epoll_pwait2", &["epfd", "events", "maxevents", "timeout", "sigmask", "sigsetsize"]).ptr(A1 | A3 | A4).act(Emulate).cmp(A0 | A2).out(Out::Returned(1, 12)),
-    s(442, "mount_setattr", &["dirfd", "path", "flags", "attr", "size"]).ptr(A1 | A3),
+    s(442, "mount_setattr", &["dirfd", "path", "flags", "attr", "size"]).ptr(A1 | A3).act(Emulate).cmp(A0 | A2 | A4).input(In::Paths(&[1])),
     s(443, "quotactl_fd", &["fd", "cmd", "id", "addr"]).ptr(A3),
-    s(444, "landlock_create_ruleset", &["attr", "size", "flags"]).ptr(A0),
-    s(445, "landlock_add_rule", &["ruleset_fd", "rule_type", "rule_attr", "flags"]).ptr(A2),
-    s(446, "landlock_restrict_self", &["ruleset_fd", "flags"]),
+    // Landlock restricts what the program may reach, and every call that
+    // reaches the file system is replayed from the trace (or checked):
+    // emulated, with a placeholder for a ruleset.
+    s(444, "landlock_create_ruleset", &["attr", "size", "flags"]).ptr(A0).act_by(landlock_action).fds_if(landlock_makes_ruleset).cmp(A1 | A2),
+    s(445, "landlock_add_rule", &["ruleset_fd", "rule_type", "rule_attr", "flags"]).ptr(A2).act(Emulate).cmp(A0 | A1 | A3),
+    s(446, "landlock_restrict_self", &["ruleset_fd", "flags"]).act(Emulate).cmp(A0 | A1),
     s(447, "memfd_secret", &["flags"]),
     s(448, "process_mrelease", &["pidfd", "flags"]),
     s(449, "futex_waitv", &["waiters", "nr_futexes", "flags", "timeout", "clockid"]).ptr(A0 | A3).untrapped_unless_serialized().act(Emulate).cmp(A1),
@@ -475,11 +495,72 @@ fn msgsnd_inputs(args: &[u64; 6]) -> Vec<InputSpec> {
     })]
 }
 
-/// semctl(GETALL) writes one value per semaphore of the set, a count no
-/// argument gives: rrc cannot record it, and replay says so there.
-fn semctl_action(args: &[u64; 6]) -> ReplayAction {
-    if o::ipc_cmd(args[2]) == libc::GETALL as u64 {
-        Unsupported
+/// shmctl(IPC_RMID) removes replay's own segment; the rest reads or
+/// sets a segment's description, emulated.
+fn shmctl_action(args: &[u64; 6]) -> ReplayAction {
+    if o::ipc_cmd(args[1]) == libc::IPC_RMID as u64 {
+        SharedMemory
+    } else {
+        Emulate
+    }
+}
+
+/// Limits on the process's own resources that replay reproduces by
+/// running the program's code natively: how far its stack grows (a stack
+/// overflow's depth), its data segment, the descriptors it may have open
+/// (replay makes pipes and duplicates for real), locked memory, and core
+/// dumps. Address space (RLIMIT_AS) is not among them: rrc's own
+/// mappings take some of it (the recorder raises it by their size).
+fn applies_in_replay(resource: u64) -> bool {
+    matches!(
+        resource as u32,
+        libc::RLIMIT_STACK
+            | libc::RLIMIT_DATA
+            | libc::RLIMIT_NOFILE
+            | libc::RLIMIT_MEMLOCK
+            | libc::RLIMIT_CORE
+    )
+}
+
+/// setrlimit of such a resource runs in replay as well.
+fn setrlimit_action(args: &[u64; 6]) -> ReplayAction {
+    if applies_in_replay(args[0]) {
+        Apply
+    } else {
+        Emulate
+    }
+}
+
+/// prlimit64 setting such a limit of the caller itself (glibc's
+/// setrlimit), without reading the old one back (which replay would
+/// write from its own limits), runs in replay as well.
+fn prlimit_action(args: &[u64; 6]) -> ReplayAction {
+    if args[0] as u32 == 0 && args[2] != 0 && args[3] == 0 && applies_in_replay(args[1]) {
+        Apply
+    } else {
+        Emulate
+    }
+}
+
+/// PR_SET_SECCOMP installs the program's own filter, which replay must
+/// install too (as seccomp's); the other trapped options are emulated.
+fn prctl_action(args: &[u64; 6]) -> ReplayAction {
+    if args[0] as u32 == o::PR_SET_SECCOMP {
+        ExecuteChecked
+    } else {
+        Emulate
+    }
+}
+
+/// landlock_create_ruleset with LANDLOCK_CREATE_RULESET_VERSION returns
+/// the ABI's version, not a descriptor.
+fn landlock_makes_ruleset(args: &[u64; 6]) -> bool {
+    args[2] & 1 == 0
+}
+
+fn landlock_action(args: &[u64; 6]) -> ReplayAction {
+    if landlock_makes_ruleset(args) {
+        Placeholder
     } else {
         Emulate
     }
@@ -512,12 +593,19 @@ fn fcntl_action(args: &[u64; 6]) -> ReplayAction {
     }
 }
 
+/// TIOCGPTPEER opens a terminal's peer: a new descriptor.
+fn ioctl_makes_fd(args: &[u64; 6]) -> bool {
+    super::ioctl::ioctl_makes_fd(args[1])
+}
+
 /// ioctl's descriptor-flag requests are fcntl's F_SETFD and F_SETFL under
-/// other names, and run as those do; the rest is emulated.
+/// other names, and run as those do; a peer terminal's descriptor is a
+/// placeholder, as the terminal's own is; the rest is emulated.
 fn ioctl_action(args: &[u64; 6]) -> ReplayAction {
     match super::ioctl::ioctl_request(args[1]) as libc::c_ulong {
         libc::FIOCLEX | libc::FIONCLEX => Execute,
         libc::FIONBIO | libc::FIOASYNC => Apply,
+        super::ioctl::TIOCGPTPEER => Placeholder,
         _ => Emulate,
     }
 }

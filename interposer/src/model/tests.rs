@@ -12,6 +12,8 @@ mod more_calls;
 
 /// Descriptor queries that write, and terminal and network ioctls.
 mod descriptor_queries;
+/// Rows for kernel objects (bpf, semaphore values, priorities).
+mod kernel_objects;
 
 /// Every x86-64 number and then some, and the impossible ones.
 fn all_numbers() -> impl Iterator<Item = i64> {
@@ -371,8 +373,8 @@ fn servers_syscalls_are_known() {
         assert!(is_known(nr), "{} should be known", name(nr));
     }
     assert!(
-        !is_known(libc::SYS_sched_get_priority_max),
-        "sched_get_priority_max is the canonical unknown syscall in tests"
+        !is_known(libc::SYS_sched_rr_get_interval),
+        "sched_rr_get_interval is the canonical unknown syscall in tests"
     );
 }
 
@@ -449,7 +451,7 @@ fn outputs_of_fixed_layouts() {
         vec![region(0x1000, 24)]
     );
     // Unknown and untrapped calls write nothing rrc records.
-    assert!(out(libc::SYS_sched_get_priority_max, &tv, 0).is_empty());
+    assert!(out(libc::SYS_sched_rr_get_interval, &tv, 0).is_empty());
     assert!(out(libc::SYS_futex, &tv, 0).is_empty());
     assert!(out(-1, &tv, 0).is_empty());
 }
@@ -567,7 +569,11 @@ fn recvmsg_outputs_end_with_the_control_data() {
 fn ioctl_requests_decode() {
     // A sign-extended request is the same request.
     assert_eq!(ioctl_request(0xffff_ffff_8004_5401), 0x8004_5401);
-    assert_eq!(ioctl_output_len(libc::TCGETS), Some(60));
+    assert_eq!(
+        ioctl_output_len(libc::TCGETS),
+        Some(36),
+        "the kernel's termios"
+    );
     assert_eq!(ioctl_output_len(libc::TIOCGWINSZ), Some(8));
     assert_eq!(ioctl_output_len(libc::FIONREAD), Some(4));
     assert_eq!(ioctl_output_len(libc::SIOCGIFINDEX), Some(40));

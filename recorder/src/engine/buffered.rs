@@ -197,6 +197,16 @@ impl Recorder {
         }))
     }
 
+    /// The program's seccomp filter is in place (`TRACED_OWN_FILTER`):
+    /// every thread, and every one made from now on, stops buffering.
+    pub(super) fn program_filter_installed(&mut self) {
+        self.own_filter = true;
+        let pids: Vec<Pid> = self.threads.keys().copied().collect();
+        for pid in pids {
+            self.set_go_traced(pid, rrc_synclog::syscallbuf::TRACED_OWN_FILTER, true);
+        }
+    }
+
     /// Sets or clears `TRACED_*` bits on `pid`'s buffer.
     pub(super) fn set_go_traced(&self, pid: Pid, bit: u32, on: bool) {
         let Some(buf) = self

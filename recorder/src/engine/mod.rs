@@ -64,6 +64,9 @@ pub struct Recorder {
     root_process: Option<ProcessId>,
     /// Whether what it left behind has been killed (`end_left_behind`).
     left_behind_killed: bool,
+    /// The program installed a seccomp filter of its own: no thread
+    /// buffers calls from then on (see `buffered.rs`).
+    own_filter: bool,
     std_streams: StdStreams,
     warned: HashSet<String>,
     dispositions: ProcessDispositions,
@@ -140,6 +143,7 @@ impl Recorder {
             main_status: None,
             root_process: None,
             left_behind_killed: false,
+            own_filter: false,
             root,
             std_streams: StdStreams::new(),
             warned: HashSet::new(),

@@ -298,6 +298,9 @@ impl Recorder {
         let process = t.process;
         let ret = self.hide_rrc_at_exit(pid, &call, ret)?;
         call.address_limit.at_exit(&tracee, ret);
+        if model::installs_program_filter(call.nr, &call.args) && ret >= 0 {
+            self.program_filter_installed();
+        }
         if let Some((sig, handler, flags)) = call.installs.filter(|_| ret == 0) {
             self.dispositions
                 .entry(process)

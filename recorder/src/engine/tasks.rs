@@ -52,6 +52,9 @@ impl Recorder {
     fn new_task(&mut self, parent: Pid, child: Pid, event: i32) -> Result<()> {
         let new_process = event != libc::PTRACE_EVENT_CLONE || !self.clone_makes_thread(parent);
         let logical = self.add_thread(child, Some(parent), new_process)?;
+        if self.own_filter {
+            self.set_go_traced(child, rrc_synclog::syscallbuf::TRACED_OWN_FILTER, true);
+        }
         let process = self.threads.get(&child).map_or(0, |t| t.process);
         if let Some(call) = self
             .threads

@@ -10,6 +10,7 @@ use rrc_interposer::{SyscallRegs, Tracee, TraceeMemory, TscInstruction};
 use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId};
 
 use super::exit::{ExitCheck, InFlight};
+use super::live_files;
 use super::{diverged, Replayer, Res, Resume};
 use crate::divergence::{describe_event, describe_record, Expected, Need, Observed};
 use crate::plan::PlannedEvent;
@@ -38,7 +39,18 @@ impl Replayer {
             }
             return self.run_to_exit(pid, record, args, ExitCheck::Executed);
         }
-        let action = action_for(&record, nr, &args);
+        let action = match action_for(&record, nr, &args) {
+            // The program's own data, in a file replay keeps live.
+            ReplayAction::Emulate
+                if live_files::runs_live(nr, &args) && live_files::fd_is_live(pid, args[0]) =>
+            {
+                if live_files::only_reads(nr) {
+                    return self.run_to_exit(pid, record, args, ExitCheck::LiveRead);
+                }
+                ReplayAction::ExecuteChecked
+            }
+            action => action,
+        };
         match action {
             ReplayAction::Emulate if !super::descriptors::received_fds(&record).is_empty() => {
                 self.receive_placeholder_fd(pid, &mut regs, record, args)
@@ -48,8 +60,14 @@ impl Replayer {
                 self.execute(pid, thread, &mut regs, record, action)
             }
             ReplayAction::Open => {
-                if self.may_reopen(pid, &record, &args) {
+                if let Some(key) = live_files::shadowed(&self.shadows, &record) {
+                    self.reopen_shadow(pid, &mut regs, record, args, key)
+                } else if self.may_reopen(pid, &record, &args)
+                    || live_files::opens_own_memory(&record)
+                {
                     self.run_to_exit(pid, record, args, ExitCheck::Executed)
+                } else if let Some(name) = live_files::shadow_name(&record, &args) {
+                    self.make_shadow(pid, &mut regs, record, args, name)
                 } else {
                     self.make_placeholder(pid, &mut regs, record, args)
                 }
@@ -85,6 +103,7 @@ impl Replayer {
             ReplayAction::Apply | ReplayAction::ChangeDirectory | ReplayAction::TidAddress => {
                 self.run_to_exit(pid, record, args, ExitCheck::ReportRecorded)
             }
+            ReplayAction::SharedMemory => self.shared_memory(pid, thread, &mut regs, record),
             ReplayAction::Unsupported => unsupported(thread, &record, nr),
         }
     }
@@ -92,7 +111,7 @@ impl Replayer {
     /// Skips the syscall, giving it the recorded result and memory; a
     /// write to stdout or stderr is printed here, in the recorded order
     /// (`output.rs`), without waiting for earlier ones.
-    fn emulate(
+    pub(super) fn emulate(
         &mut self,
         pid: Pid,
         thread: ThreadId,
@@ -135,10 +154,14 @@ impl Replayer {
             }
         }
         let copied = record.outputs.len() == 1 || super::descriptors::maps_dev_zero(&record);
-        if nr == libc::SYS_mmap && record.ret >= 0 && copied {
+        let live = nr == libc::SYS_mmap && live_files::fd_is_live(pid, args[4]);
+        if live && record.ret >= 0 {
+            // Mapped for real, so that its pages are the file's.
+            self.check_live_mapping(pid, thread, &record, &args)?;
+        } else if nr == libc::SYS_mmap && record.ret >= 0 && copied {
             return self.map_recorded_copy(pid, regs, record, args);
         }
-        if let SyscallExtra::MappedFd(recorded) = &record.extra {
+        if let (SyscallExtra::MappedFd(recorded), false) = (&record.extra, live) {
             self.check_mapped_file(pid, thread, &record, recorded, args[4])?;
         }
         self.complete(thread);
@@ -356,6 +379,7 @@ fn action_for_as(record: &SyscallRecord, nr: i64, args: &[u64; 6], root: bool) -
                 | ReplayAction::Placeholder
                 | ReplayAction::Spawn
                 | ReplayAction::Exec
+                | ReplayAction::Apply
         );
     if failed_when_recorded {
         // Fail it the same way, without running it.

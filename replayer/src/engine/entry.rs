@@ -156,6 +156,12 @@ impl Replayer {
         {
             return Some(Hold::ProcessExit);
         }
+        if let Some(child) = super::holds::reported_child_end(record) {
+            let live = self.live_process_id(child as u32 as u64) as i32;
+            if !self.hold_over(thread, Hold::ChildEnd(live)) {
+                return Some(Hold::ChildEnd(live));
+            }
+        }
         if self.order.enabled() && runs_in_recorded_order(record, nr, args) {
             let key = (thread, record.index);
             let entry = self.plan.entry_rank.get(&key);

@@ -20,6 +20,17 @@ pub(crate) enum ExitCheck {
     /// Ran as a placeholder descriptor: the number must match; then the
     /// recorded memory is injected.
     Placeholder,
+    /// Ran as a shadow memfd of the file with this recorded device and
+    /// inode (`live_files.rs`): checked as a placeholder, then kept.
+    Shadow((u64, u64)),
+    /// A read of a live file (`live_files.rs`), run for its effect on the
+    /// file's position: the program gets the recorded result and bytes
+    /// (the file may lack what an emulated call put there, a splice from
+    /// a pipe whose data replay never wrote).
+    LiveRead,
+    /// shmget made replay's own segment: it must exist; the program sees
+    /// the recorded id, and replay keeps the pair.
+    NewSegment,
     /// mmap of a file turned into anonymous memory: it must land at the
     /// recorded address; then the recorded bytes of the file fill it.
     MappedCopy,
@@ -76,6 +87,11 @@ impl Replayer {
             return Ok(self.resume(pid, Resume::Continue(0), "resume an interrupted syscall")?);
         }
         self.check_exit(&tracee, thread, &call, &mut regs)?;
+        match call.check {
+            ExitCheck::Shadow(key) => self.keep_shadow(pid, key, ret),
+            ExitCheck::NewSegment => self.keep_segment(call.record.ret, ret),
+            _ => {}
+        }
         let record = call.record;
         if record.nr as i64 == libc::SYS_rt_sigprocmask && record.ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);
@@ -103,7 +119,9 @@ impl Replayer {
         let interrupted_as_recorded = is_restart(ret) && record.ret == -(libc::EINTR as i64);
         match call.check {
             ExitCheck::Executed if interrupted_as_recorded => {}
-            ExitCheck::Executed | ExitCheck::Placeholder if ret != record.ret => {
+            ExitCheck::Executed | ExitCheck::Placeholder | ExitCheck::Shadow(_)
+                if ret != record.ret =>
+            {
                 return at_exit(thread, record, Need::Itself, Observed::Returned(ret));
             }
             ExitCheck::Executed => {
@@ -117,7 +135,9 @@ impl Replayer {
                     return at_exit(thread, record, Need::Itself, observed);
                 }
             }
-            ExitCheck::Placeholder => self.inject_outputs(tracee, record, &call.args)?,
+            ExitCheck::Placeholder | ExitCheck::Shadow(_) => {
+                self.inject_outputs(tracee, record, &call.args)?
+            }
             ExitCheck::MappedCopy if ret != record.ret => {
                 let observed = Observed::ReturnedAddress(ret);
                 return at_exit(thread, record, Need::MappedCopy, observed);
@@ -136,7 +156,15 @@ impl Replayer {
                 regs.regs.rax = record.ret as u64;
                 tracee.set_regs(regs, "give recvmsg its recorded result")?;
             }
-            ExitCheck::ReportRecorded => {
+            ExitCheck::NewSegment if ret < 0 => {
+                return at_exit(thread, record, Need::Itself, Observed::Returned(ret));
+            }
+            ExitCheck::LiveRead => {
+                self.inject_outputs(tracee, record, &call.args)?;
+                regs.regs.rax = record.ret as u64;
+                tracee.set_regs(regs, "give a live read its recorded result")?;
+            }
+            ExitCheck::NewSegment | ExitCheck::ReportRecorded => {
                 regs.regs.rax = record.ret as u64;
                 tracee.set_regs(regs, "report the recorded result")?;
             }

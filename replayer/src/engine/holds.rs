@@ -7,6 +7,7 @@
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::Tracee;
+use rrc_trace::SyscallRecord;
 
 use super::returns::Step;
 use super::threads::ThreadState;
@@ -30,6 +31,12 @@ pub(crate) enum Hold {
     /// they had when the signal killed them. `at_entry`: stopped at a
     /// syscall's entry (which must not run), else at a syscall's exit.
     FatalSignal { sig: i32, at_entry: bool },
+    /// wait4 or waitid whose recorded result is the end of a child (this
+    /// live pid): replay emulates the wait, so it waits here until the
+    /// child has really ended (or is held for good), and memory the child
+    /// wrote before it ended (shared mappings, System V segments) holds
+    /// what it did when recorded once the parent goes on.
+    ChildEnd(i32),
     /// At a syscall's entry, while its next recorded event is a signal
     /// delivered at a place in the event order (it waited in a futex when
     /// recorded): delivered here once the order gets there.
@@ -44,8 +51,34 @@ impl Hold {
         match self {
             Hold::RunTurn(rank) | Hold::SignalTurn(rank) => reached(rank),
             Hold::ProcessExit | Hold::FatalSignal { .. } => may_exit,
-            Hold::PastEnd => false,
+            // Asked of the live threads instead (`hold_over`).
+            Hold::PastEnd | Hold::ChildEnd(_) => false,
         }
+    }
+}
+
+/// The recorded pid of the child whose end a recorded wait4 or waitid
+/// reported (not a stop, a continue, or nothing yet under WNOHANG).
+pub(crate) fn reported_child_end(record: &SyscallRecord) -> Option<i32> {
+    let bytes = |i: usize, at: usize| -> Option<i32> {
+        let b = record.outputs.get(i)?.get(at..at + 4)?;
+        Some(i32::from_le_bytes(b.try_into().ok()?))
+    };
+    match record.nr as i64 {
+        libc::SYS_wait4 if record.ret > 0 => {
+            // With a null status pointer nothing says how it changed.
+            let status = bytes(0, 0)?;
+            let ended = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+            ended.then_some(record.ret as i32)
+        }
+        libc::SYS_waitid if record.ret == 0 => {
+            // siginfo_t: si_code at byte 8, si_pid at byte 16.
+            let code = bytes(0, 8)?;
+            let ended = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
+            let pid = bytes(0, 16)?;
+            (ended && pid > 0).then_some(pid)
+        }
+        _ => None,
     }
 }
 
@@ -59,6 +92,16 @@ impl Replayer {
 
     /// Whether what the thread is held for has happened.
     pub(super) fn hold_over(&self, thread: u32, hold: Hold) -> bool {
+        if let Hold::ChildEnd(child) = hold {
+            // Ended, or every thread it has left is held by replay (at the
+            // end of its events, or until its process exits): it writes
+            // nothing more before it ends, and the wait must not wait for
+            // a kill that replay has sent but not yet seen arrive.
+            return self
+                .live
+                .values()
+                .all(|t| t.tgid.as_raw() != child || t.hold().is_some());
+        }
         // Whether the process may exit is only asked of the holds that
         // wait for it: it looks at every thread.
         let may_exit = matches!(hold, Hold::ProcessExit | Hold::FatalSignal { .. })
@@ -159,6 +202,7 @@ impl Replayer {
             Hold::RunTurn(rank) => {
                 format!("its rank {rank} in the event order to run (at rank {turn})")
             }
+            Hold::ChildEnd(child) => format!("its child (live pid {child}) to end"),
         };
         diverged(
             thread,
@@ -190,5 +234,55 @@ mod tests {
         assert!(fatal.over(reached, true));
         assert!(!fatal.over(reached, false));
         assert!(!Hold::PastEnd.over(|_| true, true), "held for good");
+    }
+
+    fn wait(nr: i64, ret: i64, output: Vec<u8>) -> SyscallRecord {
+        SyscallRecord {
+            thread: 0,
+            index: 0,
+            nr: nr as u32,
+            args: [0; 6],
+            ret,
+            inputs: Vec::new(),
+            outputs: vec![output],
+            interval_ns: 0,
+            return_ns: 0,
+            order: 0,
+            extra: rrc_trace::SyscallExtra::None,
+            digested: 0,
+        }
+    }
+
+    #[test]
+    fn a_wait_that_reported_a_childs_end_waits_for_it() {
+        let exited = (7i32 << 8).to_le_bytes().to_vec(); // exit status 7
+        assert_eq!(
+            reported_child_end(&wait(libc::SYS_wait4, 42, exited.clone())),
+            Some(42)
+        );
+        let killed = 9i32.to_le_bytes().to_vec(); // SIGKILL
+        assert_eq!(
+            reported_child_end(&wait(libc::SYS_wait4, 42, killed)),
+            Some(42)
+        );
+        let stopped = (0x7fi32 | (19 << 8)).to_le_bytes().to_vec();
+        assert_eq!(
+            reported_child_end(&wait(libc::SYS_wait4, 42, stopped)),
+            None
+        );
+        assert_eq!(
+            reported_child_end(&wait(libc::SYS_wait4, 0, exited)),
+            None,
+            "WNOHANG"
+        );
+        let mut info = vec![0u8; 128];
+        info[8..12].copy_from_slice(&libc::CLD_EXITED.to_le_bytes());
+        info[16..20].copy_from_slice(&42i32.to_le_bytes());
+        assert_eq!(
+            reported_child_end(&wait(libc::SYS_waitid, 0, info.clone())),
+            Some(42)
+        );
+        info[8..12].copy_from_slice(&libc::CLD_STOPPED.to_le_bytes());
+        assert_eq!(reported_child_end(&wait(libc::SYS_waitid, 0, info)), None);
     }
 }

@@ -8,8 +8,10 @@
 //! Fed: the calls the fast path buffers when recording (reads, sends,
 //! clocks, epoll_wait...) that replay emulates, whose memory the model
 //! finds from their arguments alone, that are not output to rrc-replay's
-//! own stdout or stderr, and that no signal follows (a signal recorded at
-//! a return is delivered by the tracer, at a trap).
+//! own stdout or stderr, not on a file replay keeps live (a memfd, a
+//! shadow: `live_files.rs`, whose reads and writes run for real), and
+//! that no signal follows (a signal recorded at a return is delivered by
+//! the tracer, at a trap).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,6 +26,7 @@ use rrc_synclog::syscallbuf::{BUF_BYTES, FAST_CALLS};
 use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId, NO_ORDER};
 
 use super::emulate::{action_for, runs_in_recorded_order};
+use super::live_files;
 use super::{Halt, Replayer, Res};
 use crate::plan::PlannedEvent;
 
@@ -155,10 +158,14 @@ impl Replayer {
         thread: ThreadId,
         r: &'a SyscallRecord,
         next: Option<&PlannedEvent>,
+        live: &mut impl FnMut(u64) -> bool,
     ) -> Option<FedCall<'a>> {
         let nr = i64::from(r.nr);
         let plain = matches!(r.extra, SyscallExtra::None | SyscallExtra::Buffered);
         if !FAST_CALLS.contains(&nr) || !plain || r.order == NO_ORDER {
+            return None;
+        }
+        if live_files::runs_live(nr, &r.args) && live(r.args[0]) {
             return None;
         }
         if matches!(next, Some(PlannedEvent::Signal(_))) {
@@ -276,13 +283,25 @@ impl Replayer {
         // the rest of it); put back below.
         let mut queue = std::mem::take(queue);
         let mut bytes = Vec::new();
+        // Whether a descriptor is a live file, looked up once a feed (the
+        // calls fed open and close none).
+        let mut known: Vec<(u64, bool)> = Vec::new();
+        let mut live = |fd: u64| match known.iter().find(|(f, _)| *f == fd) {
+            Some((_, is)) => *is,
+            None => {
+                let is = live_files::fd_is_live(pid, fd);
+                known.push((fd, is));
+                is
+            }
+        };
         {
             let ahead: Vec<&PlannedEvent> = queue.ahead(FEED_MOST + 1).collect();
             for (i, event) in ahead.iter().enumerate().take(FEED_MOST) {
                 let PlannedEvent::Syscall(r) = event else {
                     break;
                 };
-                let Some(call) = self.fed_call(thread, r, ahead.get(i + 1).copied()) else {
+                let next = ahead.get(i + 1).copied();
+                let Some(call) = self.fed_call(thread, r, next, &mut live) else {
                     break;
                 };
                 if bytes.len() + call.encoded_len() > BUF_BYTES {

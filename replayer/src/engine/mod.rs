@@ -12,6 +12,9 @@
 //! - `entry.rs`: a trapped syscall's entry: match it, or hold it.
 //! - `emulate.rs`: replaying a matched call (emulate, run, rdtsc).
 //! - `descriptors.rs`: placeholder descriptors, mapped copies, reopens.
+//! - `live_files.rs`: memfds and shadows of files the program filled,
+//!   whose I/O and mappings run for real.
+//! - `segments.rs`: System V shared memory, made again by replay.
 //! - `exit.rs`: checking a call replay ran for real at its exit.
 //! - `returns.rs`: letting a replayed call return: order, interval, late.
 //! - `order.rs`: the event order across threads (ranks, queued returns).
@@ -30,11 +33,13 @@ mod exit;
 mod giveway;
 mod holds;
 mod inprocess;
+mod live_files;
 mod order;
 mod output;
 mod pacing;
 mod report;
 mod returns;
+mod segments;
 mod signals;
 mod threads;
 
@@ -182,6 +187,10 @@ pub struct Replayer {
     main_status: Option<ExitStatus>,
     shim_recorded: Vec<u8>,
     shim_now: Vec<u8>,
+    /// Memfds standing in for files the program filled (`live_files.rs`).
+    shadows: live_files::Shadows,
+    /// System V segments replay made (`segments.rs`).
+    segments: segments::Segments,
     clock: StopClock,
     /// The event order across threads (with `--order-returns`).
     order: EventOrder,
@@ -228,6 +237,8 @@ impl Replayer {
             main_status: None,
             shim_recorded,
             shim_now,
+            shadows: live_files::Shadows::new(),
+            segments: segments::Segments::new(),
             clock,
             order: EventOrder::new(options.order_returns, Instant::now()),
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),
@@ -251,6 +262,7 @@ impl Replayer {
     /// Runs the replay to its end. `Ok(())` only for a faithful replay.
     pub fn run(&mut self) -> Result<std::result::Result<(), Divergence>> {
         let driven = rrc_interposer::drive(self);
+        self.remove_segments();
         // Whatever was replayed is printed, in the recorded order, before
         // the verdict (a divergence's line comes after it).
         self.flush_output();

@@ -73,7 +73,7 @@ fn kernel_log_reads_fill_what_they_return() {
 fn terminal_console_and_network_ioctls() {
     use super::ioctl::{ioctl_is_known, ioctl_output_len};
     assert_eq!(ioctl_output_len(0x5405), Some(18)); // TCGETA
-    assert_eq!(ioctl_output_len(0x5456), Some(60)); // TIOCGLCKTRMIOS
+    assert_eq!(ioctl_output_len(0x5456), Some(36)); // TIOCGLCKTRMIOS
     assert_eq!(ioctl_output_len(0x545d), Some(80)); // TIOCGICOUNT
     assert_eq!(ioctl_output_len(0x5459), Some(4)); // TIOCSERGETLSR
     assert_eq!(ioctl_output_len(0x4b44), Some(4)); // KDGKBMODE
@@ -88,8 +88,8 @@ fn terminal_console_and_network_ioctls() {
         assert_eq!(ioctl_output_len(req), None, "{req:#x}");
         assert!(ioctl_is_known(req), "{req:#x}");
     }
-    // Still unknown: TIOCSTI, TIOCGPTPEER (makes a descriptor), SIOCGIFBR.
-    for req in [0x5412, 0x5441, 0x8940] {
+    // Old-style numbers rrc has no entry for stay unknown.
+    for req in [0x54ff, 0x89ff] {
         assert!(!ioctl_is_known(req), "{req:#x}");
     }
 }
@@ -136,4 +136,32 @@ fn netfilter_table_replacement_returns_counters() {
     ];
     assert!(out(libc::SYS_setsockopt, &other, 0, &mem).is_empty());
     assert!(out(libc::SYS_setsockopt, &replace, -1, &mem).is_empty());
+}
+
+#[test]
+fn a_terminals_peer_is_a_placeholder_and_the_bridge_ioctl_writes_the_bridges_it_lists() {
+    let nr = libc::SYS_ioctl;
+    let peer = [3, 0x5441, libc::O_RDWR as u64, 0, 0, 0];
+    assert_eq!(replay_action(nr, &peer), ReplayAction::Placeholder);
+    assert!(changes_descriptor_table(nr, &peer));
+    let tcgets = [3, libc::TCGETS, 0x1000, 0, 0, 0];
+    assert!(!changes_descriptor_table(nr, &tcgets));
+    // TIOCSTI only takes a byte in.
+    assert!(super::ioctl::ioctl_is_known(0x5412));
+
+    let mem = FakeMemory::default();
+    let br = [3, 0x8940, 0x1000, 0, 0, 0];
+    // BRCTL_GET_BRIDGES: as many ints as it returns.
+    mem.put_u64(0x1000, 1);
+    mem.put_u64(0x1008, 0x2000);
+    mem.put_u64(0x1010, 1024);
+    assert_eq!(
+        outputs(nr, &br, 2, &mem).expect("bridges"),
+        vec![region(0x2000, 8)]
+    );
+    // BRCTL_GET_VERSION and BRCTL_ADD_BRIDGE write nothing.
+    for cmd in [0, 2] {
+        mem.put_u64(0x1000, cmd);
+        assert!(outputs(nr, &br, 2, &mem).expect("nothing").is_empty());
+    }
 }

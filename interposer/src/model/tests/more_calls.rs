@@ -55,14 +55,20 @@ fn outside_objects_are_emulated_or_placeholders() {
     }
     // Another process's memory is written only when it is the program's.
     assert_eq!(replay_action(libc::SYS_process_vm_writev, &a), OnProcess);
-    // semctl(GETALL) writes a count of values no argument gives.
+    // semctl(GETALL) writes as many values as the set has semaphores,
+    // asked of the kernel when recorded; replay writes what was recorded.
     let getall = [3, 0, libc::GETALL as u64, 0x1000, 0, 0];
-    assert_eq!(replay_action(libc::SYS_semctl, &getall), Unsupported);
+    assert_eq!(replay_action(libc::SYS_semctl, &getall), Emulate);
     let stat = [3, 0, libc::IPC_STAT as u64 | 0x100, 0x1000, 0, 0];
     assert_eq!(replay_action(libc::SYS_semctl, &stat), Emulate);
-    // System V shared memory maps memory shared with other processes:
-    // not modelled.
-    assert!(!is_known(libc::SYS_shmget) && !is_known(libc::SYS_shmat));
+    // System V shared memory is made again by replay (segments.rs).
+    assert_eq!(replay_action(libc::SYS_shmget, &a), SharedMemory);
+    assert_eq!(replay_action(libc::SYS_shmat, &a), SharedMemory);
+    let rmid = [3, libc::IPC_RMID as u64, 0, 0, 0, 0];
+    assert_eq!(replay_action(libc::SYS_shmctl, &rmid), SharedMemory);
+    let shm_stat = [3, libc::IPC_STAT as u64 | 0x100, 0x1000, 0, 0, 0];
+    assert_eq!(replay_action(libc::SYS_shmctl, &shm_stat), Emulate);
+    assert!(runs_untrapped(libc::SYS_shmdt), "detaching only unmaps");
 }
 
 #[test]
@@ -139,4 +145,26 @@ fn a_prctl_option_without_arguments_is_compared_on_the_option_alone() {
     let set_name = [15, 0x7fff_dead_beef, 0, 0, 0, 0];
     assert_eq!(compared_args_of(libc::SYS_prctl, &set_name), 0b11);
     assert_eq!(compared_args_of(libc::SYS_dup, &[3, 9, 9, 9, 9, 9]), 1);
+}
+
+#[test]
+fn recvmmsg_gives_each_messages_length_before_the_data_it_sizes() {
+    let mem = FakeMemory::default();
+    mem.put(0x1000, &[0; 64]);
+    mem.put_u64(0x1010, 0x2000); // msg_iov
+    mem.put_u64(0x1018, 1); // msg_iovlen
+    mem.put_u32(0x1038, 5); // msg_len
+    mem.put_u64(0x2000, 0x3000);
+    mem.put_u64(0x2008, 100);
+    let a = [3, 0x1000, 1, 0, 0, 0];
+    assert_eq!(
+        outputs(libc::SYS_recvmmsg, &a, 1, &mem).expect("outputs"),
+        vec![
+            region(0x1038, 4),
+            region(0x1008, 4),
+            region(0x3000, 5),
+            region(0x1028, 8),
+            region(0x1030, 4)
+        ]
+    );
 }
