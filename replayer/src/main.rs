@@ -52,6 +52,13 @@ struct Cli {
     /// events, such as counters, closer to where they were recorded).
     #[arg(long)]
     no_late_returns: bool,
+    /// Have the shim answer hot calls in-process (reads, sends, clock
+    /// reads: no ptrace stop each) in a program that had several threads
+    /// too; a one-threaded recording is replayed so by default. Faster, but
+    /// data races between threads (reads of data other threads write
+    /// without a lock) replay less faithfully this way (BENCHMARKS.md).
+    #[arg(long)]
+    in_process: bool,
     /// Trap every call, as without the fast path: the shim answers no
     /// call in-process. `RRC_FAST_PATH=0` in the environment does the same.
     #[arg(long)]
@@ -121,7 +128,8 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     log.set_serial(plan.header.serialized && !cli.no_order_returns);
     // Hot calls answered in the shim, without a stop (not serialised:
     // there the tracer hands the run of the program from event to event).
-    let in_process = !cli.no_fast_path
+    let in_process = (cli.in_process || plan.threads.len() == 1)
+        && !cli.no_fast_path
         && !log.serial()
         && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");
     log.set_fast_path(in_process, 0);

@@ -6,8 +6,8 @@
 //!
 //! As the tracer does for a trapped call, the answer waits for its rank in
 //! the event order and its recorded interval, writes the recorded memory,
-//! returns the recorded result, and passes the rank on; a thread whose next
-//! sync operation comes after other threads' events waits for it.
+//! returns the recorded result, and passes the rank on (the tracer feeds
+//! only calls after which the same thread's event is next in the order).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -28,16 +28,6 @@ static READY: AtomicBool = AtomicBool::new(false);
 const RANK_SPINS: u32 = 100;
 /// One sleep on the order (a safety net for lost wakes).
 const RANK_NAP: Duration = Duration::from_millis(10);
-/// A kept thread (`FedHead::late_rank`) goes anyway once the order has
-/// stood still this long (the event that is next may wait for something
-/// only the kept thread does), or after `LATE_LIMIT_NS` in all, as the
-/// tracer's `LateReturn`; it looks again every `LATE_NAP`.
-const LATE_STILL_NS: u64 = 2_000_000;
-const LATE_LIMIT_NS: u64 = 10_000_000;
-const LATE_NAP: Duration = Duration::from_micros(200);
-/// How long a thread whose next event is not next waits for the event
-/// after its own to happen.
-const OTHERS_FIRST_NS: u64 = 100_000;
 
 /// Called once the call site is mapped.
 pub fn prepare(log: &SharedSyncLog, recording: bool) {
@@ -109,43 +99,8 @@ unsafe fn answer(
     buf.consume(head.len);
     if at_rank {
         log.advance_rank();
-        if head.late_rank != NO_RANK {
-            keep_until(log, rrc_synclog::word(head.late_rank));
-        } else if head.next_own != NO_RANK && head.next_own > head.rank + 1 {
-            // Another thread's event is next: it goes first (a trapped
-            // call's thread waits for the tracer meanwhile).
-            let after = rrc_synclog::word(head.rank + 2);
-            let start = crate::fast::monotonic_ns();
-            while !SharedSyncLog::reached_word(after, log.order_turn())
-                && crate::fast::monotonic_ns().saturating_sub(start) < OTHERS_FIRST_NS
-            {
-                log.nap_on_order(log.order_turn(), Duration::from_micros(20));
-            }
-        }
     }
     Some(head.ret)
-}
-
-/// Keeps the thread until the order reaches `rank` (its arrival at its
-/// next sync operation), the order stands still, or the limit passes.
-fn keep_until(log: &SharedSyncLog, rank: u32) {
-    let start = crate::fast::monotonic_ns();
-    let (mut seen, mut moved) = (log.order_turn(), start);
-    loop {
-        let current = log.order_turn();
-        if SharedSyncLog::reached_word(rank, current) {
-            return;
-        }
-        let now = crate::fast::monotonic_ns();
-        if current != seen {
-            (seen, moved) = (current, now);
-        }
-        if now.saturating_sub(start) >= LATE_LIMIT_NS || now.saturating_sub(moved) >= LATE_STILL_NS
-        {
-            return;
-        }
-        log.nap_on_order(current, LATE_NAP);
-    }
 }
 
 /// Waits for `rank`, published for the tracer's stall reports and its

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 
 use crate::syscallbuf::{RegionHead, SyscallBuf, BUF_BYTES, REGION_HEAD};
 
-/// `FedHead::rank` and `late_rank` for none.
+/// `FedHead::rank` for none.
 pub const NO_RANK: u64 = u64::MAX;
 
 /// The bytes at `addr` (`count` of them) must equal the recorded ones.
@@ -48,15 +48,6 @@ pub struct FedHead {
     pub ret: i64,
     /// Its return's rank in the event order (`NO_RANK`: none).
     pub rank: u64,
-    /// After returning, the thread waits until the order reaches this
-    /// rank (its arrival at its next sync operation when others' events
-    /// come between; `NO_RANK`: it goes on at once).
-    pub late_rank: u64,
-    /// The rank of the thread's next event in the order (`NO_RANK`: none
-    /// known): when other threads' events come first, the thread lets the
-    /// next of them go before it runs on, as a trapped call's thread does
-    /// while the tracer gets to it.
-    pub next_own: u64,
     pub interval_ns: u64,
     pub return_ns: u64,
 }
@@ -107,8 +98,6 @@ pub struct FedCall<'a> {
     pub args: [u64; 6],
     pub ret: i64,
     pub rank: u64,
-    pub late_rank: u64,
-    pub next_own: u64,
     pub interval_ns: u64,
     pub return_ns: u64,
     pub inputs: Vec<InputCheck<'a>>,
@@ -144,8 +133,6 @@ impl FedCall<'_> {
             args: self.args,
             ret: self.ret,
             rank: self.rank,
-            late_rank: self.late_rank,
-            next_own: self.next_own,
             interval_ns: self.interval_ns,
             return_ns: self.return_ns,
         };
@@ -309,7 +296,6 @@ mod tests {
             args: [5, 0x1000, 3, 0, 0, 0],
             ret: 3,
             rank: 40,
-            late_rank: NO_RANK,
             inputs: vec![(INPUT_BYTES, 0x1000, 3, &b"abc"[..])],
             ..FedCall::default()
         };
