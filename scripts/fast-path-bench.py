@@ -101,6 +101,10 @@ SERVERS = {
 }
 
 
+# Extra rrc-replay flags (--replay-flag), e.g. --in-process.
+REPLAY_FLAGS = []
+
+
 def trace_facts(bindir, trace, requests, replay=True):
     js = json.loads(subprocess.run([os.path.join(bindir, "rrc-inspect"), trace, "--json"],
                                    capture_output=True, text=True, check=True).stdout)
@@ -109,7 +113,8 @@ def trace_facts(bindir, trace, requests, replay=True):
     replay_s, ok, first = 0.0, True, ""
     if replay:
         t0 = time.time()
-        rep = subprocess.run([os.path.join(bindir, "rrc-replay"), "--no-intervals", trace],
+        rep = subprocess.run([os.path.join(bindir, "rrc-replay"), "--no-intervals"]
+                             + REPLAY_FLAGS + [trace],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              timeout=1800)
         replay_s = time.time() - t0
@@ -129,6 +134,8 @@ def trace_facts(bindir, trace, requests, replay=True):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--replay-flag", action="append", default=[],
+                    help="an extra rrc-replay flag for the replays (e.g. --in-process); repeatable")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", choices=sorted(SERVERS))
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "target", "release"))
@@ -136,6 +143,7 @@ def main():
     ap.add_argument("--no-replay", action="store_true", help="skip the replays")
     ap.add_argument("--compare", help="also record with the rrc in this directory")
     args = ap.parse_args()
+    REPLAY_FLAGS.extend(args.replay_flag)
     modes = ("fast",) if args.no_off else ("fast", "off")
     if args.compare:
         modes += ("compare",)

@@ -234,15 +234,10 @@ impl Replayer {
         let Some(buf) = self.log.syscall_buf(thread) else {
             return;
         };
-        // A vfork child runs on the thread's stack and with its shim
-        // identity until it execs: nothing is fed meanwhile.
-        let forking = t.in_flight.as_ref().is_some_and(|f| {
-            matches!(
-                i64::from(f.record.nr),
-                libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork
-            )
-        });
-        if forking {
+        // Let go into a call that runs for real: fed as it returns, when
+        // what the call makes (a descriptor replay keeps live, a vfork
+        // child on the thread's stack and shim identity) is there to see.
+        if t.in_flight.is_some() {
             buf.unfeed();
             return;
         }
