@@ -487,15 +487,7 @@ fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOn
 /// the rank on.
 #[inline]
 fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnce(bool)) {
-    let ring = log.ring(slot);
-    if let Some(r) = ring {
-        r.waiting_for_rank
-            .store(rrc_synclog::word_plus_one(rank), Ordering::SeqCst);
-    }
-    let at_rank = log.wait_for_rank(rank, TURN_SPINS, TURN_WAIT, ring.map(|_| slot));
-    if let Some(r) = ring {
-        r.waiting_for_rank.store(0, Ordering::Relaxed);
-    }
+    let at_rank = log.wait_for_rank_of(slot, rank, TURN_SPINS, TURN_WAIT);
     operation(at_rank);
     if at_rank {
         log.advance_rank();

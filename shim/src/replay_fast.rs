@@ -88,7 +88,7 @@ unsafe fn answer(
         }
     }
     let ordered = head.rank != NO_RANK && log.orders_events();
-    let at_rank = ordered && wait_for_rank(log, slot, head.rank);
+    let at_rank = ordered && log.wait_for_rank_of(slot, head.rank, RANK_SPINS, RANK_NAP);
     pace(log, buf, head.interval_ns, head.return_ns);
     for (addr, data) in fed.outputs().flatten() {
         // SAFETY: the recorded call, made with these same arguments in the
@@ -101,22 +101,6 @@ unsafe fn answer(
         log.advance_rank();
     }
     Some(head.ret)
-}
-
-/// Waits for `rank`, published for the tracer's stall reports and its
-/// checks for threads blocked at a later rank of their own; false when
-/// the tracer skipped it or let it go early (it is then not passed on).
-fn wait_for_rank(log: &SharedSyncLog, slot: u32, rank: u64) -> bool {
-    let ring = log.ring(slot);
-    if let Some(r) = ring {
-        r.waiting_for_rank
-            .store(rrc_synclog::word_plus_one(rank), Ordering::SeqCst);
-    }
-    let at = log.wait_for_rank(rank, RANK_SPINS, RANK_NAP, ring.map(|_| slot));
-    if let Some(r) = ring {
-        r.waiting_for_rank.store(0, Ordering::Relaxed);
-    }
-    at
 }
 
 /// Waits, as the tracer's pacing does, until the recorded interval after

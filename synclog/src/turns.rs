@@ -79,6 +79,22 @@ impl SharedSyncLog {
         }
     }
 
+    /// [`Self::wait_for_rank`] for the thread of `slot`, which says in its
+    /// ring meanwhile what it waits for (`waiting_for_rank`, read by the
+    /// tracer's stall reports and its checks for threads blocked at a later
+    /// rank of their own, and by the wake-ups).
+    pub fn wait_for_rank_of(&self, slot: u32, rank: u64, spins: u32, nap: Duration) -> bool {
+        let ring = self.ring(slot);
+        if let Some(r) = ring {
+            r.waiting_for_rank.store(word_plus_one(rank), Ordering::SeqCst);
+        }
+        let at = self.wait_for_rank(rank, spins, nap, ring.map(|_| slot));
+        if let Some(r) = ring {
+            r.waiting_for_rank.store(0, Ordering::Relaxed);
+        }
+        at
+    }
+
     /// Wakes the threads asleep in [`Self::wait_for_rank`] whose rank the
     /// order, now at `turn`, has reached or passed (and, with `slot`, that
     /// thread whatever it waits for).
