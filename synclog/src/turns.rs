@@ -86,7 +86,8 @@ impl SharedSyncLog {
     pub fn wait_for_rank_of(&self, slot: u32, rank: u64, spins: u32, nap: Duration) -> bool {
         let ring = self.ring(slot);
         if let Some(r) = ring {
-            r.waiting_for_rank.store(word_plus_one(rank), Ordering::SeqCst);
+            r.waiting_for_rank
+                .store(word_plus_one(rank), Ordering::SeqCst);
         }
         let at = self.wait_for_rank(rank, spins, nap, ring.map(|_| slot));
         if let Some(r) = ring {
