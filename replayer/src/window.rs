@@ -372,9 +372,9 @@ impl EventQueue {
         self.local.push_front(event);
     }
 
-    /// Up to `n` events from the front, read into memory first (waiting
-    /// for the reader if need be).
-    pub fn ahead(&mut self, n: usize) -> impl Iterator<Item = &PlannedEvent> {
+    /// Reads up to `n` events from the front into memory (waiting for the
+    /// reader if need be).
+    pub fn load_ahead(&mut self, n: usize) {
         while self.local.len() < n && self.left > 0 {
             let Some(window) = &self.window else { break };
             let had = self.local.len();
@@ -384,7 +384,11 @@ impl EventQueue {
             }
             self.left -= self.local.len() - had;
         }
-        self.local.iter().take(n)
+    }
+
+    /// Event `i` from the front, if in memory (see [`Self::load_ahead`]).
+    pub fn peek(&self, i: usize) -> Option<&PlannedEvent> {
+        self.local.get(i)
     }
 
     /// Events left, in memory or not.

@@ -39,7 +39,7 @@ pub struct FedHead {
     pub len: u32,
     pub inputs: u32,
     pub outputs: u32,
-    _pad: u32,
+    pub _pad: u32,
     /// The thread's event index (the tracer's check that what the shim
     /// took is what it fed).
     pub index: u64,
@@ -57,7 +57,7 @@ pub struct FedHead {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InputHead {
     pub kind: u32,
-    _pad: u32,
+    pub _pad: u32,
     pub addr: u64,
     pub count: u64,
     /// Recorded bytes that follow.
@@ -93,13 +93,8 @@ pub type InputCheck<'a> = (u32, u64, u64, &'a [u8]);
 /// An entry to feed, as the tracer builds it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FedCall<'a> {
-    pub index: u64,
-    pub nr: i64,
-    pub args: [u64; 6],
-    pub ret: i64,
-    pub rank: u64,
-    pub interval_ns: u64,
-    pub return_ns: u64,
+    /// The call; its lengths and counts are filled in by `encode`.
+    pub head: FedHead,
     pub inputs: Vec<InputCheck<'a>>,
     /// (addr, recorded bytes)
     pub outputs: Vec<(u64, &'a [u8])>,
@@ -127,14 +122,7 @@ impl FedCall<'_> {
             len: self.encoded_len() as u32,
             inputs: self.inputs.len() as u32,
             outputs: self.outputs.len() as u32,
-            _pad: 0,
-            index: self.index,
-            nr: self.nr,
-            args: self.args,
-            ret: self.ret,
-            rank: self.rank,
-            interval_ns: self.interval_ns,
-            return_ns: self.return_ns,
+            ..self.head
         };
         push_pod(out, &head);
         for (kind, addr, count, data) in &self.inputs {
@@ -291,18 +279,24 @@ mod tests {
     fn fed_calls_are_read_back_in_place_and_consumed_in_order() {
         let buf = fresh();
         let write = FedCall {
-            index: 7,
-            nr: libc::SYS_write,
-            args: [5, 0x1000, 3, 0, 0, 0],
-            ret: 3,
-            rank: 40,
+            head: FedHead {
+                index: 7,
+                nr: libc::SYS_write,
+                args: [5, 0x1000, 3, 0, 0, 0],
+                ret: 3,
+                rank: 40,
+                ..FedHead::default()
+            },
             inputs: vec![(INPUT_BYTES, 0x1000, 3, &b"abc"[..])],
             ..FedCall::default()
         };
         let read = FedCall {
-            index: 8,
-            nr: libc::SYS_read,
-            ret: 9,
+            head: FedHead {
+                index: 8,
+                nr: libc::SYS_read,
+                ret: 9,
+                ..FedHead::default()
+            },
             outputs: vec![(0x2000, &b"123456789"[..]), (0x3000, &[1u8][..])],
             ..FedCall::default()
         };

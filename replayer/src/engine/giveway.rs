@@ -32,7 +32,7 @@ use super::holds::Hold;
 use super::order::{asleep_in_futex, EventOrder};
 use super::returns::Step;
 use super::threads::{LiveThread, ThreadState};
-use super::{debug_log, diverged, Replayer, Res};
+use super::{debug_log, debug_on, diverged, Replayer, Res};
 use crate::divergence::{describe_event, Expected, Observed};
 
 /// How long nothing may move before a hold gives way.
@@ -251,11 +251,14 @@ impl Replayer {
         let Some((rank, held)) = self.earliest_held() else {
             return Ok(false);
         };
-        debug_log(format_args!(
-            "give way: rank {rank} ({held:?}) goes ahead of rank {}; threads: {}",
-            self.log.order_turn(),
-            self.standing_states()
-        ));
+        if debug_on() {
+            // Reads /proc for every thread: only when asked for.
+            debug_log(format_args!(
+                "give way: rank {rank} ({held:?}) goes ahead of rank {}; threads: {}",
+                self.log.order_turn(),
+                self.standing_states()
+            ));
+        }
         self.order.went_early(rank);
         self.stats.early_returns += 1;
         match held {

@@ -20,7 +20,8 @@ use nix::unistd::Pid;
 use rrc_interposer::model::{self, InputSpec, ReplayAction};
 use rrc_interposer::TraceeMemory;
 use rrc_synclog::replaybuf::{
-    FedCall, InputCheck, INPUT_BYTES, INPUT_DIGEST, INPUT_GATHER, INPUT_MSG_GATHER, NO_RANK,
+    FedCall, FedHead, InputCheck, INPUT_BYTES, INPUT_DIGEST, INPUT_GATHER, INPUT_MSG_GATHER,
+    NO_RANK,
 };
 use rrc_synclog::syscallbuf::{BUF_BYTES, FAST_CALLS};
 use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId, NO_ORDER};
@@ -33,6 +34,8 @@ use crate::plan::PlannedEvent;
 /// The most calls fed at once: the tracer gets the thread back at least
 /// this often (each feed costs one trap).
 const FEED_MOST: usize = 512;
+/// Events read into memory at once while a feed is made.
+const LOAD_BATCH: usize = 64;
 
 /// CLOCK_MONOTONIC, which `Instant` also reads, in nanoseconds.
 pub(crate) fn monotonic_ns() -> u64 {
@@ -165,10 +168,20 @@ impl Replayer {
         if !FAST_CALLS.contains(&nr) || !plain || r.order == NO_ORDER {
             return None;
         }
-        if live_files::runs_live(nr, &r.args) && live(r.args[0]) {
+        if matches!(next, Some(PlannedEvent::Signal(_))) {
             return None;
         }
-        if matches!(next, Some(PlannedEvent::Signal(_))) {
+        // Only a call after which the same thread's event is next: after
+        // one where other threads' events come between, the code the thread
+        // runs on with (reads of data other threads write without a lock)
+        // is left to the tracer's way (a trap, a return kept until the
+        // thread's next event is next), which keeps it nearer its recorded
+        // place than an answer that runs on at once.
+        let key = (thread, r.index);
+        let rank = self.plan.return_rank.get(&key).copied();
+        if self.order.enabled()
+            && rank.and_then(|r| self.plan.next_own_rank(r)) != rank.map(|r| r + 1)
+        {
             return None;
         }
         if action_for(r, nr, &r.args) != ReplayAction::Emulate
@@ -176,8 +189,10 @@ impl Replayer {
         {
             return None;
         }
-        let key = (thread, r.index);
         if self.plan.entry_rank.get(&key).is_some() {
+            return None;
+        }
+        if live_files::runs_live(nr, &r.args) && live(r.args[0]) {
             return None;
         }
         let regions = model::outputs(nr, &r.args, r.ret, &ArgumentsOnly).ok()?;
@@ -190,28 +205,17 @@ impl Replayer {
             return None;
         }
         let inputs = input_checks(r, nr)?;
-        // Only a call after which the same thread's event is next: after
-        // one where other threads' events come between, the code the thread
-        // runs on with (reads of data other threads write without a lock)
-        // must not run alongside theirs, and the tracer's way (a trap, a
-        // return kept until the thread's next event is next) keeps that as
-        // recorded; answered in-process, memcached's LRU maintainer read
-        // its counters as workers changed them (3 of 8 replays faithful,
-        // against 8 of 8 trapped).
-        let rank = self.plan.return_rank.get(&key).copied();
-        if self.order.enabled()
-            && rank.and_then(|r| self.plan.next_own_rank(r)) != rank.map(|r| r + 1)
-        {
-            return None;
-        }
         Some(FedCall {
-            index: r.index,
-            nr,
-            args: r.args,
-            ret: r.ret,
-            rank: rank.unwrap_or(NO_RANK),
-            interval_ns: r.interval_ns,
-            return_ns: r.return_ns,
+            head: FedHead {
+                index: r.index,
+                nr,
+                args: r.args,
+                ret: r.ret,
+                rank: rank.unwrap_or(NO_RANK),
+                interval_ns: r.interval_ns,
+                return_ns: r.return_ns,
+                ..FedHead::default()
+            },
             inputs,
             outputs: regions
                 .iter()
@@ -275,21 +279,22 @@ impl Replayer {
                 is
             }
         };
-        {
-            let ahead: Vec<&PlannedEvent> = queue.ahead(FEED_MOST + 1).collect();
-            for (i, event) in ahead.iter().enumerate().take(FEED_MOST) {
-                let PlannedEvent::Syscall(r) = event else {
-                    break;
-                };
-                let next = ahead.get(i + 1).copied();
-                let Some(call) = self.fed_call(thread, r, next, &mut live) else {
-                    break;
-                };
-                if bytes.len() + call.encoded_len() > BUF_BYTES {
-                    break;
-                }
-                call.encode(&mut bytes);
+        // Events are brought into memory a batch at a time, as the run
+        // gets to them: a run that ends early reads little of the trace.
+        for i in 0..FEED_MOST {
+            if queue.peek(i + 1).is_none() {
+                queue.load_ahead(i + 1 + LOAD_BATCH);
             }
+            let Some(PlannedEvent::Syscall(r)) = queue.peek(i) else {
+                break;
+            };
+            let Some(call) = self.fed_call(thread, r, queue.peek(i + 1), &mut live) else {
+                break;
+            };
+            if bytes.len() + call.encoded_len() > BUF_BYTES {
+                break;
+            }
+            call.encode(&mut bytes);
         }
         self.plan.threads[thread as usize].events = queue;
         if bytes.is_empty() {

@@ -558,10 +558,15 @@ impl StopHandler for Replayer {
 
 /// `RRC_DEBUG=1`: the tracer's bookkeeping of tasks, on stderr.
 pub(crate) fn debug_log(args: std::fmt::Arguments<'_>) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("RRC_DEBUG").is_some()) {
+    if debug_on() {
         eprintln!("rrc-replay: debug: {args}");
     }
+}
+
+/// Whether `RRC_DEBUG` is set: for debug lines whose making costs work.
+pub(crate) fn debug_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("RRC_DEBUG").is_some())
 }
 
 /// A broken invariant of the engine's own bookkeeping: said on stderr,
