@@ -53,16 +53,25 @@ struct Cli {
     #[arg(long)]
     no_late_returns: bool,
     /// Have the shim answer hot calls in-process (reads, sends, clock
-    /// reads: no ptrace stop each) in a program that had several threads
-    /// too; a one-threaded recording is replayed so by default. Faster, but
-    /// data races between threads (reads of data other threads write
-    /// without a lock) replay less faithfully this way (BENCHMARKS.md).
+    /// reads: no ptrace stop each) in a program that made them from
+    /// several threads; a recording in which one thread made nearly all
+    /// of them (99%) is replayed so by default. Faster, but data races between
+    /// threads (reads of data other threads write without a lock) replay
+    /// less faithfully this way (BENCHMARKS.md).
     #[arg(long)]
     in_process: bool,
     /// Trap every call, as without the fast path: the shim answers no
     /// call in-process. `RRC_FAST_PATH=0` in the environment does the same.
     #[arg(long)]
     no_fast_path: bool,
+    /// Let the order move on as soon as an event has happened. By default
+    /// a trace recorded in parallel replays in segments: a thread let go
+    /// at its event has the run of the program until it gets to its next
+    /// event (or sleeps or spins where rrc cannot see), so races decided
+    /// right after an event (a job taken from a queue whose lock rrc does
+    /// not see) go as they mostly went when recorded.
+    #[arg(long)]
+    no_segments: bool,
     /// Print interval-enforcement figures on stderr at the end.
     #[arg(long)]
     stats: bool,
@@ -126,9 +135,14 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // Recorded one thread at a time: replayed the same way (the order
     // then carries the whole schedule).
     log.set_serial(plan.header.serialized && !cli.no_order_returns);
+    log.set_segment_order(plan.threads.len() > 1 && !cli.no_order_returns && !cli.no_segments);
     // Hot calls answered in the shim, without a stop (not serialised:
     // there the tracer hands the run of the program from event to event).
-    let in_process = (cli.in_process || plan.threads.len() == 1)
+    // By default when one thread made nearly all the buffered calls (a
+    // server whose other threads mostly wait): in-process answers to
+    // several busy threads at once let their data races go otherwise
+    // (BENCHMARKS.md).
+    let in_process = (cli.in_process || plan.one_thread_buffers())
         && !cli.no_fast_path
         && !log.serial()
         && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");
@@ -230,6 +244,14 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     if cli.stats {
         print_stats(&replayer.stats, &window, cli.window_mb.max(1));
         print_ways(&replayer.ways);
+        let b = replayer.batons_taken_back();
+        eprintln!(
+            "rrc-replay: stats: segments ended by replay: {} (stopped or ended {}, asleep outside rrc {}, spinning {})",
+            b.stopped + b.asleep + b.spinning,
+            b.stopped,
+            b.asleep,
+            b.spinning
+        );
     }
     Ok(verdict?.err())
 }

@@ -45,6 +45,8 @@ pub struct ThreadPlan {
 pub struct ReplayPlan {
     pub header: TraceHeader,
     pub threads: Vec<ThreadPlan>,
+    /// How many calls the fast path buffered when recorded, by thread.
+    pub buffered: Vec<u64>,
     pub exit: ExitStatus,
     /// (thread, event index) of each write to stdout/stderr -> its place
     /// in the recorded output order.
@@ -78,6 +80,8 @@ struct ThreadScan {
     /// Each event's stamp in the event order (`NO_ORDER` for none).
     stamps: Vec<u64>,
     sync: Vec<SyncRecord>,
+    /// How many of its calls the fast path buffered when recorded.
+    buffered: u64,
 }
 
 /// The first pass's result: everything but the events' contents.
@@ -176,6 +180,7 @@ impl Scan {
                         self.output_rank.push(thread, index, self.outputs);
                         self.outputs += 1;
                     }
+                    SyscallExtra::Buffered => self.slot(thread)?.buffered += 1,
                     _ => {}
                 }
             }
@@ -248,6 +253,15 @@ impl ReplayPlan {
         Self::build(header, scan, again, window)
     }
 
+    /// Whether one thread made nearly all (99%) of the buffered calls:
+    /// a one-threaded program, or a server whose other threads mostly
+    /// wait.
+    pub fn one_thread_buffers(&self) -> bool {
+        let total: u64 = self.buffered.iter().sum();
+        let most = self.buffered.iter().copied().max().unwrap_or(0);
+        most.saturating_mul(100) >= total.saturating_mul(99)
+    }
+
     /// The rank of the same thread's next event in the order after
     /// `rank` (`NO_ORDER` after its last; `None` for no such rank): how
     /// far the others get while the code between the two runs.
@@ -289,6 +303,7 @@ impl ReplayPlan {
             .iter_mut()
             .map(|t| std::mem::take(&mut t.offsets))
             .collect();
+        let buffered = scanned.iter().map(|t| t.buffered).collect();
         let (reader, queues) = WindowReader::start(EventIndex { file, offsets }, window)
             .context("starting the trace reader")?;
         let threads = scanned
@@ -314,6 +329,7 @@ impl ReplayPlan {
             next_own,
             arrival_ranks: table.arrival,
             entry_rank: entries,
+            buffered,
             reader,
         })
     }

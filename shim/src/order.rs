@@ -487,10 +487,12 @@ fn in_event_order(log: &SharedSyncLog, expected: &Expected, operation: impl FnOn
 /// the rank on.
 #[inline]
 fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnce(bool)) {
+    // Arrived at an event: the code since the last one has run.
+    log.park(slot);
     let at_rank = log.wait_for_rank_of(slot, rank, TURN_SPINS, TURN_WAIT);
     operation(at_rank);
     if at_rank {
-        log.advance_rank();
+        log.finish_rank(slot, rank);
     }
 }
 

@@ -88,6 +88,7 @@ unsafe fn answer(
         }
     }
     let ordered = head.rank != NO_RANK && log.orders_events();
+    log.park(slot);
     let at_rank = ordered && log.wait_for_rank_of(slot, head.rank, RANK_SPINS, RANK_NAP);
     pace(log, buf, head.interval_ns, head.return_ns);
     for (addr, data) in fed.outputs().flatten() {
@@ -98,7 +99,7 @@ unsafe fn answer(
     }
     buf.consume(head.len);
     if at_rank {
-        log.advance_rank();
+        log.finish_rank(slot, head.rank);
     }
     Some(head.ret)
 }

@@ -43,7 +43,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 7;
+pub const SHM_VERSION: u32 = 8;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -111,7 +111,10 @@ pub struct ShmHeader {
     pub barrier_owner: AtomicU32,
     /// 1 when the program is serialised (`rrc-record --serialize`, and its
     /// replay): one thread at a time runs its code, from one of its events
-    /// to its next, and the shim orders nothing itself.
+    /// to its next, and the shim orders nothing itself. 2 in the replay of
+    /// a trace recorded in parallel, when the thread whose event happened
+    /// runs on until its next event before the order moves (the baton),
+    /// and the shim orders as usual.
     pub serial: AtomicU32,
     /// Replay, serialised: the thread (slot plus one, high half) whose
     /// event at the rank in the low half has happened, and which has the

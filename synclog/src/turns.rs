@@ -8,6 +8,12 @@ use std::time::Duration;
 
 use crate::{futex_wait, futex_wake, rank_is_past, word, word_plus_one, SharedSyncLog};
 
+/// `ShmHeader::serial`: recorded and replayed one thread at a time.
+const SERIAL_ALL: u32 = 1;
+/// `ShmHeader::serial`: replayed with each thread's code after an event
+/// run before the next event happens, the shim ordering as usual.
+const SERIAL_SEGMENTS: u32 = 2;
+
 impl SharedSyncLog {
     /// Replay: whether events wait for their rank.
     pub fn orders_events(&self) -> bool {
@@ -166,12 +172,31 @@ impl SharedSyncLog {
 
     /// Whether the program is serialised (see `ShmHeader::serial`).
     pub fn serial(&self) -> bool {
+        self.header().serial.load(Ordering::Relaxed) == SERIAL_ALL
+    }
+
+    /// Whether the order moves on only when the thread whose event
+    /// happened reaches its next one (serialised, or segments in order).
+    pub fn baton_order(&self) -> bool {
         self.header().serial.load(Ordering::Relaxed) != 0
     }
 
     /// Serialises the program (before it runs).
     pub fn set_serial(&self, on: bool) {
-        self.header().serial.store(on as u32, Ordering::Relaxed);
+        if on {
+            self.header().serial.store(SERIAL_ALL, Ordering::Relaxed);
+        }
+    }
+
+    /// Replay of a trace recorded in parallel: the code each thread runs
+    /// after an event runs before the next event happens (see
+    /// `ShmHeader::serial`). Before the program runs.
+    pub fn set_segment_order(&self, on: bool) {
+        if on && !self.serial() {
+            self.header()
+                .serial
+                .store(SERIAL_SEGMENTS, Ordering::Relaxed);
+        }
     }
 
     /// Replay: the event of thread `slot` at `rank` has happened. The
@@ -180,7 +205,7 @@ impl SharedSyncLog {
     /// then runs alone, as it did when recorded.
     pub fn finish_rank(&self, slot: u32, rank: u64) {
         let h = self.header();
-        if !self.serial() {
+        if !self.baton_order() || slot == u32::MAX {
             self.advance_rank();
             return;
         }

@@ -1,12 +1,18 @@
-//! Serialised replay (a trace recorded with `rrc-record --serialize`): a
-//! thread whose event was let go has the run of the program (the baton,
-//! in the sync log) until it stops at its next event, as it had when
-//! recorded; the order moves on when it parks. Here the engine takes the
-//! baton back from a thread that cannot get to its next event by itself:
-//! one parked by replay, ended, asleep in a wait rrc does not see, or
-//! spinning: using far more processor time than any recorded stretch of
-//! code between two syscalls should. Time spent waiting for a processor
-//! does not count (a loaded machine must not break the schedule).
+//! The baton: a thread whose event was let go has the run of the program
+//! (the baton, in the sync log) until it stops at its next event; the
+//! order moves on when it parks. Serialised replay (a trace recorded with
+//! `rrc-record --serialize`) replays the recorded schedule this way; a
+//! trace recorded in parallel is replayed in segments (`--no-segments`
+//! turns that off): the code a thread runs right after an event (taking a
+//! job from a queue whose lock rrc does not see) then runs before the next
+//! event, as it mostly did when recorded.
+//!
+//! Here the engine takes the baton back from a thread that cannot get to
+//! its next event by itself: one parked by replay, ended, asleep in a wait
+//! rrc does not see, or spinning: using far more processor time than any
+//! recorded stretch of code between two syscalls should. Time spent
+//! waiting for a processor does not count (a loaded machine must not
+//! break the schedule).
 
 use std::time::{Duration, Instant};
 
@@ -15,28 +21,54 @@ use super::threads::ThreadState;
 use super::Replayer;
 
 /// How long the thread with the baton may sleep where rrc cannot see it.
+/// Nothing is read from /proc before then: the engine looks at every stop.
 const BATON_ASLEEP: Duration = Duration::from_millis(2);
 /// How much processor time it may use before the next event goes anyway
 /// (a spin that waits for another thread would otherwise never end).
 const BATON_SPINNING: Duration = Duration::from_millis(200);
 
 /// Who had the baton when the engine last looked, since when, and its
-/// processor time then.
+/// processor time once it had held it for `BATON_ASLEEP`.
 #[derive(Debug, Default)]
 pub(crate) struct BatonWatch {
-    seen: Option<(u32, Instant, Duration)>,
+    seen: Option<(u32, Instant, Option<Duration>)>,
+    /// Batons taken back, for `--stats`.
+    pub taken_back: BatonsTakenBack,
+}
+
+/// Why the engine took the baton back, counted for `--stats`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BatonsTakenBack {
+    /// The thread was stopped by replay, or had ended.
+    pub stopped: u64,
+    /// Asleep in a futex rrc does not order.
+    pub asleep: u64,
+    /// Running far past any recorded stretch of code.
+    pub spinning: u64,
 }
 
 impl BatonWatch {
-    /// How long `slot` has had the baton, and how much processor time it
-    /// used meanwhile (`cpu`: its total now), counting from the first look.
-    fn held_for(&mut self, slot: u32, now: Instant, cpu: Duration) -> (Duration, Duration) {
+    /// How long `slot` has had the baton, counting from the first look.
+    fn held_for(&mut self, slot: u32, now: Instant) -> Duration {
         match self.seen {
-            Some((s, since, cpu0)) if s == slot => (now - since, cpu.saturating_sub(cpu0)),
+            Some((s, since, _)) if s == slot => now - since,
             _ => {
-                self.seen = Some((slot, now, cpu));
-                (Duration::ZERO, Duration::ZERO)
+                self.seen = Some((slot, now, None));
+                Duration::ZERO
             }
+        }
+    }
+
+    /// The processor time `slot` used since the engine first read it
+    /// (`cpu`: its total now); zero at that first read.
+    fn cpu_since(&mut self, cpu: Duration) -> Duration {
+        match &mut self.seen {
+            Some((_, _, Some(cpu0))) => cpu.saturating_sub(*cpu0),
+            Some((_, _, first)) => {
+                *first = Some(cpu);
+                Duration::ZERO
+            }
+            None => Duration::ZERO,
         }
     }
 }
@@ -60,6 +92,11 @@ fn cpu_time(pid: nix::unistd::Pid) -> Duration {
 }
 
 impl Replayer {
+    /// Batons taken back so far (see [`BatonsTakenBack`]).
+    pub fn batons_taken_back(&self) -> BatonsTakenBack {
+        self.baton.taken_back
+    }
+
     pub(super) fn watch_baton(&mut self) {
         let Some(slot) = self.log.baton_holder() else {
             self.baton.seen = None;
@@ -71,10 +108,23 @@ impl Replayer {
             .is_some_and(|t| t.state == ThreadState::Running);
         let give_up = match pid {
             Some(p) if running => {
-                let (held, cpu) = self.baton.held_for(slot, Instant::now(), cpu_time(p));
-                (held > BATON_ASLEEP && blocked_in_futex(p)) || cpu > BATON_SPINNING
+                if self.baton.held_for(slot, Instant::now()) < BATON_ASLEEP {
+                    return;
+                }
+                if blocked_in_futex(p) {
+                    self.baton.taken_back.asleep += 1;
+                    true
+                } else if self.baton.cpu_since(cpu_time(p)) > BATON_SPINNING {
+                    self.baton.taken_back.spinning += 1;
+                    true
+                } else {
+                    false
+                }
             }
-            _ => true,
+            _ => {
+                self.baton.taken_back.stopped += 1;
+                true
+            }
         };
         if give_up {
             self.log.park(slot);
@@ -92,9 +142,12 @@ mod tests {
         let mut w = BatonWatch::default();
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        assert_eq!(w.held_for(3, t0, ms(100)), (ms(0), ms(0)));
-        assert_eq!(w.held_for(3, t0 + ms(5), ms(130)), (ms(5), ms(30)));
-        assert_eq!(w.held_for(4, t0 + ms(6), ms(7)), (ms(0), ms(0)));
+        assert_eq!(w.held_for(3, t0), ms(0));
+        assert_eq!(w.held_for(3, t0 + ms(5)), ms(5));
+        assert_eq!(w.cpu_since(ms(100)), ms(0), "the first read is the base");
+        assert_eq!(w.cpu_since(ms(130)), ms(30));
+        assert_eq!(w.held_for(4, t0 + ms(6)), ms(0), "a new holder starts over");
+        assert_eq!(w.cpu_since(ms(7)), ms(0));
     }
 
     #[test]

@@ -172,7 +172,8 @@ pub(crate) enum Resume {
 }
 
 pub struct Replayer {
-    /// Serialised replay: who has the run of the program (see `baton`).
+    /// Serialised replay, and segments: who has the run of the program
+    /// (see `baton`).
     baton: baton::BatonWatch,
     plan: ReplayPlan,
     log: Arc<SharedSyncLog>,

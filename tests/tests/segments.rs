@@ -1,0 +1,108 @@
+//! Replay in segments, the default for traces recorded in parallel: a
+//! thread let go at its event runs on until its next event before the
+//! order moves, so races decided right after an event (a job taken from
+//! a queue, a push onto a vector, behind a lock rrc cannot see) go as they
+//! mostly went when recorded. Each test replays the same recordings with
+//! and without segments (`--no-segments`); every replay ends quickly,
+//! faithful or with a divergence, never at the stall timeout.
+
+use std::time::{Duration, Instant};
+
+use rrc_tests::*;
+
+/// How long one of these replays may take (the stall timeout is 30 s).
+const QUICK: Duration = Duration::from_secs(10);
+
+/// Replays `rec` with `flags`: whether it was faithful. A replay that is
+/// not must end with a divergence, quickly.
+fn faithful_with(rec: &Recording, flags: &[&str], what: &str) -> bool {
+    let started = Instant::now();
+    let out = replay_within(&rec.trace, flags, QUICK + Duration::from_secs(20));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < QUICK,
+        "{what} {flags:?}: replay took {took:?}:\n{stderr}"
+    );
+    if out.status.success() {
+        assert_eq!(
+            out.stdout, rec.stdout,
+            "{what} {flags:?}: exit 0 means faithful"
+        );
+        return true;
+    }
+    assert!(
+        stderr.lines().any(|l| l.starts_with("divergence:")) && !stderr.contains("no progress"),
+        "{what} {flags:?}: a divergence, not a stall:\n{stderr}"
+    );
+    false
+}
+
+/// Records each program `takes` times and replays every recording with
+/// and without segments: (faithful in segments, faithful without, replays
+/// of each kind).
+fn compare(programs: &[&str], takes: usize) -> (usize, usize, usize) {
+    let (mut with, mut without, mut total) = (0, 0, 0);
+    for name in programs {
+        let prog = program(name);
+        for take in 1..=takes {
+            let rec = record(&prog, &[], b"");
+            rec.assert_exit_code(0);
+            let what = format!("{name} take {take}");
+            with += usize::from(faithful_with(&rec, &[], &what));
+            without += usize::from(faithful_with(&rec, &["--no-segments"], &what));
+            total += 1;
+        }
+    }
+    eprintln!("{programs:?}: {with} of {total} faithful in segments, {without} without");
+    (with, without, total)
+}
+
+#[test]
+fn a_hand_written_futex_lock_replays_in_segments() {
+    // Its threads take the lock with a compare-and-swap right after each
+    // write: without segments, which thread wins is left to timing.
+    let (with, without, total) = compare(&["futex_lock"], 4 * repeat());
+    assert!(
+        with > without,
+        "segments: {with} of {total} faithful, without: {without}"
+    );
+}
+
+#[test]
+fn rust_programs_on_std_locks_and_channels_replay_more_often_in_segments() {
+    let (with, without, total) = compare(
+        &["rust_queue", "rust_shared_vec", "rust_mpsc"],
+        3 * repeat(),
+    );
+    assert!(
+        with > without,
+        "segments: {with} of {total} faithful, without: {without}"
+    );
+}
+
+#[test]
+fn rust_threads_on_a_shared_vec_see_different_lengths_natively() {
+    assert_native_runs_differ(&program("rust_shared_vec"), &[], b"", 10);
+}
+
+#[test]
+fn rust_channel_senders_interleave_differently_natively() {
+    assert_native_runs_differ(&program("rust_mpsc"), &[], b"", 10);
+}
+
+#[test]
+fn replay_stats_say_how_many_segments_replay_ended() {
+    let rec = record(&program("rust_queue"), &[], b"");
+    rec.assert_exit_code(0);
+    let out = replay_within(&rec.trace, &["--stats"], QUICK + Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("segments ended by replay:"))
+        .unwrap_or_else(|| panic!("no segments line in --stats:\n{stderr}"));
+    assert!(
+        line.contains("asleep outside rrc") && line.contains("spinning"),
+        "{line}"
+    );
+}
