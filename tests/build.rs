@@ -46,6 +46,10 @@ fn main() {
         match src.extension().and_then(|e| e.to_str()) {
             Some("cpp") => compile_with("g++", src, &out.join(stem), &["-std=gnu++20".to_string()]),
             Some("rs") => compile_rust(src, &out.join(stem)),
+            // OpenMP programs (libgomp comes with gcc).
+            _ if stem.starts_with("omp_") => {
+                compile(src, &out.join(stem), &["-fopenmp".to_string()])
+            }
             _ => compile(src, &out.join(stem), &[]),
         }
     }

@@ -19,6 +19,7 @@ mod fast;
 mod fast_calls;
 mod futex;
 mod libc_state;
+mod openmp;
 mod order;
 mod random;
 mod real;

@@ -8,11 +8,11 @@
 //! it returned when recorded.
 
 use std::ffi::{c_char, c_double, c_int, c_long, c_uint};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
-use rrc_synclog::{futex_wait, futex_wake, ops};
+use rrc_synclog::ops;
 
-use crate::order::{self, Acquisition};
+use crate::order;
 use crate::real;
 
 /// The states, as objects: addresses of these statics (the same in record
@@ -20,49 +20,10 @@ use crate::real;
 static RANDOM_STATE: AtomicU32 = AtomicU32::new(0);
 static DRAND48_STATE: AtomicU32 = AtomicU32::new(0);
 
-/// A small lock of our own around each call and the turn it takes when
-/// recorded, so that turns follow the order in which the calls really
-/// changed the state (0 free, 1 held, 2 held with waiters).
-fn lock(word: &AtomicU32) {
-    if word
-        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-    {
-        return;
-    }
-    while word.swap(2, Ordering::Acquire) != 0 {
-        futex_wait(word, 2, None);
-    }
-}
-
-fn unlock(word: &AtomicU32) {
-    if word.swap(0, Ordering::Release) == 2 {
-        futex_wake(word, 1);
-    }
-}
-
-/// Makes `call` on `state` at its recorded turn (recording: under our lock,
-/// then takes the turn), and returns what it returned.
+/// Makes `call` on `state` at its recorded turn, and returns what it
+/// returned.
 fn in_recorded_order<T: Copy>(state: &'static AtomicU32, call: impl Fn() -> T) -> Option<T> {
-    let out = std::cell::Cell::new(None);
-    let run = || {
-        lock(state);
-        out.set(Some(call()));
-    };
-    order::acquire(
-        ops::LIBC_STATE,
-        state as *const AtomicU32 as u64,
-        Acquisition::ZeroOnly,
-        || {
-            run();
-            0
-        },
-        run,
-    );
-    if out.get().is_some() {
-        unlock(state);
-    }
-    out.get()
+    order::call_in_recorded_order(ops::LIBC_STATE, state, call)
 }
 
 #[no_mangle]

@@ -92,6 +92,58 @@ pub fn acquire(
     }
 }
 
+/// Makes `call` on a state libc or another library keeps behind a lock of
+/// its own (`state`, a shim static, is the object) at its recorded turn,
+/// as op `op`, and returns what it returned (None if it was not made: a
+/// recording that had it fail). Recording, the call and its turn are taken
+/// under a small lock of our own, so that turns follow the order in which
+/// the calls really changed the state.
+pub fn call_in_recorded_order<T: Copy>(
+    op: u32,
+    state: &'static AtomicU32,
+    call: impl Fn() -> T,
+) -> Option<T> {
+    let out = std::cell::Cell::new(None);
+    let run = || {
+        small_lock(state);
+        out.set(Some(call()));
+    };
+    acquire(
+        op,
+        state as *const AtomicU32 as u64,
+        Acquisition::ZeroOnly,
+        || {
+            run();
+            0
+        },
+        run,
+    );
+    if out.get().is_some() {
+        small_unlock(state);
+    }
+    out.get()
+}
+
+/// The lock of `call_in_recorded_order` (0 free, 1 held, 2 held with
+/// waiters).
+fn small_lock(word: &AtomicU32) {
+    if word
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return;
+    }
+    while word.swap(2, Ordering::Acquire) != 0 {
+        futex_wait(word, 2, None);
+    }
+}
+
+fn small_unlock(word: &AtomicU32) {
+    if word.swap(0, Ordering::Release) == 2 {
+        futex_wake(word, 1);
+    }
+}
+
 /// pthread_cond_wait and its timed forms. The object is the mutex, which
 /// the call always re-acquires. Replay never waits on the condvar: it
 /// releases the mutex and re-acquires it at its recorded turn, which POSIX

@@ -145,6 +145,48 @@ real_functions! {
     flockfile = c"flockfile" => fn(*mut c_void) -> ();
     funlockfile = c"funlockfile" => fn(*mut c_void) -> ();
     ftrylockfile = c"ftrylockfile" => fn(*mut c_void) -> c_int;
+
+    gomp_critical_start = c"GOMP_critical_start" => fn() -> ();
+    gomp_critical_name_start = c"GOMP_critical_name_start" => fn(*mut *mut c_void) -> ();
+    gomp_atomic_start = c"GOMP_atomic_start" => fn() -> ();
+    omp_set_lock = c"omp_set_lock" => fn(*mut c_void) -> ();
+    omp_test_lock = c"omp_test_lock" => fn(*mut c_void) -> c_int;
+    omp_set_nest_lock = c"omp_set_nest_lock" => fn(*mut c_void) -> ();
+}
+
+// libgomp's loop schedules whose chunks an atomic hands out (`openmp`).
+real_functions! {
+    gomp_loop_dynamic_start = c"GOMP_loop_dynamic_start" => fn(
+        libc::c_long, libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
+    ) -> bool;
+    gomp_loop_dynamic_next = c"GOMP_loop_dynamic_next"
+        => fn(*mut libc::c_long, *mut libc::c_long) -> bool;
+    gomp_loop_nonmonotonic_dynamic_start = c"GOMP_loop_nonmonotonic_dynamic_start" => fn(
+        libc::c_long, libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
+    ) -> bool;
+    gomp_loop_nonmonotonic_dynamic_next = c"GOMP_loop_nonmonotonic_dynamic_next"
+        => fn(*mut libc::c_long, *mut libc::c_long) -> bool;
+    gomp_loop_guided_start = c"GOMP_loop_guided_start" => fn(
+        libc::c_long, libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
+    ) -> bool;
+    gomp_loop_guided_next = c"GOMP_loop_guided_next"
+        => fn(*mut libc::c_long, *mut libc::c_long) -> bool;
+    gomp_loop_nonmonotonic_guided_start = c"GOMP_loop_nonmonotonic_guided_start" => fn(
+        libc::c_long, libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
+    ) -> bool;
+    gomp_loop_nonmonotonic_guided_next = c"GOMP_loop_nonmonotonic_guided_next"
+        => fn(*mut libc::c_long, *mut libc::c_long) -> bool;
+    gomp_loop_runtime_start = c"GOMP_loop_runtime_start" => fn(
+        libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
+    ) -> bool;
+    gomp_loop_maybe_nonmonotonic_runtime_start = c"GOMP_loop_maybe_nonmonotonic_runtime_start"
+        => fn(
+        libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
+    ) -> bool;
+    gomp_loop_runtime_next = c"GOMP_loop_runtime_next"
+        => fn(*mut libc::c_long, *mut libc::c_long) -> bool;
+    gomp_loop_maybe_nonmonotonic_runtime_next = c"GOMP_loop_maybe_nonmonotonic_runtime_next"
+        => fn(*mut libc::c_long, *mut libc::c_long) -> bool;
 }
 
 // The calls the fast path buffers (`fast_calls`), for when it does not.

@@ -37,9 +37,20 @@ pub const FUTEX_WAKE: u32 = 20;
 /// `random`, the `drand48` family): made in the recorded order; the object
 /// is the shim's key for that state.
 pub const LIBC_STATE: u32 = 21;
+/// An OpenMP lock taken (`#pragma omp critical`, named or not, `omp
+/// atomic` done with a lock, `omp_set_lock` and its nestable and test
+/// forms): libgomp takes it with atomics and raw futex syscalls. The
+/// object is the lock's address (libgomp's own function for the unnamed
+/// critical section, the one lock they all share).
+pub const OMP_LOCK: u32 = 22;
+/// An OpenMP loop's next chunk taken (dynamic, guided and runtime
+/// schedules: `GOMP_loop_*_start` and `_next`): which thread gets which
+/// iterations is decided by an atomic in libgomp. The object is one shim
+/// static for all loops.
+pub const OMP_LOOP: u32 = 23;
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 21] = [
+pub const ALL: [u32; 23] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -61,9 +72,11 @@ pub const ALL: [u32; 21] = [
     FUTEX_WAIT,
     FUTEX_WAKE,
     LIBC_STATE,
+    OMP_LOCK,
+    OMP_LOOP,
 ];
 
-pub const LAST: u32 = LIBC_STATE;
+pub const LAST: u32 = OMP_LOOP;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

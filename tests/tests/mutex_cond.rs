@@ -69,3 +69,15 @@ fn c11_threads_on_mtx_and_cnd_replay_identically() {
 fn c11_workers_take_jobs_differently_natively() {
     assert_native_runs_differ(&program("c11_queue"), &[], b"", 10);
 }
+
+#[test]
+fn openmp_critical_sections_and_locks_replay_identically() {
+    for _ in 0..repeat() {
+        record_and_replay(&program("omp_critical"), &[], b"", 0, 3);
+    }
+}
+
+#[test]
+fn openmp_threads_take_critical_sections_differently_natively() {
+    assert_native_runs_differ(&program("omp_critical"), &[], b"", 10);
+}

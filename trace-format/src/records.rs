@@ -231,6 +231,8 @@ pub enum SyncOp {
     FutexWait = ops::FUTEX_WAIT as u8,
     FutexWake = ops::FUTEX_WAKE as u8,
     LibcState = ops::LIBC_STATE as u8,
+    OmpLock = ops::OMP_LOCK as u8,
+    OmpLoop = ops::OMP_LOOP as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -245,7 +247,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 21] = [
+    pub const ALL: [SyncOp; 23] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -267,6 +269,8 @@ impl SyncOp {
         SyncOp::FutexWait,
         SyncOp::FutexWake,
         SyncOp::LibcState,
+        SyncOp::OmpLock,
+        SyncOp::OmpLoop,
     ];
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
@@ -296,6 +300,8 @@ impl SyncOp {
             SyncOp::FutexWait => "futex_wait",
             SyncOp::FutexWake => "futex_wake",
             SyncOp::LibcState => "rand/random/drand48",
+            SyncOp::OmpLock => "omp_set_lock/omp critical",
+            SyncOp::OmpLoop => "omp loop chunk",
         }
     }
 }
