@@ -109,17 +109,14 @@ pub fn rank_stamps(
         stamps.push(**arrival);
     }
     stamps.retain(|o| *o != NO_ORDER);
-    stamps.sort_unstable();
-    if stamps.windows(2).any(|w| w[0] == w[1]) {
-        bail!("trace is inconsistent: two events share a place in the event order");
-    }
+    let ranks = StampRanks::new(stamps)?;
     let mut table = RankTable {
-        owner: vec![0; stamps.len()],
-        arrival: vec![false; stamps.len()],
+        owner: vec![0; ranks.len()],
+        arrival: vec![false; ranks.len()],
     };
     // Gives the stamp's rank to `thread`; false for a stamp with no rank.
     let mut claim = |thread: ThreadId, slot: &mut u64, arrival: bool| {
-        let Ok(rank) = stamps.binary_search(slot) else {
+        let Some(rank) = ranks.rank_of(*slot) else {
             *slot = NO_ORDER;
             return;
         };
@@ -138,6 +135,67 @@ pub fn rank_stamps(
         claim(thread, arrival, true);
     }
     Ok(table)
+}
+
+/// Each stamp's rank among all the stamps. The recorder's stamps come from
+/// one counter, so they are nearly dense: then a table indexed by stamp
+/// gives the ranks without sorting (a server's trace has millions).
+enum StampRanks {
+    /// `rank[stamp]`, `u32::MAX` for a stamp no event has.
+    Dense {
+        rank: Vec<u32>,
+        count: usize,
+    },
+    Sorted(Vec<u64>),
+}
+
+impl StampRanks {
+    fn new(mut stamps: Vec<u64>) -> Result<StampRanks> {
+        const ABSENT: u32 = u32::MAX;
+        const PRESENT: u32 = u32::MAX - 1;
+        let count = stamps.len();
+        let max = stamps.iter().copied().max().unwrap_or(0);
+        let dense =
+            max < (count as u64).saturating_mul(4).saturating_add(1024) && count < PRESENT as usize;
+        if dense {
+            let mut rank = vec![ABSENT; max as usize + 1];
+            for s in &stamps {
+                let cell = &mut rank[*s as usize];
+                if *cell == PRESENT {
+                    bail!("trace is inconsistent: two events share a place in the event order");
+                }
+                *cell = PRESENT;
+            }
+            let mut next = 0u32;
+            for cell in rank.iter_mut().filter(|c| **c == PRESENT) {
+                *cell = next;
+                next += 1;
+            }
+            return Ok(StampRanks::Dense { rank, count });
+        }
+        stamps.sort_unstable();
+        if stamps.windows(2).any(|w| w[0] == w[1]) {
+            bail!("trace is inconsistent: two events share a place in the event order");
+        }
+        Ok(StampRanks::Sorted(stamps))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            StampRanks::Dense { count, .. } => *count,
+            StampRanks::Sorted(s) => s.len(),
+        }
+    }
+
+    fn rank_of(&self, stamp: u64) -> Option<usize> {
+        match self {
+            StampRanks::Dense { rank, .. } => {
+                let r = *rank.get(usize::try_from(stamp).ok()?)?;
+                (r != u32::MAX).then_some(r as usize)
+            }
+            StampRanks::Sorted(s) => s.binary_search(&stamp).ok(),
+        }
+    }
 }
 
 /// For each rank, the rank of the same thread's next event in the order,
@@ -180,6 +238,29 @@ impl NextOwnRanks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_stamps_rank_as_dense_ones_do() {
+        let dense = StampRanks::new(vec![7, 3, 5, 11]).expect("dense");
+        let far = 1u64 << 40;
+        let sparse = StampRanks::new(vec![7, 3, far, 5, 11]).expect("sparse");
+        assert!(matches!(dense, StampRanks::Dense { .. }));
+        assert!(matches!(sparse, StampRanks::Sorted(_)));
+        for (stamp, rank) in [(3, 0), (5, 1), (7, 2), (11, 3)] {
+            assert_eq!(dense.rank_of(stamp), Some(rank), "dense {stamp}");
+            assert_eq!(sparse.rank_of(stamp), Some(rank), "sparse {stamp}");
+        }
+        assert_eq!(sparse.rank_of(far), Some(4));
+        assert_eq!(dense.rank_of(4), None);
+        assert_eq!(dense.rank_of(far), None);
+        assert_eq!((dense.len(), sparse.len()), (4, 5));
+    }
+
+    #[test]
+    fn a_stamp_given_twice_is_refused_either_way() {
+        assert!(StampRanks::new(vec![2, 9, 2]).is_err());
+        assert!(StampRanks::new(vec![2, 1 << 40, 2]).is_err());
+    }
 
     #[test]
     fn stamps_become_dense_ranks_with_gaps_closed() {

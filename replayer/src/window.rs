@@ -108,7 +108,12 @@ struct WindowState {
     wanted: Vec<bool>,
     error: Option<String>,
     stop: bool,
+    /// The reader waits for room or for a wanted thread.
+    reader_waiting: bool,
 }
+
+/// Events the reader loads for one thread before it hands them over.
+const LOAD_BATCH: usize = 32;
 
 struct Window {
     state: Mutex<WindowState>,
@@ -200,6 +205,8 @@ impl Window {
 
     fn run(&self) {
         let mut s = self.lock();
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
+        let mut loaded = Vec::with_capacity(LOAD_BATCH);
         loop {
             if s.stop || s.error.is_some() {
                 return;
@@ -210,26 +217,61 @@ impl Window {
                 if all_loaded {
                     return;
                 }
+                s.reader_waiting = true;
                 s = self.changed.wait(s).unwrap_or_else(|p| p.into_inner());
+                s.reader_waiting = false;
                 continue;
             };
-            let (index, offset) = (s.loaded[t], s.cursor[t]);
-            s.loaded[t] += 1;
-            if s.loaded[t] < self.index.offsets[t].len() {
-                s.cursor[t] = self.index.offsets[t].after(index + 1, offset);
+            // Several of the thread's events at a time: one lock and one
+            // wake-up for all of them, as many as there is room for (at
+            // least one: the engine may wait for it).
+            let total = self.index.offsets[t].len();
+            let room = self.limit.saturating_sub(s.bytes);
+            while batch.len() < LOAD_BATCH && s.loaded[t] < total {
+                let (index, offset) = (s.loaded[t], s.cursor[t]);
+                s.loaded[t] += 1;
+                if s.loaded[t] < total {
+                    s.cursor[t] = self.index.offsets[t].after(index + 1, offset);
+                }
+                batch.push((index, offset));
             }
             drop(s);
-            let loaded = self.load(t, index, offset);
-            s = self.lock();
-            match loaded {
-                Ok((event, size)) => {
-                    s.queues[t].push_back((event, size));
-                    s.bytes += size;
-                    s.peak = s.peak.max(s.bytes);
+            let mut size = 0;
+            let mut unloaded = None;
+            for (index, offset) in batch.drain(..) {
+                if unloaded.is_some() || (!loaded.is_empty() && size >= room) {
+                    unloaded.get_or_insert((index, offset));
+                    continue;
                 }
-                Err(e) => s.error = Some(e),
+                let event = self.load(t, index, offset);
+                size += event.as_ref().map_or(0, |(_, n)| *n);
+                let failed = event.is_err();
+                loaded.push(event);
+                if failed {
+                    break;
+                }
             }
-            self.changed.notify_all();
+            s = self.lock();
+            if let Some((index, offset)) = unloaded {
+                // Reserved, not loaded: the next load starts there.
+                s.loaded[t] = index;
+                s.cursor[t] = offset;
+            }
+            for event in loaded.drain(..) {
+                match event {
+                    Ok((event, size)) => {
+                        s.queues[t].push_back((event, size));
+                        s.bytes += size;
+                        s.peak = s.peak.max(s.bytes);
+                    }
+                    Err(e) => s.error = Some(e),
+                }
+            }
+            // Only the engine waits on the reader (each notify is a
+            // system call).
+            if s.wanted.iter().any(|w| *w) || s.error.is_some() {
+                self.changed.notify_all();
+            }
         }
     }
 
@@ -260,7 +302,9 @@ impl Window {
                     into.push_back(event);
                 }
                 s.wanted[thread] = false;
-                self.changed.notify_all();
+                if s.reader_waiting {
+                    self.changed.notify_all();
+                }
                 return Ok(());
             }
             if let Some(e) = &s.error {
@@ -301,6 +345,7 @@ impl WindowReader {
                 wanted: vec![false; threads],
                 error: None,
                 stop: false,
+                reader_waiting: false,
             }),
             changed: Condvar::new(),
             index,

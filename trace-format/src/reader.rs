@@ -10,6 +10,8 @@ pub struct TraceReader<R: Read> {
     input: R,
     offset: u64,
     header: TraceHeader,
+    /// The current frame's payload, reused from frame to frame.
+    payload: Vec<u8>,
 }
 
 /// A whole trace read into memory, and how it ended.
@@ -58,7 +60,8 @@ impl<R: Read> TraceReader<R> {
             });
         }
         let mut offset = crate::PREAMBLE_LEN;
-        let header: TraceHeader = match read_frame(&mut input, &mut offset)? {
+        let mut payload = Vec::new();
+        let header: TraceHeader = match read_frame(&mut input, &mut offset, &mut payload)? {
             Some(h) => h,
             None => {
                 return Err(TraceError::Truncated {
@@ -71,6 +74,7 @@ impl<R: Read> TraceReader<R> {
             input,
             offset,
             header,
+            payload,
         })
     }
 
@@ -85,13 +89,13 @@ impl<R: Read> TraceReader<R> {
 
     /// The next record, `Ok(None)` at a clean end of input.
     pub fn next_record(&mut self) -> Result<Option<TraceRecord>> {
-        read_frame(&mut self.input, &mut self.offset)
+        read_frame(&mut self.input, &mut self.offset, &mut self.payload)
     }
 
     /// The next record without the bytes syscalls read and wrote (see
     /// [`crate::ScanRecord`]), checked as `next_record` checks it.
     pub fn next_scan(&mut self) -> Result<Option<crate::ScanRecord>> {
-        read_frame(&mut self.input, &mut self.offset)
+        read_frame(&mut self.input, &mut self.offset, &mut self.payload)
     }
 
     /// Called after the End record: a complete trace has nothing after it,
@@ -160,9 +164,14 @@ fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
     Ok(got)
 }
 
+/// Frames up to this long are read in one go into a buffer of their
+/// length; longer ones grow the buffer as their bytes arrive.
+const TRUSTED_FRAME_LEN: usize = 1 << 20;
+
 fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
     input: &mut R,
     offset: &mut u64,
+    payload: &mut Vec<u8>,
 ) -> Result<Option<T>> {
     let start = *offset;
     let mut head = [0u8; 8];
@@ -184,10 +193,17 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             what: format!("frame length {len} is implausible"),
         });
     }
-    // Grow as data arrives rather than trusting the length up front: a
-    // damaged length must not make us allocate hundreds of megabytes.
-    let mut payload = Vec::with_capacity((len as usize).min(1 << 20));
-    input.by_ref().take(len as u64).read_to_end(&mut payload)?;
+    // Past a megabyte, grow as data arrives rather than trusting the
+    // length up front: a damaged length must not make us allocate hundreds
+    // of megabytes.
+    payload.clear();
+    if len as usize <= TRUSTED_FRAME_LEN {
+        payload.resize(len as usize, 0);
+        let got = read_up_to(input, payload)?;
+        payload.truncate(got);
+    } else {
+        input.by_ref().take(len as u64).read_to_end(payload)?;
+    }
     if payload.len() < len as usize {
         return Err(TraceError::Truncated {
             offset: start,
@@ -197,13 +213,13 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             ),
         });
     }
-    if crc32fast::hash(&payload) != crc {
+    if crc32fast::hash(payload) != crc {
         return Err(TraceError::Corrupt {
             offset: start,
             what: "checksum mismatch".into(),
         });
     }
-    let value = crate::decode(&payload).map_err(|e| TraceError::Corrupt {
+    let value = crate::decode(payload).map_err(|e| TraceError::Corrupt {
         offset: start,
         what: format!("undecodable record: {e}"),
     })?;
