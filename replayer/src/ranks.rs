@@ -166,10 +166,9 @@ impl StampRanks {
                 }
                 *cell = PRESENT;
             }
-            let mut next = 0u32;
-            for cell in rank.iter_mut().filter(|c| **c == PRESENT) {
-                *cell = next;
-                next += 1;
+            for (next, cell) in rank.iter_mut().filter(|c| **c == PRESENT).enumerate() {
+                // Fewer than PRESENT stamps (checked above): fits.
+                *cell = next as u32;
             }
             return Ok(StampRanks::Dense { rank, count });
         }
