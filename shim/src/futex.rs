@@ -45,7 +45,14 @@ pub unsafe extern "C" fn rrc_futex(
         c if c == libc::FUTEX_WAIT as c_long || c == libc::FUTEX_WAIT_BITSET as c_long => {
             Some((ops::FUTEX_WAIT, true))
         }
-        c if c == libc::FUTEX_WAKE as c_long || c == libc::FUTEX_WAKE_BITSET as c_long => {
+        // Wakes, and the calls that wake and change a word or move
+        // waiters (their side effects happen at the wake's place too).
+        c if c == libc::FUTEX_WAKE as c_long
+            || c == libc::FUTEX_WAKE_BITSET as c_long
+            || c == libc::FUTEX_WAKE_OP as c_long
+            || c == libc::FUTEX_REQUEUE as c_long
+            || c == libc::FUTEX_CMP_REQUEUE as c_long =>
+        {
             Some((ops::FUTEX_WAKE, false))
         }
         _ => None,

@@ -118,3 +118,17 @@ fn replay_stats_say_how_many_segments_replay_ended() {
         "{line}"
     );
 }
+
+#[test]
+fn a_main_thread_that_ends_with_pthread_exit_does_not_hold_the_order() {
+    for _ in 0..repeat() {
+        record_and_replay(&program("main_pthread_exit"), &[], b"", 0, 2);
+    }
+}
+
+#[test]
+fn a_futex_wake_op_changes_its_second_word_at_its_place() {
+    for _ in 0..repeat() {
+        record_and_replay(&program("futex_wake_op"), &[], b"", 0, 2);
+    }
+}

@@ -16,11 +16,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::order::blocked_in_futex;
+use super::order::runnable;
 use super::threads::ThreadState;
 use super::Replayer;
 
-/// How long the thread with the baton may sleep where rrc cannot see it.
+/// How long the thread with the baton may sleep where rrc cannot see it
+/// (in a futex, or anywhere: a thread asleep in no traced call cannot get
+/// to its next event by itself), or have ended unseen (a main thread's
+/// `pthread_exit` leaves a zombie the kernel reports only at the end).
 /// Nothing is read from /proc before then: the engine looks at every stop.
 const BATON_ASLEEP: Duration = Duration::from_millis(2);
 /// How much processor time it may use before the next event goes anyway
@@ -41,7 +44,8 @@ pub(crate) struct BatonWatch {
 pub struct BatonsTakenBack {
     /// The thread was stopped by replay, or had ended.
     pub stopped: u64,
-    /// Asleep in a futex rrc does not order.
+    /// Asleep where rrc does not see (a futex, or any untraced wait), or
+    /// ended unseen.
     pub asleep: u64,
     /// Running far past any recorded stretch of code.
     pub spinning: u64,
@@ -111,7 +115,7 @@ impl Replayer {
                 if self.baton.held_for(slot, Instant::now()) < BATON_ASLEEP {
                     return;
                 }
-                if blocked_in_futex(p) {
+                if !runnable(p) {
                     self.baton.taken_back.asleep += 1;
                     true
                 } else if self.baton.cpu_since(cpu_time(p)) > BATON_SPINNING {

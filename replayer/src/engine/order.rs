@@ -191,6 +191,19 @@ pub(crate) fn blocked_in_futex(pid: Pid) -> bool {
     asleep_in_futex(pid, false)
 }
 
+/// Whether a thread is running or waiting for a processor (state R), not
+/// asleep, stopped or ended (a main thread that called `pthread_exit`
+/// stays a zombie while the others run).
+pub(crate) fn runnable(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let i = stat.rfind(')')?;
+            stat[i + 1..].split_whitespace().next().map(|s| s == "R")
+        })
+        .unwrap_or(false)
+}
+
 /// Whether a thread is asleep (state S) in a futex call; with
 /// `untimed`, only in a wait with no timeout (one that cannot end by
 /// itself).
