@@ -213,11 +213,20 @@ pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) ->
             // a call that is not the thread's next recorded one is left
             // to the caller.
             let expected = expect_futex(log, op, object)?;
-            arrive(log, &expected);
             if waits && log.orders_events() {
+                arrive(log, &expected);
                 // Returns at its place, which comes after the wake.
                 in_event_order(log, &expected, |_| {});
+            } else if expected.entry.arrival != NO_ARRIVAL && log.orders_events() {
+                // A wake happens at its arrival's place: stamped before the
+                // call when recorded, so before the return of any wait it
+                // ended (whose word FUTEX_WAKE_OP may also have changed).
+                wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {
+                    real();
+                });
+                in_event_order(log, &expected, |_| {});
             } else {
+                arrive(log, &expected);
                 in_event_order(log, &expected, |_| {
                     real();
                 });
