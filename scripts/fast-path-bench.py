@@ -192,9 +192,11 @@ def main():
             rs = ratios[mode]
             fs = facts[mode]
             speed = [f["record_s"] / f["replay_s"] for f in fs if f["replay_s"] > 0] or [0.0]
+            replays = ("not replayed" if args.no_replay else
+                       f"replay --no-intervals {statistics.median(speed):.2f}x the recording's speed;"
+                       f" {sum(f['replay_ok'] for f in fs)}/{len(fs)} replays faithful")
             print(f"{name} {mode}: median {statistics.median(rs):.2f}x native, worst {min(rs):.2f}x;"
-                  f" replay --no-intervals {statistics.median(speed):.2f}x the recording's speed;"
-                  f" {sum(f['replay_ok'] for f in fs)}/{len(fs)} replays faithful;"
+                  f" {replays};"
                   f" {statistics.median(f['bytes_per_req'] for f in fs):.0f} trace bytes/request")
     return 0
 
