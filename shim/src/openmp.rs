@@ -34,61 +34,36 @@ fn acquire(object: u64, lock: impl Fn()) {
     );
 }
 
-#[no_mangle]
-pub extern "C" fn GOMP_critical_start() {
-    let Some(start) = real::gomp_critical_start() else {
-        return;
-    };
-    // SAFETY: libgomp's function, which takes no arguments.
-    let lock = || unsafe { start() };
-    // The unnamed critical sections all share one lock: libgomp's
-    // function stands for it.
-    acquire(start as usize as u64, lock);
+/// Defines each blocking lock function as an acquisition in the recorded
+/// order of the lock its argument names (or, without one, of the lock
+/// libgomp's function stands for: all unnamed critical sections share
+/// one, and so do all `omp atomic` sections done with a lock).
+macro_rules! ordered_locks {
+    ($( $name:ident => $real:ident ( $($arg:ident : $ty:ty)? ); )*) => {$(
+        /// # Safety
+        /// As libgomp's function of the same name: its argument, if any,
+        /// is the lock or the compiler's pointer for a named section.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty)?) {
+            let Some(real) = real::$real() else {
+                return;
+            };
+            #[allow(unused_mut, unused_assignments)]
+            let mut object = real as usize as u64;
+            $( object = $arg as u64; )?
+            // SAFETY: forwards the caller's argument, if any, under the
+            // same contract.
+            acquire(object, || unsafe { real($($arg)?) });
+        }
+    )*};
 }
 
-/// # Safety
-/// `pptr` is the compiler's pointer for this named critical section, as
-/// libgomp requires.
-#[no_mangle]
-pub unsafe extern "C" fn GOMP_critical_name_start(pptr: *mut *mut c_void) {
-    let Some(start) = real::gomp_critical_name_start() else {
-        return;
-    };
-    // SAFETY: forwards the caller's argument under the same contract.
-    let lock = || unsafe { start(pptr) };
-    acquire(pptr as u64, lock);
-}
-
-#[no_mangle]
-pub extern "C" fn GOMP_atomic_start() {
-    let Some(start) = real::gomp_atomic_start() else {
-        return;
-    };
-    // SAFETY: libgomp's function, which takes no arguments.
-    let lock = || unsafe { start() };
-    acquire(start as usize as u64, lock);
-}
-
-/// # Safety
-/// `lock` must be an initialised `omp_lock_t`, as libgomp requires.
-#[no_mangle]
-pub unsafe extern "C" fn omp_set_lock(lock: *mut c_void) {
-    let Some(set) = real::omp_set_lock() else {
-        return;
-    };
-    // SAFETY: forwards the caller's argument under the same contract.
-    acquire(lock as u64, || unsafe { set(lock) });
-}
-
-/// # Safety
-/// `lock` must be an initialised `omp_nest_lock_t`, as libgomp requires.
-#[no_mangle]
-pub unsafe extern "C" fn omp_set_nest_lock(lock: *mut c_void) {
-    let Some(set) = real::omp_set_nest_lock() else {
-        return;
-    };
-    // SAFETY: forwards the caller's argument under the same contract.
-    acquire(lock as u64, || unsafe { set(lock) });
+ordered_locks! {
+    GOMP_critical_start => gomp_critical_start();
+    GOMP_critical_name_start => gomp_critical_name_start(pptr: *mut *mut c_void);
+    GOMP_atomic_start => gomp_atomic_start();
+    omp_set_lock => omp_set_lock(lock: *mut c_void);
+    omp_set_nest_lock => omp_set_nest_lock(lock: *mut c_void);
 }
 
 /// # Safety

@@ -195,13 +195,14 @@ pub(crate) fn blocked_in_futex(pid: Pid) -> bool {
 /// asleep, stopped or ended (a main thread that called `pthread_exit`
 /// stays a zombie while the others run).
 pub(crate) fn runnable(pid: Pid) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let i = stat.rfind(')')?;
-            stat[i + 1..].split_whitespace().next().map(|s| s == "R")
-        })
-        .unwrap_or(false)
+    proc_state(pid).as_deref() == Some("R")
+}
+
+/// A thread's state letter from /proc (R, S, D, Z, T...).
+fn proc_state(pid: Pid) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let i = stat.rfind(')')?;
+    stat[i + 1..].split_whitespace().next().map(str::to_string)
 }
 
 /// Whether a thread is asleep (state S) in a futex call; with
@@ -231,13 +232,7 @@ pub(crate) fn asleep_in_futex(pid: Pid, untimed: bool) -> bool {
             return false;
         }
     }
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let i = stat.rfind(')')?;
-            stat[i + 1..].split_whitespace().next().map(|s| s == "S")
-        })
-        .unwrap_or(false)
+    proc_state(pid).as_deref() == Some("S")
 }
 
 impl Replayer {
