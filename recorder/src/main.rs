@@ -22,7 +22,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
-use rrc_synclog::{SharedSyncLog, MODE_RECORD, SHM_FD};
+use rrc_synclog::{Schedule, SharedSyncLog, MODE_RECORD, SHM_FD};
 use rrc_trace::{spawn_writer, EndRecord, TraceHeader, TraceRecord};
 
 /// Record a program's nondeterministic events so that rrc-replay can
@@ -221,7 +221,11 @@ fn run(cli: Cli) -> Result<i32> {
     let writer = spawn_writer(Box::new(sink), &header).context("writing the trace header")?;
 
     let (shm_fd, log) = SharedSyncLog::create(MODE_RECORD).context("creating the sync log")?;
-    log.set_serial(cli.serialize);
+    log.set_schedule(if cli.serialize {
+        Schedule::Serial
+    } else {
+        Schedule::Parallel
+    });
     let fast_path = !cli.serialize
         && !cli.no_fast_path
         && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");

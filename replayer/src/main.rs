@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
-use rrc_synclog::{SharedSyncLog, MODE_REPLAY, SHM_FD};
+use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, SHM_FD};
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
 /// replay to the end; otherwise prints a line beginning `divergence:`.
@@ -133,9 +133,16 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // syscall returns, or neither does.
     log.set_ordering(!cli.no_order_returns);
     // Recorded one thread at a time: replayed the same way (the order
-    // then carries the whole schedule).
-    log.set_serial(plan.header.serialized && !cli.no_order_returns);
-    log.set_segment_order(plan.threads.len() > 1 && !cli.no_order_returns && !cli.no_segments);
+    // then carries the whole schedule). Recorded in parallel: in segments.
+    log.set_schedule(if cli.no_order_returns {
+        Schedule::Parallel
+    } else if plan.header.serialized {
+        Schedule::Serial
+    } else if plan.threads.len() > 1 && !cli.no_segments {
+        Schedule::Segments
+    } else {
+        Schedule::Parallel
+    });
     // Hot calls answered in the shim, without a stop (not serialised:
     // there the tracer hands the run of the program from event to event).
     // By default when one thread made nearly all the buffered calls (a

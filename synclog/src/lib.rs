@@ -30,6 +30,7 @@ pub mod syscallbuf;
 mod turns;
 
 pub use sys::{futex_wait, futex_wake, raw_syscall};
+pub use turns::Schedule;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -8,11 +8,20 @@ use std::time::Duration;
 
 use crate::{futex_wait, futex_wake, rank_is_past, word, word_plus_one, SharedSyncLog};
 
-/// `ShmHeader::serial`: recorded and replayed one thread at a time.
-const SERIAL_ALL: u32 = 1;
-/// `ShmHeader::serial`: replayed with each thread's code after an event
-/// run before the next event happens, the shim ordering as usual.
-const SERIAL_SEGMENTS: u32 = 2;
+/// How the run of the program passes between threads
+/// (`ShmHeader::serial` holds it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Threads run in parallel between their events.
+    Parallel = 0,
+    /// Recorded and replayed one thread at a time; the shim orders
+    /// nothing itself.
+    Serial = 1,
+    /// Replay of a parallel recording: each thread's code after an event
+    /// runs before the next event happens (the baton), the shim ordering
+    /// as usual.
+    Segments = 2,
+}
 
 impl SharedSyncLog {
     /// Replay: whether events wait for their rank.
@@ -170,33 +179,22 @@ impl SharedSyncLog {
         }
     }
 
-    /// Whether the program is serialised (see `ShmHeader::serial`).
+    /// Whether the program is serialised (see [`Schedule::Serial`]).
     pub fn serial(&self) -> bool {
-        self.header().serial.load(Ordering::Relaxed) == SERIAL_ALL
+        self.header().serial.load(Ordering::Relaxed) == Schedule::Serial as u32
     }
 
     /// Whether the order moves on only when the thread whose event
-    /// happened reaches its next one (serialised, or segments in order).
+    /// happened reaches its next one (serialised, or in segments).
     pub fn baton_order(&self) -> bool {
-        self.header().serial.load(Ordering::Relaxed) != 0
+        self.header().serial.load(Ordering::Relaxed) != Schedule::Parallel as u32
     }
 
-    /// Serialises the program (before it runs).
-    pub fn set_serial(&self, on: bool) {
-        if on {
-            self.header().serial.store(SERIAL_ALL, Ordering::Relaxed);
-        }
-    }
-
-    /// Replay of a trace recorded in parallel: the code each thread runs
-    /// after an event runs before the next event happens (see
-    /// `ShmHeader::serial`). Before the program runs.
-    pub fn set_segment_order(&self, on: bool) {
-        if on && !self.serial() {
-            self.header()
-                .serial
-                .store(SERIAL_SEGMENTS, Ordering::Relaxed);
-        }
+    /// Sets the schedule (before the program runs).
+    pub fn set_schedule(&self, schedule: Schedule) {
+        self.header()
+            .serial
+            .store(schedule as u32, Ordering::Relaxed);
     }
 
     /// Replay: the event of thread `slot` at `rank` has happened. The

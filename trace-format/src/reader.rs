@@ -185,26 +185,19 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             what: format!("only {got} of 8 bytes of a frame header"),
         });
     }
-    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if len > MAX_FRAME_LEN {
-        return Err(TraceError::Corrupt {
-            offset: start,
-            what: format!("frame length {len} is implausible"),
-        });
-    }
+    let len = frame_len(&head, start)?;
     // Past a megabyte, grow as data arrives rather than trusting the
     // length up front: a damaged length must not make us allocate hundreds
     // of megabytes.
     payload.clear();
-    if len as usize <= TRUSTED_FRAME_LEN {
-        payload.resize(len as usize, 0);
+    if len <= TRUSTED_FRAME_LEN {
+        payload.resize(len, 0);
         let got = read_up_to(input, payload)?;
         payload.truncate(got);
     } else {
         input.by_ref().take(len as u64).read_to_end(payload)?;
     }
-    if payload.len() < len as usize {
+    if payload.len() < len {
         return Err(TraceError::Truncated {
             offset: start,
             what: format!(
@@ -213,16 +206,7 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             ),
         });
     }
-    if crc32fast::hash(payload) != crc {
-        return Err(TraceError::Corrupt {
-            offset: start,
-            what: "checksum mismatch".into(),
-        });
-    }
-    let value = crate::decode(payload).map_err(|e| TraceError::Corrupt {
-        offset: start,
-        what: format!("undecodable record: {e}"),
-    })?;
+    let value = decode_frame(&head, payload, start)?;
     *offset = start + 8 + len as u64;
     Ok(Some(value))
 }
@@ -240,7 +224,7 @@ pub fn read_record_at(file: &std::fs::File, offset: u64) -> Result<(TraceRecord,
     let mut payload = vec![0u8; len];
     file.read_exact_at(&mut payload, offset + 8)
         .map_err(|e| short_read(e, offset))?;
-    decode_frame(&head, &payload, offset)
+    Ok((decode_frame(&head, &payload, offset)?, 8 + len as u64))
 }
 
 fn short_read(e: std::io::Error, offset: u64) -> TraceError {
@@ -266,7 +250,11 @@ fn frame_len(head: &[u8; 8], offset: u64) -> Result<usize> {
 }
 
 /// Checks a frame's payload against its header's checksum and decodes it.
-fn decode_frame(head: &[u8; 8], payload: &[u8], offset: u64) -> Result<(TraceRecord, u64)> {
+fn decode_frame<T: serde::de::DeserializeOwned>(
+    head: &[u8; 8],
+    payload: &[u8],
+    offset: u64,
+) -> Result<T> {
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if crc32fast::hash(payload) != crc {
         return Err(TraceError::Corrupt {
@@ -274,11 +262,10 @@ fn decode_frame(head: &[u8; 8], payload: &[u8], offset: u64) -> Result<(TraceRec
             what: "checksum mismatch".into(),
         });
     }
-    let record = crate::decode(payload).map_err(|e| TraceError::Corrupt {
+    crate::decode(payload).map_err(|e| TraceError::Corrupt {
         offset,
         what: format!("undecodable record: {e}"),
-    })?;
-    Ok((record, 8 + payload.len() as u64))
+    })
 }
 
 /// [`read_record_at`] through a read-ahead buffer: records read in about
@@ -314,7 +301,7 @@ impl FrameReader {
                 })?;
         let len = frame_len(&head, offset)?;
         let payload = self.bytes(offset + 8, len)?;
-        decode_frame(&head, payload, offset)
+        Ok((decode_frame(&head, payload, offset)?, 8 + len as u64))
     }
 
     /// `len` bytes at `offset`, read into the buffer first unless there.

@@ -14,7 +14,7 @@
 //! - `descriptors.rs`: placeholder descriptors, mapped copies, reopens.
 //! - `live_files.rs`: memfds and shadows of files the program filled,
 //!   whose I/O and mappings run for real.
-//! - `segments.rs`: System V shared memory, made again by replay.
+//! - `sysv_shm.rs`: System V shared memory, made again by replay.
 //! - `exit.rs`: checking a call replay ran for real at its exit.
 //! - `returns.rs`: letting a replayed call return: order, interval, late.
 //! - `order.rs`: the event order across threads (ranks, queued returns).
@@ -39,8 +39,8 @@ mod output;
 mod pacing;
 mod report;
 mod returns;
-mod segments;
 mod signals;
+mod sysv_shm;
 mod threads;
 
 use std::collections::{HashMap, HashSet};
@@ -190,8 +190,8 @@ pub struct Replayer {
     shim_now: Vec<u8>,
     /// Memfds standing in for files the program filled (`live_files.rs`).
     shadows: live_files::Shadows,
-    /// System V segments replay made (`segments.rs`).
-    segments: segments::Segments,
+    /// System V segments replay made (`sysv_shm.rs`).
+    segments: sysv_shm::Segments,
     clock: StopClock,
     /// The event order across threads (with `--order-returns`).
     order: EventOrder,
@@ -239,7 +239,7 @@ impl Replayer {
             shim_recorded,
             shim_now,
             shadows: live_files::Shadows::new(),
-            segments: segments::Segments::new(),
+            segments: sysv_shm::Segments::new(),
             clock,
             order: EventOrder::new(options.order_returns, Instant::now()),
             pacing: Pacing::new(options.enforce_intervals, options.anchor, Instant::now()),

@@ -61,7 +61,7 @@ fn outside_objects_are_emulated_or_placeholders() {
     assert_eq!(replay_action(libc::SYS_semctl, &getall), Emulate);
     let stat = [3, 0, libc::IPC_STAT as u64 | 0x100, 0x1000, 0, 0];
     assert_eq!(replay_action(libc::SYS_semctl, &stat), Emulate);
-    // System V shared memory is made again by replay (segments.rs).
+    // System V shared memory is made again by replay (sysv_shm.rs).
     assert_eq!(replay_action(libc::SYS_shmget, &a), SharedMemory);
     assert_eq!(replay_action(libc::SYS_shmat, &a), SharedMemory);
     let rmid = [3, libc::IPC_RMID as u64, 0, 0, 0, 0];
