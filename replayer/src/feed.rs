@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog, SyncEntry};
+use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog, SyncEntry, NO_ARRIVAL};
 use rrc_trace::SyncRecord;
 
 use crate::divergence::{describe_sync_op, Divergence};
@@ -57,8 +57,13 @@ pub struct SyncFeeder {
     shared: Arc<ReplayShared>,
 }
 
+/// A thread's recorded sync operations, their late returns (see the
+/// plan's `sync_late`) and the thread's recorded tid.
+pub type SyncStream = (Arc<Vec<SyncRecord>>, Arc<Vec<u64>>, i32);
+
 struct Stream {
     ops: Arc<Vec<SyncRecord>>,
+    late: Arc<Vec<u64>>,
     pushed: usize,
     tid: i32,
 }
@@ -66,7 +71,7 @@ struct Stream {
 impl SyncFeeder {
     pub fn spawn(
         log: Arc<SharedSyncLog>,
-        streams: Vec<(Arc<Vec<SyncRecord>>, i32)>,
+        streams: Vec<SyncStream>,
         shared: Arc<ReplayShared>,
         stall_timeout: Duration,
     ) -> std::io::Result<SyncFeeder> {
@@ -76,7 +81,12 @@ impl SyncFeeder {
             .spawn(move || {
                 let mut streams: Vec<Stream> = streams
                     .into_iter()
-                    .map(|(ops, tid)| Stream { ops, pushed: 0, tid })
+                    .map(|(ops, late, tid)| Stream {
+                        ops,
+                        late,
+                        pushed: 0,
+                        tid,
+                    })
                     .collect();
                 let mut last_progress = (0u64, Instant::now());
                 loop {
@@ -208,6 +218,7 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
                 order: op.order,
                 // NO_ORDER is NO_ARRIVAL (checked in the recorder's drain).
                 arrival: op.arrival,
+                late_to: s.late.get(s.pushed).copied().unwrap_or(NO_ARRIVAL),
                 op: op.op as u32,
                 result: op.result,
             };

@@ -46,9 +46,9 @@ struct Cli {
     /// covers); sync objects then keep only their own order.
     #[arg(long)]
     no_order_returns: bool,
-    /// Let a thread run on as soon as its syscall return's turn in the
-    /// recorded order comes, instead of keeping it stopped until its own
-    /// next event is next (which replays the unlocked accesses between
+    /// Let a thread run on as soon as its syscall or futex wait return's
+    /// turn in the recorded order comes, instead of keeping it until its
+    /// own next event is next (which replays the unlocked accesses between
     /// events, such as counters, closer to where they were recorded).
     #[arg(long)]
     no_late_returns: bool,
@@ -159,7 +159,15 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let streams = plan
         .threads
         .iter()
-        .map(|t| (Arc::clone(&t.sync), t.tid))
+        .map(|t| {
+            // Futex waits' late returns go with the tracer's.
+            let late = if cli.no_late_returns {
+                Arc::default()
+            } else {
+                Arc::clone(&t.sync_late)
+            };
+            (Arc::clone(&t.sync), late, t.tid)
+        })
         .collect();
     let feeder = feed::SyncFeeder::spawn(
         log.clone(),

@@ -39,6 +39,9 @@ pub struct ThreadPlan {
     /// Events already replayed (the index of the front event).
     pub done: u64,
     pub sync: Arc<Vec<SyncRecord>>,
+    /// For each sync operation, the rank its thread's code after it runs
+    /// just before (`late_to`), or `NO_ARRIVAL`.
+    pub sync_late: Arc<Vec<u64>>,
     pub started: bool,
 }
 
@@ -60,7 +63,8 @@ pub struct ReplayPlan {
     /// For each rank, the rank of the same thread's next event in the
     /// order: see [`ReplayPlan::next_own_rank`].
     pub next_own: NextOwnRanks,
-    /// Whether each rank is a thread's arrival at a sync operation.
+    /// Whether each rank is a thread's arrival at a sync operation or at
+    /// a call it logged itself that returns at once.
     pub arrival_ranks: Vec<bool>,
     /// (thread, event index) of an accept that made a descriptor -> the
     /// rank of its entry, where the kernel took the descriptor number.
@@ -82,6 +86,25 @@ struct ThreadScan {
     sync: Vec<SyncRecord>,
     /// How many of its calls the fast path buffered when recorded.
     buffered: u64,
+    /// Its events stamped as it got to them (see [`stamped_on_arrival`]).
+    arrivals: Vec<u64>,
+}
+
+/// Whether a recorded call's stamp marks the thread's arrival at it: a
+/// call the thread logged itself (buffered), stamped just after a return
+/// that does not wait (clock reads, process ids, output). A trapped
+/// call's stamp is the tracer's, taken at its return after a stop.
+fn stamped_on_arrival(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_clock_gettime
+            | libc::SYS_gettimeofday
+            | libc::SYS_time
+            | libc::SYS_getpid
+            | libc::SYS_getppid
+            | libc::SYS_write
+            | libc::SYS_writev
+    )
 }
 
 /// The first pass's result: everything but the events' contents.
@@ -93,6 +116,24 @@ struct Scan {
     outputs: u64,
     /// Accepts' entry stamps.
     entries: SparseRanks,
+}
+
+/// Where the code after a futex wait runs in replay: just before the
+/// thread's next event (the rank returned), when that event is stamped as
+/// the thread got to it and other threads' events came between. A futex
+/// wait is the slow path of a lock or condvar rrc does not see: what the
+/// thread does once woken (take the lock again, pop a job) races with
+/// the others' code, and was recorded as happening before its next
+/// event, not at the wake (a woken thread may wait for a processor).
+/// `NO_ARRIVAL` for no such rank.
+fn late_to(op: &SyncRecord, next_own: &NextOwnRanks, arrival: &[bool]) -> u64 {
+    if op.op != rrc_trace::SyncOp::FutexWait || op.order == NO_ORDER {
+        return rrc_synclog::NO_ARRIVAL;
+    }
+    match next_own.get(op.order) {
+        Some(next) if next > op.order + 1 && arrival.get(next as usize) == Some(&true) => next,
+        _ => rrc_synclog::NO_ARRIVAL,
+    }
 }
 
 /// A write replay prints on its own stdout or stderr must be one: a
@@ -180,7 +221,13 @@ impl Scan {
                         self.output_rank.push(thread, index, self.outputs);
                         self.outputs += 1;
                     }
-                    SyscallExtra::Buffered => self.slot(thread)?.buffered += 1,
+                    SyscallExtra::Buffered => {
+                        let p = self.slot(thread)?;
+                        p.buffered += 1;
+                        if stamped_on_arrival(i64::from(s.nr)) {
+                            p.arrivals.push(index);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -297,8 +344,25 @@ impl ReplayPlan {
                     .map(move |op| (t as ThreadId, &mut op.order, &mut op.arrival))
             })
             .collect();
-        let table = rank_stamps(&mut returns, &mut entries, sync)?;
+        let mut table = rank_stamps(&mut returns, &mut entries, sync)?;
+        for (t, scan) in scanned.iter().enumerate() {
+            for &index in &scan.arrivals {
+                let rank = returns.get(&(t as ThreadId, index)).copied();
+                if let Some(a) = rank.and_then(|r| table.arrival.get_mut(r as usize)) {
+                    *a = true;
+                }
+            }
+        }
         let next_own = NextOwnRanks::new(&table.owner);
+        let sync_late: Vec<Vec<u64>> = scanned
+            .iter()
+            .map(|t| {
+                t.sync
+                    .iter()
+                    .map(|op| late_to(op, &next_own, &table.arrival))
+                    .collect()
+            })
+            .collect();
         let offsets = scanned
             .iter_mut()
             .map(|t| std::mem::take(&mut t.offsets))
@@ -309,13 +373,15 @@ impl ReplayPlan {
         let threads = scanned
             .into_iter()
             .zip(queues)
-            .map(|(t, events)| ThreadPlan {
+            .zip(sync_late)
+            .map(|((t, events), late)| ThreadPlan {
                 process: t.process,
                 tid: t.tid,
                 pid: t.pid,
                 events,
                 done: 0,
                 sync: Arc::new(t.sync),
+                sync_late: Arc::new(late),
                 started: false,
             })
             .collect();

@@ -229,3 +229,71 @@ fn a_record_is_read_again_by_its_offset_and_checked() {
     let e = rrc_trace::read_record_at(&file, first).expect_err("flipped");
     assert!(e.to_string().contains("checksum"), "{e}");
 }
+
+/// A call of `thread` at `index`, stamped `order`, buffered or trapped.
+fn call(thread: ThreadId, index: u64, order: u64, nr: i64, buffered: bool) -> TraceRecord {
+    TraceRecord::Syscall(SyscallRecord {
+        thread,
+        index,
+        nr: nr as u32,
+        args: [0; 6],
+        ret: 0,
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        interval_ns: 0,
+        return_ns: 0,
+        order,
+        extra: if buffered {
+            SyscallExtra::Buffered
+        } else {
+            SyscallExtra::None
+        },
+        digested: 0,
+    })
+}
+
+fn futex_wait(order: u64, arrival: u64) -> SyncRecord {
+    SyncRecord {
+        object: 0x2000,
+        seq: 0,
+        order,
+        arrival,
+        op: SyncOp::FutexWait,
+        result: 0,
+    }
+}
+
+#[test]
+fn a_futex_wait_returns_late_only_before_an_event_stamped_on_arrival() {
+    // Thread 1: a futex wait (arrival 1, return 2), a buffered clock read
+    // (5); another wait (6, 7), a buffered read (10), a wait (11, 12), a
+    // trapped clock read (15). Thread 0's calls fill the ranks between.
+    let mut recs = vec![start(0), start(1)];
+    for (i, s) in [3, 4, 8, 9, 13, 14].into_iter().enumerate() {
+        recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
+    }
+    recs.push(call(1, 0, 5, libc::SYS_clock_gettime, true));
+    recs.push(call(1, 1, 10, libc::SYS_read, true));
+    recs.push(call(1, 2, 15, libc::SYS_clock_gettime, false));
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![futex_wait(2, 1), futex_wait(7, 6), futex_wait(12, 11)],
+    }));
+    recs.push(TraceRecord::End(EndRecord {
+        exit: ExitStatus::Exited(0),
+        duration_ns: 1,
+    }));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.trace");
+    write(&path, &recs);
+    let plan = ReplayPlan::open(&path, 1 << 20).expect("plan");
+    // Stamps 1..=15 rank 0..=14: the clock read the thread logged itself
+    // (rank 4) marks its arrival; a buffered read (9) may have blocked, a
+    // trapped call's stamp (14) is the tracer's.
+    assert!(plan.arrival_ranks[4]);
+    assert!(!plan.arrival_ranks[9]);
+    assert!(!plan.arrival_ranks[14]);
+    let none = rrc_synclog::NO_ARRIVAL;
+    assert_eq!(plan.threads[1].sync_late.as_slice(), &[4, none, none]);
+}

@@ -216,7 +216,11 @@ pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) ->
             if waits && log.orders_events() {
                 arrive(log, &expected);
                 // Returns at its place, which comes after the wake.
-                in_event_order(log, &expected, |_| {});
+                if expected.entry.late_to == NO_ARRIVAL || log.serial() {
+                    in_event_order(log, &expected, |_| {});
+                } else {
+                    return_late(log, &expected);
+                }
             } else if expected.entry.arrival != NO_ARRIVAL && log.orders_events() {
                 // A wake happens at its arrival's place: stamped before the
                 // call when recorded, so before the return of any wait it
@@ -342,6 +346,7 @@ fn record(
             seq,
             order,
             arrival,
+            late_to: rrc_synclog::NO_ARRIVAL,
             op,
             result,
         },
@@ -556,6 +561,53 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
         log.finish_rank(slot, rank);
     }
 }
+
+/// A futex wait's return at its place, after which the thread waits
+/// until the order gets to its next event (`late_to`) before it goes on:
+/// what it does once woken (takes the lock again, pops a job) then comes
+/// after the events the others made meanwhile when recorded. Goes on
+/// anyway when the order stands still for 300 µs while no thread has the
+/// run of the program (the next event may wait for this thread, through a
+/// lock rrc does not see) or after about 10 ms in all.
+fn return_late(log: &SharedSyncLog, expected: &Expected) {
+    let slot = expected.thread.slot;
+    log.park(slot);
+    if !log.wait_for_rank_of(slot, expected.entry.order, TURN_SPINS, TURN_WAIT) {
+        return;
+    }
+    // No baton: the others' events up to the next one of ours go first.
+    log.advance_rank();
+    let target = rrc_synclog::word(expected.entry.late_to);
+    // Counted in naps: a clock read here would be one of the program's
+    // calls (the shim's own clock_gettime).
+    let (mut seen, mut still, mut naps) = (log.order_turn(), 0, 0);
+    loop {
+        let now_turn = log.order_turn();
+        if SharedSyncLog::reached_word(target, now_turn) {
+            return;
+        }
+        if now_turn != seen {
+            (seen, still) = (now_turn, 0);
+        }
+        if still >= LATE_STILL_NAPS || naps >= LATE_NAPS {
+            return;
+        }
+        log.nap_on_order(now_turn, LATE_NAP);
+        // A thread with the run of the program (in segments) is on its
+        // way to its next event, however long it computes; one asleep is
+        // the replayer's to notice (it takes the baton back).
+        if log.baton_holder().is_none() {
+            still += 1;
+        }
+        naps += 1;
+    }
+}
+
+/// `return_late` naps this long at a time, goes on after this many naps
+/// while the order stands still (300 µs), and after this many in all.
+const LATE_NAP: Duration = Duration::from_micros(100);
+const LATE_STILL_NAPS: u32 = 3;
+const LATE_NAPS: u32 = 100;
 
 /// Waits for the object's turn `seq`, unless the tracer lets this wait
 /// go (`SyncRing::turn_released`: nothing in the program can move, and

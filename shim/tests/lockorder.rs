@@ -224,6 +224,7 @@ fn entry(object: u64, seq: u64, op: u32, result: i32) -> SyncEntry {
         seq,
         order: 0,
         arrival: rrc_synclog::NO_ARRIVAL,
+        late_to: rrc_synclog::NO_ARRIVAL,
         op,
         result,
     }

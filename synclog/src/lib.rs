@@ -164,6 +164,10 @@ pub struct SyncEntry {
     /// without it, say) has its place in the order too. `NO_ARRIVAL` when
     /// there is none.
     pub arrival: u64,
+    /// Replay, a futex wait: the rank of the thread's next event, which
+    /// its code after the wait runs just before (see `late_to` in the
+    /// replayer's plan); `NO_ARRIVAL` for none.
+    pub late_to: u64,
     pub op: u32,
     pub result: i32,
 }
@@ -212,6 +216,7 @@ pub struct SyncEntryCell {
     seq: AtomicU64,
     order: AtomicU64,
     arrival: AtomicU64,
+    late_to: AtomicU64,
     op: AtomicU32,
     result: AtomicI32,
 }
@@ -609,6 +614,7 @@ mod tests {
                 seq: i,
                 order: i,
                 arrival: i,
+                late_to: NO_ARRIVAL,
                 op: 1,
                 result: 0
             }));
@@ -620,6 +626,7 @@ mod tests {
             seq: 0,
             order: 0,
             arrival: NO_ARRIVAL,
+            late_to: NO_ARRIVAL,
             op: 2,
             result: -1
         }));

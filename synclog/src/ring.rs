@@ -28,6 +28,7 @@ impl SyncRing {
         cell.seq.store(e.seq, Ordering::Relaxed);
         cell.order.store(e.order, Ordering::Relaxed);
         cell.arrival.store(e.arrival, Ordering::Relaxed);
+        cell.late_to.store(e.late_to, Ordering::Relaxed);
         cell.op.store(e.op, Ordering::Relaxed);
         cell.result.store(e.result, Ordering::Relaxed);
         self.head.store(head.wrapping_add(1), Ordering::Release);
@@ -47,6 +48,7 @@ impl SyncRing {
             seq: cell.seq.load(Ordering::Relaxed),
             order: cell.order.load(Ordering::Relaxed),
             arrival: cell.arrival.load(Ordering::Relaxed),
+            late_to: cell.late_to.load(Ordering::Relaxed),
             op: cell.op.load(Ordering::Relaxed),
             result: cell.result.load(Ordering::Relaxed),
         })

@@ -98,6 +98,40 @@ fn rust_programs_on_std_locks_and_channels_replay_more_often_in_segments() {
 }
 
 #[test]
+fn rust_programs_replay_more_often_when_code_after_a_wait_runs_late() {
+    // A woken worker (a futex wait's return, a clock read's) takes its
+    // next job just before its next event, after the events the others
+    // made meanwhile when recorded: the order in which Rust's own locks
+    // were taken, which no call shows.
+    let (mut late, mut early, mut total) = (0, 0, 0);
+    for name in ["rust_queue", "rust_pool", "rust_counter"] {
+        let prog = program(name);
+        for take in 1..=3 * repeat() {
+            let rec = record(&prog, &[], b"");
+            rec.assert_exit_code(0);
+            let what = format!("{name} take {take}");
+            late += usize::from(faithful_with(&rec, &[], &what));
+            early += usize::from(faithful_with(&rec, &["--no-late-returns"], &what));
+            total += 1;
+        }
+    }
+    eprintln!("{late} of {total} faithful by default, {early} with --no-late-returns");
+    if fast_path_on() {
+        assert!(late > early, "default: {late} of {total}, early: {early}");
+    }
+}
+
+#[test]
+fn rust_pool_workers_take_jobs_in_another_order_natively() {
+    assert_native_runs_differ(&program("rust_pool"), &[], b"", 10);
+}
+
+#[test]
+fn rust_counter_threads_see_other_values_natively() {
+    assert_native_runs_differ(&program("rust_counter"), &[], b"", 10);
+}
+
+#[test]
 fn rust_threads_on_a_shared_vec_see_different_lengths_natively() {
     assert_native_runs_differ(&program("rust_shared_vec"), &[], b"", 10);
 }

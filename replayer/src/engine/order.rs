@@ -260,6 +260,19 @@ impl Replayer {
                 return Ok(());
             };
             let Some(t) = self.pid_of(owner).and_then(|p| self.live.get(&p)) else {
+                // A thread that has ended can reach none of its ranks: any
+                // left are futex calls it did not make (anything else left
+                // was a divergence when it ended).
+                let ended = self
+                    .plan
+                    .threads
+                    .get(owner as usize)
+                    .is_some_and(|p| p.started);
+                if ended && self.log.skip_rank(now) {
+                    self.stats.inversions += 1;
+                    self.run_steps(Step::ReleaseRanked)?;
+                    continue;
+                }
                 return Ok(());
             };
             let later = |rank: u64| rank as u32 != now && !self.log.rank_passed(rank);

@@ -229,6 +229,14 @@ impl Replayer {
         let slot = rank
             .and_then(|r| self.plan.rank_owner.get(r as usize).copied())
             .unwrap_or(u32::MAX);
+        // A thread kept stopped (`LateReturn`) cannot have the run of the
+        // program: the order goes on at once (else it would stand still
+        // until the replayer took the baton back from a stopped thread).
+        let kept = self
+            .pid_of(slot)
+            .and_then(|p| self.live.get(&p))
+            .is_some_and(|t| t.is_late());
+        let slot = if kept { u32::MAX } else { slot };
         if self.order.advance(&self.log, rank, slot) {
             vec![Step::ReleaseRanked]
         } else {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use nix::unistd::Pid;
 use rrc_interposer::{hide_vdso, model, TaskEvent, Tracee, TraceeMemory};
-use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, ThreadId};
+use rrc_trace::{ExitStatus, ProcessId, SyncOp, SyscallExtra, ThreadId};
 
 use super::exit::InFlight;
 use super::holds::Hold;
@@ -260,7 +260,14 @@ impl Replayer {
             return diverged(t.logical, expected, Observed::ThreadEnded(status));
         }
         let consumed = self.log.ring(t.logical).map_or(0, |r| r.consumed()) as usize;
-        if consumed < plan.sync.len() && status == ExitStatus::Exited(0) {
+        // Futex calls left over are a lock's slow path that this replay
+        // did not need (nobody contended): their ranks are stepped over
+        // (`break_inversions`), as when the thread passes them by.
+        let rest = plan.sync.get(consumed..).unwrap_or_default();
+        let only_futex = rest
+            .iter()
+            .all(|s| matches!(s.op, SyncOp::FutexWait | SyncOp::FutexWake));
+        if !only_futex && status == ExitStatus::Exited(0) {
             let next = plan.sync[consumed];
             return Err(Halt::Diverged(Box::new(Found {
                 thread: t.logical,
