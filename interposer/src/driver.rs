@@ -148,7 +148,10 @@ pub fn drive<H: StopHandler>(handler: &mut H) -> Result<(), H::Error> {
     loop {
         let stop = match poll_any().map_err(H::wait_failed)? {
             Polled::Stop(stop) => stop,
-            Polled::Gone => return Ok(()),
+            Polled::Gone => {
+                crate::startup_pin::release();
+                return Ok(());
+            }
             // Releasing a thread that vanished meanwhile is no failure
             // either: wait reports its end.
             Polled::Nothing => match unless_gone::<H, _>(handler.on_idle())? {
@@ -179,7 +182,13 @@ fn dispatch<H: StopHandler>(
     stop: Stop,
 ) -> Result<(), H::Error> {
     match stop {
-        Stop::Seccomp(pid) => handler.on_seccomp(pid),
+        Stop::Seccomp(pid) => {
+            if crate::startup_pin::active() {
+                let regs = Tracee::new(pid).regs("reading the call at a start-up stop")?;
+                crate::startup_pin::at_seccomp_stop(regs.nr());
+            }
+            handler.on_seccomp(pid)
+        }
         Stop::SyscallExit(pid) => handler.on_syscall_exit(pid),
         Stop::Event(pid, event) => {
             let event = task_event(pid, event)?;

@@ -15,6 +15,7 @@ mod filter;
 pub mod model;
 mod quiesce;
 mod spawn;
+mod startup_pin;
 mod stop;
 mod tracee;
 
@@ -24,8 +25,9 @@ pub use driver::{drive, is_restart, Ended, Idle, Prologue, SignalStep, StopHandl
 pub use filter::build_filter;
 pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use spawn::{
-    fd_identity, fd_target, file_digest, identity_of, inherited_fds, reclaim_terminal, shim_path,
-    spawn_traced, traced_env, SignalState, SpawnOptions, TRACE_OPTIONS,
+    fd_identity, fd_target, file_digest, identity_of, inherited_fds, no_huge_pages_for_rrc,
+    reclaim_terminal, shim_path, spawn_traced, traced_env, SignalState, SpawnOptions,
+    TRACE_OPTIONS,
 };
 pub use stop::{
     foreign_syscall, is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled,

@@ -15,6 +15,7 @@ use rrc_trace::{SyncBatch, SyncOp, SyncRecord, TraceRecord, TraceSender};
 const _: () = assert!(rrc_synclog::NO_ARRIVAL == rrc_trace::NO_ORDER);
 
 pub struct SyncDrainer {
+    log: Arc<SharedSyncLog>,
     stop: Arc<AtomicBool>,
     join: Option<JoinHandle<()>>,
 }
@@ -28,6 +29,7 @@ impl SyncDrainer {
     ) -> std::io::Result<SyncDrainer> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let log2 = log.clone();
         let join = std::thread::Builder::new()
             .name("rrc-sync-drain".into())
             .spawn(move || {
@@ -47,6 +49,7 @@ impl SyncDrainer {
                 }
             })?;
         Ok(SyncDrainer {
+            log: log2,
             stop,
             join: Some(join),
         })
@@ -55,6 +58,8 @@ impl SyncDrainer {
     /// Drains what is left and stops. Call after every tracee has exited.
     pub fn finish(mut self) {
         self.stop.store(true, Ordering::Release);
+        // Woken, not left to its next look (a recording's end waited for it).
+        self.log.poke_service();
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }

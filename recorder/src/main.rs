@@ -111,6 +111,7 @@ fn forward_stop_signals() {
 }
 
 fn main() {
+    rrc_interposer::no_huge_pages_for_rrc();
     let cli: Cli = rrc_cli::parse_or_exit("rrc-record");
     match run(cli) {
         Ok(code) => std::process::exit(code),

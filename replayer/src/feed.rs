@@ -55,6 +55,7 @@ impl ReplayShared {
 pub struct SyncFeeder {
     join: Option<JoinHandle<()>>,
     shared: Arc<ReplayShared>,
+    log: Arc<SharedSyncLog>,
 }
 
 /// A thread's recorded sync operations, their late returns (see the
@@ -76,6 +77,7 @@ impl SyncFeeder {
         stall_timeout: Duration,
     ) -> std::io::Result<SyncFeeder> {
         let shared2 = shared.clone();
+        let woken = log.clone();
         let join = std::thread::Builder::new()
             .name("rrc-sync-feed".into())
             .spawn(move || {
@@ -142,11 +144,14 @@ impl SyncFeeder {
         Ok(SyncFeeder {
             join: Some(join),
             shared,
+            log: woken,
         })
     }
 
     pub fn finish(mut self) {
         self.shared.finished.store(true, Ordering::Release);
+        // Woken, not left to its next look (replay's end waited for it).
+        self.log.poke_service();
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }

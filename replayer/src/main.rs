@@ -95,6 +95,7 @@ struct Cli {
 const EXIT_DIVERGENCE: i32 = 3;
 
 fn main() {
+    rrc_interposer::no_huge_pages_for_rrc();
     let cli: Cli = rrc_cli::parse_or_exit("rrc-replay");
     match run(&cli) {
         Ok(None) => std::process::exit(0),

@@ -91,8 +91,13 @@ pub struct ShmHeader {
     pub service_wake: AtomicU32,
     /// Replay: 1 when events wait for their rank in the event order.
     pub ordering: AtomicU32,
-    /// Record: stamps handed out so far.
+    /// Record: stamps handed out so far. Every thread adds to it on every
+    /// event: kept off the cache lines of the words they only read on
+    /// every call (`fork_barrier`, `epoch_ns`, ...), which would otherwise
+    /// be fetched again after each stamp another processor took.
+    _clock_apart: [u64; 16],
     pub order_clock: AtomicU64,
+    _clock_apart_after: [u64; 16],
     /// Replay: the rank of the next event allowed to happen; a futex word.
     pub order_turn: AtomicU32,
     /// Replay: threads sleeping on `order_turn`.

@@ -276,11 +276,16 @@ impl SyscallBuf {
 
     /// Tracer, while the thread is stopped or gone: the entries published
     /// since the last take, and the buffer emptied if it can be.
-    /// The entries' bytes go into `bytes` (cleared first; kept by the
-    /// caller from one read to the next, so that reading allocates
-    /// nothing), where the calls' regions point.
-    pub fn take(&self, bytes: &mut Vec<u8>) -> Result<Vec<BufferedCall>, BadBuffer> {
-        let taken = self.take_published(bytes);
+    /// The entries' bytes go into `bytes` and the calls into `calls` (both
+    /// cleared first; kept by the caller from one read to the next, so
+    /// that reading does not fault in fresh memory each time), where the
+    /// calls' regions point into `bytes`.
+    pub fn take(
+        &self,
+        bytes: &mut Vec<u8>,
+        calls: &mut Vec<BufferedCall>,
+    ) -> Result<(), BadBuffer> {
+        let taken = self.take_published(bytes, calls);
         self.empty_if_idle();
         taken
     }
@@ -302,7 +307,11 @@ impl SyscallBuf {
     /// stopped empties the buffer; this one reads below `used`, which the
     /// thread raises only once an entry is complete, and never writes it.
     /// As for [`Self::take`], the bytes go into `bytes`.
-    pub fn take_published(&self, bytes: &mut Vec<u8>) -> Result<Vec<BufferedCall>, BadBuffer> {
+    pub fn take_published(
+        &self,
+        bytes: &mut Vec<u8>,
+        calls: &mut Vec<BufferedCall>,
+    ) -> Result<(), BadBuffer> {
         let used = self.used.load(Ordering::Acquire);
         let drained = self.drained.load(Ordering::Relaxed);
         let held = used.wrapping_sub(drained) as usize;
@@ -330,7 +339,7 @@ impl SyscallBuf {
         }
         // Release: the copy is done before the thread may reuse the room.
         self.drained.store(used, Ordering::Release);
-        parse_entries(bytes).map_err(|bad| BadBuffer {
+        parse_entries_into(bytes, calls).map_err(|bad| BadBuffer {
             offset: (from + bad.offset) % BUF_BYTES,
         })
     }
@@ -356,6 +365,13 @@ fn read_at<T: Copy + Default>(bytes: &[u8], off: usize) -> Option<T> {
 /// Reads entries back, checking every length against the bytes there.
 pub fn parse_entries(bytes: &[u8]) -> Result<Vec<BufferedCall>, BadBuffer> {
     let mut calls = Vec::new();
+    parse_entries_into(bytes, &mut calls)?;
+    Ok(calls)
+}
+
+/// [`parse_entries`] into `calls` (cleared first).
+pub fn parse_entries_into(bytes: &[u8], calls: &mut Vec<BufferedCall>) -> Result<(), BadBuffer> {
+    calls.clear();
     let mut off = 0;
     while off < bytes.len() {
         let bad = BadBuffer { offset: off };
@@ -400,12 +416,25 @@ pub fn parse_entries(bytes: &[u8]) -> Result<Vec<BufferedCall>, BadBuffer> {
         });
         off = end;
     }
-    Ok(calls)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn take(buf: &SyscallBuf, bytes: &mut Vec<u8>) -> Result<Vec<BufferedCall>, BadBuffer> {
+        let mut calls = Vec::new();
+        buf.take(bytes, &mut calls).map(|()| calls)
+    }
+
+    fn take_published(
+        buf: &SyscallBuf,
+        bytes: &mut Vec<u8>,
+    ) -> Result<Vec<BufferedCall>, BadBuffer> {
+        let mut calls = Vec::new();
+        buf.take_published(bytes, &mut calls).map(|()| calls)
+    }
 
     fn fresh() -> Box<SyscallBuf> {
         // SAFETY: SyscallBuf is atomics and integers, valid when zeroed.
@@ -439,7 +468,7 @@ mod tests {
             unsafe { buf.publish(at, head, &regions) };
         }
         let mut bytes = Vec::new();
-        let calls = buf.take(&mut bytes).expect("parses");
+        let calls = take(&buf, &mut bytes).expect("parses");
         let region = |c: &BufferedCall, i: usize| {
             let (addr, r) = c.regions[i].clone();
             (addr, bytes[r].to_vec())
@@ -454,7 +483,7 @@ mod tests {
         assert_eq!(region(&calls[1], 0).1, vec![7u8; 16]);
         assert_eq!(region(&calls[1], 1), (0, Vec::new()));
         assert_eq!(buf.used.load(Ordering::Relaxed), 0, "emptied");
-        assert!(buf.take(&mut Vec::new()).expect("empty").is_empty());
+        assert!(take(&buf, &mut Vec::new()).expect("empty").is_empty());
     }
 
     #[test]
@@ -478,11 +507,11 @@ mod tests {
         unsafe { buf.publish(at, head(1), &one) };
         let at = buf.room(len).expect("room");
         buf.in_call.store(1, Ordering::Relaxed);
-        assert_eq!(buf.take(&mut Vec::new()).expect("first").len(), 1);
+        assert_eq!(take(&buf, &mut Vec::new()).expect("first").len(), 1);
         // SAFETY: as above.
         unsafe { buf.publish(at, head(2), &one) };
         buf.in_call.store(0, Ordering::Relaxed);
-        let later = buf.take(&mut Vec::new()).expect("second");
+        let later = take(&buf, &mut Vec::new()).expect("second");
         assert_eq!(later.iter().map(|c| c.order).collect::<Vec<_>>(), vec![2]);
         assert_eq!(buf.used.load(Ordering::Relaxed), 0, "emptied once idle");
     }
@@ -502,7 +531,9 @@ mod tests {
             // SAFETY: `word` is 8 readable bytes.
             unsafe { buf.publish(at, head, &[(word.as_ptr() as u64, 8)]) };
         }
-        assert!(!buf.take_published(&mut Vec::new()).expect("all").is_empty());
+        assert!(!take_published(&buf, &mut Vec::new())
+            .expect("all")
+            .is_empty());
         assert!(!buf.pending(), "everything was read");
         assert!(buf.room(len).is_some(), "what was read is room again");
         buf.empty_if_idle();
@@ -549,7 +580,7 @@ mod tests {
                 unsafe { buf.publish(slot, head, &[(data.as_ptr() as u64, data.len())]) };
                 next += 1;
             }
-            for c in buf.take_published(&mut bytes).expect("parses") {
+            for c in take_published(&buf, &mut bytes).expect("parses") {
                 let r = c.regions[0].1.clone();
                 assert!(bytes[r].iter().all(|b| *b == c.order as u8));
                 seen.push(c.order);

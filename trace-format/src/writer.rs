@@ -94,9 +94,9 @@ fn frame_into<T: serde::Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<()> {
 
 /// Records framed on the producer's thread, to go to the writer in one
 /// message: a tracer that turns a few hundred buffered calls into records
-/// at once then pays for one channel send, not one per record, and frees
-/// what it allocated itself (freeing it on the writer's thread made the
-/// allocator's arenas contend).
+/// at once then pays for one channel send, not one per record. The writer
+/// hands the buffer back ([`TraceSender::frames`]) instead of freeing it
+/// on its own thread (which made the allocator's arenas contend).
 #[derive(Default)]
 pub struct Frames {
     buf: Vec<u8>,
@@ -127,9 +127,24 @@ enum Item {
 #[derive(Clone)]
 pub struct TraceSender {
     inner: Sender<Item>,
+    /// Buffers the writer is done with, for the next batch of frames: a
+    /// new one each time grew through fresh pages the kernel had to zero
+    /// (a tenth of a busy recording's processor time).
+    spare: Receiver<Vec<u8>>,
 }
 
+/// How many emptied frame buffers the writer keeps for the producers.
+const SPARE_BUFFERS: usize = 32;
+
 impl TraceSender {
+    /// An empty batch of frames, in a buffer the writer has handed back
+    /// when there is one.
+    pub fn frames(&self) -> Frames {
+        Frames {
+            buf: self.spare.try_recv().unwrap_or_default(),
+        }
+    }
+
     pub fn send(&self, record: TraceRecord) -> Result<()> {
         self.inner
             .send(Item::Record(Box::new(record)))
@@ -157,6 +172,7 @@ impl WriterHandle {
             Some(s) => s.clone(),
             None => TraceSender {
                 inner: disconnected_sender(),
+                spare: crossbeam_channel::never(),
             },
         }
     }
@@ -203,31 +219,50 @@ pub fn spawn_writer(sink: Box<dyn TraceSink>, header: &TraceHeader) -> Result<Wr
     let mut writer = TraceWriter::new(sink, header)?;
     writer.flush()?;
     let (sender, receiver) = crossbeam_channel::unbounded();
+    let (spare_tx, spare) = crossbeam_channel::bounded(SPARE_BUFFERS);
     let join = std::thread::Builder::new()
         .name("rrc-trace-writer".into())
-        .spawn(move || run_writer(writer, receiver))?;
+        .spawn(move || run_writer(writer, receiver, spare_tx))?;
     Ok(WriterHandle {
-        sender: Some(TraceSender { inner: sender }),
+        sender: Some(TraceSender {
+            inner: sender,
+            spare,
+        }),
         join: Some(join),
     })
 }
 
-fn write_item(writer: &mut TraceWriter<Box<dyn TraceSink>>, item: Item) -> Result<()> {
+fn write_item(
+    writer: &mut TraceWriter<Box<dyn TraceSink>>,
+    item: Item,
+    spare: &Sender<Vec<u8>>,
+) -> Result<()> {
     match item {
         Item::Record(record) => writer.write(&record),
-        Item::Frames(frames) => writer.write_frames(&frames),
+        Item::Frames(frames) => {
+            writer.write_frames(&frames)?;
+            let mut buf = frames.buf;
+            buf.clear();
+            // Kept for the producers unless they have enough already.
+            let _ = spare.try_send(buf);
+            Ok(())
+        }
     }
 }
 
-fn run_writer(mut writer: TraceWriter<Box<dyn TraceSink>>, rx: Receiver<Item>) -> Result<u64> {
+fn run_writer(
+    mut writer: TraceWriter<Box<dyn TraceSink>>,
+    rx: Receiver<Item>,
+    spare: Sender<Vec<u8>>,
+) -> Result<u64> {
     // Asleep until a batch starts (or every sender is gone)...
     while let Ok(item) = rx.recv() {
-        write_item(&mut writer, item)?;
+        write_item(&mut writer, item, &spare)?;
         // ...then the batch gathers (`finish` cuts this short).
         std::thread::park_timeout(WRITE_PERIOD);
         loop {
             match rx.try_recv() {
-                Ok(item) => write_item(&mut writer, item)?,
+                Ok(item) => write_item(&mut writer, item, &spare)?,
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
                     writer.flush()?;
@@ -339,5 +374,35 @@ mod tests {
             })
             .collect();
         assert_eq!(threads, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn the_writer_hands_a_written_batch_buffer_back_empty() {
+        let handle = spawn_writer(Box::new(std::io::sink()), &header()).expect("spawn");
+        let sender = handle.sender();
+        let mut frames = sender.frames();
+        for thread in 0..100 {
+            frames
+                .push(&TraceRecord::ThreadExit { thread, events: 1 })
+                .expect("push");
+        }
+        let capacity = frames.buf.capacity();
+        sender.send_frames(frames).expect("frames");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let back = loop {
+            let f = sender.frames();
+            if f.buf.capacity() > 0 || std::time::Instant::now() > deadline {
+                break f;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
+        assert!(back.is_empty());
+        assert_eq!(
+            back.buf.capacity(),
+            capacity,
+            "the same buffer, its room kept"
+        );
+        drop(sender);
+        handle.finish().expect("finish");
     }
 }

@@ -13,7 +13,7 @@ use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
 use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
-use rrc_trace::{Frames, SyscallExtra, SyscallRecord, TraceRecord};
+use rrc_trace::{SyscallExtra, SyscallRecord, TraceRecord};
 
 use super::serial::writes_out;
 use super::{writer_stopped, Recorder, Resume};
@@ -113,13 +113,14 @@ impl Recorder {
         // Read into the tracer's own buffer, kept from one read to the
         // next (a new one each time was a fresh mapping to fault in).
         let mut bytes = std::mem::take(&mut self.buffered_bytes);
+        let mut calls = std::mem::take(&mut self.buffered_calls);
         let taken = if stopped {
-            buf.take(&mut bytes)
+            buf.take(&mut bytes, &mut calls)
         } else {
-            buf.take_published(&mut bytes)
+            buf.take_published(&mut bytes, &mut calls)
         };
-        let calls = match taken {
-            Ok(calls) => calls,
+        match taken {
+            Ok(()) => {}
             Err(bad) => {
                 // Only a program writing over rrc's memory gets here: its
                 // trace would be wrong from here on, so say so and stop.
@@ -131,7 +132,7 @@ impl Recorder {
             }
         };
         // Framed here and sent to the writer in one message.
-        let mut frames = Frames::new();
+        let mut frames = self.sink.frames();
         let mut framed = Ok(());
         for call in &calls {
             if let Some(mut record) = self.buffered_record(pid, process, &bytes, call) {
@@ -140,6 +141,7 @@ impl Recorder {
             }
         }
         self.buffered_bytes = bytes;
+        self.buffered_calls = calls;
         framed?;
         if !frames.is_empty() {
             self.sink

@@ -87,6 +87,8 @@ pub struct Recorder {
     full_inputs: bool,
     /// Where threads' buffered calls are read into (see `buffered`).
     buffered_bytes: Vec<u8>,
+    /// The calls parsed from them, kept for the same reason.
+    buffered_calls: Vec<rrc_synclog::syscallbuf::BufferedCall>,
     /// Some were read since the last periodic read (see `buffered`).
     buffered_since_drain: bool,
 }
@@ -157,6 +159,7 @@ impl Recorder {
             next_drain: fast_path.then(|| Instant::now() + Self::BUSY_DRAIN_PERIOD),
             full_inputs: false,
             buffered_bytes: Vec::new(),
+            buffered_calls: Vec::new(),
             buffered_since_drain: false,
         };
         // Buffered calls' return times count from the same start.

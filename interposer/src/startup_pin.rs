@@ -1,0 +1,141 @@
+//! The tracer and the program on one processor while the program starts.
+//!
+//! Until the shim is loaded, every call the dynamic loader makes traps,
+//! and each stop wakes the tracer on another processor. In a VM a
+//! processor left idle between two such stops is woken through the host,
+//! which costs about 140 µs a stop until the host learns to poll
+//! (BENCHMARKS.md): `rrc-record -- /bin/true` took 9 ms for its 38 calls.
+//! On one processor the stop and the wake-up are a local switch.
+//!
+//! The pin ends before the program could see it or be slowed by it: at
+//! the first call that creates a task or asks about processors
+//! (`clone`, `fork`, `sched_getaffinity`, ...), or after
+//! [`PINNED_STOPS`] stops, whichever comes first. The program's mask is
+//! then the tracer's own from before, as it would have inherited it.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::Mutex;
+
+use nix::unistd::Pid;
+
+/// Seccomp stops the program may make pinned: a dynamic loader's start
+/// (about 40), the shim's set-up and a program's first calls.
+const PINNED_STOPS: u32 = 128;
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static TRACEE: AtomicI32 = AtomicI32::new(0);
+static STOPS: AtomicU32 = AtomicU32::new(0);
+/// The tracer thread's mask before the pin.
+static ORIGINAL: Mutex<Option<libc::cpu_set_t>> = Mutex::new(None);
+
+/// Pins the calling thread (the tracer, about to fork the program, which
+/// inherits the pin) to the processor it runs on. Does nothing when the
+/// machine has one processor or the mask cannot be read or set, or when
+/// `RRC_NO_START_PIN` is set.
+pub(crate) fn pin_for_start() {
+    if std::env::var_os("RRC_NO_START_PIN").is_some() {
+        return;
+    }
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most
+    // its size; sched_getcpu has no preconditions.
+    unsafe {
+        let mut original: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut original) != 0 || libc::CPU_COUNT(&original) < 2 {
+            return;
+        }
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 || !libc::CPU_ISSET(cpu as usize, &original) {
+            return;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut one);
+        if libc::sched_setaffinity(0, size, &one) != 0 {
+            return;
+        }
+        if let Ok(mut o) = ORIGINAL.lock() {
+            *o = Some(original);
+        }
+    }
+    STOPS.store(0, Ordering::Relaxed);
+    ACTIVE.store(true, Ordering::Release);
+}
+
+/// The forked program, whose mask `release` restores.
+pub(crate) fn set_tracee(pid: Pid) {
+    TRACEE.store(pid.as_raw(), Ordering::Release);
+}
+
+/// Whether the pin is still on (the driver then looks at each stop).
+pub(crate) fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+/// A seccomp stop of the program for call `nr`: ends the pin before a
+/// call that would see or spread it, or once the start is over.
+pub(crate) fn at_seccomp_stop(nr: i64) {
+    let stops = STOPS.fetch_add(1, Ordering::Relaxed) + 1;
+    if ends_pin(nr) || stops >= PINNED_STOPS {
+        release();
+    }
+}
+
+/// Calls that create tasks (which would inherit the pin), or that read or
+/// set a mask or processor.
+fn ends_pin(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_clone
+            | libc::SYS_clone3
+            | libc::SYS_fork
+            | libc::SYS_vfork
+            | libc::SYS_sched_getaffinity
+            | libc::SYS_sched_setaffinity
+            | libc::SYS_getcpu
+    )
+}
+
+/// Gives the program and the tracer back the tracer's mask from before
+/// the pin. Idempotent.
+pub(crate) fn release() {
+    if !ACTIVE.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let Some(original) = ORIGINAL.lock().ok().and_then(|mut o| o.take()) else {
+        return;
+    };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    let tracee = TRACEE.swap(0, Ordering::AcqRel);
+    // SAFETY: `original` is a valid mask read by sched_getaffinity; a
+    // tracee that has ended makes the call fail, which is harmless.
+    unsafe {
+        if tracee > 0 {
+            libc::sched_setaffinity(tracee, size, &original);
+        }
+        libc::sched_setaffinity(0, size, &original);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_that_create_tasks_or_ask_about_processors_end_the_pin() {
+        for nr in [
+            libc::SYS_clone3,
+            libc::SYS_vfork,
+            libc::SYS_sched_getaffinity,
+        ] {
+            assert!(ends_pin(nr));
+        }
+        for nr in [
+            libc::SYS_openat,
+            libc::SYS_mmap,
+            libc::SYS_read,
+            libc::SYS_execve,
+        ] {
+            assert!(!ends_pin(nr));
+        }
+    }
+}
