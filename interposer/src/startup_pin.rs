@@ -7,9 +7,11 @@
 //! (BENCHMARKS.md): `rrc-record -- /bin/true` took 9 ms for its 38 calls.
 //! On one processor the stop and the wake-up are a local switch.
 //!
-//! The pin ends before the program could see it or be slowed by it: at
-//! the first call that creates a task or asks about processors
-//! (`clone`, `fork`, `sched_getaffinity`, ...), or after
+//! The pin ends before the program's own code runs: at the shim's first
+//! call (its look at the sync log's descriptor, made from its constructor
+//! before the program's `main`), or, for a program without the shim (a
+//! static one), at the first call that creates a task or asks about
+//! processors (`clone`, `fork`, `sched_getaffinity`, ...) or after
 //! [`PINNED_STOPS`] stops, whichever comes first. The program's mask is
 //! then the tracer's own from before, as it would have inherited it.
 
@@ -71,28 +73,31 @@ pub(crate) fn active() -> bool {
     ACTIVE.load(Ordering::Acquire)
 }
 
-/// A seccomp stop of the program for call `nr`: ends the pin before a
-/// call that would see or spread it, or once the start is over.
-pub(crate) fn at_seccomp_stop(nr: i64) {
+/// A seccomp stop of the program for call `nr` with `args`: ends the pin
+/// once the loader is done, before a call that would see or spread it,
+/// or once the start is over.
+pub(crate) fn at_seccomp_stop(nr: i64, args: &[u64; 6]) {
     let stops = STOPS.fetch_add(1, Ordering::Relaxed) + 1;
-    if ends_pin(nr) || stops >= PINNED_STOPS {
+    if ends_pin(nr, args) || stops >= PINNED_STOPS {
         release();
     }
 }
 
-/// Calls that create tasks (which would inherit the pin), or that read or
-/// set a mask or processor.
-fn ends_pin(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_clone
-            | libc::SYS_clone3
-            | libc::SYS_fork
-            | libc::SYS_vfork
-            | libc::SYS_sched_getaffinity
-            | libc::SYS_sched_setaffinity
-            | libc::SYS_getcpu
-    )
+/// The shim's first call, calls that create tasks (which would inherit
+/// the pin), and calls that read or set a mask or processor.
+fn ends_pin(nr: i64, args: &[u64; 6]) -> bool {
+    let shim_starts = nr == libc::SYS_newfstatat && args[0] == rrc_synclog::SHM_FD as u64;
+    shim_starts
+        || matches!(
+            nr,
+            libc::SYS_clone
+                | libc::SYS_clone3
+                | libc::SYS_fork
+                | libc::SYS_vfork
+                | libc::SYS_sched_getaffinity
+                | libc::SYS_sched_setaffinity
+                | libc::SYS_getcpu
+        )
 }
 
 /// Gives the program and the tracer back the tracer's mask from before
@@ -121,13 +126,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn calls_that_create_tasks_or_ask_about_processors_end_the_pin() {
+    fn the_shim_starting_and_calls_that_create_tasks_or_ask_about_processors_end_the_pin() {
+        let none = [0; 6];
         for nr in [
             libc::SYS_clone3,
             libc::SYS_vfork,
             libc::SYS_sched_getaffinity,
         ] {
-            assert!(ends_pin(nr));
+            assert!(ends_pin(nr, &none));
         }
         for nr in [
             libc::SYS_openat,
@@ -135,7 +141,10 @@ mod tests {
             libc::SYS_read,
             libc::SYS_execve,
         ] {
-            assert!(!ends_pin(nr));
+            assert!(!ends_pin(nr, &none));
         }
+        let shim = [rrc_synclog::SHM_FD as u64, 0, 0, 0, 0, 0];
+        assert!(ends_pin(libc::SYS_newfstatat, &shim));
+        assert!(!ends_pin(libc::SYS_newfstatat, &[3, 0, 0, 0, 0, 0]));
     }
 }

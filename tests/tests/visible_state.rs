@@ -2,19 +2,22 @@
 //! traps rdtsc and installs a seccomp filter, yet the program reads its
 //! own rdtsc mode and seccomp mode, can switch rdtsc to SIGSEGV and
 //! back, and keeps SIGSEGV blocked across an exec (a trapped rdtsc would
-//! otherwise unblock it). Recording and replay both print what a native
+//! otherwise unblock it). rrc starts the program on its tracer's
+//! processor and runs itself without huge pages; the program sees its
+//! own mask and setting. Recording and replay both print what a native
 //! run prints.
 
 use rrc_tests::*;
 
-#[test]
-fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
-    let prog = program("tsc_seccomp_self");
+/// Runs `name` natively (its output must contain each of `expect`), then
+/// records and replays it `repeat()` times: both print what it printed.
+fn prints_what_it_prints_natively(name: &str, expect: &[&str]) {
+    let prog = program(name);
     let native = run_native(&prog, &[], b"");
     assert!(native.status.success(), "native run failed");
     let expected = String::from_utf8_lossy(&native.stdout).into_owned();
     assert!(
-        expected.contains("seccomp mode 0") && expected.contains("SIGSEGV blocked 1"),
+        expect.iter().all(|e| expected.contains(e)),
         "unexpected native output:\n{expected}"
     );
     for round in 1..=repeat() {
@@ -26,4 +29,14 @@ fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
             rec.describe()
         );
     }
+}
+
+#[test]
+fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
+    prints_what_it_prints_natively("tsc_seccomp_self", &["seccomp mode 0", "SIGSEGV blocked 1"]);
+}
+
+#[test]
+fn the_program_sees_the_processors_and_huge_page_setting_it_would_have_natively() {
+    prints_what_it_prints_natively("cpu_mask", &["Cpus_allowed_list:", "affinity:"]);
 }
