@@ -63,6 +63,12 @@ fn main() {
         );
     }
     compile(&demo, &out.join("demo"), &[]);
+    // Without the dynamic loader, and so without rrc's shim.
+    compile(
+        &src_dir.join("cpu_mask.c"),
+        &out.join("cpu_mask_static"),
+        &["-static".to_string()],
+    );
 
     println!("cargo:rustc-env=RRC_TEST_PROGRAMS={}", out.display());
 }

@@ -185,7 +185,7 @@ fn dispatch<H: StopHandler>(
         Stop::Seccomp(pid) => {
             if crate::startup_pin::active() {
                 let regs = Tracee::new(pid).regs("reading the call at a start-up stop")?;
-                crate::startup_pin::at_seccomp_stop(regs.nr(), &regs.args());
+                crate::startup_pin::at_seccomp_stop(pid, regs.nr(), &regs.args());
             }
             handler.on_seccomp(pid)
         }

@@ -10,8 +10,9 @@
 //! The pin ends before the program's own code runs: at the shim's first
 //! call (its look at the sync log's descriptor, made from its constructor
 //! before the program's `main`), or, for a program without the shim (a
-//! static one), at the first call that creates a task or asks about
-//! processors (`clone`, `fork`, `sched_getaffinity`, ...) or after
+//! static one), at the first call that creates a task, asks about
+//! processors (`clone`, `fork`, `sched_getaffinity`, ...) or opens a file
+//! under `/proc` or `/sys` (where the mask shows), or after
 //! [`PINNED_STOPS`] stops, whichever comes first. The program's mask is
 //! then the tracer's own from before, as it would have inherited it.
 
@@ -73,14 +74,27 @@ pub(crate) fn active() -> bool {
     ACTIVE.load(Ordering::Acquire)
 }
 
-/// A seccomp stop of the program for call `nr` with `args`: ends the pin
-/// once the loader is done, before a call that would see or spread it,
-/// or once the start is over.
-pub(crate) fn at_seccomp_stop(nr: i64, args: &[u64; 6]) {
+/// A seccomp stop of `pid` for call `nr` with `args`: ends the pin once
+/// the loader is done, before a call that would see or spread it, or
+/// once the start is over.
+pub(crate) fn at_seccomp_stop(pid: Pid, nr: i64, args: &[u64; 6]) {
     let stops = STOPS.fetch_add(1, Ordering::Relaxed) + 1;
-    if ends_pin(nr, args) || stops >= PINNED_STOPS {
+    if ends_pin(nr, args) || opens_kernel_view(pid, nr, args) || stops >= PINNED_STOPS {
         release();
     }
+}
+
+/// Whether the call opens a file under `/proc` or `/sys` (a path that
+/// cannot be read counts as one).
+fn opens_kernel_view(pid: Pid, nr: i64, args: &[u64; 6]) -> bool {
+    let path = match nr {
+        libc::SYS_open => args[0],
+        libc::SYS_openat | libc::SYS_openat2 => args[1],
+        _ => return false,
+    };
+    crate::Tracee::new(pid)
+        .read_cstring(path, 64)
+        .map_or(true, |p| p.starts_with(b"/proc") || p.starts_with(b"/sys"))
 }
 
 /// The shim's first call, calls that create tasks (which would inherit

@@ -40,3 +40,10 @@ fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
 fn the_program_sees_the_processors_and_huge_page_setting_it_would_have_natively() {
     prints_what_it_prints_natively("cpu_mask", &["Cpus_allowed_list:", "affinity:"]);
 }
+
+#[test]
+fn a_static_program_sees_the_processors_it_would_have_natively() {
+    // No shim whose start would end the start-up pin: its open of
+    // /proc/self/status does.
+    prints_what_it_prints_natively("cpu_mask_static", &["Cpus_allowed_list:", "affinity:"]);
+}
