@@ -92,6 +92,33 @@ fn trap_other_architectures(prog: &mut BpfProgram) -> Result<()> {
 /// The architecture of x86-64 system calls in seccomp data and siginfo.
 pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
+/// `rseq` fails with ENOSYS, as on a kernel without it. A registered rseq
+/// area is memory the kernel writes the current processor into, which
+/// glibc's `sched_getcpu` reads without a call (jemalloc picks arenas by
+/// it): an input no event would show. Without it, `sched_getcpu` makes
+/// the `getcpu` call (the vDSO is hidden), which is recorded and replayed.
+/// A few instructions in front of the program: seccompiler has no action
+/// for one call's error return alongside its trace default.
+fn refuse_rseq(prog: BpfProgram) -> BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+    let ins = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    // seccomp_data: nr at 0, arch at 4. Anything else goes on to the
+    // program (at index 5), which checks the architecture itself.
+    let mut out = vec![
+        ins(LD_W_ABS, 0, 0, 4),
+        ins(JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
+        ins(LD_W_ABS, 0, 0, 0),
+        ins(JEQ_K, 0, 1, libc::SYS_rseq as u32),
+        ins(RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    out.extend(prog);
+    out
+}
+
 /// Lets the fast path's calls through untrapped when they are made from
 /// the shim's own call site (`rrc_synclog::syscallbuf`), as rr's
 /// syscallbuf does: a few instructions in front of seccompiler's program
@@ -187,9 +214,9 @@ pub fn build_filter(serialized: bool, fast_path: bool) -> Result<BpfProgram> {
         .map_err(|e: seccompiler::BackendError| err(&e))?;
     trap_other_architectures(&mut prog)?;
     if fast_path {
-        return allow_fast_site(prog);
+        prog = allow_fast_site(prog)?;
     }
-    Ok(prog)
+    Ok(refuse_rseq(prog))
 }
 
 #[cfg(test)]
@@ -257,7 +284,20 @@ mod tests {
     #[test]
     fn other_architectures_trap() {
         let prog = super::build_filter(false, false).expect("filter");
-        assert_eq!((prog[2].code, prog[2].k), (0x06, 0x0003_0000), "ret TRAP");
+        // After refuse_rseq's five instructions.
+        assert_eq!((prog[7].code, prog[7].k), (0x06, 0x0003_0000), "ret TRAP");
+    }
+
+    #[test]
+    fn rseq_fails_with_enosys_and_nothing_else_does() {
+        const ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
+        for fast_path in [false, true] {
+            let prog = super::build_filter(false, fast_path).expect("filter");
+            assert_eq!(run(&prog, libc::SYS_rseq, 0x1000, [0; 6]), ENOSYS);
+            assert_eq!(run(&prog, libc::SYS_rseq, FAST_SITE_END, [0; 6]), ENOSYS);
+            assert_eq!(run(&prog, libc::SYS_openat, 0x1000, [0; 6]), TRACE);
+            assert_eq!(run(&prog, libc::SYS_brk, 0x1000, [0; 6]), ALLOW);
+        }
     }
 
     #[test]
@@ -279,10 +319,12 @@ mod tests {
     /// set_tid_address traps (replay gives it the recorded tid), and
     /// prctl's options that show rrc's seccomp filter and rdtsc trapping
     /// are trapped; and shmdt runs untrapped (it only unmaps), and
-    /// prctl(PR_SET_SECCOMP) traps (the program's own filter).
+    /// prctl(PR_SET_SECCOMP) traps (the program's own filter). The five
+    /// instructions in front that refuse rseq are not hashed.
     #[test]
     fn program_is_unchanged() {
-        let prog = super::build_filter(false, false).expect("filter");
+        let built = super::build_filter(false, false).expect("filter");
+        let prog = &built[5..];
         let hash = prog.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, i| {
             let word = u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24;
             let word = word | u64::from(i.k) << 32;

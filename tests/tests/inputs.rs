@@ -166,3 +166,16 @@ fn inspect_events_lists_the_recorded_syscalls() {
         String::from_utf8_lossy(&human.stderr)
     );
 }
+
+#[test]
+fn the_processor_a_thread_runs_on_replays_as_recorded() {
+    let prog = program("which_cpu");
+    for _ in 0..repeat() {
+        record_and_replay(&prog, &[], b"", 0, 2);
+    }
+}
+
+#[test]
+fn threads_run_on_other_processors_natively() {
+    assert_native_runs_differ(&program("which_cpu"), &[], b"", 10);
+}
