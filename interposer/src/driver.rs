@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use nix::unistd::Pid;
 
 use crate::stop::{poll_any, signal_stop_kind, wait_any, Polled, SignalStopKind, Stop};
-use crate::{InterposeError, Tracee};
+use crate::{InterposeError, SyscallRegs, Tracee};
 
 /// How a thread or process ended, as `waitpid` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,8 +45,9 @@ pub enum TaskEvent {
 pub trait StopHandler {
     type Error: From<InterposeError>;
 
-    /// A `SECCOMP_RET_TRACE` stop: the thread is entering a trapped call.
-    fn on_seccomp(&mut self, pid: Pid) -> Result<(), Self::Error>;
+    /// A `SECCOMP_RET_TRACE` stop: the thread is entering a trapped call,
+    /// whose registers the driver has read (once for everyone who looks).
+    fn on_seccomp(&mut self, pid: Pid, regs: SyscallRegs) -> Result<(), Self::Error>;
     /// The exit of a syscall the engine resumed with `PTRACE_SYSCALL`.
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<(), Self::Error>;
     /// A ptrace event. For [`TaskEvent::NewTask`], return whether the
@@ -183,11 +184,11 @@ fn dispatch<H: StopHandler>(
 ) -> Result<(), H::Error> {
     match stop {
         Stop::Seccomp(pid) => {
+            let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
             if crate::startup_pin::active() {
-                let regs = Tracee::new(pid).regs("reading the call at a start-up stop")?;
                 crate::startup_pin::at_seccomp_stop(pid, regs.nr(), &regs.args());
             }
-            handler.on_seccomp(pid)
+            handler.on_seccomp(pid, regs)
         }
         Stop::SyscallExit(pid) => handler.on_syscall_exit(pid),
         Stop::Event(pid, event) => {

@@ -19,7 +19,7 @@ use rrc_trace::{
     NO_ORDER,
 };
 
-use crate::ranks::{rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
+use crate::ranks::{late_until, rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
 use crate::window::{EventIndex, EventQueue, FrameOffsets, WindowReader};
 
 #[derive(Debug)]
@@ -130,10 +130,7 @@ fn late_to(op: &SyncRecord, next_own: &NextOwnRanks, arrival: &[bool]) -> u64 {
     if op.op != rrc_trace::SyncOp::FutexWait || op.order == NO_ORDER {
         return rrc_synclog::NO_ARRIVAL;
     }
-    match next_own.get(op.order) {
-        Some(next) if next > op.order + 1 && arrival.get(next as usize) == Some(&true) => next,
-        _ => rrc_synclog::NO_ARRIVAL,
-    }
+    late_until(op.order, next_own, arrival).unwrap_or(rrc_synclog::NO_ARRIVAL)
 }
 
 /// A write replay prints on its own stdout or stderr must be one: a
@@ -316,6 +313,11 @@ impl ReplayPlan {
         self.next_own.get(rank)
     }
 
+    /// See [`late_until`].
+    pub fn late_until(&self, rank: u64) -> Option<u64> {
+        late_until(rank, &self.next_own, &self.arrival_ranks)
+    }
+
     fn build(header: TraceHeader, scan: Scan, file: File, window: u64) -> Result<ReplayPlan> {
         let Some(exit) = scan.exit else {
             bail!("trace has no end record");
@@ -335,6 +337,10 @@ impl ReplayPlan {
                 .map(|t| std::mem::take(&mut t.stamps))
                 .collect(),
         );
+        let arrived: Vec<Vec<u64>> = scanned
+            .iter_mut()
+            .map(|t| std::mem::take(&mut t.arrivals))
+            .collect();
         let sync = scanned
             .iter_mut()
             .enumerate()
@@ -344,15 +350,7 @@ impl ReplayPlan {
                     .map(move |op| (t as ThreadId, &mut op.order, &mut op.arrival))
             })
             .collect();
-        let mut table = rank_stamps(&mut returns, &mut entries, sync)?;
-        for (t, scan) in scanned.iter().enumerate() {
-            for &index in &scan.arrivals {
-                let rank = returns.get(&(t as ThreadId, index)).copied();
-                if let Some(a) = rank.and_then(|r| table.arrival.get_mut(r as usize)) {
-                    *a = true;
-                }
-            }
-        }
+        let table = rank_stamps(&mut returns, &mut entries, sync, &arrived)?;
         let next_own = NextOwnRanks::new(&table.owner);
         let sync_late: Vec<Vec<u64>> = scanned
             .iter()

@@ -95,11 +95,15 @@ pub struct RankTable {
 
 /// Replaces every stamp (events' returns, accepts' entries, sync
 /// operations' acquisitions and arrivals) by its dense rank, and says
-/// whose each rank is. `NO_ORDER` stays `NO_ORDER`.
+/// whose each rank is and which are arrivals: a sync operation's, and
+/// the returns in `arrived` (per thread, the indexes of events whose
+/// return was stamped as the thread got there). `NO_ORDER` stays
+/// `NO_ORDER`.
 pub fn rank_stamps(
     returns: &mut EventRanks,
     entries: &mut SparseRanks,
     sync: SyncStamps<'_>,
+    arrived: &[Vec<u64>],
 ) -> Result<RankTable> {
     let mut stamps: Vec<u64> = Vec::new();
     stamps.extend(returns.values_mut().map(|(_, s)| *s));
@@ -133,6 +137,14 @@ pub fn rank_stamps(
     for (thread, order, arrival) in sync {
         claim(thread, order, false);
         claim(thread, arrival, true);
+    }
+    for (thread, indexes) in arrived.iter().enumerate() {
+        for &index in indexes {
+            let rank = returns.get(&(thread as ThreadId, index)).copied();
+            if let Some(a) = rank.and_then(|r| table.arrival.get_mut(r as usize)) {
+                *a = true;
+            }
+        }
     }
     Ok(table)
 }
@@ -195,6 +207,16 @@ impl StampRanks {
             StampRanks::Sorted(s) => s.binary_search(&stamp).ok(),
         }
     }
+}
+
+/// The rank a thread whose event at `rank` happened is kept until (a
+/// late return): its next event's, when that is stamped as the thread got
+/// there (`arrival`) and others' events come between. Only up to an
+/// arrival: a syscall's return is stamped long after its entry when the
+/// call blocks, and the code before it would run too late.
+pub fn late_until(rank: u64, next_own: &NextOwnRanks, arrival: &[bool]) -> Option<u64> {
+    let next = next_own.get(rank)?;
+    (next > rank + 1 && arrival.get(next as usize) == Some(&true)).then_some(next)
 }
 
 /// For each rank, the rank of the same thread's next event in the order,
@@ -271,7 +293,7 @@ mod tests {
         entries.push(1, 2, 12);
         let (mut order, mut arrival) = (31u64, 30u64);
         let sync = vec![(1, &mut order, &mut arrival)];
-        let table = rank_stamps(&mut returns, &mut entries, sync).expect("ranks");
+        let table = rank_stamps(&mut returns, &mut entries, sync, &[]).expect("ranks");
         // Sorted: 10 12 25 30 31 40 50.
         assert_eq!(returns.get(&(0, 0)), Some(&0));
         assert_eq!(returns.get(&(0, 1)), Some(&5));
@@ -313,7 +335,7 @@ mod tests {
     #[test]
     fn a_stamp_used_twice_is_refused() {
         let mut returns = EventRanks::new(vec![vec![7], vec![7]]);
-        let e = rank_stamps(&mut returns, &mut SparseRanks::default(), Vec::new())
+        let e = rank_stamps(&mut returns, &mut SparseRanks::default(), Vec::new(), &[])
             .expect_err("duplicate stamps");
         assert!(e.to_string().contains("share a place"), "{e}");
     }

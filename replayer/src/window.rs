@@ -239,9 +239,10 @@ impl Window {
             let mut size = 0;
             let mut unloaded = None;
             for (index, offset) in batch.drain(..) {
-                if unloaded.is_some() || (!loaded.is_empty() && size >= room) {
-                    unloaded.get_or_insert((index, offset));
-                    continue;
+                if !loaded.is_empty() && size >= room {
+                    // The rest of the batch stays for the next load.
+                    unloaded = Some((index, offset));
+                    break;
                 }
                 let event = self.load(t, index, offset);
                 size += event.as_ref().map_or(0, |(_, n)| *n);

@@ -339,7 +339,7 @@ impl SyscallBuf {
         }
         // Release: the copy is done before the thread may reuse the room.
         self.drained.store(used, Ordering::Release);
-        parse_entries_into(bytes, calls).map_err(|bad| BadBuffer {
+        parse_entries(bytes, calls).map_err(|bad| BadBuffer {
             offset: (from + bad.offset) % BUF_BYTES,
         })
     }
@@ -362,15 +362,9 @@ fn read_at<T: Copy + Default>(bytes: &[u8], off: usize) -> Option<T> {
     Some(v)
 }
 
-/// Reads entries back, checking every length against the bytes there.
-pub fn parse_entries(bytes: &[u8]) -> Result<Vec<BufferedCall>, BadBuffer> {
-    let mut calls = Vec::new();
-    parse_entries_into(bytes, &mut calls)?;
-    Ok(calls)
-}
-
-/// [`parse_entries`] into `calls` (cleared first).
-pub fn parse_entries_into(bytes: &[u8], calls: &mut Vec<BufferedCall>) -> Result<(), BadBuffer> {
+/// Reads entries back into `calls` (cleared first), checking every length
+/// against the bytes there.
+fn parse_entries(bytes: &[u8], calls: &mut Vec<BufferedCall>) -> Result<(), BadBuffer> {
     calls.clear();
     let mut off = 0;
     while off < bytes.len() {
@@ -599,14 +593,14 @@ mod tests {
         // than its entry: each is an error, never a panic or a loop.
         let mut bytes = vec![0u8; 256];
         bytes[0..4].copy_from_slice(&1000u32.to_le_bytes());
-        assert!(parse_entries(&bytes).is_err());
+        assert!(parse_entries(&bytes, &mut Vec::new()).is_err());
         let zero = vec![0u8; 128];
-        assert!(parse_entries(&zero).is_err());
+        assert!(parse_entries(&zero, &mut Vec::new()).is_err());
         let mut region_too_long = vec![0u8; ENTRY_HEAD + REGION_HEAD + 8];
         let whole = region_too_long.len() as u32;
         region_too_long[0..4].copy_from_slice(&whole.to_le_bytes());
         region_too_long[4..8].copy_from_slice(&1u32.to_le_bytes());
         region_too_long[ENTRY_HEAD + 8..ENTRY_HEAD + 16].copy_from_slice(&64u64.to_le_bytes());
-        assert!(parse_entries(&region_too_long).is_err());
+        assert!(parse_entries(&region_too_long, &mut Vec::new()).is_err());
     }
 }

@@ -40,7 +40,9 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use nix::unistd::Pid;
-use rrc_interposer::{Ended, Idle, InterposeError, StopClock, StopHandler, TaskEvent, Tracee};
+use rrc_interposer::{
+    Ended, Idle, InterposeError, StopClock, StopHandler, SyscallRegs, TaskEvent, Tracee,
+};
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord, TraceSender};
 
@@ -350,9 +352,8 @@ impl Recorder {
 impl StopHandler for Recorder {
     type Error = anyhow::Error;
 
-    fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
+    fn on_seccomp(&mut self, pid: Pid, regs: SyscallRegs) -> Result<()> {
         self.mark_stopped(pid)?;
-        let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
         // A handler that ran alone ends at its thread's next syscall.
         let mut released = self.end_alone(pid);
         // So does its run of the program, serialised.

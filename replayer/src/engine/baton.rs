@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::order::runnable;
+use super::order::thread_stat;
 use super::threads::ThreadState;
 use super::Replayer;
 
@@ -77,24 +77,6 @@ impl BatonWatch {
     }
 }
 
-/// A thread's processor time so far (utime + stime), from /proc.
-fn cpu_time(pid: nix::unistd::Pid) -> Duration {
-    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let (_, rest) = s.rsplit_once(')')?;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            // After the name: state is field 3, utime 14 and stime 15.
-            let utime: u64 = fields.get(11)?.parse().ok()?;
-            let stime: u64 = fields.get(12)?.parse().ok()?;
-            Some(utime + stime)
-        })
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / hz)
-}
-
 impl Replayer {
     /// Batons taken back so far (see [`BatonsTakenBack`]).
     pub fn batons_taken_back(&self) -> BatonsTakenBack {
@@ -115,10 +97,15 @@ impl Replayer {
                 if self.baton.held_for(slot, Instant::now()) < BATON_ASLEEP {
                     return;
                 }
-                if !runnable(p) {
+                // One read of /proc for both looks. Not running or
+                // waiting for a processor (asleep, stopped, ended): it
+                // cannot get to its next event by itself.
+                let stat = thread_stat(p);
+                let cpu = stat.as_ref().map_or(Duration::ZERO, |s| s.cpu);
+                if stat.is_none_or(|s| s.state != 'R') {
                     self.baton.taken_back.asleep += 1;
                     true
-                } else if self.baton.cpu_since(cpu_time(p)) > BATON_SPINNING {
+                } else if self.baton.cpu_since(cpu) > BATON_SPINNING {
                     self.baton.taken_back.spinning += 1;
                     true
                 } else {
@@ -157,7 +144,8 @@ mod tests {
     #[test]
     fn this_threads_processor_time_is_read_from_proc() {
         let pid = nix::unistd::Pid::from_raw(std::process::id() as i32);
-        let before = cpu_time(pid);
+        let cpu = |pid| super::thread_stat(pid).expect("our own /proc stat").cpu;
+        let before = cpu(pid);
         let start = Instant::now();
         let mut x = 0u64;
         while start.elapsed() < Duration::from_millis(50) {
@@ -165,7 +153,7 @@ mod tests {
         }
         assert!(x > 0);
         assert!(
-            cpu_time(pid) > before,
+            cpu(pid) > before,
             "50 ms of spinning shows as processor time"
         );
     }

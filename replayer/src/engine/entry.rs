@@ -19,12 +19,10 @@ use crate::plan::PlannedEvent;
 
 impl Replayer {
     /// A `SECCOMP_RET_TRACE` stop: the thread is entering a trapped call.
-    pub(super) fn seccomp_stop(&mut self, pid: Pid) -> Res {
+    pub(super) fn seccomp_stop(&mut self, pid: Pid, regs: SyscallRegs) -> Res {
         if self.diverged() {
             return Ok(());
         }
-        let tracee = Tracee::new(pid);
-        let regs = tracee.regs("read registers at seccomp stop")?;
         let nr = regs.nr();
         self.end_handler_alone(pid)?;
         if model::marks_handler_end(nr) {

@@ -163,10 +163,12 @@ impl Replayer {
         let thread = t.logical;
         match hold {
             Hold::FatalSignal { sig, at_entry } => self.deliver_fatal(pid, sig, at_entry),
-            Hold::SignalTurn(_) => self.seccomp_stop(pid),
             _ => {
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
-                self.dispatch(pid, thread, regs)
+                match hold {
+                    Hold::SignalTurn(_) => self.seccomp_stop(pid, regs),
+                    _ => self.dispatch(pid, thread, regs),
+                }
             }
         }
     }

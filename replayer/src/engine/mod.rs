@@ -50,7 +50,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use nix::unistd::Pid;
-use rrc_interposer::{Ended, Idle, InterposeError, StopClock, StopHandler, TaskEvent, Tracee};
+use rrc_interposer::{
+    Ended, Idle, InterposeError, StopClock, StopHandler, SyscallRegs, TaskEvent, Tracee,
+};
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{ExitStatus, ProcessId, ThreadId};
 
@@ -465,7 +467,7 @@ impl Replayer {
 impl StopHandler for Replayer {
     type Error = anyhow::Error;
 
-    fn on_seccomp(&mut self, pid: Pid) -> Result<()> {
+    fn on_seccomp(&mut self, pid: Pid, regs: SyscallRegs) -> Result<()> {
         debug_log(format_args!("seccomp stop of {pid}"));
         let taken = self.note_stop(pid);
         // Serialised: a thread entering a syscall has reached its next
@@ -474,7 +476,7 @@ impl StopHandler for Replayer {
         if let Some(t) = self.live.get(&pid) {
             self.log.park(t.logical);
         }
-        let result = taken.and_then(|()| self.seccomp_stop(pid));
+        let result = taken.and_then(|()| self.seccomp_stop(pid, regs));
         self.finish_stop(pid, result)
     }
 

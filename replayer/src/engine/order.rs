@@ -191,18 +191,30 @@ pub(crate) fn blocked_in_futex(pid: Pid) -> bool {
     asleep_in_futex(pid, false)
 }
 
-/// Whether a thread is running or waiting for a processor (state R), not
-/// asleep, stopped or ended (a main thread that called `pthread_exit`
-/// stays a zombie while the others run).
-pub(crate) fn runnable(pid: Pid) -> bool {
-    proc_state(pid).as_deref() == Some("R")
+/// What /proc/PID/stat says of a thread, read once.
+pub(crate) struct ThreadStat {
+    /// Its state letter: R running or waiting for a processor, S asleep,
+    /// Z ended (a main thread that called `pthread_exit` stays a zombie
+    /// while the others run), T stopped...
+    pub state: char,
+    /// Its processor time so far (utime + stime).
+    pub cpu: Duration,
 }
 
-/// A thread's state letter from /proc (R, S, D, Z, T...).
-fn proc_state(pid: Pid) -> Option<String> {
+pub(crate) fn thread_stat(pid: Pid) -> Option<ThreadStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let i = stat.rfind(')')?;
-    stat[i + 1..].split_whitespace().next().map(str::to_string)
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state is field 3, utime 14 and stime 15.
+    let state = fields.first()?.chars().next()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ThreadStat {
+        state,
+        cpu: Duration::from_millis((utime + stime) * 1000 / hz),
+    })
 }
 
 /// Whether a thread is asleep (state S) in a futex call; with
@@ -232,7 +244,7 @@ pub(crate) fn asleep_in_futex(pid: Pid, untimed: bool) -> bool {
             return false;
         }
     }
-    proc_state(pid).as_deref() == Some("S")
+    thread_stat(pid).is_some_and(|s| s.state == 'S')
 }
 
 impl Replayer {

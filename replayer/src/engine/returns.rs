@@ -62,6 +62,11 @@ pub(crate) enum Step {
     },
     /// The event at this rank has happened: the order may move on.
     Advance(Option<u64>),
+    /// The same, for a thread kept stopped after it (`LateReturn`): it
+    /// cannot have the run of the program, so the order goes on at once
+    /// (else it would stand still until the replayer took the baton back
+    /// from a stopped thread).
+    AdvanceKept(Option<u64>),
     /// Queued returns whose rank has come go ahead.
     ReleaseRanked,
     /// Threads kept after their return whose time has come go on.
@@ -110,7 +115,8 @@ impl Replayer {
                     interval_ns,
                     held,
                 } => self.return_now(pid, rank, interval_ns, held)?,
-                Step::Advance(rank) => self.advance(rank),
+                Step::Advance(rank) => self.advance(rank, false),
+                Step::AdvanceKept(rank) => self.advance(rank, true),
                 Step::ReleaseRanked => self.release_ranked(),
                 Step::ReleaseLate => {
                     self.release_late()?;
@@ -209,7 +215,7 @@ impl Replayer {
                     since: Instant::now(),
                 });
             }
-            return Ok(vec![Step::Advance(rank), Step::ReleaseLate]);
+            return Ok(vec![Step::AdvanceKept(rank), Step::ReleaseLate]);
         }
         self.let_go(pid, 0)?;
         match rank {
@@ -225,18 +231,12 @@ impl Replayer {
 
     /// After the event at `rank`: the next event in the order may happen;
     /// if it is a return waiting here, it goes ahead.
-    fn advance(&mut self, rank: Option<u64>) -> Vec<Step> {
+    /// `kept`: the event's thread stays stopped (no baton for it).
+    fn advance(&mut self, rank: Option<u64>, kept: bool) -> Vec<Step> {
         let slot = rank
             .and_then(|r| self.plan.rank_owner.get(r as usize).copied())
+            .filter(|_| !kept)
             .unwrap_or(u32::MAX);
-        // A thread kept stopped (`LateReturn`) cannot have the run of the
-        // program: the order goes on at once (else it would stand still
-        // until the replayer took the baton back from a stopped thread).
-        let kept = self
-            .pid_of(slot)
-            .and_then(|p| self.live.get(&p))
-            .is_some_and(|t| t.is_late());
-        let slot = if kept { u32::MAX } else { slot };
         if self.order.advance(&self.log, rank, slot) {
             vec![Step::ReleaseRanked]
         } else {
@@ -284,12 +284,7 @@ impl Replayer {
         };
         // Its next call has a place in the order (exit_group has none).
         self.plan.return_rank.get(&(t.logical, index))?;
-        let next = self.plan.next_own_rank(r)?;
-        // Only up to an arrival, stamped as the thread got there; a
-        // syscall's return is stamped long after its entry when the call
-        // blocks, and the code before it would run too late.
-        let arrival = self.plan.arrival_ranks.get(next as usize) == Some(&true);
-        (arrival && next > r + 1).then_some(next)
+        self.plan.late_until(r)
     }
 
     /// Lets go the threads kept after their return whose next event is
