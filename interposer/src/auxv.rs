@@ -1,17 +1,34 @@
+//! The new program's auxiliary vector, at the exec stop.
+//!
 //! Hiding the vDSO: without it glibc makes real syscalls for
 //! clock_gettime, gettimeofday, time and getcpu, which the filter traps.
+//! The 16 bytes at `AT_RANDOM` are an input no call shows (the kernel
+//! fills them at exec; glibc seeds its stack canary from them, Go its
+//! runtime): the recorder keeps them and replay writes them back.
 
 use crate::{Result, Tracee, TraceeMemory};
 
 const AT_NULL: u64 = 0;
 const AT_IGNORE: u64 = 1;
+const AT_RANDOM: u64 = 25;
 const AT_SYSINFO_EHDR: u64 = 33;
 
+/// How many bytes `AT_RANDOM` points at.
+pub const AT_RANDOM_LEN: usize = 16;
+
+/// What the exec stop found in the auxiliary vector.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ExecAuxv {
+    /// `AT_SYSINFO_EHDR` was there and is now `AT_IGNORE`.
+    pub vdso_hidden: bool,
+    /// Where the kernel put the program's random bytes.
+    pub random_at: Option<u64>,
+}
+
 /// At the exec stop, rewrites `AT_SYSINFO_EHDR` in the new program's
-/// auxiliary vector to `AT_IGNORE`. The stack is then
-/// `argc, argv[], NULL, envp[], NULL, auxv pairs`. Returns whether the
-/// entry was found.
-pub fn hide_vdso(tracee: &Tracee) -> Result<bool> {
+/// auxiliary vector to `AT_IGNORE` and finds `AT_RANDOM`. The stack is
+/// then `argc, argv[], NULL, envp[], NULL, auxv pairs`.
+pub fn prepare_exec(tracee: &Tracee) -> Result<ExecAuxv> {
     let regs = tracee.regs("read registers at exec stop")?;
     let sp = regs.regs.rsp;
     let argc = tracee.read_u64(sp)?;
@@ -21,15 +38,20 @@ pub fn hide_vdso(tracee: &Tracee) -> Result<bool> {
         p += 8;
     }
     p += 8;
-    loop {
-        let kind = tracee.read_u64(p)?;
-        if kind == AT_NULL {
-            return Ok(false);
-        }
-        if kind == AT_SYSINFO_EHDR {
-            tracee.write(p, &AT_IGNORE.to_le_bytes())?;
-            return Ok(true);
+    let mut found = ExecAuxv::default();
+    // The kernel writes a few dozen pairs; the bound keeps a corrupt
+    // stack from walking on.
+    for _ in 0..256 {
+        match tracee.read_u64(p)? {
+            AT_NULL => break,
+            AT_SYSINFO_EHDR => {
+                tracee.write(p, &AT_IGNORE.to_le_bytes())?;
+                found.vdso_hidden = true;
+            }
+            AT_RANDOM => found.random_at = Some(tracee.read_u64(p + 8)?),
+            _ => {}
         }
         p += 16;
     }
+    Ok(found)
 }

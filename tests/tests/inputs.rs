@@ -179,3 +179,21 @@ fn the_processor_a_thread_runs_on_replays_as_recorded() {
 fn threads_run_on_other_processors_natively() {
     assert_native_runs_differ(&program("which_cpu"), &[], b"", 10);
 }
+
+#[test]
+fn the_random_bytes_each_exec_gives_a_program_replay_as_recorded() {
+    let prog = program("exec_random");
+    for _ in 0..repeat() {
+        let rec = record_and_replay(&prog, &[], b"", 0, 2);
+        let text = String::from_utf8_lossy(&rec.stdout);
+        assert!(
+            text.contains("program 1 random") && text.contains("program 2 random"),
+            "both programs printed their bytes:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn each_exec_gives_other_random_bytes_natively() {
+    assert_native_runs_differ(&program("exec_random"), &[], b"", 4);
+}

@@ -167,6 +167,9 @@ pub enum SyscallExtra {
     /// Made from the shim's untrapped call site and logged in-process
     /// (the fast path), not trapped; replay replays it as any other.
     Buffered,
+    /// execve or execveat that started a program: the 16 bytes the
+    /// kernel put at its `AT_RANDOM` (an input no call shows).
+    Exec { random: [u8; 16] },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use nix::unistd::Pid;
-use rrc_interposer::{hide_vdso, TaskEvent, Tracee, TraceeMemory};
+use rrc_interposer::{prepare_exec, TaskEvent, Tracee, TraceeMemory, AT_RANDOM_LEN};
 use rrc_trace::SyscallExtra;
 
 use super::{Recorder, Resume};
@@ -24,7 +24,7 @@ impl Recorder {
                 // After the move: the record under `pid` is the one that
                 // exec'd, now stopped here.
                 self.mark_stopped(pid)?;
-                hide_vdso(&Tracee::new(pid))?;
+                self.keep_exec_random(pid)?;
                 // The mask survives exec; the new program's loader may
                 // run rdtsc before any syscall of its own.
                 self.note_segv_mask(pid);
@@ -46,6 +46,28 @@ impl Recorder {
         };
         self.resume(pid, to)?;
         Ok(adopted)
+    }
+
+    /// Hides the vDSO from the new program and keeps its `AT_RANDOM`
+    /// bytes with the exec call, for replay to write back.
+    fn keep_exec_random(&mut self, pid: Pid) -> Result<()> {
+        let tracee = Tracee::new(pid);
+        let auxv = prepare_exec(&tracee)?;
+        let Some(at) = auxv.random_at else {
+            return Ok(());
+        };
+        let bytes = tracee.read(at, AT_RANDOM_LEN)?;
+        let Ok(random) = <[u8; AT_RANDOM_LEN]>::try_from(bytes.as_slice()) else {
+            return Ok(());
+        };
+        if let Some(call) = self
+            .threads
+            .get_mut(&pid)
+            .and_then(|t| t.in_flight.as_mut())
+        {
+            call.extra = SyscallExtra::Exec { random };
+        }
+        Ok(())
     }
 
     /// `parent`'s clone, fork or vfork made `child`.

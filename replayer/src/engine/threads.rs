@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use nix::unistd::Pid;
-use rrc_interposer::{hide_vdso, model, TaskEvent, Tracee, TraceeMemory};
+use rrc_interposer::{model, prepare_exec, TaskEvent, Tracee, TraceeMemory};
 use rrc_trace::{ExitStatus, ProcessId, SyncOp, SyscallExtra, ThreadId};
 
 use super::exit::InFlight;
@@ -190,7 +190,7 @@ impl Replayer {
                 if former != pid {
                     self.exec_from_thread(former, pid);
                 }
-                hide_vdso(&Tracee::new(pid))?;
+                self.restore_exec_random(pid)?;
                 self.note_segv_mask(pid);
                 self.resume_on(pid)?;
                 Ok(false)
@@ -200,6 +200,25 @@ impl Replayer {
                 Ok(false)
             }
         }
+    }
+
+    /// Hides the vDSO from the new program and gives it the random bytes
+    /// it had when recorded.
+    fn restore_exec_random(&mut self, pid: Pid) -> Res {
+        let tracee = Tracee::new(pid);
+        let auxv = prepare_exec(&tracee)?;
+        let recorded = self
+            .live
+            .get(&pid)
+            .and_then(|t| t.in_flight.as_ref())
+            .and_then(|c| match c.record.extra {
+                SyscallExtra::Exec { random } => Some(random),
+                _ => None,
+            });
+        if let (Some(at), Some(random)) = (auxv.random_at, recorded) {
+            tracee.write(at, &random)?;
+        }
+        Ok(())
     }
 
     /// A thread other than its process's leader ran execve: the kernel
