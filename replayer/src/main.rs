@@ -94,8 +94,19 @@ struct Cli {
 /// Exit status for a divergence (bad input and internal errors use 1).
 const EXIT_DIVERGENCE: i32 = 3;
 
+/// Turns huge pages off before anything allocates: the allocator's first
+/// arena comes from Rust's runtime set-up, before `main`, and was zeroed
+/// 2 MB at a time otherwise. A constructor, run by the loader.
+#[used]
+#[link_section = ".init_array"]
+static NO_HUGE_PAGES: extern "C" fn() = {
+    extern "C" fn before_main() {
+        rrc_interposer::no_huge_pages_for_rrc();
+    }
+    before_main
+};
+
 fn main() {
-    rrc_interposer::no_huge_pages_for_rrc();
     let cli: Cli = rrc_cli::parse_or_exit("rrc-replay");
     match run(&cli) {
         Ok(None) => std::process::exit(0),
@@ -125,8 +136,10 @@ fn same_shim(trace: &Path, recorded_digest: (u64, u32)) -> Result<std::path::Pat
 fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     // First, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
+    let opened = std::time::Instant::now();
     let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
     let window = plan.reader.stats();
     let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;

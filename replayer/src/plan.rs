@@ -255,7 +255,7 @@ impl Scan {
     }
 
     /// Reads the whole trace once; damage anywhere is an error.
-    fn read<R: std::io::Read>(mut reader: TraceReader<R>) -> Result<(TraceHeader, Scan)> {
+    fn read<R: std::io::BufRead>(mut reader: TraceReader<R>) -> Result<(TraceHeader, Scan)> {
         let mut scan = Scan::default();
         loop {
             let offset = reader.offset();

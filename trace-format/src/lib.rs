@@ -9,6 +9,7 @@
 mod bytes;
 mod digest;
 mod file;
+mod head;
 mod reader;
 mod records;
 mod scan;

@@ -92,12 +92,6 @@ impl<R: Read> TraceReader<R> {
         read_frame(&mut self.input, &mut self.offset, &mut self.payload)
     }
 
-    /// The next record without the bytes syscalls read and wrote (see
-    /// [`crate::ScanRecord`]), checked as `next_record` checks it.
-    pub fn next_scan(&mut self) -> Result<Option<crate::ScanRecord>> {
-        read_frame(&mut self.input, &mut self.offset, &mut self.payload)
-    }
-
     /// Called after the End record: a complete trace has nothing after it,
     /// so bytes there are damage (a trace appended to, or two glued).
     pub fn after_end(&mut self) -> Option<TraceError> {
@@ -144,6 +138,42 @@ impl<R: Read> TraceReader<R> {
     }
 }
 
+impl<R: std::io::BufRead> TraceReader<R> {
+    /// The next record without the bytes syscalls read and wrote (see
+    /// [`crate::ScanRecord`]), checked as `next_record` checks it. A frame
+    /// already in the read buffer is read there, without a copy.
+    pub fn next_scan(&mut self) -> Result<Option<crate::ScanRecord>> {
+        let start = self.offset;
+        let buffered = self.input.fill_buf()?;
+        if let Some((head, rest)) = buffered.split_first_chunk::<8>() {
+            let len = frame_len(head, start)?;
+            if let Some(payload) = rest.get(..len) {
+                let head = *head;
+                let scanned = scan_payload(&head, payload, start)?;
+                self.input.consume(8 + len);
+                self.offset = start + 8 + len as u64;
+                return Ok(Some(scanned));
+            }
+        }
+        let Some(head) = read_payload(&mut self.input, start, &mut self.payload)? else {
+            return Ok(None);
+        };
+        let scanned = scan_payload(&head, &self.payload, start)?;
+        self.offset = start + 8 + self.payload.len() as u64;
+        Ok(Some(scanned))
+    }
+}
+
+/// A frame's payload as a [`crate::ScanRecord`]: syscalls, nearly all of
+/// a trace, without bincode's general decoder.
+fn scan_payload(head: &[u8; 8], payload: &[u8], offset: u64) -> Result<crate::ScanRecord> {
+    check_crc(head, payload, offset)?;
+    if let Some(syscall) = crate::head::syscall_head(payload) {
+        return Ok(crate::ScanRecord::Syscall(syscall));
+    }
+    decode_checked(payload, offset)
+}
+
 impl TraceReader<std::io::BufReader<std::fs::File>> {
     pub fn open(path: &Path) -> Result<Self> {
         let f = crate::open_for_reading(path)?;
@@ -174,6 +204,23 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
     payload: &mut Vec<u8>,
 ) -> Result<Option<T>> {
     let start = *offset;
+    let Some(head) = read_payload(input, start, payload)? else {
+        return Ok(None);
+    };
+    let value = decode_frame(&head, payload, start)?;
+    // Only past a frame that decodes: a damaged one is where the intact
+    // prefix ends.
+    *offset = start + 8 + payload.len() as u64;
+    Ok(Some(value))
+}
+
+/// Reads the payload of the frame at `start` into `payload`; returns the
+/// frame's header, `None` at a clean end of input.
+fn read_payload<R: Read>(
+    input: &mut R,
+    start: u64,
+    payload: &mut Vec<u8>,
+) -> Result<Option<[u8; 8]>> {
     let mut head = [0u8; 8];
     let got = read_up_to(input, &mut head)?;
     if got == 0 {
@@ -206,9 +253,7 @@ fn read_frame<R: Read, T: serde::de::DeserializeOwned>(
             ),
         });
     }
-    let value = decode_frame(&head, payload, start)?;
-    *offset = start + 8 + len as u64;
-    Ok(Some(value))
+    Ok(Some(head))
 }
 
 /// The record whose frame starts at byte `offset` of `file`, and the
@@ -255,6 +300,11 @@ fn decode_frame<T: serde::de::DeserializeOwned>(
     payload: &[u8],
     offset: u64,
 ) -> Result<T> {
+    check_crc(head, payload, offset)?;
+    decode_checked(payload, offset)
+}
+
+fn check_crc(head: &[u8; 8], payload: &[u8], offset: u64) -> Result<()> {
     let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
     if crc32fast::hash(payload) != crc {
         return Err(TraceError::Corrupt {
@@ -262,6 +312,10 @@ fn decode_frame<T: serde::de::DeserializeOwned>(
             what: "checksum mismatch".into(),
         });
     }
+    Ok(())
+}
+
+fn decode_checked<T: serde::de::DeserializeOwned>(payload: &[u8], offset: u64) -> Result<T> {
     crate::decode(payload).map_err(|e| TraceError::Corrupt {
         offset,
         what: format!("undecodable record: {e}"),

@@ -209,6 +209,9 @@ impl Replayer {
             self.let_others_settle(pid);
         } else if let Some(next_rank) = self.late_return_rank(pid, rank) {
             self.stats.late_returns += 1;
+            debug_log(format_args!(
+                "late return: {pid} kept after rank {rank:?} until {next_rank}"
+            ));
             if let Some(t) = self.live.get_mut(&pid) {
                 t.state = ThreadState::Late(LateReturn {
                     next_rank,
@@ -312,6 +315,9 @@ impl Replayer {
             })
             .collect();
         for (pid, turn) in ready {
+            debug_log(format_args!(
+                "late return: {pid} goes at turn {turn_now} (its turn: {turn})"
+            ));
             if !turn {
                 self.stats.late_released_stalled += 1;
             }
