@@ -324,8 +324,12 @@ impl Replayer {
             return Ok(());
         }
         for _ in 0..new {
-            match self.plan.threads[thread as usize].events.pop_front() {
-                Some(PlannedEvent::Syscall(_)) => self.complete(thread),
+            let events = &mut self.plan.threads[thread as usize].events;
+            match events.front() {
+                Some(PlannedEvent::Syscall(_)) => {
+                    events.discard_front();
+                    self.complete(thread);
+                }
                 _ => {
                     return Err(Halt::Failed(anyhow::anyhow!(
                         "thread {thread}'s shim answered a call that was not fed"
