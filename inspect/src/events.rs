@@ -161,7 +161,7 @@ fn syscall_notes(syscall: &SyscallRecord) -> Vec<String> {
     for input in syscall.recorded_inputs() {
         notes.push(match input {
             RecordedInput::Bytes(b) => format!("in {}", quote_bytes(b, SHOWN_INPUT_BYTES)),
-            RecordedInput::Digest(d) => format!("in {} bytes, SHA-256 {}...", d.len, d.short_hex()),
+            RecordedInput::Digest(d) => format!("in {} bytes, XXH3 {}...", d.len, d.short_hex()),
             RecordedInput::Malformed => "in a damaged digest".to_string(),
         });
     }

@@ -209,7 +209,7 @@ fn write_activity(out: &mut impl Write, summary: &TraceSummary) -> io::Result<()
     }
     writeln!(
         out,
-        "Syscall data: {} from the kernel, {} checked on the way in ({} of it kept as SHA-256 digests)",
+        "Syscall data: {} from the kernel, {} checked on the way in ({} of it kept as XXH3-128 digests)",
         format_bytes(summary.bytes.syscall_outputs),
         format_bytes(summary.bytes.syscall_inputs),
         format_bytes(summary.bytes.syscall_inputs_digested)

@@ -142,7 +142,7 @@ pub struct ByteCounts {
     pub syscall_outputs: u64,
     /// Bytes the program handed to the kernel that replay checks.
     pub syscall_inputs: u64,
-    /// Of those, bytes the trace keeps as a digest (length and SHA-256).
+    /// Of those, bytes the trace keeps as a digest (length and XXH3-128 hash).
     pub syscall_inputs_digested: u64,
 }
 

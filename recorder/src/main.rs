@@ -56,7 +56,7 @@ struct Cli {
     #[arg(long)]
     no_fast_path: bool,
     /// Keep every byte the program sends (writes, sends) in the trace.
-    /// By default data over 64 bytes is kept as its length and SHA-256,
+    /// By default data over 64 bytes is kept as its length and XXH3-128 hash,
     /// which is all replay needs to compare it; a divergence there then
     /// shows the differing bytes of the replay only.
     #[arg(long)]

@@ -76,7 +76,7 @@ pub fn describe_call(nr: i64, args: &[u64; 6], inputs: &[Vec<u8>]) -> String {
 fn describe_input(input: RecordedInput) -> String {
     match input {
         RecordedInput::Bytes(b) => format!("{} bytes {}", b.len(), preview(b)),
-        RecordedInput::Digest(d) => format!("{} bytes (SHA-256 {}...)", d.len, d.short_hex()),
+        RecordedInput::Digest(d) => format!("{} bytes (XXH3 {}...)", d.len, d.short_hex()),
         RecordedInput::Malformed => "(a damaged digest)".into(),
     }
 }
@@ -85,7 +85,7 @@ fn describe_input(input: RecordedInput) -> String {
 /// trace kept only a digest of it: the trace cannot say at which byte.
 pub fn digest_difference(recorded: &InputDigest, now: &[u8]) -> String {
     format!(
-        ": recorded {} bytes with SHA-256 {}..., now {} bytes with SHA-256 {}... (the trace \
+        ": recorded {} bytes with XXH3 {}..., now {} bytes with XXH3 {}... (the trace \
          keeps sent data over {} bytes as a digest; record with rrc-record --full-inputs to \
          see where they differ)",
         recorded.len,
@@ -330,7 +330,7 @@ mod tests {
         assert_eq!(
             describe_record(&r),
             format!(
-                "write(fd=5, count=300) 300 bytes (SHA-256 {}...) = 300",
+                "write(fd=5, count=300) 300 bytes (XXH3 {}...) = 300",
                 d.short_hex()
             )
         );
@@ -338,10 +338,8 @@ mod tests {
         other[299] = 8;
         let why = digest_difference(&d, &other);
         assert!(
-            why.contains(&format!(
-                "recorded 300 bytes with SHA-256 {}",
-                d.short_hex()
-            )) && why.contains(&InputDigest::of(&other).short_hex())
+            why.contains(&format!("recorded 300 bytes with XXH3 {}", d.short_hex()))
+                && why.contains(&InputDigest::of(&other).short_hex())
                 && why.contains("--full-inputs"),
             "{why}"
         );

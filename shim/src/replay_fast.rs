@@ -17,7 +17,7 @@ use rrc_synclog::replaybuf::{
 };
 use rrc_synclog::syscallbuf::SyscallBuf;
 use rrc_synclog::{futex_wait, SharedSyncLog};
-use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::session::{self, Session};
 
@@ -128,7 +128,7 @@ fn pace(log: &SharedSyncLog, buf: &SyscallBuf, interval_ns: u64, return_ns: u64)
 }
 
 /// Whether the bytes the call sends are the recorded ones (or have their
-/// recorded length and SHA-256).
+/// recorded length and XXH3-128 hash).
 ///
 /// # Safety
 /// The input's memory (as the call reads it) must be readable.
@@ -185,7 +185,7 @@ struct Check<'a> {
     recorded: &'a [u8],
     /// Bytes fed so far.
     at: usize,
-    hasher: Option<Sha256>,
+    hasher: Option<Xxh3>,
     ok: bool,
 }
 
@@ -194,7 +194,7 @@ impl<'a> Check<'a> {
         Check {
             recorded,
             at: 0,
-            hasher: digest.then(Sha256::new),
+            hasher: digest.then(Xxh3::new),
             ok: true,
         }
     }
@@ -224,10 +224,11 @@ impl<'a> Check<'a> {
         match self.hasher {
             None => self.at == self.recorded.len(),
             Some(h) => {
-                let Some((len, sha)) = self.recorded.split_first_chunk::<8>() else {
+                let Some((len, hash)) = self.recorded.split_first_chunk::<8>() else {
                     return false;
                 };
-                u64::from_le_bytes(*len) == self.at as u64 && h.finalize().as_slice() == sha
+                u64::from_le_bytes(*len) == self.at as u64
+                    && h.digest128().to_le_bytes().as_slice() == hash
             }
         }
     }

@@ -27,7 +27,7 @@ pub const INPUT_GATHER: u32 = 1;
 /// The bytes gathered from the iovecs of the msghdr at `addr` must.
 pub const INPUT_MSG_GATHER: u32 = 2;
 /// Or'ed into a kind: the recorded bytes are the data's length (u64 LE)
-/// and SHA-256 (the trace kept a digest of large sent data), which the
+/// and XXH3-128 hash (the trace kept a digest of large sent data), which the
 /// data must have.
 pub const INPUT_DIGEST: u32 = 0x100;
 

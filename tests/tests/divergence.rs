@@ -65,14 +65,14 @@ fn divergence_when_a_buffered_write_sends_other_bytes() {
     );
 }
 
-/// Large sent data is kept in the trace as its length and SHA-256: a
+/// Large sent data is kept in the trace as its length and XXH3-128 hash: a
 /// write that differs in one byte of 200 is still a divergence at that
 /// write, and the report says the trace has only the digest.
 #[test]
 fn divergence_when_a_large_write_differs_in_one_byte() {
     let line = check_divergence("divergent_v5");
     assert!(
-        line.contains("write") && line.contains("200 bytes") && line.contains("SHA-256"),
+        line.contains("write") && line.contains("200 bytes") && line.contains("XXH3"),
         "the divergence names the write and its digest: {line}"
     );
 }

@@ -2,36 +2,40 @@
 //! out with the recorded ones; for that a strong hash of them is as good
 //! as the bytes, and a server's replies are most of its trace (memcached
 //! under memcaslap: 1 KB of a 2.2 KB request). So the recorder keeps the
-//! length and SHA-256 of large sent data instead (`rrc-record
+//! length and 128-bit XXH3 hash of large sent data instead (`rrc-record
 //! --full-inputs` keeps the bytes), and marks which inputs it hashed in
-//! [`SyscallRecord::digested`].
+//! [`SyscallRecord::digested`]. XXH3 rather than a cryptographic hash:
+//! the digest tells a replay that went another way from the recorded
+//! one, where any change gives another hash but for a 2^-128 chance, and
+//! SHA-256 of every reply was a fifth of the recorder's time under a
+//! busy memcached (XXH3: a tenth of SHA-256's cost). The executable's
+//! identity, which guards what replay runs, stays SHA-256 (`file.rs`).
 //!
 //! Only data a call sends is hashed: paths and socket addresses, which
 //! replay needs whole, never are, and neither is what a program writes
 //! to rrc's stdout or stderr, which replay prints.
 
-use sha2::{Digest, Sha256};
-
 use crate::SyscallRecord;
 
-/// Inputs longer than this are kept as a digest (which takes 40 bytes).
+/// Inputs longer than this are kept as a digest (which takes 24 bytes).
 pub const DIGEST_ABOVE: usize = 64;
 
-/// The length and SHA-256 of an input.
+/// The length and XXH3-128 hash of an input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputDigest {
     pub len: u64,
-    pub sha256: [u8; 32],
+    /// The hash, little-endian.
+    pub hash: [u8; 16],
 }
 
 /// Bytes an encoded digest takes in `SyscallRecord::inputs`.
-const ENCODED: usize = 40;
+const ENCODED: usize = 24;
 
 impl InputDigest {
     pub fn of(bytes: &[u8]) -> InputDigest {
         InputDigest {
             len: bytes.len() as u64,
-            sha256: Sha256::digest(bytes).into(),
+            hash: xxhash_rust::xxh3::xxh3_128(bytes).to_le_bytes(),
         }
     }
 
@@ -39,17 +43,17 @@ impl InputDigest {
     pub fn encode(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(ENCODED);
         v.extend_from_slice(&self.len.to_le_bytes());
-        v.extend_from_slice(&self.sha256);
+        v.extend_from_slice(&self.hash);
         v
     }
 
     /// `None` when `stored` is not an encoded digest (a damaged trace).
     pub fn decode(stored: &[u8]) -> Option<InputDigest> {
-        let (len, sha) = stored.split_first_chunk::<8>()?;
-        let sha256: [u8; 32] = sha.try_into().ok()?;
+        let (len, hash) = stored.split_first_chunk::<8>()?;
+        let hash: [u8; 16] = hash.try_into().ok()?;
         Some(InputDigest {
             len: u64::from_le_bytes(*len),
-            sha256,
+            hash,
         })
     }
 
@@ -59,10 +63,7 @@ impl InputDigest {
 
     /// The first bytes of the digest in hex, enough to tell two apart.
     pub fn short_hex(&self) -> String {
-        self.sha256[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.hash[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

@@ -26,7 +26,7 @@ pub use writer::{spawn_writer, Frames, TraceSender, TraceSink, TraceWriter, Writ
 pub const MAGIC: [u8; 8] = *b"RRCTRACE";
 /// Bumped whenever a record's encoding changes. 10: integers as
 /// variable-length integers, and large sent data as a digest. 11: an
-/// exec keeps the program's `AT_RANDOM` bytes.
+/// exec keeps the program's `AT_RANDOM` bytes; the digest is XXH3-128.
 pub const FORMAT_VERSION: u32 = 11;
 /// Frames larger than this are treated as corruption rather than allocated.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;

@@ -110,7 +110,7 @@ fn not_ahead(addr: u64, len: usize) -> rrc_interposer::InterposeError {
 
 /// The checks of what the call sends, if the shim can make them: the
 /// bytes, or, where the trace kept a digest of them, their length and
-/// SHA-256.
+/// XXH3-128 hash.
 fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck<'_>>> {
     let digest = |i: usize| {
         if i < 32 && r.digested & (1 << i) != 0 {
@@ -411,7 +411,7 @@ mod tests {
             vec![b"abc".to_vec(), vec![2, 0]],
         );
         assert_eq!(input_checks(&sendto, libc::SYS_sendto), None);
-        // Large sent data kept as a digest: checked by its SHA-256.
+        // Large sent data kept as a digest: checked by its XXH3-128 hash.
         let mut big = call(
             libc::SYS_write,
             [5, 0x1000, 100, 0, 0, 0],
