@@ -77,3 +77,21 @@ impl InterposeError {
 }
 
 pub type Result<T> = std::result::Result<T, InterposeError>;
+
+/// Calls [`no_huge_pages_for_rrc`] from a constructor, before anything
+/// allocates: the allocator's first arena comes from Rust's runtime
+/// set-up, before `main`, and was zeroed 2 MB at a time otherwise. Used
+/// once, at the top level of a binary's main module.
+#[macro_export]
+macro_rules! no_huge_pages_before_main {
+    () => {
+        #[used]
+        #[link_section = ".init_array"]
+        static NO_HUGE_PAGES: extern "C" fn() = {
+            extern "C" fn before_main() {
+                $crate::no_huge_pages_for_rrc();
+            }
+            before_main
+        };
+    };
+}

@@ -94,17 +94,8 @@ struct Cli {
 /// Exit status for a divergence (bad input and internal errors use 1).
 const EXIT_DIVERGENCE: i32 = 3;
 
-/// Turns huge pages off before anything allocates: the allocator's first
-/// arena comes from Rust's runtime set-up, before `main`, and was zeroed
-/// 2 MB at a time otherwise. A constructor, run by the loader.
-#[used]
-#[link_section = ".init_array"]
-static NO_HUGE_PAGES: extern "C" fn() = {
-    extern "C" fn before_main() {
-        rrc_interposer::no_huge_pages_for_rrc();
-    }
-    before_main
-};
+// Huge pages off before Rust's runtime allocates (see the macro).
+rrc_interposer::no_huge_pages_before_main!();
 
 fn main() {
     let cli: Cli = rrc_cli::parse_or_exit("rrc-replay");
