@@ -28,6 +28,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
 use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, SHM_FD};
+use rrc_trace::SyncOp;
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
 /// replay to the end; otherwise prints a line beginning `divergence:`.
@@ -101,8 +102,11 @@ fn main() {
     let cli: Cli = rrc_cli::parse_or_exit("rrc-replay");
     match run(&cli) {
         Ok(None) => std::process::exit(0),
-        Ok(Some(d)) => {
+        Ok(Some((d, hint))) => {
             eprintln!("{d}");
+            if let Some(hint) = hint.filter(|_| d.thread.is_some()) {
+                eprintln!("rrc-replay: {hint}");
+            }
             std::process::exit(EXIT_DIVERGENCE);
         }
         Err(e) => rrc_cli::fail("rrc-replay", &format!("{e:#}"), 1),
@@ -124,13 +128,39 @@ fn same_shim(trace: &Path, recorded_digest: (u64, u32)) -> Result<std::path::Pat
     Ok(shim)
 }
 
-fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
+/// What to tell a user whose replay of a program recorded in parallel
+/// diverged: its threads may share data rrc does not order.
+fn serialize_hint(plan: &plan::ReplayPlan) -> Option<String> {
+    if plan.header.serialized || plan.threads.len() < 2 {
+        return None;
+    }
+    let futex = plan
+        .threads
+        .iter()
+        .flat_map(|t| t.sync.iter())
+        .filter(|op| matches!(op.op, SyncOp::FutexWait | SyncOp::FutexWake))
+        .count();
+    let seen = if futex > 0 {
+        format!("; it made {futex} futex calls outside pthread")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "hint: this program's threads ran in parallel when recorded, and what they share \
+         without pthread locks or stdio (atomics, Rust's std::sync, hand-written locks{seen}) \
+         is not ordered: a recording that diverged that way usually diverges again. `rrc-record \
+         --serialize` records one thread at a time and replays exactly"
+    ))
+}
+
+fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
     // First, before any thread exists: blocks SIGCHLD process-wide.
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
     let opened = std::time::Instant::now();
     let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
     engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
+    let hint = serialize_hint(&plan);
     let window = plan.reader.stats();
     let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
@@ -187,13 +217,14 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
     let header = &plan.header;
     if let Some((expected, observed)) = trust::changed_executable(header)? {
         if !cli.allow_changed_executable {
-            return Ok(Some(divergence::Divergence {
+            let d = divergence::Divergence {
                 thread: None,
                 recorded_tid: 0,
                 index: None,
                 expected,
                 observed,
-            }));
+            };
+            return Ok(Some((d, None)));
         }
     }
     trust::announce(header);
@@ -273,7 +304,7 @@ fn run(cli: &Cli) -> Result<Option<divergence::Divergence>> {
             b.spinning
         );
     }
-    Ok(verdict?.err())
+    Ok(verdict?.err().map(|d| (d, hint)))
 }
 
 fn print_ways(ways: &engine::WayStats) {

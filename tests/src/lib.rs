@@ -1180,9 +1180,11 @@ pub fn assert_divergence(out: &Output, context: &str) -> String {
         })
 }
 
-/// Replays `rec` and fails unless the replay ended within seconds either
-/// faithfully (exit 0, the recorded stdout) or with a `divergence:` line,
-/// never at the stall timeout. Returns whether it was faithful.
+/// Replays `rec`, a program whose threads ran in parallel when recorded,
+/// and fails unless the replay ended within seconds either faithfully
+/// (exit 0, the recorded stdout) or with a `divergence:` line and the hint
+/// that points at `--serialize`, never at the stall timeout. Returns
+/// whether it was faithful.
 pub fn replay_ends_faithful_or_divergent(rec: &Recording, what: &str) -> bool {
     let out = replay_within(
         &rec.trace,
@@ -1197,6 +1199,12 @@ pub fn replay_ends_faithful_or_divergent(rec: &Recording, what: &str) -> bool {
     assert!(
         stderr.lines().any(|l| l.starts_with("divergence:")) && !stderr.contains("no progress"),
         "{what}: a divergence, not a stall:\n{stderr}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("rrc-replay: hint:") && l.contains("rrc-record --serialize")),
+        "{what}: a divergence of threads recorded in parallel points at --serialize:\n{stderr}"
     );
     false
 }
