@@ -192,10 +192,7 @@ fn extra_note(syscall: &SyscallRecord) -> Option<String> {
         SyscallExtra::Unknown => "unknown to rrc: only the result was recorded".to_string(),
         SyscallExtra::ReservedAt(order) => format!("descriptor taken at entry @{order}"),
         SyscallExtra::Buffered => "buffered".to_string(),
-        SyscallExtra::Exec { random } => {
-            let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-            format!("AT_RANDOM {hex}")
-        }
+        SyscallExtra::Exec { random } => format!("AT_RANDOM {}", rrc_trace::hex(random)),
     };
     Some(note)
 }

@@ -16,19 +16,11 @@ const AT_SYSINFO_EHDR: u64 = 33;
 /// How many bytes `AT_RANDOM` points at.
 pub const AT_RANDOM_LEN: usize = 16;
 
-/// What the exec stop found in the auxiliary vector.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ExecAuxv {
-    /// `AT_SYSINFO_EHDR` was there and is now `AT_IGNORE`.
-    pub vdso_hidden: bool,
-    /// Where the kernel put the program's random bytes.
-    pub random_at: Option<u64>,
-}
-
 /// At the exec stop, rewrites `AT_SYSINFO_EHDR` in the new program's
-/// auxiliary vector to `AT_IGNORE` and finds `AT_RANDOM`. The stack is
-/// then `argc, argv[], NULL, envp[], NULL, auxv pairs`.
-pub fn prepare_exec(tracee: &Tracee) -> Result<ExecAuxv> {
+/// auxiliary vector to `AT_IGNORE`, and returns where `AT_RANDOM` points
+/// (the program's random bytes), if it is there. The stack is then
+/// `argc, argv[], NULL, envp[], NULL, auxv pairs`.
+pub fn prepare_exec(tracee: &Tracee) -> Result<Option<u64>> {
     let regs = tracee.regs("read registers at exec stop")?;
     let sp = regs.regs.rsp;
     let argc = tracee.read_u64(sp)?;
@@ -38,20 +30,17 @@ pub fn prepare_exec(tracee: &Tracee) -> Result<ExecAuxv> {
         p += 8;
     }
     p += 8;
-    let mut found = ExecAuxv::default();
+    let mut random_at = None;
     // The kernel writes a few dozen pairs; the bound keeps a corrupt
     // stack from walking on.
     for _ in 0..256 {
         match tracee.read_u64(p)? {
             AT_NULL => break,
-            AT_SYSINFO_EHDR => {
-                tracee.write(p, &AT_IGNORE.to_le_bytes())?;
-                found.vdso_hidden = true;
-            }
-            AT_RANDOM => found.random_at = Some(tracee.read_u64(p + 8)?),
+            AT_SYSINFO_EHDR => tracee.write(p, &AT_IGNORE.to_le_bytes())?,
+            AT_RANDOM => random_at = Some(tracee.read_u64(p + 8)?),
             _ => {}
         }
         p += 16;
     }
-    Ok(found)
+    Ok(random_at)
 }

@@ -19,7 +19,7 @@ mod startup_pin;
 mod stop;
 mod tracee;
 
-pub use auxv::{prepare_exec, ExecAuxv, AT_RANDOM_LEN};
+pub use auxv::{prepare_exec, AT_RANDOM_LEN};
 pub use clock::StopClock;
 pub use driver::{drive, is_restart, Ended, Idle, Prologue, SignalStep, StopHandler, TaskEvent};
 pub use filter::build_filter;

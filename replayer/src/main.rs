@@ -104,7 +104,7 @@ fn main() {
         Ok(None) => std::process::exit(0),
         Ok(Some((d, hint))) => {
             eprintln!("{d}");
-            if let Some(hint) = hint.filter(|_| d.thread.is_some()) {
+            if let Some(hint) = hint {
                 eprintln!("rrc-replay: {hint}");
             }
             std::process::exit(EXIT_DIVERGENCE);
@@ -160,7 +160,6 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
     let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
     engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
-    let hint = serialize_hint(&plan);
     let window = plan.reader.stats();
     let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
@@ -195,8 +194,9 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
         .threads
         .iter()
         .map(|t| {
-            // Futex waits' late returns go with the tracer's.
-            let late = if cli.no_late_returns {
+            // Futex waits' late returns go with the tracer's; a serialised
+            // replay hands the run of the program on event by event.
+            let late = if cli.no_late_returns || plan.header.serialized {
                 Arc::default()
             } else {
                 Arc::clone(&t.sync_late)
@@ -304,7 +304,11 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
             b.spinning
         );
     }
-    Ok(verdict?.err().map(|d| (d, hint)))
+    // Looked for only once a thread's replay has departed.
+    Ok(verdict?.err().map(|d| {
+        let hint = d.thread.and_then(|_| serialize_hint(replayer.plan()));
+        (d, hint)
+    }))
 }
 
 fn print_ways(ways: &engine::WayStats) {

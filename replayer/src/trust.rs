@@ -27,12 +27,7 @@ pub fn changed_executable(header: &TraceHeader) -> Result<Option<(String, String
         } else {
             "it was modified since"
         };
-        let hex = |d: &[u8; 32]| {
-            d[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let hex = |d: &[u8; 32]| rrc_trace::hex(&d[..8]);
         return Ok(Some((
             format!(
                 "the executable that was recorded at {} ({} bytes, sha256 {}...)",

@@ -216,7 +216,7 @@ pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) ->
             if waits && log.orders_events() {
                 arrive(log, &expected);
                 // Returns at its place, which comes after the wake.
-                if expected.entry.late_to == NO_ARRIVAL || log.serial() {
+                if expected.entry.late_to == NO_ARRIVAL {
                     in_event_order(log, &expected, |_| {});
                 } else {
                     return_late(log, &expected);
@@ -566,9 +566,9 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
 /// until the order gets to its next event (`late_to`) before it goes on:
 /// what it does once woken (takes the lock again, pops a job) then comes
 /// after the events the others made meanwhile when recorded. Goes on
-/// anyway when the order stands still for 300 µs while no thread has the
-/// run of the program (the next event may wait for this thread, through a
-/// lock rrc does not see) or after about 10 ms in all.
+/// anyway when the order stands still for `LATE_STILL` while no thread
+/// has the run of the program (the next event may wait for this thread,
+/// through a lock rrc does not see) or after about `LATE_LIMIT` in all.
 fn return_late(log: &SharedSyncLog, expected: &Expected) {
     let slot = expected.thread.slot;
     log.park(slot);
@@ -603,11 +603,12 @@ fn return_late(log: &SharedSyncLog, expected: &Expected) {
     }
 }
 
-/// `return_late` naps this long at a time, goes on after this many naps
-/// while the order stands still (300 µs), and after this many in all.
+/// `return_late` naps this long at a time, goes on after as many naps
+/// while the order stands still as make `LATE_STILL`, and after as many
+/// as make `LATE_LIMIT` in all (the tracer's late returns' bounds).
 const LATE_NAP: Duration = Duration::from_micros(100);
-const LATE_STILL_NAPS: u32 = 3;
-const LATE_NAPS: u32 = 100;
+const LATE_STILL_NAPS: u32 = (rrc_synclog::LATE_STILL.as_micros() / LATE_NAP.as_micros()) as u32;
+const LATE_NAPS: u32 = (rrc_synclog::LATE_LIMIT.as_micros() / LATE_NAP.as_micros()) as u32;
 
 /// Waits for the object's turn `seq`, unless the tracer lets this wait
 /// go (`SyncRing::turn_released`: nothing in the program can move, and

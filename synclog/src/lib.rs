@@ -53,6 +53,16 @@ pub const MODE_REPLAY: u32 = 2;
 /// event order.
 pub const NO_ARRIVAL: u64 = u64::MAX;
 
+/// Replay: a thread kept after an event until its own next one is next
+/// (a late return, the tracer's after a trapped call or the shim's after
+/// a futex wait) goes anyway once the order has stood still this long
+/// with no thread on its way (the next event may wait for it through a
+/// lock rrc does not see)...
+pub const LATE_STILL: Duration = Duration::from_micros(300);
+/// ...and after this long in all: a thread computing between events must
+/// not be serialised behind other threads' bursts of events.
+pub const LATE_LIMIT: Duration = Duration::from_millis(10);
+
 /// Logical threads the log has room for.
 pub const MAX_THREADS: usize = 1024;
 /// Sync objects the turn table has room for (power of two).

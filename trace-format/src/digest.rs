@@ -63,7 +63,7 @@ impl InputDigest {
 
     /// The first bytes of the digest in hex, enough to tell two apart.
     pub fn short_hex(&self) -> String {
-        self.hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.hash[..8])
     }
 }
 
@@ -147,6 +147,12 @@ impl SyscallRecord {
             }
         }
     }
+}
+
+/// Bytes as lowercase hexadecimal, two digits each (digests, the random
+/// bytes an exec kept).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

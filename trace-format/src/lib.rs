@@ -15,7 +15,7 @@ mod records;
 mod scan;
 mod writer;
 
-pub use digest::{InputDigest, RecordedInput, DIGEST_ABOVE};
+pub use digest::{hex, InputDigest, RecordedInput, DIGEST_ABOVE};
 pub use file::{create_for_writing, exe_digest, open_for_reading};
 pub use reader::{read_record_at, read_trace_file, FrameReader, ReadOutcome, TraceReader};
 pub use records::*;

@@ -52,8 +52,7 @@ impl Recorder {
     /// bytes with the exec call, for replay to write back.
     fn keep_exec_random(&mut self, pid: Pid) -> Result<()> {
         let tracee = Tracee::new(pid);
-        let auxv = prepare_exec(&tracee)?;
-        let Some(at) = auxv.random_at else {
+        let Some(at) = prepare_exec(&tracee)? else {
             return Ok(());
         };
         let bytes = tracee.read(at, AT_RANDOM_LEN)?;

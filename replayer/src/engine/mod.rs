@@ -273,6 +273,11 @@ impl Replayer {
         Ok(self.verdict())
     }
 
+    /// The plan it replays (what the trace says of the program).
+    pub fn plan(&self) -> &ReplayPlan {
+        &self.plan
+    }
+
     fn verdict(&mut self) -> std::result::Result<(), Divergence> {
         if let Ok(Some(d)) = self.shared.divergence.lock().map(|d| d.clone()) {
             return Err(d);

@@ -32,13 +32,10 @@ pub(crate) struct LateReturn {
 }
 
 /// A thread kept for `LateReturn` goes anyway once the event order has
-/// stood still this long: the event that is next may wait on something
-/// only this thread's code does (an atomic flag, an internal lock).
-pub(crate) const LATE_RETURN_STILL: Duration = Duration::from_micros(300);
-
-/// And, at most, this long in all: a thread computing between events must
-/// not be serialised behind other threads' bursts of events.
-const LATE_RETURN_LIMIT: Duration = Duration::from_millis(10);
+/// stood still this long, and after this long in all (the shim's late
+/// returns after futex waits keep the same bounds).
+pub(crate) const LATE_RETURN_STILL: Duration = rrc_synclog::LATE_STILL;
+const LATE_RETURN_LIMIT: Duration = rrc_synclog::LATE_LIMIT;
 
 /// Whether a thread kept for `LateReturn` goes: its next event's turn has
 /// come (`turn`), the order stands still (`still`), or it has been kept

@@ -206,7 +206,7 @@ impl Replayer {
     /// it had when recorded.
     fn restore_exec_random(&mut self, pid: Pid) -> Res {
         let tracee = Tracee::new(pid);
-        let auxv = prepare_exec(&tracee)?;
+        let random_at = prepare_exec(&tracee)?;
         let recorded = self
             .live
             .get(&pid)
@@ -215,7 +215,7 @@ impl Replayer {
                 SyscallExtra::Exec { random } => Some(random),
                 _ => None,
             });
-        if let (Some(at), Some(random)) = (auxv.random_at, recorded) {
+        if let (Some(at), Some(random)) = (random_at, recorded) {
             tracee.write(at, &random)?;
         }
         Ok(())
