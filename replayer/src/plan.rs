@@ -24,7 +24,9 @@ use crate::window::{EventIndex, EventQueue, FrameOffsets, WindowReader};
 
 #[derive(Debug)]
 pub enum PlannedEvent {
-    Syscall(SyscallRecord),
+    /// Boxed: events move through the reader's and the engine's queues
+    /// several times, and a record is a few hundred bytes.
+    Syscall(Box<SyscallRecord>),
     Tsc(TscRecord),
     Signal(SignalRecord),
 }

@@ -197,7 +197,7 @@ impl Window {
             )
         };
         let (t, i, event) = match record {
-            TraceRecord::Syscall(s) => (s.thread, s.index, PlannedEvent::Syscall(s)),
+            TraceRecord::Syscall(s) => (s.thread, s.index, PlannedEvent::Syscall(Box::new(s))),
             TraceRecord::Tsc(r) => (r.thread, r.index, PlannedEvent::Tsc(r)),
             TraceRecord::Signal(s) => (s.thread, s.index, PlannedEvent::Signal(s)),
             _ => return Err(changed()),

@@ -58,7 +58,7 @@ impl<'de> serde::Deserialize<'de> for ByteBuf {
     }
 }
 
-struct BufVisitor;
+pub(crate) struct BufVisitor;
 
 impl<'de> Visitor<'de> for BufVisitor {
     type Value = Vec<u8>;

@@ -13,6 +13,7 @@ mod head;
 mod reader;
 mod records;
 mod scan;
+mod syncpack;
 mod writer;
 
 pub use digest::{hex, InputDigest, RecordedInput, DIGEST_ABOVE};
@@ -27,7 +28,8 @@ pub const MAGIC: [u8; 8] = *b"RRCTRACE";
 /// Bumped whenever a record's encoding changes. 10: integers as
 /// variable-length integers, and large sent data as a digest. 11: an
 /// exec keeps the program's `AT_RANDOM` bytes; the digest is XXH3-128.
-pub const FORMAT_VERSION: u32 = 11;
+/// 12: a batch's sync operations packed as differences.
+pub const FORMAT_VERSION: u32 = 12;
 /// Frames larger than this are treated as corruption rather than allocated.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;
 /// Size of the fixed preamble: magic plus version.

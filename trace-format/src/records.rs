@@ -187,6 +187,11 @@ pub struct SyncBatch {
     pub thread: ThreadId,
     /// Index of the first operation of this batch in the thread's sync stream.
     pub first: u64,
+    /// Packed as differences from one operation to the next (`syncpack`).
+    #[serde(
+        serialize_with = "crate::syncpack::serialize",
+        deserialize_with = "crate::syncpack::deserialize"
+    )]
     pub ops: Vec<SyncRecord>,
 }
 

@@ -28,6 +28,7 @@ impl Replayer {
         else {
             return Ok(());
         };
+        let record = *record;
         if nr == libc::SYS_rt_sigsuspend && record.ret == -(libc::EINTR as i64) {
             // It swaps in a signal mask and waits: run it for real with the
             // recorded signal already queued, so the mask it installs is

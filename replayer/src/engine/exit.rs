@@ -83,7 +83,7 @@ impl Replayer {
             let thread_plan = &mut self.plan.threads[thread as usize];
             thread_plan
                 .events
-                .push_front(PlannedEvent::Syscall(call.record));
+                .push_front(PlannedEvent::Syscall(Box::new(call.record)));
             return Ok(self.resume(pid, Resume::Continue(0), "resume an interrupted syscall")?);
         }
         self.check_exit(&tracee, thread, &call, &mut regs)?;
