@@ -267,6 +267,9 @@ fn signal_line(signal: &SignalRecord) -> String {
         }
         rrc_trace::SignalPoint::SyscallEntry => "async, at syscall entry".to_string(),
         rrc_trace::SignalPoint::Elapsed(ns) => format!("async, {ns} ns into user code"),
+        rrc_trace::SignalPoint::AfterReturn(_) => {
+            "async, at syscall return; handler ran alone".to_string()
+        }
     };
     format!(
         "[t{} #{}] --- {} ({origin}) ---",

@@ -276,6 +276,7 @@ pub fn describe_event(e: &PlannedEvent) -> String {
                 SignalPoint::WhileWaiting(_) => "while it waited",
                 SignalPoint::SyscallEntry => "at a syscall entry",
                 SignalPoint::Elapsed(_) => "while running its own code",
+                SignalPoint::AfterReturn(_) => "at a syscall return, its handler alone",
             };
             format!("signal {} ({at})", signal_name(s.signo))
         }

@@ -235,7 +235,7 @@ impl Scan {
             }
             ScanRecord::Signal(s) => {
                 let stamp = match s.at {
-                    SignalPoint::WhileWaiting(stamp) => stamp,
+                    SignalPoint::WhileWaiting(stamp) | SignalPoint::AfterReturn(stamp) => stamp,
                     _ => NO_ORDER,
                 };
                 self.push_event(s.thread, s.index, "signal at event", offset, stamp)?;

@@ -661,6 +661,40 @@ fn stop_flag_set_by_a_handler_is_seen_where_it_was_recorded() {
     }
 }
 
+#[test]
+fn stop_flag_a_worker_takes_the_signal_for_is_seen_where_it_was_recorded() {
+    // Nobody blocks SIGALRM, so the kernel often hands it to a worker just
+    // back from one of its trapped calls; the handler's write then raced
+    // the other workers' reads of the flag (6 of 10 replays faithful)
+    // until such a handler ran alone at a place in the order too.
+    let prog = program("worker_stop_flag");
+    for round in 1..=repeat() {
+        for take in 1..=3 {
+            let rec = record_and_replay_keeping(
+                &prog,
+                &[],
+                b"",
+                0,
+                1,
+                &format!("worker_stop_flag-round{round}-take{take}"),
+            );
+            let stdout = rec.stdout_str();
+            let totals = stdout.lines().filter(|l| l.contains(" total ")).count();
+            assert_eq!(
+                totals,
+                4,
+                "round {round} take {take}: {}: four rounds:\n{stdout}",
+                rec.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn workers_see_a_stop_flag_after_different_turns_natively() {
+    assert_native_runs_differ(&program("worker_stop_flag"), &[], b"", 10);
+}
+
 /// A process that gives up root when recorded gives it up in replay too:
 /// its exec is then a secure one, as when recorded (the dynamic loader
 /// works differently in that mode, so replay would diverge otherwise).

@@ -361,6 +361,13 @@ pub enum SignalPoint {
     /// after its previous syscall return: replay delivers it by time, which
     /// is approximate.
     Elapsed(u64),
+    /// As the thread returned from its previous syscall (the event before),
+    /// to a handler that ran alone at this stamp, once the process's other
+    /// threads had reached their next event: what the handler writes (a
+    /// stop flag, a tick count) is seen by the events after the stamp and
+    /// by none before. Replay keeps the thread after its return until the
+    /// order gets there.
+    AfterReturn(u64),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

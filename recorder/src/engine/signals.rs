@@ -86,16 +86,28 @@ impl Recorder {
         if let Some((call, code)) = t.interrupted.take() {
             return self.signal_in_interrupted_call(pid, sig, siginfo, process, call, code);
         }
-        if t.last_exit_rip == Some(regs.regs.rip) {
-            self.emit_signal(pid, sig, SignalPoint::SyscallReturn, siginfo)?;
-            return self.resume(pid, Resume::Run(sig, "deliver signal"));
-        }
-        let in_untrapped_call = (regs.regs.orig_rax as i64) >= 0
-            && (is_restart(regs.ret()) || regs.ret() == -(libc::EINTR as i64));
+        let at_return = t.last_exit_rip == Some(regs.regs.rip);
         let handled = self
             .dispositions
             .get(&process)
             .is_some_and(|d| matches!(d.get(sig), Disposition::Handler { .. }));
+        if at_return {
+            // Its handler may write what the other threads read (a stop
+            // flag): it runs alone, once they have reached their next
+            // event, at a place in the order replay can keep.
+            let at = if handled && !was_injected {
+                match self.run_handler_alone(pid, process, |r| Ok(r.log.stamp_event()))? {
+                    (order, true) => SignalPoint::AfterReturn(order),
+                    (_, false) => SignalPoint::SyscallReturn,
+                }
+            } else {
+                SignalPoint::SyscallReturn
+            };
+            self.emit_signal(pid, sig, at, siginfo)?;
+            return self.resume(pid, Resume::Run(sig, "deliver signal"));
+        }
+        let in_untrapped_call = (regs.regs.orig_rax as i64) >= 0
+            && (is_restart(regs.ret()) || regs.ret() == -(libc::EINTR as i64));
         if in_untrapped_call && !was_injected && handled {
             // Asleep in a futex wait, it runs no code of its own: the
             // handler's place is a place in the event order, and it runs

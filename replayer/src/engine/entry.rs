@@ -96,6 +96,7 @@ impl Replayer {
                     SignalPoint::SyscallEntry
                         | SignalPoint::Elapsed(_)
                         | SignalPoint::WhileWaiting(_)
+                        | SignalPoint::AfterReturn(_)
                 ) =>
             {
                 let s = s.clone();

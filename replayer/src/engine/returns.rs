@@ -29,6 +29,9 @@ use crate::plan::PlannedEvent;
 pub(crate) struct LateReturn {
     pub next_rank: u64,
     pub since: Instant,
+    /// Kept for a signal's handler (`SignalPoint::AfterReturn`): not let
+    /// go by time, only by its turn or a standstill.
+    pub for_signal: bool,
 }
 
 /// A thread kept for `LateReturn` goes anyway once the event order has
@@ -204,7 +207,7 @@ impl Replayer {
         if alone {
             // As when recorded: the others reach their next event first.
             self.let_others_settle(pid);
-        } else if let Some(next_rank) = self.late_return_rank(pid, rank) {
+        } else if let Some((next_rank, for_signal)) = self.late_return_rank(pid, rank) {
             self.stats.late_returns += 1;
             debug_log(format_args!(
                 "late return: {pid} kept after rank {rank:?} until {next_rank}"
@@ -213,6 +216,7 @@ impl Replayer {
                 t.state = ThreadState::Late(LateReturn {
                     next_rank,
                     since: Instant::now(),
+                    for_signal,
                 });
             }
             return Ok(vec![Step::AdvanceKept(rank), Step::ReleaseLate]);
@@ -271,20 +275,28 @@ impl Replayer {
     /// in the order, when that arrival is the thread's next ranked event
     /// and others' events come between, and when its next syscall or
     /// rdtsc has a place in the order too (not a signal).
-    fn late_return_rank(&self, pid: Pid, rank: Option<u64>) -> Option<u64> {
-        let r = rank.filter(|r| self.late_returns && self.rank_is_now(*r))?;
+    fn late_return_rank(&self, pid: Pid, rank: Option<u64>) -> Option<(u64, bool)> {
+        let r = rank.filter(|r| self.rank_is_now(*r))?;
         let t = self.live.get(&pid)?;
         if t.injecting.is_some() || t.handler_alone.is_some() {
             return None;
         }
         let index = match self.plan.threads[t.logical as usize].events.front()? {
+            // A handler that ran alone after this return, at a later place
+            // in the order: kept until the order gets there, whatever
+            // `--no-late-returns` says (it is the signal's place).
+            PlannedEvent::Signal(s) if matches!(s.at, SignalPoint::AfterReturn(_)) => {
+                let at = *self.plan.return_rank.get(&(t.logical, s.index))?;
+                return (at > r + 1).then_some((at, true));
+            }
+            _ if !self.late_returns => return None,
             PlannedEvent::Syscall(s) => s.index,
             PlannedEvent::Tsc(x) => x.index,
             PlannedEvent::Signal(_) => return None,
         };
         // Its next call has a place in the order (exit_group has none).
         self.plan.return_rank.get(&(t.logical, index))?;
-        self.plan.late_until(r)
+        self.plan.late_until(r).map(|at| (at, false))
     }
 
     /// Lets go the threads kept after their return whose next event is
@@ -306,7 +318,12 @@ impl Replayer {
             .filter_map(|(pid, t)| match t.state {
                 ThreadState::Late(l) => {
                     let turn = EventOrder::reached(&self.log, l.next_rank);
-                    late_return_goes(turn, still, l.since.elapsed()).then_some((*pid, turn))
+                    let kept = if l.for_signal {
+                        Duration::ZERO
+                    } else {
+                        l.since.elapsed()
+                    };
+                    late_return_goes(turn, still, kept).then_some((*pid, turn))
                 }
                 _ => None,
             })

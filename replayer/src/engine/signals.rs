@@ -104,7 +104,7 @@ impl Replayer {
                 plan.events.pop_front();
                 plan.done += 1;
                 let ranked = match s.at {
-                    SignalPoint::WhileWaiting(_) => {
+                    SignalPoint::WhileWaiting(_) | SignalPoint::AfterReturn(_) => {
                         self.plan.return_rank.get(&(thread, s.index)).copied()
                     }
                     _ => None,
@@ -151,7 +151,12 @@ impl Replayer {
         // operations) the thread still has to run.
         let at_return = matches!(
             next,
-            Some((_, SignalPoint::SyscallReturn | SignalPoint::InterruptedCall))
+            Some((
+                _,
+                SignalPoint::SyscallReturn
+                    | SignalPoint::InterruptedCall
+                    | SignalPoint::AfterReturn(_)
+            ))
         );
         if signal == 0 && at_return {
             if let Some(sig) = self.fatal_last_signal(logical) {
@@ -170,6 +175,13 @@ impl Replayer {
         }
         match next {
             Some((sig, SignalPoint::SyscallReturn | SignalPoint::InterruptedCall)) => {
+                self.inject(pid, sig)?
+            }
+            Some((sig, SignalPoint::AfterReturn(_))) => {
+                // Kept after its return until the handler's place (see
+                // `late_return_rank`); the others reach their next event
+                // first, as the recorder let them.
+                self.let_others_settle(pid);
                 self.inject(pid, sig)?
             }
             Some((sig, SignalPoint::Elapsed(ns))) => {
