@@ -18,6 +18,7 @@ mod c11;
 mod fast;
 mod fast_calls;
 mod futex;
+mod libc_lazy;
 mod libc_state;
 mod openmp;
 mod order;

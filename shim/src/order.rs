@@ -95,33 +95,37 @@ pub fn acquire(
 /// Makes `call` on a state libc or another library keeps behind a lock of
 /// its own (`state`, a shim static, is the object) at its recorded turn,
 /// as op `op`, and returns what it returned (None if it was not made: a
-/// recording that had it fail). Recording, the call and its turn are taken
-/// under a small lock of our own, so that turns follow the order in which
-/// the calls really changed the state.
+/// recording that had it fail). A small lock of our own is the object:
+/// taken, as a mutex is, before the call and its place in the order, and
+/// let go after it, so the syscalls the call makes (a name service reads
+/// its files) come after that place in both runs, and the calls on one
+/// state never overlap.
 pub fn call_in_recorded_order<T: Copy>(
     op: u32,
     state: &'static AtomicU32,
     call: impl Fn() -> T,
 ) -> Option<T> {
-    let out = std::cell::Cell::new(None);
-    let run = || {
+    let locked = std::cell::Cell::new(false);
+    let take = || {
         small_lock(state);
-        out.set(Some(call()));
+        locked.set(true);
     };
     acquire(
         op,
         state as *const AtomicU32 as u64,
         Acquisition::ZeroOnly,
         || {
-            run();
+            take();
             0
         },
-        run,
+        take,
     );
-    if out.get().is_some() {
-        small_unlock(state);
+    if !locked.get() {
+        return None;
     }
-    out.get()
+    let out = call();
+    small_unlock(state);
+    Some(out)
 }
 
 /// The lock of `call_in_recorded_order` (0 free, 1 held, 2 held with

@@ -227,3 +227,47 @@ real_functions! {
     mrand48 = c"mrand48" => fn() -> libc::c_long;
     srand48 = c"srand48" => fn(libc::c_long) -> ();
 }
+
+// glibc's lazily loaded state: name services and the time zone
+// (`libc_lazy`).
+real_functions! {
+    getpwuid = c"getpwuid" => fn(libc::uid_t) -> *mut libc::passwd;
+    getpwuid_r = c"getpwuid_r" => fn(
+        libc::uid_t, *mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd
+    ) -> c_int;
+    getpwnam = c"getpwnam" => fn(*const libc::c_char) -> *mut libc::passwd;
+    getpwnam_r = c"getpwnam_r" => fn(
+        *const libc::c_char, *mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd
+    ) -> c_int;
+    getgrgid = c"getgrgid" => fn(libc::gid_t) -> *mut libc::group;
+    getgrgid_r = c"getgrgid_r" => fn(
+        libc::gid_t, *mut libc::group, *mut libc::c_char, usize, *mut *mut libc::group
+    ) -> c_int;
+    getgrnam = c"getgrnam" => fn(*const libc::c_char) -> *mut libc::group;
+    getgrnam_r = c"getgrnam_r" => fn(
+        *const libc::c_char, *mut libc::group, *mut libc::c_char, usize, *mut *mut libc::group
+    ) -> c_int;
+    getaddrinfo = c"getaddrinfo" => fn(
+        *const libc::c_char, *const libc::c_char, *const libc::addrinfo, *mut *mut libc::addrinfo
+    ) -> c_int;
+    getnameinfo = c"getnameinfo" => fn(
+        *const libc::sockaddr, libc::socklen_t, *mut libc::c_char, libc::socklen_t,
+        *mut libc::c_char, libc::socklen_t, c_int
+    ) -> c_int;
+    gethostbyname = c"gethostbyname" => fn(*const libc::c_char) -> *mut libc::hostent;
+    gethostbyname_r = c"gethostbyname_r" => fn(
+        *const libc::c_char, *mut libc::hostent, *mut libc::c_char, usize,
+        *mut *mut libc::hostent, *mut c_int
+    ) -> c_int;
+    localtime = c"localtime" => fn(*const libc::time_t) -> *mut libc::tm;
+    localtime_r = c"localtime_r" => fn(*const libc::time_t, *mut libc::tm) -> *mut libc::tm;
+    mktime = c"mktime" => fn(*mut libc::tm) -> libc::time_t;
+    tzset = c"tzset" => fn() -> ();
+    ctime = c"ctime" => fn(*const libc::time_t) -> *mut libc::c_char;
+    ctime_r = c"ctime_r" => fn(*const libc::time_t, *mut libc::c_char) -> *mut libc::c_char;
+    strerror = c"strerror" => fn(c_int) -> *mut libc::c_char;
+    strerror_r = c"strerror_r" => fn(c_int, *mut libc::c_char, usize) -> *mut libc::c_char;
+    xpg_strerror_r = c"__xpg_strerror_r" => fn(c_int, *mut libc::c_char, usize) -> c_int;
+    strsignal = c"strsignal" => fn(c_int) -> *mut libc::c_char;
+    perror = c"perror" => fn(*const libc::c_char) -> ();
+}

@@ -307,7 +307,7 @@ impl SyncOp {
             SyncOp::StdioLock => "flockfile",
             SyncOp::FutexWait => "futex_wait",
             SyncOp::FutexWake => "futex_wake",
-            SyncOp::LibcState => "rand/random/drand48",
+            SyncOp::LibcState => "libc state (rand, name services, time zone, messages)",
             SyncOp::OmpLock => "omp_set_lock/omp critical",
             SyncOp::OmpLoop => "omp loop chunk",
         }
