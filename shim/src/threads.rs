@@ -2,6 +2,7 @@
 //! before it runs any of the program's code (see `session::identify_now`).
 
 use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use libc::{pthread_attr_t, pthread_t};
 
@@ -43,6 +44,7 @@ pub unsafe extern "C" fn pthread_create(
         // SAFETY: forwards the caller's arguments under the same contract.
         return unsafe { create(thread, attr, routine, arg) };
     }
+    load_what_libc_loads_once();
     let start = Box::into_raw(Box::new(Start { routine, arg }));
     // SAFETY: as above, with our start routine, which takes over `start`.
     let result = unsafe { create(thread, attr, start_thread, start.cast()) };
@@ -51,4 +53,37 @@ pub unsafe extern "C" fn pthread_create(
         drop(unsafe { Box::from_raw(start) });
     }
     result
+}
+
+/// State glibc loads on first use behind a flag it sets without a lock,
+/// with a syscall, loaded by the thread that makes the program's first
+/// thread, before that thread exists: otherwise whichever thread gets
+/// there first loads it, and replay sees the call in another thread.
+/// `qsort` of more than 1 KiB reads the machine's memory size once
+/// (`sysinfo`). (malloc's read of `overcommit_memory` the tracer answers
+/// itself: only a thread's own arena shrinking makes it.)
+fn load_what_libc_loads_once() {
+    static LOADED: AtomicBool = AtomicBool::new(false);
+    if LOADED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    extern "C" fn order(a: *const c_void, b: *const c_void) -> c_int {
+        // SAFETY: qsort hands us two elements of the u32 array below.
+        let (a, b) = unsafe { (*a.cast::<u32>(), *b.cast::<u32>()) };
+        a.cmp(&b) as c_int
+    }
+    let mut values = [0u32; 512];
+    let n = values.len();
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = (n - i) as u32;
+    }
+    // SAFETY: a valid array of 512 u32s, sorted by a comparison of u32s.
+    unsafe {
+        libc::qsort(
+            values.as_mut_ptr().cast(),
+            values.len(),
+            std::mem::size_of::<u32>(),
+            Some(order),
+        )
+    };
 }

@@ -114,3 +114,16 @@ fn threads_that_look_up_users_hosts_and_local_time_replay_in_their_own_threads()
 fn threads_that_look_up_users_hosts_and_local_time_print_other_times_natively() {
     assert_native_runs_differ(&program("lazy_libc_threads"), &[], b"", 10);
 }
+
+#[test]
+fn workers_that_sort_and_free_memory_replay_in_their_own_threads() {
+    // glibc reads the machine's memory size at the first large qsort and
+    // the overcommit setting when an arena first shrinks, in whichever
+    // thread gets there first (6 of 8 replays faithful before).
+    record_and_replay_all("worker_heaps", &[], b"", 3);
+}
+
+#[test]
+fn workers_that_sort_and_free_memory_print_other_times_natively() {
+    assert_native_runs_differ(&program("worker_heaps"), &[], b"", 10);
+}

@@ -239,3 +239,26 @@ pub fn name(nr: c_long) -> String {
         None => format!("syscall_{nr}"),
     }
 }
+
+/// Files glibc reads once, on first use, from whichever thread gets there
+/// first, behind a flag it sets without a lock (malloc reads
+/// `overcommit_memory` the first time a thread's arena shrinks), so that
+/// the read lands in another thread in replay. rrc answers an open of one
+/// of them itself, in both runs and in any thread, and records nothing:
+/// "no such file", after which glibc assumes the kernel's default.
+pub const READ_ONCE_BY_LIBC: &[&[u8]] = &[b"/proc/sys/vm/overcommit_memory"];
+
+/// Whether the call at a seccomp stop opens one of [`READ_ONCE_BY_LIBC`]
+/// (`path` reads the NUL-terminated string at an address).
+pub fn opens_read_once_file(
+    nr: c_long,
+    args: &[u64; 6],
+    path: impl FnOnce(u64) -> Option<Vec<u8>>,
+) -> bool {
+    let at = match nr {
+        libc::SYS_openat => args[1],
+        libc::SYS_open => args[0],
+        _ => return false,
+    };
+    path(at).is_some_and(|p| READ_ONCE_BY_LIBC.contains(&p.as_slice()))
+}

@@ -55,6 +55,16 @@ impl Recorder {
                 return Ok(());
             }
         }
+        let tracee = Tracee::new(pid);
+        if model::opens_read_once_file(regs.nr(), &regs.args(), |at| {
+            tracee.read_cstring(at, 64).ok()
+        }) {
+            // Answered here in both runs, in whichever thread: not an
+            // event (see READ_ONCE_BY_LIBC).
+            let mut regs = regs;
+            tracee.skip_syscall(&mut regs, -(libc::ENOENT as i64))?;
+            return self.resume(pid, Resume::Run(0, "resume past a read-once file"));
+        }
         self.queue_held_signal(pid)?;
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");

@@ -33,6 +33,14 @@ impl Replayer {
                 "seccomp stop of unknown tid {pid}"
             )));
         };
+        let tracee = Tracee::new(pid);
+        if model::opens_read_once_file(nr, &regs.args(), |at| tracee.read_cstring(at, 64).ok()) {
+            // Answered by rrc in both runs, in whichever thread (not an
+            // event: see READ_ONCE_BY_LIBC).
+            let mut regs = regs;
+            tracee.skip_syscall(&mut regs, -(libc::ENOENT as i64))?;
+            return Ok(self.resume(pid, Resume::Continue(0), "resume past a read-once file")?);
+        }
         let plan = &self.plan.threads[thread as usize];
         if nr == libc::SYS_restart_syscall
             && !matches!(plan.events.front(), Some(PlannedEvent::Syscall(r)) if r.nr as i64 == nr)
