@@ -235,3 +235,94 @@ HIDDEN long rrc_c_syscall(long nr, ...)
         return -1;
     return real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
+
+/* syslog: connects to the log socket on first use and formats the local
+ * time (loading the time zone on first use), under glibc's own locks, in
+ * whichever thread gets there first. Each call is made whole at its turn
+ * of the time-zone state (see libc_lazy.rs). */
+int rrc_time_zone_enter(void);
+void rrc_time_zone_leave(void);
+
+typedef void (*vsyslog_fn)(int, const char *, va_list);
+typedef void (*vsyslog_chk_fn)(int, int, const char *, va_list);
+
+#define TIME_ZONE_VA(call)                                                    \
+    do {                                                                      \
+        va_list ap;                                                           \
+        va_start(ap, fmt);                                                    \
+        int taken = rrc_time_zone_enter();                                    \
+        call;                                                                 \
+        if (taken)                                                            \
+            rrc_time_zone_leave();                                            \
+        va_end(ap);                                                           \
+    } while (0)
+
+static vsyslog_fn real_vsyslog(void)
+{
+    static vsyslog_fn real;
+    return REAL(real, "vsyslog");
+}
+
+static vsyslog_chk_fn real_vsyslog_chk(void)
+{
+    static vsyslog_chk_fn real;
+    return REAL(real, "__vsyslog_chk");
+}
+
+HIDDEN void rrc_c_syslog(int pri, const char *fmt, ...)
+{
+    vsyslog_fn f = real_vsyslog();
+    if (f)
+        TIME_ZONE_VA(f(pri, fmt, ap));
+}
+
+HIDDEN void rrc_c___syslog_chk(int pri, int flag, const char *fmt, ...)
+{
+    vsyslog_chk_fn f = real_vsyslog_chk();
+    if (f)
+        TIME_ZONE_VA(f(pri, flag, fmt, ap));
+}
+
+HIDDEN void rrc_c_vsyslog(int pri, const char *fmt, va_list ap)
+{
+    vsyslog_fn f = real_vsyslog();
+    if (!f)
+        return;
+    int taken = rrc_time_zone_enter();
+    f(pri, fmt, ap);
+    if (taken)
+        rrc_time_zone_leave();
+}
+
+HIDDEN void rrc_c___vsyslog_chk(int pri, int flag, const char *fmt, va_list ap)
+{
+    vsyslog_chk_fn f = real_vsyslog_chk();
+    if (!f)
+        return;
+    int taken = rrc_time_zone_enter();
+    f(pri, flag, fmt, ap);
+    if (taken)
+        rrc_time_zone_leave();
+}
+
+HIDDEN void rrc_c_openlog(const char *ident, int option, int facility)
+{
+    static void (*real)(const char *, int, int);
+    if (!REAL(real, "openlog"))
+        return;
+    int taken = rrc_time_zone_enter();
+    real(ident, option, facility);
+    if (taken)
+        rrc_time_zone_leave();
+}
+
+HIDDEN void rrc_c_closelog(void)
+{
+    static void (*real)(void);
+    if (!REAL(real, "closelog"))
+        return;
+    int taken = rrc_time_zone_enter();
+    real();
+    if (taken)
+        rrc_time_zone_leave();
+}

@@ -1,7 +1,8 @@
 //! State glibc loads on first use and keeps for the whole process, as
 //! sync objects: the name services (users, groups, hosts: `nsswitch.conf`,
 //! the nscd socket it tries, the resolver's files), the time zone
-//! (`/etc/localtime`) and the message catalogs error strings come from
+//! (`/etc/localtime`; `syslog` reads it too, and connects to the log
+//! socket on first use) and the message catalogs error strings come from
 //! (`libc.mo`, in a locale other than C). Which thread loads them, and whether a thread still
 //! tries nscd after another found it missing, is decided by glibc's own
 //! locks and flags, which no interposition sees: threads that look up a
@@ -43,6 +44,31 @@ fn in_recorded_order<T: Copy>(state: &'static AtomicU32, failed: T, call: impl F
     let out = order::call_in_recorded_order(ops::LIBC_STATE, state, call).unwrap_or(failed);
     INSIDE.with(|i| i.set(false));
     out
+}
+
+/// For the C wrappers of variadic functions (`syslog`, which formats the
+/// local time inside glibc): takes the time-zone state at its recorded
+/// turn. Returns 1 when taken (then `rrc_time_zone_leave` must follow), 0
+/// when not (nested in another such call, or not taken when recorded:
+/// the real call is made anyway).
+#[no_mangle]
+pub extern "C" fn rrc_time_zone_enter() -> c_int {
+    if INSIDE.with(|i| i.replace(true)) {
+        return 0;
+    }
+    if order::enter_recorded_order(ops::LIBC_STATE, &TIME_ZONE) {
+        1
+    } else {
+        INSIDE.with(|i| i.set(false));
+        0
+    }
+}
+
+/// Lets go what `rrc_time_zone_enter` took (when it returned 1).
+#[no_mangle]
+pub extern "C" fn rrc_time_zone_leave() {
+    order::leave_recorded_order(&TIME_ZONE);
+    INSIDE.with(|i| i.set(false));
 }
 
 /// Defines one wrapper per function: the real call, made in the recorded

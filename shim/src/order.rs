@@ -105,6 +105,18 @@ pub fn call_in_recorded_order<T: Copy>(
     state: &'static AtomicU32,
     call: impl Fn() -> T,
 ) -> Option<T> {
+    if !enter_recorded_order(op, state) {
+        return None;
+    }
+    let out = call();
+    leave_recorded_order(state);
+    Some(out)
+}
+
+/// The first half of [`call_in_recorded_order`]: takes `state` at its
+/// recorded turn; false if a recording had it not taken (then nothing is
+/// held). [`leave_recorded_order`] lets it go.
+pub fn enter_recorded_order(op: u32, state: &'static AtomicU32) -> bool {
     let locked = std::cell::Cell::new(false);
     let take = || {
         small_lock(state);
@@ -120,12 +132,12 @@ pub fn call_in_recorded_order<T: Copy>(
         },
         take,
     );
-    if !locked.get() {
-        return None;
-    }
-    let out = call();
+    locked.get()
+}
+
+/// Lets go a state [`enter_recorded_order`] took.
+pub fn leave_recorded_order(state: &'static AtomicU32) {
     small_unlock(state);
-    Some(out)
 }
 
 /// The lock of `call_in_recorded_order` (0 free, 1 held, 2 held with

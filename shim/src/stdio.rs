@@ -178,4 +178,10 @@ trampolines! {
     funlockfile => rrc_c_funlockfile;
     ftrylockfile => rrc_c_ftrylockfile;
     syscall => rrc_c_syscall;
+    syslog => rrc_c_syslog;
+    __syslog_chk => rrc_c___syslog_chk;
+    vsyslog => rrc_c_vsyslog;
+    __vsyslog_chk => rrc_c___vsyslog_chk;
+    openlog => rrc_c_openlog;
+    closelog => rrc_c_closelog;
 }

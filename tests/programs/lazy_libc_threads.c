@@ -1,8 +1,9 @@
 /*
  * Threads that each look up a user and a host, format local time and an
- * error message, in a locale other than C: glibc loads the name-service
- * configuration, the nscd socket it tries, the time zone and the message
- * catalogs on first use, in whichever thread gets there first, and skips
+ * error message and log to syslog, all at once (a barrier lets them go
+ * together), in a locale other than C: glibc loads the name-service
+ * configuration, the nscd socket it tries, the time zone, the log socket
+ * and the message catalogs on first use, in whichever thread gets there first, and skips
  * nscd in a thread that another thread found it missing for. Replay must
  * make those calls in the same threads. The microseconds printed differ
  * from run to run natively.
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,9 +25,13 @@
 
 #define THREADS 4
 
+static pthread_barrier_t together;
+
 static void *worker(void *arg)
 {
     long id = (long)arg;
+    pthread_barrier_wait(&together);
+    syslog(LOG_DEBUG, "rrc test thread %ld", id);
     struct passwd pw, *found = NULL;
     char buf[2048];
     int pw_rc = getpwuid_r(getuid(), &pw, buf, sizeof buf, &found);
@@ -50,6 +56,7 @@ int main(void)
 {
     setlocale(LC_ALL, "C.UTF-8");
     pthread_t t[THREADS];
+    PCHECK(pthread_barrier_init(&together, NULL, THREADS));
     for (long i = 0; i < THREADS; i++)
         PCHECK(pthread_create(&t[i], NULL, worker, (void *)i));
     for (int i = 0; i < THREADS; i++)
