@@ -55,7 +55,7 @@ fn main() {
     }
     // The divergence test swaps one build of divergent.c for another.
     let divergent = src_dir.join("divergent.c");
-    for variant in 1..=5 {
+    for variant in 1..=6 {
         compile(
             &divergent,
             &out.join(format!("divergent_v{variant}")),

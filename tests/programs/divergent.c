@@ -5,12 +5,14 @@
  * divergent_v4 (-DVARIANT=4: sends other bytes through a pipe, a write
  * the fast path buffers, before the same output) and divergent_v5
  * (-DVARIANT=5: one byte of a 200-byte write differs, data the trace keeps
- * as a digest). The
+ * as a digest) and divergent_v6 (-DVARIANT=6: takes a mutex after its
+ * last recorded sync operation, with its output still to flush). The
  * test records v1, then overwrites the recorded executable with v2 or v3:
  * replay must report a divergence rather than "succeed".
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -58,5 +60,10 @@ int main(void)
 #endif
     print_hex(stdout, rnd, sizeof rnd);
     printf("\n");
+#if VARIANT == 6
+    static pthread_mutex_t late = PTHREAD_MUTEX_INITIALIZER;
+    PCHECK(pthread_mutex_lock(&late));
+    PCHECK(pthread_mutex_unlock(&late));
+#endif
     return 0;
 }

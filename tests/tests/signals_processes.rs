@@ -695,6 +695,24 @@ fn workers_see_a_stop_flag_after_different_turns_natively() {
     assert_native_runs_differ(&program("worker_stop_flag"), &[], b"", 10);
 }
 
+#[test]
+fn a_blocked_signal_let_through_by_the_mask_of_ppoll_or_pselect_replays() {
+    // Replay emulated the EINTR and queued the signal, which the
+    // program's own mask kept blocked: the handler never ran (0 of 3).
+    let prog = program("ppoll_pending");
+    for round in 1..=repeat() {
+        let rec =
+            record_and_replay_keeping(&prog, &[], b"", 0, 2, &format!("ppoll_pending-{round}"));
+        let out = rec.stdout_str();
+        assert!(
+            out.contains("ppoll returned -1 (EINTR), handler ran 1 time(s)")
+                && out.contains("pselect returned -1 (EINTR), handler ran 2 time(s)"),
+            "round {round}: {}:\n{out}",
+            rec.describe()
+        );
+    }
+}
+
 /// A process that gives up root when recorded gives it up in replay too:
 /// its exec is then a secure one, as when recorded (the dynamic loader
 /// works differently in that mode, so replay would diverge otherwise).

@@ -29,16 +29,25 @@ impl Replayer {
             return Ok(());
         };
         let record = *record;
-        if nr == libc::SYS_rt_sigsuspend && record.ret == -(libc::EINTR as i64) {
+        if record.ret == -(libc::EINTR as i64) && swaps_signal_mask(nr, &args) {
             // It swaps in a signal mask and waits: run it for real with the
             // recorded signal already queued, so the mask it installs is
-            // the one the handler runs under.
-            if let Some(PlannedEvent::Signal(s)) = self.plan.threads[thread as usize].events.front()
-            {
-                let sig = s.signo;
-                self.inject(pid, sig)?;
+            // the one the handler runs under (and one the program blocks
+            // outside the call, as a SIGCHLD around ppoll, gets through).
+            // ppoll and its kind only when that matters: run for real,
+            // their descriptors may be ready in replay.
+            let next = match self.plan.threads[thread as usize].events.front() {
+                Some(PlannedEvent::Signal(s)) => Some(s.signo),
+                _ => None,
+            };
+            let run = nr == libc::SYS_rt_sigsuspend
+                || next.is_some_and(|sig| super::signals::signal_blocked(pid, sig));
+            if run {
+                if let Some(sig) = next {
+                    self.inject(pid, sig)?;
+                }
+                return self.run_to_exit(pid, record, args, ExitCheck::Executed);
             }
-            return self.run_to_exit(pid, record, args, ExitCheck::Executed);
         }
         let action = match action_for(&record, nr, &args) {
             // The program's own data, in a file replay keeps live.
@@ -399,6 +408,17 @@ fn running_as_root() -> bool {
     static ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     // SAFETY: geteuid has no preconditions and cannot fail.
     *ROOT.get_or_init(|| unsafe { libc::geteuid() == 0 })
+}
+
+/// Calls that install a signal mask of their own while they wait.
+fn swaps_signal_mask(nr: i64, args: &[u64; 6]) -> bool {
+    match nr {
+        libc::SYS_rt_sigsuspend => true,
+        libc::SYS_ppoll => args[3] != 0,
+        libc::SYS_pselect6 => args[5] != 0,
+        libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => args[4] != 0,
+        _ => false,
+    }
 }
 
 /// Calls whose running (not only returning) must follow the recorded

@@ -34,6 +34,8 @@ use super::returns::Step;
 use super::threads::{LiveThread, ThreadState};
 use super::{debug_log, debug_on, diverged, Replayer, Res};
 use crate::divergence::{describe_event, Expected, Observed};
+use crate::plan::PlannedEvent;
+use rrc_trace::SignalPoint;
 
 /// How long nothing may move before a hold gives way.
 pub(crate) const GIVE_WAY_QUIET: Duration = Duration::from_millis(2);
@@ -139,6 +141,41 @@ impl Replayer {
                 turn_wait || parked || unseen || asleep_in_futex(pid, true)
             }
         }
+    }
+
+    /// A thread that waits in the shim past the last sync operation it
+    /// made when recorded, while syscalls it made after that are still
+    /// to come, has left the recording (it calls what it did not call
+    /// then): a divergence now, not a stall.
+    pub(super) fn departed_past_sync_end(&self) -> Res {
+        for t in self.live.values() {
+            let parked = self
+                .log
+                .ring(t.logical)
+                .is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
+            if !parked {
+                continue;
+            }
+            // Nothing after it, or a signal delivered while it waited (in
+            // that operation, at the end): blocked there when recorded.
+            let next = match self.plan.threads[t.logical as usize].events.front() {
+                None => continue,
+                Some(PlannedEvent::Signal(s)) if matches!(s.at, SignalPoint::WhileWaiting(_)) => {
+                    continue
+                }
+                Some(e) => describe_event(e),
+            };
+            return diverged(
+                t.logical,
+                Expected::Next(Some(next)),
+                Observed::Text(
+                    "a sync operation (a lock, a wait, or a libc call made in recorded order) \
+                     after the last one it made when recorded"
+                        .into(),
+                ),
+            );
+        }
+        Ok(())
     }
 
     /// Whether the order has reached `rank`, or let it go early.

@@ -447,6 +447,7 @@ impl Replayer {
             None
         };
         if !self.diverged() {
+            self.departed_past_sync_end()?;
             self.give_way()?;
         }
         if !self.order.enabled() && self.live.values().any(|t| t.hold().is_some()) {
