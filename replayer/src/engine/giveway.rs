@@ -148,17 +148,28 @@ impl Replayer {
     /// to come, has left the recording (it calls what it did not call
     /// then): a divergence now, not a stall.
     pub(super) fn departed_past_sync_end(&self) -> Res {
-        for t in self.live.values() {
+        for (pid, t) in &self.live {
             let parked = self
                 .log
                 .ring(t.logical)
                 .is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
-            if !parked {
+            // Asleep there: not running a handler on top of it (the flag
+            // stays set while one runs).
+            if !parked || !asleep_in_futex(*pid, true) {
+                continue;
+            }
+            // Calls its shim answered in-process since its last stop are
+            // still at the front here (taken at its next stop): past them.
+            let answered = self.log.syscall_buf(t.logical).map_or(0, |b| {
+                b.replay_taken().saturating_sub(t.in_process_seen) as usize
+            });
+            let events = &self.plan.threads[t.logical as usize].events;
+            if answered > 0 && answered >= events.len() {
                 continue;
             }
             // Nothing after it, or a signal delivered while it waited (in
             // that operation, at the end): blocked there when recorded.
-            let next = match self.plan.threads[t.logical as usize].events.front() {
+            let next = match events.peek(answered) {
                 None => continue,
                 Some(PlannedEvent::Signal(s)) if matches!(s.at, SignalPoint::WhileWaiting(_)) => {
                     continue
