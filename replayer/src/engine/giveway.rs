@@ -168,10 +168,13 @@ impl Replayer {
                 continue;
             }
             // Nothing after it, or a signal delivered while it waited (in
-            // that operation, at the end): blocked there when recorded.
+            // that operation, at the end, to a handler or by time): blocked
+            // there when recorded.
             let next = match events.peek(answered) {
                 None => continue,
-                Some(PlannedEvent::Signal(s)) if matches!(s.at, SignalPoint::WhileWaiting(_)) => {
+                Some(PlannedEvent::Signal(s))
+                    if matches!(s.at, SignalPoint::WhileWaiting(_) | SignalPoint::Elapsed(_)) =>
+                {
                     continue
                 }
                 Some(e) => describe_event(e),
