@@ -354,6 +354,10 @@ fn record(
     };
     // Still holding an acquired object: stamps follow the real order.
     let order = log.stamp_event();
+    // A fork (or another thread's handler) stamped before this operation
+    // and raised while it acquired: what the thread does next must not
+    // reach the child (or the handler), as in replay.
+    log.wait_for_barrier_before(order, thread.slot);
     push(
         log,
         ring,

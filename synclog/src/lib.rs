@@ -65,6 +65,8 @@ pub const LATE_LIMIT: Duration = Duration::from_millis(10);
 
 /// Logical threads the log has room for.
 pub const MAX_THREADS: usize = 1024;
+/// `fork_barrier` while a barrier's stamp is being taken.
+const BARRIER_RISING: u32 = u32::MAX;
 /// Sync objects the turn table has room for (power of two).
 pub const OBJECT_SLOTS: usize = 1 << 17;
 /// Entries per thread ring (power of two).
@@ -507,11 +509,19 @@ impl SharedSyncLog {
     /// stamped before the fork left: what replay, which runs the fork at
     /// its rank, gives it.
     pub fn begin_fork(&self) -> u64 {
+        self.raise_barrier(0)
+    }
+
+    /// Raises the barrier for `owner` (0 for a fork, a slot + 1 for a
+    /// handler) before taking its stamp: an operation that finds no
+    /// barrier after its own stamp was then stamped before it (see
+    /// [`Self::wait_for_barrier_before`]).
+    fn raise_barrier(&self, owner: u32) -> u64 {
+        let h = self.header();
+        h.barrier_owner.store(owner, Ordering::SeqCst);
+        h.fork_barrier.store(BARRIER_RISING, Ordering::SeqCst);
         let stamp = self.stamp_event();
-        self.header().barrier_owner.store(0, Ordering::SeqCst);
-        self.header()
-            .fork_barrier
-            .store(word_plus_one(stamp), Ordering::SeqCst);
+        h.fork_barrier.store(word_plus_one(stamp), Ordering::SeqCst);
         stamp
     }
 
@@ -533,10 +543,9 @@ impl SharedSyncLog {
     /// for a fork, so the handler's writes fall at one place in the event
     /// order (a flag it sets is seen by every later event, by no earlier
     /// one), which replay reproduces.
-    pub fn begin_handler(&self, stamp: u64, slot: u32) {
-        let h = self.header();
-        h.barrier_owner.store(slot + 1, Ordering::SeqCst);
-        h.fork_barrier.store(word_plus_one(stamp), Ordering::SeqCst);
+    /// Returns the barrier's stamp.
+    pub fn begin_handler(&self, slot: u32) -> u64 {
+        self.raise_barrier(slot + 1)
     }
 
     /// Record (shim): returns once no fork is copying memory and no other
@@ -556,6 +565,32 @@ impl SharedSyncLog {
                 }
             }
             // Timed: a tracer that died must not leave us asleep.
+            futex_wait(&h.fork_barrier, barrier, Some(Duration::from_millis(5)));
+        }
+    }
+
+    /// Record (shim): after an acquisition stamped `order`, returns once
+    /// no fork or other thread's handler that was stamped before it is
+    /// under way. Such a barrier was raised after this operation passed
+    /// [`Self::wait_for_forks`], while it acquired: the child (or the
+    /// handler) must not see what the thread does next, as in replay,
+    /// where the operation comes after the fork's place.
+    pub fn wait_for_barrier_before(&self, order: u64, slot: u32) {
+        let h = self.header();
+        loop {
+            let barrier = h.fork_barrier.load(Ordering::SeqCst);
+            if barrier == 0 || h.barrier_owner.load(Ordering::SeqCst) == slot + 1 {
+                return;
+            }
+            if barrier == BARRIER_RISING {
+                // Its stamp is being taken (and may come before ours):
+                // the tracer stores it in a moment.
+                std::hint::spin_loop();
+                continue;
+            }
+            if !rank_is_past(barrier.wrapping_sub(1), word(order)) {
+                return;
+            }
             futex_wait(&h.fork_barrier, barrier, Some(Duration::from_millis(5)));
         }
     }

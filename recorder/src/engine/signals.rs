@@ -252,8 +252,7 @@ impl Recorder {
         let slot = self.threads.get(&pid).map(|t| t.logical)?;
         // The barrier's own name: a stamp no event carries (replay ranks
         // only the stamps events carry, so it leaves no gap).
-        let barrier = self.log.stamp_event();
-        self.log.begin_handler(barrier, slot);
+        let barrier = self.log.begin_handler(slot);
         // Threads let go just before (their return stamped earlier) first
         // run on to their next event, as replay lets them.
         let now = Instant::now();
