@@ -246,14 +246,21 @@ void rrc_time_zone_leave(void);
 typedef void (*vsyslog_fn)(int, const char *, va_list);
 typedef void (*vsyslog_chk_fn)(int, int, const char *, va_list);
 
-#define TIME_ZONE_VA(call)                                                    \
+/* Makes `call` whole at the time-zone state's turn. */
+#define AT_TIME_ZONE_TURN(call)                                               \
     do {                                                                      \
-        va_list ap;                                                           \
-        va_start(ap, fmt);                                                    \
         int taken = rrc_time_zone_enter();                                    \
         call;                                                                 \
         if (taken)                                                            \
             rrc_time_zone_leave();                                            \
+    } while (0)
+
+/* The same for a variadic wrapper, whose arguments go on as `ap`. */
+#define AT_TIME_ZONE_TURN_VA(call)                                            \
+    do {                                                                      \
+        va_list ap;                                                           \
+        va_start(ap, fmt);                                                    \
+        AT_TIME_ZONE_TURN(call);                                              \
         va_end(ap);                                                           \
     } while (0)
 
@@ -273,56 +280,40 @@ HIDDEN void rrc_c_syslog(int pri, const char *fmt, ...)
 {
     vsyslog_fn f = real_vsyslog();
     if (f)
-        TIME_ZONE_VA(f(pri, fmt, ap));
+        AT_TIME_ZONE_TURN_VA(f(pri, fmt, ap));
 }
 
 HIDDEN void rrc_c___syslog_chk(int pri, int flag, const char *fmt, ...)
 {
     vsyslog_chk_fn f = real_vsyslog_chk();
     if (f)
-        TIME_ZONE_VA(f(pri, flag, fmt, ap));
+        AT_TIME_ZONE_TURN_VA(f(pri, flag, fmt, ap));
 }
 
 HIDDEN void rrc_c_vsyslog(int pri, const char *fmt, va_list ap)
 {
     vsyslog_fn f = real_vsyslog();
-    if (!f)
-        return;
-    int taken = rrc_time_zone_enter();
-    f(pri, fmt, ap);
-    if (taken)
-        rrc_time_zone_leave();
+    if (f)
+        AT_TIME_ZONE_TURN(f(pri, fmt, ap));
 }
 
 HIDDEN void rrc_c___vsyslog_chk(int pri, int flag, const char *fmt, va_list ap)
 {
     vsyslog_chk_fn f = real_vsyslog_chk();
-    if (!f)
-        return;
-    int taken = rrc_time_zone_enter();
-    f(pri, flag, fmt, ap);
-    if (taken)
-        rrc_time_zone_leave();
+    if (f)
+        AT_TIME_ZONE_TURN(f(pri, flag, fmt, ap));
 }
 
 HIDDEN void rrc_c_openlog(const char *ident, int option, int facility)
 {
     static void (*real)(const char *, int, int);
-    if (!REAL(real, "openlog"))
-        return;
-    int taken = rrc_time_zone_enter();
-    real(ident, option, facility);
-    if (taken)
-        rrc_time_zone_leave();
+    if (REAL(real, "openlog"))
+        AT_TIME_ZONE_TURN(real(ident, option, facility));
 }
 
 HIDDEN void rrc_c_closelog(void)
 {
     static void (*real)(void);
-    if (!REAL(real, "closelog"))
-        return;
-    int taken = rrc_time_zone_enter();
-    real();
-    if (taken)
-        rrc_time_zone_leave();
+    if (REAL(real, "closelog"))
+        AT_TIME_ZONE_TURN(real());
 }

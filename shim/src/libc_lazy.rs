@@ -35,44 +35,52 @@ thread_local! {
     static INSIDE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Makes `call` on `state` at its recorded turn; `failed` when libc has no
-/// such function or a recording had the call not made.
-fn in_recorded_order<T: Copy>(state: &'static AtomicU32, failed: T, call: impl Fn() -> T) -> T {
+/// Takes `state` at its recorded turn, unless this thread is in one of
+/// these calls already (or a recording had it not taken): true when
+/// taken, and [`leave`] must follow. The real call is made either way.
+fn enter(state: &'static AtomicU32) -> bool {
     if INSIDE.with(|i| i.replace(true)) {
-        return call();
+        return false;
     }
-    let out = order::call_in_recorded_order(ops::LIBC_STATE, state, call).unwrap_or(failed);
+    let taken = order::enter_recorded_order(ops::LIBC_STATE, state);
+    if !taken {
+        INSIDE.with(|i| i.set(false));
+    }
+    taken
+}
+
+/// Lets go what [`enter`] took.
+fn leave(state: &'static AtomicU32) {
+    order::leave_recorded_order(state);
     INSIDE.with(|i| i.set(false));
+}
+
+/// Makes `call` whole at `state`'s recorded turn.
+fn in_recorded_order<T>(state: &'static AtomicU32, call: impl FnOnce() -> T) -> T {
+    let taken = enter(state);
+    let out = call();
+    if taken {
+        leave(state);
+    }
     out
 }
 
-/// For the C wrappers of variadic functions (`syslog`, which formats the
-/// local time inside glibc): takes the time-zone state at its recorded
-/// turn. Returns 1 when taken (then `rrc_time_zone_leave` must follow), 0
-/// when not (nested in another such call, or not taken when recorded:
-/// the real call is made anyway).
+/// [`enter`] on the time-zone state, for the C wrappers of `syslog` and
+/// its kind (variadic, so C; glibc formats the local time inside): 1 when
+/// taken, and `rrc_time_zone_leave` must follow.
 #[no_mangle]
 pub extern "C" fn rrc_time_zone_enter() -> c_int {
-    if INSIDE.with(|i| i.replace(true)) {
-        return 0;
-    }
-    if order::enter_recorded_order(ops::LIBC_STATE, &TIME_ZONE) {
-        1
-    } else {
-        INSIDE.with(|i| i.set(false));
-        0
-    }
+    c_int::from(enter(&TIME_ZONE))
 }
 
-/// Lets go what `rrc_time_zone_enter` took (when it returned 1).
+/// [`leave`] on the time-zone state.
 #[no_mangle]
 pub extern "C" fn rrc_time_zone_leave() {
-    order::leave_recorded_order(&TIME_ZONE);
-    INSIDE.with(|i| i.set(false));
+    leave(&TIME_ZONE);
 }
 
 /// Defines one wrapper per function: the real call, made in the recorded
-/// order of `$state`; `$failed` when it cannot be made.
+/// order of `$state`; `$failed` when libc has no such function.
 macro_rules! ordered {
     ($( $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty = $state:ident, $failed:expr; )*) => {$(
         /// # Safety
@@ -81,7 +89,7 @@ macro_rules! ordered {
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // SAFETY: the program's arguments, under the function's contract.
             let real = || real::$name().map_or($failed, |f| unsafe { f($($arg),*) });
-            in_recorded_order(&$state, $failed, real)
+            in_recorded_order(&$state, real)
         }
     )*};
 }
@@ -139,5 +147,5 @@ ordered! {
 pub unsafe extern "C" fn __xpg_strerror_r(e: c_int, buf: *mut c_char, len: usize) -> c_int {
     // SAFETY: the program's arguments, under the function's contract.
     let real = || real::xpg_strerror_r().map_or(libc::ENOSYS, |f| unsafe { f(e, buf, len) });
-    in_recorded_order(&MESSAGES, libc::ENOSYS, real)
+    in_recorded_order(&MESSAGES, real)
 }

@@ -248,17 +248,18 @@ pub fn name(nr: c_long) -> String {
 /// "no such file", after which glibc assumes the kernel's default.
 pub const READ_ONCE_BY_LIBC: &[&[u8]] = &[b"/proc/sys/vm/overcommit_memory"];
 
-/// Whether the call at a seccomp stop opens one of [`READ_ONCE_BY_LIBC`]
-/// (`path` reads the NUL-terminated string at an address).
-pub fn opens_read_once_file(
-    nr: c_long,
-    args: &[u64; 6],
-    path: impl FnOnce(u64) -> Option<Vec<u8>>,
-) -> bool {
-    let at = match nr {
-        libc::SYS_openat => args[1],
-        libc::SYS_open => args[0],
-        _ => return false,
-    };
-    path(at).is_some_and(|p| READ_ONCE_BY_LIBC.contains(&p.as_slice()))
+/// The inputs of an `open` or `openat` at a seccomp stop (its path), read
+/// there to see whether it opens one of [`READ_ONCE_BY_LIBC`] and handed on
+/// to the call's own handling, which reads no memory twice; `None` for
+/// any other call.
+pub fn open_inputs(tracee: &crate::Tracee, nr: c_long, args: &[u64; 6]) -> Option<Vec<Vec<u8>>> {
+    matches!(nr, libc::SYS_open | libc::SYS_openat).then(|| read_inputs(tracee, nr, args))
+}
+
+/// Whether an open's inputs ([`open_inputs`]) name one of
+/// [`READ_ONCE_BY_LIBC`].
+pub fn opens_read_once_file(inputs: &[Vec<u8>]) -> bool {
+    inputs
+        .first()
+        .is_some_and(|path| READ_ONCE_BY_LIBC.contains(&path.as_slice()))
 }

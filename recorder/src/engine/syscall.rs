@@ -56,9 +56,8 @@ impl Recorder {
             }
         }
         let tracee = Tracee::new(pid);
-        if model::opens_read_once_file(regs.nr(), &regs.args(), |at| {
-            tracee.read_cstring(at, 64).ok()
-        }) {
+        let opened = model::open_inputs(&tracee, regs.nr(), &regs.args());
+        if opened.as_deref().is_some_and(model::opens_read_once_file) {
             // Answered here in both runs, in whichever thread: not an
             // event (see READ_ONCE_BY_LIBC).
             let mut regs = regs;
@@ -90,7 +89,9 @@ impl Recorder {
                 }
             }
         }
-        let call = self.begin_call(pid, nr, args)?;
+        // The path read above, unless a restart made it another call.
+        let inputs = opened.filter(|_| nr == regs.nr());
+        let call = self.begin_call(pid, nr, args, inputs)?;
         self.hide_rrc_at_entry(pid, &call)?;
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
@@ -166,14 +167,21 @@ impl Recorder {
     }
 
     /// Reads what the call `nr` takes in, at its entry.
-    fn begin_call(&mut self, pid: Pid, nr: i64, args: [u64; 6]) -> Result<InFlight> {
+    /// `inputs`: the call's inputs if they were read already.
+    fn begin_call(
+        &mut self,
+        pid: Pid,
+        nr: i64,
+        args: [u64; 6],
+        inputs: Option<Vec<Vec<u8>>>,
+    ) -> Result<InFlight> {
         let tracee = Tracee::new(pid);
         let process = match self.threads.get(&pid) {
             Some(t) => t.process,
             None => bail!("seccomp stop of unknown tid {pid}"),
         };
         let mut extra = Self::check_supported(nr, &args);
-        let inputs = model::read_inputs(&tracee, nr, &args);
+        let inputs = inputs.unwrap_or_else(|| model::read_inputs(&tracee, nr, &args));
         if writes_out(nr) && is_descriptor(args[0]) {
             if let Some(stream) = self.std_streams.get(pid, process, args[0]) {
                 extra = SyscallExtra::StdStream(stream);

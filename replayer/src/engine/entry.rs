@@ -34,7 +34,8 @@ impl Replayer {
             )));
         };
         let tracee = Tracee::new(pid);
-        if model::opens_read_once_file(nr, &regs.args(), |at| tracee.read_cstring(at, 64).ok()) {
+        let opened = model::open_inputs(&tracee, nr, &regs.args());
+        if opened.as_deref().is_some_and(model::opens_read_once_file) {
             // Answered by rrc in both runs, in whichever thread (not an
             // event: see READ_ONCE_BY_LIBC).
             let mut regs = regs;
@@ -73,7 +74,7 @@ impl Replayer {
             self.hold(pid, Hold::SignalTurn(rank));
             return Ok(());
         }
-        self.match_entry(pid, thread, regs)
+        self.match_entry(pid, thread, regs, opened)
     }
 
     /// The rank of the thread's next event, a signal delivered while it
@@ -92,9 +93,16 @@ impl Replayer {
 
     /// Matches the call against the thread's next event; replays it, or
     /// holds it until its turn.
-    fn match_entry(&mut self, pid: Pid, thread: ThreadId, regs: SyscallRegs) -> Res {
+    /// `inputs`: the call's inputs if they were read already.
+    fn match_entry(
+        &mut self,
+        pid: Pid,
+        thread: ThreadId,
+        regs: SyscallRegs,
+        inputs: Option<Vec<Vec<u8>>>,
+    ) -> Res {
         let (nr, args) = (regs.nr(), regs.args());
-        let inputs = model::read_inputs(&Tracee::new(pid), nr, &args);
+        let inputs = inputs.unwrap_or_else(|| model::read_inputs(&Tracee::new(pid), nr, &args));
         let call = || describe_call(nr, &args, &inputs);
         let record = match self.plan.threads[thread as usize].events.front() {
             Some(PlannedEvent::Syscall(r)) => r,

@@ -153,9 +153,7 @@ impl Replayer {
                 .log
                 .ring(t.logical)
                 .is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
-            // Asleep there: not running a handler on top of it (the flag
-            // stays set while one runs).
-            if !parked || !asleep_in_futex(*pid, true) {
+            if !parked {
                 continue;
             }
             // Calls its shim answered in-process since its last stop are
@@ -163,22 +161,24 @@ impl Replayer {
             let answered = self.log.syscall_buf(t.logical).map_or(0, |b| {
                 b.replay_taken().saturating_sub(t.in_process_seen) as usize
             });
-            let events = &self.plan.threads[t.logical as usize].events;
-            if answered > 0 && answered >= events.len() {
-                continue;
-            }
             // Nothing after it, or a signal delivered while it waited (in
             // that operation, at the end, to a handler or by time): blocked
             // there when recorded.
-            let next = match events.peek(answered) {
+            let next = match self.plan.threads[t.logical as usize].events.peek(answered) {
                 None => continue,
                 Some(PlannedEvent::Signal(s))
                     if matches!(s.at, SignalPoint::WhileWaiting(_) | SignalPoint::Elapsed(_)) =>
                 {
                     continue
                 }
-                Some(e) => describe_event(e),
+                Some(e) => e,
             };
+            // Asleep there (last: it reads /proc), not running a handler on
+            // top of it (the flag stays set while one runs).
+            if !asleep_in_futex(*pid, true) {
+                continue;
+            }
+            let next = describe_event(next);
             return diverged(
                 t.logical,
                 Expected::Next(Some(next)),
