@@ -8,6 +8,7 @@ use std::collections::HashSet;
 
 use nix::unistd::Pid;
 
+use crate::colocate::Colocation;
 use crate::stop::{poll_any, signal_stop_kind, wait_any, Polled, SignalStopKind, Stop};
 use crate::{InterposeError, SyscallRegs, Tracee};
 
@@ -146,6 +147,7 @@ impl Prologue {
 /// Runs the loop until no traced task is left.
 pub fn drive<H: StopHandler>(handler: &mut H) -> Result<(), H::Error> {
     let mut prologue = Prologue::default();
+    let mut colocation = Colocation::default();
     loop {
         let stop = match poll_any().map_err(H::wait_failed)? {
             Polled::Stop(stop) => stop,
@@ -163,7 +165,7 @@ pub fn drive<H: StopHandler>(handler: &mut H) -> Result<(), H::Error> {
                 Some(Idle::Poll) | None => continue,
             },
         };
-        unless_gone::<H, _>(dispatch(handler, &mut prologue, stop))?;
+        unless_gone::<H, _>(dispatch(handler, &mut prologue, &mut colocation, stop))?;
         unless_gone::<H, _>(handler.after_stop())?;
     }
 }
@@ -180,6 +182,7 @@ fn unless_gone<H: StopHandler, T>(result: Result<T, H::Error>) -> Result<Option<
 fn dispatch<H: StopHandler>(
     handler: &mut H,
     prologue: &mut Prologue,
+    colocation: &mut Colocation,
     stop: Stop,
 ) -> Result<(), H::Error> {
     match stop {
@@ -187,6 +190,8 @@ fn dispatch<H: StopHandler>(
             let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
             if crate::startup_pin::active() {
                 crate::startup_pin::at_seccomp_stop(pid, regs.nr(), &regs.args());
+            } else {
+                colocation.at_seccomp_stop(pid, regs.nr(), &regs.args());
             }
             handler.on_seccomp(pid, regs)
         }
@@ -209,10 +214,12 @@ fn dispatch<H: StopHandler>(
         },
         Stop::Exited(pid, code) => {
             prologue.ended(pid);
+            colocation.ended(pid);
             handler.on_exit(pid, Ended::Exited(code))
         }
         Stop::Killed(pid, sig) => {
             prologue.ended(pid);
+            colocation.ended(pid);
             handler.on_exit(pid, Ended::Killed(sig))
         }
     }

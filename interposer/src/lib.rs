@@ -10,6 +10,7 @@
 
 mod auxv;
 mod clock;
+mod colocate;
 mod driver;
 mod filter;
 pub mod model;

@@ -86,7 +86,7 @@ pub(crate) fn at_seccomp_stop(pid: Pid, nr: i64, args: &[u64; 6]) {
 
 /// Whether the call opens a file under `/proc` or `/sys` (a path that
 /// cannot be read counts as one).
-fn opens_kernel_view(pid: Pid, nr: i64, args: &[u64; 6]) -> bool {
+pub(crate) fn opens_kernel_view(pid: Pid, nr: i64, args: &[u64; 6]) -> bool {
     let path = match nr {
         libc::SYS_open => args[0],
         libc::SYS_openat | libc::SYS_openat2 => args[1],
@@ -99,7 +99,7 @@ fn opens_kernel_view(pid: Pid, nr: i64, args: &[u64; 6]) -> bool {
 
 /// The shim's first call, calls that create tasks (which would inherit
 /// the pin), and calls that read or set a mask or processor.
-fn ends_pin(nr: i64, args: &[u64; 6]) -> bool {
+pub(crate) fn ends_pin(nr: i64, args: &[u64; 6]) -> bool {
     let shim_starts = nr == libc::SYS_newfstatat && args[0] == rrc_synclog::SHM_FD as u64;
     shim_starts
         || matches!(

@@ -3,8 +3,9 @@
 //! own rdtsc mode and seccomp mode, can switch rdtsc to SIGSEGV and
 //! back, and keeps SIGSEGV blocked across an exec (a trapped rdtsc would
 //! otherwise unblock it). rrc starts the program on its tracer's
-//! processor and runs itself without huge pages; the program sees its
-//! own mask and setting. Recording and replay both print what a native
+//! processor, and later a thread that makes most of the trapped calls on
+//! its tracer's processor, and runs itself without huge pages; the program
+//! sees its own mask and setting. Recording and replay both print what a native
 //! run prints.
 
 use rrc_tests::*;
@@ -37,13 +38,28 @@ fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
 }
 
 #[test]
-fn the_program_sees_the_processors_and_huge_page_setting_it_would_have_natively() {
-    prints_what_it_prints_natively("cpu_mask", &["Cpus_allowed_list:", "affinity:"]);
+fn the_program_sees_the_processors_and_huge_page_setting_it_would_have_natively_at_start_and_while_busy(
+) {
+    prints_what_it_prints_natively(
+        "cpu_mask",
+        &[
+            "start Cpus_allowed_list:",
+            "busy affinity first:",
+            "busy Cpus_allowed_list:",
+        ],
+    );
 }
 
 #[test]
 fn a_static_program_sees_the_processors_it_would_have_natively() {
     // No shim whose start would end the start-up pin: its open of
     // /proc/self/status does.
-    prints_what_it_prints_natively("cpu_mask_static", &["Cpus_allowed_list:", "affinity:"]);
+    prints_what_it_prints_natively(
+        "cpu_mask_static",
+        &[
+            "start Cpus_allowed_list:",
+            "busy affinity first:",
+            "busy Cpus_allowed_list:",
+        ],
+    );
 }
