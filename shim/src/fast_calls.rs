@@ -115,6 +115,60 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
     }
 }
 
+/// pread and pread64 (one function on x86-64).
+unsafe fn pread_at(fd: c_int, buf: *mut c_void, n: size_t, off: i64) -> Option<i64> {
+    let args = [int(fd), buf as u64, n as u64, off as u64, 0, 0];
+    // SAFETY: the program's arguments, under pread's contract.
+    unsafe {
+        buffered(libc::SYS_pread64, args, n, |ret, r| {
+            r.add(buf as u64, count(ret).min(n))
+        })
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: i64) -> ssize_t {
+    // SAFETY: pread's contract.
+    match unsafe { pread_at(fd, buf, n, off) } {
+        Some(ret) => libc_result(ret) as ssize_t,
+        // SAFETY: forwards the program's arguments to libc.
+        None => real::pread64().map_or(-1, |f| unsafe { f(fd, buf, n, off) }),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, n: size_t, off: i64) -> ssize_t {
+    // SAFETY: the same function under another name.
+    unsafe { pread64(fd, buf, n, off) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: i64) -> ssize_t {
+    let args = [int(fd), buf as u64, n as u64, off as u64, 0, 0];
+    let fast = if std_stream(fd) {
+        None
+    } else {
+        // SAFETY: as for pread; the bytes written are the call's input.
+        unsafe {
+            buffered(libc::SYS_pwrite64, args, n, |ret, r| {
+                let faulted = ret == -(libc::EFAULT as i64);
+                r.add(buf as u64, if faulted { 0 } else { n });
+            })
+        }
+    };
+    match fast {
+        Some(ret) => libc_result(ret) as ssize_t,
+        // SAFETY: forwards the program's arguments to libc.
+        None => real::pwrite64().map_or(-1, |f| unsafe { f(fd, buf, n, off) }),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pwrite(fd: c_int, buf: *const c_void, n: size_t, off: i64) -> ssize_t {
+    // SAFETY: the same function under another name.
+    unsafe { pwrite64(fd, buf, n, off) }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     // SAFETY: readv's contract: `iov` points at `n` iovecs.

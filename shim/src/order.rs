@@ -117,14 +117,21 @@ pub fn call_in_recorded_order<T: Copy>(
 /// recorded turn; false if a recording had it not taken (then nothing is
 /// held). [`leave_recorded_order`] lets it go.
 pub fn enter_recorded_order(op: u32, state: &'static AtomicU32) -> bool {
+    enter_recorded_order_at(op, state as *const AtomicU32 as u64, state)
+}
+
+/// [`enter_recorded_order`] for an object in the program's memory
+/// (`object`, its address) that the shim may not write: `lock`, a word of
+/// the shim's own, stands in for it. [`leave_recorded_order`] takes `lock`.
+pub fn enter_recorded_order_at(op: u32, object: u64, lock: &'static AtomicU32) -> bool {
     let locked = std::cell::Cell::new(false);
     let take = || {
-        small_lock(state);
+        small_lock(lock);
         locked.set(true);
     };
     acquire(
         op,
-        state as *const AtomicU32 as u64,
+        object,
         Acquisition::ZeroOnly,
         || {
             take();
@@ -136,7 +143,7 @@ pub fn enter_recorded_order(op: u32, state: &'static AtomicU32) -> bool {
 }
 
 /// Lets go a state [`enter_recorded_order`] took.
-pub fn leave_recorded_order(state: &'static AtomicU32) {
+pub fn leave_recorded_order(state: &AtomicU32) {
     small_unlock(state);
 }
 

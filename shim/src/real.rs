@@ -193,6 +193,8 @@ real_functions! {
 real_functions! {
     read = c"read" => fn(c_int, *mut c_void, libc::size_t) -> libc::ssize_t;
     write = c"write" => fn(c_int, *const c_void, libc::size_t) -> libc::ssize_t;
+    pread64 = c"pread64" => fn(c_int, *mut c_void, libc::size_t, i64) -> libc::ssize_t;
+    pwrite64 = c"pwrite64" => fn(c_int, *const c_void, libc::size_t, i64) -> libc::ssize_t;
     readv = c"readv" => fn(c_int, *const libc::iovec, c_int) -> libc::ssize_t;
     writev = c"writev" => fn(c_int, *const libc::iovec, c_int) -> libc::ssize_t;
     recv = c"recv" => fn(c_int, *mut c_void, libc::size_t, c_int) -> libc::ssize_t;
@@ -213,6 +215,25 @@ real_functions! {
     time = c"time" => fn(*mut libc::time_t) -> libc::time_t;
     getpid = c"getpid" => fn() -> libc::pid_t;
     getppid = c"getppid" => fn() -> libc::pid_t;
+}
+
+real_functions! {
+    pthread_once = c"pthread_once"
+        => fn(*mut libc::pthread_once_t, Option<unsafe extern "C" fn()>) -> c_int;
+}
+
+// The fortified entry points (`fortify`), for a call that fails their check.
+real_functions! {
+    read_chk = c"__read_chk" => fn(c_int, *mut c_void, libc::size_t, libc::size_t) -> libc::ssize_t;
+    pread64_chk = c"__pread64_chk"
+        => fn(c_int, *mut c_void, libc::size_t, i64, libc::size_t) -> libc::ssize_t;
+    recv_chk = c"__recv_chk"
+        => fn(c_int, *mut c_void, libc::size_t, libc::size_t, c_int) -> libc::ssize_t;
+    recvfrom_chk = c"__recvfrom_chk" => fn(
+        c_int, *mut c_void, libc::size_t, libc::size_t, c_int, *mut libc::sockaddr,
+        *mut libc::socklen_t
+    ) -> libc::ssize_t;
+    poll_chk = c"__poll_chk" => fn(*mut libc::pollfd, libc::nfds_t, c_int, libc::size_t) -> c_int;
 }
 
 real_functions! {

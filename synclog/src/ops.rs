@@ -35,8 +35,9 @@ pub const FUTEX_WAIT: u32 = 19;
 pub const FUTEX_WAKE: u32 = 20;
 /// A libc call on state libc keeps behind a lock of its own (`rand`,
 /// `random`, the `drand48` family; the name services, the time zone and
-/// the message catalogs it loads on first use): made in the recorded
-/// order; the object is the shim's key for that state.
+/// the message catalogs it loads on first use; a `pthread_once` control):
+/// made in the recorded order; the object is the shim's key for that state
+/// (the control's address).
 pub const LIBC_STATE: u32 = 21;
 /// An OpenMP lock taken (`#pragma omp critical`, named or not, `omp
 /// atomic` done with a lock, `omp_set_lock` and its nestable and test

@@ -37,9 +37,11 @@ pub const FAST_CODE: [u8; 3] = [0x0f, 0x05, 0xc3];
 
 /// The calls the filter lets through from the call site. Anything else
 /// made there traps as usual.
-pub const FAST_CALLS: [i64; 15] = [
+pub const FAST_CALLS: [i64; 17] = [
     libc::SYS_read,
     libc::SYS_write,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
     libc::SYS_readv,
     libc::SYS_writev,
     libc::SYS_poll,

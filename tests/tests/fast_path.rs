@@ -102,6 +102,40 @@ fn a_constructors_clock_read_and_a_threads_first_buffered_call_replay() {
     }
 }
 
+/// A program built with `_FORTIFY_SOURCE` (Ubuntu's default) calls glibc's
+/// checked entry points (`__read_chk`, `__pread64_chk`, `__recv_chk`,
+/// `__poll_chk`), and servers read files with `pread`: all are buffered,
+/// and the records two threads `pwrite` replay byte for byte.
+#[test]
+fn fortified_reads_and_positioned_file_io_are_buffered_and_replay() {
+    let prog = program("fortified_io");
+    let native = [run_native(&prog, &[], b""), run_native(&prog, &[], b"")];
+    assert!(
+        native.iter().all(|n| n.status.success()),
+        "native runs fail"
+    );
+    assert_ne!(
+        native[0].stdout, native[1].stdout,
+        "the records' times make native runs differ"
+    );
+    for _ in 0..repeat() {
+        let rec = record_with_env(&prog, &[], b"", ON);
+        rec.assert_exit_code(0);
+        let json = inspect_json(&rec.trace);
+        // 400 pwrites, 400 preads, 50 each of read, recv and poll.
+        let buffered = json["buffered_syscalls"].as_u64().unwrap_or(0);
+        assert!(
+            buffered >= 950,
+            "{}: at least 950 calls buffered, got {buffered}: {}",
+            rec.describe(),
+            json["syscalls"]
+        );
+        for i in 1..=2 {
+            assert_faithful_replay(&rec, "fortified_io", &format!("replay {i} of 2"));
+        }
+    }
+}
+
 /// A thread that makes only buffered calls and then waits never stops
 /// for the tracer; its calls still reach the trace while it waits (the
 /// recorder reads the buffers every 50 ms), which a backup reading the

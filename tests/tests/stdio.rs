@@ -116,6 +116,19 @@ fn threads_that_look_up_users_hosts_and_local_time_print_other_times_natively() 
 }
 
 #[test]
+fn the_worker_that_ran_a_pthread_once_routine_runs_it_in_replay() {
+    // Which thread runs the routine is an atomic inside glibc; its open
+    // and read came in another thread in replay before pthread_once was
+    // ordered.
+    record_and_replay_all("once_init_threads", &[], b"", 4);
+}
+
+#[test]
+fn another_worker_runs_the_pthread_once_routine_in_native_runs() {
+    assert_native_runs_differ(&program("once_init_threads"), &[], b"", 10);
+}
+
+#[test]
 fn workers_that_sort_and_free_memory_replay_in_their_own_threads() {
     // glibc reads the machine's memory size at the first large qsort and
     // the overcommit setting when an arena first shrinks, in whichever
