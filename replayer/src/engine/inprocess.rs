@@ -262,6 +262,7 @@ impl Replayer {
                 return;
             }
         };
+        buf.skip_fed_before(front);
         if buf.next_fed().is_some_and(|f| f.head.index == front) {
             return;
         }
