@@ -604,7 +604,14 @@ fn return_late(log: &SharedSyncLog, expected: &Expected) {
     }
     // No baton: the others' events up to the next one of ours go first.
     log.advance_rank();
-    let target = rrc_synclog::word(expected.entry.late_to);
+    hold_until(log, expected.entry.late_to);
+}
+
+/// After a return at its place (the order moved on from it): waits until
+/// the order gets to `late_to`, the thread's next event, within
+/// `return_late`'s bounds.
+pub fn hold_until(log: &SharedSyncLog, late_to: u64) {
+    let target = rrc_synclog::word(late_to);
     // Counted in naps: a clock read here would be one of the program's
     // calls (the shim's own clock_gettime).
     let (mut seen, mut still, mut naps) = (log.order_turn(), 0, 0);

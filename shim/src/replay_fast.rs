@@ -6,8 +6,9 @@
 //!
 //! As the tracer does for a trapped call, the answer waits for its rank in
 //! the event order and its recorded interval, writes the recorded memory,
-//! returns the recorded result, and passes the rank on (the tracer feeds
-//! only calls after which the same thread's event is next in the order).
+//! returns the recorded result, and passes the rank on; after a call that
+//! other threads' events follow when recorded, it keeps the thread until
+//! its next event is next, as the tracer keeps a late return.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -98,7 +99,12 @@ unsafe fn answer(
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
     }
     buf.consume(head.len);
-    if at_rank {
+    if at_rank && head.late_to != NO_RANK {
+        // Others' events come before this thread's next one: the order
+        // moves on at once, and the thread waits for its next event.
+        log.advance_rank();
+        crate::order::hold_until(log, head.late_to);
+    } else if at_rank {
         log.finish_rank(slot, head.rank);
     }
     Some(head.ret)

@@ -50,6 +50,10 @@ pub struct FedHead {
     pub rank: u64,
     pub interval_ns: u64,
     pub return_ns: u64,
+    /// After its return, the thread waits until the order gets here (its
+    /// arrival at its next sync operation) before it goes on, as the
+    /// tracer keeps a late return (`NO_RANK`: it goes on at once).
+    pub late_to: u64,
 }
 
 /// One input check.

@@ -17,6 +17,9 @@
  *   idle      300 buffered writes, then a buffered read that waits until
  *             the program is killed: the trace must show the writes
  *             while the program still waits (it never stops for rrc)
+ *   interleave  three threads whose buffered clock reads and writes
+ *             interleave with each other's locks: which thread logs
+ *             when differs between runs
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -295,6 +298,43 @@ static int mode_idle(void)
     return 0;
 }
 
+/* --------------------------------------------------------- interleave */
+
+#define ROUNDS 300
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_of[3 * ROUNDS], logged;
+static long tally;
+
+static void *interleaver(void *arg)
+{
+    long id = (long)arg;
+    int null = open("/dev/null", O_WRONLY);
+    CHECK(null >= 0, "open /dev/null");
+    for (int i = 0; i < ROUNDS; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        CHECK(write(null, &ts, sizeof ts) == sizeof ts, "write");
+        pthread_mutex_lock(&log_lock);
+        log_of[logged++] = (int)id;
+        tally += ts.tv_nsec % 7;
+        pthread_mutex_unlock(&log_lock);
+    }
+    close(null);
+    return NULL;
+}
+
+static int mode_interleave(void)
+{
+    pthread_t t[3];
+    for (long i = 0; i < 3; i++)
+        PCHECK(pthread_create(&t[i], NULL, interleaver, (void *)i));
+    for (int i = 0; i < 3; i++)
+        PCHECK(pthread_join(t[i], NULL));
+    printf("logged %d, order %016llx, tally %ld\n", logged,
+           (unsigned long long)fnv1a(log_of, sizeof log_of), tally);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -315,6 +355,8 @@ int main(int argc, char **argv)
         return mode_early();
     if (!strcmp(mode, "idle"))
         return mode_idle();
-    fprintf(stderr, "usage: fast_path signals|timer|overflow|fds|fork|kill|early|idle\n");
+    if (!strcmp(mode, "interleave"))
+        return mode_interleave();
+    fprintf(stderr, "usage: fast_path signals|timer|overflow|fds|fork|kill|early|idle|interleave\n");
     return 2;
 }

@@ -235,6 +235,30 @@ fn a_program_with_several_threads_gets_answers_in_the_shim_only_when_asked() {
     assert!(replay_counting_answers(&rec, &["--stats", "--in-process"], "1") > 0);
 }
 
+#[test]
+fn interleaved_threads_get_answers_in_the_shim_and_wait_there_for_their_next_event() {
+    // A call whose thread's next event comes after other threads' events
+    // when recorded is answered in the shim too, which keeps the thread
+    // until that event is next (it was left to the tracer, a stop each).
+    let prog = program("fast_path");
+    assert_native_runs_differ(&prog, &["interleave"], b"", 10);
+    for _ in 0..repeat() {
+        let rec = record_with_env(&prog, &["interleave"], b"", ON);
+        rec.assert_exit_code(0);
+        let buffered = inspect_json(&rec.trace)["buffered_syscalls"]
+            .as_u64()
+            .unwrap_or(0);
+        // 3 threads x 300 rounds of a clock read and a write.
+        assert!(buffered >= 1800, "{}: {buffered} buffered", rec.describe());
+        let answered = replay_counting_answers(&rec, &["--stats", "--in-process"], "1");
+        assert!(
+            answered * 10 >= buffered * 9,
+            "{}: {answered} of {buffered} buffered calls answered in the shim",
+            rec.describe()
+        );
+    }
+}
+
 /// Replays `rec` with `flags` and RRC_FAST_PATH=`env`, faithfully, and
 /// returns how many calls the shim answered.
 fn replay_counting_answers(rec: &Recording, flags: &[&str], env: &str) -> u64 {

@@ -11,7 +11,9 @@
 //! own stdout or stderr, not on a file replay keeps live (a memfd, a
 //! shadow: `live_files.rs`, whose reads and writes run for real), and
 //! that no signal follows (a signal recorded at a return is delivered by
-//! the tracer, at a trap).
+//! the tracer, at a trap). After a call that other threads' events follow
+//! when recorded, the shim keeps the thread as the tracer keeps a late
+//! return (`FedHead::late_to`).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -172,19 +174,19 @@ impl Replayer {
         if matches!(next, Some(PlannedEvent::Signal(_))) {
             return None;
         }
-        // Only a call after which the same thread's event is next: after
-        // one where other threads' events come between, the code the thread
-        // runs on with (reads of data other threads write without a lock)
-        // is left to the tracer's way (a trap, a return kept until the
-        // thread's next event is next), which keeps it nearer its recorded
-        // place than an answer that runs on at once.
+        // After a call where other threads' events come before the
+        // thread's own next one, the code it runs on with (reads of data
+        // other threads write without a lock) must come after theirs: the
+        // shim keeps it after the answer until its next event is next, as
+        // the tracer keeps a late return, or the call goes the tracer's way.
         let key = (thread, r.index);
         let rank = self.plan.return_rank.get(&key).copied();
-        if self.order.enabled()
-            && rank.and_then(|r| self.plan.next_own_rank(r)) != rank.map(|r| r + 1)
-        {
-            return None;
-        }
+        let late_to = match rank {
+            Some(r) if self.order.enabled() && self.plan.next_own_rank(r) != Some(r + 1) => {
+                self.in_process_late_to(thread, r, next)
+            }
+            _ => NO_RANK,
+        };
         if action_for(r, nr, &r.args) != ReplayAction::Emulate
             || runs_in_recorded_order(r, nr, &r.args)
         {
@@ -215,6 +217,7 @@ impl Replayer {
                 rank: rank.unwrap_or(NO_RANK),
                 interval_ns: r.interval_ns,
                 return_ns: r.return_ns,
+                late_to,
                 ..FedHead::default()
             },
             inputs,
@@ -224,6 +227,25 @@ impl Replayer {
                 .map(|(g, o)| (g.addr, o.as_slice()))
                 .collect(),
         })
+    }
+
+    /// For a call whose return at `rank` is followed by other threads'
+    /// events before the thread's own next one: the rank the shim keeps it
+    /// for after the answer, where the tracer would keep a late return
+    /// (`late_return_rank`: its arrival at its next sync operation, when
+    /// its next call, `next`, has a place in the order too); `NO_RANK`
+    /// where the tracer would let it go at once.
+    fn in_process_late_to(&self, thread: ThreadId, rank: u64, next: Option<&PlannedEvent>) -> u64 {
+        let index = match next {
+            _ if !self.late_returns => return NO_RANK,
+            Some(PlannedEvent::Syscall(s)) => s.index,
+            Some(PlannedEvent::Tsc(x)) => x.index,
+            Some(PlannedEvent::Signal(_)) | None => return NO_RANK,
+        };
+        if self.plan.return_rank.get(&(thread, index)).is_none() {
+            return NO_RANK;
+        }
+        self.plan.late_until(rank).unwrap_or(NO_RANK)
     }
 
     /// As `pid` is let go: feeds its next calls the shim can answer,
