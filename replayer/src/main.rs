@@ -54,11 +54,8 @@ struct Cli {
     #[arg(long)]
     no_late_returns: bool,
     /// Have the shim answer hot calls in-process (reads, sends, clock
-    /// reads: no ptrace stop each) in a program that made them from
-    /// several threads; a recording in which one thread made nearly all
-    /// of them (99%) is replayed so by default. Faster, but data races between
-    /// threads (reads of data other threads write without a lock) replay
-    /// less faithfully this way (BENCHMARKS.md).
+    /// reads: no ptrace stop each). The default; kept for scripts that
+    /// ask for it.
     #[arg(long)]
     in_process: bool,
     /// Trap every call, as without the fast path: the shim answers no
@@ -179,12 +176,10 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
     });
     // Hot calls answered in the shim, without a stop (not serialised:
     // there the tracer hands the run of the program from event to event).
-    // By default when one thread made nearly all the buffered calls (a
-    // server whose other threads mostly wait): in-process answers to
-    // several busy threads at once let their data races go otherwise
-    // (BENCHMARKS.md).
-    let in_process = (cli.in_process || plan.one_thread_buffers())
-        && !cli.no_fast_path
+    // The shim keeps a thread after an answer as the tracer keeps a late
+    // return, so several busy threads replay as faithfully this way as
+    // trapped (BENCHMARKS.md), and several times faster.
+    let in_process = !cli.no_fast_path
         && !log.serial()
         && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");
     log.set_fast_path(in_process, 0);

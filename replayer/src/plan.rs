@@ -50,8 +50,6 @@ pub struct ThreadPlan {
 pub struct ReplayPlan {
     pub header: TraceHeader,
     pub threads: Vec<ThreadPlan>,
-    /// How many calls the fast path buffered when recorded, by thread.
-    pub buffered: Vec<u64>,
     pub exit: ExitStatus,
     /// (thread, event index) of each write to stdout/stderr -> its place
     /// in the recorded output order.
@@ -86,8 +84,6 @@ struct ThreadScan {
     /// Each event's stamp in the event order (`NO_ORDER` for none).
     stamps: Vec<u64>,
     sync: Vec<SyncRecord>,
-    /// How many of its calls the fast path buffered when recorded.
-    buffered: u64,
     /// Its events stamped as it got to them (see [`stamped_on_arrival`]).
     arrivals: Vec<u64>,
 }
@@ -220,12 +216,8 @@ impl Scan {
                         self.output_rank.push(thread, index, self.outputs);
                         self.outputs += 1;
                     }
-                    SyscallExtra::Buffered => {
-                        let p = self.slot(thread)?;
-                        p.buffered += 1;
-                        if stamped_on_arrival(i64::from(s.nr)) {
-                            p.arrivals.push(index);
-                        }
+                    SyscallExtra::Buffered if stamped_on_arrival(i64::from(s.nr)) => {
+                        self.slot(thread)?.arrivals.push(index);
                     }
                     _ => {}
                 }
@@ -299,15 +291,6 @@ impl ReplayPlan {
         Self::build(header, scan, again, window)
     }
 
-    /// Whether one thread made nearly all (99%) of the buffered calls:
-    /// a one-threaded program, or a server whose other threads mostly
-    /// wait.
-    pub fn one_thread_buffers(&self) -> bool {
-        let total: u64 = self.buffered.iter().sum();
-        let most = self.buffered.iter().copied().max().unwrap_or(0);
-        most.saturating_mul(100) >= total.saturating_mul(99)
-    }
-
     /// The rank of the same thread's next event in the order after
     /// `rank` (`NO_ORDER` after its last; `None` for no such rank): how
     /// far the others get while the code between the two runs.
@@ -367,7 +350,6 @@ impl ReplayPlan {
             .iter_mut()
             .map(|t| std::mem::take(&mut t.offsets))
             .collect();
-        let buffered = scanned.iter().map(|t| t.buffered).collect();
         let (reader, queues) = WindowReader::start(EventIndex { file, offsets }, window)
             .context("starting the trace reader")?;
         let threads = scanned
@@ -395,7 +377,6 @@ impl ReplayPlan {
             next_own,
             arrival_ranks: table.arrival,
             entry_rank: entries,
-            buffered,
             reader,
         })
     }

@@ -227,12 +227,13 @@ fn replay_answers_buffered_calls_in_the_shim_unless_told_not_to() {
 }
 
 #[test]
-fn a_program_with_several_threads_gets_answers_in_the_shim_only_when_asked() {
-    // Several threads: data races between them replay less faithfully
-    // with in-process answers, which are therefore asked for.
+fn a_program_with_several_threads_gets_answers_in_the_shim_unless_told_not_to() {
     let rec = record_mode("early", 0, 1);
-    assert_eq!(replay_counting_answers(&rec, &["--stats"], "1"), 0);
-    assert!(replay_counting_answers(&rec, &["--stats", "--in-process"], "1") > 0);
+    assert!(replay_counting_answers(&rec, &["--stats"], "1") > 0);
+    assert_eq!(
+        replay_counting_answers(&rec, &["--stats", "--no-fast-path"], "1"),
+        0
+    );
 }
 
 #[test]
@@ -250,7 +251,7 @@ fn interleaved_threads_get_answers_in_the_shim_and_wait_there_for_their_next_eve
             .unwrap_or(0);
         // 3 threads x 300 rounds of a clock read and a write.
         assert!(buffered >= 1800, "{}: {buffered} buffered", rec.describe());
-        let answered = replay_counting_answers(&rec, &["--stats", "--in-process"], "1");
+        let answered = replay_counting_answers(&rec, &["--stats"], "1");
         assert!(
             answered * 10 >= buffered * 9,
             "{}: {answered} of {buffered} buffered calls answered in the shim",
