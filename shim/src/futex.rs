@@ -103,12 +103,17 @@ fn unmatched(uaddr: c_long, op: c_long, val: c_long, waits: bool) -> i32 {
             }
             _ => None,
         };
-        if let Some(r) = ring {
-            r.waiting_unseen.store(1, Ordering::SeqCst);
-        }
+        // Bit 0: in the wait now; the rest counts the waits, so that the
+        // tracer sees a thread going round its own wait loop as waiting
+        // between two of them too. Only this thread writes the word.
+        let count = ring.map(|r| {
+            let next = (r.waiting_unseen.load(Ordering::Relaxed) | 1).wrapping_add(2);
+            r.waiting_unseen.store(next, Ordering::SeqCst);
+            next
+        });
         let woken = bounded_wait(uaddr, op, val, UNMATCHED_WAIT_NS);
-        if let Some(r) = ring {
-            r.waiting_unseen.store(0, Ordering::SeqCst);
+        if let (Some(r), Some(count)) = (ring, count) {
+            r.waiting_unseen.store(count & !1, Ordering::SeqCst);
         }
         return woken;
     }

@@ -219,9 +219,10 @@ pub struct SyncRing {
     pub turn_released: AtomicU32,
     /// Replay: bumped and woken when the rank this thread sleeps for comes.
     pub rank_wake: AtomicU32,
-    /// Replay: the thread is in a futex wait the recording does not have
-    /// (bounded, re-made by the program's own loop): asleep where rrc does
-    /// not see, for the tracer's standstill checks.
+    /// Replay: bit 0, the thread is in a futex wait the recording does
+    /// not have (bounded, re-made by the program's own loop): asleep where
+    /// rrc does not see, for the tracer's standstill checks; the other
+    /// bits count such waits.
     pub waiting_unseen: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }

@@ -137,7 +137,8 @@ impl Replayer {
                 let parked = ring.is_some_and(|r| r.parked_past_end.load(Ordering::Acquire) != 0);
                 // In the program's own wait loop (a futex wait the recording
                 // does not have, made again and again with a short bound).
-                let unseen = ring.is_some_and(|r| r.waiting_unseen.load(Ordering::Acquire) != 0);
+                let unseen =
+                    ring.is_some_and(|r| t.waits_unseen(r.waiting_unseen.load(Ordering::Acquire)));
                 turn_wait || parked || unseen || asleep_in_futex(pid, true)
             }
         }

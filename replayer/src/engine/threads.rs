@@ -1,7 +1,9 @@
 //! One record per live thread, and the thread lifecycle: adoption at
 //! clone, the exec of a non-leader thread, and the end of a thread.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use std::time::Instant;
 
 use nix::unistd::Pid;
@@ -33,6 +35,11 @@ pub(crate) enum ThreadState {
 
 /// Everything the engine keeps about one live thread: when the thread
 /// ends, the record goes, and with it every hold on the thread.
+/// How long after the start of its last futex wait the recording does not
+/// have a thread still counts as waiting there (its bounded waits last
+/// 1 ms each).
+pub(crate) const UNSEEN_RECENT: Duration = Duration::from_millis(5);
+
 pub(crate) struct LiveThread {
     pub logical: ThreadId,
     pub process: ProcessId,
@@ -58,6 +65,9 @@ pub(crate) struct LiveThread {
     pub segv_blocked: bool,
     /// Calls its shim had answered in-process at its last stop.
     pub in_process_seen: u64,
+    /// Its ring's `waiting_unseen` word as last looked at, and when it
+    /// last changed (see [`LiveThread::waits_unseen`]).
+    pub unseen_look: Cell<(u32, Option<Instant>)>,
 }
 
 impl LiveThread {
@@ -71,6 +81,26 @@ impl LiveThread {
 
     pub fn is_late(&self) -> bool {
         matches!(self.state, ThreadState::Late(_))
+    }
+
+    /// Whether the thread is in its own wait loop on a futex the recording
+    /// does not have, given its ring's `waiting_unseen` `word`: in such a
+    /// wait now, or it began another since a look less than
+    /// [`UNSEEN_RECENT`] ago. Between two bounded waits it runs the
+    /// program's re-check for a moment, and on a loaded machine may be
+    /// preempted there for milliseconds: the standstill check must not
+    /// take that for a thread that moves.
+    pub fn waits_unseen(&self, word: u32) -> bool {
+        if word & 1 != 0 {
+            return true;
+        }
+        let now = Instant::now();
+        let (last, changed) = self.unseen_look.get();
+        if word != last {
+            self.unseen_look.set((word, Some(now)));
+            return word != 0;
+        }
+        changed.is_some_and(|at| now.duration_since(at) < UNSEEN_RECENT)
     }
 
     /// Parked by the engine at the tracer (held, queued, timed or late).
@@ -111,6 +141,7 @@ impl Replayer {
                 state: ThreadState::Running,
                 segv_blocked: false,
                 in_process_seen: 0,
+                unseen_look: Cell::new((0, None)),
             },
         );
     }
@@ -438,5 +469,40 @@ impl Replayer {
                 t.state = ThreadState::Stopped;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread() -> LiveThread {
+        LiveThread {
+            logical: 1,
+            process: 0,
+            tgid: Pid::from_raw(1),
+            last_return: Instant::now(),
+            in_flight: None,
+            injecting: None,
+            handler_alone: None,
+            settid: None,
+            state: ThreadState::Running,
+            segv_blocked: false,
+            in_process_seen: 0,
+            unseen_look: Cell::new((0, None)),
+        }
+    }
+
+    #[test]
+    fn a_thread_going_round_its_own_futex_loop_waits_between_two_waits_too() {
+        let t = thread();
+        assert!(!t.waits_unseen(0), "never in such a wait");
+        assert!(t.waits_unseen(3), "in its first wait");
+        assert!(t.waits_unseen(2), "out of it, just now");
+        assert!(t.waits_unseen(2), "out of it, less than a few ms ago");
+        t.unseen_look
+            .set((2, Some(Instant::now() - 2 * UNSEEN_RECENT)));
+        assert!(!t.waits_unseen(2), "out of its loop for a while: it moves");
+        assert!(t.waits_unseen(4), "another wait began since");
     }
 }
