@@ -279,6 +279,20 @@ fn sigchld_reaping_replays_children_output_in_order() {
 }
 
 #[test]
+fn forty_ticks_against_a_spinning_thread_replay_at_the_pace_they_were_recorded() {
+    // Each tick reaches the spinning thread after a bounded wait, all with
+    // no syscall between them: replay counts each one's time from the
+    // thread's last syscall, as recorded, not from the tick before (which
+    // took the sum of those times, minutes here, past the replay limit).
+    let prog = program("busy_timer");
+    let rec = record(&prog, &["40"], b"");
+    rec.assert_exit_code(0);
+    let ticks = number_after(&rec.stdout_str(), "busy_timer: ");
+    assert!((40..=41).contains(&ticks), "{}", rec.describe());
+    assert_faithful_replay(&rec, "busy_timer-40", "forty ticks");
+}
+
+#[test]
 fn signal_to_a_spinning_thread_is_delivered() {
     let prog = program("busy_timer");
     for round in 1..=repeat() {
