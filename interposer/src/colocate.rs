@@ -108,29 +108,24 @@ impl Colocation {
 
     /// Pins the tracer to the processor it runs on, and `pid` with it.
     fn pin(&mut self, pid: Pid) {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at
-        // most `size` bytes into it; sched_getcpu has no preconditions;
-        // sched_setaffinity reads a valid mask. A thread that ended makes
-        // its call fail with ESRCH, which leaves nothing pinned.
-        unsafe {
+        if self.original.is_none() {
+            self.original = crate::startup_pin::own_mask();
             if self.original.is_none() {
-                let mut mask: libc::cpu_set_t = std::mem::zeroed();
-                if libc::sched_getaffinity(0, size, &mut mask) != 0 || libc::CPU_COUNT(&mask) < 2 {
-                    self.enabled = false;
-                    return;
-                }
-                self.original = Some(mask);
-            }
-            let Some(original) = self.original else {
-                return;
-            };
-            let cpu = libc::sched_getcpu();
-            if cpu < 0 || !libc::CPU_ISSET(cpu as usize, &original) {
+                self.enabled = false;
                 return;
             }
-            let mut one: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu as usize, &mut one);
+        }
+        let Some(original) = self.original else {
+            return;
+        };
+        let Some(one) = crate::startup_pin::this_processor(&original) else {
+            return;
+        };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: sched_setaffinity reads valid masks of their size. A
+        // thread that ended makes its call fail with ESRCH, which leaves
+        // nothing pinned.
+        unsafe {
             if libc::sched_setaffinity(pid.as_raw(), size, &one) != 0 {
                 return;
             }

@@ -39,29 +39,48 @@ pub(crate) fn pin_for_start() {
     if std::env::var_os("RRC_NO_START_PIN").is_some() {
         return;
     }
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most
-    // its size; sched_getcpu has no preconditions.
-    unsafe {
-        let mut original: libc::cpu_set_t = std::mem::zeroed();
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        if libc::sched_getaffinity(0, size, &mut original) != 0 || libc::CPU_COUNT(&original) < 2 {
-            return;
-        }
-        let cpu = libc::sched_getcpu();
-        if cpu < 0 || !libc::CPU_ISSET(cpu as usize, &original) {
-            return;
-        }
-        let mut one: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut one);
-        if libc::sched_setaffinity(0, size, &one) != 0 {
-            return;
-        }
-        if let Ok(mut o) = ORIGINAL.lock() {
-            *o = Some(original);
-        }
+    let Some(original) = own_mask() else {
+        return;
+    };
+    let Some(one) = this_processor(&original) else {
+        return;
+    };
+    // SAFETY: sched_setaffinity reads a valid mask of its size.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) } != 0 {
+        return;
+    }
+    if let Ok(mut o) = ORIGINAL.lock() {
+        *o = Some(original);
     }
     STOPS.store(0, Ordering::Relaxed);
     ACTIVE.store(true, Ordering::Release);
+}
+
+/// The calling thread's mask, if it can run on two processors or more.
+pub(crate) fn own_mask() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most
+    // its size.
+    unsafe {
+        let mut mask: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        (libc::sched_getaffinity(0, size, &mut mask) == 0 && libc::CPU_COUNT(&mask) >= 2)
+            .then_some(mask)
+    }
+}
+
+/// A mask of the one processor the caller runs on, if `original` has it.
+pub(crate) fn this_processor(original: &libc::cpu_set_t) -> Option<libc::cpu_set_t> {
+    // SAFETY: sched_getcpu has no preconditions; cpu_set_t is plain data,
+    // and a processor number the kernel gives is within its range.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 || !libc::CPU_ISSET(cpu as usize, original) {
+            return None;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut one);
+        Some(one)
+    }
 }
 
 /// The forked program, whose mask `release` restores.

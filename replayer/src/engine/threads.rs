@@ -71,6 +71,24 @@ pub(crate) struct LiveThread {
 }
 
 impl LiveThread {
+    /// A thread just adopted: running, nothing pending.
+    pub fn new(logical: ThreadId, process: ProcessId, tgid: Pid) -> LiveThread {
+        LiveThread {
+            logical,
+            process,
+            tgid,
+            last_return: Instant::now(),
+            in_flight: None,
+            injecting: None,
+            handler_alone: None,
+            settid: None,
+            state: ThreadState::Running,
+            segv_blocked: false,
+            in_process_seen: 0,
+            unseen_look: Cell::new((0, None)),
+        }
+    }
+
     /// The hold it is parked in at a syscall entry, if any.
     pub fn hold(&self) -> Option<Hold> {
         match self.state {
@@ -127,23 +145,8 @@ impl Replayer {
                 pids.push(tid.as_raw());
             }
         }
-        self.live.insert(
-            tid,
-            LiveThread {
-                logical,
-                process,
-                tgid,
-                last_return: Instant::now(),
-                in_flight: None,
-                injecting: None,
-                handler_alone: None,
-                settid: None,
-                state: ThreadState::Running,
-                segv_blocked: false,
-                in_process_seen: 0,
-                unseen_look: Cell::new((0, None)),
-            },
-        );
+        self.live
+            .insert(tid, LiveThread::new(logical, process, tgid));
     }
 
     /// A new thread's first stop, before it runs: the id its clone had the
@@ -476,26 +479,9 @@ impl Replayer {
 mod tests {
     use super::*;
 
-    fn thread() -> LiveThread {
-        LiveThread {
-            logical: 1,
-            process: 0,
-            tgid: Pid::from_raw(1),
-            last_return: Instant::now(),
-            in_flight: None,
-            injecting: None,
-            handler_alone: None,
-            settid: None,
-            state: ThreadState::Running,
-            segv_blocked: false,
-            in_process_seen: 0,
-            unseen_look: Cell::new((0, None)),
-        }
-    }
-
     #[test]
     fn a_thread_going_round_its_own_futex_loop_waits_between_two_waits_too() {
-        let t = thread();
+        let t = LiveThread::new(1, 0, Pid::from_raw(1));
         assert!(!t.waits_unseen(0), "never in such a wait");
         assert!(t.waits_unseen(3), "in its first wait");
         assert!(t.waits_unseen(2), "out of it, just now");
