@@ -57,15 +57,21 @@ impl Default for Colocation {
 }
 
 impl Colocation {
-    /// A seccomp stop of `pid` for call `nr` with `args` (the start pin is
-    /// over).
-    pub(crate) fn at_seccomp_stop(&mut self, pid: Pid, nr: i64, args: &[u64; 6]) {
+    /// A seccomp stop of `pid` for call `nr` with `args` (`path`: an
+    /// open's, as the driver read it; the start pin is over).
+    pub(crate) fn at_seccomp_stop(
+        &mut self,
+        pid: Pid,
+        nr: i64,
+        args: &[u64; 6],
+        path: Option<&[u8]>,
+    ) {
         if !self.enabled {
             return;
         }
         if self.pinned.is_some()
             && (crate::startup_pin::ends_pin(nr, args)
-                || crate::startup_pin::opens_kernel_view(pid, nr, args))
+                || crate::startup_pin::opens_kernel_view(pid, nr, args, path))
         {
             self.release();
         }
@@ -172,9 +178,9 @@ mod tests {
         let mut c = off();
         let (a, b) = (Pid::from_raw(1_000_001), Pid::from_raw(1_000_002));
         for _ in 0..5 {
-            c.at_seccomp_stop(a, libc::SYS_close, &[0; 6]);
+            c.at_seccomp_stop(a, libc::SYS_close, &[0; 6], None);
         }
-        c.at_seccomp_stop(b, libc::SYS_close, &[0; 6]);
+        c.at_seccomp_stop(b, libc::SYS_close, &[0; 6], None);
         assert_eq!(c.counts, vec![(a, 5), (b, 1)]);
         c.ended(a);
         assert_eq!(c.counts, vec![(b, 1)]);
@@ -186,7 +192,12 @@ mod tests {
         // Shared: half each, however fast.
         let mut c = off();
         for i in 0..WINDOW_STOPS {
-            c.at_seccomp_stop(if i % 2 == 0 { a } else { b }, libc::SYS_close, &[0; 6]);
+            c.at_seccomp_stop(
+                if i % 2 == 0 { a } else { b },
+                libc::SYS_close,
+                &[0; 6],
+                None,
+            );
         }
         assert_eq!(c.pinned, None);
         assert_eq!(c.stops, 0, "the window was looked at and restarted");
@@ -194,7 +205,7 @@ mod tests {
         let mut c = off();
         c.window_start = Instant::now() - 2 * BUSY_SPAN;
         for _ in 0..WINDOW_STOPS {
-            c.at_seccomp_stop(a, libc::SYS_close, &[0; 6]);
+            c.at_seccomp_stop(a, libc::SYS_close, &[0; 6], None);
         }
         assert_eq!(c.pinned, None);
     }

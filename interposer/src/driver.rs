@@ -47,8 +47,15 @@ pub trait StopHandler {
     type Error: From<InterposeError>;
 
     /// A `SECCOMP_RET_TRACE` stop: the thread is entering a trapped call,
-    /// whose registers the driver has read (once for everyone who looks).
-    fn on_seccomp(&mut self, pid: Pid, regs: SyscallRegs) -> Result<(), Self::Error>;
+    /// whose registers the driver has read (once for everyone who looks),
+    /// and for an `open` or `openat` its inputs, the path
+    /// ([`crate::model::open_inputs`]).
+    fn on_seccomp(
+        &mut self,
+        pid: Pid,
+        regs: SyscallRegs,
+        opened: Option<Vec<Vec<u8>>>,
+    ) -> Result<(), Self::Error>;
     /// The exit of a syscall the engine resumed with `PTRACE_SYSCALL`.
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<(), Self::Error>;
     /// A ptrace event. For [`TaskEvent::NewTask`], return whether the
@@ -187,13 +194,17 @@ fn dispatch<H: StopHandler>(
 ) -> Result<(), H::Error> {
     match stop {
         Stop::Seccomp(pid) => {
-            let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
+            let tracee = Tracee::new(pid);
+            let regs = tracee.regs("read registers at seccomp stop")?;
+            let (nr, args) = (regs.nr(), regs.args());
+            let opened = crate::model::open_inputs(&tracee, nr, &args);
+            let path = opened.as_ref().and_then(|i| i.first()).map(Vec::as_slice);
             if crate::startup_pin::active() {
-                crate::startup_pin::at_seccomp_stop(pid, regs.nr(), &regs.args());
+                crate::startup_pin::at_seccomp_stop(pid, nr, &args, path);
             } else {
-                colocation.at_seccomp_stop(pid, regs.nr(), &regs.args());
+                colocation.at_seccomp_stop(pid, nr, &args, path);
             }
-            handler.on_seccomp(pid, regs)
+            handler.on_seccomp(pid, regs, opened)
         }
         Stop::SyscallExit(pid) => handler.on_syscall_exit(pid),
         Stop::Event(pid, event) => {

@@ -93,27 +93,28 @@ pub(crate) fn active() -> bool {
     ACTIVE.load(Ordering::Acquire)
 }
 
-/// A seccomp stop of `pid` for call `nr` with `args`: ends the pin once
-/// the loader is done, before a call that would see or spread it, or
-/// once the start is over.
-pub(crate) fn at_seccomp_stop(pid: Pid, nr: i64, args: &[u64; 6]) {
+/// A seccomp stop of `pid` for call `nr` with `args` (`path`: an open's,
+/// as the driver read it): ends the pin once the loader is done, before a
+/// call that would see or spread it, or once the start is over.
+pub(crate) fn at_seccomp_stop(pid: Pid, nr: i64, args: &[u64; 6], path: Option<&[u8]>) {
     let stops = STOPS.fetch_add(1, Ordering::Relaxed) + 1;
-    if ends_pin(nr, args) || opens_kernel_view(pid, nr, args) || stops >= PINNED_STOPS {
+    if ends_pin(nr, args) || opens_kernel_view(pid, nr, args, path) || stops >= PINNED_STOPS {
         release();
     }
 }
 
 /// Whether the call opens a file under `/proc` or `/sys` (a path that
-/// cannot be read counts as one).
-pub(crate) fn opens_kernel_view(pid: Pid, nr: i64, args: &[u64; 6]) -> bool {
-    let path = match nr {
-        libc::SYS_open => args[0],
-        libc::SYS_openat | libc::SYS_openat2 => args[1],
-        _ => return false,
-    };
-    crate::Tracee::new(pid)
-        .read_cstring(path, 64)
-        .map_or(true, |p| p.starts_with(b"/proc") || p.starts_with(b"/sys"))
+/// cannot be read counts as one). `path`: an `open`'s or `openat`'s, read
+/// already; `openat2`'s (rare) is read here.
+pub(crate) fn opens_kernel_view(pid: Pid, nr: i64, args: &[u64; 6], path: Option<&[u8]>) -> bool {
+    let kernel_view = |p: &[u8]| p.is_empty() || p.starts_with(b"/proc") || p.starts_with(b"/sys");
+    match nr {
+        libc::SYS_open | libc::SYS_openat => path.is_none_or(kernel_view),
+        libc::SYS_openat2 => crate::Tracee::new(pid)
+            .read_cstring(args[1], 64)
+            .map_or(true, |p| kernel_view(&p)),
+        _ => false,
+    }
 }
 
 /// The shim's first call, calls that create tasks (which would inherit
@@ -179,5 +180,18 @@ mod tests {
         let shim = [rrc_synclog::SHM_FD as u64, 0, 0, 0, 0, 0];
         assert!(ends_pin(libc::SYS_newfstatat, &shim));
         assert!(!ends_pin(libc::SYS_newfstatat, &[3, 0, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn an_open_under_proc_or_sys_or_of_a_path_not_read_is_a_kernel_view() {
+        let pid = Pid::from_raw(1);
+        let none = [0; 6];
+        let open = |path: Option<&[u8]>| opens_kernel_view(pid, libc::SYS_openat, &none, path);
+        assert!(open(Some(b"/proc/self/status")));
+        assert!(open(Some(b"/sys/devices/system/cpu/online")));
+        assert!(!open(Some(b"/etc/hostname")));
+        assert!(open(None), "a path that could not be read");
+        assert!(open(Some(b"")), "a path that could not be read");
+        assert!(!opens_kernel_view(pid, libc::SYS_close, &none, None));
     }
 }

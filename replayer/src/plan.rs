@@ -61,7 +61,8 @@ pub struct ReplayPlan {
     /// The thread whose event each rank is.
     pub rank_owner: Vec<ThreadId>,
     /// For each rank, the rank of the same thread's next event in the
-    /// order: see [`ReplayPlan::next_own_rank`].
+    /// order: how far the others get while the code between the two runs
+    /// (see [`late_until`]).
     pub next_own: NextOwnRanks,
     /// Whether each rank is a thread's arrival at a sync operation or at
     /// a call it logged itself that returns at once.
@@ -292,8 +293,8 @@ impl ReplayPlan {
     }
 
     /// The rank of the same thread's next event in the order after
-    /// `rank` (`NO_ORDER` after its last; `None` for no such rank): how
-    /// far the others get while the code between the two runs.
+    /// `rank` (`NO_ORDER` after its last; `None` for no such rank).
+    #[cfg(test)]
     pub fn next_own_rank(&self, rank: u64) -> Option<u64> {
         self.next_own.get(rank)
     }
@@ -301,6 +302,22 @@ impl ReplayPlan {
     /// See [`late_until`].
     pub fn late_until(&self, rank: u64) -> Option<u64> {
         late_until(rank, &self.next_own, &self.arrival_ranks)
+    }
+
+    /// Where `thread`'s return at `rank` is kept until, when its next
+    /// event is `next` (a late return, kept by the tracer or by the shim
+    /// after an answer): the rank of its arrival at its next sync
+    /// operation, when others' events come first and its next syscall or
+    /// rdtsc has a place in the order too (not a signal).
+    pub fn late_return_to(&self, thread: ThreadId, rank: u64, next: &PlannedEvent) -> Option<u64> {
+        let index = match next {
+            PlannedEvent::Syscall(s) => s.index,
+            PlannedEvent::Tsc(x) => x.index,
+            PlannedEvent::Signal(_) => return None,
+        };
+        // Its next call has a place in the order (exit_group has none).
+        self.return_rank.get(&(thread, index))?;
+        self.late_until(rank)
     }
 
     fn build(header: TraceHeader, scan: Scan, file: File, window: u64) -> Result<ReplayPlan> {

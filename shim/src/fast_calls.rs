@@ -78,16 +78,45 @@ fn iov_regions(r: &mut Regions, list: &[iovec], got: Option<usize>) {
     }
 }
 
+/// A read into one buffer, `buf` of `n` bytes (`read`, `pread64`): the
+/// kernel wrote the bytes it returned.
+///
+/// # Safety
+/// The call's own contract for `args`.
+unsafe fn read_into(nr: i64, args: [u64; 6], buf: *mut c_void, n: size_t) -> Option<i64> {
+    // SAFETY: the caller's contract.
+    unsafe { buffered(nr, args, n, |ret, r| r.add(buf as u64, count(ret).min(n))) }
+}
+
+/// A write from one buffer, `buf` of `n` bytes (`write`, `pwrite64`), to
+/// `fd` unless it is stdout or stderr: the bytes are the call's input.
+///
+/// # Safety
+/// The call's own contract for `args`.
+unsafe fn write_from(
+    nr: i64,
+    args: [u64; 6],
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+) -> Option<i64> {
+    if std_stream(fd) {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    unsafe {
+        buffered(nr, args, n, |ret, r| {
+            let faulted = ret == -(libc::EFAULT as i64);
+            r.add(buf as u64, if faulted { 0 } else { n });
+        })
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     let args = [int(fd), buf as u64, n as u64, 0, 0, 0];
     // SAFETY: the program's arguments, under read's contract.
-    let fast = unsafe {
-        buffered(libc::SYS_read, args, n, |ret, r| {
-            r.add(buf as u64, count(ret).min(n))
-        })
-    };
-    match fast {
+    match unsafe { read_into(libc::SYS_read, args, buf, n) } {
         Some(ret) => libc_result(ret) as ssize_t,
         // SAFETY: forwards the program's arguments to libc.
         None => real::read().map_or(-1, |f| unsafe { f(fd, buf, n) }),
@@ -97,18 +126,8 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     let args = [int(fd), buf as u64, n as u64, 0, 0, 0];
-    let fast = if std_stream(fd) {
-        None
-    } else {
-        // SAFETY: as for read; the bytes written are the call's input.
-        unsafe {
-            buffered(libc::SYS_write, args, n, |ret, r| {
-                let faulted = ret == -(libc::EFAULT as i64);
-                r.add(buf as u64, if faulted { 0 } else { n });
-            })
-        }
-    };
-    match fast {
+    // SAFETY: the program's arguments, under write's contract.
+    match unsafe { write_from(libc::SYS_write, args, fd, buf, n) } {
         Some(ret) => libc_result(ret) as ssize_t,
         // SAFETY: forwards the program's arguments to libc.
         None => real::write().map_or(-1, |f| unsafe { f(fd, buf, n) }),
@@ -116,20 +135,11 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 }
 
 /// pread and pread64 (one function on x86-64).
-unsafe fn pread_at(fd: c_int, buf: *mut c_void, n: size_t, off: i64) -> Option<i64> {
-    let args = [int(fd), buf as u64, n as u64, off as u64, 0, 0];
-    // SAFETY: the program's arguments, under pread's contract.
-    unsafe {
-        buffered(libc::SYS_pread64, args, n, |ret, r| {
-            r.add(buf as u64, count(ret).min(n))
-        })
-    }
-}
-
 #[no_mangle]
 pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: size_t, off: i64) -> ssize_t {
-    // SAFETY: pread's contract.
-    match unsafe { pread_at(fd, buf, n, off) } {
+    let args = [int(fd), buf as u64, n as u64, off as u64, 0, 0];
+    // SAFETY: the program's arguments, under pread's contract.
+    match unsafe { read_into(libc::SYS_pread64, args, buf, n) } {
         Some(ret) => libc_result(ret) as ssize_t,
         // SAFETY: forwards the program's arguments to libc.
         None => real::pread64().map_or(-1, |f| unsafe { f(fd, buf, n, off) }),
@@ -142,21 +152,12 @@ pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, n: size_t, off: i64)
     unsafe { pread64(fd, buf, n, off) }
 }
 
+/// pwrite and pwrite64 (one function on x86-64).
 #[no_mangle]
 pub unsafe extern "C" fn pwrite64(fd: c_int, buf: *const c_void, n: size_t, off: i64) -> ssize_t {
     let args = [int(fd), buf as u64, n as u64, off as u64, 0, 0];
-    let fast = if std_stream(fd) {
-        None
-    } else {
-        // SAFETY: as for pread; the bytes written are the call's input.
-        unsafe {
-            buffered(libc::SYS_pwrite64, args, n, |ret, r| {
-                let faulted = ret == -(libc::EFAULT as i64);
-                r.add(buf as u64, if faulted { 0 } else { n });
-            })
-        }
-    };
-    match fast {
+    // SAFETY: the program's arguments, under pwrite's contract.
+    match unsafe { write_from(libc::SYS_pwrite64, args, fd, buf, n) } {
         Some(ret) => libc_result(ret) as ssize_t,
         // SAFETY: forwards the program's arguments to libc.
         None => real::pwrite64().map_or(-1, |f| unsafe { f(fd, buf, n, off) }),

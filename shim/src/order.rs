@@ -602,15 +602,17 @@ fn return_late(log: &SharedSyncLog, expected: &Expected) {
     if !log.wait_for_rank_of(slot, expected.entry.order, TURN_SPINS, TURN_WAIT) {
         return;
     }
-    // No baton: the others' events up to the next one of ours go first.
-    log.advance_rank();
-    hold_until(log, expected.entry.late_to);
+    return_late_to(log, expected.entry.late_to);
 }
 
-/// After a return at its place (the order moved on from it): waits until
-/// the order gets to `late_to`, the thread's next event, within
-/// `return_late`'s bounds.
-pub fn hold_until(log: &SharedSyncLog, late_to: u64) {
+/// A return that has happened at its place, whose thread's next event
+/// (`late_to`) comes after other threads' events: the order moves on at
+/// once (no baton: the others' events up to the next one of ours go
+/// first), and the thread waits until the order gets to `late_to`, within
+/// `return_late`'s bounds. For futex waits and for calls answered
+/// in-process.
+pub fn return_late_to(log: &SharedSyncLog, late_to: u64) {
+    log.advance_rank();
     let target = rrc_synclog::word(late_to);
     // Counted in naps: a clock read here would be one of the program's
     // calls (the shim's own clock_gettime).

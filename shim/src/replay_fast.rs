@@ -100,10 +100,7 @@ unsafe fn answer(
     }
     buf.consume(head.len);
     if at_rank && head.late_to != NO_RANK {
-        // Others' events come before this thread's next one: the order
-        // moves on at once, and the thread waits for its next event.
-        log.advance_rank();
-        crate::order::hold_until(log, head.late_to);
+        crate::order::return_late_to(log, head.late_to);
     } else if at_rank {
         log.finish_rank(slot, head.rank);
     }

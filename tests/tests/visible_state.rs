@@ -32,6 +32,13 @@ fn prints_what_it_prints_natively(name: &str, expect: &[&str]) {
     }
 }
 
+/// What `cpu_mask` prints at its start and after 20,000 trapped calls.
+const CPU_MASK_LINES: &[&str] = &[
+    "start Cpus_allowed_list:",
+    "busy affinity first:",
+    "busy Cpus_allowed_list:",
+];
+
 #[test]
 fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
     prints_what_it_prints_natively("tsc_seccomp_self", &["seccomp mode 0", "SIGSEGV blocked 1"]);
@@ -40,26 +47,12 @@ fn the_program_sees_its_own_tsc_mode_seccomp_mode_and_sigsegv_mask() {
 #[test]
 fn the_program_sees_the_processors_and_huge_page_setting_it_would_have_natively_at_start_and_while_busy(
 ) {
-    prints_what_it_prints_natively(
-        "cpu_mask",
-        &[
-            "start Cpus_allowed_list:",
-            "busy affinity first:",
-            "busy Cpus_allowed_list:",
-        ],
-    );
+    prints_what_it_prints_natively("cpu_mask", CPU_MASK_LINES);
 }
 
 #[test]
 fn a_static_program_sees_the_processors_it_would_have_natively() {
     // No shim whose start would end the start-up pin: its open of
     // /proc/self/status does.
-    prints_what_it_prints_natively(
-        "cpu_mask_static",
-        &[
-            "start Cpus_allowed_list:",
-            "busy affinity first:",
-            "busy Cpus_allowed_list:",
-        ],
-    );
+    prints_what_it_prints_natively("cpu_mask_static", CPU_MASK_LINES);
 }

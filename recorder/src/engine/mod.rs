@@ -300,7 +300,7 @@ impl Recorder {
             Release::Entry { pid, bypass } => {
                 t.serial_bypass |= bypass;
                 let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;
-                self.syscall_entry(pid, regs)?;
+                self.syscall_entry(pid, regs, None)?;
                 Ok(Vec::new())
             }
             Release::Exit(pid) | Release::Token(pid) => self.syscall_exit(pid),
@@ -352,14 +352,19 @@ impl Recorder {
 impl StopHandler for Recorder {
     type Error = anyhow::Error;
 
-    fn on_seccomp(&mut self, pid: Pid, regs: SyscallRegs) -> Result<()> {
+    fn on_seccomp(
+        &mut self,
+        pid: Pid,
+        regs: SyscallRegs,
+        opened: Option<Vec<Vec<u8>>>,
+    ) -> Result<()> {
         self.mark_stopped(pid)?;
         // A handler that ran alone ends at its thread's next syscall.
         let mut released = self.end_alone(pid);
         // So does its run of the program, serialised.
         released.extend(self.token.give_back(pid).map(Release::Token));
         self.release_all(released)?;
-        self.syscall_entry(pid, regs)
+        self.syscall_entry(pid, regs, opened)
     }
 
     fn on_syscall_exit(&mut self, pid: Pid) -> Result<()> {

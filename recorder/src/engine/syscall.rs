@@ -35,8 +35,15 @@ pub(super) struct InFlight {
 impl Recorder {
     /// A thread at the seccomp stop of a trapped call (stopped now, or
     /// released from a serial-call wait): waits for its serial call, or
-    /// reads the call's inputs and lets it run to its exit.
-    pub(super) fn syscall_entry(&mut self, pid: Pid, regs: SyscallRegs) -> Result<()> {
+    /// reads the call's inputs and lets it run to its exit. `opened`: an
+    /// open's inputs if the driver read them at this stop (a thread let go
+    /// from a wait has its path read again here).
+    pub(super) fn syscall_entry(
+        &mut self,
+        pid: Pid,
+        regs: SyscallRegs,
+        opened: Option<Vec<Vec<u8>>>,
+    ) -> Result<()> {
         if model::marks_handler_end(regs.nr()) {
             // Trapped only to mark where a handler ends; not an event.
             return self.resume(pid, Resume::Run(0, "resume into rt_sigreturn"));
@@ -56,7 +63,7 @@ impl Recorder {
             }
         }
         let tracee = Tracee::new(pid);
-        let opened = model::open_inputs(&tracee, regs.nr(), &regs.args());
+        let opened = opened.or_else(|| model::open_inputs(&tracee, regs.nr(), &regs.args()));
         if opened.as_deref().is_some_and(model::opens_read_once_file) {
             // Answered here in both runs, in whichever thread: not an
             // event (see READ_ONCE_BY_LIBC).

@@ -19,7 +19,14 @@ use crate::plan::PlannedEvent;
 
 impl Replayer {
     /// A `SECCOMP_RET_TRACE` stop: the thread is entering a trapped call.
-    pub(super) fn seccomp_stop(&mut self, pid: Pid, regs: SyscallRegs) -> Res {
+    /// `opened`: an open's inputs if the driver read them at this stop (a
+    /// thread let go from a hold has its path read again here).
+    pub(super) fn seccomp_stop(
+        &mut self,
+        pid: Pid,
+        regs: SyscallRegs,
+        opened: Option<Vec<Vec<u8>>>,
+    ) -> Res {
         if self.diverged() {
             return Ok(());
         }
@@ -34,7 +41,7 @@ impl Replayer {
             )));
         };
         let tracee = Tracee::new(pid);
-        let opened = model::open_inputs(&tracee, nr, &regs.args());
+        let opened = opened.or_else(|| model::open_inputs(&tracee, nr, &regs.args()));
         if opened.as_deref().is_some_and(model::opens_read_once_file) {
             // Answered by rrc in both runs, in whichever thread (not an
             // event: see READ_ONCE_BY_LIBC).

@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
+use rrc_trace::SignalPoint;
 
 use super::holds::Hold;
 use super::order::{asleep_in_futex, EventOrder};
@@ -35,7 +36,6 @@ use super::threads::{LiveThread, ThreadState};
 use super::{debug_log, debug_on, diverged, Replayer, Res};
 use crate::divergence::{describe_event, Expected, Observed};
 use crate::plan::PlannedEvent;
-use rrc_trace::SignalPoint;
 
 /// How long nothing may move before a hold gives way.
 pub(crate) const GIVE_WAY_QUIET: Duration = Duration::from_millis(2);

@@ -166,7 +166,7 @@ impl Replayer {
             _ => {
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
                 match hold {
-                    Hold::SignalTurn(_) => self.seccomp_stop(pid, regs),
+                    Hold::SignalTurn(_) => self.seccomp_stop(pid, regs, None),
                     _ => self.dispatch(pid, thread, regs),
                 }
             }

@@ -181,9 +181,9 @@ impl Replayer {
         // the tracer keeps a late return, or the call goes the tracer's way.
         let key = (thread, r.index);
         let rank = self.plan.return_rank.get(&key).copied();
-        let late_to = match rank {
-            Some(r) if self.order.enabled() && self.plan.next_own_rank(r) != Some(r + 1) => {
-                self.in_process_late_to(thread, r, next)
+        let late_to = match (rank, next) {
+            (Some(r), Some(next)) if self.order.enabled() && self.late_returns => {
+                self.plan.late_return_to(thread, r, next).unwrap_or(NO_RANK)
             }
             _ => NO_RANK,
         };
@@ -227,25 +227,6 @@ impl Replayer {
                 .map(|(g, o)| (g.addr, o.as_slice()))
                 .collect(),
         })
-    }
-
-    /// For a call whose return at `rank` is followed by other threads'
-    /// events before the thread's own next one: the rank the shim keeps it
-    /// for after the answer, where the tracer would keep a late return
-    /// (`late_return_rank`: its arrival at its next sync operation, when
-    /// its next call, `next`, has a place in the order too); `NO_RANK`
-    /// where the tracer would let it go at once.
-    fn in_process_late_to(&self, thread: ThreadId, rank: u64, next: Option<&PlannedEvent>) -> u64 {
-        let index = match next {
-            _ if !self.late_returns => return NO_RANK,
-            Some(PlannedEvent::Syscall(s)) => s.index,
-            Some(PlannedEvent::Tsc(x)) => x.index,
-            Some(PlannedEvent::Signal(_)) | None => return NO_RANK,
-        };
-        if self.plan.return_rank.get(&(thread, index)).is_none() {
-            return NO_RANK;
-        }
-        self.plan.late_until(rank).unwrap_or(NO_RANK)
     }
 
     /// As `pid` is let go: feeds its next calls the shim can answer,

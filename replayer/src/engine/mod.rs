@@ -473,7 +473,12 @@ impl Replayer {
 impl StopHandler for Replayer {
     type Error = anyhow::Error;
 
-    fn on_seccomp(&mut self, pid: Pid, regs: SyscallRegs) -> Result<()> {
+    fn on_seccomp(
+        &mut self,
+        pid: Pid,
+        regs: SyscallRegs,
+        opened: Option<Vec<Vec<u8>>>,
+    ) -> Result<()> {
         debug_log(format_args!("seccomp stop of {pid}"));
         let taken = self.note_stop(pid);
         // Serialised: a thread entering a syscall has reached its next
@@ -482,7 +487,7 @@ impl StopHandler for Replayer {
         if let Some(t) = self.live.get(&pid) {
             self.log.park(t.logical);
         }
-        let result = taken.and_then(|()| self.seccomp_stop(pid, regs));
+        let result = taken.and_then(|()| self.seccomp_stop(pid, regs, opened));
         self.finish_stop(pid, result)
     }
 

@@ -281,7 +281,7 @@ impl Replayer {
         if t.injecting.is_some() || t.handler_alone.is_some() {
             return None;
         }
-        let index = match self.plan.threads[t.logical as usize].events.front()? {
+        let next = match self.plan.threads[t.logical as usize].events.front()? {
             // A handler that ran alone after this return, at a later place
             // in the order: kept until the order gets there, whatever
             // `--no-late-returns` says (it is the signal's place).
@@ -290,13 +290,11 @@ impl Replayer {
                 return (at > r + 1).then_some((at, true));
             }
             _ if !self.late_returns => return None,
-            PlannedEvent::Syscall(s) => s.index,
-            PlannedEvent::Tsc(x) => x.index,
-            PlannedEvent::Signal(_) => return None,
+            next => next,
         };
-        // Its next call has a place in the order (exit_group has none).
-        self.plan.return_rank.get(&(t.logical, index))?;
-        self.plan.late_until(r).map(|at| (at, false))
+        self.plan
+            .late_return_to(t.logical, r, next)
+            .map(|at| (at, false))
     }
 
     /// Lets go the threads kept after their return whose next event is

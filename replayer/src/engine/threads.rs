@@ -3,8 +3,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use rrc_interposer::{model, prepare_exec, TaskEvent, Tracee, TraceeMemory};
@@ -33,13 +32,13 @@ pub(crate) enum ThreadState {
     Late(LateReturn),
 }
 
-/// Everything the engine keeps about one live thread: when the thread
-/// ends, the record goes, and with it every hold on the thread.
 /// How long after the start of its last futex wait the recording does not
 /// have a thread still counts as waiting there (its bounded waits last
 /// 1 ms each).
 pub(crate) const UNSEEN_RECENT: Duration = Duration::from_millis(5);
 
+/// Everything the engine keeps about one live thread: when the thread
+/// ends, the record goes, and with it every hold on the thread.
 pub(crate) struct LiveThread {
     pub logical: ThreadId,
     pub process: ProcessId,
