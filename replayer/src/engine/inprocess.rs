@@ -346,6 +346,7 @@ impl Replayer {
         let mono = self.mono;
         if let Some(t) = self.live.get_mut(&pid) {
             t.in_process_seen = taken;
+            t.elapsed_base = None;
             if last != 0 {
                 t.last_return = mono.instant(last);
             }

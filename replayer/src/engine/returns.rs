@@ -197,6 +197,7 @@ impl Replayer {
                 self.stats.held_total += Duration::from_nanos(interval_ns);
             }
             t.last_return = now;
+            t.elapsed_base = None;
         }
         let alone = self.live.get(&pid).is_some_and(|t| {
             matches!(
@@ -336,6 +337,7 @@ impl Replayer {
             if let Some(t) = self.live.get_mut(&pid) {
                 t.state = ThreadState::Stopped;
                 t.last_return = Instant::now();
+                t.elapsed_base = None;
             }
             self.let_go(pid, 0)?;
         }

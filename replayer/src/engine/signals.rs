@@ -145,7 +145,7 @@ impl Replayer {
             Some(PlannedEvent::Signal(s)) if t.injecting.is_none() => Some((s.signo, s.at)),
             _ => None,
         };
-        let (logical, last_return) = (t.logical, t.last_return);
+        let logical = t.logical;
         // Only a signal recorded at this return is held here: one recorded
         // at the next entry or by time comes after code (and sync
         // operations) the thread still has to run.
@@ -188,8 +188,13 @@ impl Replayer {
                 // Recorded as the time since the thread's last syscall
                 // returned: several signals to a thread that makes no call
                 // between them (a timer against a busy loop) count from
-                // that return, not each from the one before it.
-                let at = (last_return + Duration::from_nanos(ns)).max(Instant::now());
+                // the first one's start, not each from the one before it.
+                let now = Instant::now();
+                let base = self
+                    .live
+                    .get_mut(&pid)
+                    .map_or(now, |t| *t.elapsed_base.get_or_insert(now));
+                let at = (base + Duration::from_nanos(ns)).max(now);
                 self.pacing.push(at, pid, Timed::Signal { sig });
             }
             // Without the event order there is no place to wait for.

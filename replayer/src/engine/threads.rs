@@ -67,6 +67,10 @@ pub(crate) struct LiveThread {
     /// Its ring's `waiting_unseen` word as last looked at, and when it
     /// last changed (see [`LiveThread::waits_unseen`]).
     pub unseen_look: Cell<(u32, Option<Instant>)>,
+    /// When it was let go after its last syscall, while only signals
+    /// delivered by elapsed time have followed: their recorded times count
+    /// from there, as the recorder counted them from that return.
+    pub elapsed_base: Option<Instant>,
 }
 
 impl LiveThread {
@@ -85,6 +89,7 @@ impl LiveThread {
             segv_blocked: false,
             in_process_seen: 0,
             unseen_look: Cell::new((0, None)),
+            elapsed_base: None,
         }
     }
 
