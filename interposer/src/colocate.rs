@@ -85,6 +85,27 @@ impl Colocation {
         }
     }
 
+    /// Keeps `pid` pinned with the tracer, as the start pin left them
+    /// (`original`: the mask from before it), until one of its calls or a
+    /// window of stops ends it, as for a pin of its own.
+    pub(crate) fn adopt(&mut self, pid: Pid, original: libc::cpu_set_t) {
+        self.original = Some(original);
+        if !self.enabled {
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: `original` is a valid mask read by
+            // sched_getaffinity; a thread that ended makes it fail.
+            unsafe {
+                libc::sched_setaffinity(pid.as_raw(), size, &original);
+                libc::sched_setaffinity(0, size, &original);
+            }
+            return;
+        }
+        self.pinned = Some(pid);
+        self.stops = 0;
+        self.counts.clear();
+        self.window_start = Instant::now();
+    }
+
     /// `pid` ended: a pin for it is over.
     pub(crate) fn ended(&mut self, pid: Pid) {
         if self.pinned == Some(pid) {
@@ -184,6 +205,26 @@ mod tests {
         assert_eq!(c.counts, vec![(a, 5), (b, 1)]);
         c.ended(a);
         assert_eq!(c.counts, vec![(b, 1)]);
+    }
+
+    #[test]
+    fn a_pin_handed_over_from_the_start_is_kept_until_a_window_says_otherwise() {
+        let (a, b) = (Pid::from_raw(1_000_005), Pid::from_raw(1_000_006));
+        let mut c = off();
+        c.stops = 7;
+        // SAFETY: cpu_set_t is plain data.
+        let mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        c.adopt(a, mask);
+        assert_eq!(c.pinned, Some(a));
+        assert_eq!(c.stops, 0, "a new window starts at the hand-over");
+        c.at_seccomp_stop(a, libc::SYS_close, &[0; 6], None);
+        assert_eq!(c.pinned, Some(a), "its calls keep it");
+        // A window where another thread makes the calls moves the pin off
+        // (the pids are not real: the unpinning fails harmlessly).
+        for _ in 0..WINDOW_STOPS {
+            c.at_seccomp_stop(b, libc::SYS_close, &[0; 6], None);
+        }
+        assert_ne!(c.pinned, Some(a));
     }
 
     #[test]

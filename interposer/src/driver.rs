@@ -200,7 +200,9 @@ fn dispatch<H: StopHandler>(
             let opened = crate::model::open_inputs(&tracee, nr, &args);
             let path = opened.as_ref().and_then(|i| i.first()).map(Vec::as_slice);
             if crate::startup_pin::active() {
-                crate::startup_pin::at_seccomp_stop(pid, nr, &args, path);
+                if let Some(original) = crate::startup_pin::at_seccomp_stop(pid, nr, &args, path) {
+                    colocation.adopt(pid, original);
+                }
             } else {
                 colocation.at_seccomp_stop(pid, nr, &args, path);
             }
