@@ -242,7 +242,7 @@ fn format_sync_result(op: SyncOp, result: i32) -> String {
 fn returns_errno(op: SyncOp) -> bool {
     !matches!(
         op,
-        SyncOp::SemWait | SyncOp::SemTrywait | SyncOp::SemTimedwait
+        SyncOp::SemWait | SyncOp::SemTrywait | SyncOp::SemTimedwait | SyncOp::StaticInit
     )
 }
 
@@ -250,8 +250,10 @@ fn returns_errno(op: SyncOp) -> bool {
 /// A condition wait re-acquires its mutex even when it times out; futex
 /// calls take nothing.
 fn acquired(op: &SyncRecord) -> bool {
-    !matches!(op.op, SyncOp::FutexWait | SyncOp::FutexWake)
-        && (op.result == 0 || op.op == SyncOp::CondTimedwait)
+    !matches!(
+        op.op,
+        SyncOp::FutexWait | SyncOp::FutexWake | SyncOp::StaticInit
+    ) && (op.result == 0 || op.op == SyncOp::CondTimedwait)
 }
 
 /// `[t2 #9] --- SIGALRM (async) ---`

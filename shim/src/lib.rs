@@ -28,6 +28,7 @@ mod random;
 mod real;
 mod replay_fast;
 mod session;
+mod static_init;
 mod stdio;
 mod threads;
 

@@ -263,7 +263,52 @@ pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) ->
     })
 }
 
-/// Takes the thread's next recorded entry if it is this futex call.
+/// A call that only the thread that won logs (a C++ static constructed:
+/// `static_init`): `attempt` is the real call, `won` says whether its
+/// result is a win. In replay, the thread whose next recorded entry is
+/// this win makes the call at its place in the event order; any other
+/// first waits, through `wait_for_winner`, until the winner is done, so
+/// it loses as it did.
+pub fn won_when_recorded(
+    op: u32,
+    object: u64,
+    attempt: impl FnOnce() -> c_int,
+    won: impl FnOnce(c_int) -> bool,
+    wait_for_winner: impl FnOnce(),
+) -> c_int {
+    match session::current() {
+        None => attempt(),
+        Some(Session::Record(log)) => {
+            let thread = session::this_thread(log);
+            let arrival = log.stamp_event();
+            let result = attempt();
+            match thread {
+                Ok(thread) if won(result) => {
+                    record(log, thread, op, object, false, result, arrival);
+                }
+                Ok(_) => {}
+                Err(_) => session::note_unrecorded(),
+            }
+            result
+        }
+        Some(Session::Replay(log)) => match expect_futex(log, op, object) {
+            Some(expected) => {
+                let _errno = ErrnoGuard::save();
+                arrive(log, &expected);
+                let mut result = expected.entry.result;
+                in_event_order(log, &expected, |_| result = attempt());
+                result
+            }
+            None => {
+                wait_for_winner();
+                attempt()
+            }
+        },
+    }
+}
+
+/// Takes the thread's next recorded entry if it is this call (a futex
+/// call, or another that not every run makes).
 fn expect_futex(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     let thread = session::this_thread(log).ok()?;
     let ring = log.ring(thread.slot)?;

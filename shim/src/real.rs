@@ -220,6 +220,8 @@ real_functions! {
 real_functions! {
     pthread_once = c"pthread_once"
         => fn(*mut libc::pthread_once_t, Option<unsafe extern "C" fn()>) -> c_int;
+    // libstdc++'s, for C++ function-local statics (`static_init`).
+    cxa_guard_acquire = c"__cxa_guard_acquire" => fn(*mut u64) -> c_int;
 }
 
 // The fortified entry points (`fortify`), for a call that fails their check.

@@ -50,9 +50,14 @@ pub const OMP_LOCK: u32 = 22;
 /// iterations is decided by an atomic in libgomp. The object is one shim
 /// static for all loops.
 pub const OMP_LOOP: u32 = 23;
+/// A C++ function-local static constructed (`__cxa_guard_acquire`
+/// returned 1): which of the threads that reached it together runs its
+/// constructor is decided by libstdc++'s atomics. Logged only by the
+/// thread that constructed it; the object is the guard's address.
+pub const STATIC_INIT: u32 = 24;
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 23] = [
+pub const ALL: [u32; 24] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -76,9 +81,10 @@ pub const ALL: [u32; 23] = [
     LIBC_STATE,
     OMP_LOCK,
     OMP_LOOP,
+    STATIC_INIT,
 ];
 
-pub const LAST: u32 = OMP_LOOP;
+pub const LAST: u32 = STATIC_INIT;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

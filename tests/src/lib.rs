@@ -34,7 +34,7 @@ pub const TRACE_MAGIC: &[u8; 8] = b"RRCTRACE";
 /// Magic plus the u32 format version.
 pub const PREAMBLE_LEN: usize = 12;
 /// The trace format version rrc writes (trace-format's FORMAT_VERSION).
-pub const FORMAT_VERSION: u32 = 12;
+pub const FORMAT_VERSION: u32 = 13;
 
 // ---------------------------------------------------------------------
 // Locating things

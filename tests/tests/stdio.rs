@@ -129,6 +129,20 @@ fn another_worker_runs_the_pthread_once_routine_in_native_runs() {
 }
 
 #[test]
+fn the_worker_that_constructed_a_cpp_static_constructs_it_in_replay() {
+    // Which worker runs a function-local static's constructor (a clock
+    // read and a line of output) is an atomic in libstdc++: another
+    // worker ran it in replay, 6 of 10 faithful, before the winner's
+    // __cxa_guard_acquire was logged.
+    record_and_replay_all("cpp_static_init", &[], b"", 4);
+}
+
+#[test]
+fn another_worker_constructs_a_cpp_static_in_native_runs() {
+    assert_native_runs_differ(&program("cpp_static_init"), &[], b"", 10);
+}
+
+#[test]
 fn workers_that_sort_and_free_memory_replay_in_their_own_threads() {
     // glibc reads the machine's memory size at the first large qsort and
     // the overcommit setting when an arena first shrinks, in whichever

@@ -29,7 +29,7 @@ pub const MAGIC: [u8; 8] = *b"RRCTRACE";
 /// variable-length integers, and large sent data as a digest. 11: an
 /// exec keeps the program's `AT_RANDOM` bytes; the digest is XXH3-128.
 /// 12: a batch's sync operations packed as differences.
-pub const FORMAT_VERSION: u32 = 12;
+pub const FORMAT_VERSION: u32 = 13;
 /// Frames larger than this are treated as corruption rather than allocated.
 pub const MAX_FRAME_LEN: u32 = 256 << 20;
 /// Size of the fixed preamble: magic plus version.

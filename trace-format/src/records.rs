@@ -241,6 +241,7 @@ pub enum SyncOp {
     LibcState = ops::LIBC_STATE as u8,
     OmpLock = ops::OMP_LOCK as u8,
     OmpLoop = ops::OMP_LOOP as u8,
+    StaticInit = ops::STATIC_INIT as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -255,7 +256,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 23] = [
+    pub const ALL: [SyncOp; 24] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -279,6 +280,7 @@ impl SyncOp {
         SyncOp::LibcState,
         SyncOp::OmpLock,
         SyncOp::OmpLoop,
+        SyncOp::StaticInit,
     ];
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
@@ -310,6 +312,7 @@ impl SyncOp {
             SyncOp::LibcState => "libc state (rand, name services, time zone, messages)",
             SyncOp::OmpLock => "omp_set_lock/omp critical",
             SyncOp::OmpLoop => "omp loop chunk",
+            SyncOp::StaticInit => "C++ static constructed (__cxa_guard_acquire)",
         }
     }
 }
