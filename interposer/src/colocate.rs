@@ -74,6 +74,13 @@ impl Colocation {
                 || crate::startup_pin::opens_kernel_view(pid, nr, args, path))
         {
             self.release();
+            // A new window starts after the call: a window that closed at
+            // this stop, or at the reads of the file it opens, would pin
+            // the thread again before it looks.
+            self.stops = 0;
+            self.counts.clear();
+            self.window_start = Instant::now();
+            return;
         }
         match self.counts.iter_mut().find(|(p, _)| *p == pid) {
             Some((_, n)) => *n += 1,
@@ -225,6 +232,22 @@ mod tests {
             c.at_seccomp_stop(b, libc::SYS_close, &[0; 6], None);
         }
         assert_ne!(c.pinned, Some(a));
+    }
+
+    #[test]
+    fn a_call_that_ends_the_pin_starts_a_new_window_so_it_cannot_be_pinned_again_before_it_runs() {
+        let a = Pid::from_raw(1_000_007);
+        let mut c = off();
+        // SAFETY: cpu_set_t is plain data.
+        let mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        c.adopt(a, mask);
+        for _ in 0..100 {
+            c.at_seccomp_stop(a, libc::SYS_close, &[0; 6], None);
+        }
+        c.at_seccomp_stop(a, libc::SYS_sched_getaffinity, &[0; 6], None);
+        assert_eq!(c.pinned, None);
+        assert_eq!(c.stops, 0, "the window restarts after the call");
+        assert!(c.counts.is_empty());
     }
 
     #[test]
