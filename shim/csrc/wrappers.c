@@ -20,9 +20,18 @@ typedef struct _IO_FILE FILE;
 extern FILE *stdin;
 extern FILE *stdout;
 
+/* The layout of a stream (part of glibc's ABI) and its list of open
+ * streams, for fflush(NULL). */
+#include <bits/types/struct_FILE.h>
+extern struct _IO_FILE *_IO_list_all;
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+
 void rrc_stdio_lock(FILE *fp);
 void rrc_stdio_unlock(FILE *fp);
 int rrc_stdio_trylock(FILE *fp);
+int rrc_stream_list_enter(void);
+void rrc_stream_list_leave(void);
 
 /* The next definition of `name`, cached in `slot` (races store the same
  * value). */
@@ -64,8 +73,43 @@ WRAP(int, putc, fp, (int c, FILE *fp), (c, fp))
 WRAP(int, _IO_putc, fp, (int c, FILE *fp), (c, fp))
 WRAP(int, putchar, stdout, (int c), (c))
 WRAP(size_t, fwrite, fp, (const void *p, size_t size, size_t n, FILE *fp), (p, size, n, fp))
-/* fflush(NULL) flushes every stream, each under its own lock. */
-WRAP(int, fflush, fp, (FILE *fp), (fp))
+/* fflush(NULL) flushes every stream with output pending, each under its
+ * own lock (glibc's _IO_flush_all, which takes them inline): done here,
+ * stream by stream, so that each of those locks is taken in the recorded
+ * order too. Without it, a thread's fflush(NULL) empties stdout's buffer
+ * at a point no other thread's printf is ordered against. Walks of the
+ * list take their turns as a whole (rrc_stream_list_enter): each holds
+ * glibc's list lock while it waits for the streams' turns. */
+HIDDEN int rrc_c_fflush(FILE *fp)
+{
+    static int (*real)(FILE *);
+    if (!REAL(real, "fflush"))
+        return -1;
+    if (fp) {
+        rrc_stdio_lock(fp);
+        int r = real(fp);
+        rrc_stdio_unlock(fp);
+        return r;
+    }
+    int result = 0;
+    int walking = rrc_stream_list_enter();
+    _IO_list_lock();
+    for (struct _IO_FILE *f = _IO_list_all; f; f = f->_chain) {
+        rrc_stdio_lock(f);
+        /* As _IO_flush_all decides: a byte stream with bytes written
+         * but not yet flushed; a wide one is flushed as fflush does.
+         * fflush on a stream that is only being read would drop what
+         * it read ahead, which fflush(NULL) leaves alone. */
+        int pending = f->_mode > 0 || f->_IO_write_ptr > f->_IO_write_base;
+        if (pending && real(f) != 0)
+            result = -1;
+        rrc_stdio_unlock(f);
+    }
+    _IO_list_unlock();
+    if (walking)
+        rrc_stream_list_leave();
+    return result;
+}
 
 /* Input. */
 WRAP(char *, fgets, fp, (char *s, int n, FILE *fp), (s, n, fp))

@@ -82,6 +82,26 @@ pub unsafe extern "C" fn rrc_stdio_lock(fp: *mut c_void) {
     adjust(key, 1);
 }
 
+/// The list of open streams, as an object: `fflush(NULL)` walks it (in
+/// `csrc/wrappers.c`) taking each stream's lock in the recorded order,
+/// and two walks at once would each hold glibc's list lock, which rrc
+/// does not see, while waiting for a turn the other must take first.
+static STREAM_LIST: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Starts a walk of the stream list at its recorded turn: 1 when it holds
+/// the list (0 only for a recording in which taking it failed, which a
+/// walk never does; nothing is held then).
+#[no_mangle]
+pub extern "C" fn rrc_stream_list_enter() -> c_int {
+    c_int::from(order::enter_recorded_order(ops::LIBC_STATE, &STREAM_LIST))
+}
+
+/// Ends a walk [`rrc_stream_list_enter`] started.
+#[no_mangle]
+pub extern "C" fn rrc_stream_list_leave() {
+    order::leave_recorded_order(&STREAM_LIST);
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn rrc_stdio_unlock(fp: *mut c_void) {
     if let Some(unlock) = real::funlockfile() {

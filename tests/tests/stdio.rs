@@ -57,6 +57,26 @@ fn threads_reading_lines_from_one_stdin_share_them_differently_natively() {
     assert_native_runs_differ(&program("stdin_threads"), &[], &word_lines(400), 10);
 }
 
+/// Numbers, one per line.
+fn number_lines(n: usize) -> Vec<u8> {
+    (1..=n)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+#[test]
+fn threads_flushing_every_stream_while_others_print_and_scanf_replay_byte_for_byte() {
+    // fflush(NULL) takes every stream's lock inside libc: the shim walks
+    // the streams itself, each lock at its turn.
+    record_and_replay_all("stdio_flush_all", &[], &number_lines(900), 3);
+}
+
+#[test]
+fn threads_flushing_every_stream_take_other_numbers_natively() {
+    assert_native_runs_differ(&program("stdio_flush_all"), &[], &number_lines(900), 10);
+}
+
 #[test]
 fn cpp_workers_logging_with_cout_replay_byte_for_byte() {
     record_and_replay_all("cpp_queue", &[], b"", 4);
