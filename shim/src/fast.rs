@@ -12,6 +12,7 @@
 //! when the tracer holds a signal for the thread or a vfork child borrows
 //! its stack, and when its memory would not fit in the buffer.
 
+use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rrc_synclog::syscallbuf::{
@@ -137,6 +138,44 @@ fn program_monotonic_ns(nr: i64, args: &[u64; 6], ret: i64) -> Option<u64> {
     Some((ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64)
 }
 
+/// The buffered calls POSIX makes cancellation points: they may block,
+/// and a thread blocked in one must be cancellable there.
+fn is_cancellation_point(nr: i64) -> bool {
+    !matches!(
+        nr,
+        libc::SYS_clock_gettime
+            | libc::SYS_gettimeofday
+            | libc::SYS_time
+            | libc::SYS_getpid
+            | libc::SYS_getppid
+    )
+}
+
+extern "C" {
+    fn pthread_setcanceltype(kind: c_int, old: *mut c_int) -> c_int;
+}
+
+const PTHREAD_CANCEL_ASYNCHRONOUS: c_int = 1;
+
+/// Makes `call` as glibc makes a cancellation point's system call: with
+/// the thread's cancellation asynchronous for its duration. glibc's own
+/// wrappers do this inline; the call made from our site instead would
+/// leave a thread blocked in it deaf to `pthread_cancel` (which signals
+/// only a thread that is asynchronous at the time), and a program that
+/// cancels a worker waiting in `read` would never end. A cancel that was
+/// already pending acts at once, as it does at glibc's wrappers' entry.
+fn with_async_cancel(call: impl FnOnce() -> i64) -> i64 {
+    let mut old: c_int = 0;
+    // SAFETY: `old` is a valid c_int; the type is a valid constant.
+    let set = unsafe { pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, &mut old) } == 0;
+    let ret = call();
+    if set && old != PTHREAD_CANCEL_ASYNCHRONOUS {
+        // SAFETY: restores the type read above; a null `old` is allowed.
+        unsafe { pthread_setcanceltype(old, std::ptr::null_mut()) };
+    }
+    ret
+}
+
 /// Memory regions a call read or wrote, as (address, length).
 #[derive(Default)]
 pub struct Regions {
@@ -218,7 +257,11 @@ pub unsafe fn buffered_as(
     };
     // SAFETY: the caller vouches for the arguments; READY says the page
     // is mapped.
-    let ret = unsafe { site_syscall(nr, made) };
+    let ret = if is_cancellation_point(nr) {
+        with_async_cancel(|| unsafe { site_syscall(nr, made) })
+    } else {
+        unsafe { site_syscall(nr, made) }
+    };
     // As a trapped call's return waits while a fork copies memory or a
     // handler runs alone.
     log.wait_for_forks(Some(thread.slot));

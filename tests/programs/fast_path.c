@@ -20,6 +20,8 @@
  *   interleave  three threads whose buffered clock reads and writes
  *             interleave with each other's locks: which thread logs
  *             when differs between runs
+ *   cancel    pthread_cancel of a thread blocked in a buffered read (a
+ *             cancellation point), whose cleanup handler prints
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -335,6 +337,45 @@ static int mode_interleave(void)
     return 0;
 }
 
+/* ------------------------------------------------------------- cancel */
+
+static int cancel_pipe[2];
+static volatile long cancel_reads;
+
+static void said_goodbye(void *arg)
+{
+    (void)arg;
+    printf("cleanup after %ld reads\n", cancel_reads);
+}
+
+static void *cancelled_reader(void *arg)
+{
+    pthread_cleanup_push(said_goodbye, arg);
+    for (;;) {
+        char c;
+        ssize_t n = read(cancel_pipe[0], &c, 1);
+        cancel_reads++;
+        printf("read %zd byte\n", n);
+    }
+    pthread_cleanup_pop(0);
+    return NULL;
+}
+
+static int mode_cancel(void)
+{
+    CHECK(pipe(cancel_pipe) == 0, "pipe");
+    pthread_t t;
+    PCHECK(pthread_create(&t, NULL, cancelled_reader, NULL));
+    CHECK(write(cancel_pipe[1], "x", 1) == 1, "write");
+    /* Long enough for the reader to block again, in read. */
+    usleep(20000);
+    PCHECK(pthread_cancel(t));
+    void *result;
+    PCHECK(pthread_join(t, &result));
+    printf("cancelled: %s\n", result == PTHREAD_CANCELED ? "yes" : "no");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
@@ -357,6 +398,8 @@ int main(int argc, char **argv)
         return mode_idle();
     if (!strcmp(mode, "interleave"))
         return mode_interleave();
-    fprintf(stderr, "usage: fast_path signals|timer|overflow|fds|fork|kill|early|idle|interleave\n");
+    if (!strcmp(mode, "cancel"))
+        return mode_cancel();
+    fprintf(stderr, "usage: fast_path signals|timer|overflow|fds|fork|kill|early|idle|interleave|cancel\n");
     return 2;
 }

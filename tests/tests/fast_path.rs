@@ -96,6 +96,19 @@ fn sigkill_during_a_blocked_buffered_read_replays_to_the_end() {
 }
 
 #[test]
+fn a_thread_cancelled_while_blocked_in_a_buffered_read_is_cancelled_there_and_replays() {
+    // glibc's read makes the thread's cancellation asynchronous while it
+    // blocks; the shim's own call site must too, or the cancel is never
+    // delivered and the program never ends.
+    for _ in 0..repeat() {
+        let rec = record_mode("cancel", 0, 1);
+        let out = rec.stdout_str();
+        assert!(out.contains("cleanup after 1 reads"), "{out}");
+        assert!(out.contains("cancelled: yes"), "{out}");
+    }
+}
+
+#[test]
 fn a_constructors_clock_read_and_a_threads_first_buffered_call_replay() {
     for _ in 0..repeat() {
         record_mode("early", 0, 1);
