@@ -28,6 +28,7 @@ mod random;
 mod real;
 mod replay_fast;
 mod session;
+mod site_unwind;
 mod static_init;
 mod stdio;
 mod threads;
@@ -69,6 +70,9 @@ unsafe fn mutex_acquire(
     let Some(lock) = real::mutex_lock() else {
         return libc::ENOSYS;
     };
+    if site_unwind::is_unwinder_state(address(mutex)) {
+        return attempt();
+    }
     let acquire_blocking = || {
         // SAFETY: the caller guarantees `mutex` is valid for locking.
         unsafe { lock(mutex) };

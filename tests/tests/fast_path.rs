@@ -109,6 +109,21 @@ fn a_thread_cancelled_while_blocked_in_a_buffered_read_is_cancelled_there_and_re
 }
 
 #[test]
+fn a_cpp_thread_cancelled_in_a_buffered_read_runs_its_destructors_and_replays() {
+    // The unwinder steps from the shim's call site to the program's frames
+    // (the site's unwind information is registered at the first
+    // pthread_cancel); without it the destructor silently did not run.
+    for round in 0..repeat() {
+        let rec = record_with_env(&program("cpp_cancel"), &[], b"", ON);
+        rec.assert_exit_code(0);
+        let out = rec.stdout_str();
+        assert!(out.contains("destructor ran"), "{}: {out}", rec.describe());
+        assert!(out.contains("cancelled: yes"), "{}: {out}", rec.describe());
+        assert_faithful_replay(&rec, "cpp_cancel", &format!("round {round}"));
+    }
+}
+
+#[test]
 fn a_constructors_clock_read_and_a_threads_first_buffered_call_replay() {
     for _ in 0..repeat() {
         record_mode("early", 0, 1);
