@@ -77,9 +77,7 @@ impl Colocation {
             // A new window starts after the call: a window that closed at
             // this stop, or at the reads of the file it opens, would pin
             // the thread again before it looks.
-            self.stops = 0;
-            self.counts.clear();
-            self.window_start = Instant::now();
+            self.new_window();
             return;
         }
         match self.counts.iter_mut().find(|(p, _)| *p == pid) {
@@ -108,6 +106,11 @@ impl Colocation {
             return;
         }
         self.pinned = Some(pid);
+        self.new_window();
+    }
+
+    /// Starts counting stops afresh.
+    fn new_window(&mut self) {
         self.stops = 0;
         self.counts.clear();
         self.window_start = Instant::now();
@@ -135,9 +138,7 @@ impl Colocation {
                 self.pin(pid);
             }
         }
-        self.stops = 0;
-        self.counts.clear();
-        self.window_start = Instant::now();
+        self.new_window();
     }
 
     /// Pins the tracer to the processor it runs on, and `pid` with it.

@@ -94,16 +94,8 @@ struct ThreadScan {
 /// that does not wait (clock reads, process ids, output). A trapped
 /// call's stamp is the tracer's, taken at its return after a stop.
 fn stamped_on_arrival(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_clock_gettime
-            | libc::SYS_gettimeofday
-            | libc::SYS_time
-            | libc::SYS_getpid
-            | libc::SYS_getppid
-            | libc::SYS_write
-            | libc::SYS_writev
-    )
+    rrc_synclog::syscallbuf::RETURN_AT_ONCE.contains(&nr)
+        || matches!(nr, libc::SYS_write | libc::SYS_writev)
 }
 
 /// The first pass's result: everything but the events' contents.
@@ -292,18 +284,6 @@ impl ReplayPlan {
         Self::build(header, scan, again, window)
     }
 
-    /// The rank of the same thread's next event in the order after
-    /// `rank` (`NO_ORDER` after its last; `None` for no such rank).
-    #[cfg(test)]
-    pub fn next_own_rank(&self, rank: u64) -> Option<u64> {
-        self.next_own.get(rank)
-    }
-
-    /// See [`late_until`].
-    pub fn late_until(&self, rank: u64) -> Option<u64> {
-        late_until(rank, &self.next_own, &self.arrival_ranks)
-    }
-
     /// Where `thread`'s return at `rank` is kept until, when its next
     /// event is `next` (a late return, kept by the tracer or by the shim
     /// after an answer): the rank of its arrival at its next sync
@@ -317,7 +297,7 @@ impl ReplayPlan {
         };
         // Its next call has a place in the order (exit_group has none).
         self.return_rank.get(&(thread, index))?;
-        self.late_until(rank)
+        late_until(rank, &self.next_own, &self.arrival_ranks)
     }
 
     fn build(header: TraceHeader, scan: Scan, file: File, window: u64) -> Result<ReplayPlan> {

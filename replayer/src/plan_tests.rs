@@ -168,10 +168,10 @@ fn ranks_are_dense_over_the_whole_trace() {
     assert_eq!((op.arrival, op.order), (0, 4));
     assert_eq!(&plan.rank_owner[..6], &[1, 0, 1, 0, 1, 0]);
     assert_eq!(&plan.arrival_ranks[..3], &[true, false, false]);
-    let next: Vec<_> = (0..3).filter_map(|r| plan.next_own_rank(r)).collect();
+    let next: Vec<_> = (0..3).filter_map(|r| plan.next_own.get(r)).collect();
     assert_eq!(next, vec![2, 3, 4]);
-    assert_eq!(plan.next_own_rank(102), Some(NO_ORDER));
-    assert_eq!(plan.next_own_rank(103), None);
+    assert_eq!(plan.next_own.get(102), Some(NO_ORDER));
+    assert_eq!(plan.next_own.get(103), None);
     // Only thread 0's event 1 wrote to stdout.
     assert_eq!(plan.output_rank.get(&(0, 1)), Some(&0));
     assert_eq!(plan.output_rank.get(&(0, 2)), None);

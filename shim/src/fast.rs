@@ -16,7 +16,7 @@ use std::ffi::c_int;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rrc_synclog::syscallbuf::{
-    entry_len, EntryHead, BOUNDARY_NR, FAST_CODE, FAST_PAGE, TRACED_SIGNAL_HELD,
+    entry_len, EntryHead, BOUNDARY_NR, FAST_CODE, FAST_PAGE, RETURN_AT_ONCE, TRACED_SIGNAL_HELD,
 };
 use rrc_synclog::{raw_syscall, SharedSyncLog};
 
@@ -141,14 +141,7 @@ fn program_monotonic_ns(nr: i64, args: &[u64; 6], ret: i64) -> Option<u64> {
 /// The buffered calls POSIX makes cancellation points: they may block,
 /// and a thread blocked in one must be cancellable there.
 fn is_cancellation_point(nr: i64) -> bool {
-    !matches!(
-        nr,
-        libc::SYS_clock_gettime
-            | libc::SYS_gettimeofday
-            | libc::SYS_time
-            | libc::SYS_getpid
-            | libc::SYS_getppid
-    )
+    !RETURN_AT_ONCE.contains(&nr)
 }
 
 extern "C" {

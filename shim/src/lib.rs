@@ -70,9 +70,6 @@ unsafe fn mutex_acquire(
     let Some(lock) = real::mutex_lock() else {
         return libc::ENOSYS;
     };
-    if site_unwind::is_unwinder_state(address(mutex)) {
-        return attempt();
-    }
     let acquire_blocking = || {
         // SAFETY: the caller guarantees `mutex` is valid for locking.
         unsafe { lock(mutex) };

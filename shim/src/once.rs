@@ -71,7 +71,7 @@ pub unsafe extern "C" fn pthread_once(
 ) -> c_int {
     // SAFETY: the program's arguments, under the function's contract.
     let real = || real::pthread_once().map_or(libc::ENOSYS, |f| unsafe { f(control, init) });
-    if INSIDE.with(|i| i.get()) || crate::site_unwind::is_unwinder_state(control as u64) {
+    if INSIDE.with(|i| i.get()) {
         return real();
     }
     let Some(lock) = lock_for(control as u64) else {

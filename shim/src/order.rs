@@ -71,10 +71,14 @@ pub fn acquire(
     attempt: impl FnOnce() -> c_int,
     acquire_blocking: impl FnOnce(),
 ) -> c_int {
+    if crate::site_unwind::is_unwinder_state(object) {
+        // libgcc's own locks, once the unwinder knows the call site.
+        return attempt();
+    }
     match session::current() {
         None => attempt(),
         Some(Session::Record(log)) => record_call(log, op, object, attempt, |result| {
-            acquisition.acquired(result)
+            Some(acquisition.acquired(result))
         }),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
@@ -182,7 +186,7 @@ pub fn cond_wait(
 ) -> c_int {
     match session::current() {
         None => wait(),
-        Some(Session::Record(log)) => record_call(log, op, mutex, wait, |_| true),
+        Some(Session::Record(log)) => record_call(log, op, mutex, wait, |_| Some(true)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             // Release first, as the real wait does: a thread whose recorded
@@ -205,7 +209,7 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
     let op = ops::BARRIER_WAIT;
     match session::current() {
         None => wait(),
-        Some(Session::Record(log)) => record_call(log, op, object, wait, |_| false),
+        Some(Session::Record(log)) => record_call(log, op, object, wait, |_| Some(false)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
@@ -228,7 +232,7 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
 pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) -> Option<c_int> {
     Some(match session::current() {
         None => real(),
-        Some(Session::Record(log)) => record_call(log, op, object, real, |_| false),
+        Some(Session::Record(log)) => record_call(log, op, object, real, |_| Some(false)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             // How many futex calls a lock's slow path makes depends on
@@ -278,19 +282,9 @@ pub fn won_when_recorded(
 ) -> c_int {
     match session::current() {
         None => attempt(),
-        Some(Session::Record(log)) => {
-            let thread = session::this_thread(log);
-            let arrival = log.stamp_event();
-            let result = attempt();
-            match thread {
-                Ok(thread) if won(result) => {
-                    record(log, thread, op, object, false, result, arrival);
-                }
-                Ok(_) => {}
-                Err(_) => session::note_unrecorded(),
-            }
-            result
-        }
+        Some(Session::Record(log)) => record_call(log, op, object, attempt, |result| {
+            won(result).then_some(false)
+        }),
         Some(Session::Replay(log)) => match expect_futex(log, op, object) {
             Some(expected) => {
                 let _errno = ErrnoGuard::save();
@@ -351,15 +345,18 @@ fn is_futex(op: u32) -> bool {
     op == ops::FUTEX_WAIT || op == ops::FUTEX_WAKE
 }
 
-/// Makes the real call and logs it. The thread is looked up first so its
-/// one gettid comes before the real call in both record and replay.
+/// Makes the real call and logs it, unless `logged` says not to: it
+/// gives, from the result, whether the call acquired the object, or None
+/// for a call not logged at all (a C++ static's loser). The thread is
+/// looked up first so its one gettid comes before the real call in both
+/// record and replay.
 #[inline]
 fn record_call(
     log: &SharedSyncLog,
     op: u32,
     object: u64,
     call: impl FnOnce() -> c_int,
-    acquired: impl FnOnce(c_int) -> bool,
+    logged: impl FnOnce(c_int) -> Option<bool>,
 ) -> c_int {
     let thread = session::this_thread(log);
     // Stamped before any wait below: the thread got here (and ran the code
@@ -371,7 +368,11 @@ fn record_call(
     log.wait_for_forks(thread.as_ref().ok().map(|t| t.slot));
     let result = call();
     match thread {
-        Ok(thread) => record(log, thread, op, object, acquired(result), result, arrival),
+        Ok(thread) => {
+            if let Some(acquired) = logged(result) {
+                record(log, thread, op, object, acquired, result, arrival);
+            }
+        }
         Err(_) => session::note_unrecorded(),
     }
     result

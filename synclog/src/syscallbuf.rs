@@ -57,6 +57,16 @@ pub const FAST_CALLS: [i64; 17] = [
     libc::SYS_getppid,
 ];
 
+/// The fast calls that return at once, never waiting: clock reads and
+/// process ids.
+pub const RETURN_AT_ONCE: [i64; 5] = [
+    libc::SYS_clock_gettime,
+    libc::SYS_gettimeofday,
+    libc::SYS_time,
+    libc::SYS_getpid,
+    libc::SYS_getppid,
+];
+
 /// Bytes of entries a thread's buffer holds.
 /// 256 KiB: a buffered read reserves room for its whole buffer (redis
 /// reads into 20 KB), and the tracer, sharing the processors with a busy

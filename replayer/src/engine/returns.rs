@@ -196,8 +196,7 @@ impl Replayer {
                 }
                 self.stats.held_total += Duration::from_nanos(interval_ns);
             }
-            t.last_return = now;
-            t.elapsed_base = None;
+            t.returned(now);
         }
         let alone = self.live.get(&pid).is_some_and(|t| {
             matches!(
@@ -336,8 +335,7 @@ impl Replayer {
             }
             if let Some(t) = self.live.get_mut(&pid) {
                 t.state = ThreadState::Stopped;
-                t.last_return = Instant::now();
-                t.elapsed_base = None;
+                t.returned(Instant::now());
             }
             self.let_go(pid, 0)?;
         }

@@ -93,6 +93,13 @@ impl LiveThread {
         }
     }
 
+    /// It was let go after a syscall's return at `at`: the base of its
+    /// next interval, and of the signals delivered by elapsed time after.
+    pub fn returned(&mut self, at: Instant) {
+        self.last_return = at;
+        self.elapsed_base = None;
+    }
+
     /// The hold it is parked in at a syscall entry, if any.
     pub fn hold(&self) -> Option<Hold> {
         match self.state {
