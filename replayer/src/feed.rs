@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog, SyncEntry, NO_ARRIVAL};
+use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog, SyncEntry};
 use rrc_trace::SyncRecord;
 
 use crate::divergence::{describe_sync_op, Divergence};
+use crate::plan::SyncHolds;
 
 /// State shared between the tracer and the feeder.
 #[derive(Default)]
@@ -58,13 +59,13 @@ pub struct SyncFeeder {
     log: Arc<SharedSyncLog>,
 }
 
-/// A thread's recorded sync operations, their late returns (see the
-/// plan's `sync_late`) and the thread's recorded tid.
-pub type SyncStream = (Arc<Vec<SyncRecord>>, Arc<Vec<u64>>, i32);
+/// A thread's recorded sync operations, the holds around them (see the
+/// plan's `sync_holds`; empty for none) and the thread's recorded tid.
+pub type SyncStream = (Arc<Vec<SyncRecord>>, Arc<Vec<SyncHolds>>, i32);
 
 struct Stream {
     ops: Arc<Vec<SyncRecord>>,
-    late: Arc<Vec<u64>>,
+    holds: Arc<Vec<SyncHolds>>,
     pushed: usize,
     tid: i32,
 }
@@ -83,9 +84,9 @@ impl SyncFeeder {
             .spawn(move || {
                 let mut streams: Vec<Stream> = streams
                     .into_iter()
-                    .map(|(ops, late, tid)| Stream {
+                    .map(|(ops, holds, tid)| Stream {
                         ops,
-                        late,
+                        holds,
                         pushed: 0,
                         tid,
                     })
@@ -216,6 +217,7 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
         }
         let before = s.pushed;
         while let Some(op) = s.ops.get(s.pushed) {
+            let holds = s.holds.get(s.pushed).copied().unwrap_or(SyncHolds::NONE);
             let entry = SyncEntry {
                 object: op.object,
                 seq: op.seq,
@@ -223,7 +225,8 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
                 order: op.order,
                 // NO_ORDER is NO_ARRIVAL (checked in the recorder's drain).
                 arrival: op.arrival,
-                late_to: s.late.get(s.pushed).copied().unwrap_or(NO_ARRIVAL),
+                late_to: holds.late_to,
+                gate_after: holds.gate_after,
                 op: op.op as u32,
                 result: op.result,
             };

@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
-use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, SHM_FD};
+use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, NO_ARRIVAL, SHM_FD};
 use rrc_trace::SyncOp;
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
@@ -53,6 +53,11 @@ struct Cli {
     /// events, such as counters, closer to where they were recorded).
     #[arg(long)]
     no_late_returns: bool,
+    /// Do not hold a thread whose next recorded call is a wait on a
+    /// futex lock until another thread holds that lock (a lock rrc does
+    /// not see, such as Rust's `Mutex`, was held when it got there).
+    #[arg(long)]
+    no_lock_gates: bool,
     /// Have the shim answer hot calls in-process (reads, sends, clock
     /// reads: no ptrace stop each). The default; kept for scripts that
     /// ask for it.
@@ -191,12 +196,26 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
         .map(|t| {
             // Futex waits' late returns go with the tracer's; a serialised
             // replay hands the run of the program on event by event.
-            let late = if cli.no_late_returns || plan.header.serialized {
+            let holds = if plan.header.serialized {
                 Arc::default()
+            } else if cli.no_late_returns || cli.no_lock_gates {
+                let keep = |h: &plan::SyncHolds| plan::SyncHolds {
+                    late_to: if cli.no_late_returns {
+                        NO_ARRIVAL
+                    } else {
+                        h.late_to
+                    },
+                    gate_after: if cli.no_lock_gates {
+                        NO_ARRIVAL
+                    } else {
+                        h.gate_after
+                    },
+                };
+                Arc::new(t.sync_holds.iter().map(keep).collect())
             } else {
-                Arc::clone(&t.sync_late)
+                Arc::clone(&t.sync_holds)
             };
-            (Arc::clone(&t.sync), late, t.tid)
+            (Arc::clone(&t.sync), holds, t.tid)
         })
         .collect();
     let feeder = feed::SyncFeeder::spawn(
@@ -270,7 +289,7 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
     }
     let mut replayer = engine::Replayer::new(
         plan,
-        log,
+        log.clone(),
         shared,
         root,
         shim.as_os_str().as_bytes().to_vec(),
@@ -289,6 +308,12 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
     waker.finish();
     if cli.stats {
         print_stats(&replayer.stats, &window, cli.window_mb.max(1));
+        let header = log.header();
+        eprintln!(
+            "rrc-replay: stats: threads held before a futex lock until another held it: {} ({} went on without)",
+            header.lock_gates.load(std::sync::atomic::Ordering::Relaxed),
+            header.lock_gates_given_way.load(std::sync::atomic::Ordering::Relaxed)
+        );
         print_ways(&replayer.ways);
         let b = replayer.batons_taken_back();
         eprintln!(

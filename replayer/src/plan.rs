@@ -41,9 +41,9 @@ pub struct ThreadPlan {
     /// Events already replayed (the index of the front event).
     pub done: u64,
     pub sync: Arc<Vec<SyncRecord>>,
-    /// For each sync operation, the rank its thread's code after it runs
-    /// just before (`late_to`), or `NO_ARRIVAL`.
-    pub sync_late: Arc<Vec<u64>>,
+    /// For each sync operation, where replay holds its thread besides the
+    /// operation's own place.
+    pub sync_holds: Arc<Vec<SyncHolds>>,
     pub started: bool,
 }
 
@@ -122,6 +122,53 @@ fn late_to(op: &SyncRecord, next_own: &NextOwnRanks, arrival: &[bool]) -> u64 {
         return rrc_synclog::NO_ARRIVAL;
     }
     late_until(op.order, next_own, arrival).unwrap_or(rrc_synclog::NO_ARRIVAL)
+}
+
+/// Where replay holds a thread around one of its sync operations, besides
+/// at the operation's own ranks (`NO_ARRIVAL` for no hold).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncHolds {
+    /// A futex wait: the rank its thread's code after it runs just before
+    /// (see [`late_to`]).
+    pub late_to: u64,
+    /// A futex wait on a lock word: the rank after which the thread goes
+    /// on only once another holds the word (see [`gate_after`]).
+    pub gate_after: u64,
+}
+
+impl SyncHolds {
+    pub const NONE: SyncHolds = SyncHolds {
+        late_to: rrc_synclog::NO_ARRIVAL,
+        gate_after: rrc_synclog::NO_ARRIVAL,
+    };
+}
+
+/// The value a three-state futex lock (0 free, 1 held, 2 held with
+/// waiters: Rust's `Mutex`, glibc's internal locks, most hand-written
+/// ones) is waited on with.
+const LOCK_WAITERS: u64 = 2;
+
+/// How far back [`gate_after`] looks for the thread's previous event.
+const GATE_LOOKBACK: u64 = 4096;
+
+/// For a futex wait on a lock word (waited on as "held with waiters"; the
+/// shim logs the expected value as `seq`), the rank of its thread's event
+/// just before it: the thread's code from there to the lock is unseen,
+/// and when recorded another thread held the lock as it got there. The
+/// shim, or the tracer for a trapped event, then lets it go on only once
+/// the word is held (or after about a millisecond). `NO_ARRIVAL` for
+/// other operations, or a previous event too far back to be worth
+/// finding.
+fn gate_after(op: &SyncRecord, owner: &[ThreadId], thread: ThreadId) -> u64 {
+    let none = rrc_synclog::NO_ARRIVAL;
+    if op.op != rrc_trace::SyncOp::FutexWait || op.seq != LOCK_WAITERS || op.arrival == NO_ORDER {
+        return none;
+    }
+    let lowest = op.arrival.saturating_sub(GATE_LOOKBACK);
+    (lowest..op.arrival)
+        .rev()
+        .find(|r| owner.get(*r as usize) == Some(&thread))
+        .unwrap_or(none)
 }
 
 /// A write replay prints on its own stdout or stderr must be one: a
@@ -334,12 +381,16 @@ impl ReplayPlan {
             .collect();
         let table = rank_stamps(&mut returns, &mut entries, sync, &arrived)?;
         let next_own = NextOwnRanks::new(&table.owner);
-        let sync_late: Vec<Vec<u64>> = scanned
+        let sync_holds: Vec<Vec<SyncHolds>> = scanned
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(thread, t)| {
                 t.sync
                     .iter()
-                    .map(|op| late_to(op, &next_own, &table.arrival))
+                    .map(|op| SyncHolds {
+                        late_to: late_to(op, &next_own, &table.arrival),
+                        gate_after: gate_after(op, &table.owner, thread as ThreadId),
+                    })
                     .collect()
             })
             .collect();
@@ -352,15 +403,15 @@ impl ReplayPlan {
         let threads = scanned
             .into_iter()
             .zip(queues)
-            .zip(sync_late)
-            .map(|((t, events), late)| ThreadPlan {
+            .zip(sync_holds)
+            .map(|((t, events), holds)| ThreadPlan {
                 process: t.process,
                 tid: t.tid,
                 pid: t.pid,
                 events,
                 done: 0,
                 sync: Arc::new(t.sync),
-                sync_late: Arc::new(late),
+                sync_holds: Arc::new(holds),
                 started: false,
             })
             .collect();

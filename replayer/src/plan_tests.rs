@@ -252,6 +252,19 @@ fn call(thread: ThreadId, index: u64, order: u64, nr: i64, buffered: bool) -> Tr
     })
 }
 
+/// The plan of a trace of `recs` and its end (the directory holds it).
+fn plan_of(mut recs: Vec<TraceRecord>) -> (tempfile::TempDir, ReplayPlan) {
+    recs.push(TraceRecord::End(EndRecord {
+        exit: ExitStatus::Exited(0),
+        duration_ns: 1,
+    }));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.trace");
+    write(&path, &recs);
+    let plan = ReplayPlan::open(&path, 1 << 20).expect("plan");
+    (dir, plan)
+}
+
 fn futex_wait(order: u64, arrival: u64) -> SyncRecord {
     SyncRecord {
         object: 0x2000,
@@ -280,14 +293,7 @@ fn a_futex_wait_returns_late_only_before_an_event_stamped_on_arrival() {
         first: 0,
         ops: vec![futex_wait(2, 1), futex_wait(7, 6), futex_wait(12, 11)],
     }));
-    recs.push(TraceRecord::End(EndRecord {
-        exit: ExitStatus::Exited(0),
-        duration_ns: 1,
-    }));
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.trace");
-    write(&path, &recs);
-    let plan = ReplayPlan::open(&path, 1 << 20).expect("plan");
+    let (_dir, plan) = plan_of(recs);
     // Stamps 1..=15 rank 0..=14: the clock read the thread logged itself
     // (rank 4) marks its arrival; a buffered read (9) may have blocked, a
     // trapped call's stamp (14) is the tracer's.
@@ -295,5 +301,46 @@ fn a_futex_wait_returns_late_only_before_an_event_stamped_on_arrival() {
     assert!(!plan.arrival_ranks[9]);
     assert!(!plan.arrival_ranks[14]);
     let none = rrc_synclog::NO_ARRIVAL;
-    assert_eq!(plan.threads[1].sync_late.as_slice(), &[4, none, none]);
+    let late: Vec<u64> = plan.threads[1]
+        .sync_holds
+        .iter()
+        .map(|h| h.late_to)
+        .collect();
+    assert_eq!(late, [4, none, none]);
+}
+
+#[test]
+fn a_wait_on_a_held_lock_word_gates_the_threads_previous_event() {
+    // Thread 1: a buffered clock read (stamp 2), then a futex wait on a
+    // lock word ("held with waiters", 2: arrival 4, return 5), another on
+    // a condvar's sequence word (arrival 7, return 8). Thread 0's calls
+    // fill the ranks between.
+    let mut recs = vec![start(0), start(1)];
+    for (i, s) in [1, 3, 6, 9].into_iter().enumerate() {
+        recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
+    }
+    recs.push(call(1, 0, 2, libc::SYS_clock_gettime, true));
+    let lock = SyncRecord {
+        seq: 2,
+        ..futex_wait(5, 4)
+    };
+    let condvar = SyncRecord {
+        seq: 7,
+        ..futex_wait(8, 7)
+    };
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![lock, condvar],
+    }));
+    let (_dir, plan) = plan_of(recs);
+    // Stamps 1..=9 rank 0..=8: the clock read is rank 1; the lock wait
+    // arrives at rank 3, after the clock read, with thread 0's call
+    // between; the condvar wait gates nothing.
+    let gates: Vec<u64> = plan.threads[1]
+        .sync_holds
+        .iter()
+        .map(|h| h.gate_after)
+        .collect();
+    assert_eq!(gates, [1, rrc_synclog::NO_ARRIVAL]);
 }

@@ -9,7 +9,7 @@ use std::ffi::{c_int, c_void};
 
 use libc::{pthread_cond_t, pthread_mutex_t, pthread_t, timespec};
 
-use crate::threads::pthread_create;
+use crate::threads::{pthread_create, pthread_join};
 use crate::{
     pthread_cond_timedwait, pthread_cond_wait, pthread_mutex_lock, pthread_mutex_timedlock,
     pthread_mutex_trylock,
@@ -51,6 +51,19 @@ pub unsafe extern "C" fn thrd_create(
         unsafe { std::mem::transmute::<C11Start, extern "C" fn(*mut c_void) -> *mut c_void>(func) };
     // SAFETY: thrd_create's contract is pthread_create's.
     thrd_result(unsafe { pthread_create(thr, ATTR_C11_THREAD, routine, arg) })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn thrd_join(thr: pthread_t, res: *mut c_int) -> c_int {
+    let mut result: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a thrd_t is a pthread_t; `result` lives across the call.
+    let err = unsafe { pthread_join(thr, &mut result) };
+    if err == 0 && !res.is_null() {
+        // SAFETY: the caller's pointer, as glibc writes it: the thread's
+        // int result, returned where a pointer would be.
+        unsafe { *res = result as usize as c_int };
+    }
+    thrd_result(err)
 }
 
 #[no_mangle]

@@ -58,7 +58,7 @@ pub unsafe extern "C" fn rrc_futex(
         _ => None,
     };
     let result = match kind {
-        Some((code, waits)) => match order::futex(code, uaddr as u64, waits, real) {
+        Some((code, waits)) => match order::futex(code, uaddr as u64, val as u32, waits, real) {
             Some(0) if waits && matches!(session::current(), Some(session::Session::Replay(_))) => {
                 settle_woken(uaddr, op, val);
                 0
@@ -142,4 +142,74 @@ fn bounded_wait(uaddr: c_long, op: c_long, val: c_long, ns: i64) -> i32 {
     } else {
         r.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
     }
+}
+
+/// A recorded futex wait on a lock word (the "locked, with waiters" value
+/// 2 of the usual three-state lock: Rust's `Mutex`, its stdout lock,
+/// hand-written locks) says that when its thread got to the lock, another
+/// thread held it. In replay, the thread's code from its previous event to
+/// the lock is unseen: if the holder is late, the thread finds the lock
+/// free and takes it, in another order than recorded. So once the event
+/// before such a wait is done (`finished`, the plan's `gate_after`), the
+/// thread goes on only when the word is held, or after about
+/// `GATE_NAPS` naps: it is a mitigation, and never a hold without a way
+/// out.
+pub fn before_unseen_lock(log: &rrc_synclog::SharedSyncLog, slot: u32, finished: u64) {
+    let Some(ring) = log.ring(slot) else {
+        return;
+    };
+    let Some(next) = ring.peek() else {
+        return;
+    };
+    if next.gate_after != finished || next.op != ops::FUTEX_WAIT {
+        return;
+    }
+    if !word_is_zero(next.object) {
+        return;
+    }
+    let header = log.header();
+    header.lock_gates.fetch_add(1, Ordering::Relaxed);
+    if !wait_until_held(next.object) {
+        header.lock_gates_given_way.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Naps of `before_unseen_lock`: 50 of 20 µs, about a millisecond, far
+/// longer than a holder takes to get from its previous event to the lock
+/// when it is on its way.
+const GATE_NAP: std::time::Duration = std::time::Duration::from_micros(20);
+const GATE_NAPS: u32 = 50;
+
+/// Whether another thread took the lock within the naps.
+#[cold]
+fn wait_until_held(word: u64) -> bool {
+    let _errno = session::ErrnoGuard::save();
+    let nap = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..GATE_NAPS {
+        rrc_synclog::futex_wait(&nap, 0, Some(GATE_NAP));
+        if !word_is_zero(word) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether the program's word at `addr` is 0, read by the kernel, so that
+/// a word the program has unmapped is an error (taken as not zero), not a
+/// fault. A compare-and-requeue that moves no waiter: unlike a wait with
+/// no timeout, it can never take a wake meant for one of the program's
+/// threads.
+fn word_is_zero(addr: u64) -> bool {
+    let spare = std::sync::atomic::AtomicU32::new(0);
+    let cmd = (libc::FUTEX_CMP_REQUEUE | libc::FUTEX_PRIVATE_FLAG) as u64;
+    // SAFETY: wakes and moves no thread (both counts 0); the kernel reads
+    // `addr` itself and fails with EFAULT if it is not mapped; `spare`
+    // lives across the call.
+    let r = unsafe {
+        raw_syscall(
+            libc::SYS_futex,
+            [addr, cmd, 0, 0, &spare as *const _ as u64, 0],
+        )
+    };
+    r == 0
 }

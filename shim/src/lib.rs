@@ -527,5 +527,5 @@ pub unsafe extern "C" fn pthread_barrier_wait(barrier: *mut pthread_barrier_t) -
         // SAFETY: forwards the caller's arguments under the same contract.
         unsafe { real_wait(barrier) }
     };
-    order::barrier_wait(address(barrier), wait)
+    order::real_wait(ops::BARRIER_WAIT, address(barrier), wait)
 }

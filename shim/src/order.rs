@@ -77,7 +77,7 @@ pub fn acquire(
     }
     match session::current() {
         None => attempt(),
-        Some(Session::Record(log)) => record_call(log, op, object, attempt, |result| {
+        Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
             Some(acquisition.acquired(result))
         }),
         Some(Session::Replay(log)) => {
@@ -186,7 +186,7 @@ pub fn cond_wait(
 ) -> c_int {
     match session::current() {
         None => wait(),
-        Some(Session::Record(log)) => record_call(log, op, mutex, wait, |_| Some(true)),
+        Some(Session::Record(log)) => record_call(log, op, mutex, 0, wait, |_| Some(true)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             // Release first, as the real wait does: a thread whose recorded
@@ -201,15 +201,15 @@ pub fn cond_wait(
     }
 }
 
-/// pthread_barrier_wait: the real wait always happens (the threads need
-/// it); replay returns the recorded result, so the same thread is the
+/// A wait that always happens for real (the threads need it:
+/// pthread_barrier_wait, pthread_join), at its places in the order;
+/// replay returns the recorded result, so the same thread is a barrier's
 /// serial one.
 #[inline]
-pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
-    let op = ops::BARRIER_WAIT;
+pub fn real_wait(op: u32, object: u64, wait: impl FnOnce() -> c_int) -> c_int {
     match session::current() {
         None => wait(),
-        Some(Session::Record(log)) => record_call(log, op, object, wait, |_| Some(false)),
+        Some(Session::Record(log)) => record_call(log, op, object, 0, wait, |_| Some(false)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
@@ -227,12 +227,22 @@ pub fn barrier_wait(object: u64, wait: impl FnOnce() -> c_int) -> c_int {
 /// event order, not a lock. `real` makes the call and returns the kernel's
 /// result (a count, or a negated errno), which is what this returns too;
 /// `None` when replay does not have this call next (the caller then makes
-/// it without waiting long).
+/// it without waiting long). `val`: a wait's expected word, logged (as the
+/// entry's `seq`) so that replay knows a lock word's wait (see
+/// `before_unseen_lock`).
 #[inline]
-pub fn futex(op: u32, object: u64, waits: bool, real: impl FnOnce() -> c_int) -> Option<c_int> {
+pub fn futex(
+    op: u32,
+    object: u64,
+    val: u32,
+    waits: bool,
+    real: impl FnOnce() -> c_int,
+) -> Option<c_int> {
     Some(match session::current() {
         None => real(),
-        Some(Session::Record(log)) => record_call(log, op, object, real, |_| Some(false)),
+        Some(Session::Record(log)) => {
+            record_call(log, op, object, u64::from(val), real, |_| Some(false))
+        }
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             // How many futex calls a lock's slow path makes depends on
@@ -282,7 +292,7 @@ pub fn won_when_recorded(
 ) -> c_int {
     match session::current() {
         None => attempt(),
-        Some(Session::Record(log)) => record_call(log, op, object, attempt, |result| {
+        Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
             won(result).then_some(false)
         }),
         Some(Session::Replay(log)) => match expect_futex(log, op, object) {
@@ -347,7 +357,8 @@ fn is_futex(op: u32) -> bool {
 
 /// Makes the real call and logs it, unless `logged` says not to: it
 /// gives, from the result, whether the call acquired the object, or None
-/// for a call not logged at all (a C++ static's loser). The thread is
+/// for a call not logged at all (a C++ static's loser). `note` is the
+/// entry's `seq` when the call did not acquire. The thread is
 /// looked up first so its one gettid comes before the real call in both
 /// record and replay.
 #[inline]
@@ -355,6 +366,7 @@ fn record_call(
     log: &SharedSyncLog,
     op: u32,
     object: u64,
+    note: u64,
     call: impl FnOnce() -> c_int,
     logged: impl FnOnce(c_int) -> Option<bool>,
 ) -> c_int {
@@ -370,12 +382,24 @@ fn record_call(
     match thread {
         Ok(thread) => {
             if let Some(acquired) = logged(result) {
-                record(log, thread, op, object, acquired, result, arrival);
+                let seq = if acquired {
+                    Seq::Acquired
+                } else {
+                    Seq::Note(note)
+                };
+                record(log, thread, op, object, seq, result, arrival);
             }
         }
         Err(_) => session::note_unrecorded(),
     }
     result
+}
+
+/// An entry's `seq`: the object's next turn, for a call that acquired
+/// it, or a note of the call's own.
+enum Seq {
+    Acquired,
+    Note(u64),
 }
 
 #[inline]
@@ -384,7 +408,7 @@ fn record(
     thread: LogicalThread,
     op: u32,
     object: u64,
-    acquired: bool,
+    seq: Seq,
     result: c_int,
     arrival: u64,
 ) {
@@ -392,7 +416,9 @@ fn record(
         session::note_unrecorded();
         return;
     };
-    let seq = if acquired {
+    let seq = if let Seq::Note(note) = seq {
+        note
+    } else {
         match log.object(thread.process, object) {
             // Still holding the object, so turns follow the real order.
             Some(turn) => u64::from(turn.turn.fetch_add(1, Ordering::AcqRel)),
@@ -402,8 +428,6 @@ fn record(
                 NO_TURN
             }
         }
-    } else {
-        0
     };
     // Still holding an acquired object: stamps follow the real order.
     let order = log.stamp_event();
@@ -420,6 +444,7 @@ fn record(
             order,
             arrival,
             late_to: rrc_synclog::NO_ARRIVAL,
+            gate_after: rrc_synclog::NO_ARRIVAL,
             op,
             result,
         },
@@ -632,6 +657,7 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
     operation(at_rank);
     if at_rank {
         log.finish_rank(slot, rank);
+        crate::futex::before_unseen_lock(log, slot, rank);
     }
 }
 
@@ -649,6 +675,7 @@ fn return_late(log: &SharedSyncLog, expected: &Expected) {
         return;
     }
     return_late_to(log, expected.entry.late_to);
+    crate::futex::before_unseen_lock(log, slot, expected.entry.order);
 }
 
 /// A return that has happened at its place, whose thread's next event

@@ -104,6 +104,9 @@ unsafe fn answer(
     } else if at_rank {
         log.finish_rank(slot, head.rank);
     }
+    if at_rank {
+        crate::futex::before_unseen_lock(log, slot, head.rank);
+    }
     Some(head.ret)
 }
 

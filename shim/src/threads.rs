@@ -55,6 +55,30 @@ pub unsafe extern "C" fn pthread_create(
     result
 }
 
+/// pthread_join (and what joins through it: C++'s `std::thread::join`,
+/// Rust's `JoinHandle::join`, C11's `thrd_join`) takes places in the
+/// event order: the code a thread runs before it joins (setting a stop
+/// flag its workers poll, say) then has a place too, just before the
+/// join, instead of being taken for code that runs just before whatever
+/// the thread does after the joined thread has ended.
+#[no_mangle]
+pub unsafe extern "C" fn pthread_join(thread: pthread_t, retval: *mut *mut c_void) -> c_int {
+    let Some(join) = real::pthread_join() else {
+        return libc::ESRCH;
+    };
+    // SAFETY: forwards the caller's arguments under the same contract.
+    let wait = || unsafe { join(thread, retval) };
+    if let Some(session::Session::Replay(log)) = session::current() {
+        if session::this_thread(log).is_err() {
+            // A thread the log does not know recorded nothing (recording
+            // passes such threads through), and a join takes nothing that
+            // another thread's turn depends on: it joins unordered.
+            return wait();
+        }
+    }
+    crate::order::real_wait(crate::ops::THREAD_JOIN, thread, wait)
+}
+
 /// State glibc loads on first use behind a flag it sets without a lock,
 /// with a syscall, loaded by the thread that makes the program's first
 /// thread, before that thread exists: otherwise whichever thread gets

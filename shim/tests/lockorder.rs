@@ -225,6 +225,7 @@ fn entry(object: u64, seq: u64, op: u32, result: i32) -> SyncEntry {
         order: 0,
         arrival: rrc_synclog::NO_ARRIVAL,
         late_to: rrc_synclog::NO_ARRIVAL,
+        gate_after: rrc_synclog::NO_ARRIVAL,
         op,
         result,
     }

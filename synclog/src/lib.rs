@@ -148,6 +148,11 @@ pub struct ShmHeader {
     /// 2, nor than its recorded time after `epoch_ns` (the shared
     /// timeline), as the tracer's pacing.
     pub pacing: AtomicU32,
+    /// Replay: threads held before a lock rrc does not see until another
+    /// held it (see `SyncEntry::gate_after`), and of those, how many went
+    /// on without (for `--stats`).
+    pub lock_gates: AtomicU64,
+    pub lock_gates_given_way: AtomicU64,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 
@@ -185,6 +190,12 @@ pub struct SyncEntry {
     /// its code after the wait runs just before (see `late_to` in the
     /// replayer's plan); `NO_ARRIVAL` for none.
     pub late_to: u64,
+    /// Replay, a futex wait on a lock word (see `gate_after` in the
+    /// replayer's plan): the rank of the thread's event just before it.
+    /// Once that event is done, the thread goes on only when the word is
+    /// held, as it was when the thread got to the lock when recorded.
+    /// `NO_ARRIVAL` for none.
+    pub gate_after: u64,
     pub op: u32,
     pub result: i32,
 }
@@ -235,6 +246,7 @@ pub struct SyncEntryCell {
     order: AtomicU64,
     arrival: AtomicU64,
     late_to: AtomicU64,
+    gate_after: AtomicU64,
     op: AtomicU32,
     result: AtomicI32,
 }
@@ -666,6 +678,7 @@ mod tests {
                 order: i,
                 arrival: i,
                 late_to: NO_ARRIVAL,
+                gate_after: NO_ARRIVAL,
                 op: 1,
                 result: 0
             }));
@@ -678,6 +691,7 @@ mod tests {
             order: 0,
             arrival: NO_ARRIVAL,
             late_to: NO_ARRIVAL,
+            gate_after: NO_ARRIVAL,
             op: 2,
             result: -1
         }));

@@ -55,9 +55,15 @@ pub const OMP_LOOP: u32 = 23;
 /// constructor is decided by libstdc++'s atomics. Logged only by the
 /// thread that constructed it; the object is the guard's address.
 pub const STATIC_INIT: u32 = 24;
+/// A `pthread_join` (and `std::thread::join`, Rust's `JoinHandle::join`,
+/// `thrd_join`): a wait the thread's code makes between two events that
+/// otherwise has no place in the order, so that what the thread did just
+/// before it (set a stop flag the joined thread reads) keeps its place.
+/// The object is the `pthread_t`.
+pub const THREAD_JOIN: u32 = 25;
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 24] = [
+pub const ALL: [u32; 25] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -82,9 +88,10 @@ pub const ALL: [u32; 24] = [
     OMP_LOCK,
     OMP_LOOP,
     STATIC_INIT,
+    THREAD_JOIN,
 ];
 
-pub const LAST: u32 = STATIC_INIT;
+pub const LAST: u32 = THREAD_JOIN;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

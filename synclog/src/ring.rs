@@ -29,6 +29,7 @@ impl SyncRing {
         cell.order.store(e.order, Ordering::Relaxed);
         cell.arrival.store(e.arrival, Ordering::Relaxed);
         cell.late_to.store(e.late_to, Ordering::Relaxed);
+        cell.gate_after.store(e.gate_after, Ordering::Relaxed);
         cell.op.store(e.op, Ordering::Relaxed);
         cell.result.store(e.result, Ordering::Relaxed);
         self.head.store(head.wrapping_add(1), Ordering::Release);
@@ -49,6 +50,7 @@ impl SyncRing {
             order: cell.order.load(Ordering::Relaxed),
             arrival: cell.arrival.load(Ordering::Relaxed),
             late_to: cell.late_to.load(Ordering::Relaxed),
+            gate_after: cell.gate_after.load(Ordering::Relaxed),
             op: cell.op.load(Ordering::Relaxed),
             result: cell.result.load(Ordering::Relaxed),
         })

@@ -39,9 +39,9 @@ fn faithful_with(rec: &Recording, flags: &[&str], what: &str) -> bool {
 }
 
 /// Records each program `takes` times and replays every recording with
-/// and without segments: (faithful in segments, faithful without, replays
-/// of each kind).
-fn compare(programs: &[&str], takes: usize) -> (usize, usize, usize) {
+/// flags `a` and with flags `b`: (faithful with `a`, faithful with `b`,
+/// replays of each kind).
+fn compare_flags(programs: &[&str], takes: usize, a: &[&str], b: &[&str]) -> (usize, usize, usize) {
     let (mut with, mut without, mut total) = (0, 0, 0);
     for name in programs {
         let prog = program(name);
@@ -49,12 +49,12 @@ fn compare(programs: &[&str], takes: usize) -> (usize, usize, usize) {
             let rec = record(&prog, &[], b"");
             rec.assert_exit_code(0);
             let what = format!("{name} take {take}");
-            with += usize::from(faithful_with(&rec, &[], &what));
-            without += usize::from(faithful_with(&rec, &["--no-segments"], &what));
+            with += usize::from(faithful_with(&rec, a, &what));
+            without += usize::from(faithful_with(&rec, b, &what));
             total += 1;
         }
     }
-    eprintln!("{programs:?}: {with} of {total} faithful in segments, {without} without");
+    eprintln!("{programs:?}: {with} of {total} faithful with {a:?}, {without} with {b:?}");
     (with, without, total)
 }
 
@@ -67,8 +67,15 @@ fn fast_path_on() -> bool {
 #[test]
 fn a_hand_written_futex_lock_replays_in_segments() {
     // Its threads take the lock with a compare-and-swap right after each
-    // clock read: without segments, which thread wins is left to timing.
-    let (with, without, total) = compare(&["futex_lock"], 4 * repeat());
+    // clock read: without segments, which thread wins is left to timing
+    // (the lock gates, which also order it, are off for both).
+    let gates_off = ["--no-lock-gates"];
+    let (with, without, total) = compare_flags(
+        &["futex_lock"],
+        4 * repeat(),
+        &gates_off,
+        &["--no-lock-gates", "--no-segments"],
+    );
     // With every call trapped, a return's place in the order is stamped
     // by the tracer, and the thread runs on only after a ptrace resume:
     // the code right after it no longer runs right after its place, and
@@ -82,10 +89,35 @@ fn a_hand_written_futex_lock_replays_in_segments() {
 }
 
 #[test]
+fn futex_locks_replay_when_threads_wait_for_them_to_be_held() {
+    // A hand-written lock, and Rust's Mutex (its contended path). When
+    // recorded, a thread that waited on the lock's futex found it
+    // held: replay lets it go toward the lock only once another thread
+    // holds it again, so it loses as it lost (not in segments here, which
+    // order it another way). Without the gates, none of these replayed.
+    let (gated, ungated, total) = compare_flags(
+        &["futex_lock", "rust_queue"],
+        4 * repeat(),
+        &["--no-segments"],
+        &["--no-segments", "--no-lock-gates"],
+    );
+    if fast_path_on() {
+        assert!(
+            gated > ungated,
+            "lock gates: {gated} of {total} faithful, without: {ungated}"
+        );
+    }
+}
+
+#[test]
 fn rust_programs_on_std_locks_and_channels_replay_more_often_in_segments() {
-    let (with, without, total) = compare(
+    // The lock gates, which order some of the same races, are off for
+    // both: with them, replays without segments do about as well.
+    let (with, without, total) = compare_flags(
         &["rust_queue", "rust_shared_vec", "rust_mpsc"],
         4 * repeat(),
+        &["--no-lock-gates"],
+        &["--no-lock-gates", "--no-segments"],
     );
     // With every call trapped, as for futex_lock: replays still end
     // quickly, but segments do not reliably do better.

@@ -242,6 +242,7 @@ pub enum SyncOp {
     OmpLock = ops::OMP_LOCK as u8,
     OmpLoop = ops::OMP_LOOP as u8,
     StaticInit = ops::STATIC_INIT as u8,
+    ThreadJoin = ops::THREAD_JOIN as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -256,7 +257,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 24] = [
+    pub const ALL: [SyncOp; 25] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -281,6 +282,7 @@ impl SyncOp {
         SyncOp::OmpLock,
         SyncOp::OmpLoop,
         SyncOp::StaticInit,
+        SyncOp::ThreadJoin,
     ];
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
@@ -313,6 +315,7 @@ impl SyncOp {
             SyncOp::OmpLock => "omp_set_lock/omp critical",
             SyncOp::OmpLoop => "omp loop chunk",
             SyncOp::StaticInit => "C++ static constructed (__cxa_guard_acquire)",
+            SyncOp::ThreadJoin => "pthread_join",
         }
     }
 }

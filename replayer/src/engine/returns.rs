@@ -32,7 +32,17 @@ pub(crate) struct LateReturn {
     /// Kept for a signal's handler (`SignalPoint::AfterReturn`): not let
     /// go by time, only by its turn or a standstill.
     pub for_signal: bool,
+    /// A lock word (a tracee address) free at the return: the thread's
+    /// next recorded call is a wait on it, after another thread took it
+    /// (see `gate_after` in the plan). Kept, once its turn has come, until
+    /// another thread holds the word, or for `GATE_LIMIT`.
+    pub gate: Option<u64>,
 }
+
+/// The longest a thread is kept for its lock word (`LateReturn::gate`),
+/// as the shim's own gate: far longer than a holder on its way to the
+/// lock takes, and short enough to be no hold without a way out.
+const GATE_LIMIT: Duration = Duration::from_millis(1);
 
 /// A thread kept for `LateReturn` goes anyway once the event order has
 /// stood still this long, and after this long in all (the shim's late
@@ -207,16 +217,17 @@ impl Replayer {
         if alone {
             // As when recorded: the others reach their next event first.
             self.let_others_settle(pid);
-        } else if let Some((next_rank, for_signal)) = self.late_return_rank(pid, rank) {
+        } else if let Some((next_rank, for_signal, gate)) = self.kept_after(pid, rank) {
             self.stats.late_returns += 1;
             debug_log(format_args!(
-                "late return: {pid} kept after rank {rank:?} until {next_rank}"
+                "late return: {pid} kept after rank {rank:?} until {next_rank} (lock word {gate:x?})"
             ));
             if let Some(t) = self.live.get_mut(&pid) {
                 t.state = ThreadState::Late(LateReturn {
                     next_rank,
                     since: Instant::now(),
                     for_signal,
+                    gate,
                 });
             }
             return Ok(vec![Step::AdvanceKept(rank), Step::ReleaseLate]);
@@ -270,6 +281,30 @@ impl Replayer {
         next
     }
 
+    /// Whether the thread is kept after its return at `rank`: until which
+    /// rank (its late return's, or this one), whether for a signal, and
+    /// the lock word it waits to see held.
+    fn kept_after(&self, pid: Pid, rank: Option<u64>) -> Option<(u64, bool, Option<u64>)> {
+        let gate = rank.and_then(|r| self.lock_gate(pid, r));
+        match (self.late_return_rank(pid, rank), gate, rank) {
+            (Some((next, for_signal)), gate, _) => Some((next, for_signal, gate)),
+            (None, Some(word), Some(r)) => Some((r, false, Some(word))),
+            _ => None,
+        }
+    }
+
+    /// The lock word of the thread's next recorded call, a futex wait
+    /// right after the event at `rank` on a lock another thread held (see
+    /// `gate_after` in the plan), if the word is free now.
+    fn lock_gate(&self, pid: Pid, rank: u64) -> Option<u64> {
+        let t = self.live.get(&pid)?;
+        let next = self.log.ring(t.logical)?.peek()?;
+        if next.op != rrc_synclog::ops::FUTEX_WAIT || next.gate_after != rank {
+            return None;
+        }
+        word_is_zero(pid, next.object).then_some(next.object)
+    }
+
     /// The rank of the thread's arrival at its next sync operation, if its
     /// return at `rank` should wait for it (`LateReturn`): only at its turn
     /// in the order, when that arrival is the thread's next ranked event
@@ -315,12 +350,15 @@ impl Replayer {
             .iter()
             .filter_map(|(pid, t)| match t.state {
                 ThreadState::Late(l) => {
-                    let turn = EventOrder::reached(&self.log, l.next_rank);
+                    let mut turn = EventOrder::reached(&self.log, l.next_rank);
                     let kept = if l.for_signal {
                         Duration::ZERO
                     } else {
                         l.since.elapsed()
                     };
+                    if let Some(word) = l.gate.filter(|_| turn && kept < GATE_LIMIT) {
+                        turn = !word_is_zero(*pid, word);
+                    }
                     late_return_goes(turn, still, kept).then_some((*pid, turn))
                 }
                 _ => None,
@@ -341,6 +379,12 @@ impl Replayer {
         }
         Ok(())
     }
+}
+
+/// Whether the tracee's word at `addr` reads 0 (false if unreadable).
+fn word_is_zero(pid: Pid, addr: u64) -> bool {
+    use rrc_interposer::{Tracee, TraceeMemory};
+    Tracee::new(pid).read(addr, 4).is_ok_and(|w| w == [0; 4])
 }
 
 #[cfg(test)]

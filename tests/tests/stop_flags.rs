@@ -1,0 +1,54 @@
+//! Worker loops that poll a stop flag (a C11 atomic, a C++ std::atomic,
+//! std::jthread's stop_token) and sleep between turns, stopped by main,
+//! which sets the flag and joins them. The store is between two of main's
+//! syscalls and rrc cannot see it; the join that follows it (ordered like
+//! any sync operation) gives it its place among the workers' wake-ups, so
+//! each worker stops after as many turns as when recorded. Native runs
+//! stop them after other numbers of turns.
+//!
+//! A worker that wakes within a microsecond or so of main's store races
+//! it where only timing decides (rrc sees neither the store nor the
+//! load), so these tests ask for nearly every recording, not every one:
+//! before the join took a place in the order, none replayed.
+
+use rrc_tests::*;
+
+/// Records `program` `takes` times (times RRC_TEST_REPEAT), replays each
+/// once, and asks that every replay end faithful or with a divergence
+/// (never a stall) and that at most one in five diverge.
+fn nearly_every_recording_replays(program: &str, takes: usize) {
+    let prog = rrc_tests::program(program);
+    let takes = takes * repeat();
+    let mut faithful = 0;
+    for take in 1..=takes {
+        let rec = record(&prog, &[], b"");
+        rec.assert_exit_code(0);
+        if replay_ends_faithful_or_divergent(&rec, &format!("{program} take {take}")) {
+            faithful += 1;
+        }
+    }
+    assert!(
+        faithful * 5 >= takes * 4,
+        "{program}: {faithful} of {takes} recordings replayed faithfully"
+    );
+}
+
+#[test]
+fn c_workers_stopped_by_an_atomic_flag_before_a_join_replay_their_turns() {
+    nearly_every_recording_replays("stop_flag_join", 10);
+}
+
+#[test]
+fn c_workers_stopped_by_an_atomic_flag_take_other_turns_natively() {
+    assert_native_runs_differ(&program("stop_flag_join"), &[], b"", 10);
+}
+
+#[test]
+fn cpp_workers_stopped_by_an_atomic_and_a_stop_token_replay_their_turns() {
+    nearly_every_recording_replays("cpp_stop_flag", 10);
+}
+
+#[test]
+fn cpp_workers_stopped_by_an_atomic_and_a_stop_token_take_other_turns_natively() {
+    assert_native_runs_differ(&program("cpp_stop_flag"), &[], b"", 10);
+}
