@@ -111,6 +111,57 @@ HIDDEN int rrc_c_fflush(FILE *fp)
     return result;
 }
 
+/* glibc's flag for a stream opened for reading only (libio.h). */
+#define RRC_IO_NO_WRITES 0x0008
+
+/* At exit, after the program's own atexit handlers, glibc flushes every
+ * stream with output pending without taking their locks (_IO_cleanup):
+ * the bytes other threads had put in a buffer by then go out in the
+ * exiting thread's write, at a point no order records. The shim flushes
+ * first, from an atexit handler registered before the program's (so it
+ * runs after theirs), taking each writable stream's lock at its recorded
+ * turn, as fflush(NULL) does, and keeping it. Streams only read, or never
+ * used, are left alone: a thread blocked reading one holds its lock, and
+ * exit must not wait for it. */
+static int written_to(const struct _IO_FILE *f)
+{
+    /* Not opened for reading only, and used: a stream takes its
+     * orientation (_mode) at its first use and keeps it. */
+    return !(f->_flags & RRC_IO_NO_WRITES) && f->_mode != 0;
+}
+
+HIDDEN void rrc_c_flush_at_exit(void)
+{
+    static int (*real)(FILE *);
+    if (!REAL(real, "fflush"))
+        return;
+    /* A program that never wrote through stdio has nothing to order. */
+    int any = 0;
+    _IO_list_lock();
+    for (struct _IO_FILE *f = _IO_list_all; f && !any; f = f->_chain)
+        any = written_to(f);
+    _IO_list_unlock();
+    if (!any)
+        return;
+    int walking = rrc_stream_list_enter();
+    _IO_list_lock();
+    for (struct _IO_FILE *f = _IO_list_all; f; f = f->_chain) {
+        if (!written_to(f))
+            continue;
+        /* Kept until the process ends: a thread that prints from here on
+         * waits, as it waits in replay past its recorded end, instead of
+         * filling a buffer that glibc's unlocked flush would then write
+         * from this thread too. (glibc takes these locks again at exit
+         * only with trylock, which the owner passes.) */
+        rrc_stdio_lock(f);
+        if (f->_mode > 0 || f->_IO_write_ptr > f->_IO_write_base)
+            real(f);
+    }
+    _IO_list_unlock();
+    if (walking)
+        rrc_stream_list_leave();
+}
+
 /* Input. */
 WRAP(char *, fgets, fp, (char *s, int n, FILE *fp), (s, n, fp))
 WRAP(char *, __fgets_chk, fp, (char *s, size_t size, int n, FILE *fp), (s, size, n, fp))

@@ -295,7 +295,7 @@ pub fn won_when_recorded(
         Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
             won(result).then_some(false)
         }),
-        Some(Session::Replay(log)) => match expect_futex(log, op, object) {
+        Some(Session::Replay(log)) => match expect_win(log, op, object) {
             Some(expected) => {
                 let _errno = ErrnoGuard::save();
                 arrive(log, &expected);
@@ -311,8 +311,7 @@ pub fn won_when_recorded(
     }
 }
 
-/// Takes the thread's next recorded entry if it is this call (a futex
-/// call, or another that not every run makes).
+/// Takes the thread's next recorded entry if it is this futex call.
 fn expect_futex(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     let thread = session::this_thread(log).ok()?;
     let ring = log.ring(thread.slot)?;
@@ -335,16 +334,57 @@ fn expect_futex(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     })
 }
 
+/// Takes the thread's next recorded entry if it is this win (see
+/// `won_when_recorded`), stepping over the futex calls recorded before it
+/// that this run did not make, as `expect_next` does (a constructor's
+/// guard release that woke nobody here); leaves the stream as it is
+/// otherwise, for the futex waits of a thread that lost.
+fn expect_win(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
+    let thread = session::this_thread(log).ok()?;
+    let ring = log.ring(thread.slot)?;
+    let mut ahead = 0;
+    let entry = loop {
+        let entry = entry_unless_ended(log, ring, ahead)?;
+        if !is_futex(entry.op) || is_futex(op) {
+            break entry;
+        }
+        ahead += 1;
+    };
+    if entry.op != op || entry.object != object {
+        return None;
+    }
+    for _ in 0..ahead {
+        ring.pop();
+    }
+    let index = ring.consumed();
+    ring.pop();
+    if ring.len() == RING_HALF {
+        log.poke_service();
+    }
+    Some(Expected {
+        thread,
+        index,
+        entry,
+    })
+}
+
 /// Waits for the thread's next entry; None past the end of its stream.
 #[cold]
 fn next_entry_unless_ended(log: &SharedSyncLog, ring: &SyncRing) -> Option<SyncEntry> {
+    entry_unless_ended(log, ring, 0)
+}
+
+/// Waits for the thread's entry `ahead` places after its next; None past
+/// the end of its stream.
+#[cold]
+fn entry_unless_ended(log: &SharedSyncLog, ring: &SyncRing, ahead: u64) -> Option<SyncEntry> {
     loop {
         let seen = ring.pushed.load(Ordering::Acquire);
-        if let Some(entry) = ring.peek() {
+        if let Some(entry) = ring.peek_at(ahead) {
             return Some(entry);
         }
         if ring.closed.load(Ordering::Acquire) != 0 {
-            return ring.peek();
+            return ring.peek_at(ahead);
         }
         log.poke_service();
         futex_wait(&ring.pushed, seen, Some(RING_EMPTY_WAIT));

@@ -79,6 +79,9 @@ static ATTACH_AT_LOAD: extern "C" fn() = attach_at_load;
 
 extern "C" fn attach_at_load() {
     identify_now();
+    if current().is_some() {
+        crate::stdio::flush_at_exit_in_order();
+    }
 }
 
 /// Resolves the calling thread's identity now, at a point that is the same

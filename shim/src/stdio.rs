@@ -139,6 +139,24 @@ pub unsafe extern "C" fn rrc_stdio_trylock(fp: *mut c_void) -> c_int {
     result
 }
 
+extern "C" {
+    fn rrc_c_flush_at_exit();
+}
+
+extern "C" fn flush_at_exit() {
+    // SAFETY: the C function takes no arguments and walks glibc's own
+    // stream list under its lock.
+    unsafe { rrc_c_flush_at_exit() }
+}
+
+/// Registers the ordered flush of writable streams that runs at exit
+/// after the program's own atexit handlers (see `rrc_c_flush_at_exit`).
+pub fn flush_at_exit_in_order() {
+    // SAFETY: registers a function that lives as long as the process.
+    // A failed registration (no memory) leaves glibc's unordered flush.
+    unsafe { libc::atexit(flush_at_exit) };
+}
+
 /// Exports each stdio wrapper under its libc name as one jump to the C
 /// wrapper `rrc_c_NAME`: a jump keeps every register and the stack as the
 /// caller set them, variadic arguments included.

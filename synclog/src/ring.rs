@@ -38,12 +38,18 @@ impl SyncRing {
 
     /// Single consumer: looks at the oldest entry without removing it.
     pub fn peek(&self) -> Option<SyncEntry> {
-        let tail = self.tail.load(Ordering::Relaxed);
+        self.peek_at(0)
+    }
+
+    /// Single consumer: looks at the entry `ahead` places after the oldest,
+    /// if it has been pushed.
+    pub fn peek_at(&self, ahead: u64) -> Option<SyncEntry> {
+        let at = self.tail.load(Ordering::Relaxed).wrapping_add(ahead);
         let head = self.head.load(Ordering::Acquire);
-        if head == tail {
+        if head.wrapping_sub(at) as i64 <= 0 {
             return None;
         }
-        let cell = &self.entries[(tail as usize) & (RING_CAPACITY - 1)];
+        let cell = &self.entries[(at as usize) & (RING_CAPACITY - 1)];
         Some(SyncEntry {
             object: cell.object.load(Ordering::Relaxed),
             seq: cell.seq.load(Ordering::Relaxed),

@@ -82,15 +82,15 @@ fn divergence_when_a_large_write_differs_in_one_byte() {
 }
 
 /// A lock the recording never took, after the last sync operation the
-/// thread made then, with its output still to flush: the shim has no
-/// recorded operation to wait for. Replay reports the departure at once,
-/// naming the event that was due, rather than waiting for the stall
-/// timeout.
+/// thread made then, with its output still to flush: the shim's next
+/// recorded operation for it is the exit's ordered flush (or none).
+/// Replay reports the departure at once, naming the extra lock, rather
+/// than waiting for the stall timeout.
 #[test]
 fn divergence_when_a_thread_takes_a_lock_after_its_last_recorded_one() {
     let line = check_divergence("divergent_v6");
     assert!(
-        line.contains("after the last one it made when recorded") && !line.contains("no progress"),
+        line.contains("observed pthread_mutex_lock") && !line.contains("no progress"),
         "the divergence names the extra operation, not a stall: {line}"
     );
 }

@@ -78,6 +78,19 @@ fn threads_flushing_every_stream_take_other_numbers_natively() {
 }
 
 #[test]
+fn threads_still_printing_when_main_returns_replay_byte_for_byte() {
+    // exit's flush of stdout runs at its recorded turn among the workers'
+    // printfs and keeps stdout, so no worker line goes out after it.
+    record_and_replay_all("exit_while_printing", &["flush"], b"", 5);
+    record_and_replay_all("exit_while_printing", &["buffered"], b"", 3);
+}
+
+#[test]
+fn threads_still_printing_when_main_returns_print_other_lines_natively() {
+    assert_native_runs_differ(&program("exit_while_printing"), &["flush"], b"", 10);
+}
+
+#[test]
 fn cpp_workers_logging_with_cout_replay_byte_for_byte() {
     record_and_replay_all("cpp_queue", &[], b"", 4);
 }

@@ -355,6 +355,13 @@ impl Replayer {
             if t.logical == thread || t.process != process {
                 return true;
             }
+            // Held for good past its recorded events: when recorded, the
+            // exit killed it before it got here, even before a lock it had
+            // yet to take (a worker's fflush of a stream the exit had just
+            // made unbuffered writes from within its printf here).
+            if t.hold() == Some(Hold::PastEnd) {
+                return true;
+            }
             let p = &self.plan.threads[t.logical as usize];
             let sync_done = self
                 .log
