@@ -249,7 +249,7 @@ pub fn futex(
             // races rrc does not order (an uncontended compare-and-swap):
             // a call that is not the thread's next recorded one is left
             // to the caller.
-            let expected = expect_futex(log, op, object)?;
+            let expected = expect_if_next(log, op, object)?;
             if waits && log.orders_events() {
                 arrive(log, &expected);
                 // Returns at its place, which comes after the wake.
@@ -295,7 +295,7 @@ pub fn won_when_recorded(
         Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
             won(result).then_some(false)
         }),
-        Some(Session::Replay(log)) => match expect_win(log, op, object) {
+        Some(Session::Replay(log)) => match expect_if_next(log, op, object) {
             Some(expected) => {
                 let _errno = ErrnoGuard::save();
                 arrive(log, &expected);
@@ -311,35 +311,13 @@ pub fn won_when_recorded(
     }
 }
 
-/// Takes the thread's next recorded entry if it is this futex call.
-fn expect_futex(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
-    let thread = session::this_thread(log).ok()?;
-    let ring = log.ring(thread.slot)?;
-    let index = ring.consumed();
-    let entry = match ring.peek() {
-        Some(entry) => entry,
-        None => next_entry_unless_ended(log, ring)?,
-    };
-    if entry.op != op || entry.object != object {
-        return None;
-    }
-    ring.pop();
-    if ring.len() == RING_HALF {
-        log.poke_service();
-    }
-    Some(Expected {
-        thread,
-        index,
-        entry,
-    })
-}
-
-/// Takes the thread's next recorded entry if it is this win (see
-/// `won_when_recorded`), stepping over the futex calls recorded before it
-/// that this run did not make, as `expect_next` does (a constructor's
-/// guard release that woke nobody here); leaves the stream as it is
-/// otherwise, for the futex waits of a thread that lost.
-fn expect_win(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
+/// Takes the thread's next recorded entry if it is this call, one that
+/// not every run makes (a futex call; a C++ static's win, see
+/// `won_when_recorded`); leaves the stream as it is otherwise. Before a
+/// call that is not a futex call, the futex calls recorded before it that
+/// this run did not make are stepped over, as `expect_next` does (a
+/// constructor's guard release that woke nobody here).
+fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     let thread = session::this_thread(log).ok()?;
     let ring = log.ring(thread.slot)?;
     let mut ahead = 0;
@@ -366,12 +344,6 @@ fn expect_win(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
         index,
         entry,
     })
-}
-
-/// Waits for the thread's next entry; None past the end of its stream.
-#[cold]
-fn next_entry_unless_ended(log: &SharedSyncLog, ring: &SyncRing) -> Option<SyncEntry> {
-    entry_unless_ended(log, ring, 0)
 }
 
 /// Waits for the thread's entry `ahead` places after its next; None past
