@@ -252,7 +252,11 @@ fn returns_errno(op: SyncOp) -> bool {
 fn acquired(op: &SyncRecord) -> bool {
     !matches!(
         op.op,
-        SyncOp::FutexWait | SyncOp::FutexWake | SyncOp::StaticInit | SyncOp::ThreadJoin
+        SyncOp::FutexWait
+            | SyncOp::FutexWake
+            | SyncOp::StaticInit
+            | SyncOp::ThreadJoin
+            | SyncOp::SchedYield
     ) && (op.result == 0 || op.op == SyncOp::CondTimedwait)
 }
 

@@ -312,18 +312,19 @@ pub fn won_when_recorded(
 }
 
 /// Takes the thread's next recorded entry if it is this call, one that
-/// not every run makes (a futex call; a C++ static's win, see
-/// `won_when_recorded`); leaves the stream as it is otherwise. Before a
-/// call that is not a futex call, the futex calls recorded before it that
-/// this run did not make are stepped over, as `expect_next` does (a
-/// constructor's guard release that woke nobody here).
+/// not every run makes (an optional call: a futex call, a yield; a C++
+/// static's win, see `won_when_recorded`); leaves the stream as it is
+/// otherwise. Before a call that is not optional, the optional calls
+/// recorded before it that this run did not make are stepped over, as
+/// `expect_next` does (a constructor's guard release that woke nobody
+/// here).
 fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     let thread = session::this_thread(log).ok()?;
     let ring = log.ring(thread.slot)?;
     let mut ahead = 0;
     let entry = loop {
         let entry = entry_unless_ended(log, ring, ahead)?;
-        if !is_futex(entry.op) || is_futex(op) {
+        if !is_optional(entry.op) || is_optional(op) {
             break entry;
         }
         ahead += 1;
@@ -363,8 +364,8 @@ fn entry_unless_ended(log: &SharedSyncLog, ring: &SyncRing, ahead: u64) -> Optio
     }
 }
 
-fn is_futex(op: u32) -> bool {
-    op == ops::FUTEX_WAIT || op == ops::FUTEX_WAKE
+fn is_optional(op: u32) -> bool {
+    ops::optional(op)
 }
 
 /// Makes the real call and logs it, unless `logged` says not to: it
@@ -529,10 +530,10 @@ fn expect_next(log: &SharedSyncLog, op: u32, object: u64) -> Expected {
         Some(entry) => entry,
         None => wait_for_entry(log, ring),
     };
-    // Futex calls this thread made when recorded but not now (see
-    // `futex`): stepped over; the replayer skips their ranks, as for any
-    // event a thread passes by.
-    while is_futex(entry.op) && !is_futex(op) {
+    // Optional calls (futex calls, yields) this thread made when recorded
+    // but not now (see `futex`): stepped over; the replayer skips their
+    // ranks, as for any event a thread passes by.
+    while is_optional(entry.op) && !is_optional(op) {
         ring.pop();
         index = ring.consumed();
         entry = match ring.peek() {

@@ -132,6 +132,7 @@ real_functions! {
 
     pthread_cancel = c"pthread_cancel" => fn(libc::pthread_t) -> c_int;
     pthread_join = c"pthread_join" => fn(libc::pthread_t, *mut *mut c_void) -> c_int;
+    sched_yield = c"sched_yield" => fn() -> c_int;
     pthread_create = c"pthread_create" => fn(
         *mut libc::pthread_t,
         *const libc::pthread_attr_t,

@@ -79,6 +79,31 @@ pub unsafe extern "C" fn pthread_join(thread: pthread_t, retval: *mut *mut c_voi
     crate::order::real_wait(crate::ops::THREAD_JOIN, thread, wait)
 }
 
+/// sched_yield (C++'s `std::this_thread::yield`, Rust's `yield_now`): a
+/// thread spinning on a flag another sets yields between its looks, and
+/// each yield takes a place in the event order, so the look that saw the
+/// flag comes where it came when recorded. A run may yield more or fewer
+/// times than its recording: an optional call (see `ops::optional`).
+#[no_mangle]
+pub unsafe extern "C" fn sched_yield() -> c_int {
+    let Some(real_yield) = real::sched_yield() else {
+        return 0;
+    };
+    // SAFETY: sched_yield takes no arguments.
+    let call = || unsafe { real_yield() };
+    let op = crate::ops::SCHED_YIELD;
+    match crate::order::futex(op, 0, 0, false, call) {
+        Some(0) => 0,
+        // Not the thread's next recorded call: an extra yield.
+        None => call(),
+        // A recorded failure (none is known): as sched_yield reports one.
+        Some(err) => {
+            session::set_errno(err.saturating_neg());
+            -1
+        }
+    }
+}
+
 /// State glibc loads on first use behind a flag it sets without a lock,
 /// with a syscall, loaded by the thread that makes the program's first
 /// thread, before that thread exists: otherwise whichever thread gets

@@ -61,9 +61,21 @@ pub const STATIC_INIT: u32 = 24;
 /// before it (set a stop flag the joined thread reads) keeps its place.
 /// The object is the `pthread_t`.
 pub const THREAD_JOIN: u32 = 25;
+/// A `sched_yield` (and `std::this_thread::yield`, Rust's `yield_now`):
+/// threads that spin on a flag another sets yield between looks, and
+/// each yield's place in the order keeps the looks where they were.
+pub const SCHED_YIELD: u32 = 26;
+
+/// Whether a call with this code may be made more or fewer times in one
+/// run than in another (how often a lock's slow path or a spin loop goes
+/// round depends on races rrc does not order): replay steps over recorded
+/// ones a thread does not make and lets extra ones through.
+pub const fn optional(op: u32) -> bool {
+    op == FUTEX_WAIT || op == FUTEX_WAKE || op == SCHED_YIELD
+}
 
 /// Every code, in order: they are 1..=LAST with no gaps.
-pub const ALL: [u32; 25] = [
+pub const ALL: [u32; 26] = [
     MUTEX_LOCK,
     MUTEX_TRYLOCK,
     MUTEX_TIMEDLOCK,
@@ -89,9 +101,10 @@ pub const ALL: [u32; 25] = [
     OMP_LOOP,
     STATIC_INIT,
     THREAD_JOIN,
+    SCHED_YIELD,
 ];
 
-pub const LAST: u32 = THREAD_JOIN;
+pub const LAST: u32 = SCHED_YIELD;
 
 // The trace stores codes as a u8; `ALL` must list 1..=LAST in order.
 const _: () = {

@@ -10,6 +10,10 @@
 //! it where only timing decides (rrc sees neither the store nor the
 //! load), so these tests ask for nearly every recording, not every one:
 //! before the join took a place in the order, none replayed.
+//!
+//! Threads that spin on a counter with sched_yield between looks take
+//! their turns as recorded: each yield has a place in the order (none of
+//! these replayed before).
 
 use rrc_tests::*;
 
@@ -51,4 +55,21 @@ fn cpp_workers_stopped_by_an_atomic_and_a_stop_token_replay_their_turns() {
 #[test]
 fn cpp_workers_stopped_by_an_atomic_and_a_stop_token_take_other_turns_natively() {
     assert_native_runs_differ(&program("cpp_stop_flag"), &[], b"", 10);
+}
+
+#[test]
+fn threads_spinning_with_sched_yield_for_their_turn_replay_their_waits() {
+    // Each yield is an optional call with a place in the event order: the
+    // look at the counter after it comes where it came when recorded.
+    for round in 1..=repeat() {
+        for take in 1..=4 {
+            let tag = format!("yield_turns-round{round}-take{take}");
+            record_and_replay_keeping(&program("yield_turns"), &[], b"", 0, 2, &tag);
+        }
+    }
+}
+
+#[test]
+fn threads_spinning_with_sched_yield_wait_for_other_turns_natively() {
+    assert_native_runs_differ(&program("yield_turns"), &[], b"", 10);
 }

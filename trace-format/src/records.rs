@@ -243,6 +243,7 @@ pub enum SyncOp {
     OmpLoop = ops::OMP_LOOP as u8,
     StaticInit = ops::STATIC_INIT as u8,
     ThreadJoin = ops::THREAD_JOIN as u8,
+    SchedYield = ops::SCHED_YIELD as u8,
 }
 
 // Every shim code has a variant and `ALL` lists them in code order, so
@@ -257,7 +258,7 @@ const _: () = {
 };
 
 impl SyncOp {
-    pub const ALL: [SyncOp; 25] = [
+    pub const ALL: [SyncOp; 26] = [
         SyncOp::MutexLock,
         SyncOp::MutexTrylock,
         SyncOp::MutexTimedlock,
@@ -283,7 +284,13 @@ impl SyncOp {
         SyncOp::OmpLoop,
         SyncOp::StaticInit,
         SyncOp::ThreadJoin,
+        SyncOp::SchedYield,
     ];
+
+    /// See `rrc_synclog::ops::optional`.
+    pub fn optional(self) -> bool {
+        ops::optional(self as u32)
+    }
 
     pub fn from_u8(v: u8) -> Option<SyncOp> {
         SyncOp::ALL.iter().copied().find(|op| *op as u8 == v)
@@ -316,6 +323,7 @@ impl SyncOp {
             SyncOp::OmpLoop => "omp loop chunk",
             SyncOp::StaticInit => "C++ static constructed (__cxa_guard_acquire)",
             SyncOp::ThreadJoin => "pthread_join",
+            SyncOp::SchedYield => "sched_yield",
         }
     }
 }

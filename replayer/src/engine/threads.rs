@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
 use rrc_interposer::{model, prepare_exec, TaskEvent, Tracee, TraceeMemory};
-use rrc_trace::{ExitStatus, ProcessId, SyncOp, SyscallExtra, ThreadId};
+use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, ThreadId};
 
 use super::exit::InFlight;
 use super::holds::Hold;
@@ -324,14 +324,12 @@ impl Replayer {
             return diverged(t.logical, expected, Observed::ThreadEnded(status));
         }
         let consumed = self.log.ring(t.logical).map_or(0, |r| r.consumed()) as usize;
-        // Futex calls left over are a lock's slow path that this replay
-        // did not need (nobody contended): their ranks are stepped over
+        // Optional calls left over (a lock's slow path that this replay
+        // did not need, a spin loop's yields): their ranks are stepped over
         // (`break_inversions`), as when the thread passes them by.
         let rest = plan.sync.get(consumed..).unwrap_or_default();
-        let only_futex = rest
-            .iter()
-            .all(|s| matches!(s.op, SyncOp::FutexWait | SyncOp::FutexWake));
-        if !only_futex && status == ExitStatus::Exited(0) {
+        let only_optional = rest.iter().all(|s| s.op.optional());
+        if !only_optional && status == ExitStatus::Exited(0) {
             let next = plan.sync[consumed];
             return Err(Halt::Diverged(Box::new(Found {
                 thread: t.logical,
