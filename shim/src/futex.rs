@@ -58,14 +58,18 @@ pub unsafe extern "C" fn rrc_futex(
         _ => None,
     };
     let result = match kind {
-        Some((code, waits)) => match order::futex(code, uaddr as u64, val as u32, waits, real) {
-            Some(0) if waits && matches!(session::current(), Some(session::Session::Replay(_))) => {
-                settle_woken(uaddr, op, val);
-                0
+        Some((code, waits)) => {
+            match order::if_recorded(code, uaddr as u64, val as u32, waits, real) {
+                Some(0)
+                    if waits && matches!(session::current(), Some(session::Session::Replay(_))) =>
+                {
+                    settle_woken(uaddr, op, val);
+                    0
+                }
+                Some(r) => r,
+                None => unmatched(uaddr, op, val, waits),
             }
-            Some(r) => r,
-            None => unmatched(uaddr, op, val, waits),
-        },
+        }
         None => real(),
     };
     if result < 0 {

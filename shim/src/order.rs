@@ -223,15 +223,17 @@ pub fn real_wait(op: u32, object: u64, wait: impl FnOnce() -> c_int) -> c_int {
     }
 }
 
-/// A futex wait or wake the program made (see `futex`): a place in the
-/// event order, not a lock. `real` makes the call and returns the kernel's
-/// result (a count, or a negated errno), which is what this returns too;
-/// `None` when replay does not have this call next (the caller then makes
-/// it without waiting long). `val`: a wait's expected word, logged (as the
-/// entry's `seq`) so that replay knows a lock word's wait (see
-/// `before_unseen_lock`).
+/// A call that not every run makes (a futex wait or wake the program made,
+/// see `futex`; a yield): a place in the event order, not
+/// a lock. `real` makes the call and returns its result (for a futex call
+/// the kernel's: a count, or a negated errno), which is what this returns
+/// too; `None` when replay does not have this call next (the caller then
+/// makes it without waiting long). `val`: a futex wait's expected word,
+/// logged (as the entry's `seq`) so that replay knows a lock word's wait
+/// (see `before_unseen_lock`); `waits`: the call is a wait, which returns
+/// at its place (after the wake that ended it).
 #[inline]
-pub fn futex(
+pub fn if_recorded(
     op: u32,
     object: u64,
     val: u32,

@@ -92,7 +92,7 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
     // SAFETY: sched_yield takes no arguments.
     let call = || unsafe { real_yield() };
     let op = crate::ops::SCHED_YIELD;
-    match crate::order::futex(op, 0, 0, false, call) {
+    match crate::order::if_recorded(op, 0, 0, false, call) {
         Some(0) => 0,
         // Not the thread's next recorded call: an extra yield.
         None => call(),
