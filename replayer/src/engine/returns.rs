@@ -219,6 +219,10 @@ impl Replayer {
             self.let_others_settle(pid);
         } else if let Some((next_rank, for_signal, gate)) = self.kept_after(pid, rank) {
             self.stats.late_returns += 1;
+            if gate.is_some() {
+                let gates = &self.log.header().lock_gates;
+                gates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             debug_log(format_args!(
                 "late return: {pid} kept after rank {rank:?} until {next_rank} (lock word {gate:x?})"
             ));
@@ -345,7 +349,7 @@ impl Replayer {
         let turn_now = self.log.order_turn();
         let still = self.order.still_for(turn_now, Instant::now()) >= LATE_RETURN_STILL
             && self.next_owner_blocked();
-        let ready: Vec<(Pid, bool)> = self
+        let ready: Vec<(Pid, bool, Option<u64>)> = self
             .live
             .iter()
             .filter_map(|(pid, t)| match t.state {
@@ -359,12 +363,16 @@ impl Replayer {
                     if let Some(word) = l.gate.filter(|_| turn && kept < GATE_LIMIT) {
                         turn = !word_is_zero(*pid, word);
                     }
-                    late_return_goes(turn, still, kept).then_some((*pid, turn))
+                    late_return_goes(turn, still, kept).then_some((*pid, turn, l.gate))
                 }
                 _ => None,
             })
             .collect();
-        for (pid, turn) in ready {
+        for (pid, turn, gate) in ready {
+            if gate.is_some_and(|word| word_is_zero(pid, word)) {
+                let given_way = &self.log.header().lock_gates_given_way;
+                given_way.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             debug_log(format_args!(
                 "late return: {pid} goes at turn {turn_now} (its turn: {turn})"
             ));
