@@ -280,6 +280,7 @@ pub unsafe fn buffered_as(
         // here; the caller vouches for the regions' memory.
         unsafe { buf.publish(at, head, named.as_slice()) };
     }
+    crate::threads::other_event_logged();
     buf.in_call.store(0, Ordering::SeqCst);
     if buf.go_traced.load(Ordering::SeqCst) & TRACED_SIGNAL_HELD != 0 {
         // A signal came while we were in the call: trap once, so that the

@@ -431,6 +431,9 @@ fn record(
         session::note_unrecorded();
         return;
     };
+    if op != ops::SCHED_YIELD {
+        crate::threads::other_event_logged();
+    }
     let seq = if let Seq::Note(note) = seq {
         note
     } else {

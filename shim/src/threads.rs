@@ -84,6 +84,14 @@ pub unsafe extern "C" fn pthread_join(thread: pthread_t, retval: *mut *mut c_voi
 /// each yield takes a place in the event order, so the look that saw the
 /// flag comes where it came when recorded. A run may yield more or fewer
 /// times than its recording: an optional call (see `ops::optional`).
+///
+/// Only the first `YIELDS_LOGGED_IN_A_ROW` yields of a run with no other
+/// event of the thread between are logged: that orders the looks of a
+/// thread waiting for its turn (the look that ends the wait is placed
+/// just before the thread's next event, as for any code after a return),
+/// while a thread spinning on a lock held across many events (a spin
+/// lock of its own) would otherwise log thousands of yields, each a rank
+/// that replay, where the lock changes hands elsewhere, must step over.
 #[no_mangle]
 pub unsafe extern "C" fn sched_yield() -> c_int {
     let Some(real_yield) = real::sched_yield() else {
@@ -91,6 +99,12 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
     };
     // SAFETY: sched_yield takes no arguments.
     let call = || unsafe { real_yield() };
+    if matches!(session::current(), Some(session::Session::Record(_))) {
+        let run = YIELDS_IN_A_ROW.with(|n| n.replace(n.get().saturating_add(1)));
+        if run >= YIELDS_LOGGED_IN_A_ROW {
+            return call();
+        }
+    }
     let op = crate::ops::SCHED_YIELD;
     match crate::order::if_recorded(op, 0, 0, false, call) {
         Some(0) => 0,
@@ -102,6 +116,19 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
             -1
         }
     }
+}
+
+const YIELDS_LOGGED_IN_A_ROW: u32 = 8;
+
+thread_local! {
+    /// Yields this thread made since its last other logged event.
+    static YIELDS_IN_A_ROW: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The thread logged an event other than a yield (when recorded).
+#[inline]
+pub(crate) fn other_event_logged() {
+    let _ = YIELDS_IN_A_ROW.try_with(|n| n.set(0));
 }
 
 /// State glibc loads on first use behind a flag it sets without a lock,
