@@ -434,6 +434,11 @@ impl EventQueue {
         self.local.front()
     }
 
+    /// The events in memory, from the front (not every event left).
+    pub fn loaded(&self) -> impl Iterator<Item = &PlannedEvent> {
+        self.local.iter()
+    }
+
     /// Takes the front event; the next one is brought into memory.
     pub fn pop_front(&mut self) -> Option<PlannedEvent> {
         let event = self.local.pop_front();

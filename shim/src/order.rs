@@ -334,6 +334,11 @@ fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected>
     if entry.op != op || entry.object != object {
         return None;
     }
+    if is_optional(op) && recorded_after_next_call(log, thread.slot, ring, &entry) {
+        // Recorded after a call this thread has yet to make: this one is
+        // an extra (a lock's slow path taken at another turn of a loop).
+        return None;
+    }
     for _ in 0..ahead {
         ring.pop();
     }
@@ -347,6 +352,28 @@ fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected>
         index,
         entry,
     })
+}
+
+/// Whether `entry` (an optional call's) was recorded after the thread's
+/// next recorded call, which it has not made yet: a trapped one the
+/// tracer named (`SyncRing::next_call_rank`), or a buffered one it fed.
+fn recorded_after_next_call(
+    log: &SharedSyncLog,
+    slot: u32,
+    ring: &SyncRing,
+    entry: &SyncEntry,
+) -> bool {
+    let at = if entry.arrival != NO_ARRIVAL {
+        entry.arrival
+    } else {
+        entry.order
+    };
+    let traced = ring.next_call_rank.load(Ordering::Acquire).checked_sub(1);
+    let fed = log
+        .syscall_buf(slot)
+        .and_then(|b| b.next_fed().map(|f| f.head.rank))
+        .filter(|r| *r != rrc_synclog::replaybuf::NO_RANK);
+    [traced, fed].into_iter().flatten().any(|next| at > next)
 }
 
 /// Waits for the thread's entry `ahead` places after its next; None past

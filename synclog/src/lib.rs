@@ -235,6 +235,12 @@ pub struct SyncRing {
     /// rrc does not see, for the tracer's standstill checks; the other
     /// bits count such waits.
     pub waiting_unseen: AtomicU32,
+    /// Replay: the rank of the return of the thread's next recorded call
+    /// that the tracer has not fed it, plus one (0: unknown), set as the
+    /// tracer lets the thread go. A futex call or yield whose recorded
+    /// arrival comes after it belongs after that call: one made before is
+    /// not that recorded one (see `expect_if_next` in the shim).
+    pub next_call_rank: AtomicU64,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 

@@ -4,6 +4,7 @@
 //! process's other threads are done, and letting a thread go on after
 //! one of its events.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -63,6 +64,44 @@ fn signal_mask(pid: Pid, field: &str) -> Option<u64> {
 }
 
 impl Replayer {
+    /// Tells the shim the rank of the thread's next recorded call that
+    /// traps (see `SyncRing::next_call_rank`), as the thread goes on
+    /// toward it: the calls it answers in-process before that one it
+    /// bounds by what it was fed, and this one stays ahead of the thread
+    /// until the thread stops at it.
+    fn publish_next_call(&self, thread: ThreadId) {
+        let plan = &self.plan;
+        let mut index = None;
+        if let Some(p) = plan.threads.get(thread as usize) {
+            for event in p.events.loaded() {
+                match event {
+                    // One the shim may answer (see `fed_call`): no stop.
+                    PlannedEvent::Syscall(s)
+                        if self.in_process
+                            && rrc_synclog::syscallbuf::FAST_CALLS.contains(&i64::from(s.nr))
+                            && matches!(
+                                s.extra,
+                                rrc_trace::SyscallExtra::None | rrc_trace::SyscallExtra::Buffered
+                            ) => {}
+                    PlannedEvent::Syscall(s) => {
+                        index = Some(s.index);
+                        break;
+                    }
+                    PlannedEvent::Tsc(x) => {
+                        index = Some(x.index);
+                        break;
+                    }
+                    PlannedEvent::Signal(_) => break,
+                }
+            }
+        }
+        let rank = index.and_then(|i| plan.return_rank.get(&(thread, i)).copied());
+        if let Some(ring) = self.log.ring(thread) {
+            let word = rank.map_or(0, |r| r.saturating_add(1));
+            ring.next_call_rank.store(word, Ordering::Release);
+        }
+    }
+
     /// A signal about to be delivered to a followed thread.
     pub(super) fn signal_stop(&mut self, pid: Pid, sig: i32) -> Res {
         let Some(t) = self.live.get(&pid) else {
@@ -141,6 +180,7 @@ impl Replayer {
         let Some(t) = self.live.get(&pid) else {
             return Ok(self.resume(pid, Resume::Continue(signal), "resume")?);
         };
+        self.publish_next_call(t.logical);
         let next = match self.plan.threads[t.logical as usize].events.front() {
             Some(PlannedEvent::Signal(s)) if t.injecting.is_none() => Some((s.signo, s.at)),
             _ => None,
