@@ -349,27 +349,27 @@ impl Replayer {
         let turn_now = self.log.order_turn();
         let still = self.order.still_for(turn_now, Instant::now()) >= LATE_RETURN_STILL
             && self.next_owner_blocked();
-        let ready: Vec<(Pid, bool, Option<u64>)> = self
+        // (pid, its turn has come, it goes with its lock word still free)
+        let ready: Vec<(Pid, bool, bool)> = self
             .live
             .iter()
             .filter_map(|(pid, t)| match t.state {
                 ThreadState::Late(l) => {
-                    let mut turn = EventOrder::reached(&self.log, l.next_rank);
+                    let turn = EventOrder::reached(&self.log, l.next_rank);
                     let kept = if l.for_signal {
                         Duration::ZERO
                     } else {
                         l.since.elapsed()
                     };
-                    if let Some(word) = l.gate.filter(|_| turn && kept < GATE_LIMIT) {
-                        turn = !word_is_zero(*pid, word);
-                    }
-                    late_return_goes(turn, still, kept).then_some((*pid, turn, l.gate))
+                    let free = turn && l.gate.is_some_and(|word| word_is_zero(*pid, word));
+                    let turn = turn && !(free && kept < GATE_LIMIT);
+                    late_return_goes(turn, still, kept).then_some((*pid, turn, free))
                 }
                 _ => None,
             })
             .collect();
-        for (pid, turn, gate) in ready {
-            if gate.is_some_and(|word| word_is_zero(pid, word)) {
+        for (pid, turn, gate_gave_way) in ready {
+            if gate_gave_way {
                 let given_way = &self.log.header().lock_gates_given_way;
                 given_way.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }

@@ -63,6 +63,9 @@ fn signal_mask(pid: Pid, field: &str) -> Option<u64> {
         .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
 }
 
+/// How many of a thread's loaded events `publish_next_call` looks at.
+const NEXT_CALL_LOOKAHEAD: usize = 64;
+
 impl Replayer {
     /// Tells the shim the rank of the thread's next recorded call that
     /// traps (see `SyncRing::next_call_rank`), as the thread goes on
@@ -73,7 +76,9 @@ impl Replayer {
         let plan = &self.plan;
         let mut index = None;
         if let Some(p) = plan.threads.get(thread as usize) {
-            for event in p.events.loaded() {
+            // At every let-go, so only a short look ahead: past it, the
+            // shim goes by what it was fed.
+            for event in p.events.loaded().take(NEXT_CALL_LOOKAHEAD) {
                 match event {
                     // One the shim may answer (see `fed_call`): no stop.
                     PlannedEvent::Syscall(s)

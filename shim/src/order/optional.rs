@@ -1,0 +1,177 @@
+//! Calls not every run makes as many times as its recording (a lock's
+//! slow path, a spin loop's yields, the win of a C++ static's guard):
+//! each recorded one has its place in the event order, and a run's call
+//! takes it only if it is the thread's next recorded one, in place;
+//! otherwise the caller makes the call unordered.
+
+use std::ffi::c_int;
+use std::sync::atomic::Ordering;
+
+use rrc_synclog::{futex_wait, SharedSyncLog, SyncEntry, SyncRing, NO_ARRIVAL};
+
+use super::{
+    arrive, in_event_order, record_call, return_late, wait_at_rank, Expected, RING_EMPTY_WAIT,
+};
+use crate::ops;
+use crate::session::{self, ErrnoGuard, Session};
+
+/// A call that not every run makes (a futex wait or wake the program made,
+/// see `futex`; a yield): a place in the event order, not
+/// a lock. `real` makes the call and returns its result (for a futex call
+/// the kernel's: a count, or a negated errno), which is what this returns
+/// too; `None` when replay does not have this call next (the caller then
+/// makes it without waiting long). `val`: a futex wait's expected word,
+/// logged (as the entry's `seq`) so that replay knows a lock word's wait
+/// (see `before_unseen_lock`); `waits`: the call is a wait, which returns
+/// at its place (after the wake that ended it).
+#[inline]
+pub fn if_recorded(
+    op: u32,
+    object: u64,
+    val: u32,
+    waits: bool,
+    real: impl FnOnce() -> c_int,
+) -> Option<c_int> {
+    Some(match session::current() {
+        None => real(),
+        Some(Session::Record(log)) => {
+            record_call(log, op, object, u64::from(val), real, |_| Some(false))
+        }
+        Some(Session::Replay(log)) => {
+            let _errno = ErrnoGuard::save();
+            // How many futex calls a lock's slow path makes depends on
+            // races rrc does not order (an uncontended compare-and-swap):
+            // a call that is not the thread's next recorded one is left
+            // to the caller.
+            let expected = expect_if_next(log, op, object)?;
+            if waits && log.orders_events() {
+                arrive(log, &expected);
+                // Returns at its place, which comes after the wake.
+                if expected.entry.late_to == NO_ARRIVAL {
+                    in_event_order(log, &expected, |_| {});
+                } else {
+                    return_late(log, &expected);
+                }
+            } else if expected.entry.arrival != NO_ARRIVAL && log.orders_events() {
+                // A wake happens at its arrival's place: stamped before the
+                // call when recorded, so before the return of any wait it
+                // ended (whose word FUTEX_WAKE_OP may also have changed).
+                wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {
+                    real();
+                });
+                in_event_order(log, &expected, |_| {});
+            } else {
+                arrive(log, &expected);
+                in_event_order(log, &expected, |_| {
+                    real();
+                });
+            }
+            expected.entry.result
+        }
+    })
+}
+
+/// A call that only the thread that won logs (a C++ static constructed:
+/// `static_init`): `attempt` is the real call, `won` says whether its
+/// result is a win. In replay, the thread whose next recorded entry is
+/// this win makes the call at its place in the event order; any other
+/// first waits, through `wait_for_winner`, until the winner is done, so
+/// it loses as it did.
+pub fn won_when_recorded(
+    op: u32,
+    object: u64,
+    attempt: impl FnOnce() -> c_int,
+    won: impl FnOnce(c_int) -> bool,
+    wait_for_winner: impl FnOnce(),
+) -> c_int {
+    match session::current() {
+        None => attempt(),
+        Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
+            won(result).then_some(false)
+        }),
+        Some(Session::Replay(log)) => match expect_if_next(log, op, object) {
+            Some(expected) => {
+                let _errno = ErrnoGuard::save();
+                arrive(log, &expected);
+                let mut result = expected.entry.result;
+                in_event_order(log, &expected, |_| result = attempt());
+                result
+            }
+            None => {
+                wait_for_winner();
+                attempt()
+            }
+        },
+    }
+}
+
+/// Takes the thread's next recorded entry if it is this call, one that
+/// not every run makes (an optional call: a futex call, a yield; a C++
+/// static's win, see `won_when_recorded`); leaves the stream as it is
+/// otherwise. Before a call that is not optional, the optional calls
+/// recorded before it that this run did not make are stepped over, as
+/// `expect_next` does (a constructor's guard release that woke nobody
+/// here).
+fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
+    let thread = session::this_thread(log).ok()?;
+    let ring = log.ring(thread.slot)?;
+    let mut ahead = 0;
+    let entry = loop {
+        let entry = entry_unless_ended(log, ring, ahead)?;
+        if !ops::optional(entry.op) || ops::optional(op) {
+            break entry;
+        }
+        ahead += 1;
+    };
+    if entry.op != op || entry.object != object {
+        return None;
+    }
+    if ops::optional(op) && recorded_after_next_call(log, thread.slot, ring, &entry) {
+        // Recorded after a call this thread has yet to make: this one is
+        // an extra (a lock's slow path taken at another turn of a loop).
+        return None;
+    }
+    for _ in 0..ahead {
+        ring.pop();
+    }
+    Some(Expected::taken(log, ring, thread, entry))
+}
+
+/// Whether `entry` (an optional call's) was recorded after the thread's
+/// next recorded call, which it has not made yet: a trapped one the
+/// tracer named (`SyncRing::next_call_rank`), or a buffered one it fed.
+fn recorded_after_next_call(
+    log: &SharedSyncLog,
+    slot: u32,
+    ring: &SyncRing,
+    entry: &SyncEntry,
+) -> bool {
+    let at = if entry.arrival != NO_ARRIVAL {
+        entry.arrival
+    } else {
+        entry.order
+    };
+    let traced = ring.next_call_rank.load(Ordering::Acquire).checked_sub(1);
+    let fed = log
+        .syscall_buf(slot)
+        .and_then(|b| b.next_fed().map(|f| f.head.rank))
+        .filter(|r| *r != rrc_synclog::replaybuf::NO_RANK);
+    [traced, fed].into_iter().flatten().any(|next| at > next)
+}
+
+/// Waits for the thread's entry `ahead` places after its next; None past
+/// the end of its stream.
+#[cold]
+fn entry_unless_ended(log: &SharedSyncLog, ring: &SyncRing, ahead: u64) -> Option<SyncEntry> {
+    loop {
+        let seen = ring.pushed.load(Ordering::Acquire);
+        if let Some(entry) = ring.peek_at(ahead) {
+            return Some(entry);
+        }
+        if ring.closed.load(Ordering::Acquire) != 0 {
+            return ring.peek_at(ahead);
+        }
+        log.poke_service();
+        futex_wait(&ring.pushed, seen, Some(RING_EMPTY_WAIT));
+    }
+}
