@@ -220,7 +220,11 @@ fn feed_all(log: &SharedSyncLog, streams: &mut [Stream]) -> u64 {
             let holds = s.holds.get(s.pushed).copied().unwrap_or(SyncHolds::NONE);
             let entry = SyncEntry {
                 object: op.object,
-                seq: op.seq,
+                seq: if holds.woken_by_wake {
+                    op.seq | rrc_synclog::WOKEN_BY_WAKE
+                } else {
+                    op.seq
+                },
                 // The plan has made it the event's rank.
                 order: op.order,
                 // NO_ORDER is NO_ARRIVAL (checked in the recorder's drain).

@@ -210,6 +210,7 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
                     } else {
                         h.gate_after
                     },
+                    ..*h
                 };
                 Arc::new(t.sync_holds.iter().map(keep).collect())
             } else {
@@ -317,9 +318,10 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
         print_ways(&replayer.ways);
         let b = replayer.batons_taken_back();
         eprintln!(
-            "rrc-replay: stats: segments ended by replay: {} (stopped or ended {}, asleep outside rrc {}, spinning {})",
-            b.stopped + b.asleep + b.spinning,
+            "rrc-replay: stats: segments ended by replay: {} (stopped or ended {}, waiting for a lock rrc does not see {}, asleep outside rrc {}, spinning {})",
+            b.stopped + b.unseen_lock + b.asleep + b.spinning,
             b.stopped,
+            b.unseen_lock,
             b.asleep,
             b.spinning
         );

@@ -134,13 +134,64 @@ pub struct SyncHolds {
     /// A futex wait on a lock word: the rank after which the thread goes
     /// on only once another holds the word (see [`gate_after`]).
     pub gate_after: u64,
+    /// A futex wait that another thread's wake on its word may have ended
+    /// (see [`WakeRanks::during`]).
+    pub woken_by_wake: bool,
 }
 
 impl SyncHolds {
     pub const NONE: SyncHolds = SyncHolds {
         late_to: rrc_synclog::NO_ARRIVAL,
         gate_after: rrc_synclog::NO_ARRIVAL,
+        woken_by_wake: false,
     };
+}
+
+/// The ranks at which the program's futex wakes that woke a thread were
+/// made, by futex word.
+#[derive(Default)]
+struct WakeRanks(std::collections::HashMap<u64, Vec<u64>>);
+
+impl WakeRanks {
+    fn new<'a>(ops: impl Iterator<Item = &'a SyncRecord>) -> WakeRanks {
+        let mut by_word: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+        for op in ops {
+            if op.op == rrc_trace::SyncOp::FutexWake && op.result > 0 && op.order != NO_ORDER {
+                // A wake happens at its arrival's place in replay.
+                let at = if op.arrival != NO_ORDER {
+                    op.arrival
+                } else {
+                    op.order
+                };
+                by_word.entry(op.object).or_default().push(at);
+            }
+        }
+        for ranks in by_word.values_mut() {
+            ranks.sort_unstable();
+        }
+        WakeRanks(by_word)
+    }
+
+    /// Whether a futex wait that returned 0 may have been ended by a wake
+    /// of the program's on its word: one was made between its arrival and
+    /// its return. Replay then need not wait for a wake from the kernel
+    /// (the shim's `settle_woken`): the word may hold the waited-on value
+    /// again because another thread took the lock since, and the thread
+    /// must go on to find that out, as it did when recorded.
+    fn during(&self, op: &SyncRecord) -> bool {
+        if op.op != rrc_trace::SyncOp::FutexWait || op.result != 0 || op.order == NO_ORDER {
+            return false;
+        }
+        let from = if op.arrival != NO_ORDER {
+            op.arrival
+        } else {
+            0
+        };
+        self.0.get(&op.object).is_some_and(|ranks| {
+            let first_after = ranks.partition_point(|r| *r <= from);
+            ranks.get(first_after).is_some_and(|r| *r < op.order)
+        })
+    }
 }
 
 /// The value a three-state futex lock (0 free, 1 held, 2 held with
@@ -381,6 +432,7 @@ impl ReplayPlan {
             .collect();
         let table = rank_stamps(&mut returns, &mut entries, sync, &arrived)?;
         let next_own = NextOwnRanks::new(&table.owner);
+        let wakes = WakeRanks::new(scanned.iter().flat_map(|t| t.sync.iter()));
         let sync_holds: Vec<Vec<SyncHolds>> = scanned
             .iter()
             .enumerate()
@@ -390,6 +442,7 @@ impl ReplayPlan {
                     .map(|op| SyncHolds {
                         late_to: late_to(op, &next_own, &table.arrival),
                         gate_after: gate_after(op, &table.owner, thread as ThreadId),
+                        woken_by_wake: wakes.during(op),
                     })
                     .collect()
             })

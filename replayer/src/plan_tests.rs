@@ -344,3 +344,41 @@ fn a_wait_on_a_held_lock_word_gates_the_threads_previous_event() {
         .collect();
     assert_eq!(gates, [1, rrc_synclog::NO_ARRIVAL]);
 }
+
+#[test]
+fn only_a_wait_no_wake_of_the_programs_came_during_waits_for_the_kernel() {
+    // Thread 1 waits three times on one word: during the first (arrival
+    // 2, return 5) thread 0 wakes one waiter (arrival 3, return 4); the
+    // second (6, 9) overlaps only a wake that woke nobody (7, 8); the
+    // third (10, 13) a wake on another word (11, 12).
+    let mut recs = vec![start(0), start(1), call(0, 0, 1, libc::SYS_getppid, false)];
+    let wake = |order, arrival, result, object| SyncRecord {
+        object,
+        seq: 1,
+        order,
+        arrival,
+        op: SyncOp::FutexWake,
+        result,
+    };
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 0,
+        first: 0,
+        ops: vec![
+            wake(4, 3, 1, 0x2000),
+            wake(8, 7, 0, 0x2000),
+            wake(12, 11, 1, 0x3000),
+        ],
+    }));
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![futex_wait(5, 2), futex_wait(9, 6), futex_wait(13, 10)],
+    }));
+    let (_dir, plan) = plan_of(recs);
+    let woken: Vec<bool> = plan.threads[1]
+        .sync_holds
+        .iter()
+        .map(|h| h.woken_by_wake)
+        .collect();
+    assert_eq!(woken, [true, false, false]);
+}

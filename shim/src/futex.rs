@@ -59,16 +59,9 @@ pub unsafe extern "C" fn rrc_futex(
     };
     let result = match kind {
         Some((code, waits)) => {
-            match order::if_recorded(code, uaddr as u64, val as u32, waits, real) {
-                Some(0)
-                    if waits && matches!(session::current(), Some(session::Session::Replay(_))) =>
-                {
-                    settle_woken(uaddr, op, val);
-                    0
-                }
-                Some(r) => r,
-                None => unmatched(uaddr, op, val, waits),
-            }
+            let settle = || settle_woken(uaddr, op, val);
+            order::if_recorded(code, uaddr as u64, val as u32, waits, real, settle)
+                .unwrap_or_else(|| unmatched(uaddr, op, val, waits))
         }
         None => real(),
     };
@@ -80,8 +73,9 @@ pub unsafe extern "C" fn rrc_futex(
     }
 }
 
-/// A replayed wait that was woken when recorded, whose word still holds
-/// the value it waited on: the wake came from the kernel, which no event
+/// A replayed wait that was woken when recorded, with no wake of the
+/// program's on its word while it waited, whose word still holds the
+/// value it waited on: the wake came from the kernel, which no event
 /// orders (a thread's exit clearing its `set_tid_address` or
 /// `CLONE_CHILD_CLEARTID` word), and has not happened yet in replay. Wait
 /// for it for real, boundedly, so the program finds the word as it did.

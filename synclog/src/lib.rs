@@ -53,6 +53,12 @@ pub const MODE_REPLAY: u32 = 2;
 /// event order.
 pub const NO_ARRIVAL: u64 = u64::MAX;
 
+/// Replay, a futex wait's `seq` (its expected word, below bit 32): set when
+/// another thread's wake on the word came between its arrival and its
+/// return when recorded, so the wake that ended it may have been the
+/// program's, not the kernel's.
+pub const WOKEN_BY_WAKE: u64 = 1 << 32;
+
 /// Replay: a thread kept after an event until its own next one is next
 /// (a late return, the tracer's after a trapped call or the shim's after
 /// a futex wait) goes anyway once the order has stood still this long

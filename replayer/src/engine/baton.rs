@@ -49,6 +49,11 @@ pub struct BatonsTakenBack {
     pub asleep: u64,
     /// Running far past any recorded stretch of code.
     pub spinning: u64,
+    /// Waiting, in a futex wait the recording does not have there, for a
+    /// lock rrc does not see: its holder may be a thread that waits for
+    /// its turn after this one's next event, so the order must move on
+    /// now (else other holds give way first, in another order).
+    pub unseen_lock: u64,
 }
 
 impl BatonWatch {
@@ -78,6 +83,15 @@ impl BatonWatch {
 }
 
 impl Replayer {
+    /// Whether thread `slot` is in a futex wait the recording does not
+    /// have (the shim sets bit 0 of its ring's `waiting_unseen` for the
+    /// wait's duration).
+    fn in_unmatched_wait(&self, slot: u32) -> bool {
+        self.log
+            .ring(slot)
+            .is_some_and(|r| r.waiting_unseen.load(std::sync::atomic::Ordering::Acquire) & 1 != 0)
+    }
+
     /// Batons taken back so far (see [`BatonsTakenBack`]).
     pub fn batons_taken_back(&self) -> BatonsTakenBack {
         self.baton.taken_back
@@ -93,6 +107,10 @@ impl Replayer {
             .and_then(|p| self.live.get(&p))
             .is_some_and(|t| t.state == ThreadState::Running);
         let give_up = match pid {
+            Some(_) if running && self.in_unmatched_wait(slot) => {
+                self.baton.taken_back.unseen_lock += 1;
+                true
+            }
             Some(p) if running => {
                 if self.baton.held_for(slot, Instant::now()) < BATON_ASLEEP {
                     return;

@@ -7,7 +7,7 @@
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
-use rrc_synclog::{futex_wait, SharedSyncLog, SyncEntry, SyncRing, NO_ARRIVAL};
+use rrc_synclog::{futex_wait, SharedSyncLog, SyncEntry, SyncRing, NO_ARRIVAL, WOKEN_BY_WAKE};
 
 use super::{
     arrive, in_event_order, record_call, return_late, wait_at_rank, Expected, RING_EMPTY_WAIT,
@@ -23,7 +23,10 @@ use crate::session::{self, ErrnoGuard, Session};
 /// makes it without waiting long). `val`: a futex wait's expected word,
 /// logged (as the entry's `seq`) so that replay knows a lock word's wait
 /// (see `before_unseen_lock`); `waits`: the call is a wait, which returns
-/// at its place (after the wake that ended it).
+/// at its place (after the wake that ended it). `settle` runs in replay
+/// after a wait that returned 0 when recorded with no wake of the
+/// program's on its word while it waited: the kernel woke it (see the
+/// replayer's `WakeRanks::during`).
 #[inline]
 pub fn if_recorded(
     op: u32,
@@ -31,6 +34,7 @@ pub fn if_recorded(
     val: u32,
     waits: bool,
     real: impl FnOnce() -> c_int,
+    settle: impl FnOnce(),
 ) -> Option<c_int> {
     Some(match session::current() {
         None => real(),
@@ -51,6 +55,9 @@ pub fn if_recorded(
                     in_event_order(log, &expected, |_| {});
                 } else {
                     return_late(log, &expected);
+                }
+                if expected.entry.result == 0 && expected.entry.seq & WOKEN_BY_WAKE == 0 {
+                    settle();
                 }
             } else if expected.entry.arrival != NO_ARRIVAL && log.orders_events() {
                 // A wake happens at its arrival's place: stamped before the
