@@ -190,7 +190,7 @@ fn extra_note(syscall: &SyscallRecord) -> Option<String> {
         SyscallExtra::StdStream(fd) => format!("to fd {fd}"),
         SyscallExtra::MappedFd(path) => format!("maps {}", quote_bytes(path, SHOWN_PATH_BYTES)),
         SyscallExtra::Unknown => "unknown to rrc: only the result was recorded".to_string(),
-        SyscallExtra::ReservedAt(order) => format!("descriptor taken at entry @{order}"),
+        SyscallExtra::EnteredAt(order) => format!("entered @{order}"),
         SyscallExtra::Buffered => "buffered".to_string(),
         SyscallExtra::Exec { random } => format!("AT_RANDOM {}", rrc_trace::hex(random)),
     };

@@ -284,6 +284,7 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
         // intervals from its call site.
         fast_path: in_process,
     };
+    let serialized = header.serialized;
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {
         pids.push(root.as_raw());
@@ -299,7 +300,9 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
             enforce_intervals: !cli.no_intervals,
             anchor: cli.anchor,
             order_returns: !cli.no_order_returns,
-            late_returns: !cli.no_late_returns,
+            // A serialised replay hands the run of the program on event
+            // by event: the recorded schedule places the code between.
+            late_returns: !cli.no_late_returns && !serialized,
             in_process,
         },
     );

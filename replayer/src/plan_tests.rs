@@ -382,3 +382,38 @@ fn only_a_wait_no_wake_of_the_programs_came_during_waits_for_the_kernel() {
         .collect();
     assert_eq!(woken, [true, false, false]);
 }
+
+#[test]
+fn the_code_before_a_sleep_or_a_thread_exit_runs_just_before_it() {
+    // Thread 1: a trapped getppid (stamp 1), then a sleep entered at 4
+    // and returned at 6. Thread 0's calls (2, 3, 5) come between. The
+    // sleep's entry is the thread's arrival: the getppid's thread is kept
+    // until it (rank 3), and the entry has its own rank.
+    let mut recs = vec![start(0), start(1)];
+    for (i, s) in [2, 3, 5].into_iter().enumerate() {
+        recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
+    }
+    recs.push(call(1, 0, 1, libc::SYS_getppid, false));
+    let TraceRecord::Syscall(mut sleep) = call(1, 1, 6, libc::SYS_clock_nanosleep, false) else {
+        unreachable!("call makes a syscall record");
+    };
+    sleep.extra = SyscallExtra::EnteredAt(4);
+    recs.push(TraceRecord::Syscall(sleep));
+    // Then thread 0 (7) and thread 1's exit, a trapped call that never
+    // waits (8): its stamp is its arrival too.
+    recs.push(call(0, 3, 7, libc::SYS_getppid, false));
+    recs.push(call(1, 2, 8, libc::SYS_rt_sigprocmask, false));
+    let (_dir, mut plan) = plan_of(recs);
+    assert_eq!(plan.entry_rank.get(&(1, 1)), Some(&3));
+    assert_eq!(plan.return_rank.get(&(1, 1)), Some(&5));
+    assert!(plan.arrival_ranks[3]);
+    assert!(plan.arrival_ranks[7]);
+    assert!(!plan.arrival_ranks[5], "a sleep's return is no arrival");
+    plan.threads[1].events.load_ahead(3);
+    let next = |i| match plan.threads[1].events.peek(i) {
+        Some(e) => e,
+        None => unreachable!("thread 1 has three events"),
+    };
+    assert_eq!(plan.late_return_to(1, 0, next(1)), Some(3));
+    assert_eq!(plan.late_return_to(1, 5, next(2)), Some(7));
+}

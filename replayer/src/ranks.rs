@@ -131,8 +131,9 @@ pub fn rank_stamps(
     for (thread, slot) in returns.values_mut() {
         claim(thread, slot, false);
     }
+    // An entry's stamp is the thread's arrival at the call.
     for (thread, slot) in entries.values_mut() {
-        claim(thread, slot, false);
+        claim(thread, slot, true);
     }
     for (thread, order, arrival) in sync {
         claim(thread, order, false);
@@ -305,9 +306,10 @@ mod tests {
         assert_eq!(entries.get(&(1, 1)), None);
         assert_eq!((order, arrival), (4, 3));
         assert_eq!(table.owner, vec![0, 1, 1, 1, 1, 0, 1]);
+        // The accept's entry and the sync op's arrival are arrivals.
         assert_eq!(
             table.arrival,
-            vec![false, false, false, true, false, false, false]
+            vec![false, true, false, true, false, false, false]
         );
         let all: Vec<_> = returns.iter().collect();
         assert_eq!(

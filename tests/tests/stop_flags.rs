@@ -11,6 +11,11 @@
 //! load), so these tests ask for nearly every recording, not every one:
 //! before the join took a place in the order, none replayed.
 //!
+//! Without a join after the store, the entry of main's next sleep places
+//! it: calls that wait (sleeps, waits for a child) have their entries
+//! stamped, as the thread got there, and the code before one runs just
+//! before that entry's place in replay.
+//!
 //! Threads that spin on a counter with sched_yield between looks take
 //! their turns as recorded: each yield has a place in the order (none of
 //! these replayed before).
@@ -55,6 +60,19 @@ fn cpp_workers_stopped_by_an_atomic_and_a_stop_token_replay_their_turns() {
 #[test]
 fn cpp_workers_stopped_by_an_atomic_and_a_stop_token_take_other_turns_natively() {
     assert_native_runs_differ(&program("cpp_stop_flag"), &[], b"", 10);
+}
+
+#[test]
+fn workers_stopped_by_a_flag_set_between_two_sleeps_replay_their_turns() {
+    // No join follows main's store: the entry of its next sleep has a
+    // place in the order (as do the entries of the workers' sleeps), and
+    // the store runs just before it.
+    nearly_every_recording_replays("sleep_stop_flag", 10);
+}
+
+#[test]
+fn workers_stopped_by_a_flag_set_between_two_sleeps_take_other_turns_natively() {
+    assert_native_runs_differ(&program("sleep_stop_flag"), &[], b"", 10);
 }
 
 #[test]

@@ -16,7 +16,7 @@ const EXTRA_NEW_THREAD: u64 = 2;
 const EXTRA_NEW_PROCESS: u64 = 3;
 const EXTRA_STD_STREAM: u64 = 4;
 const EXTRA_UNKNOWN: u64 = 6;
-const EXTRA_RESERVED_AT: u64 = 7;
+const EXTRA_ENTERED_AT: u64 = 7;
 const EXTRA_BUFFERED: u64 = 8;
 
 /// The head of a payload that is a `TraceRecord::Syscall` with a plain
@@ -48,7 +48,7 @@ pub(crate) fn syscall_head(payload: &[u8]) -> Option<SyscallHead> {
         },
         EXTRA_STD_STREAM => SyscallExtra::StdStream(c.byte()?),
         EXTRA_UNKNOWN => SyscallExtra::Unknown,
-        EXTRA_RESERVED_AT => SyscallExtra::ReservedAt(c.varint()?),
+        EXTRA_ENTERED_AT => SyscallExtra::EnteredAt(c.varint()?),
         EXTRA_BUFFERED => SyscallExtra::Buffered,
         _ => return None,
     };
@@ -171,7 +171,7 @@ mod tests {
             },
             SyscallExtra::StdStream(2),
             SyscallExtra::Unknown,
-            SyscallExtra::ReservedAt(u64::MAX),
+            SyscallExtra::EnteredAt(u64::MAX),
             SyscallExtra::Buffered,
         ];
         for n in 0..40u64 {

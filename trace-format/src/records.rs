@@ -159,11 +159,14 @@ pub enum SyscallExtra {
     MappedFd(Vec<u8>),
     /// The syscall is unknown to rrc: only its return value was recorded.
     Unknown,
-    /// accept/accept4 that made a descriptor: its entry's place in the
-    /// event order. The kernel takes the descriptor number as the call
-    /// starts, so while it blocks, other calls skip that number; replay
-    /// makes its placeholder at that place.
-    ReservedAt(u64),
+    /// A trapped call whose entry has a place of its own in the event
+    /// order, as the thread got there. accept/accept4 that made a
+    /// descriptor: the kernel takes the descriptor number as the call
+    /// starts, so while it blocks, other calls skip that number, and
+    /// replay makes its placeholder at that place. Calls that wait (a
+    /// sleep, a wait for a child): the code before one ran before its
+    /// entry, not before its return, which comes much later.
+    EnteredAt(u64),
     /// Made from the shim's untrapped call site and logged in-process
     /// (the fast path), not trapped; replay replays it as any other.
     Buffered,

@@ -128,7 +128,7 @@ mod tests {
             interval_ns: 7,
             return_ns: 8,
             order: 11,
-            extra: SyscallExtra::ReservedAt(10),
+            extra: SyscallExtra::EnteredAt(10),
             digested: 1,
         };
         let records = vec![

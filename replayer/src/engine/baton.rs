@@ -136,6 +136,11 @@ impl Replayer {
             }
         };
         if give_up {
+            super::debug_log(format_args!(
+                "baton taken back from t{slot} at turn {} ({:?})",
+                self.log.order_turn(),
+                self.baton.taken_back
+            ));
             self.log.park(slot);
             self.baton.seen = None;
         }

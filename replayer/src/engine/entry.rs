@@ -9,6 +9,7 @@ use rrc_trace::{RecordedInput, SignalPoint, SignalRecord, SyscallRecord, ThreadI
 
 use super::emulate::runs_in_recorded_order;
 use super::holds::Hold;
+use super::returns::Step;
 use super::signals::signal_blocked;
 use super::{diverged, Halt, Replayer, Res, Resume};
 use crate::divergence::{
@@ -151,7 +152,16 @@ impl Replayer {
             };
             return diverged(thread, expected, observed);
         }
-        match self.entry_hold(thread, record, nr, &args) {
+        let entry = self.entry_turn(thread, record, nr, &args);
+        let hold = self.entry_hold(thread, record, nr, &args);
+        if let Some(entry) = entry {
+            if !self.rank_reached(entry) {
+                self.hold(pid, Hold::RunTurn(entry));
+                return Ok(());
+            }
+            self.run_steps(Step::Advance(Some(entry)))?;
+        }
+        match hold {
             Some(hold) => {
                 self.hold(pid, hold);
                 Ok(())
@@ -194,6 +204,25 @@ impl Replayer {
             }
         }
         None
+    }
+
+    /// The entry's place of a call replay answers that has one (a sleep,
+    /// a wait for a child: see `SyscallExtra::EnteredAt`), if the order
+    /// has yet to get there. Looked at before any other hold, and the
+    /// order moves past it as soon as it is reached: a wait for a child
+    /// holds its thread until the child has ended, and the child's events
+    /// after this entry must not wait for the parent.
+    fn entry_turn(
+        &self,
+        thread: ThreadId,
+        record: &SyscallRecord,
+        nr: i64,
+        args: &[u64; 6],
+    ) -> Option<u64> {
+        if !self.order.enabled() || runs_in_recorded_order(record, nr, args) {
+            return None;
+        }
+        self.plan.entry_rank.get(&(thread, record.index)).copied()
     }
 
     /// The thread's next event is a signal delivered at this call's entry
