@@ -98,47 +98,6 @@ fn stamped_on_arrival(nr: i64) -> bool {
         || matches!(nr, libc::SYS_write | libc::SYS_writev)
 }
 
-/// Whether a trapped call never waits for anything (another thread, a
-/// peer, a timer): the tracer stamps its return a stop's length after the
-/// thread got to it, which places its arrival as well as the stamp of a
-/// buffered clock read does, so the code before it may run late too (see
-/// [`late_until`]). A thread's exit (`rt_sigprocmask` blocking signals in
-/// glibc's thread exit) after it saw a flag another thread set just
-/// before is the common case: the code that saw the flag ran just before
-/// the exit, not right after the thread's previous call.
-fn trapped_returns_at_once(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_rt_sigprocmask
-            | libc::SYS_rt_sigaction
-            | libc::SYS_sigaltstack
-            | libc::SYS_gettid
-            | libc::SYS_getuid
-            | libc::SYS_geteuid
-            | libc::SYS_getgid
-            | libc::SYS_getegid
-            | libc::SYS_sched_getaffinity
-            | libc::SYS_mmap
-            | libc::SYS_munmap
-            | libc::SYS_mprotect
-            | libc::SYS_madvise
-            | libc::SYS_brk
-            | libc::SYS_close
-            | libc::SYS_dup
-            | libc::SYS_dup2
-            | libc::SYS_dup3
-            | libc::SYS_lseek
-            | libc::SYS_fstat
-            | libc::SYS_newfstatat
-            | libc::SYS_statx
-            | libc::SYS_uname
-            | libc::SYS_prlimit64
-            | libc::SYS_sysinfo
-            | libc::SYS_getcwd
-            | libc::SYS_set_robust_list
-    )
-}
-
 /// The first pass's result: everything but the events' contents.
 #[derive(Default)]
 struct Scan {
@@ -351,7 +310,10 @@ impl Scan {
                     SyscallExtra::Buffered if stamped_on_arrival(i64::from(s.nr)) => {
                         self.slot(thread)?.arrivals.push(index);
                     }
-                    SyscallExtra::None if trapped_returns_at_once(i64::from(s.nr)) => {
+                    // A trapped call that never waits: see `Duration::AtOnce`.
+                    SyscallExtra::None
+                        if rrc_interposer::model::returns_at_once(i64::from(s.nr)) =>
+                    {
                         self.slot(thread)?.arrivals.push(index);
                     }
                     _ => {}

@@ -26,7 +26,7 @@ pub use inputs::{
 };
 pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
 pub use outputs::outputs;
-pub use row::{ArgIs, Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
+pub use row::{ArgIs, Duration, Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
 pub use table::{row, rows};
 pub use tids::{clone_tid_writes, TidWrites};
 
@@ -137,6 +137,19 @@ pub fn runs_untrapped(nr: c_long) -> bool {
 /// (replay).
 pub fn snapshots_memory(nr: c_long, args: &[u64; 6]) -> bool {
     row(nr).is_some_and(|r| r.snapshots_memory.holds(args))
+}
+
+/// Calls that never wait: trapped, their return is stamped a stop's
+/// length after the thread got there, which marks its arrival (see
+/// [`Duration::AtOnce`]).
+pub fn returns_at_once(nr: c_long) -> bool {
+    row(nr).is_some_and(|r| r.duration == Duration::AtOnce)
+}
+
+/// Calls that wait for time or for another process: the recorder stamps
+/// their entry as well as their return (see [`Duration::Waits`]).
+pub fn waits(nr: c_long) -> bool {
+    row(nr).is_some_and(|r| r.duration == Duration::Waits)
 }
 
 /// Calls that change the process's user or group IDs (replay runs them

@@ -33,6 +33,8 @@ pub struct SyscallRow {
     pub snapshots_memory: When,
     /// Whether it changes user or group IDs.
     pub credentials: bool,
+    /// How long it takes once the thread gets to it (see [`Duration`]).
+    pub duration: Duration,
     /// Arguments replay compares (bit i = argument i).
     pub compared: u8,
     /// Divergence reports name the compared arguments with `args` (for the
@@ -95,6 +97,26 @@ pub enum Replay {
     Action(ReplayAction),
     /// Recorded as an event, replayed in a way its arguments decide.
     ByArgs(fn(&[u64; 6]) -> ReplayAction),
+}
+
+/// How long a trapped call takes from the thread's arrival at it to its
+/// return, which is what its stamp in the event order marks: replay runs
+/// the code before an arrival just before the arrival's place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duration {
+    /// It may or may not wait (a read, a lock): its return says nothing of
+    /// when the thread got there.
+    Unknown,
+    /// It never waits for anything (another thread, a peer, a timer):
+    /// returned a stop's length after the thread got to it, its stamp
+    /// marks that arrival.
+    AtOnce,
+    /// It waits for time or for another process (a sleep, a wait for a
+    /// child): the recorder stamps its entry too (`EnteredAt`), as its
+    /// return comes much later. A main thread that sleeps, sets a flag its
+    /// workers read and sleeps again set the flag before the second
+    /// sleep's entry, and replay runs that code there.
+    Waits,
 }
 
 /// A property that may depend on the arguments.
@@ -167,6 +189,7 @@ impl SyscallRow {
             fd_table: When::Never,
             snapshots_memory: When::Never,
             credentials: false,
+            duration: Duration::Unknown,
             compared: 0,
             named_in_reports: false,
             inputs: Inputs::None,
@@ -256,6 +279,22 @@ impl SyscallRow {
     pub const fn creds(self) -> Self {
         SyscallRow {
             credentials: true,
+            ..self
+        }
+    }
+
+    /// It never waits (see [`Duration::AtOnce`]).
+    pub const fn at_once(self) -> Self {
+        SyscallRow {
+            duration: Duration::AtOnce,
+            ..self
+        }
+    }
+
+    /// It waits for time or another process (see [`Duration::Waits`]).
+    pub const fn waits(self) -> Self {
+        SyscallRow {
+            duration: Duration::Waits,
             ..self
         }
     }

@@ -200,7 +200,7 @@ impl Recorder {
             }
         }
         if matches!(nr, libc::SYS_accept | libc::SYS_accept4)
-            || (waits(nr) && extra == SyscallExtra::None)
+            || (model::waits(nr) && extra == SyscallExtra::None)
         {
             extra = SyscallExtra::EnteredAt(self.log.stamp_event());
         }
@@ -445,22 +445,4 @@ impl Recorder {
 /// negative or huge one is refused by the kernel and is nobody's stream).
 fn is_descriptor(arg: u64) -> bool {
     (arg as i32) >= 0 && arg <= i32::MAX as u64
-}
-
-/// Calls that wait for time or for another process: their entry is
-/// stamped (`SyscallExtra::EnteredAt`), as the thread got there, because
-/// their return comes much later. A thread that sets a flag between a
-/// sleep and the next (a main thread that sleeps, tells its workers to
-/// stop and sleeps again) set it before that entry: replay runs the code
-/// there, and the workers that looked at the flag before that entry see
-/// it unset, as they did.
-fn waits(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_nanosleep
-            | libc::SYS_clock_nanosleep
-            | libc::SYS_pause
-            | libc::SYS_wait4
-            | libc::SYS_waitid
-    )
 }

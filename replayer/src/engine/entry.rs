@@ -152,16 +152,25 @@ impl Replayer {
             };
             return diverged(thread, expected, observed);
         }
-        let entry = self.entry_turn(thread, record, nr, &args);
-        let hold = self.entry_hold(thread, record, nr, &args);
-        if let Some(entry) = entry {
+        self.enter(pid, thread, regs)
+    }
+
+    /// The thread's matched call goes in: past its entry's place, if it
+    /// has one, then through what else it must wait for, then replayed.
+    /// Also where a thread held for its entry's place comes back to.
+    pub(super) fn enter(&mut self, pid: Pid, thread: ThreadId, regs: SyscallRegs) -> Res {
+        if let Some(entry) = self.entry_turn(thread, regs.nr(), &regs.args()) {
             if !self.rank_reached(entry) {
                 self.hold(pid, Hold::RunTurn(entry));
                 return Ok(());
             }
             self.run_steps(Step::Advance(Some(entry)))?;
         }
-        match hold {
+        let Some(PlannedEvent::Syscall(record)) = self.plan.threads[thread as usize].events.front()
+        else {
+            return Ok(());
+        };
+        match self.entry_hold(thread, record, regs.nr(), &regs.args()) {
             Some(hold) => {
                 self.hold(pid, hold);
                 Ok(())
@@ -206,19 +215,18 @@ impl Replayer {
         None
     }
 
-    /// The entry's place of a call replay answers that has one (a sleep,
-    /// a wait for a child: see `SyscallExtra::EnteredAt`), if the order
-    /// has yet to get there. Looked at before any other hold, and the
-    /// order moves past it as soon as it is reached: a wait for a child
-    /// holds its thread until the child has ended, and the child's events
-    /// after this entry must not wait for the parent.
-    fn entry_turn(
-        &self,
-        thread: ThreadId,
-        record: &SyscallRecord,
-        nr: i64,
-        args: &[u64; 6],
-    ) -> Option<u64> {
+    /// The entry's place of the thread's next call, one replay answers (a
+    /// sleep, a wait for a child: see `SyscallExtra::EnteredAt`). Waited
+    /// for before any other hold, and the order moves past it as soon as
+    /// it is reached: a wait for a child holds its thread until the child
+    /// has ended, and the child's events after this entry must not wait
+    /// for the parent. (A call that runs in recorded order waits for its
+    /// entry's place in `entry_hold`, and passes it once it has run.)
+    pub(super) fn entry_turn(&self, thread: ThreadId, nr: i64, args: &[u64; 6]) -> Option<u64> {
+        let Some(PlannedEvent::Syscall(record)) = self.plan.threads[thread as usize].events.front()
+        else {
+            return None;
+        };
         if !self.order.enabled() || runs_in_recorded_order(record, nr, args) {
             return None;
         }

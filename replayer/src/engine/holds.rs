@@ -7,13 +7,12 @@
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::Tracee;
-use rrc_trace::{SyscallRecord, ThreadId};
+use rrc_trace::SyscallRecord;
 
 use super::returns::Step;
 use super::threads::ThreadState;
 use super::{diverged, Replayer, Res};
 use crate::divergence::{describe_call, signal_name, Expected, Observed};
-use crate::plan::PlannedEvent;
 
 /// Why a thread is held at its seccomp stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,25 +166,16 @@ impl Replayer {
             _ => {
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
                 match hold {
-                    // Entries have their places before other holds (see
-                    // `entry_turn`): the call is looked at again.
                     Hold::SignalTurn(_) => self.seccomp_stop(pid, regs, None),
-                    Hold::RunTurn(rank) if self.is_entry_rank(thread, rank) => {
-                        self.seccomp_stop(pid, regs, None)
+                    // Its entry's place came before its other holds.
+                    Hold::RunTurn(rank)
+                        if self.entry_turn(thread, regs.nr(), &regs.args()) == Some(rank) =>
+                    {
+                        self.enter(pid, thread, regs)
                     }
                     _ => self.dispatch(pid, thread, regs),
                 }
             }
-        }
-    }
-
-    /// Whether `rank` is the entry's place of the thread's next call.
-    fn is_entry_rank(&self, thread: ThreadId, rank: u64) -> bool {
-        match self.plan.threads[thread as usize].events.front() {
-            Some(PlannedEvent::Syscall(r)) => {
-                self.plan.entry_rank.get(&(thread, r.index)) == Some(&rank)
-            }
-            _ => false,
         }
     }
 
