@@ -11,6 +11,7 @@ use seccompiler::{
 
 use crate::model::{self, ArgIs, Filter};
 use crate::{InterposeError, Result};
+use rrc_synclog::syscallbuf::{FAST_CALLS, SITE_OWN_CALLS};
 
 fn filter_err(e: &dyn std::fmt::Display) -> InterposeError {
     InterposeError::Filter(e.to_string())
@@ -124,8 +125,14 @@ fn refuse_rseq(prog: BpfProgram) -> BpfProgram {
 /// syscallbuf does: a few instructions in front of seccompiler's program
 /// (which seccompiler cannot express, as it does not test the
 /// instruction pointer). Anything else falls through to that program.
-fn allow_fast_site(prog: BpfProgram) -> Result<BpfProgram> {
-    use rrc_synclog::syscallbuf::{FAST_CALLS, FAST_SITE_END};
+///
+/// The call's number is tested first and the instruction pointer only for
+/// `calls`: the kernel caches, per number, whether a filter allows a call
+/// whatever its arguments and instruction pointer, and skips running it
+/// then; a filter that read the instruction pointer for every call would
+/// run in full for every untrapped call (a futex, an mprotect).
+fn allow_fast_site(prog: BpfProgram, calls: &[i64]) -> Result<BpfProgram> {
+    use rrc_synclog::syscallbuf::FAST_SITE_END;
     use seccompiler::sock_filter;
     const LD_W_ABS: u16 = 0x20;
     const JEQ_K: u16 = 0x15;
@@ -133,10 +140,11 @@ fn allow_fast_site(prog: BpfProgram) -> Result<BpfProgram> {
     const RET_K: u16 = 0x06;
     const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
     // seccomp_data: nr at 0, arch at 4, instruction_pointer at 8.
-    let n = FAST_CALLS.len();
-    // The program's start, counted from each jump's next instruction.
-    let len = 9 + n;
-    let to_start = |at: usize| u8::try_from(len - at - 1).map_err(|e| filter_err(&e));
+    let n = calls.len();
+    // [ld nr] [jeq call -> site test]*n [ja start] [site test: 7] [start]
+    let site = 1 + n + 1;
+    let len = site + 7;
+    let jump = |from: usize, to: usize| u8::try_from(to - from - 1).map_err(|e| filter_err(&e));
     let stmt = |code, k| sock_filter {
         code,
         jt: 0,
@@ -147,31 +155,29 @@ fn allow_fast_site(prog: BpfProgram) -> Result<BpfProgram> {
         Ok(sock_filter {
             code: JEQ_K,
             jt: 0,
-            jf: to_start(at)?,
+            jf: jump(at, len)?,
             k,
         })
     };
-    let mut out = vec![
-        stmt(LD_W_ABS, 4),
-        jeq_else_start(1, AUDIT_ARCH_X86_64)?,
-        stmt(LD_W_ABS, 8),
-        jeq_else_start(3, FAST_SITE_END as u32)?,
-        stmt(LD_W_ABS, 12),
-        jeq_else_start(5, (FAST_SITE_END >> 32) as u32)?,
-        stmt(LD_W_ABS, 0),
-    ];
-    for (i, nr) in FAST_CALLS.iter().enumerate() {
-        let at = 7 + i;
+    let mut out = vec![stmt(LD_W_ABS, 0)];
+    for (i, nr) in calls.iter().enumerate() {
         out.push(sock_filter {
             code: JEQ_K,
-            // To the RET ALLOW just before the program.
-            jt: u8::try_from(len - 1 - at - 1).map_err(|e| filter_err(&e))?,
+            jt: jump(1 + i, site)?,
             jf: 0,
             k: *nr as u32,
         });
     }
-    out.push(stmt(JA, 1));
-    out.push(stmt(RET_K, SECCOMP_RET_ALLOW));
+    out.push(stmt(JA, u32::from(jump(1 + n, len)?)));
+    out.extend([
+        stmt(LD_W_ABS, 4),
+        jeq_else_start(site + 1, AUDIT_ARCH_X86_64)?,
+        stmt(LD_W_ABS, 8),
+        jeq_else_start(site + 3, FAST_SITE_END as u32)?,
+        stmt(LD_W_ABS, 12),
+        jeq_else_start(site + 5, (FAST_SITE_END >> 32) as u32)?,
+        stmt(RET_K, SECCOMP_RET_ALLOW),
+    ]);
     debug_assert_eq!(out.len(), len);
     out.extend(prog);
     Ok(out)
@@ -180,7 +186,8 @@ fn allow_fast_site(prog: BpfProgram) -> Result<BpfProgram> {
 /// Builds the filter installed in the program just before `exec`;
 /// `serialized`: the program runs one thread at a time (see
 /// [`Filter::AllowUnlessSerialized`]); `fast_path`: the shim's own call
-/// site makes the hot calls untrapped (recording only).
+/// site makes the hot calls untrapped (the shim's own calls made there,
+/// `SITE_OWN_CALLS`, are untrapped either way).
 pub fn build_filter(serialized: bool, fast_path: bool) -> Result<BpfProgram> {
     let err = filter_err;
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
@@ -213,9 +220,11 @@ pub fn build_filter(serialized: bool, fast_path: bool) -> Result<BpfProgram> {
         .try_into()
         .map_err(|e: seccompiler::BackendError| err(&e))?;
     trap_other_architectures(&mut prog)?;
+    let mut site_calls = SITE_OWN_CALLS.to_vec();
     if fast_path {
-        prog = allow_fast_site(prog)?;
+        site_calls.extend(FAST_CALLS);
     }
+    prog = allow_fast_site(prog, &site_calls)?;
     Ok(refuse_rseq(prog))
 }
 
@@ -227,6 +236,17 @@ mod tests {
     /// Runs a classic-BPF seccomp program on (nr, arch, instruction
     /// pointer, args): the subset of BPF seccompiler and rrc emit.
     fn run(prog: &[sock_filter], nr: i64, ip: u64, args: [u64; 6]) -> u32 {
+        eval(prog, nr, ip, args, false).expect("a full run always ends")
+    }
+
+    /// What the kernel's per-number cache sees: the action when the
+    /// program reads only the call's number and architecture before it
+    /// ends, `None` when it reads anything else.
+    fn cached(prog: &[sock_filter], nr: i64) -> Option<u32> {
+        eval(prog, nr, 0, [0; 6], true)
+    }
+
+    fn eval(prog: &[sock_filter], nr: i64, ip: u64, args: [u64; 6], nr_only: bool) -> Option<u32> {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&(nr as u32).to_le_bytes());
         data[4..8].copy_from_slice(&super::AUDIT_ARCH_X86_64.to_le_bytes());
@@ -241,9 +261,12 @@ mod tests {
             match ins.code {
                 0x20 => {
                     let k = ins.k as usize;
+                    if nr_only && k >= 8 {
+                        return None;
+                    }
                     acc = u32::from_le_bytes(data[k..k + 4].try_into().expect("4 bytes"));
                 }
-                0x06 => return ins.k,
+                0x06 => return Some(ins.k),
                 0x05 => pc += ins.k as usize,
                 0x15 => pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf }),
                 0x35 => pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf }),
@@ -279,13 +302,33 @@ mod tests {
         let plain = super::build_filter(false, false).expect("filter");
         assert_eq!(run(&plain, libc::SYS_read, FAST_SITE_END, args), TRACE);
         assert_eq!(run(&plain, libc::SYS_brk, 0x1000, args), ALLOW);
+        // The shim's prctl (its rdtsc trap) from the site, fast path or
+        // not; the program's traps.
+        let set_tsc = [libc::PR_SET_TSC as u64, 1, 0, 0, 0, 0];
+        for prog in [&prog, &plain] {
+            assert_eq!(run(prog, libc::SYS_prctl, FAST_SITE_END, set_tsc), ALLOW);
+            assert_eq!(run(prog, libc::SYS_prctl, 0x1000, set_tsc), TRACE);
+        }
+    }
+
+    #[test]
+    fn the_kernel_skips_the_filter_for_calls_it_always_lets_through() {
+        for fast_path in [false, true] {
+            let prog = super::build_filter(false, fast_path).expect("filter");
+            for nr in [libc::SYS_futex, libc::SYS_brk, libc::SYS_mprotect] {
+                assert_eq!(cached(&prog, nr), Some(ALLOW), "call {nr}");
+            }
+            // Site calls depend on where they are made; trapped ones trap.
+            assert_eq!(cached(&prog, libc::SYS_prctl), None);
+            assert_ne!(cached(&prog, libc::SYS_openat), Some(ALLOW));
+        }
     }
 
     #[test]
     fn other_architectures_trap() {
         let prog = super::build_filter(false, false).expect("filter");
-        // After refuse_rseq's five instructions.
-        assert_eq!((prog[7].code, prog[7].k), (0x06, 0x0003_0000), "ret TRAP");
+        // After refuse_rseq's five instructions and the site's ten.
+        assert_eq!((prog[17].code, prog[17].k), (0x06, 0x0003_0000), "ret TRAP");
     }
 
     #[test]
@@ -319,12 +362,13 @@ mod tests {
     /// set_tid_address traps (replay gives it the recorded tid), and
     /// prctl's options that show rrc's seccomp filter and rdtsc trapping
     /// are trapped; and shmdt runs untrapped (it only unmaps), and
-    /// prctl(PR_SET_SECCOMP) traps (the program's own filter). The five
-    /// instructions in front that refuse rseq are not hashed.
+    /// prctl(PR_SET_SECCOMP) traps (the program's own filter). The
+    /// instructions in front (the five that refuse rseq, the ten that let
+    /// the shim's own prctl through from its site) are not hashed.
     #[test]
     fn program_is_unchanged() {
         let built = super::build_filter(false, false).expect("filter");
-        let prog = &built[5..];
+        let prog = &built[15..];
         let hash = prog.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, i| {
             let word = u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24;
             let word = word | u64::from(i.k) << 32;

@@ -263,7 +263,9 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
             libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
             // rdtsc/rdtscp fault (SIGSEGV) so the tracer can record them;
             // the setting survives exec and is inherited by every thread.
-            libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0);
+            if std::env::var_os("RRC_EXP_NO_TSC").is_none() {
+                libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0);
+            }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 libc::_exit(126);
             }

@@ -34,8 +34,9 @@ pub trait TraceeMemory {
     }
 }
 
-/// SIGSEGV's bit in a signal mask.
-const SEGV_BIT: u64 = 1 << (libc::SIGSEGV - 1);
+/// The signals a trapped rdtsc raises (SIGSEGV under `PR_TSC_SIGSEGV`,
+/// SIGILL where rrc patched it: see `rdtsc_scan`), as signal mask bits.
+const TSC_FAULT_BITS: u64 = (1 << (libc::SIGSEGV - 1)) | (1 << (libc::SIGILL - 1));
 
 /// One thread of the traced program, identified by its kernel tid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -249,12 +250,14 @@ impl TscInstruction {
 }
 
 impl Tracee {
-    /// The rdtsc/rdtscp the thread faulted on (PR_TSC_SIGSEGV), if any.
+    /// The rdtsc/rdtscp the thread faulted on (PR_TSC_SIGSEGV), or the
+    /// one rrc patched into a fault (see `rdtsc_scan`), if any.
     pub fn tsc_instruction_at(&self, rip: u64) -> Option<TscInstruction> {
         let code = self.read(rip, 3).ok()?;
         match code.as_slice() {
             [0x0f, 0x31, _] => Some(TscInstruction::Rdtsc),
             [0x0f, 0x01, 0xf9] => Some(TscInstruction::Rdtscp),
+            [0x0f, 0x0b, _] => crate::rdtsc_scan::patched_at(self.tid, rip),
             _ => None,
         }
     }
@@ -313,21 +316,22 @@ impl Tracee {
         Ok(())
     }
 
-    /// Whether SIGSEGV is blocked: a trapped rdtsc (a forced SIGSEGV)
-    /// unblocks it, so the tracers note it and block it again.
-    pub fn segv_blocked(&self) -> Result<bool> {
-        Ok(self.signal_mask()? & SEGV_BIT != 0)
+    /// Which of SIGSEGV and SIGILL are blocked (mask bits): a trapped
+    /// rdtsc (a forced SIGSEGV, or SIGILL where patched) unblocks its
+    /// signal, so the tracers note them and block it again.
+    pub fn segv_blocked(&self) -> Result<u64> {
+        Ok(self.signal_mask()? & TSC_FAULT_BITS)
     }
 
-    /// After a trapped rdtsc: SIGSEGV blocked again if it was before the
-    /// kernel forced its delivery.
-    pub fn reblock_segv(&self, was_blocked: bool) -> Result<()> {
-        if !was_blocked {
+    /// After a trapped rdtsc: the signals of `was_blocked` blocked again,
+    /// as before the kernel forced one's delivery.
+    pub fn reblock_segv(&self, was_blocked: u64) -> Result<()> {
+        if was_blocked == 0 {
             return Ok(());
         }
         let mask = self.signal_mask()?;
-        if mask & SEGV_BIT == 0 {
-            self.set_signal_mask(mask | SEGV_BIT)?;
+        if mask & was_blocked != was_blocked {
+            self.set_signal_mask(mask | was_blocked)?;
         }
         Ok(())
     }

@@ -61,6 +61,13 @@ struct Cli {
     /// shows the differing bytes of the replay only.
     #[arg(long)]
     full_inputs: bool,
+    /// Keep rdtsc and rdtscp trapped (and recorded) in every thread. By
+    /// default a process whose code contains neither (the loader's,
+    /// libc's and rrc's own aside) runs them untrapped from the shim's
+    /// start on, which spares a switch between it and other programs
+    /// several microseconds, and reads clocks through the vDSO.
+    #[arg(long)]
+    trap_rdtsc: bool,
     /// The program and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "PROGRAM [ARGS]...")]
     command: Vec<OsString>,
@@ -266,7 +273,8 @@ fn run(cli: Cli) -> Result<i32> {
         cli.serialize,
         fast_path,
     )?
-    .with_full_inputs(cli.full_inputs);
+    .with_full_inputs(cli.full_inputs)
+    .with_rdtsc_trapped(cli.trap_rdtsc);
     let status = recorder.run()?;
     rrc_interposer::reclaim_terminal();
     drainer.finish();

@@ -66,6 +66,7 @@ pub fn prepare(log: &SharedSyncLog, recording: bool) {
     if ok && recording && log.fast_path() && !log.serial() {
         READY.store(true, Ordering::Release);
     }
+    crate::tsc::ask(ok, READY.load(Ordering::Relaxed));
     if ok {
         crate::replay_fast::prepare(log, recording);
     }
@@ -77,7 +78,7 @@ pub fn prepare(log: &SharedSyncLog, recording: bool) {
 /// The arguments must be valid for system call `nr`, and the page must be
 /// mapped (`READY`).
 #[inline(always)]
-unsafe fn site_syscall(nr: i64, args: [u64; 6]) -> i64 {
+pub(crate) unsafe fn site_syscall(nr: i64, args: [u64; 6]) -> i64 {
     let ret: i64;
     // SAFETY: the caller vouches for the arguments; the site is `syscall;
     // ret`, which clobbers rcx and r11 besides rax, and the call pushes a
@@ -105,21 +106,21 @@ pub(crate) fn monotonic_ns() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid timespec; the call is made from the site
-    // (untrapped) and is not logged: it is rrc's own clock read.
-    unsafe {
-        site_syscall(
-            libc::SYS_clock_gettime,
-            [
-                libc::CLOCK_MONOTONIC as u64,
-                &mut ts as *mut _ as u64,
-                0,
-                0,
-                0,
-                0,
-            ],
-        )
-    };
+    let args = [
+        libc::CLOCK_MONOTONIC as u64,
+        &mut ts as *mut _ as u64,
+        0,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: `ts` is a valid timespec. Through the vDSO, or made from the
+    // site (untrapped); not logged: it is rrc's own clock read.
+    if unsafe { crate::tsc::vdso_call(libc::SYS_clock_gettime, &args) }.is_some() {
+        return (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64;
+    }
+    // SAFETY: as above.
+    unsafe { site_syscall(libc::SYS_clock_gettime, args) };
     (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
 }
 
@@ -250,7 +251,9 @@ pub unsafe fn buffered_as(
     };
     // SAFETY: the caller vouches for the arguments; READY says the page
     // is mapped.
-    let ret = if is_cancellation_point(nr) {
+    let ret = if let Some(ret) = unsafe { crate::tsc::vdso_call(nr, &made) } {
+        ret
+    } else if is_cancellation_point(nr) {
         with_async_cancel(|| unsafe { site_syscall(nr, made) })
     } else {
         unsafe { site_syscall(nr, made) }

@@ -32,6 +32,7 @@ mod site_unwind;
 mod static_init;
 mod stdio;
 mod threads;
+mod tsc;
 
 use std::ffi::c_int;
 

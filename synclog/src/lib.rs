@@ -44,7 +44,7 @@ pub const SHM_FD_ENV: &str = "RRC_SHM_FD";
 pub const SHM_FD: RawFd = 1000;
 
 pub const SHM_MAGIC: u64 = 0x5252_435f_5359_4e43; // "RRC_SYNC"
-pub const SHM_VERSION: u32 = 8;
+pub const SHM_VERSION: u32 = 9;
 
 pub const MODE_RECORD: u32 = 1;
 pub const MODE_REPLAY: u32 = 2;
@@ -159,6 +159,11 @@ pub struct ShmHeader {
     /// on without (for `--stats`).
     pub lock_gates: AtomicU64,
     pub lock_gates_given_way: AtomicU64,
+    /// Record: 1 once the program set its own rdtsc mode
+    /// (`PR_SET_TSC`), which makes rdtsc trap in that thread again: the
+    /// shim then reads clocks with system calls, not through the vDSO
+    /// (whose clocks run rdtsc). See `syscallbuf::TSC_ASK`.
+    pub no_vdso_clocks: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 

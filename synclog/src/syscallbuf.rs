@@ -57,6 +57,23 @@ pub const FAST_CALLS: [i64; 17] = [
     libc::SYS_getppid,
 ];
 
+/// The shim's own calls the filter lets through from the call site
+/// whether the fast path is on or not: `prctl`, with which a thread ends
+/// or restores its own rdtsc trap once the tracer has answered
+/// [`TSC_ASK`] (only the thread itself can).
+pub const SITE_OWN_CALLS: [i64; 1] = [libc::SYS_prctl];
+
+/// `prctl(PR_SET_TSC, PR_TSC_ENABLE, TSC_ASK)`, trapped: the shim asks the
+/// tracer whether rdtsc may stop trapping in the calling thread (the
+/// kernel ignores the third argument). The answer is the call's result,
+/// recorded and replayed as any other: [`TSC_KEEP`], [`TSC_FREE_NO_VDSO`],
+/// or the address of the vDSO (free, and the vDSO's clocks may be used).
+pub const TSC_ASK: u64 = 0x5252_435f_5453_4321;
+/// The process has code that may run rdtsc: it stays trapped.
+pub const TSC_KEEP: i64 = 1;
+/// rdtsc may run untrapped, and there is no vDSO.
+pub const TSC_FREE_NO_VDSO: i64 = 2;
+
 /// The fast calls that return at once, never waiting: clock reads and
 /// process ids.
 pub const RETURN_AT_ONCE: [i64; 5] = [

@@ -93,6 +93,9 @@ pub struct Recorder {
     buffered_calls: Vec<rrc_synclog::syscallbuf::BufferedCall>,
     /// Some were read since the last periodic read (see `buffered`).
     buffered_since_drain: bool,
+    /// Answers the shim's question whether rdtsc must stay trapped (see
+    /// `visible`); `None`: it always must (`rrc-record --trap-rdtsc`).
+    rdtsc: Option<rrc_interposer::RdtscScanner>,
 }
 
 /// A thread the engine kept stopped, to let go now.
@@ -163,6 +166,7 @@ impl Recorder {
             buffered_bytes: Vec::new(),
             buffered_calls: Vec::new(),
             buffered_since_drain: false,
+            rdtsc: Some(rrc_interposer::RdtscScanner::default()),
         };
         // Buffered calls' return times count from the same start.
         r.log.set_fast_path(fast_path, monotonic_ns());
@@ -174,6 +178,14 @@ impl Recorder {
     /// Keeps the bytes of large sent data in the trace, not their digest.
     pub fn with_full_inputs(mut self, full: bool) -> Recorder {
         self.full_inputs = full;
+        self
+    }
+
+    /// Keeps rdtsc trapped in every thread, whatever code the program has.
+    pub fn with_rdtsc_trapped(mut self, always: bool) -> Recorder {
+        if always {
+            self.rdtsc = None;
+        }
         self
     }
 

@@ -22,10 +22,7 @@ use super::{Recorder, Resume};
 /// reach their next event.
 const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(10);
 
-/// `SIGSEGV` with `SI_KERNEL`: what a trapped rdtsc raises.
-fn may_be_tsc(sig: i32, code: i32) -> bool {
-    sig == libc::SIGSEGV && code == libc::SI_KERNEL
-}
+use rrc_interposer::may_be_tsc_fault as may_be_tsc;
 
 impl Recorder {
     /// A signal about to be delivered to `pid`.

@@ -94,11 +94,15 @@ pub(super) struct ThreadState {
     pub self_signals: Vec<i32>,
     /// Its serial call waited too long and goes ahead without the slot.
     pub serial_bypass: bool,
-    /// The rdtsc mode the program set (rrc's own is always SIGSEGV).
+    /// The rdtsc mode the program set (rrc's own is SIGSEGV until the
+    /// shim asks to end it: see `visible`).
     pub tsc_mode: TscMode,
-    /// Whether the program has SIGSEGV blocked (as of its last exec or
-    /// rt_sigprocmask): a trapped rdtsc unblocks it, rrc blocks it again.
-    pub segv_blocked: bool,
+    /// The answer to the shim's `TSC_ASK` in flight, given at its exit.
+    pub tsc_answer: Option<i64>,
+    /// Which of SIGSEGV and SIGILL the program has blocked (as of its last
+    /// exec or rt_sigprocmask): a trapped rdtsc unblocks its signal, rrc
+    /// blocks it again.
+    pub segv_blocked: u64,
     pub run: Run,
 }
 
@@ -126,7 +130,8 @@ impl ThreadState {
             self_signals: Vec::new(),
             serial_bypass: false,
             tsc_mode: TscMode::Enable,
-            segv_blocked: false,
+            tsc_answer: None,
+            segv_blocked: 0,
             run: Run::Running,
         }
     }
@@ -176,7 +181,7 @@ impl Recorder {
         let parent_logical = parent_state.map(|t| t.logical);
         let parent_process = parent_state.map(|t| t.process);
         let tsc_mode = parent_state.map(|t| t.tsc_mode).unwrap_or_default();
-        let segv_blocked = parent_state.is_some_and(|t| t.segv_blocked);
+        let segv_blocked = parent_state.map_or(0, |t| t.segv_blocked);
         let process = if new_process {
             let p = self.next_process;
             self.next_process += 1;

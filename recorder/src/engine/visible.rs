@@ -6,10 +6,17 @@
 //! these calls from the trace, so only recording needs this. A trapped
 //! rdtsc is a SIGSEGV the kernel forces, which unblocks SIGSEGV: the
 //! blocked state is noted here and restored (in `tsc`), as replay does.
+//!
+//! The shim asks, once its constructor runs, whether the thread trap on
+//! rdtsc may end (`syscallbuf::TSC_ASK`): yes once each rdtsc the process
+//! has mapped is patched to fault by itself (`rrc_interposer::
+//! RdtscScanner`). The answer is the call's recorded result, so that
+//! replay patches and its shim does what this one did.
 
 use anyhow::Result;
 use nix::unistd::Pid;
-use rrc_interposer::{Tracee, TraceeMemory};
+use rrc_interposer::{RdtscScan, Tracee, TraceeMemory};
+use rrc_synclog::syscallbuf::{TSC_ASK, TSC_FREE_NO_VDSO, TSC_KEEP};
 
 use super::syscall::InFlight;
 use super::Recorder;
@@ -48,6 +55,14 @@ impl TscMode {
     }
 }
 
+/// Whether the vDSO's clocks read the TSC themselves: with another clock
+/// source they may make the system call, which would trap inside a call
+/// the shim buffers.
+fn vdso_reads_tsc() -> bool {
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .is_ok_and(|s| s.trim() == "tsc")
+}
+
 /// Whether `call` is the prctl option `option`.
 fn is_prctl(call: &InFlight, option: i32) -> bool {
     call.nr == libc::SYS_prctl && call.args[0] as i32 == option
@@ -65,9 +80,11 @@ fn seccomp_filters(pid: Pid) -> Option<u64> {
 
 impl Recorder {
     /// At the entry of `call`: `PR_SET_TSC` with a valid mode sets the
-    /// program's mode and asks the kernel for rrc's own (which it has
-    /// already), so rdtsc stays trapped. The call's recorded arguments
-    /// stay the program's.
+    /// program's mode and asks the kernel for rrc's own, so rdtsc traps
+    /// (again, if the shim had ended the trap: patched rdtsc is put back
+    /// and the shim's clocks stop using the vDSO; replay does the same). The call's recorded
+    /// arguments stay the program's. The shim's `TSC_ASK` gets its answer
+    /// here, given at its exit.
     pub(super) fn hide_rrc_at_entry(&mut self, pid: Pid, call: &InFlight) -> Result<()> {
         if !is_prctl(call, libc::PR_SET_TSC) {
             return Ok(());
@@ -76,8 +93,24 @@ impl Recorder {
             // The kernel refuses it as it would natively (EINVAL).
             return Ok(());
         };
-        if let Some(t) = self.threads.get_mut(&pid) {
-            t.tsc_mode = mode;
+        if call.args[2] == TSC_ASK {
+            let answer = self.rdtsc_answer(pid);
+            if let Some(t) = self.threads.get_mut(&pid) {
+                t.tsc_answer = Some(answer);
+            }
+        } else {
+            if let Some(t) = self.threads.get_mut(&pid) {
+                t.tsc_mode = mode;
+            }
+            self.log
+                .header()
+                .no_vdso_clocks
+                .store(1, std::sync::atomic::Ordering::SeqCst);
+            // Under its own mode rdtsc faults as SIGSEGV, not as a patch's
+            // SIGILL: put the instructions back (replay does too).
+            if let Some(scanner) = self.rdtsc.as_mut() {
+                scanner.unpatch(pid);
+            }
         }
         let tracee = Tracee::new(pid);
         let mut regs = tracee.regs("read registers at PR_SET_TSC")?;
@@ -92,6 +125,16 @@ impl Recorder {
     /// program would have had without rrc.
     pub(super) fn hide_rrc_at_exit(&mut self, pid: Pid, call: &InFlight, ret: i64) -> Result<i64> {
         let tracee = Tracee::new(pid);
+        if is_prctl(call, libc::PR_SET_TSC) && call.args[2] == TSC_ASK {
+            let answer = self.threads.get_mut(&pid).and_then(|t| t.tsc_answer.take());
+            if let (Some(answer), 0) = (answer, ret) {
+                let mut regs = tracee.regs("read registers at the shim's rdtsc question")?;
+                regs.regs.rax = answer as u64;
+                tracee.set_regs(&regs, "answer the shim's rdtsc question")?;
+                return Ok(answer);
+            }
+            return Ok(ret);
+        }
         if call.nr == libc::SYS_rt_sigprocmask && ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);
         }
@@ -118,9 +161,40 @@ impl Recorder {
     /// Notes whether `pid` has SIGSEGV blocked, after an exec or a change
     /// of its mask (unreadable: not blocked, as a thread that vanished).
     pub(super) fn note_segv_mask(&mut self, pid: Pid) {
-        let blocked = Tracee::new(pid).segv_blocked().unwrap_or(false);
+        let blocked = Tracee::new(pid).segv_blocked().unwrap_or(0);
         if let Some(t) = self.threads.get_mut(&pid) {
             t.segv_blocked = blocked;
+        }
+    }
+
+    /// The answer to the shim's `TSC_ASK` for process `pid`: keep the
+    /// thread trap when the program set its own rdtsc mode or has code
+    /// that cannot be patched; else patch each rdtsc into a fault of its
+    /// own and end the thread trap, telling where the vDSO is.
+    fn rdtsc_answer(&mut self, pid: Pid) -> i64 {
+        let own_mode = self
+            .threads
+            .get(&pid)
+            .is_some_and(|t| t.tsc_mode != TscMode::Enable);
+        let Some(scanner) = self.rdtsc.as_mut().filter(|_| !own_mode) else {
+            return TSC_KEEP;
+        };
+        let started = std::time::Instant::now();
+        let scan = scanner.patch(pid);
+        if std::env::var_os("RRC_DEBUG").is_some() {
+            eprintln!(
+                "rrc: rdtsc scan of {pid} took {:?}: {scan:?}",
+                started.elapsed()
+            );
+        }
+        match scan {
+            RdtscScan::Found(_) => TSC_KEEP,
+            RdtscScan::Free { vdso: Some(at), .. }
+                if at > TSC_FREE_NO_VDSO as u64 && vdso_reads_tsc() =>
+            {
+                at as i64
+            }
+            RdtscScan::Free { .. } => TSC_FREE_NO_VDSO,
         }
     }
 

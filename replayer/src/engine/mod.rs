@@ -177,6 +177,8 @@ pub struct Replayer {
     /// Serialised replay, and segments: who has the run of the program
     /// (see `baton`).
     baton: baton::BatonWatch,
+    /// Patches rdtsc where the recording did (see `emulate`).
+    rdtsc: rrc_interposer::RdtscScanner,
     plan: ReplayPlan,
     log: Arc<SharedSyncLog>,
     shared: Arc<ReplayShared>,
@@ -230,6 +232,7 @@ impl Replayer {
         let shim_recorded = plan.header.shim_path.clone();
         let mut r = Replayer {
             baton: baton::BatonWatch::default(),
+            rdtsc: rrc_interposer::RdtscScanner::default(),
             plan,
             log,
             shared,

@@ -125,7 +125,7 @@ impl Replayer {
             self.plan.threads[thread as usize].events.front(),
             Some(PlannedEvent::Signal(s)) if s.signo == sig && s.at == SignalPoint::Synchronous
         );
-        if sig == libc::SIGSEGV && code == libc::SI_KERNEL && !program_fault {
+        if rrc_interposer::may_be_tsc_fault(sig, code) && !program_fault {
             let mut regs = tracee.regs("read registers at rdtsc fault")?;
             if let Some(insn) = tracee.tsc_instruction_at(regs.regs.rip) {
                 return self.replay_tsc(pid, thread, &mut regs, insn);

@@ -58,10 +58,10 @@ pub(crate) struct LiveThread {
     /// recorded one to replace before it runs (`CLONE_CHILD_SETTID`).
     pub settid: Option<u64>,
     pub state: ThreadState,
-    /// Whether the program has SIGSEGV blocked (as of its last exec or
-    /// rt_sigprocmask): a trapped rdtsc unblocks it, replay blocks it
-    /// again, as the recorder did.
-    pub segv_blocked: bool,
+    /// Which of SIGSEGV and SIGILL the program has blocked (as of its last
+    /// exec or rt_sigprocmask): a trapped rdtsc unblocks its signal,
+    /// replay blocks it again, as the recorder did.
+    pub segv_blocked: u64,
     /// Calls its shim had answered in-process at its last stop.
     pub in_process_seen: u64,
     /// Its ring's `waiting_unseen` word as last looked at, and when it
@@ -86,7 +86,7 @@ impl LiveThread {
             handler_alone: None,
             settid: None,
             state: ThreadState::Running,
-            segv_blocked: false,
+            segv_blocked: 0,
             in_process_seen: 0,
             unseen_look: Cell::new((0, None)),
             elapsed_base: None,
@@ -178,7 +178,7 @@ impl Replayer {
     /// Notes whether `pid` has SIGSEGV blocked, after an exec or a change
     /// of its mask (unreadable: not blocked, as a thread that vanished).
     pub(super) fn note_segv_mask(&mut self, pid: Pid) {
-        let blocked = Tracee::new(pid).segv_blocked().unwrap_or(false);
+        let blocked = Tracee::new(pid).segv_blocked().unwrap_or(0);
         if let Some(t) = self.live.get_mut(&pid) {
             t.segv_blocked = blocked;
         }
@@ -223,7 +223,7 @@ impl Replayer {
                 }
                 self.adopt(child, logical);
                 // A clone or fork copies the mask.
-                let blocked = self.live.get(&pid).is_some_and(|t| t.segv_blocked);
+                let blocked = self.live.get(&pid).map_or(0, |t| t.segv_blocked);
                 if let Some(t) = self.live.get_mut(&child) {
                     t.settid = writes.child;
                     t.segv_blocked = blocked;

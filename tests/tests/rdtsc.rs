@@ -1,0 +1,85 @@
+//! rdtsc without the thread trap: once the shim is loaded, rrc patches
+//! each rdtsc and rdtscp the program has mapped into a fault of its own
+//! and ends `PR_TSC_SIGSEGV` for the threads (which costs a control
+//! register write at every switch with another program), and the shim
+//! reads clocks through the vDSO. The values still come from the trace
+//! in replay. `--trap-rdtsc` keeps the old way.
+
+use std::process::Command;
+
+use rrc_tests::*;
+
+/// What the shim's question (`prctl(PR_SET_TSC, 1, TSC_ASK)`) was
+/// answered in a trace: the result column of its line in `--events`.
+fn tsc_answers(trace: &std::path::Path) -> Vec<String> {
+    let out = inspect_raw(&["--events".as_ref(), trace.as_os_str()]);
+    assert!(out.status.success(), "rrc-inspect --events failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("prctl(26, 1, 0x5252435f54534321"))
+        .filter_map(|l| l.split(" = ").nth(1))
+        .map(|r| r.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn native_outputs_differ(prog: &std::path::Path) {
+    let a = run_native(prog, &[], b"");
+    let b = run_native(prog, &[], b"");
+    assert!(
+        a.status.success() && b.status.success(),
+        "native runs failed"
+    );
+    assert_ne!(a.stdout, b.stdout, "two native runs read the same values");
+}
+
+#[test]
+fn threads_reading_the_tsc_and_the_clocks_replay_the_values_they_read() {
+    let prog = program("tsc_threads");
+    native_outputs_differ(&prog);
+    for round in 1..=repeat() {
+        let rec = record_and_replay(&prog, &[], b"", 0, 2);
+        let json = inspect_json(&rec.trace);
+        // 4 threads x 300 rounds x (rdtsc + rdtscp), main's one, and
+        // the dynamic loader's (start-up timing, before the shim).
+        let reads = json["tsc_reads"].as_u64().unwrap_or(0);
+        assert!(
+            (2401..2501).contains(&reads),
+            "round {round}: {reads} rdtsc recorded"
+        );
+        let answers = tsc_answers(&rec.trace);
+        assert_eq!(answers.len(), 1, "round {round}: one question: {answers:?}");
+        assert!(
+            answers[0] != "1",
+            "round {round}: the thread trap was kept: {answers:?}"
+        );
+    }
+}
+
+#[test]
+fn with_trap_rdtsc_the_thread_trap_stays_and_the_values_replay_all_the_same() {
+    let prog = program("tsc_threads");
+    let trace = std::env::temp_dir().join(format!("rrc-trap-rdtsc-{}.trace", std::process::id()));
+    let rec = run(
+        Command::new(rrc_record())
+            .arg("--trap-rdtsc")
+            .arg("-o")
+            .arg(&trace)
+            .arg("--")
+            .arg(&prog),
+        None,
+        "rrc-record --trap-rdtsc",
+    );
+    assert!(rec.status.success(), "recording failed");
+    assert_eq!(tsc_answers(&trace), vec!["1".to_string()]);
+    let json = inspect_json(&trace);
+    let reads = json["tsc_reads"].as_u64().unwrap_or(0);
+    assert!((2401..2501).contains(&reads), "{reads} rdtsc recorded");
+    let out = replay(&trace, &[]);
+    let _ = std::fs::remove_file(&trace);
+    assert!(
+        out.status.success(),
+        "replay failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, rec.stdout, "replayed output differs");
+}
