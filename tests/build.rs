@@ -63,6 +63,16 @@ fn main() {
         );
     }
     compile(&demo, &out.join("demo"), &[]);
+    // The library tsc_dlopen loads: the same file, built as one.
+    compile(
+        &src_dir.join("tsc_dlopen.c"),
+        &out.join("libtsc_plugin.so"),
+        &[
+            "-shared".to_string(),
+            "-fPIC".to_string(),
+            "-DPLUGIN".to_string(),
+        ],
+    );
     // Without the dynamic loader, and so without rrc's shim.
     compile(
         &src_dir.join("cpu_mask.c"),

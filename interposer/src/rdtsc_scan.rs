@@ -42,6 +42,16 @@ pub fn may_be_tsc_fault(sig: i32, code: i32) -> bool {
     (sig == libc::SIGSEGV && code == libc::SI_KERNEL) || (sig == libc::SIGILL && code == ILL_ILLOPN)
 }
 
+/// Whether a call that returned `ret` mapped a file's code: both tracers
+/// patch its rdtsc then (a library loaded by `dlopen` after the shim
+/// asked), unless the program set its own rdtsc mode.
+pub fn maps_code_of_a_file(nr: i64, args: &[u64; 6], ret: i64) -> bool {
+    nr == libc::SYS_mmap
+        && !(-4095..0).contains(&ret)
+        && args[2] & libc::PROT_EXEC as u64 != 0
+        && args[3] & libc::MAP_ANONYMOUS as u64 == 0
+}
+
 /// `ud2`: what a patched rdtsc or rdtscp starts with.
 const UD2: [u8; 2] = [0x0f, 0x0b];
 

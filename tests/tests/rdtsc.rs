@@ -83,3 +83,24 @@ fn with_trap_rdtsc_the_thread_trap_stays_and_the_values_replay_all_the_same() {
     );
     assert_eq!(out.stdout, rec.stdout, "replayed output differs");
 }
+
+#[test]
+fn rdtsc_in_a_library_loaded_after_the_start_is_recorded_too() {
+    let prog = program("tsc_dlopen");
+    native_outputs_differ(&prog);
+    for round in 1..=repeat() {
+        let rec = record_and_replay(&prog, &[], b"", 0, 2);
+        let json = inspect_json(&rec.trace);
+        // 2 threads x 100 calls x (rdtsc + rdtscp), and the loader's.
+        let reads = json["tsc_reads"].as_u64().unwrap_or(0);
+        assert!(
+            (400..500).contains(&reads),
+            "round {round}: {reads} rdtsc recorded"
+        );
+        assert_ne!(
+            tsc_answers(&rec.trace),
+            vec!["1".to_string()],
+            "round {round}"
+        );
+    }
+}

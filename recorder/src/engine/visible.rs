@@ -13,6 +13,8 @@
 //! RdtscScanner`). The answer is the call's recorded result, so that
 //! replay patches and its shim does what this one did.
 
+use std::sync::atomic::Ordering;
+
 use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{RdtscScan, Tracee, TraceeMemory};
@@ -102,10 +104,7 @@ impl Recorder {
             if let Some(t) = self.threads.get_mut(&pid) {
                 t.tsc_mode = mode;
             }
-            self.log
-                .header()
-                .no_vdso_clocks
-                .store(1, std::sync::atomic::Ordering::SeqCst);
+            self.log.header().no_vdso_clocks.store(1, Ordering::SeqCst);
             // Under its own mode rdtsc faults as SIGSEGV, not as a patch's
             // SIGILL: put the instructions back (replay does too).
             if let Some(scanner) = self.rdtsc.as_mut() {
@@ -134,6 +133,13 @@ impl Recorder {
                 return Ok(answer);
             }
             return Ok(ret);
+        }
+        let own_mode = self.log.header().no_vdso_clocks.load(Ordering::SeqCst) != 0;
+        if rrc_interposer::maps_code_of_a_file(call.nr, &call.args, ret) && !own_mode {
+            if let Some(scanner) = self.rdtsc.as_mut() {
+                // Only its answer to the shim's question counts.
+                let _ = scanner.patch(pid);
+            }
         }
         if call.nr == libc::SYS_rt_sigprocmask && ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);

@@ -71,6 +71,10 @@ impl Replayer {
             // thread, whatever the shim had done: so does replay, or the
             // rdtsc it recorded would run untrapped here.
             self.rdtsc.unpatch(pid);
+            self.log
+                .header()
+                .no_vdso_clocks
+                .store(1, std::sync::atomic::Ordering::SeqCst);
             let mut made = args;
             made[1] = libc::PR_TSC_SIGSEGV as u64;
             regs.set_args(&made);
@@ -201,6 +205,10 @@ impl Replayer {
         }
         if let (SyscallExtra::MappedFd(recorded), false) = (&record.extra, live) {
             self.check_mapped_file(pid, thread, &record, recorded, args[4])?;
+        }
+        if rrc_interposer::maps_code_of_a_file(nr, &args, record.ret) {
+            // Its rdtsc is patched at its exit (see `exit`).
+            return self.run_to_exit(pid, record, args, ExitCheck::MappedCode);
         }
         self.complete(thread);
         if action == ReplayAction::ExitGroup {

@@ -2,6 +2,8 @@
 //! the recording (or is replaced by the recorded one); then it returns in
 //! order (`returns.rs`).
 
+use std::sync::atomic::Ordering;
+
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::{is_restart, SyscallRegs, Tracee, TraceeMemory};
@@ -37,6 +39,9 @@ pub(crate) enum ExitCheck {
     /// Ran for its effect on the process (clone/fork, setsid, chdir): the
     /// program sees the recorded return value (a child id, a session id).
     ReportRecorded,
+    /// mmap of a file's code, run for real as the action says (unchecked):
+    /// stopped at its exit only to patch its rdtsc, as the recorder did.
+    MappedCode,
     /// recvmsg that received a descriptor (SCM_RIGHTS), run as a
     /// placeholder: it must take this number; then the recorded message
     /// and return value are given to the program.
@@ -93,6 +98,11 @@ impl Replayer {
             _ => {}
         }
         let record = call.record;
+        let own_mode = self.log.header().no_vdso_clocks.load(Ordering::SeqCst) != 0;
+        if rrc_interposer::maps_code_of_a_file(record.nr as i64, &call.args, ret) && !own_mode {
+            // As the recorder did (see `rrc_interposer::RdtscScanner`).
+            let _ = self.rdtsc.patch(pid);
+        }
         if record.nr as i64 == libc::SYS_rt_sigprocmask && record.ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);
         }
@@ -168,6 +178,7 @@ impl Replayer {
                 regs.regs.rax = record.ret as u64;
                 tracee.set_regs(regs, "report the recorded result")?;
             }
+            ExitCheck::MappedCode => {}
         }
         Ok(())
     }
