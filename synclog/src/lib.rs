@@ -159,10 +159,11 @@ pub struct ShmHeader {
     /// on without (for `--stats`).
     pub lock_gates: AtomicU64,
     pub lock_gates_given_way: AtomicU64,
-    /// Record: 1 once the program set its own rdtsc mode
-    /// (`PR_SET_TSC`), which makes rdtsc trap in that thread again: the
-    /// shim then reads clocks with system calls, not through the vDSO
-    /// (whose clocks run rdtsc). See `syscallbuf::TSC_ASK`.
+    /// 1 once the program set its own rdtsc mode (`PR_SET_TSC`), which
+    /// makes rdtsc trap in that thread again: recording, the shim then
+    /// reads clocks with system calls, not through the vDSO (whose clocks
+    /// run rdtsc); both tracers stop patching rdtsc in code mapped later
+    /// (it must fault as SIGSEGV). See `syscallbuf::TSC_ASK`.
     pub no_vdso_clocks: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
