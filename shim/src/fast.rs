@@ -66,7 +66,7 @@ pub fn prepare(log: &SharedSyncLog, recording: bool) {
     if ok && recording && log.fast_path() && !log.serial() {
         READY.store(true, Ordering::Release);
     }
-    crate::tsc::ask(ok, READY.load(Ordering::Relaxed));
+    crate::tsc::prepare(ok, READY.load(Ordering::Relaxed));
     if ok {
         crate::replay_fast::prepare(log, recording);
     }
@@ -225,6 +225,7 @@ pub unsafe fn buffered_as(
     snapshot_at_most: usize,
     regions: impl FnOnce(i64, &mut Regions),
 ) -> Option<i64> {
+    crate::tsc::count_call();
     if !READY.load(Ordering::Relaxed) || snapshot_at_most > MAX_SNAPSHOT {
         // Replay: answered in-process if the tracer fed it.
         // SAFETY: the caller's contract covers the program's `args`.

@@ -2,13 +2,14 @@
 //!
 //! The program starts with rdtsc trapped (`PR_TSC_SIGSEGV`), so that the
 //! tracer records it, and with the vDSO hidden, as its clocks run rdtsc.
-//! Once the shim is loaded it asks the tracer whether the trap may end
-//! (`syscallbuf::TSC_ASK`): the tracer answers yes when no code the
-//! process has mapped contains rdtsc. Only a thread can change its own
-//! trap, so the asking thread (the constructor's) ends it from the call
-//! site (untrapped for `prctl`), and the threads it creates inherit that.
-//! The answer is a recorded result, so replay's shim does the same at the
-//! same point.
+//! A thread of the shim asks the tracer whether the trap may end
+//! (`syscallbuf::TSC_ASK`): the tracer patches each rdtsc the process
+//! has mapped into a fault of its own and answers yes (unless code it
+//! cannot patch keeps the trap). Only a thread can change its own trap:
+//! a thread asks once it has made `ASK_AFTER` wrapped calls, and ends it
+//! from the call site (untrapped for `prctl`); threads it creates later
+//! inherit that. The answer is a recorded result, and the count the same
+//! in replay, so replay's shim does the same at the same point.
 //!
 //! Recording, the shim then reads the clocks the program asks for, and
 //! its own, through the vDSO (tens of nanoseconds, not a system call), in
@@ -18,7 +19,7 @@
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rrc_synclog::raw_syscall;
 use rrc_synclog::syscallbuf::{TSC_ASK, TSC_FREE_NO_VDSO, TSC_KEEP};
@@ -44,13 +45,69 @@ thread_local! {
     static THREAD_TSC: Cell<u8> = const { Cell::new(UNKNOWN) };
 }
 
-/// Asks the tracer, once the call site is mapped (`site_ok`), and ends or
-/// restores the calling thread's trap as it answers. `recording`: the
-/// vDSO's clocks may be used from now on.
-pub fn ask(site_ok: bool, recording: bool) {
-    if !site_ok {
+/// Calls to the functions the fast path wraps that a thread makes before
+/// it asks: a thread busy with calls (a server's worker) switches with
+/// other programs often, and pays for the trap at each switch; a thread
+/// that makes a few keeps the trap, and the timing it had before rrc
+/// patched anything, which the replay of an ordinary program's races
+/// leans on (BENCHMARKS.md: Rust programs that print from threads replayed
+/// less often when every thread left the trap at once).
+const ASK_AFTER: u32 = 1000;
+
+/// The call site is mapped (the shim's `prctl` goes through from it).
+static SITE_OK: AtomicBool = AtomicBool::new(false);
+/// Recording (the vDSO's clocks may be used).
+static RECORDING: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Wrapped calls this thread made (see `ASK_AFTER`).
+    static CALLS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// At the shim's start, record and replay alike: notes whether the call
+/// site is mapped, and asks at once if the trap had already ended (the
+/// setting survives `exec`), so that a new image's code is patched or the
+/// trap restored before it runs.
+pub fn prepare(site_ok: bool, recording: bool) {
+    SITE_OK.store(site_ok, Ordering::Relaxed);
+    RECORDING.store(recording, Ordering::Relaxed);
+    if site_ok && own_trap_ended() {
+        ask();
+    }
+}
+
+/// Counts a call to a wrapped function; the `ASK_AFTER`th asks. The same
+/// count in record and replay: the program makes the same calls.
+#[inline]
+pub fn count_call() {
+    let n = CALLS
+        .try_with(|c| {
+            let n = c.get().saturating_add(1);
+            c.set(n);
+            n
+        })
+        .unwrap_or(0);
+    if n == ASK_AFTER {
+        busy();
+    }
+}
+
+#[cold]
+fn busy() {
+    if !SITE_OK.load(Ordering::Relaxed) || crate::session::current().is_none() {
         return;
     }
+    if own_trap_ended() {
+        // Created by a thread whose trap had ended.
+        let _ = THREAD_TSC.try_with(|t| t.set(FREE));
+        return;
+    }
+    ask();
+}
+
+/// Asks the tracer, and ends or restores the calling thread's trap as it
+/// answers; recording, finds the vDSO's clocks once it says where it is.
+fn ask() {
     let args = [
         libc::PR_SET_TSC as u64,
         libc::PR_TSC_ENABLE as u64,
@@ -78,7 +135,8 @@ pub fn ask(site_ok: bool, recording: bool) {
         TRAPPED
     };
     let _ = THREAD_TSC.try_with(|t| t.set(state));
-    if recording && answer > TSC_FREE_NO_VDSO {
+    let unfound = CLOCK_GETTIME.load(Ordering::Relaxed) == 0;
+    if RECORDING.load(Ordering::Relaxed) && answer > TSC_FREE_NO_VDSO && unfound {
         // SAFETY: the tracer named the start of the vDSO's mapping, an
         // ELF image the kernel maps whole and never unmaps.
         unsafe { find_vdso_functions(answer as usize) };

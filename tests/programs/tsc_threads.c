@@ -1,7 +1,8 @@
 /* Threads that read the time-stamp counter (rdtsc and rdtscp, inline in
  * this program, so rrc patches them) and the clocks (through the shim,
- * which reads them through the vDSO once rdtsc no longer traps), and
- * print what they read: each native run prints other values. The replay
+ * which reads them through the vDSO once rdtsc no longer traps: after
+ * 1,000 such calls a thread leaves the trap), and print what they read:
+ * each native run prints other values. The replay
  * must print the recorded ones. */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -12,7 +13,7 @@
 #include <x86intrin.h>
 
 #define THREADS 4
-#define ROUNDS 300
+#define ROUNDS 600
 
 static pthread_mutex_t out = PTHREAD_MUTEX_INITIALIZER;
 
