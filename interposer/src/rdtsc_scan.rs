@@ -5,11 +5,12 @@
 //! kernel rewrites a control register each time it switches between a
 //! task that traps rdtsc and one that does not, about 5 µs a switch
 //! (BENCHMARKS.md), and a server switches with its clients once a request
-//! or more. It also hides the vDSO's clocks, which read the TSC. So once
-//! the shim is loaded, each rdtsc and rdtscp in the code the process has
-//! mapped is patched into `ud2` (its first two bytes; an rdtscp keeps its
-//! third), which raises SIGILL where it stood, and the trap ends for the
-//! thread that asked and the threads it creates. A SIGILL at a patched
+//! or more. It also hides the vDSO's clocks, which read the TSC. So when
+//! a busy thread first asks (the shim's `TSC_ASK`), each rdtsc and rdtscp
+//! in the code the process has mapped is patched into `ud2` (its first two
+//! bytes; an rdtscp keeps its third), which raises SIGILL where it stood,
+//! and the trap ends for the thread that asked and the threads it creates
+//! after; code mapped later is patched when mapped. A SIGILL at a patched
 //! site is recognised by comparing memory with the file behind it, so
 //! nothing needs remembering across forks and execs.
 //!

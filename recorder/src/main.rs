@@ -61,11 +61,12 @@ struct Cli {
     /// shows the differing bytes of the replay only.
     #[arg(long)]
     full_inputs: bool,
-    /// Keep rdtsc and rdtscp trapped (and recorded) in every thread. By
-    /// default a process whose code contains neither (the loader's,
-    /// libc's and rrc's own aside) runs them untrapped from the shim's
-    /// start on, which spares a switch between it and other programs
-    /// several microseconds, and reads clocks through the vDSO.
+    /// Keep every thread's rdtsc and rdtscp faulting through
+    /// `PR_TSC_SIGSEGV`. By default a thread that has made 1,000 calls the
+    /// shim wraps leaves that trap once rrc has patched each rdtsc in the
+    /// process's code into a fault of its own (still recorded), which
+    /// spares each switch between it and another program several
+    /// microseconds, and its clocks are read through the vDSO.
     #[arg(long)]
     trap_rdtsc: bool,
     /// The program and its arguments, after `--`.

@@ -7,7 +7,7 @@
 //! rdtsc is a SIGSEGV the kernel forces, which unblocks SIGSEGV: the
 //! blocked state is noted here and restored (in `tsc`), as replay does.
 //!
-//! The shim asks, once its constructor runs, whether the thread trap on
+//! A busy thread's shim asks (after 1,000 wrapped calls) whether its trap on
 //! rdtsc may end (`syscallbuf::TSC_ASK`): yes once each rdtsc the process
 //! has mapped is patched to fault by itself (`rrc_interposer::
 //! RdtscScanner`). The answer is the call's recorded result, so that
