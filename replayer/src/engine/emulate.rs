@@ -14,12 +14,6 @@ use super::live_files;
 use super::{diverged, Replayer, Res, Resume};
 use crate::divergence::{describe_event, describe_record, Expected, Need, Observed};
 use crate::plan::PlannedEvent;
-use rrc_synclog::syscallbuf::{TSC_ASK, TSC_FREE_NO_VDSO};
-
-/// The shim's `prctl(PR_SET_TSC, .., TSC_ASK)`.
-fn is_tsc_question(nr: i64, args: &[u64; 6]) -> bool {
-    nr == libc::SYS_prctl && args[0] == libc::PR_SET_TSC as u64 && args[2] == TSC_ASK
-}
 
 /// How long a fork waits, at its rank, before it copies memory (see
 /// `dispatch`).
@@ -55,31 +49,8 @@ impl Replayer {
                 return self.run_to_exit(pid, record, args, ExitCheck::Executed);
             }
         }
-        if is_tsc_question(nr, &args) {
-            // The recorder patched each rdtsc before it let the shim end
-            // the thread trap: so does replay (the call is emulated).
-            let patched = record.ret < TSC_FREE_NO_VDSO
-                || !matches!(self.rdtsc.patch(pid), rrc_interposer::RdtscScan::Found(_));
-            if !patched {
-                let expected = Expected::Next(Some(describe_record(&record)));
-                let observed = Observed::Text("code whose rdtsc cannot be patched".into());
-                return diverged(thread, expected, observed);
-            }
-        } else if nr == libc::SYS_prctl && args[0] == libc::PR_SET_TSC as u64 && record.ret == 0 {
-            // The recorder kept the program's rdtsc mode virtually, put
-            // back what it patched and made rdtsc trap for real in the
-            // thread, whatever the shim had done: so does replay, or the
-            // rdtsc it recorded would run untrapped here.
-            self.rdtsc.unpatch(pid);
-            self.log
-                .header()
-                .no_vdso_clocks
-                .store(1, std::sync::atomic::Ordering::SeqCst);
-            let mut made = args;
-            made[1] = libc::PR_TSC_SIGSEGV as u64;
-            regs.set_args(&made);
-            Tracee::new(pid).set_regs(&regs, "make rdtsc trap at PR_SET_TSC")?;
-            return self.run_to_exit(pid, record, args, ExitCheck::Executed);
+        if let Some(done) = self.rdtsc_prctl(pid, thread, &mut regs, &record) {
+            return done;
         }
         let action = match action_for(&record, nr, &args) {
             // The program's own data, in a file replay keeps live.

@@ -11,6 +11,7 @@
 //! - `threads.rs`: one record per live thread; creation, exec, exit.
 //! - `entry.rs`: a trapped syscall's entry: match it, or hold it.
 //! - `emulate.rs`: replaying a matched call (emulate, run, rdtsc).
+//! - `rdtsc.rs`: the rdtsc trap's `prctl`s: patches as the recorder made.
 //! - `descriptors.rs`: placeholder descriptors, mapped copies, reopens.
 //! - `live_files.rs`: memfds and shadows of files the program filled,
 //!   whose I/O and mappings run for real.
@@ -37,6 +38,7 @@ mod live_files;
 mod order;
 mod output;
 mod pacing;
+mod rdtsc;
 mod report;
 mod returns;
 mod signals;
