@@ -452,6 +452,32 @@ pub fn record_and_replay(
     rec
 }
 
+/// Runs `name` natively (its output must contain each of `expect`), then
+/// records and replays it `repeat()` times: both print what it printed.
+/// Returns the recordings.
+pub fn prints_what_it_prints_natively(name: &str, expect: &[&str]) -> Vec<Recording> {
+    let prog = program(name);
+    let native = run_native(&prog, &[], b"");
+    assert!(native.status.success(), "native run failed");
+    let expected = String::from_utf8_lossy(&native.stdout).into_owned();
+    assert!(
+        expect.iter().all(|e| expected.contains(e)),
+        "unexpected native output:\n{expected}"
+    );
+    (1..=repeat())
+        .map(|round| {
+            let rec = record_and_replay(&prog, &[], b"", 0, 2);
+            assert_eq!(
+                rec.stdout_str(),
+                expected,
+                "round {round}: recorded output differs from the native run ({})",
+                rec.describe()
+            );
+            rec
+        })
+        .collect()
+}
+
 /// A human-readable account of where two outputs first differ.
 pub fn describe_difference(name: &str, recorded: &[u8], replayed: &[u8]) -> String {
     let at = recorded

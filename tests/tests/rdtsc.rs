@@ -103,26 +103,8 @@ fn rdtsc_in_a_library_loaded_after_the_start_is_recorded_too() {
 fn a_busy_thread_that_sets_its_own_rdtsc_mode_gets_sigsegv_as_natively() {
     // Its rdtsc was patched when it left rrc's trap; under its own mode
     // the patches are put back, so the fault is a SIGSEGV, not a SIGILL.
-    let prog = program("tsc_busy_own_mode");
-    let native = run_native(&prog, &[], b"");
-    assert!(native.status.success(), "native run failed");
-    let expected = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert!(
-        expected.contains("faults after one rdtsc: 1, of them SIGSEGV: 1"),
-        "unexpected native output:\n{expected}"
-    );
-    for round in 1..=repeat() {
-        let rec = record_and_replay(&prog, &[], b"", 0, 2);
-        assert_eq!(
-            rec.stdout_str(),
-            expected,
-            "round {round}: {}",
-            rec.describe()
-        );
-        assert_eq!(
-            tsc_answers(&rec.trace).len(),
-            1,
-            "round {round}: one question"
-        );
+    let expect = ["faults after one rdtsc: 1, of them SIGSEGV: 1"];
+    for rec in prints_what_it_prints_natively("tsc_busy_own_mode", &expect) {
+        assert_eq!(tsc_answers(&rec.trace).len(), 1, "one question");
     }
 }

@@ -10,28 +10,6 @@
 
 use rrc_tests::*;
 
-/// Runs `name` natively (its output must contain each of `expect`), then
-/// records and replays it `repeat()` times: both print what it printed.
-fn prints_what_it_prints_natively(name: &str, expect: &[&str]) {
-    let prog = program(name);
-    let native = run_native(&prog, &[], b"");
-    assert!(native.status.success(), "native run failed");
-    let expected = String::from_utf8_lossy(&native.stdout).into_owned();
-    assert!(
-        expect.iter().all(|e| expected.contains(e)),
-        "unexpected native output:\n{expected}"
-    );
-    for round in 1..=repeat() {
-        let rec = record_and_replay(&prog, &[], b"", 0, 2);
-        assert_eq!(
-            rec.stdout_str(),
-            expected,
-            "round {round}: recorded output differs from the native run ({})",
-            rec.describe()
-        );
-    }
-}
-
 /// What `cpu_mask` prints at its start and after 20,000 trapped calls.
 const CPU_MASK_LINES: &[&str] = &[
     "start Cpus_allowed_list:",
