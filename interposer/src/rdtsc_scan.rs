@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 use nix::unistd::Pid;
@@ -93,6 +94,24 @@ impl RdtscScanner {
     /// (whose thread `pid` is stopped), or says what keeps the trap.
     pub fn patch(&mut self, pid: Pid) -> RdtscScan {
         self.apply(pid, true)
+    }
+
+    /// After call `nr` returned `ret`, as both tracers do: patches the
+    /// code it mapped (a library `dlopen` loads), unless the program set
+    /// its own rdtsc mode (`own_mode` non-zero: rdtsc must fault as
+    /// SIGSEGV then). Only the answer to the shim's question needs the
+    /// scan's outcome.
+    pub fn after_call(
+        &mut self,
+        pid: Pid,
+        nr: i64,
+        args: &[u64; 6],
+        ret: i64,
+        own_mode: &AtomicU32,
+    ) {
+        if maps_code_of_a_file(nr, args, ret) && own_mode.load(Ordering::SeqCst) == 0 {
+            let _ = self.patch(pid);
+        }
     }
 
     /// Puts back the rdtsc instructions `patch` replaced: the program set

@@ -14,7 +14,7 @@
 //! Recording, the shim then reads the clocks the program asks for, and
 //! its own, through the vDSO (tens of nanoseconds, not a system call), in
 //! a thread whose trap has ended, until the program sets its own rdtsc
-//! mode (`ShmHeader::no_vdso_clocks`). Replay answers clock reads from
+//! mode (`ShmHeader::own_tsc_mode`). Replay answers clock reads from
 //! the trace and never uses the vDSO.
 
 use std::cell::Cell;
@@ -148,7 +148,7 @@ fn vdso_usable() -> bool {
     let Some(Session::Record(log)) = crate::session::current() else {
         return false;
     };
-    if log.header().no_vdso_clocks.load(Ordering::Relaxed) != 0 {
+    if log.header().own_tsc_mode.load(Ordering::Relaxed) != 0 {
         return false;
     }
     THREAD_TSC

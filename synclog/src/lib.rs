@@ -164,7 +164,7 @@ pub struct ShmHeader {
     /// reads clocks with system calls, not through the vDSO (whose clocks
     /// run rdtsc); both tracers stop patching rdtsc in code mapped later
     /// (it must fault as SIGSEGV). See `syscallbuf::TSC_ASK`.
-    pub no_vdso_clocks: AtomicU32,
+    pub own_tsc_mode: AtomicU32,
     pub threads: [ThreadSlot; MAX_THREADS],
 }
 

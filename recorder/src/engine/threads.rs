@@ -97,8 +97,6 @@ pub(super) struct ThreadState {
     /// The rdtsc mode the program set (rrc's own is SIGSEGV until the
     /// shim asks to end it: see `visible`).
     pub tsc_mode: TscMode,
-    /// The answer to the shim's `TSC_ASK` in flight, given at its exit.
-    pub tsc_answer: Option<i64>,
     /// Which of SIGSEGV and SIGILL the program has blocked (as of its last
     /// exec or rt_sigprocmask): a trapped rdtsc unblocks its signal, rrc
     /// blocks it again.
@@ -130,7 +128,6 @@ impl ThreadState {
             self_signals: Vec::new(),
             serial_bypass: false,
             tsc_mode: TscMode::Enable,
-            tsc_answer: None,
             segv_blocked: 0,
             run: Run::Running,
         }

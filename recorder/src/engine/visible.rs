@@ -84,9 +84,9 @@ impl Recorder {
     /// At the entry of `call`: `PR_SET_TSC` with a valid mode sets the
     /// program's mode and asks the kernel for rrc's own, so rdtsc traps
     /// (again, if the shim had ended the trap: patched rdtsc is put back
-    /// and the shim's clocks stop using the vDSO; replay does the same). The call's recorded
-    /// arguments stay the program's. The shim's `TSC_ASK` gets its answer
-    /// here, given at its exit.
+    /// and the shim's clocks stop using the vDSO; replay does the same).
+    /// The call's recorded arguments stay the program's. The shim's
+    /// `TSC_ASK` leaves the program's mode alone: it is answered at exit.
     pub(super) fn hide_rrc_at_entry(&mut self, pid: Pid, call: &InFlight) -> Result<()> {
         if !is_prctl(call, libc::PR_SET_TSC) {
             return Ok(());
@@ -95,16 +95,11 @@ impl Recorder {
             // The kernel refuses it as it would natively (EINVAL).
             return Ok(());
         };
-        if call.args[2] == TSC_ASK {
-            let answer = self.rdtsc_answer(pid);
-            if let Some(t) = self.threads.get_mut(&pid) {
-                t.tsc_answer = Some(answer);
-            }
-        } else {
+        if call.args[2] != TSC_ASK {
             if let Some(t) = self.threads.get_mut(&pid) {
                 t.tsc_mode = mode;
             }
-            self.log.header().no_vdso_clocks.store(1, Ordering::SeqCst);
+            self.log.header().own_tsc_mode.store(1, Ordering::SeqCst);
             // Under its own mode rdtsc faults as SIGSEGV, not as a patch's
             // SIGILL: put the instructions back (replay does too).
             if let Some(scanner) = self.rdtsc.as_mut() {
@@ -124,22 +119,17 @@ impl Recorder {
     /// program would have had without rrc.
     pub(super) fn hide_rrc_at_exit(&mut self, pid: Pid, call: &InFlight, ret: i64) -> Result<i64> {
         let tracee = Tracee::new(pid);
-        if is_prctl(call, libc::PR_SET_TSC) && call.args[2] == TSC_ASK {
-            let answer = self.threads.get_mut(&pid).and_then(|t| t.tsc_answer.take());
-            if let (Some(answer), 0) = (answer, ret) {
-                let mut regs = tracee.regs("read registers at the shim's rdtsc question")?;
-                regs.regs.rax = answer as u64;
-                tracee.set_regs(&regs, "answer the shim's rdtsc question")?;
-                return Ok(answer);
-            }
-            return Ok(ret);
+        if is_prctl(call, libc::PR_SET_TSC) && call.args[2] == TSC_ASK && ret == 0 {
+            // The thread is still stopped: patched before it goes on.
+            let answer = self.rdtsc_answer(pid);
+            let mut regs = tracee.regs("read registers at the shim's rdtsc question")?;
+            regs.regs.rax = answer as u64;
+            tracee.set_regs(&regs, "answer the shim's rdtsc question")?;
+            return Ok(answer);
         }
-        let own_mode = self.log.header().no_vdso_clocks.load(Ordering::SeqCst) != 0;
-        if rrc_interposer::maps_code_of_a_file(call.nr, &call.args, ret) && !own_mode {
-            if let Some(scanner) = self.rdtsc.as_mut() {
-                // Only its answer to the shim's question counts.
-                let _ = scanner.patch(pid);
-            }
+        if let Some(scanner) = self.rdtsc.as_mut() {
+            let own_mode = &self.log.header().own_tsc_mode;
+            scanner.after_call(pid, call.nr, &call.args, ret, own_mode);
         }
         if call.nr == libc::SYS_rt_sigprocmask && ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);

@@ -2,8 +2,6 @@
 //! the recording (or is replaced by the recorded one); then it returns in
 //! order (`returns.rs`).
 
-use std::sync::atomic::Ordering;
-
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::{is_restart, SyscallRegs, Tracee, TraceeMemory};
@@ -98,11 +96,9 @@ impl Replayer {
             _ => {}
         }
         let record = call.record;
-        let own_mode = self.log.header().no_vdso_clocks.load(Ordering::SeqCst) != 0;
-        if rrc_interposer::maps_code_of_a_file(record.nr as i64, &call.args, ret) && !own_mode {
-            // As the recorder did (see `rrc_interposer::RdtscScanner`).
-            let _ = self.rdtsc.patch(pid);
-        }
+        let own_mode = &self.log.header().own_tsc_mode;
+        self.rdtsc
+            .after_call(pid, record.nr as i64, &call.args, ret, own_mode);
         if record.nr as i64 == libc::SYS_rt_sigprocmask && record.ret == 0 && call.args[1] != 0 {
             self.note_segv_mask(pid);
         }

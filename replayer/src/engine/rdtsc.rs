@@ -47,7 +47,7 @@ impl Replayer {
         // the shim had done: so does replay, or the rdtsc it recorded would
         // run untrapped here.
         self.rdtsc.unpatch(pid);
-        self.log.header().no_vdso_clocks.store(1, Ordering::SeqCst);
+        self.log.header().own_tsc_mode.store(1, Ordering::SeqCst);
         let mut made = args;
         made[1] = libc::PR_TSC_SIGSEGV as u64;
         regs.set_args(&made);
