@@ -8,6 +8,7 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod ranks;
+mod search;
 mod trust;
 mod window;
 
@@ -90,12 +91,22 @@ struct Cli {
     /// memory for events, beyond the one each thread is at).
     #[arg(long, value_name = "MB", default_value_t = 16)]
     window_mb: u64,
+    /// After a divergence in a program recorded in parallel, replay again
+    /// up to this many times, placing the code between its threads' events
+    /// differently near the divergence (see BENCHMARKS.md): the recorded
+    /// events fix where most of it ran, not all. 0 reports the first
+    /// divergence at once.
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    retries: u32,
     /// The trace to replay.
     trace: PathBuf,
 }
 
 /// Exit status for a divergence (bad input and internal errors use 1).
 const EXIT_DIVERGENCE: i32 = 3;
+
+/// The stall timeout of a try after the first (`search.rs`), in seconds.
+const RETRY_STALL_SECS: u64 = 5;
 
 // Huge pages off before Rust's runtime allocates (see the macro).
 rrc_interposer::no_huge_pages_before_main!();
@@ -155,12 +166,100 @@ fn serialize_hint(plan: &plan::ReplayPlan) -> Option<String> {
     ))
 }
 
-fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
-    // First, before any thread exists: blocks SIGCHLD process-wide.
+/// A divergence, with a hint for the user.
+type Verdict = Option<(divergence::Divergence, Option<String>)>;
+
+/// One replay's end.
+struct Try {
+    verdict: Verdict,
+    /// It may be tried again (see `search.rs`).
+    again: bool,
+    /// Where it stopped.
+    stop: search::Stop,
+    replayer: Option<engine::Replayer>,
+}
+
+fn run(cli: &Cli) -> Result<Verdict> {
+    // First, before any thread exists: blocks SIGCHLD process-wide (the
+    // threads of later tries inherit the mask too).
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
+    let started = std::time::Instant::now();
+    let mut first = attempt(cli, clock, search::Tweaks::default(), None)?;
+    let Some(mut replayer) = first.replayer.take() else {
+        return Ok(first.verdict);
+    };
+    if !first.again {
+        replayer.flush_output();
+        return Ok(first.verdict);
+    }
+    // Tries are cheap for the short programs whose unseen races decide
+    // them; a long trace gets a few at most.
+    let budget = (started.elapsed() * 4).clamp(Duration::from_secs(3), Duration::from_secs(60));
+    let mut search = search::Search::new(cli.retries, started, budget);
+    let mut stop = first.stop;
+    let mut printed = replayer.outputs_printed();
+    while let Some(tweaks) = search.next(replayer.plan(), stop) {
+        engine::debug_log(format_args!(
+            "try {}: after {stop:?}; {} rules off, mode {:?}",
+            search.tries,
+            tweaks.len(),
+            tweaks.mode
+        ));
+        let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
+        drop(replayer);
+        // A try that fails to run, or ends before the program starts,
+        // leaves the first try's verdict standing.
+        let next = match attempt(cli, clock, tweaks, Some(printed)) {
+            Ok(next) => next,
+            Err(e) => {
+                engine::debug_log(format_args!("try {} failed: {e:#}", search.tries));
+                return Ok(first.verdict);
+            }
+        };
+        let Some(r) = next.replayer else {
+            return Ok(first.verdict);
+        };
+        replayer = r;
+        if next.verdict.is_none() {
+            if cli.stats {
+                eprintln!(
+                    "rrc-replay: stats: faithful on try {} of {} (the first diverged)",
+                    search.tries + 1,
+                    cli.retries + 1
+                );
+            }
+            return Ok(None);
+        }
+        stop = next.stop;
+        printed = replayer.outputs_printed();
+    }
+    // No try was faithful: what the last replayed is printed, and the
+    // first try's divergence (the replay's own rules) reported.
+    replayer.flush_output();
+    if cli.stats {
+        eprintln!(
+            "rrc-replay: stats: {} more tries after the divergence, none faithful",
+            search.tries
+        );
+    }
+    Ok(first.verdict)
+}
+
+/// Replays the trace once, with the rules in `tweaks` off; a later try
+/// does not print the first `printed` outputs again.
+fn attempt(
+    cli: &Cli,
+    clock: rrc_interposer::StopClock,
+    tweaks: search::Tweaks,
+    printed: Option<u64>,
+) -> Result<Try> {
     let opened = std::time::Instant::now();
-    let plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
+    let mut plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    // The whole replay's mode: the user's, or a later try's.
+    let no_segments = cli.no_segments || tweaks.mode.no_segments;
+    let no_late_returns = cli.no_late_returns || tweaks.mode.no_late_returns;
+    plan.tweak(tweaks);
     engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
     let window = plan.reader.stats();
     let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
@@ -174,7 +273,7 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
         Schedule::Parallel
     } else if plan.header.serialized {
         Schedule::Serial
-    } else if plan.threads.len() > 1 && !cli.no_segments {
+    } else if plan.threads.len() > 1 && !no_segments {
         Schedule::Segments
     } else {
         Schedule::Parallel
@@ -198,9 +297,9 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
             // replay hands the run of the program on event by event.
             let holds = if plan.header.serialized {
                 Arc::default()
-            } else if cli.no_late_returns || cli.no_lock_gates {
+            } else if no_late_returns || cli.no_lock_gates {
                 let keep = |h: &plan::SyncHolds| plan::SyncHolds {
-                    late_to: if cli.no_late_returns {
+                    late_to: if no_late_returns {
                         NO_ARRIVAL
                     } else {
                         h.late_to
@@ -223,7 +322,13 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
         log.clone(),
         streams,
         shared.clone(),
-        Duration::from_secs(cli.stall_timeout.max(1)),
+        // A later try that stands still is given up sooner: the first
+        // one did not, and others are waiting.
+        Duration::from_secs(if printed.is_some() {
+            cli.stall_timeout.clamp(1, RETRY_STALL_SECS)
+        } else {
+            cli.stall_timeout.max(1)
+        }),
     )
     .context("starting the sync feeder")?;
     let waker = feed::OrderWaker::spawn(log.clone(), shared.clone())
@@ -239,10 +344,17 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
                 expected,
                 observed,
             };
-            return Ok(Some((d, None)));
+            return Ok(Try {
+                verdict: Some((d, None)),
+                again: false,
+                stop: search::Stop::default(),
+                replayer: None,
+            });
         }
     }
-    trust::announce(header);
+    if printed.is_none() {
+        trust::announce(header);
+    }
     let cstr = |b: &[u8]| CString::new(b.to_vec()).context("trace holds a string with a NUL byte");
     let cwd = Path::new(std::ffi::OsStr::from_bytes(&header.cwd));
     // The program's own stdio is /dev/null: its output comes from the
@@ -302,11 +414,20 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
             order_returns: !cli.no_order_returns,
             // A serialised replay hands the run of the program on event
             // by event: the recorded schedule places the code between.
-            late_returns: !cli.no_late_returns && !serialized,
+            late_returns: !no_late_returns && !serialized,
             in_process,
         },
     );
     replayer.stats.keep_samples = cli.stats;
+    // Another try may follow a divergence of a program whose threads ran
+    // in parallel, ordered by the recorded events.
+    let may_retry = cli.retries > 0
+        && !serialized
+        && !cli.no_order_returns
+        && replayer.plan().threads.len() > 1;
+    if may_retry {
+        replayer.retrying(printed.unwrap_or(0));
+    }
     let verdict = replayer.run();
     feeder.finish();
     waker.finish();
@@ -329,11 +450,55 @@ fn run(cli: &Cli) -> Result<Option<(divergence::Divergence, Option<String>)>> {
             b.spinning
         );
     }
+    let verdict = verdict?;
+    // A divergence at an event (not a stall the timeout ended, which
+    // would take as long again) may be tried again.
+    let again = may_retry
+        && verdict.as_ref().is_err_and(|d| d.thread.is_some())
+        && replayer.ways.stalls_timed_out == 0;
+    let stop = search::Stop {
+        reach: u64::from(log.order_turn()),
+        thread: verdict.as_ref().err().and_then(|d| d.thread),
+        event: verdict
+            .as_ref()
+            .err()
+            .and_then(|d| Some((d.thread?, d.index?))),
+        code_at: verdict
+            .as_ref()
+            .err()
+            .and_then(|d| code_at(replayer.plan(), d)),
+    };
     // Looked for only once a thread's replay has departed.
-    Ok(verdict?.err().map(|d| {
+    let verdict = verdict.err().map(|d| {
         let hint = d.thread.and_then(|_| serialize_hint(replayer.plan()));
         (d, hint)
-    }))
+    });
+    Ok(Try {
+        verdict,
+        again,
+        stop,
+        replayer: Some(replayer),
+    })
+}
+
+/// The rank of the diverging thread's last call before the one that
+/// diverged, if it is not too far back: its code from there computed what
+/// differs. Futex waits between are passed over: they are its waits for
+/// a lock rrc does not see (stdout's, in Rust) once the value was made.
+fn code_at(plan: &plan::ReplayPlan, d: &divergence::Divergence) -> Option<u64> {
+    let (thread, index) = (d.thread?, d.index?);
+    let rank = *plan.return_rank.get(&(thread, index))?;
+    let sync: std::collections::HashSet<u64> = plan
+        .threads
+        .get(thread as usize)?
+        .sync
+        .iter()
+        .flat_map(|op| [op.order, op.arrival])
+        .collect();
+    let lowest = rank.saturating_sub(1 << 16);
+    (lowest..rank)
+        .rev()
+        .find(|r| plan.rank_owner.get(*r as usize) == Some(&thread) && !sync.contains(r))
 }
 
 fn print_ways(ways: &engine::WayStats) {

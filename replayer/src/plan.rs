@@ -20,7 +20,9 @@ use rrc_trace::{
 };
 
 use crate::ranks::{late_until, rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
+use crate::search::Tweaks;
 use crate::window::{EventIndex, EventQueue, FrameOffsets, WindowReader};
+use rrc_trace::SyncOp;
 
 #[derive(Debug)]
 pub enum PlannedEvent {
@@ -72,6 +74,8 @@ pub struct ReplayPlan {
     pub entry_rank: SparseRanks,
     /// Loads the events ahead of the engine; stops when the plan goes.
     pub reader: WindowReader,
+    /// Rules this replay does not apply at some events (`search.rs`).
+    pub tweaks: Tweaks,
 }
 
 /// What the first pass keeps of one thread.
@@ -401,7 +405,41 @@ impl ReplayPlan {
         };
         // Its next call has a place in the order (exit_group has none).
         self.return_rank.get(&(thread, index))?;
+        if self.tweaks.no_late.contains(&rank) {
+            return None;
+        }
+        if self.tweaks.late.contains(&rank) {
+            return self.next_own.get(rank);
+        }
         late_until(rank, &self.next_own, &self.arrival_ranks)
+    }
+
+    /// Turns the rules in `tweaks` off at their events, for this replay.
+    pub fn tweak(&mut self, tweaks: Tweaks) {
+        for t in &mut self.threads {
+            let holds = t
+                .sync
+                .iter()
+                .zip(t.sync_holds.iter())
+                .map(|(op, h)| SyncHolds {
+                    late_to: if tweaks.no_late.contains(&op.order) {
+                        rrc_synclog::NO_ARRIVAL
+                    } else if tweaks.late.contains(&op.order) && op.op == SyncOp::FutexWait {
+                        self.next_own.get(op.order).unwrap_or(h.late_to)
+                    } else {
+                        h.late_to
+                    },
+                    gate_after: if tweaks.no_gate.contains(&op.order) {
+                        rrc_synclog::NO_ARRIVAL
+                    } else {
+                        h.gate_after
+                    },
+                    ..*h
+                })
+                .collect();
+            t.sync_holds = Arc::new(holds);
+        }
+        self.tweaks = tweaks;
     }
 
     fn build(header: TraceHeader, scan: Scan, file: File, window: u64) -> Result<ReplayPlan> {
@@ -485,6 +523,7 @@ impl ReplayPlan {
             arrival_ranks: table.arrival,
             entry_rank: entries,
             reader,
+            tweaks: Tweaks::default(),
         })
     }
 }

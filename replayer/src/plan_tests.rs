@@ -417,3 +417,66 @@ fn the_code_before_a_sleep_or_a_thread_exit_runs_just_before_it() {
     assert_eq!(plan.late_return_to(1, 0, next(1)), Some(3));
     assert_eq!(plan.late_return_to(1, 5, next(2)), Some(7));
 }
+
+/// Thread 1 of `a_futex_wait_returns_late_only_before_an_event_stamped_on_arrival`'s
+/// trace: a futex wait whose code runs late, then a buffered clock read.
+fn waiting_thread_plan() -> (tempfile::TempDir, ReplayPlan) {
+    let mut recs = vec![start(0), start(1)];
+    for (i, s) in [3, 4, 8, 9].into_iter().enumerate() {
+        recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
+    }
+    recs.push(call(1, 0, 5, libc::SYS_clock_gettime, true));
+    recs.push(call(1, 1, 10, libc::SYS_read, true));
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![futex_wait(2, 1), futex_wait(7, 6)],
+    }));
+    plan_of(recs)
+}
+
+#[test]
+fn a_later_try_can_turn_a_late_return_off_at_one_event() {
+    let (_dir, mut plan) = waiting_thread_plan();
+    assert_eq!(plan.threads[1].sync_holds[0].late_to, 4);
+    let mut tweaks = crate::search::Tweaks::default();
+    tweaks.no_late.insert(1); // the first wait's return
+    plan.tweak(tweaks);
+    assert_eq!(
+        plan.threads[1].sync_holds[0].late_to,
+        rrc_synclog::NO_ARRIVAL
+    );
+}
+
+#[test]
+fn a_search_tries_changes_near_the_divergence_then_other_modes_then_stops() {
+    use crate::search::{Search, Stop};
+    let (_dir, plan) = waiting_thread_plan();
+    let start = std::time::Instant::now();
+    let mut search = Search::new(6, start, std::time::Duration::from_secs(60));
+    // Thread 1 diverged at its clock read (rank 4): its code ran from the
+    // wait's return at rank 1.
+    let stop = Stop {
+        reach: 4,
+        thread: Some(1),
+        event: Some((1, 0)),
+        code_at: Some(1),
+    };
+    let mut tried = Vec::new();
+    while let Some(t) = search.next(&plan, stop) {
+        tried.push(t);
+    }
+    assert_eq!(tried.len(), 6, "every try used: {tried:?}");
+    assert!(
+        tried[0].no_late.contains(&1) && tried[0].mode == Default::default(),
+        "first, the late return before the divergence goes: {:?}",
+        tried[0]
+    );
+    assert!(
+        tried.iter().any(|t| t.mode.no_segments) && tried.iter().any(|t| t.mode.no_late_returns),
+        "then the other modes: {tried:?}"
+    );
+    let mut modes: Vec<_> = tried.iter().map(|t| t.mode).collect();
+    modes.dedup();
+    assert_eq!(modes.len(), 3, "each mode in its turn: {modes:?}");
+}

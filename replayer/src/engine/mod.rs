@@ -219,6 +219,8 @@ pub struct Replayer {
     pub stats: IntervalStats,
     /// Holds that gave way, and stalls.
     pub ways: WayStats,
+    /// Another try may follow a divergence (see `retrying`).
+    may_retry: bool,
 }
 
 impl Replayer {
@@ -258,6 +260,7 @@ impl Replayer {
             killed_at_end: false,
             stats: IntervalStats::default(),
             ways: WayStats::default(),
+            may_retry: false,
         };
         r.adopt(root, 0);
         // The shim's pacing counts from the same start as the tracer's.
@@ -271,11 +274,27 @@ impl Replayer {
     pub fn run(&mut self) -> Result<std::result::Result<(), Divergence>> {
         let driven = rrc_interposer::drive(self);
         self.remove_segments();
+        let verdict = driven.map(|()| self.verdict());
         // Whatever was replayed is printed, in the recorded order, before
-        // the verdict (a divergence's line comes after it).
-        self.flush_output();
-        driven?;
-        Ok(self.verdict())
+        // the verdict (a divergence's line comes after it); unless another
+        // try may follow, which prints it in its turn.
+        if !self.may_retry || !matches!(verdict, Ok(Err(_))) {
+            self.flush_output();
+        }
+        verdict
+    }
+
+    /// Another try may follow a divergence (`search.rs`): what this one
+    /// replayed ahead of an output it did not is left unprinted, and the
+    /// first `printed` outputs, printed by earlier tries, are skipped.
+    pub fn retrying(&mut self, printed: u64) {
+        self.may_retry = true;
+        self.output = OutputOrder::after(printed);
+    }
+
+    /// How many of the recorded outputs have been printed, from the first.
+    pub fn outputs_printed(&self) -> u64 {
+        self.output.printed()
     }
 
     /// The plan it replays (what the trace says of the program).

@@ -19,6 +19,20 @@ pub(crate) struct OutputOrder {
 }
 
 impl OutputOrder {
+    /// An order whose first `printed` outputs were printed by an earlier
+    /// try (`search.rs`): they are not printed again.
+    pub fn after(printed: u64) -> OutputOrder {
+        OutputOrder {
+            next: printed,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// How many outputs, from the first, have been printed.
+    pub fn printed(&self) -> u64 {
+        self.next
+    }
+
     /// The output at `rank` (to descriptor `fd`) was replayed: returns
     /// what may be written now, in order.
     pub fn put(&mut self, rank: u64, fd: i32, data: Vec<u8>) -> Vec<(i32, Vec<u8>)> {
@@ -63,8 +77,8 @@ impl Replayer {
     }
 
     /// Prints every replayed output still held back, in the recorded
-    /// order (at the end, or at a divergence).
-    pub(super) fn flush_output(&mut self) {
+    /// order (at the end, or at a divergence no other try follows).
+    pub fn flush_output(&mut self) {
         for (fd, data) in self.output.drain() {
             write_all(fd, &data);
         }
@@ -117,5 +131,17 @@ mod tests {
         assert_eq!(bytes(o.drain()), b"cd", "rank 1 never came");
         assert!(o.drain().is_empty());
         assert!(o.put(1, 1, b"late".to_vec()).is_empty(), "its turn is gone");
+    }
+
+    #[test]
+    fn a_later_try_prints_only_what_the_earlier_ones_did_not() {
+        let mut first = OutputOrder::default();
+        assert_eq!(bytes(first.put(0, 1, b"a".to_vec())), b"a");
+        assert!(first.put(2, 1, b"c".to_vec()).is_empty());
+        assert_eq!(first.printed(), 1, "rank 2 waits for rank 1, unprinted");
+        let mut again = OutputOrder::after(first.printed());
+        assert!(again.put(0, 1, b"a".to_vec()).is_empty(), "printed already");
+        assert_eq!(bytes(again.put(1, 1, b"b".to_vec())), b"b");
+        assert_eq!(bytes(again.put(2, 1, b"c".to_vec())), b"c");
     }
 }

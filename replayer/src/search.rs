@@ -1,0 +1,316 @@
+//! Replay again, placing unseen code elsewhere, after a divergence.
+//!
+//! A trace recorded in parallel fixes the order of every event rrc sees,
+//! not where a thread's code between two events ran against the others'
+//! (a compare-and-swap in Rust's `Mutex`, a job popped from a queue whose
+//! lock makes no call). Replay places that code by rules (a thread's code
+//! after an event runs just before its next event when it was stamped on
+//! arrival, the "late return"; a thread reaching a lock that was held
+//! waits until it is held again, the "gate"), and a rule can be wrong for
+//! one event of a recording: then every replay of it diverges there.
+//!
+//! Every placement these rules choose between is consistent with the
+//! recorded event order, so replay may try another one: it replays from
+//! the start with the rule turned off at one event near the divergence,
+//! keeps a change that carries the replay further, and stops at the first
+//! faithful replay or when its tries or its time are spent. Each try is
+//! checked event by event like the first; the output printed on rrc-replay's
+//! stdout is the recorded output, printed once, in order (the engine prints
+//! only outputs replayed faithfully, and a later try skips those printed).
+//! This is the feedback-driven re-execution of PRES (Park et al., SOSP
+//! 2009), with the recorded order as the sketch.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use rrc_trace::ThreadId;
+
+use crate::plan::ReplayPlan;
+use crate::ranks::late_until;
+
+/// The rules turned off, by the rank of the event they apply to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tweaks {
+    /// Returns (and futex waits) at these ranks are not kept late: the
+    /// thread's code after them runs right after them.
+    pub no_late: BTreeSet<u64>,
+    /// Futex waits at these ranks go on without waiting for the lock word
+    /// to be held.
+    pub no_gate: BTreeSet<u64>,
+    /// Returns (and futex waits) at these ranks are kept until the
+    /// thread's next event is next, though that event was not stamped as
+    /// the thread got to it.
+    pub late: BTreeSet<u64>,
+    /// The mode of the whole replay.
+    pub mode: Mode,
+}
+
+impl Tweaks {
+    pub fn len(&self) -> usize {
+        self.no_late.len() + self.no_gate.len() + self.late.len()
+    }
+}
+
+/// One change to try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tweak {
+    NoLate(u64),
+    NoGate(u64),
+    Late(u64),
+    /// No late returns from the first rank to the second: threads woken
+    /// together then take what they race for in the order of their
+    /// wakes, not of their next events.
+    NoLateFrom(u64, u64),
+}
+
+/// How far before the divergence's place in the order a rule is looked
+/// for: the code that took another value ran a few events earlier.
+const LOOKBACK: u64 = 128;
+
+/// A way of placing code between events for a whole replay (the
+/// `--no-segments` and `--no-late-returns` modes), on top of the changes
+/// at single events.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mode {
+    pub no_segments: bool,
+    pub no_late_returns: bool,
+}
+
+/// The modes a search goes through, each with its share of the tries in
+/// quarters: the default first, for half; then without segments (the
+/// order moves on at once after each event), then without late returns.
+const PHASES: [(Mode, u32); 3] = [
+    (
+        Mode {
+            no_segments: false,
+            no_late_returns: false,
+        },
+        2,
+    ),
+    (
+        Mode {
+            no_segments: true,
+            no_late_returns: false,
+        },
+        1,
+    ),
+    (
+        Mode {
+            no_segments: false,
+            no_late_returns: true,
+        },
+        1,
+    ),
+];
+
+/// The search's state between tries.
+pub struct Search {
+    /// The changes that carried the replay furthest so far in this phase.
+    best: Tweaks,
+    /// How far in the order that replay got.
+    best_reach: u64,
+    /// Where it diverged.
+    best_event: Option<(ThreadId, u64)>,
+    /// Changes still to try on top of `best`, to be popped from the end.
+    queue: Vec<Tweak>,
+    /// The change being tried now.
+    trying: Option<Tweak>,
+    /// The try just made was the first of its phase (its mode alone).
+    fresh: bool,
+    phase: usize,
+    /// Tries left in this phase, and in all.
+    phase_left: u32,
+    tries_left: u32,
+    deadline: Instant,
+    pub tries: u32,
+}
+
+impl Search {
+    /// A search of at most `tries` further replays, started only until
+    /// `budget` has passed since `start`.
+    pub fn new(tries: u32, start: Instant, budget: Duration) -> Search {
+        Search {
+            best: Tweaks::default(),
+            best_reach: 0,
+            best_event: None,
+            queue: Vec::new(),
+            trying: None,
+            fresh: true,
+            phase: 0,
+            phase_left: Self::share(0, tries),
+            tries_left: tries,
+            deadline: start + budget,
+            tries: 0,
+        }
+    }
+
+    /// The tries phase `phase` may make, of `tries`.
+    fn share(phase: usize, tries: u32) -> u32 {
+        let quarters = PHASES.get(phase).map_or(0, |p| p.1);
+        (tries * quarters).div_ceil(4)
+    }
+
+    /// The replay just made (with the changes last returned, or none)
+    /// diverged at `stop`: the changes for the next try, or `None` to stop.
+    pub fn next(&mut self, plan: &ReplayPlan, stop: Stop) -> Option<Tweaks> {
+        // Further: past the event the best replay diverged at (another
+        // thread's code may now differ, and gets its own changes), or
+        // later in the order.
+        let past = |(t, i): (ThreadId, u64)| {
+            plan.threads.get(t as usize).is_some_and(|p| p.done > i) && stop.event != Some((t, i))
+        };
+        let further =
+            self.fresh || self.best_event.is_some_and(past) || stop.reach > self.best_reach;
+        if further {
+            if let Some(t) = self.trying.take() {
+                self.best.insert(t);
+            }
+            self.best_reach = stop.reach;
+            self.best_event = stop.event;
+            self.queue = candidates(plan, stop, &self.best);
+            crate::engine::debug_log(format_args!(
+                "search: candidates for {stop:?}: {:?}",
+                self.queue
+            ));
+        }
+        self.trying = None;
+        self.fresh = false;
+        if self.tries_left == 0 || Instant::now() >= self.deadline {
+            return None;
+        }
+        self.tries_left -= 1;
+        self.tries += 1;
+        match self.queue.pop().filter(|_| self.phase_left > 0) {
+            Some(t) => {
+                self.phase_left -= 1;
+                self.trying = Some(t);
+                let mut tweaks = self.best.clone();
+                tweaks.insert(t);
+                Some(tweaks)
+            }
+            None => {
+                // This phase is spent: the next mode, alone at first.
+                self.phase += 1;
+                let (mode, _) = *PHASES.get(self.phase)?;
+                self.phase_left = Self::share(self.phase, self.tries_left + self.tries)
+                    .min(self.tries_left)
+                    .saturating_sub(1);
+                self.fresh = true;
+                self.best = Tweaks {
+                    mode,
+                    ..Tweaks::default()
+                };
+                Some(self.best.clone())
+            }
+        }
+    }
+}
+
+impl Tweaks {
+    fn insert(&mut self, t: Tweak) {
+        match t {
+            Tweak::NoLate(r) => self.no_late.insert(r),
+            Tweak::NoGate(r) => self.no_gate.insert(r),
+            Tweak::Late(r) => self.late.insert(r),
+            Tweak::NoLateFrom(lo, hi) => {
+                self.no_late.extend(lo..=hi);
+                true
+            }
+        };
+    }
+}
+
+/// Where a replay stopped, as the search looks at it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stop {
+    /// The order's place: how far the replay got.
+    pub reach: u64,
+    /// The thread that diverged, if one did.
+    pub thread: Option<ThreadId>,
+    /// The event that diverged, as (thread, index).
+    pub event: Option<(ThreadId, u64)>,
+    /// The rank of that thread's event before the one that diverged: its
+    /// code from there on computed what differed (that can be long before
+    /// the order's place, when its next event came late).
+    pub code_at: Option<u64>,
+}
+
+/// The rules replay applied at events near where the diverging thread's
+/// code ran and near the order's place, not yet turned off, ordered to be
+/// popped from the end: the diverging thread's own events first, then
+/// those near its code, each group nearest first.
+fn candidates(plan: &ReplayPlan, stop: Stop, done: &Tweaks) -> Vec<Tweak> {
+    let mut windows = vec![(stop.reach.saturating_sub(LOOKBACK), stop.reach)];
+    if let Some(at) = stop.code_at {
+        windows.push((at.saturating_sub(LOOKBACK), at + LOOKBACK / 4));
+    }
+    let near = |r: &u64| windows.iter().any(|(lo, hi)| (lo..=hi).contains(&r));
+    let ops = || {
+        plan.threads
+            .iter()
+            .flat_map(|t| t.sync.iter().zip(t.sync_holds.iter()))
+    };
+    let gates: BTreeSet<u64> = ops()
+        .filter(|(op, h)| h.gate_after != rrc_synclog::NO_ARRIVAL && near(&op.order))
+        .map(|(op, _)| op.order)
+        .collect();
+    // A sync operation's arrival has a rank of its own, with no rule.
+    let arrivals: BTreeSet<u64> = ops().map(|(op, _)| op.arrival).filter(near).collect();
+    let ranks: BTreeSet<u64> = windows.iter().flat_map(|&(lo, hi)| lo..=hi).collect();
+    let mut found = Vec::new();
+    for rank in ranks {
+        let done_here = done.no_late.contains(&rank) || done.late.contains(&rank);
+        if !arrivals.contains(&rank) && !done_here {
+            if late_until(rank, &plan.next_own, &plan.arrival_ranks).is_some() {
+                found.push(Tweak::NoLate(rank));
+            } else if plan.next_own.get(rank).is_some_and(|next| next > rank + 1) {
+                found.push(Tweak::Late(rank));
+            }
+        }
+        if gates.contains(&rank) && !done.no_gate.contains(&rank) {
+            found.push(Tweak::NoGate(rank));
+        }
+    }
+    if let Some(at) = stop.code_at {
+        for span in [16, 48] {
+            let lo = at.saturating_sub(span);
+            if (lo..=at).any(|r| !done.no_late.contains(&r)) {
+                found.push(Tweak::NoLateFrom(lo, at));
+            }
+        }
+    }
+    // Popped from the end: spans, then the diverging thread's own events,
+    // then the other threads' events.
+    let key = |t: &Tweak| {
+        let (class, r) = match *t {
+            Tweak::NoLate(r) | Tweak::NoGate(r) | Tweak::Late(r) => {
+                let own = stop.thread.is_some()
+                    && plan.rank_owner.get(r as usize).copied() == stop.thread;
+                (u8::from(own), r)
+            }
+            Tweak::NoLateFrom(lo, _) => (2, lo),
+        };
+        let distance = stop
+            .code_at
+            .map_or(u64::MAX, |at| at.abs_diff(r))
+            .min(stop.reach.abs_diff(r));
+        (class, std::cmp::Reverse(distance))
+    };
+    found.sort_by_key(key);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tweaks_count_both_kinds() {
+        let mut t = Tweaks::default();
+        assert_eq!(t.len(), 0);
+        t.insert(Tweak::NoLate(3));
+        t.insert(Tweak::NoGate(3));
+        t.insert(Tweak::NoLate(3));
+        assert_eq!(t.len(), 2);
+    }
+}
