@@ -453,7 +453,8 @@ fn a_search_tries_changes_near_the_divergence_then_other_modes_then_stops() {
     use crate::search::{Search, Stop};
     let (_dir, plan) = waiting_thread_plan();
     let start = std::time::Instant::now();
-    let mut search = Search::new(6, start, std::time::Duration::from_secs(60));
+    let second = std::time::Duration::from_secs(1);
+    let mut search = Search::new(6, start, 60 * second, second / 10);
     // Thread 1 diverged at its clock read (rank 4): its code ran from the
     // wait's return at rank 1.
     let stop = Stop {
@@ -479,4 +480,23 @@ fn a_search_tries_changes_near_the_divergence_then_other_modes_then_stops() {
     let mut modes: Vec<_> = tried.iter().map(|t| t.mode).collect();
     modes.dedup();
     assert_eq!(modes.len(), 3, "each mode in its turn: {modes:?}");
+}
+
+#[test]
+fn a_search_with_time_for_few_tries_goes_to_the_other_modes_at_once() {
+    use crate::search::{Search, Stop};
+    let (_dir, plan) = waiting_thread_plan();
+    let second = std::time::Duration::from_secs(1);
+    // Time for one or two tries of the twelve: one in each other mode.
+    let mut search = Search::new(12, std::time::Instant::now(), 2 * second, second);
+    let stop = Stop {
+        reach: 4,
+        thread: Some(1),
+        event: Some((1, 0)),
+        code_at: Some(1),
+    };
+    let first = search.next(&plan, stop).expect("a try");
+    assert!(first.mode.no_segments, "{first:?}");
+    let second_try = search.next(&plan, stop).expect("a try");
+    assert!(second_try.mode.no_late_returns, "{second_try:?}");
 }

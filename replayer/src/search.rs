@@ -122,13 +122,15 @@ pub struct Search {
     phase_left: u32,
     tries_left: u32,
     deadline: Instant,
+    /// How long one try takes (the first one took).
+    per_try: Duration,
     pub tries: u32,
 }
 
 impl Search {
-    /// A search of at most `tries` further replays, started only until
-    /// `budget` has passed since `start`.
-    pub fn new(tries: u32, start: Instant, budget: Duration) -> Search {
+    /// A search of at most `tries` further replays of `per_try` each,
+    /// started only until `budget` has passed since `start`.
+    pub fn new(tries: u32, start: Instant, budget: Duration, per_try: Duration) -> Search {
         Search {
             best: Tweaks::default(),
             best_reach: 0,
@@ -140,6 +142,7 @@ impl Search {
             phase_left: Self::share(0, tries),
             tries_left: tries,
             deadline: start + budget,
+            per_try,
             tries: 0,
         }
     }
@@ -175,8 +178,17 @@ impl Search {
         }
         self.trying = None;
         self.fresh = false;
-        if self.tries_left == 0 || Instant::now() >= self.deadline {
+        let now = Instant::now();
+        if self.tries_left == 0 || now >= self.deadline {
             return None;
+        }
+        // Only as many tries left as modes to come (a long replay gets
+        // few): each later mode gets one.
+        let fit = self.deadline.saturating_duration_since(now).as_nanos()
+            / self.per_try.as_nanos().max(1);
+        let modes_to_come = (PHASES.len() - 1).saturating_sub(self.phase) as u128;
+        if fit.min(u128::from(self.tries_left)) <= modes_to_come {
+            self.phase_left = 0;
         }
         self.tries_left -= 1;
         self.tries += 1;
