@@ -195,7 +195,7 @@ fn run(cli: &Cli) -> Result<Verdict> {
     // Tries are cheap for the short programs whose unseen races decide
     // them; a long trace gets a few at most.
     let per_try = started.elapsed();
-    let budget = (per_try * 4).clamp(Duration::from_secs(3), Duration::from_secs(60));
+    let budget = (per_try * 3).clamp(Duration::from_secs(2), Duration::from_secs(30));
     let mut search = search::Search::new(cli.retries, started, budget, per_try);
     let mut stop = first.stop;
     let mut printed = replayer.outputs_printed();
