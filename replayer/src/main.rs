@@ -108,6 +108,9 @@ const EXIT_DIVERGENCE: i32 = 3;
 /// The stall timeout of a try after the first (`search.rs`), in seconds.
 const RETRY_STALL_SECS: u64 = 5;
 
+/// How many times the first try's length a later try may run.
+const TRY_LENGTHS: u32 = 4;
+
 // Huge pages off before Rust's runtime allocates (see the macro).
 rrc_interposer::no_huge_pages_before_main!();
 
@@ -184,7 +187,7 @@ fn run(cli: &Cli) -> Result<Verdict> {
     // threads of later tries inherit the mask too).
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
     let started = std::time::Instant::now();
-    let mut first = attempt(cli, clock, search::Tweaks::default(), None)?;
+    let mut first = attempt(cli, clock, search::Tweaks::default(), None, None)?;
     let Some(mut replayer) = first.replayer.take() else {
         return Ok(first.verdict);
     };
@@ -195,8 +198,9 @@ fn run(cli: &Cli) -> Result<Verdict> {
     // Tries are cheap for the short programs whose unseen races decide
     // them; a long trace gets a few at most.
     let per_try = started.elapsed();
-    let budget = (per_try * 3).clamp(Duration::from_secs(2), Duration::from_secs(30));
+    let budget = (per_try * 3).clamp(Duration::from_secs(3), Duration::from_secs(30));
     let mut search = search::Search::new(cli.retries, started, budget, per_try);
+    let try_limit = (per_try * TRY_LENGTHS).max(Duration::from_millis(300));
     let mut stop = first.stop;
     let mut printed = replayer.outputs_printed();
     while let Some(tweaks) = search.next(replayer.plan(), stop) {
@@ -210,7 +214,7 @@ fn run(cli: &Cli) -> Result<Verdict> {
         drop(replayer);
         // A try that fails to run, or ends before the program starts,
         // leaves the first try's verdict standing.
-        let next = match attempt(cli, clock, tweaks, Some(printed)) {
+        let next = match attempt(cli, clock, tweaks, Some(printed), Some(try_limit)) {
             Ok(next) => next,
             Err(e) => {
                 engine::debug_log(format_args!("try {} failed: {e:#}", search.tries));
@@ -247,12 +251,14 @@ fn run(cli: &Cli) -> Result<Verdict> {
 }
 
 /// Replays the trace once, with the rules in `tweaks` off; a later try
-/// does not print the first `printed` outputs again.
+/// does not print the first `printed` outputs again, and is ended after
+/// `limit`.
 fn attempt(
     cli: &Cli,
     clock: rrc_interposer::StopClock,
     tweaks: search::Tweaks,
     printed: Option<u64>,
+    limit: Option<Duration>,
 ) -> Result<Try> {
     let opened = std::time::Instant::now();
     let mut plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
@@ -290,6 +296,7 @@ fn attempt(
     log.set_fast_path(in_process, 0);
     let log = Arc::new(log);
     let shared = Arc::new(feed::ReplayShared::default());
+    let watched = Arc::clone(&shared);
     let streams = plan
         .threads
         .iter()
@@ -429,7 +436,29 @@ fn attempt(
     if may_retry {
         replayer.retrying(printed.unwrap_or(0));
     }
+    // A later try that runs far longer than the first is spending its
+    // time giving way: it is ended, as a try that failed.
+    let watchdog = printed.and(limit).map(|limit| {
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let shared = Arc::clone(&watched);
+        let join = std::thread::spawn(move || {
+            if wait.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                shared.diverge(divergence::Divergence {
+                    thread: None,
+                    recorded_tid: 0,
+                    index: None,
+                    expected: format!("the try to end within {limit:?}"),
+                    observed: "it ran on".into(),
+                });
+            }
+        });
+        (done, join)
+    });
     let verdict = replayer.run();
+    if let Some((done, join)) = watchdog {
+        drop(done);
+        let _ = join.join();
+    }
     feeder.finish();
     waker.finish();
     if cli.stats {
