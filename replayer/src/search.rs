@@ -11,9 +11,12 @@
 //!
 //! Every placement these rules choose between is consistent with the
 //! recorded event order, so replay may try another one: it replays from
-//! the start with the rule turned off at one event near the divergence,
-//! keeps a change that carries the replay further, and stops at the first
-//! faithful replay or when its tries or its time are spent. Each try is
+//! the start with late returns off over a span of events before the
+//! diverging thread's last call, or one rule changed at one event near
+//! there or near the order's place, keeps a change that carries the replay
+//! further, then tries whole replays without segments and without late
+//! returns, and stops at the first faithful replay or when its tries or
+//! its time are spent (`main.rs` runs the tries). Each try is
 //! checked event by event like the first; the output printed on rrc-replay's
 //! stdout is the recorded output, printed once, in order (the engine prints
 //! only outputs replayed faithfully, and a later try skips those printed).
@@ -28,7 +31,8 @@ use rrc_trace::ThreadId;
 use crate::plan::ReplayPlan;
 use crate::ranks::late_until;
 
-/// The rules turned off, by the rank of the event they apply to.
+/// The rules changed for one try, by the rank of the event they apply
+/// to, and the try's mode.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tweaks {
     /// Returns (and futex waits) at these ranks are not kept late: the
