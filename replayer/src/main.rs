@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
-use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, NO_ARRIVAL, SHM_FD};
+use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, SHM_FD};
 use rrc_trace::SyncOp;
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
@@ -263,10 +263,13 @@ fn attempt(
     let opened = std::time::Instant::now();
     let mut plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
         .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
-    // The whole replay's mode: the user's, or a later try's.
-    let no_segments = cli.no_segments || tweaks.mode.no_segments;
-    let no_late_returns = cli.no_late_returns || tweaks.mode.no_late_returns;
-    plan.tweak(tweaks);
+    // The whole replay's mode: the user's, and a later try's.
+    let mode = tweaks.mode.or(search::Mode {
+        no_segments: cli.no_segments,
+        no_late_returns: cli.no_late_returns,
+        no_lock_gates: cli.no_lock_gates,
+    });
+    plan.tweak(search::Tweaks { mode, ..tweaks });
     engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
     let window = plan.reader.stats();
     let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
@@ -280,7 +283,7 @@ fn attempt(
         Schedule::Parallel
     } else if plan.header.serialized {
         Schedule::Serial
-    } else if plan.threads.len() > 1 && !no_segments {
+    } else if plan.threads.len() > 1 && !mode.no_segments {
         Schedule::Segments
     } else {
         Schedule::Parallel
@@ -305,21 +308,6 @@ fn attempt(
             // replay hands the run of the program on event by event.
             let holds = if plan.header.serialized {
                 Arc::default()
-            } else if no_late_returns || cli.no_lock_gates {
-                let keep = |h: &plan::SyncHolds| plan::SyncHolds {
-                    late_to: if no_late_returns {
-                        NO_ARRIVAL
-                    } else {
-                        h.late_to
-                    },
-                    gate_after: if cli.no_lock_gates {
-                        NO_ARRIVAL
-                    } else {
-                        h.gate_after
-                    },
-                    ..*h
-                };
-                Arc::new(t.sync_holds.iter().map(keep).collect())
             } else {
                 Arc::clone(&t.sync_holds)
             };
@@ -422,7 +410,7 @@ fn attempt(
             order_returns: !cli.no_order_returns,
             // A serialised replay hands the run of the program on event
             // by event: the recorded schedule places the code between.
-            late_returns: !no_late_returns && !serialized,
+            late_returns: !mode.no_late_returns && !serialized,
             in_process,
         },
     );
@@ -438,7 +426,7 @@ fn attempt(
     }
     // A later try that runs far longer than the first is spending its
     // time giving way: it is ended, as a try that failed.
-    let watchdog = printed.and(limit).map(|limit| {
+    let watchdog = limit.map(|limit| {
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let shared = Arc::clone(&watched);
         let join = std::thread::spawn(move || {
@@ -486,18 +474,11 @@ fn attempt(
     let again = may_retry
         && verdict.as_ref().is_err_and(|d| d.thread.is_some())
         && replayer.ways.stalls_timed_out == 0;
-    let stop = search::Stop {
-        reach: u64::from(log.order_turn()),
-        thread: verdict.as_ref().err().and_then(|d| d.thread),
-        event: verdict
-            .as_ref()
-            .err()
-            .and_then(|d| Some((d.thread?, d.index?))),
-        code_at: verdict
-            .as_ref()
-            .err()
-            .and_then(|d| code_at(replayer.plan(), d)),
-    };
+    let stop = search::Stop::new(
+        replayer.plan(),
+        u64::from(log.order_turn()),
+        verdict.as_ref().err(),
+    );
     // Looked for only once a thread's replay has departed.
     let verdict = verdict.err().map(|d| {
         let hint = d.thread.and_then(|_| serialize_hint(replayer.plan()));
@@ -509,26 +490,6 @@ fn attempt(
         stop,
         replayer: Some(replayer),
     })
-}
-
-/// The rank of the diverging thread's last call before the one that
-/// diverged, if it is not too far back: its code from there computed what
-/// differs. Futex waits between are passed over: they are its waits for
-/// a lock rrc does not see (stdout's, in Rust) once the value was made.
-fn code_at(plan: &plan::ReplayPlan, d: &divergence::Divergence) -> Option<u64> {
-    let (thread, index) = (d.thread?, d.index?);
-    let rank = *plan.return_rank.get(&(thread, index))?;
-    let sync: std::collections::HashSet<u64> = plan
-        .threads
-        .get(thread as usize)?
-        .sync
-        .iter()
-        .flat_map(|op| [op.order, op.arrival])
-        .collect();
-    let lowest = rank.saturating_sub(1 << 16);
-    (lowest..rank)
-        .rev()
-        .find(|r| plan.rank_owner.get(*r as usize) == Some(&thread) && !sync.contains(r))
 }
 
 fn print_ways(ways: &engine::WayStats) {

@@ -414,30 +414,39 @@ impl ReplayPlan {
         late_until(rank, &self.next_own, &self.arrival_ranks)
     }
 
-    /// Turns the rules in `tweaks` off at their events, for this replay.
+    /// Applies `tweaks` to this replay: the whole replay's rules its mode
+    /// turns off, and the rules changed at single events. The futex
+    /// waits' holds are rewritten only when something changes them.
     pub fn tweak(&mut self, tweaks: Tweaks) {
-        for t in &mut self.threads {
-            let holds = t
-                .sync
-                .iter()
-                .zip(t.sync_holds.iter())
-                .map(|(op, h)| SyncHolds {
-                    late_to: if tweaks.no_late.contains(&op.order) {
-                        rrc_synclog::NO_ARRIVAL
-                    } else if tweaks.late.contains(&op.order) && op.op == SyncOp::FutexWait {
-                        self.next_own.get(op.order).unwrap_or(h.late_to)
-                    } else {
-                        h.late_to
-                    },
-                    gate_after: if tweaks.no_gate.contains(&op.order) {
-                        rrc_synclog::NO_ARRIVAL
-                    } else {
-                        h.gate_after
-                    },
-                    ..*h
-                })
-                .collect();
-            t.sync_holds = Arc::new(holds);
+        let mode = tweaks.mode;
+        let at_events = !tweaks.no_late.is_empty()
+            || !tweaks.no_gate.is_empty()
+            || !tweaks.late.is_empty();
+        if at_events || mode.no_late_returns || mode.no_lock_gates {
+            let none = rrc_synclog::NO_ARRIVAL;
+            for t in &mut self.threads {
+                let holds = t
+                    .sync
+                    .iter()
+                    .zip(t.sync_holds.iter())
+                    .map(|(op, h)| SyncHolds {
+                        late_to: if mode.no_late_returns || tweaks.no_late.contains(&op.order) {
+                            none
+                        } else if tweaks.late.contains(&op.order) && op.op == SyncOp::FutexWait {
+                            self.next_own.get(op.order).unwrap_or(h.late_to)
+                        } else {
+                            h.late_to
+                        },
+                        gate_after: if mode.no_lock_gates || tweaks.no_gate.contains(&op.order) {
+                            none
+                        } else {
+                            h.gate_after
+                        },
+                        ..*h
+                    })
+                    .collect();
+                t.sync_holds = Arc::new(holds);
+            }
         }
         self.tweaks = tweaks;
     }

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use rrc_trace::ThreadId;
 
+use crate::divergence::Divergence;
 use crate::plan::ReplayPlan;
 use crate::ranks::late_until;
 
@@ -50,6 +51,7 @@ pub struct Tweaks {
 }
 
 impl Tweaks {
+    /// How many single events' rules are changed.
     pub fn len(&self) -> usize {
         self.no_late.len() + self.no_gate.len() + self.late.len()
     }
@@ -78,34 +80,37 @@ const LOOKBACK: u64 = 128;
 pub struct Mode {
     pub no_segments: bool,
     pub no_late_returns: bool,
+    /// Only the user's (`--no-lock-gates`); no phase turns it on.
+    pub no_lock_gates: bool,
 }
 
 /// The modes a search goes through, each with its share of the tries in
 /// quarters: the default first, for half; then without segments (the
 /// order moves on at once after each event), then without late returns.
 const PHASES: [(Mode, u32); 3] = [
-    (
-        Mode {
-            no_segments: false,
-            no_late_returns: false,
-        },
-        2,
-    ),
-    (
-        Mode {
-            no_segments: true,
-            no_late_returns: false,
-        },
-        1,
-    ),
-    (
-        Mode {
-            no_segments: false,
-            no_late_returns: true,
-        },
-        1,
-    ),
+    (Mode::whole(false, false), 2),
+    (Mode::whole(true, false), 1),
+    (Mode::whole(false, true), 1),
 ];
+
+impl Mode {
+    const fn whole(no_segments: bool, no_late_returns: bool) -> Mode {
+        Mode {
+            no_segments,
+            no_late_returns,
+            no_lock_gates: false,
+        }
+    }
+
+    /// This mode with the user's flags (`cli`) on top.
+    pub fn or(self, cli: Mode) -> Mode {
+        Mode {
+            no_segments: self.no_segments || cli.no_segments,
+            no_late_returns: self.no_late_returns || cli.no_late_returns,
+            no_lock_gates: self.no_lock_gates || cli.no_lock_gates,
+        }
+    }
+}
 
 /// The search's state between tries.
 pub struct Search {
@@ -249,6 +254,40 @@ pub struct Stop {
     /// code from there on computed what differed (that can be long before
     /// the order's place, when its next event came late).
     pub code_at: Option<u64>,
+}
+
+impl Stop {
+    /// Where a replay that got to `reach` in the order stopped, diverging
+    /// as `divergence` says (`None`: it did not).
+    pub fn new(plan: &ReplayPlan, reach: u64, divergence: Option<&Divergence>) -> Stop {
+        let thread = divergence.and_then(|d| d.thread);
+        let event = divergence.and_then(|d| Some((d.thread?, d.index?)));
+        Stop {
+            reach,
+            thread,
+            event,
+            code_at: event.and_then(|e| code_at(plan, e)),
+        }
+    }
+}
+
+/// The rank of the diverging thread's last call before its event that
+/// diverged, if it is not too far back: its code from there computed what
+/// differs. Futex waits between are passed over: they are its waits for
+/// a lock rrc does not see (stdout's, in Rust) once the value was made.
+fn code_at(plan: &ReplayPlan, (thread, index): (ThreadId, u64)) -> Option<u64> {
+    let rank = *plan.return_rank.get(&(thread, index))?;
+    let sync: std::collections::HashSet<u64> = plan
+        .threads
+        .get(thread as usize)?
+        .sync
+        .iter()
+        .flat_map(|op| [op.order, op.arrival])
+        .collect();
+    let lowest = rank.saturating_sub(1 << 16);
+    (lowest..rank)
+        .rev()
+        .find(|r| plan.rank_owner.get(*r as usize) == Some(&thread) && !sync.contains(r))
 }
 
 /// The rules replay applied at events near where the diverging thread's
