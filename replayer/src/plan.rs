@@ -419,9 +419,8 @@ impl ReplayPlan {
     /// waits' holds are rewritten only when something changes them.
     pub fn tweak(&mut self, tweaks: Tweaks) {
         let mode = tweaks.mode;
-        let at_events = !tweaks.no_late.is_empty()
-            || !tweaks.no_gate.is_empty()
-            || !tweaks.late.is_empty();
+        let at_events =
+            !tweaks.no_late.is_empty() || !tweaks.no_gate.is_empty() || !tweaks.late.is_empty();
         if at_events || mode.no_late_returns || mode.no_lock_gates {
             let none = rrc_synclog::NO_ARRIVAL;
             for t in &mut self.threads {

@@ -1,6 +1,9 @@
 //! The real (libc) definitions of the functions the shim interposes,
 //! looked up on first use and cached: a function may be called before any
-//! constructor of this library has run.
+//! constructor of this library has run. The constructor looks them all up
+//! (`resolve_all`), so that no later call needs the dynamic linker's lock:
+//! a vfork child whose parent dies, or a signal handler that interrupted
+//! a `dlopen`, could find it held for ever.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::ptr;
@@ -67,9 +70,11 @@ impl NextSymbol {
 }
 
 /// Defines one accessor per real function, returning it as a typed
-/// function pointer (None when libc does not define it).
+/// function pointer (None when libc does not define it), and a function
+/// `$group` that looks them all up now.
 macro_rules! real_functions {
-    ($( $getter:ident = $name:literal $(@ $version:expr)? => fn($($arg:ty),*) -> $ret:ty; )*) => {$(
+    ($group:ident: $( $getter:ident = $name:literal $(@ $version:expr)? => fn($($arg:ty),*) -> $ret:ty; )*) => {
+        $(
         #[inline]
         pub fn $getter() -> Option<unsafe extern "C" fn($($arg),*) -> $ret> {
             static SYMBOL: NextSymbol = NextSymbol::new($name, real_functions!(@version $($version)?));
@@ -80,12 +85,16 @@ macro_rules! real_functions {
                 std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> $ret>(address)
             })
         }
-    )*};
+        )*
+        fn $group() {
+            $( let _ = $getter(); )*
+        }
+    };
     (@version) => { None };
     (@version $version:expr) => { Some($version) };
 }
 
-real_functions! {
+real_functions! { sync_functions:
     mutex_lock = c"pthread_mutex_lock" => fn(*mut pthread_mutex_t) -> c_int;
     mutex_trylock = c"pthread_mutex_trylock" => fn(*mut pthread_mutex_t) -> c_int;
     mutex_timedlock = c"pthread_mutex_timedlock"
@@ -158,7 +167,7 @@ real_functions! {
 }
 
 // libgomp's loop schedules whose chunks an atomic hands out (`openmp`).
-real_functions! {
+real_functions! { gomp_loops:
     gomp_loop_dynamic_start = c"GOMP_loop_dynamic_start" => fn(
         libc::c_long, libc::c_long, libc::c_long, libc::c_long, *mut libc::c_long, *mut libc::c_long
     ) -> bool;
@@ -193,7 +202,7 @@ real_functions! {
 }
 
 // The calls the fast path buffers (`fast_calls`), for when it does not.
-real_functions! {
+real_functions! { fast_calls:
     read = c"read" => fn(c_int, *mut c_void, libc::size_t) -> libc::ssize_t;
     write = c"write" => fn(c_int, *const c_void, libc::size_t) -> libc::ssize_t;
     pread64 = c"pread64" => fn(c_int, *mut c_void, libc::size_t, i64) -> libc::ssize_t;
@@ -220,7 +229,7 @@ real_functions! {
     getppid = c"getppid" => fn() -> libc::pid_t;
 }
 
-real_functions! {
+real_functions! { once_guards:
     pthread_once = c"pthread_once"
         => fn(*mut libc::pthread_once_t, Option<unsafe extern "C" fn()>) -> c_int;
     // libstdc++'s, for C++ function-local statics (`static_init`).
@@ -228,7 +237,7 @@ real_functions! {
 }
 
 // The fortified entry points (`fortify`), for a call that fails their check.
-real_functions! {
+real_functions! { fortified:
     read_chk = c"__read_chk" => fn(c_int, *mut c_void, libc::size_t, libc::size_t) -> libc::ssize_t;
     pread64_chk = c"__pread64_chk"
         => fn(c_int, *mut c_void, libc::size_t, i64, libc::size_t) -> libc::ssize_t;
@@ -241,7 +250,7 @@ real_functions! {
     poll_chk = c"__poll_chk" => fn(*mut libc::pollfd, libc::nfds_t, c_int, libc::size_t) -> c_int;
 }
 
-real_functions! {
+real_functions! { rand_functions:
     rand = c"rand" => fn() -> c_int;
     random = c"random" => fn() -> libc::c_long;
     srand = c"srand" => fn(libc::c_uint) -> ();
@@ -256,7 +265,7 @@ real_functions! {
 
 // glibc's lazily loaded state: name services and the time zone
 // (`libc_lazy`).
-real_functions! {
+real_functions! { lazy_state:
     getpwuid = c"getpwuid" => fn(libc::uid_t) -> *mut libc::passwd;
     getpwuid_r = c"getpwuid_r" => fn(
         libc::uid_t, *mut libc::passwd, *mut libc::c_char, usize, *mut *mut libc::passwd
@@ -296,4 +305,19 @@ real_functions! {
     xpg_strerror_r = c"__xpg_strerror_r" => fn(c_int, *mut libc::c_char, usize) -> c_int;
     strsignal = c"strsignal" => fn(c_int) -> *mut libc::c_char;
     perror = c"perror" => fn(*const libc::c_char) -> ();
+}
+
+/// Looks up every real function now, at load time, while nothing else can
+/// hold the dynamic linker's lock. A vfork child runs on its parent's
+/// thread: if the parent is killed, the kernel zeroes the thread id that
+/// lock is owned by, and a lookup the child made then would never unlock
+/// it. Functions of libraries not loaded yet are looked up again on use.
+pub fn resolve_all() {
+    sync_functions();
+    gomp_loops();
+    fast_calls();
+    once_guards();
+    fortified();
+    rand_functions();
+    lazy_state();
 }

@@ -80,6 +80,7 @@ static ATTACH_AT_LOAD: extern "C" fn() = attach_at_load;
 extern "C" fn attach_at_load() {
     identify_now();
     if current().is_some() {
+        crate::real::resolve_all();
         crate::stdio::flush_at_exit_in_order();
     }
 }

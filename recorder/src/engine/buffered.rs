@@ -55,6 +55,20 @@ fn not_copied(op: &'static str, addr: u64, len: usize) -> InterposeError {
     }
 }
 
+/// How a thread's buffer is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// While it may run: only what it has published.
+    Published,
+    /// Stopped: all of it, and a vfork child that borrowed its stack is
+    /// done with it (a vfork parent runs again only after the child has
+    /// exec'd or exited).
+    Stopped,
+    /// Ended: all of it; a vfork child of a parent killed in its vfork
+    /// may still run on the parent's stack, and keeps trapping.
+    Ended,
+}
+
 impl Recorder {
     /// How often the buffers of threads that do not stop are read, so that
     /// the trace (and a backup reading it as a stream) lags the program
@@ -72,7 +86,7 @@ impl Recorder {
     pub(super) fn drain_all_published(&mut self) -> Result<Duration> {
         let pids: Vec<Pid> = self.threads.keys().copied().collect();
         for pid in pids {
-            self.drain_from(pid, false)?;
+            self.drain_from(pid, Drain::Published)?;
         }
         Ok(if std::mem::take(&mut self.buffered_since_drain) {
             Self::BUSY_DRAIN_PERIOD
@@ -82,15 +96,18 @@ impl Recorder {
     }
 
     /// Turns `pid`'s buffered calls into trace records. Called while it is
-    /// stopped (or gone): its shim is not writing the buffer.
+    /// stopped: its shim is not writing the buffer.
     pub(super) fn drain_buffered(&mut self, pid: Pid) -> Result<()> {
-        self.drain_from(pid, true)
+        self.drain_from(pid, Drain::Stopped)
     }
 
-    /// `stopped`: the thread is stopped or gone, and its buffer may be
-    /// emptied; a vfork child that borrowed its stack is done with it (the
-    /// parent runs again only after the child has exec'd or exited).
-    fn drain_from(&mut self, pid: Pid, stopped: bool) -> Result<()> {
+    /// The last of a thread that has ended.
+    pub(super) fn drain_ended(&mut self, pid: Pid) -> Result<()> {
+        self.drain_from(pid, Drain::Ended)
+    }
+
+    fn drain_from(&mut self, pid: Pid, how: Drain) -> Result<()> {
+        let stopped = how != Drain::Published;
         let Some(t) = self.threads.get(&pid) else {
             return Ok(());
         };
@@ -100,7 +117,7 @@ impl Recorder {
         };
         // Read first: this runs at every stop, and a locked update of a
         // word the shim reads on every buffered call is not free.
-        if stopped && buf.go_traced.load(Ordering::Relaxed) & TRACED_VFORK != 0 {
+        if how == Drain::Stopped && buf.go_traced.load(Ordering::Relaxed) & TRACED_VFORK != 0 {
             buf.go_traced.fetch_and(!TRACED_VFORK, Ordering::SeqCst);
         }
         if !buf.pending() {

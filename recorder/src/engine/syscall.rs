@@ -30,6 +30,8 @@ pub(super) struct InFlight {
     fork_stamp: Option<u64>,
     /// An address-space limit the call sets or reads (see `limits`).
     address_limit: AddressLimit,
+    /// The task a clone, fork or vfork made (its ptrace event seen).
+    pub created: Option<Pid>,
 }
 
 impl Recorder {
@@ -235,6 +237,7 @@ impl Recorder {
             installs,
             fork_stamp,
             address_limit,
+            created: None,
         })
     }
 

@@ -82,6 +82,7 @@ impl Recorder {
             .get_mut(&parent)
             .and_then(|t| t.in_flight.as_mut())
         {
+            call.created = Some(child);
             call.extra = if new_process {
                 SyscallExtra::NewProcess {
                     process,

@@ -218,7 +218,7 @@ impl Recorder {
     /// goes.
     pub(super) fn remove_thread(&mut self, pid: Pid, status: ExitStatus) -> Result<()> {
         // Its last buffered calls, before its end (the buffer outlives it).
-        self.drain_buffered(pid)?;
+        self.drain_ended(pid)?;
         let released = self.end_alone(pid);
         self.release_all(released)?;
         self.alone.forget(pid);
@@ -228,13 +228,18 @@ impl Recorder {
         if let Some(next) = self.token.give_back(pid) {
             self.release_all(vec![Release::Token(next)])?;
         }
-        // A signal the thread sent that ended its own process (raise or
-        // kill of SIGKILL): replay must send it too, though it never
-        // returned (0: what a successful send returns). Other calls a
-        // killed thread was in end with it.
+        // Calls a killed thread was in end with it, but for two that
+        // happened though they never returned, which replay must make too:
+        // a signal the thread sent that ended its own process (raise or
+        // kill of SIGKILL; 0, what a successful send returns), and a clone
+        // or fork whose child exists (killed between the kernel's making
+        // it and the call's exit, as when the recording ends and kills
+        // what is left behind; the child's id, what it returns).
         let unreturned = self.threads.get_mut(&pid).and_then(|t| t.in_flight.take());
         if let Some(call) = unreturned {
-            if matches!(status, ExitStatus::Signaled(_))
+            if let Some(child) = call.created {
+                self.finish_syscall(pid, call, child.as_raw().into(), true)?;
+            } else if matches!(status, ExitStatus::Signaled(_))
                 && model::replay_action(call.nr, &call.args) == ReplayAction::SignalSend
             {
                 self.finish_syscall(pid, call, 0, false)?;
