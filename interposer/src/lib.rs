@@ -27,7 +27,8 @@ pub use driver::{drive, is_restart, Ended, Idle, Prologue, SignalStep, StopHandl
 pub use filter::build_filter;
 pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use rdtsc_scan::{
-    code_has_rdtsc, elf_has_rdtsc, maps_code_of_a_file, may_be_tsc_fault, RdtscScan, RdtscScanner,
+    code_has_rdtsc, elf_has_rdtsc, maps_code_of_a_file, may_be_tsc_fault, prewarm_rdtsc_scan,
+    RdtscScan, RdtscScanner,
 };
 pub use spawn::{
     fd_identity, fd_target, file_digest, identity_of, inherited_fds, no_huge_pages_for_rrc,

@@ -26,7 +26,9 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 use nix::unistd::Pid;
@@ -76,12 +78,71 @@ struct FileMapping<'a> {
     path: &'a str,
 }
 
+/// Scans the code of a traced process's mappings for rdtsc and patches it.
+#[derive(Default)]
+pub struct RdtscScanner {}
+
 /// Files already scanned, by (device, inode, size, modification time):
 /// the file offsets of their rdtsc and rdtscp (`None`: not readable as an
-/// ELF image).
-#[derive(Default)]
-pub struct RdtscScanner {
-    files: HashMap<FileKey, Option<Vec<Site>>>,
+/// ELF image). One cache for the whole tracer process, so that a scan
+/// begun early on a thread of its own (`prewarm`) and each try of a
+/// replay find what was scanned before. A file is scanned with the lock
+/// held: whoever asks for it meanwhile waits rather than scans it twice.
+static SCANNED: LazyLock<Mutex<HashMap<FileKey, Scan>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// A file's rdtsc sites, `None` if it is not an ELF image.
+type Scan = Option<Arc<Vec<Site>>>;
+
+/// The scan of `path`, from the cache or made now.
+fn scanned(path: &Path) -> Scan {
+    let meta = std::fs::metadata(path).ok()?;
+    let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime());
+    let mut files = SCANNED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    files
+        .entry(key)
+        .or_insert_with(|| {
+            std::fs::read(path)
+                .ok()
+                .and_then(|image| elf_rdtsc_sites(&image))
+                .map(Arc::new)
+        })
+        .clone()
+}
+
+/// Starts scanning, on a thread of its own, the files a program about to
+/// start will map and a busy thread of it will have scanned when it asks
+/// (see the module's comment): its executable, and the unwinder library
+/// the shim needs, which the tracer (a Rust program too) has mapped
+/// itself. While the program's loader runs with the tracer on one
+/// processor (`startup_pin`), the other is free for it; scanning at the
+/// question instead took a millisecond or more of the program's time
+/// (iced-x86's tables are built at the first decode, too).
+pub fn prewarm_rdtsc_scan(executable: &Path) {
+    let mut paths = vec![executable.to_path_buf()];
+    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
+        let unwinder = maps
+            .lines()
+            .filter_map(parse_maps_line)
+            .map(|(_, _, _, _, path)| path)
+            .find(|path| {
+                path.rsplit('/')
+                    .next()
+                    .is_some_and(|name| name.starts_with("libgcc_s"))
+            });
+        if let Some(path) = unwinder {
+            paths.insert(0, PathBuf::from(path));
+        }
+    }
+    let _ = std::thread::Builder::new()
+        .name("rrc-rdtsc-scan".into())
+        .spawn(move || {
+            for path in paths {
+                let _ = scanned(&path);
+            }
+        });
 }
 
 /// A file's (device, inode, size, modification time).
@@ -156,7 +217,7 @@ impl RdtscScanner {
         let tracee = Tracee::new(pid);
         let mut patched = 0;
         for m in &files {
-            let Some(sites) = self.sites(m.path) else {
+            let Some(sites) = scanned(Path::new(m.path)) else {
                 if !patch {
                     continue;
                 }
@@ -191,20 +252,6 @@ impl RdtscScanner {
             }
         }
         RdtscScan::Free { vdso, patched }
-    }
-
-    /// The rdtsc sites of a file, scanned once.
-    fn sites(&mut self, path: &str) -> Option<&Vec<Site>> {
-        let meta = std::fs::metadata(path).ok()?;
-        let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime());
-        self.files
-            .entry(key)
-            .or_insert_with(|| {
-                std::fs::read(path)
-                    .ok()
-                    .and_then(|image| elf_rdtsc_sites(&image))
-            })
-            .as_ref()
     }
 }
 
@@ -305,8 +352,9 @@ pub fn code_has_rdtsc(code: &[u8], ip: u64) -> bool {
 /// the two opcodes' first bytes is not decoded.
 fn code_rdtsc_sites(code: &[u8], ip: u64) -> Vec<Site> {
     let candidate = code
-        .windows(2)
-        .any(|w| w == [0x0f, 0x31] || w == [0x0f, 0x01]);
+        .windows(3)
+        .any(|w| w[..2] == [0x0f, 0x31] || w == [0x0f, 0x01, 0xf9])
+        || code.ends_with(&[0x0f, 0x31]);
     if !candidate {
         return Vec::new();
     }

@@ -262,6 +262,9 @@ fn run(cli: Cli) -> Result<i32> {
         fast_path,
     };
     forward_stop_signals();
+    if !cli.trap_rdtsc {
+        rrc_interposer::prewarm_rdtsc_scan(&exe);
+    }
     let started = Instant::now();
     let root = spawn_traced(&opts)?;
     CHILD.store(root.as_raw(), Ordering::Relaxed);

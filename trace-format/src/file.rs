@@ -68,6 +68,15 @@ pub fn create_for_writing(target: &Path) -> Result<File> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e.to_string())),
     }
+    // The trace the new one replaces is freed when its last descriptor
+    // closes: held open across the rename and closed on a thread of its
+    // own, freeing a large one's pages and blocks (milliseconds) is not
+    // part of the recording's start.
+    let replaced = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(target)
+        .ok();
     let (temp, mut file) = create_beside(target).map_err(|e| fail(e.to_string()))?;
     // Something on disk before the rename, so the target never shows as an
     // empty file; the recorder's header follows at once.
@@ -75,6 +84,11 @@ pub fn create_for_writing(target: &Path) -> Result<File> {
     if let Err(e) = std::fs::rename(&temp, target) {
         let _ = std::fs::remove_file(&temp);
         return Err(fail(format!("cannot move the new trace into place: {e}")));
+    }
+    if let Some(old) = replaced {
+        let _ = std::thread::Builder::new()
+            .name("rrc-old-trace".into())
+            .spawn(move || drop(old));
     }
     Ok(file)
 }

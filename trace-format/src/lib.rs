@@ -8,6 +8,7 @@
 
 mod bytes;
 mod digest;
+mod encode;
 mod file;
 mod head;
 mod reader;

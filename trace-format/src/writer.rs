@@ -33,7 +33,9 @@ impl<W: Write> TraceWriter<W> {
     }
 
     pub fn write(&mut self, record: &TraceRecord) -> Result<()> {
-        self.write_frame(record)
+        self.buf.clear();
+        frame_record(&mut self.buf, record)?;
+        self.write_buf()
     }
 
     /// Frames encoded elsewhere ([`Frames`]), as they are.
@@ -45,7 +47,11 @@ impl<W: Write> TraceWriter<W> {
 
     fn write_frame<T: serde::Serialize>(&mut self, value: &T) -> Result<()> {
         self.buf.clear();
-        frame_into(&mut self.buf, value)?;
+        frame_with(&mut self.buf, |b| crate::encode_into(b, value))?;
+        self.write_buf()
+    }
+
+    fn write_buf(&mut self) -> Result<()> {
         // One write per frame: a reader of a cut file sees whole frames
         // followed by at most one partial one.
         self.out.write_all(&self.buf)?;
@@ -68,11 +74,20 @@ impl<W: Write> TraceWriter<W> {
     }
 }
 
-/// Appends `value` to `buf` as one frame: length, CRC-32, payload.
-fn frame_into<T: serde::Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<()> {
+/// Appends `record` to `buf` as one frame (a syscall's encoded by hand).
+fn frame_record(buf: &mut Vec<u8>, record: &TraceRecord) -> Result<()> {
+    frame_with(buf, |b| match record {
+        TraceRecord::Syscall(r) => crate::encode::syscall_record(b, r),
+        other => crate::encode_into(b, other),
+    })
+}
+
+/// Appends one frame to `buf`: length, CRC-32, and the payload `encode`
+/// appends.
+fn frame_with(buf: &mut Vec<u8>, encode: impl FnOnce(&mut Vec<u8>) -> Result<()>) -> Result<()> {
     let start = buf.len();
     buf.extend_from_slice(&[0u8; 8]);
-    if let Err(e) = crate::encode_into(buf, value) {
+    if let Err(e) = encode(buf) {
         buf.truncate(start);
         return Err(e);
     }
@@ -108,7 +123,7 @@ impl Frames {
     }
 
     pub fn push(&mut self, record: &TraceRecord) -> Result<()> {
-        frame_into(&mut self.buf, record)
+        frame_record(&mut self.buf, record)
     }
 
     pub fn is_empty(&self) -> bool {
