@@ -207,6 +207,9 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
     let tracer = unsafe { libc::getpid() };
 
     let program_thp = PROGRAM_THP_DISABLE.load(std::sync::atomic::Ordering::Relaxed);
+    // Read here: the environment's lock and an allocation have no place
+    // in the forked child (another thread may hold either at the fork).
+    let trap_tsc = std::env::var_os("RRC_EXP_NO_TSC").is_none();
     // The child inherits it; the driver ends it (see `startup_pin`).
     crate::startup_pin::pin_for_start();
     // SAFETY: after fork the child only makes async-signal-safe calls on
@@ -263,7 +266,7 @@ pub fn spawn_traced(opts: &SpawnOptions) -> Result<Pid> {
             libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
             // rdtsc/rdtscp fault (SIGSEGV) so the tracer can record them;
             // the setting survives exec and is inherited by every thread.
-            if std::env::var_os("RRC_EXP_NO_TSC").is_none() {
+            if trap_tsc {
                 libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0);
             }
             if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
