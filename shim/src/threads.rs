@@ -108,8 +108,12 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
     let op = crate::ops::SCHED_YIELD;
     match crate::order::if_recorded(op, 0, 0, false, call, || {}) {
         Some(0) => 0,
-        // Not the thread's next recorded call: an extra yield.
-        None => call(),
+        // Not the thread's next recorded call: an extra yield, counted
+        // for the tracer (a thread spinning for one it holds).
+        None => {
+            crate::order::count_extra_yield();
+            call()
+        }
         // A recorded failure (none is known): as sched_yield reports one.
         Some(err) => {
             session::set_errno(err.saturating_neg());

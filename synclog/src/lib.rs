@@ -253,6 +253,9 @@ pub struct SyncRing {
     /// arrival comes after it belongs after that call: one made before is
     /// not that recorded one (see `expect_if_next` in the shim).
     pub next_call_rank: AtomicU64,
+    /// Replay: yields the thread made that its recording does not have
+    /// (a spin loop waiting on another thread), counted.
+    pub extra_yields: AtomicU32,
     pub entries: [SyncEntryCell; RING_CAPACITY],
 }
 

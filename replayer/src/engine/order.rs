@@ -27,6 +27,15 @@ pub(crate) const INVERSION_CHECK: Duration = Duration::from_millis(2);
 /// ahead early (`break_untraced_block`).
 const UNTRACED_BLOCK_WAIT: Duration = Duration::from_millis(20);
 
+/// How long the order may stand still, with the thread whose event is
+/// next spinning on yields its recording does not have (a spin lock held
+/// by a thread the order holds), before a held return goes ahead: such a
+/// thread tells at once what it waits for, where a sleeping one does not.
+const SPINNING_OWNER_WAIT: Duration = Duration::from_millis(4);
+
+/// Extra yields that make the thread whose event is next a spinner.
+const SPINNING_YIELDS: u32 = 4;
+
 /// How far behind the recorded timeline a running thread must be before
 /// it counts as stuck (spinning on an atomic that a held-back thread
 /// would set: CPython's GIL hand-over needs this).
@@ -62,6 +71,9 @@ pub(crate) struct EventOrder {
     early: BTreeSet<u64>,
     /// The rank the order has been at, and since when.
     since: (u32, Instant),
+    /// At that rank, its thread's count of yields its recording does not
+    /// have, when first looked at (see `owner_spins`).
+    yields_at: Option<(u32, u32)>,
 }
 
 impl EventOrder {
@@ -71,6 +83,7 @@ impl EventOrder {
             queued: BTreeMap::new(),
             early: BTreeSet::new(),
             since: (0, now),
+            yields_at: None,
         }
     }
 
@@ -182,6 +195,21 @@ impl EventOrder {
     /// moving again.
     pub fn restart_still(&mut self, turn: u32, now: Instant) {
         self.since = (turn, now);
+        self.yields_at = None;
+    }
+
+    /// Whether the thread whose event is next, at rank `turn`, has made
+    /// `SPINNING_YIELDS` yields its recording does not have (`yields`,
+    /// its count) since the order got there: it spins, waiting for
+    /// another thread.
+    fn spins(&mut self, turn: u32, yields: u32) -> bool {
+        match self.yields_at {
+            Some((t, at)) if t == turn => yields.wrapping_sub(at) >= SPINNING_YIELDS,
+            _ => {
+                self.yields_at = Some((turn, yields));
+                false
+            }
+        }
     }
 }
 
@@ -325,12 +353,22 @@ impl Replayer {
             return Ok(());
         }
         let now = self.log.order_turn();
-        if self.order.still_for(now, Instant::now()) < UNTRACED_BLOCK_WAIT {
-            return Ok(());
-        }
         let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
             return Ok(());
         };
+        let yields = self
+            .log
+            .ring(owner)
+            .map_or(0, |r| r.extra_yields.load(Ordering::Relaxed));
+        let spins = self.order.spins(now, yields);
+        let wait = if spins {
+            SPINNING_OWNER_WAIT
+        } else {
+            UNTRACED_BLOCK_WAIT
+        };
+        if self.order.still_for(now, Instant::now()) < wait {
+            return Ok(());
+        }
         let Some(pid) = self.pid_of(owner) else {
             return Ok(());
         };
@@ -341,7 +379,7 @@ impl Replayer {
         {
             return Ok(());
         }
-        if !self.owner_stuck(owner) && !blocked_in_futex(pid) {
+        if !spins && !self.owner_stuck(owner) && !blocked_in_futex(pid) {
             return Ok(());
         }
         // The earliest event held back, at the tracer, at an entry or in
