@@ -78,9 +78,10 @@ struct FileMapping<'a> {
     path: &'a str,
 }
 
-/// Scans the code of a traced process's mappings for rdtsc and patches it.
+/// Scans the code of a traced process's mappings for rdtsc and patches it
+/// (what it has scanned is kept in `SCANNED`, for the whole process).
 #[derive(Default)]
-pub struct RdtscScanner {}
+pub struct RdtscScanner;
 
 /// Files already scanned, by (device, inode, size, modification time):
 /// the file offsets of their rdtsc and rdtscp (`None`: not readable as an
@@ -153,7 +154,7 @@ type Site = (u64, TscInstruction);
 impl RdtscScanner {
     /// Patches every rdtsc in the executable mappings of process `pid`
     /// (whose thread `pid` is stopped), or says what keeps the trap.
-    pub fn patch(&mut self, pid: Pid) -> RdtscScan {
+    pub fn patch(&self, pid: Pid) -> RdtscScan {
         self.apply(pid, true)
     }
 
@@ -162,14 +163,7 @@ impl RdtscScanner {
     /// its own rdtsc mode (`own_mode` non-zero: rdtsc must fault as
     /// SIGSEGV then). Only the answer to the shim's question needs the
     /// scan's outcome.
-    pub fn after_call(
-        &mut self,
-        pid: Pid,
-        nr: i64,
-        args: &[u64; 6],
-        ret: i64,
-        own_mode: &AtomicU32,
-    ) {
+    pub fn after_call(&self, pid: Pid, nr: i64, args: &[u64; 6], ret: i64, own_mode: &AtomicU32) {
         if maps_code_of_a_file(nr, args, ret) && own_mode.load(Ordering::SeqCst) == 0 {
             let _ = self.patch(pid);
         }
@@ -177,11 +171,11 @@ impl RdtscScanner {
 
     /// Puts back the rdtsc instructions `patch` replaced: the program set
     /// its own rdtsc mode, under which rdtsc must fault as SIGSEGV.
-    pub fn unpatch(&mut self, pid: Pid) {
+    pub fn unpatch(&self, pid: Pid) {
         self.apply(pid, false);
     }
 
-    fn apply(&mut self, pid: Pid, patch: bool) -> RdtscScan {
+    fn apply(&self, pid: Pid, patch: bool) -> RdtscScan {
         let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
             return RdtscScan::Found("/proc/PID/maps (unreadable)".into());
         };

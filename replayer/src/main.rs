@@ -393,9 +393,12 @@ fn attempt(
         fast_path: in_process,
     };
     let serialized = header.serialized;
-    rrc_interposer::prewarm_rdtsc_scan(std::path::Path::new(std::ffi::OsStr::from_bytes(
-        &header.exe,
-    )));
+    if printed.is_none() {
+        // Once: later tries find the scans in the process's cache.
+        rrc_interposer::prewarm_rdtsc_scan(std::path::Path::new(std::ffi::OsStr::from_bytes(
+            &header.exe,
+        )));
+    }
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {
         pids.push(root.as_raw());

@@ -95,12 +95,7 @@ fn settle_woken(uaddr: c_long, op: c_long, val: c_long) {
 #[cold]
 fn unmatched(uaddr: c_long, op: c_long, val: c_long, waits: bool) -> i32 {
     if waits {
-        let ring = match session::current() {
-            Some(session::Session::Replay(log)) => {
-                session::known_thread().and_then(|t| log.ring(t.slot))
-            }
-            _ => None,
-        };
+        let ring = session::replay_ring();
         // Bit 0: in the wait now; the rest counts the waits, so that the
         // tracer sees a thread going round its own wait loop as waiting
         // between two of them too. Only this thread writes the word.

@@ -71,7 +71,7 @@ impl NextSymbol {
 
 /// Defines one accessor per real function, returning it as a typed
 /// function pointer (None when libc does not define it), and a function
-/// `$group` that looks them all up now.
+/// `$group` that looks them all up now (a new group goes in `resolve_all`).
 macro_rules! real_functions {
     ($group:ident: $( $getter:ident = $name:literal $(@ $version:expr)? => fn($($arg:ty),*) -> $ret:ty; )*) => {
         $(

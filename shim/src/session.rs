@@ -279,6 +279,14 @@ pub fn known_thread() -> Option<LogicalThread> {
         .flatten()
 }
 
+/// Replay: the calling thread's ring, if the thread is known.
+pub fn replay_ring() -> Option<&'static rrc_synclog::SyncRing> {
+    let Some(Session::Replay(log)) = current() else {
+        return None;
+    };
+    known_thread().and_then(|t| log.ring(t.slot))
+}
+
 #[cold]
 fn resolve_identity(log: &SharedSyncLog) -> ThreadIdentity {
     // SAFETY: gettid takes no arguments and cannot fail.

@@ -111,7 +111,10 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
         // Not the thread's next recorded call: an extra yield, counted
         // for the tracer (a thread spinning for one it holds).
         None => {
-            crate::order::count_extra_yield();
+            if let Some(ring) = session::replay_ring() {
+                ring.extra_yields
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             call()
         }
         // A recorded failure (none is known): as sched_yield reports one.

@@ -166,7 +166,7 @@ impl Recorder {
             buffered_bytes: Vec::new(),
             buffered_calls: Vec::new(),
             buffered_since_drain: false,
-            rdtsc: Some(rrc_interposer::RdtscScanner::default()),
+            rdtsc: Some(rrc_interposer::RdtscScanner),
         };
         // Buffered calls' return times count from the same start.
         r.log.set_fast_path(fast_path, monotonic_ns());

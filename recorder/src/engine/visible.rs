@@ -102,7 +102,7 @@ impl Recorder {
             self.log.header().own_tsc_mode.store(1, Ordering::SeqCst);
             // Under its own mode rdtsc faults as SIGSEGV, not as a patch's
             // SIGILL: put the instructions back (replay does too).
-            if let Some(scanner) = self.rdtsc.as_mut() {
+            if let Some(scanner) = self.rdtsc.as_ref() {
                 scanner.unpatch(pid);
             }
         }
@@ -127,7 +127,7 @@ impl Recorder {
             tracee.set_regs(&regs, "answer the shim's rdtsc question")?;
             return Ok(answer);
         }
-        if let Some(scanner) = self.rdtsc.as_mut() {
+        if let Some(scanner) = self.rdtsc.as_ref() {
             let own_mode = &self.log.header().own_tsc_mode;
             scanner.after_call(pid, call.nr, &call.args, ret, own_mode);
         }
@@ -172,7 +172,7 @@ impl Recorder {
             .threads
             .get(&pid)
             .is_some_and(|t| t.tsc_mode != TscMode::Enable);
-        let Some(scanner) = self.rdtsc.as_mut().filter(|_| !own_mode) else {
+        let Some(scanner) = self.rdtsc.as_ref().filter(|_| !own_mode) else {
             return TSC_KEEP;
         };
         let started = std::time::Instant::now();

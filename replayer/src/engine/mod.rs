@@ -236,7 +236,7 @@ impl Replayer {
         let shim_recorded = plan.header.shim_path.clone();
         let mut r = Replayer {
             baton: baton::BatonWatch::default(),
-            rdtsc: rrc_interposer::RdtscScanner::default(),
+            rdtsc: rrc_interposer::RdtscScanner,
             plan,
             log,
             shared,

@@ -69,11 +69,28 @@ pub(crate) struct EventOrder {
     /// Ranks whose event went ahead early (see `break_untraced_block`):
     /// the order steps over them when it gets there.
     early: BTreeSet<u64>,
-    /// The rank the order has been at, and since when.
-    since: (u32, Instant),
-    /// At that rank, its thread's count of yields its recording does not
-    /// have, when first looked at (see `owner_spins`).
-    yields_at: Option<(u32, u32)>,
+    /// Where the order stands still, and since when.
+    still: Standstill,
+}
+
+/// The rank the order has been at, since when, and its thread's count
+/// of yields its recording does not have when first looked at there
+/// (see `EventOrder::spins`).
+#[derive(Debug)]
+struct Standstill {
+    turn: u32,
+    since: Instant,
+    yields: Option<u32>,
+}
+
+impl Standstill {
+    fn at(turn: u32, since: Instant) -> Standstill {
+        Standstill {
+            turn,
+            since,
+            yields: None,
+        }
+    }
 }
 
 impl EventOrder {
@@ -82,8 +99,7 @@ impl EventOrder {
             enabled,
             queued: BTreeMap::new(),
             early: BTreeSet::new(),
-            since: (0, now),
-            yields_at: None,
+            still: Standstill::at(0, now),
         }
     }
 
@@ -185,28 +201,28 @@ impl EventOrder {
     /// How long the order has stood at rank `turn` (or since a held event
     /// was last let go ahead of it).
     pub fn still_for(&mut self, turn: u32, now: Instant) -> Duration {
-        if turn != self.since.0 {
-            self.since = (turn, now);
+        if turn != self.still.turn {
+            self.still = Standstill::at(turn, now);
         }
-        now.duration_since(self.since.1)
+        now.duration_since(self.still.since)
     }
 
     /// An event went ahead of the order at `turn`: the order counts as
     /// moving again.
     pub fn restart_still(&mut self, turn: u32, now: Instant) {
-        self.since = (turn, now);
-        self.yields_at = None;
+        self.still = Standstill::at(turn, now);
     }
 
     /// Whether the thread whose event is next, at rank `turn`, has made
     /// `SPINNING_YIELDS` yields its recording does not have (`yields`,
     /// its count) since the order got there: it spins, waiting for
     /// another thread.
-    fn spins(&mut self, turn: u32, yields: u32) -> bool {
-        match self.yields_at {
-            Some((t, at)) if t == turn => yields.wrapping_sub(at) >= SPINNING_YIELDS,
-            _ => {
-                self.yields_at = Some((turn, yields));
+    fn spins(&mut self, turn: u32, yields: u32, now: Instant) -> bool {
+        self.still_for(turn, now);
+        match self.still.yields {
+            Some(at) => yields.wrapping_sub(at) >= SPINNING_YIELDS,
+            None => {
+                self.still.yields = Some(yields);
                 false
             }
         }
@@ -360,13 +376,14 @@ impl Replayer {
             .log
             .ring(owner)
             .map_or(0, |r| r.extra_yields.load(Ordering::Relaxed));
-        let spins = self.order.spins(now, yields);
+        let at = Instant::now();
+        let spins = self.order.spins(now, yields, at);
         let wait = if spins {
             SPINNING_OWNER_WAIT
         } else {
             UNTRACED_BLOCK_WAIT
         };
-        if self.order.still_for(now, Instant::now()) < wait {
+        if self.order.still_for(now, at) < wait {
             return Ok(());
         }
         let Some(pid) = self.pid_of(owner) else {

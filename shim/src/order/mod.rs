@@ -567,19 +567,6 @@ fn return_late(log: &SharedSyncLog, expected: &Expected) {
     crate::futex::before_unseen_lock(log, slot, expected.entry.order);
 }
 
-/// Replay: the calling thread made a yield its recording does not have
-/// (see `sched_yield`): counted in its ring, where the tracer sees a
-/// thread spinning for another it may be holding.
-pub fn count_extra_yield() {
-    let Some(Session::Replay(log)) = session::current() else {
-        return;
-    };
-    let Some(ring) = session::known_thread().and_then(|t| log.ring(t.slot)) else {
-        return;
-    };
-    ring.extra_yields.fetch_add(1, Ordering::Relaxed);
-}
-
 /// A return that has happened at its place, whose thread's next event
 /// (`late_to`) comes after other threads' events: the order moves on at
 /// once (no baton: the others' events up to the next one of ours go
