@@ -126,6 +126,12 @@ impl Frames {
         frame_record(&mut self.buf, record)
     }
 
+    /// A syscall record, framed as `TraceRecord::Syscall` is (without
+    /// moving it into one).
+    pub fn push_syscall(&mut self, record: &crate::SyscallRecord) -> Result<()> {
+        frame_with(&mut self.buf, |b| crate::encode::syscall_record(b, record))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -335,6 +341,34 @@ mod tests {
         for r in &records {
             assert_eq!(reader.next_record().expect("frame").as_ref(), Some(r));
         }
+    }
+
+    #[test]
+    fn a_syscall_framed_by_reference_reads_back_as_the_record() {
+        let call = crate::SyscallRecord {
+            thread: 3,
+            index: 9,
+            nr: 1,
+            args: [1, 0x7000, 64, 0, 0, 0],
+            ret: 64,
+            inputs: vec![vec![0xab; 64]],
+            outputs: Vec::new(),
+            interval_ns: 1_500,
+            return_ns: 9_000_000,
+            order: 77,
+            extra: crate::SyscallExtra::Buffered,
+            digested: 0,
+        };
+        let mut frames = Frames::new();
+        frames.push_syscall(&call).expect("push");
+        let mut writer = TraceWriter::new(Vec::new(), &header()).expect("header");
+        writer.write_frames(&frames).expect("frames");
+        let bytes = writer.into_inner();
+        let mut reader = TraceReader::new(&bytes[..]).expect("reader");
+        assert_eq!(
+            reader.next_record().expect("frame"),
+            Some(TraceRecord::Syscall(call))
+        );
     }
 
     #[test]

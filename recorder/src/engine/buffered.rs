@@ -13,9 +13,10 @@ use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
 use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
-use rrc_trace::{SyscallExtra, SyscallRecord, TraceRecord};
+use rrc_trace::{SyscallExtra, SyscallRecord};
 
-use super::serial::writes_out;
+use super::serial::{writes_out, StdStreams};
+use super::threads::ThreadState;
 use super::{writer_stopped, Recorder, Resume};
 
 /// The memory a buffered call read or wrote, as the shim copied it:
@@ -151,10 +152,19 @@ impl Recorder {
         // Framed here and sent to the writer in one message.
         let mut frames = self.sink.frames();
         let mut framed = Ok(());
-        for call in &calls {
-            if let Some(mut record) = self.buffered_record(pid, process, &bytes, call) {
-                self.finish_record(&mut record);
-                framed = framed.and(frames.push(&record));
+        // The thread is looked up once for all its calls.
+        if let Some(t) = self.threads.get_mut(&pid) {
+            let at = Origin {
+                pid,
+                process,
+                epoch: self.epoch,
+            };
+            for call in &calls {
+                let mut record = buffered_record(t, &mut self.std_streams, &at, &bytes, call);
+                if !self.full_inputs {
+                    record.digest_sent_data();
+                }
+                framed = framed.and(frames.push_syscall(&record));
             }
         }
         self.buffered_bytes = bytes;
@@ -166,54 +176,6 @@ impl Recorder {
                 .map_err(|_| writer_stopped())?;
         }
         Ok(())
-    }
-
-    /// The record a buffered call makes (`None` if its thread is gone).
-    fn buffered_record(
-        &mut self,
-        pid: Pid,
-        process: rrc_trace::ProcessId,
-        bytes: &[u8],
-        call: &BufferedCall,
-    ) -> Option<TraceRecord> {
-        let mem = Snapshot {
-            bytes,
-            regions: &call.regions,
-        };
-        let inputs = model::read_inputs_from(&mem, call.nr, &call.args).unwrap_or_default();
-        let regions = model::outputs(call.nr, &call.args, call.ret, &mem).unwrap_or_default();
-        let outputs = regions
-            .iter()
-            .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
-            .collect();
-        // A write through a dup of our stdout or stderr is program output.
-        let stream = if writes_out(call.nr) {
-            self.std_streams.get(pid, process, call.args[0])
-        } else {
-            None
-        };
-        let extra = stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream);
-        let epoch = self.epoch;
-        let t = self.threads.get_mut(&pid)?;
-        let returned = epoch + Duration::from_nanos(call.return_ns);
-        let stamp = t.stamp_return_at(returned, epoch, call.order);
-        // The last trapped call's exit is not where the thread is now.
-        t.last_exit_rip = None;
-        let thread = t.logical;
-        Some(TraceRecord::Syscall(SyscallRecord {
-            thread,
-            index: stamp.index,
-            nr: call.nr as u32,
-            args: call.args,
-            ret: call.ret,
-            inputs,
-            outputs,
-            interval_ns: stamp.interval_ns,
-            return_ns: stamp.return_ns,
-            order: stamp.order,
-            extra,
-            digested: 0,
-        }))
     }
 
     /// The program's seccomp filter is in place (`TRACED_OWN_FILTER`):
@@ -276,5 +238,57 @@ impl Recorder {
             pid,
             Resume::Run(0, "resume after a buffered call's boundary"),
         )
+    }
+}
+
+/// Where a thread's buffered calls come from.
+struct Origin {
+    pid: Pid,
+    process: rrc_trace::ProcessId,
+    epoch: std::time::Instant,
+}
+
+/// The record a buffered call of thread `t` makes.
+fn buffered_record(
+    t: &mut ThreadState,
+    std_streams: &mut StdStreams,
+    at: &Origin,
+    bytes: &[u8],
+    call: &BufferedCall,
+) -> SyscallRecord {
+    let mem = Snapshot {
+        bytes,
+        regions: &call.regions,
+    };
+    let inputs = model::read_inputs_from(&mem, call.nr, &call.args).unwrap_or_default();
+    let regions = model::outputs(call.nr, &call.args, call.ret, &mem).unwrap_or_default();
+    let outputs = regions
+        .iter()
+        .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
+        .collect();
+    // A write through a dup of our stdout or stderr is program output.
+    let stream = if writes_out(call.nr) {
+        std_streams.get(at.pid, at.process, call.args[0])
+    } else {
+        None
+    };
+    let extra = stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream);
+    let returned = at.epoch + Duration::from_nanos(call.return_ns);
+    let stamp = t.stamp_return_at(returned, at.epoch, call.order);
+    // The last trapped call's exit is not where the thread is now.
+    t.last_exit_rip = None;
+    SyscallRecord {
+        thread: t.logical,
+        index: stamp.index,
+        nr: call.nr as u32,
+        args: call.args,
+        ret: call.ret,
+        inputs,
+        outputs,
+        interval_ns: stamp.interval_ns,
+        return_ns: stamp.return_ns,
+        order: stamp.order,
+        extra,
+        digested: 0,
     }
 }

@@ -22,6 +22,7 @@ mod alone;
 mod buffered;
 mod deferred;
 mod dispositions;
+mod idmap;
 mod limits;
 mod mapped;
 mod serial;
@@ -55,7 +56,7 @@ use token::Token;
 pub struct Recorder {
     sink: TraceSender,
     log: Arc<SharedSyncLog>,
-    threads: HashMap<Pid, ThreadState>,
+    threads: idmap::IdMap<Pid, ThreadState>,
     next_thread: Arc<AtomicU32>,
     next_process: ProcessId,
     /// Each traced process's pid as the program sees it.
@@ -143,7 +144,7 @@ impl Recorder {
         let mut r = Recorder {
             sink,
             log,
-            threads: HashMap::new(),
+            threads: idmap::IdMap::default(),
             next_thread,
             next_process: 0,
             process_pid: HashMap::new(),
