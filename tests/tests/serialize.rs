@@ -63,6 +63,31 @@ fn rust_workers_take_jobs_differently_natively() {
 }
 
 #[test]
+fn rust_readers_of_a_table_writers_change_under_a_std_rwlock_replay_exactly_when_serialized() {
+    every_serialized_recording_replays("rust_rwlock", 3);
+}
+
+#[test]
+fn rust_readers_see_different_tables_natively() {
+    assert_native_runs_differ(&program("rust_rwlock"), &[], b"", 10);
+}
+
+#[test]
+fn rust_readers_of_a_std_rwlock_recorded_in_parallel_end_quickly_faithful_or_divergent() {
+    let prog = program("rust_rwlock");
+    let mut faithful = 0;
+    let takes = 3 * repeat();
+    for take in 1..=takes {
+        let rec = record(&prog, &[], b"");
+        rec.assert_exit_code(0);
+        if replay_ends_faithful_or_divergent(&rec, &format!("take {take}")) {
+            faithful += 1;
+        }
+    }
+    eprintln!("rust_rwlock recorded in parallel: {faithful} of {takes} replays faithful");
+}
+
+#[test]
 fn a_hand_written_futex_lock_replays_exactly_when_serialized() {
     every_serialized_recording_replays("futex_lock", 5);
 }
