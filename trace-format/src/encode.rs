@@ -6,7 +6,12 @@
 //! equal, field edge by field edge; the rare fields (`extra`) still go
 //! through bincode.
 
-use crate::{Result, SyscallRecord};
+use crate::{Result, SyscallExtra, SyscallRecord};
+
+/// Variant indices in `SyscallExtra` (the unit tests hold them to serde's).
+const EXTRA_NONE: u64 = 0;
+const EXTRA_STD_STREAM: u64 = 4;
+const EXTRA_BUFFERED: u64 = 8;
 
 /// Integers gathered on the stack and appended at once: a push per
 /// integer onto the trace's buffer, through a reference the compiler
@@ -91,8 +96,20 @@ pub(crate) fn syscall_record(out: &mut Vec<u8>, r: &SyscallRecord) -> Result<()>
     ints.varint(r.interval_ns);
     ints.varint(r.return_ns);
     ints.varint(r.order);
-    ints.flush(out);
-    crate::encode_into(out, &r.extra)?;
+    // The kinds of `extra` a buffered call has, by hand too: an enum is
+    // its variant's index (a varint), then its fields.
+    match &r.extra {
+        SyscallExtra::None => ints.varint(EXTRA_NONE),
+        SyscallExtra::Buffered => ints.varint(EXTRA_BUFFERED),
+        SyscallExtra::StdStream(stream) => {
+            ints.varint(EXTRA_STD_STREAM);
+            ints.bytes(&[*stream]);
+        }
+        other => {
+            ints.flush(out);
+            crate::encode_into(out, other)?;
+        }
+    }
     ints.varint(u64::from(r.digested));
     ints.flush(out);
     Ok(())
@@ -155,6 +172,7 @@ mod tests {
                 SyscallExtra::Buffered,
                 SyscallExtra::None,
                 SyscallExtra::StdStream(2),
+                SyscallExtra::StdStream(251),
                 SyscallExtra::NewProcess {
                     process: n as u32,
                     thread: 3,
