@@ -76,13 +76,15 @@ unsafe fn answer(
 ) -> Option<i64> {
     let fed = buf.next_fed()?;
     let head = fed.head;
-    if head.nr != nr || head.args != *args {
+    if head.nr != nr || !same_call(&head.args, args, head.movable) {
         return None;
     }
     if !fed.intact() {
         return None;
     }
-    for (input, recorded) in fed.inputs().flatten() {
+    let moved = |addr: u64| moved_to(&head.args, args, head.movable, addr);
+    for (mut input, recorded) in fed.inputs().flatten() {
+        input.addr = moved(input.addr);
         // SAFETY: the caller's contract: the call's inputs are readable.
         if !unsafe { input_matches(&input, recorded) } {
             return None;
@@ -93,9 +95,11 @@ unsafe fn answer(
     let at_rank = ordered && log.wait_for_rank_of(slot, head.rank, RANK_SPINS, RANK_NAP);
     pace(log, buf, head.interval_ns, head.return_ns);
     for (addr, data) in fed.outputs().flatten() {
-        // SAFETY: the recorded call, made with these same arguments in the
-        // same program state, had the kernel write these regions: they are
-        // the program's own buffers for this call.
+        let addr = moved(addr);
+        // SAFETY: the recorded call, made with these same arguments (its
+        // buffers perhaps elsewhere) in the same program state, had the
+        // kernel write these regions: they are the program's own buffers
+        // for this call.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), addr as *mut u8, data.len()) };
     }
     buf.consume(head.len);
@@ -108,6 +112,25 @@ unsafe fn answer(
         crate::futex::before_unseen_lock(log, slot, head.rank);
     }
     Some(head.ret)
+}
+
+/// Whether `now` is the recorded call `then`: the same arguments, but for
+/// those in `movable` (buffers' addresses), which may differ when neither
+/// is null and no two recorded ones that were equal now differ.
+fn same_call(then: &[u64; 6], now: &[u64; 6], movable: u32) -> bool {
+    (0..6).all(|i| {
+        let moves = movable & (1 << i) != 0;
+        then[i] == now[i]
+            || (moves && now[i] != 0 && (0..6).all(|j| then[j] != then[i] || now[j] == now[i]))
+    })
+}
+
+/// Where a region recorded at `addr` is now: at the movable argument it
+/// was recorded at, as the call names it now.
+fn moved_to(then: &[u64; 6], now: &[u64; 6], movable: u32, addr: u64) -> u64 {
+    (0..6)
+        .find(|&i| movable & (1 << i) != 0 && then[i] == addr)
+        .map_or(addr, |i| now[i])
 }
 
 /// Waits, as the tracer's pacing does, until the recorded interval after
@@ -237,5 +260,39 @@ impl<'a> Check<'a> {
                     && h.digest128().to_le_bytes().as_slice() == hash
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRITE: [u64; 6] = [3, 0x7fff_1000, 16, 0, 0, 0];
+    /// Argument 1 (the buffer) may move.
+    const BUF: u32 = 1 << 1;
+
+    #[test]
+    fn a_buffer_elsewhere_is_the_same_call_and_its_regions_follow_it() {
+        let now = [3, 0x7ffe_2000, 16, 0, 0, 0];
+        assert!(same_call(&WRITE, &now, BUF));
+        assert_eq!(moved_to(&WRITE, &now, BUF, 0x7fff_1000), 0x7ffe_2000);
+        assert!(!same_call(&WRITE, &now, 0), "nothing movable: exact");
+    }
+
+    #[test]
+    fn descriptors_sizes_and_nulls_must_be_the_recorded_ones() {
+        assert!(!same_call(&WRITE, &[4, 0x7fff_1000, 16, 0, 0, 0], BUF));
+        assert!(!same_call(&WRITE, &[3, 0x7fff_1000, 17, 0, 0, 0], BUF));
+        assert!(!same_call(&WRITE, &[3, 0, 16, 0, 0, 0], BUF));
+        assert!(!same_call(&WRITE, &[3, 0x7fff_1000, 16, 9, 0, 0], BUF));
+    }
+
+    #[test]
+    fn two_arguments_recorded_equal_must_move_together() {
+        let then = [0x5000, 0x5000, 0, 0, 0, 0];
+        let both = 0b11;
+        assert!(same_call(&then, &[0x6000, 0x6000, 0, 0, 0, 0], both));
+        assert!(!same_call(&then, &[0x6000, 0x7000, 0, 0, 0, 0], both));
+        assert!(!same_call(&then, &[0x6000, 0x5000, 0, 0, 0, 0], 0b01));
     }
 }

@@ -39,7 +39,14 @@ pub struct FedHead {
     pub len: u32,
     pub inputs: u32,
     pub outputs: u32,
-    pub _pad: u32,
+    /// Bit i: argument i is a buffer's address (replay compares no
+    /// pointers) that may differ from the recorded one, and every region
+    /// of the entry lies at one such argument: the shim then takes the
+    /// regions at the addresses the call names now. Where this thread's
+    /// stack or buffer sits is the kernel's choice of unrecorded mappings
+    /// (a stack placed after another thread's malloc arena when recorded,
+    /// before it in replay), not the program's.
+    pub movable: u32,
     /// The thread's event index (the tracer's check that what the shim
     /// took is what it fed).
     pub index: u64,

@@ -356,3 +356,32 @@ fn a_32_bit_system_call_is_refused_in_one_line() {
         "rrc-record itself must not die of SIGSYS"
     );
 }
+
+#[test]
+fn a_programs_own_dev_null_is_not_rrcs_stdout_even_when_that_is_dev_null_too() {
+    // rrc-record's stdout is /dev/null, as in `rrc-record -- prog >
+    // /dev/null`; the program opens /dev/null itself and writes there.
+    // Those writes vanish natively, so replay, whose stdout is a pipe,
+    // must not print them; a dup of stdout is stdout still.
+    let prog = program("null_writes");
+    let dir = TempDir::new().expect("temporary directory");
+    let trace = dir.path().join("trace.rrc");
+    let status = Command::new(rrc_record())
+        .arg("-o")
+        .arg(&trace)
+        .arg("--")
+        .arg(&prog)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run rrc-record");
+    assert!(status.status.success(), "rrc-record: {status:?}");
+    let out = replay(&trace, &[]);
+    assert!(out.status.success(), "replay: {out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "through a dup of stdout\n".repeat(3) + "straight to stdout\n",
+        "replay prints what the program wrote to stdout, and only that"
+    );
+}

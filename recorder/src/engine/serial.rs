@@ -8,7 +8,7 @@
 //! seccomp stops again.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
@@ -149,10 +149,14 @@ impl StdStreams {
     pub(super) fn get(&mut self, pid: Pid, process: ProcessId, fd: u64) -> Option<u8> {
         let ours = self.ours;
         *self.of.entry((process, fd)).or_insert_with(|| {
-            let target = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
-                .ok()
-                .map(|m| (m.dev(), m.ino()));
-            which_stream(fd, target, ours)
+            let meta = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
+            let target = meta.as_ref().map(|m| (m.dev(), m.ino()));
+            let stream = which_stream(fd, target, ours)?;
+            // A device is one inode for every open of it: the program's own
+            // /dev/null (or terminal) is our stream only if it is our very
+            // open file, inherited or dup'ed.
+            let device = meta.is_some_and(|m| m.file_type().is_char_device());
+            (!device || same_open_file(pid, fd, stream) != Some(false)).then_some(stream)
         })
     }
 
@@ -173,6 +177,24 @@ fn which_stream(fd: u64, target: Option<(u64, u64)>, ours: [Option<(u64, u64)>; 
     [1u8, 2]
         .into_iter()
         .find(|&s| target == ours[usize::from(s)])
+}
+
+/// Whether the tracee's `fd` is our `stream`'s open file (kcmp's
+/// KCMP_FILE); `None` when the kernel cannot tell us.
+fn same_open_file(pid: Pid, fd: u64, stream: u8) -> Option<bool> {
+    const KCMP_FILE: libc::c_long = 0;
+    // SAFETY: kcmp compares two descriptors and touches no memory of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            libc::c_long::from(std::process::id() as i32),
+            libc::c_long::from(pid.as_raw()),
+            KCMP_FILE,
+            libc::c_long::from(stream),
+            fd as libc::c_long,
+        )
+    };
+    (r >= 0).then_some(r == 0)
 }
 
 fn stream_identity(fd: i32) -> Option<(u64, u64)> {

@@ -156,6 +156,25 @@ fn input_checks(r: &SyscallRecord, nr: i64) -> Option<Vec<InputCheck<'_>>> {
         .collect()
 }
 
+/// Which of call `r`'s arguments the shim may find moved (`FedHead::
+/// movable`): pointers, which replay does not compare, at which the
+/// call's regions (`addrs`) lie; none unless every region lies at one.
+fn movable_args(r: &SyscallRecord, nr: i64, addrs: impl Iterator<Item = u64> + Clone) -> u32 {
+    let compared = model::compared_args_of(nr, &r.args);
+    let mut movable = 0u32;
+    for (i, &arg) in r.args.iter().enumerate() {
+        if compared & (1 << i) == 0 && arg != 0 && addrs.clone().any(|a| a == arg) {
+            movable |= 1 << i;
+        }
+    }
+    let at_movable = |addr: u64| (0..6).any(|i| movable & (1 << i) != 0 && r.args[i] == addr);
+    if addrs.clone().all(at_movable) {
+        movable
+    } else {
+        0
+    }
+}
+
 impl Replayer {
     /// The entry for the thread's event `r`, if the shim may answer it;
     /// `next` is the event after it.
@@ -208,6 +227,14 @@ impl Replayer {
             return None;
         }
         let inputs = input_checks(r, nr)?;
+        let movable = movable_args(
+            r,
+            nr,
+            inputs
+                .iter()
+                .map(|i| i.1)
+                .chain(regions.iter().map(|g| g.addr)),
+        );
         Some(FedCall {
             head: FedHead {
                 index: r.index,
@@ -218,6 +245,7 @@ impl Replayer {
                 interval_ns: r.interval_ns,
                 return_ns: r.return_ns,
                 late_to,
+                movable,
                 ..FedHead::default()
             },
             inputs,
@@ -374,6 +402,43 @@ mod tests {
             extra: SyscallExtra::Buffered,
             digested: 0,
         }
+    }
+
+    #[test]
+    fn buffers_may_move_descriptors_and_sizes_may_not() {
+        let write = call(libc::SYS_write, [5, 0x1000, 3, 0, 0, 0], 3, Vec::new());
+        assert_eq!(
+            movable_args(&write, libc::SYS_write, [0x1000u64].into_iter()),
+            1 << 1,
+            "the buffer, where the bytes it sends lie"
+        );
+        let clock = call(
+            libc::SYS_clock_gettime,
+            [1, 0x2000, 0, 0, 0, 0],
+            0,
+            Vec::new(),
+        );
+        assert_eq!(
+            movable_args(&clock, libc::SYS_clock_gettime, [0x2000u64].into_iter()),
+            1 << 1
+        );
+        // A region at no argument (inside a structure the call points
+        // at) ties the call to where it was: nothing moves.
+        assert_eq!(
+            movable_args(&write, libc::SYS_write, [0x1000u64, 0x1010].into_iter()),
+            0
+        );
+        // A null pointer stays null.
+        let tz = call(
+            libc::SYS_gettimeofday,
+            [0x3000, 0, 0, 0, 0, 0],
+            0,
+            Vec::new(),
+        );
+        assert_eq!(
+            movable_args(&tz, libc::SYS_gettimeofday, [0x3000u64].into_iter()),
+            1
+        );
     }
 
     #[test]
