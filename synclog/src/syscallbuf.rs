@@ -391,18 +391,20 @@ fn read_at<T: Copy + Default>(bytes: &[u8], off: usize) -> Option<T> {
     Some(v)
 }
 
-/// Reads entries back into `calls` (cleared first), checking every length
-/// against the bytes there.
+/// Reads entries back into `calls` (which then holds those entries and
+/// no others), checking every length against the bytes there. The last
+/// take's entries are overwritten in place and their region lists
+/// reused: a busy thread's buffer holds thousands of calls, and a list
+/// allocated per call was a tenth of the tracer's time on them.
 fn parse_entries(bytes: &[u8], calls: &mut Vec<BufferedCall>) -> Result<(), BadBuffer> {
-    // The entries of the last take are overwritten in place, their region
-    // lists reused: a busy thread's buffer holds thousands of calls, and
-    // a list allocated per call was a tenth of the tracer's time on them.
     let mut n = 0;
     let parsed = parse_into(bytes, calls, &mut n);
     calls.truncate(n);
     parsed
 }
 
+/// [`parse_entries`]'s work; `n` counts the entries written, also when a
+/// damaged one ends it.
 fn parse_into(bytes: &[u8], calls: &mut Vec<BufferedCall>, n: &mut usize) -> Result<(), BadBuffer> {
     let mut off = 0;
     while off < bytes.len() {

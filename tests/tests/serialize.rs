@@ -74,17 +74,7 @@ fn rust_readers_see_different_tables_natively() {
 
 #[test]
 fn rust_readers_of_a_std_rwlock_recorded_in_parallel_end_quickly_faithful_or_divergent() {
-    let prog = program("rust_rwlock");
-    let mut faithful = 0;
-    let takes = 3 * repeat();
-    for take in 1..=takes {
-        let rec = record(&prog, &[], b"");
-        rec.assert_exit_code(0);
-        if replay_ends_faithful_or_divergent(&rec, &format!("take {take}")) {
-            faithful += 1;
-        }
-    }
-    eprintln!("rust_rwlock recorded in parallel: {faithful} of {takes} replays faithful");
+    parallel_recordings_end_quickly_faithful_or_divergent("rust_rwlock", 3);
 }
 
 #[test]
@@ -99,11 +89,16 @@ fn cpp_workers_replay_exactly_when_serialized() {
 
 #[test]
 fn rust_workers_recorded_in_parallel_end_quickly_faithful_or_divergent() {
-    // The default mode cannot see Rust's locks: replay may diverge, but
-    // must end within seconds, never at the stall timeout.
-    let prog = program("rust_queue");
+    parallel_recordings_end_quickly_faithful_or_divergent("rust_queue", 6);
+}
+
+/// The default mode cannot see Rust's locks: replay of `program`, recorded
+/// in parallel `takes` times a round, may diverge, but must end within
+/// seconds, never at the stall timeout.
+fn parallel_recordings_end_quickly_faithful_or_divergent(program: &str, takes: usize) {
+    let prog = rrc_tests::program(program);
     let mut faithful = 0;
-    let takes = 6 * repeat();
+    let takes = takes * repeat();
     for take in 1..=takes {
         let rec = record(&prog, &[], b"");
         rec.assert_exit_code(0);
@@ -111,7 +106,7 @@ fn rust_workers_recorded_in_parallel_end_quickly_faithful_or_divergent() {
             faithful += 1;
         }
     }
-    eprintln!("rust_queue recorded in parallel: {faithful} of {takes} replays faithful");
+    eprintln!("{program} recorded in parallel: {faithful} of {takes} replays faithful");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! per-field calls and bincode's one-byte writes. A busy recording turns
 //! every buffered call into one of these, and serde's way was a third of
 //! the recorder's time spent on it. A unit test holds the two encodings
-//! equal, field edge by field edge; the rare fields (`extra`) still go
-//! through bincode.
+//! equal, field edge by field edge; the rare kinds of `extra` (all but
+//! none, buffered and a std stream) still go through bincode.
 
 use crate::{Result, SyscallExtra, SyscallRecord};
 

@@ -17,7 +17,7 @@ use rrc_trace::{SyscallExtra, SyscallRecord};
 
 use super::serial::{writes_out, StdStreams};
 use super::threads::ThreadState;
-use super::{writer_stopped, Recorder, Resume};
+use super::{finish_syscall_record, writer_stopped, Recorder, Resume};
 
 /// The memory a buffered call read or wrote, as the shim copied it:
 /// each region's address, and where its bytes are in `bytes`.
@@ -161,9 +161,7 @@ impl Recorder {
             };
             for call in &calls {
                 let mut record = buffered_record(t, &mut self.std_streams, &at, &bytes, call);
-                if !self.full_inputs {
-                    record.digest_sent_data();
-                }
+                finish_syscall_record(&mut record, self.full_inputs);
                 framed = framed.and(frames.push_syscall(&record));
             }
         }
@@ -278,17 +276,9 @@ fn buffered_record(
     // The last trapped call's exit is not where the thread is now.
     t.last_exit_rip = None;
     SyscallRecord {
-        thread: t.logical,
-        index: stamp.index,
-        nr: call.nr as u32,
-        args: call.args,
-        ret: call.ret,
         inputs,
         outputs,
-        interval_ns: stamp.interval_ns,
-        return_ns: stamp.return_ns,
-        order: stamp.order,
         extra,
-        digested: 0,
+        ..stamp.record(t.logical, call.nr, call.args, call.ret)
     }
 }

@@ -45,7 +45,7 @@ use rrc_interposer::{
     Ended, Idle, InterposeError, StopClock, StopHandler, SyscallRegs, TaskEvent, Tracee,
 };
 use rrc_synclog::SharedSyncLog;
-use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord, TraceSender};
+use rrc_trace::{ExitStatus, ProcessId, SyscallRecord, ThreadId, TraceRecord, TraceSender};
 
 use alone::Alone;
 use dispositions::ProcessDispositions;
@@ -202,13 +202,11 @@ impl Recorder {
         self.sink.send(rec).map_err(|_| writer_stopped())
     }
 
-    /// What every record goes through before it is written: large sent
-    /// data becomes its digest (unless `--full-inputs`).
+    /// What every record goes through before it is written (see
+    /// [`finish_syscall_record`]).
     fn finish_record(&self, rec: &mut TraceRecord) {
         if let TraceRecord::Syscall(call) = rec {
-            if !self.full_inputs {
-                call.digest_sent_data();
-            }
+            finish_syscall_record(call, self.full_inputs);
         }
     }
 
@@ -437,6 +435,15 @@ impl StopHandler for Recorder {
 
     fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
         anyhow::Error::new(errno).context("waiting for the traced program")
+    }
+}
+
+/// What every syscall record goes through before it is written, trapped
+/// or buffered: large sent data becomes its digest (unless
+/// `--full-inputs`).
+fn finish_syscall_record(call: &mut SyscallRecord, full_inputs: bool) {
+    if !full_inputs {
+        call.digest_sent_data();
     }
 }
 

@@ -372,7 +372,7 @@ impl Recorder {
             None => self.log.stamp_event(),
         };
         let stamp = t.stamp_return(self.epoch, order);
-        let (thread, index) = (t.logical, stamp.index);
+        let thread = t.logical;
         let mut extra = call.extra;
         if matches!(extra, SyscallExtra::Unknown) {
             extra = self.unknown_call_done(thread, call.nr, &call.args, ret)?;
@@ -401,18 +401,10 @@ impl Recorder {
             }
         }
         self.emit(TraceRecord::Syscall(SyscallRecord {
-            thread,
-            index,
-            nr: call.nr as u32,
-            args: call.args,
-            ret,
             inputs: call.inputs,
             outputs,
-            interval_ns: stamp.interval_ns,
-            return_ns: stamp.return_ns,
-            order: stamp.order,
             extra,
-            digested: 0,
+            ..stamp.record(thread, call.nr, call.args, ret)
         }))?;
         Ok(stamp.order)
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, ReplayAction};
-use rrc_trace::{ExitStatus, ProcessId, ThreadId, TraceRecord};
+use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, SyscallRecord, ThreadId, TraceRecord};
 
 use super::deferred::Deferred;
 use super::syscall::InFlight;
@@ -111,6 +111,33 @@ pub(super) struct ReturnStamp {
     pub return_ns: u64,
     /// Place in the event order shared with the shim's sync operations.
     pub order: u64,
+}
+
+impl ReturnStamp {
+    /// The record of call `nr` of `thread` returning `ret` with this
+    /// stamp; the caller fills in what it read (inputs, outputs, extra).
+    pub(super) fn record(
+        &self,
+        thread: ThreadId,
+        nr: i64,
+        args: [u64; 6],
+        ret: i64,
+    ) -> SyscallRecord {
+        SyscallRecord {
+            thread,
+            index: self.index,
+            nr: nr as u32,
+            args,
+            ret,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            interval_ns: self.interval_ns,
+            return_ns: self.return_ns,
+            order: self.order,
+            extra: SyscallExtra::None,
+            digested: 0,
+        }
+    }
 }
 
 impl ThreadState {

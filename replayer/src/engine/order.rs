@@ -213,12 +213,11 @@ impl EventOrder {
         self.still = Standstill::at(turn, now);
     }
 
-    /// Whether the thread whose event is next, at rank `turn`, has made
-    /// `SPINNING_YIELDS` yields its recording does not have (`yields`,
-    /// its count) since the order got there: it spins, waiting for
-    /// another thread.
-    fn spins(&mut self, turn: u32, yields: u32, now: Instant) -> bool {
-        self.still_for(turn, now);
+    /// Whether the thread whose event is next has made `SPINNING_YIELDS`
+    /// yields its recording does not have (`yields`, its count) since the
+    /// order got where it stands (`still_for` says where): it spins,
+    /// waiting for another thread.
+    fn spins(&mut self, yields: u32) -> bool {
         match self.still.yields {
             Some(at) => yields.wrapping_sub(at) >= SPINNING_YIELDS,
             None => {
@@ -369,6 +368,7 @@ impl Replayer {
             return Ok(());
         }
         let now = self.log.order_turn();
+        let still = self.order.still_for(now, Instant::now());
         let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
             return Ok(());
         };
@@ -376,14 +376,13 @@ impl Replayer {
             .log
             .ring(owner)
             .map_or(0, |r| r.extra_yields.load(Ordering::Relaxed));
-        let at = Instant::now();
-        let spins = self.order.spins(now, yields, at);
+        let spins = self.order.spins(yields);
         let wait = if spins {
             SPINNING_OWNER_WAIT
         } else {
             UNTRACED_BLOCK_WAIT
         };
-        if self.order.still_for(now, at) < wait {
+        if still < wait {
             return Ok(());
         }
         let Some(pid) = self.pid_of(owner) else {
