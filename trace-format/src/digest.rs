@@ -29,7 +29,7 @@ pub struct InputDigest {
 }
 
 /// Bytes an encoded digest takes in `SyscallRecord::inputs`.
-const ENCODED: usize = 24;
+pub const ENCODED: usize = 24;
 
 impl InputDigest {
     pub fn of(bytes: &[u8]) -> InputDigest {
@@ -41,9 +41,14 @@ impl InputDigest {
 
     /// How it is stored in place of the bytes: length (u64 LE), digest.
     pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(ENCODED);
-        v.extend_from_slice(&self.len.to_le_bytes());
-        v.extend_from_slice(&self.hash);
+        self.encoded().to_vec()
+    }
+
+    /// [`Self::encode`]'s bytes, without an allocation.
+    pub fn encoded(&self) -> [u8; ENCODED] {
+        let mut v = [0; ENCODED];
+        v[..8].copy_from_slice(&self.len.to_le_bytes());
+        v[8..].copy_from_slice(&self.hash);
         v
     }
 
@@ -134,19 +139,24 @@ impl SyscallRecord {
     /// to keep it). Writes to rrc's stdout and stderr stay whole: replay
     /// prints them.
     pub fn digest_sent_data(&mut self) {
-        if !SENDS_DATA.contains(&i64::from(self.nr))
-            || matches!(self.extra, crate::SyscallExtra::StdStream(_))
-            || self.digested & 1 != 0
-        {
+        if self.digested & 1 != 0 {
             return;
         }
         if let Some(data) = self.inputs.first_mut() {
-            if data.len() > DIGEST_ABOVE {
+            if digests_first_input(self.nr, &self.extra, data.len()) {
                 *data = InputDigest::of(data).encode();
                 self.digested |= 1;
             }
         }
     }
+}
+
+/// Whether the recorder keeps the first input of call `nr`, `len` bytes
+/// long, as a digest (unless told to keep inputs whole).
+pub fn digests_first_input(nr: u32, extra: &crate::SyscallExtra, len: usize) -> bool {
+    len > DIGEST_ABOVE
+        && SENDS_DATA.contains(&i64::from(nr))
+        && !matches!(extra, crate::SyscallExtra::StdStream(_))
 }
 
 /// Bytes as lowercase hexadecimal, two digits each (digests, the random

@@ -68,7 +68,11 @@ impl Ints {
     }
 }
 
-fn byte_strings(out: &mut Vec<u8>, ints: &mut Ints, list: &[Vec<u8>]) {
+fn byte_strings<'a>(
+    out: &mut Vec<u8>,
+    ints: &mut Ints,
+    list: impl ExactSizeIterator<Item = &'a [u8]>,
+) {
     ints.varint(list.len() as u64);
     ints.flush(out);
     for b in list {
@@ -78,8 +82,53 @@ fn byte_strings(out: &mut Vec<u8>, ints: &mut Ints, list: &[Vec<u8>]) {
     }
 }
 
+/// A syscall record's fields but its byte strings: with those borrowed
+/// from elsewhere (a thread's syscall buffer), a record is encoded without
+/// being built, which spared the tracer an allocation and a copy per
+/// string of every buffered call.
+pub struct SyscallFields<'a> {
+    pub thread: crate::ThreadId,
+    pub index: u64,
+    pub nr: u32,
+    pub args: [u64; 6],
+    pub ret: i64,
+    pub interval_ns: u64,
+    pub return_ns: u64,
+    pub order: u64,
+    pub extra: &'a SyscallExtra,
+    pub digested: u32,
+}
+
 /// `TraceRecord::Syscall(record)`'s payload, appended to `out`.
 pub(crate) fn syscall_record(out: &mut Vec<u8>, r: &SyscallRecord) -> Result<()> {
+    let fields = SyscallFields {
+        thread: r.thread,
+        index: r.index,
+        nr: r.nr,
+        args: r.args,
+        ret: r.ret,
+        interval_ns: r.interval_ns,
+        return_ns: r.return_ns,
+        order: r.order,
+        extra: &r.extra,
+        digested: r.digested,
+    };
+    syscall_parts(
+        out,
+        &fields,
+        r.inputs.iter().map(Vec::as_slice),
+        r.outputs.iter().map(Vec::as_slice),
+    )
+}
+
+/// The payload of the syscall record with `fields`, `inputs` and
+/// `outputs`, appended to `out`: the same bytes as the record built.
+pub(crate) fn syscall_parts<'a>(
+    out: &mut Vec<u8>,
+    r: &SyscallFields,
+    inputs: impl ExactSizeIterator<Item = &'a [u8]>,
+    outputs: impl ExactSizeIterator<Item = &'a [u8]>,
+) -> Result<()> {
     /// The variant's index in `TraceRecord`.
     const SYSCALL_VARIANT: u64 = 1;
     let mut ints = Ints::new();
@@ -91,14 +140,14 @@ pub(crate) fn syscall_record(out: &mut Vec<u8>, r: &SyscallRecord) -> Result<()>
         ints.varint(a);
     }
     ints.signed(r.ret);
-    byte_strings(out, &mut ints, &r.inputs);
-    byte_strings(out, &mut ints, &r.outputs);
+    byte_strings(out, &mut ints, inputs);
+    byte_strings(out, &mut ints, outputs);
     ints.varint(r.interval_ns);
     ints.varint(r.return_ns);
     ints.varint(r.order);
     // The kinds of `extra` a buffered call has, by hand too: an enum is
     // its variant's index (a varint), then its fields.
-    match &r.extra {
+    match r.extra {
         SyscallExtra::None => ints.varint(EXTRA_NONE),
         SyscallExtra::Buffered => ints.varint(EXTRA_BUFFERED),
         SyscallExtra::StdStream(stream) => {

@@ -7,16 +7,16 @@
 //! that make a thread's calls trap for a while.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
 use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
-use rrc_trace::{SyscallExtra, SyscallRecord};
+use rrc_trace::{Frames, InputDigest, SyscallExtra, SyscallFields, SyscallRecord};
 
 use super::serial::{writes_out, StdStreams};
-use super::threads::ThreadState;
+use super::threads::{ReturnStamp, ThreadState};
 use super::{finish_syscall_record, writer_stopped, Recorder, Resume};
 
 /// The memory a buffered call read or wrote, as the shim copied it:
@@ -26,16 +26,22 @@ struct Snapshot<'a> {
     regions: &'a [(u64, std::ops::Range<usize>)],
 }
 
+impl<'a> Snapshot<'a> {
+    /// The copy of `len` bytes at `addr`, if one region holds them.
+    fn slice(&self, addr: u64, len: usize) -> Option<&'a [u8]> {
+        let end = addr.checked_add(len as u64)?;
+        self.regions.iter().find_map(|(base, at)| {
+            let bytes = self.bytes.get(at.clone())?;
+            let off = addr.checked_sub(*base)? as usize;
+            (end <= base + bytes.len() as u64).then(|| &bytes[off..off + len])
+        })
+    }
+}
+
 impl TraceeMemory for Snapshot<'_> {
     fn read(&self, addr: u64, len: usize) -> rrc_interposer::Result<Vec<u8>> {
-        let end = addr.checked_add(len as u64);
-        self.regions
-            .iter()
-            .find_map(|(base, at)| {
-                let bytes = self.bytes.get(at.clone())?;
-                let off = addr.checked_sub(*base)? as usize;
-                (end? <= base + bytes.len() as u64).then(|| bytes[off..off + len].to_vec())
-            })
+        self.slice(addr, len)
+            .map(<[u8]>::to_vec)
             .ok_or(not_copied("read a snapshot", addr, len))
     }
 
@@ -128,6 +134,12 @@ impl Recorder {
             return Ok(());
         }
         self.buffered_since_drain = true;
+        // Calls are being buffered: the periodic read comes at the busy
+        // pace from now on, not at the idle pace set while there were none
+        // (threads that began buffering then filled their buffers and
+        // trapped, each waiting while its whole buffer was read).
+        let soon = Instant::now() + Self::BUSY_DRAIN_PERIOD;
+        self.next_drain = self.next_drain.map(|due| due.min(soon));
         // Read into the tracer's own buffer, kept from one read to the
         // next (a new one each time was a fresh mapping to fault in).
         let mut bytes = std::mem::take(&mut self.buffered_bytes);
@@ -160,9 +172,21 @@ impl Recorder {
                 epoch: self.epoch,
             };
             for call in &calls {
-                let mut record = buffered_record(t, &mut self.std_streams, &at, &bytes, call);
-                finish_syscall_record(&mut record, self.full_inputs);
-                framed = framed.and(frames.push_syscall(&record));
+                let mem = Snapshot {
+                    bytes: &bytes,
+                    regions: &call.regions,
+                };
+                let pushed = push_buffered(
+                    &mut frames,
+                    t,
+                    &mut self.std_streams,
+                    &at,
+                    &mem,
+                    call,
+                    self.full_inputs,
+                    &mut self.gather_scratch,
+                );
+                framed = framed.and(pushed);
             }
         }
         self.buffered_bytes = bytes;
@@ -246,39 +270,372 @@ struct Origin {
     epoch: std::time::Instant,
 }
 
-/// The record a buffered call of thread `t` makes.
-fn buffered_record(
+/// The most byte strings a buffered call's record is framed with from
+/// the snapshot itself; a call with more is built as a record first.
+const MAX_PARTS: usize = 4;
+
+/// Frames the record of a buffered call of thread `t`, its byte strings
+/// taken from the snapshot `mem` where they lie in it (a gather list's
+/// pieces put together in `scratch`; large sent data hashed on the
+/// stack). Calls whose inputs cannot be read from the snapshot alone are
+/// built as records first, through the same model: both ways give the
+/// same bytes, which the unit tests check.
+#[allow(clippy::too_many_arguments)]
+fn push_buffered(
+    frames: &mut Frames,
     t: &mut ThreadState,
     std_streams: &mut StdStreams,
     at: &Origin,
-    bytes: &[u8],
+    mem: &Snapshot,
     call: &BufferedCall,
-) -> SyscallRecord {
-    let mem = Snapshot {
-        bytes,
-        regions: &call.regions,
+    full_inputs: bool,
+    scratch: &mut Vec<u8>,
+) -> rrc_trace::Result<()> {
+    let Some((mut inputs, outputs)) = parts_in_place(mem, call, scratch) else {
+        let mut record = buffered_record(t, std_streams, at, mem, call);
+        finish_syscall_record(&mut record, full_inputs);
+        return frames.push_syscall(&record);
     };
-    let inputs = model::read_inputs_from(&mem, call.nr, &call.args).unwrap_or_default();
-    let regions = model::outputs(call.nr, &call.args, call.ret, &mem).unwrap_or_default();
-    let outputs = regions
-        .iter()
-        .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
-        .collect();
-    // A write through a dup of our stdout or stderr is program output.
+    let extra = buffered_extra(std_streams, at, call);
+    let nr = call.nr as u32;
+    let digest;
+    let mut digested = 0;
+    if let Some(first) = inputs.first_mut() {
+        if !full_inputs && rrc_trace::digests_first_input(nr, &extra, first.len()) {
+            digest = InputDigest::of(first).encoded();
+            *first = &digest;
+            digested = 1;
+        }
+    }
+    let stamp = buffered_stamp(t, at, call);
+    let fields = SyscallFields {
+        thread: t.logical,
+        index: stamp.index,
+        nr,
+        args: call.args,
+        ret: call.ret,
+        interval_ns: stamp.interval_ns,
+        return_ns: stamp.return_ns,
+        order: stamp.order,
+        extra: &extra,
+        digested,
+    };
+    frames.push_syscall_parts(&fields, inputs.iter().copied(), outputs.iter().copied())
+}
+
+/// A buffered call's inputs and outputs as the snapshot holds them, as
+/// `model::read_inputs_from` and `model::outputs` read them (a gather
+/// list's data put together in `scratch`); `None` for calls with inputs
+/// of other kinds or more than [`MAX_PARTS`] of either.
+fn parts_in_place<'a>(
+    mem: &Snapshot<'a>,
+    call: &BufferedCall,
+    scratch: &'a mut Vec<u8>,
+) -> Option<(Parts<'a>, Parts<'a>)> {
+    let specs = match model::row(call.nr).map(|r| r.inputs) {
+        Some(model::Inputs::MsgHdr(msg)) => model::sendmsg_inputs(mem, call.args[msg]).ok()?,
+        _ => model::inputs(call.nr, &call.args),
+    };
+    let mut inputs = ArrayVec::default();
+    let mut gathered = None;
+    for spec in specs {
+        let bytes = match spec {
+            model::InputSpec::Bytes(r) => mem.slice(r.addr, r.len).unwrap_or_default(),
+            model::InputSpec::SockAddr(r) => {
+                let b = mem.slice(r.addr, r.len).unwrap_or_default();
+                &b[..model::sockaddr_meaningful_len(b).min(b.len())]
+            }
+            // One gather list at most: `scratch` holds its data.
+            model::InputSpec::Iovec { addr, count, limit } if gathered.is_none() => {
+                gathered = Some(inputs.len);
+                gather(mem, addr, count, limit, scratch);
+                &[]
+            }
+            _ => return None,
+        };
+        inputs.push(bytes)?;
+    }
+    if let Some(i) = gathered {
+        inputs.items[i] = scratch.as_slice();
+    }
+    let mut outputs = ArrayVec::default();
+    for r in model::outputs(call.nr, &call.args, call.ret, mem).unwrap_or_default() {
+        outputs.push(mem.slice(r.addr, r.len).unwrap_or_default())?;
+    }
+    Some((inputs, outputs))
+}
+
+/// `model::read_gather` into `out`, from slices of the snapshot.
+fn gather(mem: &Snapshot, addr: u64, count: u64, limit: u64, out: &mut Vec<u8>) {
+    out.clear();
+    let word = |at: u64| {
+        mem.slice(at, 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    for i in 0..count.min(1024) {
+        let (Some(base), Some(len)) = (word(addr + i * 16), word(addr + i * 16 + 8)) else {
+            break;
+        };
+        let take = len.min(limit.saturating_sub(out.len() as u64));
+        out.extend_from_slice(mem.slice(base, take as usize).unwrap_or_default());
+    }
+}
+
+/// A record's inputs or outputs, borrowed.
+type Parts<'a> = ArrayVec<&'a [u8]>;
+
+/// Up to [`MAX_PARTS`] slices, on the stack.
+#[derive(Default)]
+struct ArrayVec<T> {
+    items: [T; MAX_PARTS],
+    len: usize,
+}
+
+impl<T: Copy> ArrayVec<T> {
+    /// `None` when full.
+    fn push(&mut self, item: T) -> Option<()> {
+        *self.items.get_mut(self.len)? = item;
+        self.len += 1;
+        Some(())
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.items[..self.len].iter()
+    }
+
+    fn first_mut(&mut self) -> Option<&mut T> {
+        self.items[..self.len].first_mut()
+    }
+}
+
+/// A write through a dup of our stdout or stderr is program output.
+fn buffered_extra(std_streams: &mut StdStreams, at: &Origin, call: &BufferedCall) -> SyscallExtra {
     let stream = if writes_out(call.nr) {
         std_streams.get(at.pid, at.process, call.args[0])
     } else {
         None
     };
-    let extra = stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream);
+    stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream)
+}
+
+/// A buffered call's place among its thread's events, stamped with the
+/// time the shim read as it returned.
+fn buffered_stamp(t: &mut ThreadState, at: &Origin, call: &BufferedCall) -> ReturnStamp {
     let returned = at.epoch + Duration::from_nanos(call.return_ns);
     let stamp = t.stamp_return_at(returned, at.epoch, call.order);
     // The last trapped call's exit is not where the thread is now.
     t.last_exit_rip = None;
+    stamp
+}
+
+/// The record a buffered call of thread `t` makes, built.
+fn buffered_record(
+    t: &mut ThreadState,
+    std_streams: &mut StdStreams,
+    at: &Origin,
+    mem: &Snapshot,
+    call: &BufferedCall,
+) -> SyscallRecord {
+    let inputs = model::read_inputs_from(mem, call.nr, &call.args).unwrap_or_default();
+    let regions = model::outputs(call.nr, &call.args, call.ret, mem).unwrap_or_default();
+    let outputs = regions
+        .iter()
+        .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
+        .collect();
+    let extra = buffered_extra(std_streams, at, call);
+    let stamp = buffered_stamp(t, at, call);
     SyscallRecord {
         inputs,
         outputs,
         extra,
         ..stamp.record(t.logical, call.nr, call.args, call.ret)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rrc_trace::{TraceHeader, TraceReader, TraceRecord, TraceWriter};
+
+    /// A snapshot of `regions` (address, bytes), laid out as a take lays
+    /// them out.
+    fn snapshot(regions: &[(u64, Vec<u8>)]) -> (Vec<u8>, Vec<(u64, std::ops::Range<usize>)>) {
+        let mut bytes = Vec::new();
+        let mut at = Vec::new();
+        for (addr, data) in regions {
+            at.push((*addr, bytes.len()..bytes.len() + data.len()));
+            bytes.extend_from_slice(data);
+            bytes.resize(bytes.len().div_ceil(8) * 8, 0);
+        }
+        (bytes, at)
+    }
+
+    /// `struct iovec`s, as the program's memory holds them.
+    fn iovecs(pieces: &[(u64, u64)]) -> Vec<u8> {
+        pieces
+            .iter()
+            .flat_map(|&(base, len)| [base.to_le_bytes(), len.to_le_bytes()])
+            .flatten()
+            .collect()
+    }
+
+    /// A sendmsg of `len` bytes, its msghdr at `at`, as the shim copies it.
+    /// A buffered call: number, arguments, result, the regions the shim
+    /// copied (address, bytes).
+    type Call = (i64, [u64; 6], i64, Vec<(u64, Vec<u8>)>);
+
+    fn sendmsg(at: u64, len: usize) -> Call {
+        let mut msghdr = vec![0u8; 56];
+        msghdr[16..24].copy_from_slice(&(at + 0x100).to_le_bytes());
+        msghdr[24..32].copy_from_slice(&1u64.to_le_bytes());
+        let regions = vec![
+            (at, msghdr),
+            (at + 0x100, iovecs(&[(at + 0x200, len as u64)])),
+            (at + 0x200, vec![8; len]),
+        ];
+        (libc::SYS_sendmsg, [7, at, 0, 0, 0, 0], len as i64, regions)
+    }
+
+    fn sealed(mut frames: Frames) -> Vec<u8> {
+        let header = TraceHeader {
+            argv: Vec::new(),
+            env: Vec::new(),
+            cwd: Vec::new(),
+            exe: Vec::new(),
+            start_time_unix_ns: 0,
+            shim_path: Vec::new(),
+            shim_digest: (0, 0),
+            rrc_version: String::new(),
+            ignored_signals: 0,
+            blocked_signals: 0,
+            inherited_fds: Vec::new(),
+            exe_digest: rrc_trace::ExeDigest::default(),
+            secret_env: Vec::new(),
+            serialized: false,
+        };
+        let mut writer = TraceWriter::new(Vec::new(), &header).expect("header");
+        writer.write_frames(&mut frames).expect("frames");
+        writer.into_inner()
+    }
+
+    #[test]
+    fn buffered_calls_framed_in_place_are_the_records_built_from_them() {
+        let sockaddr = [2u8, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        // (nr, args, ret, regions the shim copied)
+        let calls: Vec<Call> = vec![
+            (
+                libc::SYS_clock_gettime,
+                [1, 0x1000, 0, 0, 0, 0],
+                0,
+                vec![(0x1000, vec![3; 16])],
+            ),
+            (
+                libc::SYS_write,
+                [7, 0x2000, 64, 0, 0, 0],
+                64,
+                vec![(0x2000, vec![b'x'; 64])],
+            ),
+            (
+                libc::SYS_write,
+                [7, 0x2000, 65, 0, 0, 0],
+                65,
+                vec![(0x2000, vec![b'y'; 65])],
+            ),
+            (
+                libc::SYS_sendto,
+                [7, 0x3000, 10, 0, 0x4000, 16],
+                10,
+                vec![(0x3000, vec![1; 10]), (0x4000, sockaddr.to_vec())],
+            ),
+            (
+                libc::SYS_read,
+                [7, 0x5000, 100, 0, 0, 0],
+                20,
+                vec![(0x5000, vec![9; 20])],
+            ),
+            (libc::SYS_read, [7, 0x5000, 100, 0, 0, 0], -11, Vec::new()),
+            (libc::SYS_getppid, [0; 6], 4242, Vec::new()),
+            // A region the model names but the shim did not copy.
+            (libc::SYS_read, [7, 0x6000, 100, 0, 0, 0], 30, Vec::new()),
+            (
+                libc::SYS_writev,
+                [7, 0x7000, 2, 0, 0, 0],
+                100,
+                vec![
+                    (0x7000, iovecs(&[(0x7100, 60), (0x7200, 40)])),
+                    (0x7100, vec![4; 60]),
+                    (0x7200, vec![5; 40]),
+                ],
+            ),
+            sendmsg(0x8000, 20),
+            sendmsg(0x9000, 100),
+            // A gather list whose second piece the shim did not copy.
+            (
+                libc::SYS_writev,
+                [7, 0xa000, 2, 0, 0, 0],
+                30,
+                vec![
+                    (0xa000, iovecs(&[(0xa100, 10), (0xa200, 20)])),
+                    (0xa100, vec![6; 10]),
+                ],
+            ),
+        ];
+        for full_inputs in [false, true] {
+            let epoch = std::time::Instant::now();
+            let at = Origin {
+                pid: Pid::from_raw(i32::MAX),
+                process: 0,
+                epoch,
+            };
+            let (mut in_place, mut built) = (ThreadState::new(1, 0), ThreadState::new(1, 0));
+            built.last_return = in_place.last_return;
+            let (mut a, mut b) = (Frames::new(), Frames::new());
+            let mut streams = StdStreams::new();
+            let mut scratch = Vec::new();
+            let mut digested = 0;
+            for (i, (nr, args, ret, regions)) in calls.iter().enumerate() {
+                let (bytes, regions) = snapshot(regions);
+                let call = BufferedCall {
+                    nr: *nr,
+                    args: *args,
+                    ret: *ret,
+                    order: 100 + i as u64,
+                    return_ns: 1_000 * (i as u64 + 1),
+                    regions,
+                };
+                let mem = Snapshot {
+                    bytes: &bytes,
+                    regions: &call.regions,
+                };
+                push_buffered(
+                    &mut a,
+                    &mut in_place,
+                    &mut streams,
+                    &at,
+                    &mem,
+                    &call,
+                    full_inputs,
+                    &mut scratch,
+                )
+                .expect("framed in place");
+                let mut record = buffered_record(&mut built, &mut streams, &at, &mem, &call);
+                finish_syscall_record(&mut record, full_inputs);
+                b.push_syscall(&record).expect("framed built");
+            }
+            let (a, b) = (sealed(a), sealed(b));
+            assert_eq!(a, b, "full inputs: {full_inputs}");
+            let mut reader = TraceReader::new(&a[..]).expect("reader");
+            let mut n = 0;
+            while let Some(TraceRecord::Syscall(r)) = reader.next_record().expect("a frame") {
+                assert_eq!(r.extra, SyscallExtra::Buffered);
+                assert!(r.inputs.iter().all(|i| !i.is_empty()) || r.nr != libc::SYS_writev as u32);
+                digested += r.digested;
+                n += 1;
+            }
+            assert_eq!(n, calls.len());
+            // The 65-byte write, the 100-byte writev and sendmsg.
+            assert_eq!(digested, if full_inputs { 0 } else { 3 });
+        }
     }
 }

@@ -141,7 +141,7 @@ impl ReturnStamp {
 }
 
 impl ThreadState {
-    fn new(logical: ThreadId, process: ProcessId) -> ThreadState {
+    pub(super) fn new(logical: ThreadId, process: ProcessId) -> ThreadState {
         ThreadState {
             logical,
             process,
