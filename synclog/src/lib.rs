@@ -68,6 +68,19 @@ pub const LATE_STILL: Duration = Duration::from_micros(300);
 /// ...and after this long in all: a thread computing between events must
 /// not be serialised behind other threads' bursts of events.
 pub const LATE_LIMIT: Duration = Duration::from_millis(10);
+/// At one standstill, a kept thread whose next event is `ahead` ranks
+/// past the turn waits [`LATE_STAGGER`] longer per rank beyond the first
+/// (up to [`STAGGER_RANKS`] of them): the kept threads go nearest-first,
+/// each with time to make the event the next may need (a message sent on
+/// a channel before its sender's next event), not all at once, which made
+/// them race for what they had done in the recorded order.
+pub fn late_still(ahead: u32) -> Duration {
+    LATE_STILL + LATE_STAGGER * ahead.saturating_sub(1).min(STAGGER_RANKS)
+}
+/// See [`late_still`].
+pub const LATE_STAGGER: Duration = Duration::from_micros(200);
+/// See [`late_still`].
+pub const STAGGER_RANKS: u32 = 10;
 
 /// Logical threads the log has room for.
 pub const MAX_THREADS: usize = 1024;
@@ -687,6 +700,20 @@ fn hash(k: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_a_standstill_the_nearest_kept_thread_goes_first_and_the_wait_is_bounded() {
+        assert_eq!(late_still(0), LATE_STILL);
+        assert_eq!(late_still(1), LATE_STILL);
+        assert!(late_still(2) > late_still(1));
+        assert!(late_still(3) > late_still(2));
+        let most = late_still(u32::MAX);
+        assert_eq!(most, late_still(STAGGER_RANKS + 1));
+        assert!(
+            most < LATE_LIMIT,
+            "a standstill ends before the overall limit"
+        );
+    }
 
     #[test]
     fn ring_round_trip_and_capacity() {

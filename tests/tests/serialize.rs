@@ -78,6 +78,21 @@ fn rust_readers_of_a_std_rwlock_recorded_in_parallel_end_quickly_faithful_or_div
 }
 
 #[test]
+fn rust_workers_sending_results_to_main_replay_exactly_when_serialized() {
+    every_serialized_recording_replays("rust_fanin", 3);
+}
+
+#[test]
+fn rust_workers_results_arrive_in_another_order_natively() {
+    assert_native_runs_differ(&program("rust_fanin"), &[], b"", 10);
+}
+
+#[test]
+fn rust_workers_sending_results_recorded_in_parallel_end_quickly_faithful_or_divergent() {
+    parallel_recordings_end_quickly_faithful_or_divergent("rust_fanin", 3);
+}
+
+#[test]
 fn a_hand_written_futex_lock_replays_exactly_when_serialized() {
     every_serialized_recording_replays("futex_lock", 5);
 }

@@ -347,8 +347,8 @@ impl Replayer {
         // recorded time, or runs toward it, is the recorded pace; only
         // asleep outside rrc's view may it be waiting for a kept thread.
         let turn_now = self.log.order_turn();
-        let still = self.order.still_for(turn_now, Instant::now()) >= LATE_RETURN_STILL
-            && self.next_owner_blocked();
+        let still_for = self.order.still_for(turn_now, Instant::now());
+        let blocked = still_for >= LATE_RETURN_STILL && self.next_owner_blocked();
         // (pid, its turn has come, it goes with its lock word still free)
         let ready: Vec<(Pid, bool, bool)> = self
             .live
@@ -363,6 +363,9 @@ impl Replayer {
                     };
                     let free = turn && l.gate.is_some_and(|word| word_is_zero(*pid, word));
                     let turn = turn && !(free && kept < GATE_LIMIT);
+                    // Nearest next event first (see `late_still`).
+                    let ahead = rrc_synclog::word(l.next_rank).wrapping_sub(turn_now);
+                    let still = blocked && still_for >= rrc_synclog::late_still(ahead);
                     late_return_goes(turn, still, kept).then_some((*pid, turn, free))
                 }
                 _ => None,

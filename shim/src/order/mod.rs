@@ -587,7 +587,9 @@ pub fn return_late_to(log: &SharedSyncLog, late_to: u64) {
         if now_turn != seen {
             (seen, still) = (now_turn, 0);
         }
-        if still >= LATE_STILL_NAPS || naps >= LATE_NAPS {
+        // Nearest next event first (see `late_still`).
+        let ahead = target.wrapping_sub(now_turn);
+        if still >= naps_in(rrc_synclog::late_still(ahead)) || naps >= LATE_NAPS {
             return;
         }
         log.nap_on_order(now_turn, LATE_NAP);
@@ -602,11 +604,16 @@ pub fn return_late_to(log: &SharedSyncLog, late_to: u64) {
 }
 
 /// `return_late` naps this long at a time, goes on after as many naps
-/// while the order stands still as make `LATE_STILL`, and after as many
-/// as make `LATE_LIMIT` in all (the tracer's late returns' bounds).
+/// while the order stands still as make `late_still` (for how far ahead
+/// its next event is), and after as many as make `LATE_LIMIT` in all (the
+/// tracer's late returns' bounds).
 const LATE_NAP: Duration = Duration::from_micros(100);
-const LATE_STILL_NAPS: u32 = (rrc_synclog::LATE_STILL.as_micros() / LATE_NAP.as_micros()) as u32;
-const LATE_NAPS: u32 = (rrc_synclog::LATE_LIMIT.as_micros() / LATE_NAP.as_micros()) as u32;
+const LATE_NAPS: u32 = naps_in(rrc_synclog::LATE_LIMIT);
+
+/// How many of `return_late`'s naps make `d`.
+const fn naps_in(d: Duration) -> u32 {
+    (d.as_micros() / LATE_NAP.as_micros()) as u32
+}
 
 /// Waits for the object's turn `seq`, unless the tracer lets this wait
 /// go (`SyncRing::turn_released`: nothing in the program can move, and
