@@ -10,7 +10,7 @@ pub type ThreadId = u32;
 /// Logical process id: 0 is the recorded program's first process.
 pub type ProcessId = u32;
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TraceHeader {
     /// Program and arguments as given to rrc-record (argv[0] as typed).
     pub argv: Vec<Vec<u8>>,

@@ -498,22 +498,7 @@ mod tests {
     }
 
     fn sealed(mut frames: Frames) -> Vec<u8> {
-        let header = TraceHeader {
-            argv: Vec::new(),
-            env: Vec::new(),
-            cwd: Vec::new(),
-            exe: Vec::new(),
-            start_time_unix_ns: 0,
-            shim_path: Vec::new(),
-            shim_digest: (0, 0),
-            rrc_version: String::new(),
-            ignored_signals: 0,
-            blocked_signals: 0,
-            inherited_fds: Vec::new(),
-            exe_digest: rrc_trace::ExeDigest::default(),
-            secret_env: Vec::new(),
-            serialized: false,
-        };
+        let header = TraceHeader::default();
         let mut writer = TraceWriter::new(Vec::new(), &header).expect("header");
         writer.write_frames(&mut frames).expect("frames");
         writer.into_inner()
