@@ -1,5 +1,6 @@
 //! Registers and memory of one ptrace-stopped thread.
 
+use std::borrow::Cow;
 use std::io::IoSliceMut;
 
 use nix::errno::Errno;
@@ -19,15 +20,22 @@ pub trait TraceeMemory {
         None
     }
 
+    /// [`Self::read`], borrowed where the memory holds a copy already (the
+    /// fast path's snapshots): no allocation per region of a busy thread's
+    /// buffered calls.
+    fn bytes(&self, addr: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        self.read(addr, len).map(Cow::Owned)
+    }
+
     fn read_u64(&self, addr: u64) -> Result<u64> {
-        let b = self.read(addr, 8)?;
+        let b = self.bytes(addr, 8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(&b);
         Ok(u64::from_le_bytes(a))
     }
 
     fn read_u32(&self, addr: u64) -> Result<u32> {
-        let b = self.read(addr, 4)?;
+        let b = self.bytes(addr, 4)?;
         let mut a = [0u8; 4];
         a.copy_from_slice(&b);
         Ok(u32::from_le_bytes(a))

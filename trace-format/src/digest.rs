@@ -29,7 +29,7 @@ pub struct InputDigest {
 }
 
 /// Bytes an encoded digest takes in `SyscallRecord::inputs`.
-pub const ENCODED: usize = 24;
+const ENCODED: usize = 24;
 
 impl InputDigest {
     pub fn of(bytes: &[u8]) -> InputDigest {
@@ -41,14 +41,9 @@ impl InputDigest {
 
     /// How it is stored in place of the bytes: length (u64 LE), digest.
     pub fn encode(&self) -> Vec<u8> {
-        self.encoded().to_vec()
-    }
-
-    /// [`Self::encode`]'s bytes, without an allocation.
-    pub fn encoded(&self) -> [u8; ENCODED] {
-        let mut v = [0; ENCODED];
-        v[..8].copy_from_slice(&self.len.to_le_bytes());
-        v[8..].copy_from_slice(&self.hash);
+        let mut v = Vec::with_capacity(ENCODED);
+        v.extend_from_slice(&self.len.to_le_bytes());
+        v.extend_from_slice(&self.hash);
         v
     }
 
@@ -139,24 +134,30 @@ impl SyscallRecord {
     /// to keep it). Writes to rrc's stdout and stderr stay whole: replay
     /// prints them.
     pub fn digest_sent_data(&mut self) {
-        if self.digested & 1 != 0 {
-            return;
-        }
-        if let Some(data) = self.inputs.first_mut() {
-            if digests_first_input(self.nr, &self.extra, data.len()) {
-                *data = InputDigest::of(data).encode();
-                self.digested |= 1;
-            }
+        if self.digested & 1 == 0 {
+            self.digested |= digest_sent(self.nr, &self.extra, &mut self.inputs);
         }
     }
 }
 
-/// Whether the recorder keeps the first input of call `nr`, `len` bytes
-/// long, as a digest (unless told to keep inputs whole).
-pub fn digests_first_input(nr: u32, extra: &crate::SyscallExtra, len: usize) -> bool {
-    len > DIGEST_ABOVE
-        && SENDS_DATA.contains(&i64::from(nr))
-        && !matches!(extra, crate::SyscallExtra::StdStream(_))
+/// [`SyscallRecord::digest_sent_data`] for the inputs of call `nr` held
+/// elsewhere (borrowed, for a buffered call framed in place): the
+/// `digested` bits it sets.
+pub fn digest_sent<T: AsRef<[u8]> + From<Vec<u8>>>(
+    nr: u32,
+    extra: &crate::SyscallExtra,
+    inputs: &mut [T],
+) -> u32 {
+    let Some(data) = inputs.first_mut() else {
+        return 0;
+    };
+    let sends =
+        SENDS_DATA.contains(&i64::from(nr)) && !matches!(extra, crate::SyscallExtra::StdStream(_));
+    if !sends || data.as_ref().len() <= DIGEST_ABOVE {
+        return 0;
+    }
+    *data = T::from(InputDigest::of(data.as_ref()).encode());
+    1
 }
 
 /// Bytes as lowercase hexadecimal, two digits each (digests, the random

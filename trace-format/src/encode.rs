@@ -33,6 +33,7 @@ impl Ints {
         }
     }
 
+    #[inline(always)]
     fn bytes(&mut self, b: &[u8]) {
         self.buf[self.len..self.len + b.len()].copy_from_slice(b);
         self.len += b.len();
@@ -62,6 +63,7 @@ impl Ints {
     }
 
     /// Appends what was gathered to `out`, and starts again.
+    #[inline]
     fn flush(&mut self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.buf[..self.len]);
         self.len = 0;
@@ -99,23 +101,49 @@ pub struct SyscallFields<'a> {
     pub digested: u32,
 }
 
+impl SyscallRecord {
+    /// Its fields but the byte strings.
+    pub fn fields(&self) -> SyscallFields<'_> {
+        SyscallFields {
+            thread: self.thread,
+            index: self.index,
+            nr: self.nr,
+            args: self.args,
+            ret: self.ret,
+            interval_ns: self.interval_ns,
+            return_ns: self.return_ns,
+            order: self.order,
+            extra: &self.extra,
+            digested: self.digested,
+        }
+    }
+}
+
+impl SyscallFields<'_> {
+    /// The record of these fields with `inputs` and `outputs`.
+    pub fn into_record(self, inputs: Vec<Vec<u8>>, outputs: Vec<Vec<u8>>) -> SyscallRecord {
+        SyscallRecord {
+            thread: self.thread,
+            index: self.index,
+            nr: self.nr,
+            args: self.args,
+            ret: self.ret,
+            inputs,
+            outputs,
+            interval_ns: self.interval_ns,
+            return_ns: self.return_ns,
+            order: self.order,
+            extra: self.extra.clone(),
+            digested: self.digested,
+        }
+    }
+}
+
 /// `TraceRecord::Syscall(record)`'s payload, appended to `out`.
 pub(crate) fn syscall_record(out: &mut Vec<u8>, r: &SyscallRecord) -> Result<()> {
-    let fields = SyscallFields {
-        thread: r.thread,
-        index: r.index,
-        nr: r.nr,
-        args: r.args,
-        ret: r.ret,
-        interval_ns: r.interval_ns,
-        return_ns: r.return_ns,
-        order: r.order,
-        extra: &r.extra,
-        digested: r.digested,
-    };
     syscall_parts(
         out,
-        &fields,
+        &r.fields(),
         r.inputs.iter().map(Vec::as_slice),
         r.outputs.iter().map(Vec::as_slice),
     )

@@ -17,7 +17,7 @@ mod scan;
 mod syncpack;
 mod writer;
 
-pub use digest::{digests_first_input, hex, InputDigest, RecordedInput, DIGEST_ABOVE};
+pub use digest::{digest_sent, hex, InputDigest, RecordedInput, DIGEST_ABOVE};
 pub use encode::SyscallFields;
 pub use file::{create_for_writing, exe_digest, open_for_reading};
 pub use reader::{read_record_at, read_trace_file, FrameReader, ReadOutcome, TraceReader};

@@ -433,18 +433,7 @@ mod tests {
         let mut whole = Frames::new();
         whole.push_syscall(&call).expect("push");
         let mut parts = Frames::new();
-        let fields = crate::SyscallFields {
-            thread: call.thread,
-            index: call.index,
-            nr: call.nr,
-            args: call.args,
-            ret: call.ret,
-            interval_ns: call.interval_ns,
-            return_ns: call.return_ns,
-            order: call.order,
-            extra: &call.extra,
-            digested: call.digested,
-        };
+        let fields = call.fields();
         let inputs: Vec<&[u8]> = call.inputs.iter().map(Vec::as_slice).collect();
         let outputs: Vec<&[u8]> = call.outputs.iter().map(Vec::as_slice).collect();
         parts

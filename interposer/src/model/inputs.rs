@@ -2,6 +2,8 @@
 //! byte: `inputs()` reads the table's description, `read_inputs()` reads
 //! the bytes from the tracee.
 
+use std::borrow::Cow;
+
 use super::row::Inputs;
 use super::table::row;
 use super::{InputSpec, Region};
@@ -97,16 +99,16 @@ pub fn read_inputs(tracee: &crate::Tracee, nr: libc::c_long, args: &[u64; 6]) ->
         .collect()
 }
 
-/// What the tracee cannot give reads as empty: replay then reports the
-/// difference rather than failing.
 /// The inputs of a call read from memory other than the live process
-/// (the fast path's snapshots of it); `None` for a call whose inputs need
-/// the process itself (paths, file contents).
-pub fn read_inputs_from(
-    mem: &dyn TraceeMemory,
+/// (the fast path's snapshots of it), borrowed from it where it holds
+/// them whole; `None` for a call whose inputs need the process itself
+/// (paths, file contents). What the memory cannot give reads as empty:
+/// replay then reports the difference rather than failing.
+pub fn read_inputs_from<'m>(
+    mem: &'m dyn TraceeMemory,
     nr: libc::c_long,
     args: &[u64; 6],
-) -> Option<Vec<Vec<u8>>> {
+) -> Option<Vec<Cow<'m, [u8]>>> {
     let specs = match row(nr).map(|r| r.inputs) {
         Some(Inputs::MsgHdr(msg)) => sendmsg_inputs(mem, args[msg]).ok()?,
         _ => inputs(nr, args),
@@ -114,13 +116,17 @@ pub fn read_inputs_from(
     specs
         .into_iter()
         .map(|spec| match spec {
-            InputSpec::Bytes(r) => Some(mem.read(r.addr, r.len).unwrap_or_default()),
-            InputSpec::SockAddr(r) => {
-                let mut b = mem.read(r.addr, r.len).unwrap_or_default();
-                b.truncate(sockaddr_meaningful_len(&b));
-                Some(b)
+            InputSpec::Bytes(r) => Some(mem.bytes(r.addr, r.len).unwrap_or_default()),
+            InputSpec::SockAddr(r) => Some(match mem.bytes(r.addr, r.len).unwrap_or_default() {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..sockaddr_meaningful_len(b)]),
+                Cow::Owned(mut b) => {
+                    b.truncate(sockaddr_meaningful_len(&b));
+                    Cow::Owned(b)
+                }
+            }),
+            InputSpec::Iovec { addr, count, limit } => {
+                Some(Cow::Owned(read_gather(mem, addr, count, limit)))
             }
-            InputSpec::Iovec { addr, count, limit } => Some(read_gather(mem, addr, count, limit)),
             InputSpec::CString(_) | InputSpec::FileRange { .. } => None,
         })
         .collect()
@@ -178,7 +184,7 @@ pub fn read_gather(mem: &dyn TraceeMemory, addr: u64, count: u64, limit: u64) ->
             break;
         };
         let take = len.min(limit.saturating_sub(out.len() as u64));
-        out.extend(mem.read(base, take as usize).unwrap_or_default());
+        out.extend_from_slice(&mem.bytes(base, take as usize).unwrap_or_default());
     }
     out
 }

@@ -6,6 +6,7 @@
 //! a buffered call traps at to take a signal held for it, and the flags
 //! that make a thread's calls trap for a while.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,11 @@ use anyhow::Result;
 use nix::unistd::Pid;
 use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
 use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
-use rrc_trace::{Frames, InputDigest, SyscallExtra, SyscallFields, SyscallRecord};
+use rrc_trace::{Frames, SyscallExtra};
 
 use super::serial::{writes_out, StdStreams};
 use super::threads::{ReturnStamp, ThreadState};
-use super::{finish_syscall_record, writer_stopped, Recorder, Resume};
+use super::{writer_stopped, Recorder, Resume};
 
 /// The memory a buffered call read or wrote, as the shim copied it:
 /// each region's address, and where its bytes are in `bytes`.
@@ -26,22 +27,21 @@ struct Snapshot<'a> {
     regions: &'a [(u64, std::ops::Range<usize>)],
 }
 
-impl<'a> Snapshot<'a> {
-    /// The copy of `len` bytes at `addr`, if one region holds them.
-    fn slice(&self, addr: u64, len: usize) -> Option<&'a [u8]> {
-        let end = addr.checked_add(len as u64)?;
-        self.regions.iter().find_map(|(base, at)| {
-            let bytes = self.bytes.get(at.clone())?;
-            let off = addr.checked_sub(*base)? as usize;
-            (end <= base + bytes.len() as u64).then(|| &bytes[off..off + len])
-        })
-    }
-}
-
 impl TraceeMemory for Snapshot<'_> {
     fn read(&self, addr: u64, len: usize) -> rrc_interposer::Result<Vec<u8>> {
-        self.slice(addr, len)
-            .map(<[u8]>::to_vec)
+        self.bytes(addr, len).map(Cow::into_owned)
+    }
+
+    /// The copy of `len` bytes at `addr`, if one region holds them.
+    fn bytes(&self, addr: u64, len: usize) -> rrc_interposer::Result<Cow<'_, [u8]>> {
+        let end = addr.checked_add(len as u64);
+        self.regions
+            .iter()
+            .find_map(|(base, at)| {
+                let bytes = self.bytes.get(at.clone())?;
+                let off = addr.checked_sub(*base)? as usize;
+                (end? <= base + bytes.len() as u64).then(|| Cow::Borrowed(&bytes[off..off + len]))
+            })
             .ok_or(not_copied("read a snapshot", addr, len))
     }
 
@@ -184,7 +184,6 @@ impl Recorder {
                     &mem,
                     call,
                     self.full_inputs,
-                    &mut self.gather_scratch,
                 );
                 framed = framed.and(pushed);
             }
@@ -270,17 +269,10 @@ struct Origin {
     epoch: std::time::Instant,
 }
 
-/// The most byte strings a buffered call's record is framed with from
-/// the snapshot itself; a call with more is built as a record first.
-const MAX_PARTS: usize = 4;
-
-/// Frames the record of a buffered call of thread `t`, its byte strings
-/// taken from the snapshot `mem` where they lie in it (a gather list's
-/// pieces put together in `scratch`; large sent data hashed on the
-/// stack). Calls whose inputs cannot be read from the snapshot alone are
-/// built as records first, through the same model: both ways give the
-/// same bytes, which the unit tests check.
-#[allow(clippy::too_many_arguments)]
+/// Frames the record of a buffered call of thread `t` without building
+/// it: its inputs and outputs are borrowed from the snapshot `mem` (what
+/// the model puts together, a gather list or a digest, aside), through
+/// the same syscall model as a trapped call.
 fn push_buffered(
     frames: &mut Frames,
     t: &mut ThreadState,
@@ -289,124 +281,26 @@ fn push_buffered(
     mem: &Snapshot,
     call: &BufferedCall,
     full_inputs: bool,
-    scratch: &mut Vec<u8>,
 ) -> rrc_trace::Result<()> {
-    let Some((mut inputs, outputs)) = parts_in_place(mem, call, scratch) else {
-        let mut record = buffered_record(t, std_streams, at, mem, call);
-        finish_syscall_record(&mut record, full_inputs);
-        return frames.push_syscall(&record);
-    };
+    let mut inputs = model::read_inputs_from(mem, call.nr, &call.args).unwrap_or_default();
+    let outputs: Vec<Cow<[u8]>> = model::outputs(call.nr, &call.args, call.ret, mem)
+        .unwrap_or_default()
+        .iter()
+        .map(|r| mem.bytes(r.addr, r.len).unwrap_or_default())
+        .collect();
     let extra = buffered_extra(std_streams, at, call);
-    let nr = call.nr as u32;
-    let digest;
-    let mut digested = 0;
-    if let Some(first) = inputs.first_mut() {
-        if !full_inputs && rrc_trace::digests_first_input(nr, &extra, first.len()) {
-            digest = InputDigest::of(first).encoded();
-            *first = &digest;
-            digested = 1;
-        }
-    }
+    let digested = if full_inputs {
+        0
+    } else {
+        rrc_trace::digest_sent(call.nr as u32, &extra, &mut inputs)
+    };
     let stamp = buffered_stamp(t, at, call);
-    let fields = SyscallFields {
-        thread: t.logical,
-        index: stamp.index,
-        nr,
-        args: call.args,
-        ret: call.ret,
-        interval_ns: stamp.interval_ns,
-        return_ns: stamp.return_ns,
-        order: stamp.order,
-        extra: &extra,
-        digested,
-    };
-    frames.push_syscall_parts(&fields, inputs.iter().copied(), outputs.iter().copied())
-}
-
-/// A buffered call's inputs and outputs as the snapshot holds them, as
-/// `model::read_inputs_from` and `model::outputs` read them (a gather
-/// list's data put together in `scratch`); `None` for calls with inputs
-/// of other kinds or more than [`MAX_PARTS`] of either.
-fn parts_in_place<'a>(
-    mem: &Snapshot<'a>,
-    call: &BufferedCall,
-    scratch: &'a mut Vec<u8>,
-) -> Option<(Parts<'a>, Parts<'a>)> {
-    let specs = match model::row(call.nr).map(|r| r.inputs) {
-        Some(model::Inputs::MsgHdr(msg)) => model::sendmsg_inputs(mem, call.args[msg]).ok()?,
-        _ => model::inputs(call.nr, &call.args),
-    };
-    let mut inputs = ArrayVec::default();
-    let mut gathered = None;
-    for spec in specs {
-        let bytes = match spec {
-            model::InputSpec::Bytes(r) => mem.slice(r.addr, r.len).unwrap_or_default(),
-            model::InputSpec::SockAddr(r) => {
-                let b = mem.slice(r.addr, r.len).unwrap_or_default();
-                &b[..model::sockaddr_meaningful_len(b).min(b.len())]
-            }
-            // One gather list at most: `scratch` holds its data.
-            model::InputSpec::Iovec { addr, count, limit } if gathered.is_none() => {
-                gathered = Some(inputs.len);
-                gather(mem, addr, count, limit, scratch);
-                &[]
-            }
-            _ => return None,
-        };
-        inputs.push(bytes)?;
-    }
-    if let Some(i) = gathered {
-        inputs.items[i] = scratch.as_slice();
-    }
-    let mut outputs = ArrayVec::default();
-    for r in model::outputs(call.nr, &call.args, call.ret, mem).unwrap_or_default() {
-        outputs.push(mem.slice(r.addr, r.len).unwrap_or_default())?;
-    }
-    Some((inputs, outputs))
-}
-
-/// `model::read_gather` into `out`, from slices of the snapshot.
-fn gather(mem: &Snapshot, addr: u64, count: u64, limit: u64, out: &mut Vec<u8>) {
-    out.clear();
-    let word = |at: u64| {
-        mem.slice(at, 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    for i in 0..count.min(1024) {
-        let (Some(base), Some(len)) = (word(addr + i * 16), word(addr + i * 16 + 8)) else {
-            break;
-        };
-        let take = len.min(limit.saturating_sub(out.len() as u64));
-        out.extend_from_slice(mem.slice(base, take as usize).unwrap_or_default());
-    }
-}
-
-/// A record's inputs or outputs, borrowed.
-type Parts<'a> = ArrayVec<&'a [u8]>;
-
-/// Up to [`MAX_PARTS`] slices, on the stack.
-#[derive(Default)]
-struct ArrayVec<T> {
-    items: [T; MAX_PARTS],
-    len: usize,
-}
-
-impl<T: Copy> ArrayVec<T> {
-    /// `None` when full.
-    fn push(&mut self, item: T) -> Option<()> {
-        *self.items.get_mut(self.len)? = item;
-        self.len += 1;
-        Some(())
-    }
-
-    fn iter(&self) -> std::slice::Iter<'_, T> {
-        self.items[..self.len].iter()
-    }
-
-    fn first_mut(&mut self) -> Option<&mut T> {
-        self.items[..self.len].first_mut()
-    }
+    let fields = stamp.fields(t.logical, call.nr, call.args, call.ret, &extra, digested);
+    frames.push_syscall_parts(
+        &fields,
+        inputs.iter().map(|b| &**b),
+        outputs.iter().map(|b| &**b),
+    )
 }
 
 /// A write through a dup of our stdout or stderr is program output.
@@ -429,34 +323,40 @@ fn buffered_stamp(t: &mut ThreadState, at: &Origin, call: &BufferedCall) -> Retu
     stamp
 }
 
-/// The record a buffered call of thread `t` makes, built.
-fn buffered_record(
-    t: &mut ThreadState,
-    std_streams: &mut StdStreams,
-    at: &Origin,
-    mem: &Snapshot,
-    call: &BufferedCall,
-) -> SyscallRecord {
-    let inputs = model::read_inputs_from(mem, call.nr, &call.args).unwrap_or_default();
-    let regions = model::outputs(call.nr, &call.args, call.ret, mem).unwrap_or_default();
-    let outputs = regions
-        .iter()
-        .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
-        .collect();
-    let extra = buffered_extra(std_streams, at, call);
-    let stamp = buffered_stamp(t, at, call);
-    SyscallRecord {
-        inputs,
-        outputs,
-        extra,
-        ..stamp.record(t.logical, call.nr, call.args, call.ret)
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::finish_syscall_record;
     use super::*;
-    use rrc_trace::{TraceHeader, TraceReader, TraceRecord, TraceWriter};
+    use rrc_trace::{SyscallRecord, TraceHeader, TraceReader, TraceRecord, TraceWriter};
+
+    /// The record a buffered call of thread `t` makes, built as a trapped
+    /// call's is: what framing in place must give the bytes of.
+    fn buffered_record(
+        t: &mut ThreadState,
+        std_streams: &mut StdStreams,
+        at: &Origin,
+        mem: &Snapshot,
+        call: &BufferedCall,
+    ) -> SyscallRecord {
+        let inputs = model::read_inputs_from(mem, call.nr, &call.args)
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect();
+        let regions = model::outputs(call.nr, &call.args, call.ret, mem).unwrap_or_default();
+        let outputs = regions
+            .iter()
+            .map(|r| mem.read(r.addr, r.len).unwrap_or_default())
+            .collect();
+        let extra = buffered_extra(std_streams, at, call);
+        let stamp = buffered_stamp(t, at, call);
+        SyscallRecord {
+            inputs,
+            outputs,
+            extra,
+            ..stamp.record(t.logical, call.nr, call.args, call.ret)
+        }
+    }
 
     /// A snapshot of `regions` (address, bytes), laid out as a take lays
     /// them out.
@@ -577,7 +477,6 @@ mod tests {
             built.last_return = in_place.last_return;
             let (mut a, mut b) = (Frames::new(), Frames::new());
             let mut streams = StdStreams::new();
-            let mut scratch = Vec::new();
             let mut digested = 0;
             for (i, (nr, args, ret, regions)) in calls.iter().enumerate() {
                 let (bytes, regions) = snapshot(regions);
@@ -601,7 +500,6 @@ mod tests {
                     &mem,
                     &call,
                     full_inputs,
-                    &mut scratch,
                 )
                 .expect("framed in place");
                 let mut record = buffered_record(&mut built, &mut streams, &at, &mem, &call);

@@ -92,9 +92,6 @@ pub struct Recorder {
     buffered_bytes: Vec<u8>,
     /// The calls parsed from them, kept for the same reason.
     buffered_calls: Vec<rrc_synclog::syscallbuf::BufferedCall>,
-    /// Where a buffered call's gather list is put together, kept from one
-    /// call to the next.
-    gather_scratch: Vec<u8>,
     /// Some were read since the last periodic read (see `buffered`).
     buffered_since_drain: bool,
     /// Answers the shim's question whether rdtsc must stay trapped (see
@@ -169,7 +166,6 @@ impl Recorder {
             full_inputs: false,
             buffered_bytes: Vec::new(),
             buffered_calls: Vec::new(),
-            gather_scratch: Vec::new(),
             buffered_since_drain: false,
             rdtsc: Some(rrc_interposer::RdtscScanner),
         };

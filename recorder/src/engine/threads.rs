@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use nix::unistd::Pid;
 use rrc_interposer::model::{self, ReplayAction};
-use rrc_trace::{ExitStatus, ProcessId, SyscallExtra, SyscallRecord, ThreadId, TraceRecord};
+use rrc_trace::{
+    ExitStatus, ProcessId, SyscallExtra, SyscallFields, SyscallRecord, ThreadId, TraceRecord,
+};
 
 use super::deferred::Deferred;
 use super::syscall::InFlight;
@@ -114,6 +116,31 @@ pub(super) struct ReturnStamp {
 }
 
 impl ReturnStamp {
+    /// The fields of the record of call `nr` of `thread` returning `ret`
+    /// with this stamp, `extra` and `digested`.
+    pub(super) fn fields<'e>(
+        &self,
+        thread: ThreadId,
+        nr: i64,
+        args: [u64; 6],
+        ret: i64,
+        extra: &'e SyscallExtra,
+        digested: u32,
+    ) -> SyscallFields<'e> {
+        SyscallFields {
+            thread,
+            index: self.index,
+            nr: nr as u32,
+            args,
+            ret,
+            interval_ns: self.interval_ns,
+            return_ns: self.return_ns,
+            order: self.order,
+            extra,
+            digested,
+        }
+    }
+
     /// The record of call `nr` of `thread` returning `ret` with this
     /// stamp; the caller fills in what it read (inputs, outputs, extra).
     pub(super) fn record(
@@ -123,20 +150,8 @@ impl ReturnStamp {
         args: [u64; 6],
         ret: i64,
     ) -> SyscallRecord {
-        SyscallRecord {
-            thread,
-            index: self.index,
-            nr: nr as u32,
-            args,
-            ret,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            interval_ns: self.interval_ns,
-            return_ns: self.return_ns,
-            order: self.order,
-            extra: SyscallExtra::None,
-            digested: 0,
-        }
+        self.fields(thread, nr, args, ret, &SyscallExtra::None, 0)
+            .into_record(Vec::new(), Vec::new())
     }
 }
 
