@@ -70,14 +70,15 @@ impl Ints {
     }
 }
 
-fn byte_strings<'a>(
+fn byte_strings(
     out: &mut Vec<u8>,
     ints: &mut Ints,
-    list: impl ExactSizeIterator<Item = &'a [u8]>,
+    list: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
 ) {
     ints.varint(list.len() as u64);
     ints.flush(out);
     for b in list {
+        let b = b.as_ref();
         ints.varint(b.len() as u64);
         ints.flush(out);
         out.extend_from_slice(b);
@@ -141,21 +142,16 @@ impl SyscallFields<'_> {
 
 /// `TraceRecord::Syscall(record)`'s payload, appended to `out`.
 pub(crate) fn syscall_record(out: &mut Vec<u8>, r: &SyscallRecord) -> Result<()> {
-    syscall_parts(
-        out,
-        &r.fields(),
-        r.inputs.iter().map(Vec::as_slice),
-        r.outputs.iter().map(Vec::as_slice),
-    )
+    syscall_parts(out, &r.fields(), r.inputs.iter(), r.outputs.iter())
 }
 
 /// The payload of the syscall record with `fields`, `inputs` and
 /// `outputs`, appended to `out`: the same bytes as the record built.
-pub(crate) fn syscall_parts<'a>(
+pub(crate) fn syscall_parts(
     out: &mut Vec<u8>,
     r: &SyscallFields,
-    inputs: impl ExactSizeIterator<Item = &'a [u8]>,
-    outputs: impl ExactSizeIterator<Item = &'a [u8]>,
+    inputs: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
+    outputs: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
 ) -> Result<()> {
     /// The variant's index in `TraceRecord`.
     const SYSCALL_VARIANT: u64 = 1;

@@ -164,11 +164,11 @@ impl Frames {
 
     /// The syscall record made of `fields`, `inputs` and `outputs`,
     /// framed as [`Self::push_syscall`] frames the record built.
-    pub fn push_syscall_parts<'a>(
+    pub fn push_syscall_parts(
         &mut self,
         fields: &crate::SyscallFields,
-        inputs: impl ExactSizeIterator<Item = &'a [u8]>,
-        outputs: impl ExactSizeIterator<Item = &'a [u8]>,
+        inputs: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
+        outputs: impl ExactSizeIterator<Item = impl AsRef<[u8]>>,
     ) -> Result<()> {
         frame_unsealed(&mut self.buf, |b| {
             crate::encode::syscall_parts(b, fields, inputs, outputs)
@@ -437,7 +437,7 @@ mod tests {
         let inputs: Vec<&[u8]> = call.inputs.iter().map(Vec::as_slice).collect();
         let outputs: Vec<&[u8]> = call.outputs.iter().map(Vec::as_slice).collect();
         parts
-            .push_syscall_parts(&fields, inputs.into_iter(), outputs.into_iter())
+            .push_syscall_parts(&fields, inputs.iter(), outputs.iter())
             .expect("push parts");
         let mut sealed = Vec::new();
         for mut frames in [whole, parts] {

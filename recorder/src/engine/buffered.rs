@@ -283,11 +283,7 @@ fn push_buffered(
     full_inputs: bool,
 ) -> rrc_trace::Result<()> {
     let mut inputs = model::read_inputs_from(mem, call.nr, &call.args).unwrap_or_default();
-    let outputs: Vec<Cow<[u8]>> = model::outputs(call.nr, &call.args, call.ret, mem)
-        .unwrap_or_default()
-        .iter()
-        .map(|r| mem.bytes(r.addr, r.len).unwrap_or_default())
-        .collect();
+    let regions = model::outputs(call.nr, &call.args, call.ret, mem).unwrap_or_default();
     let extra = buffered_extra(std_streams, at, call);
     let digested = if full_inputs {
         0
@@ -296,11 +292,11 @@ fn push_buffered(
     };
     let stamp = buffered_stamp(t, at, call);
     let fields = stamp.fields(t.logical, call.nr, call.args, call.ret, &extra, digested);
-    frames.push_syscall_parts(
-        &fields,
-        inputs.iter().map(|b| &**b),
-        outputs.iter().map(|b| &**b),
-    )
+    // Each output is framed as it is lent, not gathered into a list first.
+    let outputs = regions
+        .iter()
+        .map(|r| mem.bytes(r.addr, r.len).unwrap_or_default());
+    frames.push_syscall_parts(&fields, inputs.iter(), outputs)
 }
 
 /// A write through a dup of our stdout or stderr is program output.
