@@ -28,6 +28,8 @@ import threading
 import time
 
 NATIVE_TIMEOUT = 10
+# Native runs made again when a recording hangs (see `native_hangs`).
+NATIVE_RECHECKS = 3
 RECORD_TIMEOUT = 30
 REPLAY_TIMEOUT = 60
 STALL_TIMEOUT = 10
@@ -383,6 +385,9 @@ def classify(r):
             why = "the program failed under recording (%s), then no end" % r["rec_fail_line"]
         else:
             why = "the program did not finish"
+        if r.get("native_hangs"):
+            return "hangs natively too (the program's own race)", (
+                "%s; natively %s" % (why, r["native_hangs"]))
         return "recording hangs (rrc-record timeout %ds)" % RECORD_TIMEOUT, why
     m = re.search(r"rrc-record: internal error: ([^\n]*)", rec_err)
     if m:
@@ -458,6 +463,21 @@ def classify(r):
     return "rrc-replay error (exit %d)" % r["rep_rc"], first[:240]
 
 
+def native_hangs(exe, d):
+    """How many of NATIVE_RECHECKS more native runs time out: a program
+    whose recording hangs may hang without rrc too (one lucky native pass
+    let it into the corpus)."""
+    hung = 0
+    for i in range(NATIVE_RECHECKS):
+        cwd = os.path.join(d, "native%d" % i)
+        os.makedirs(cwd, exist_ok=True)
+        rc, _ = run(["/bin/sh", "-c", '"$0"; exit $?', exe], cwd,
+                    os.path.join(cwd, ".out"), os.path.join(cwd, ".err"),
+                    NATIVE_TIMEOUT)
+        hung += rc is None
+    return hung
+
+
 def rec_fail_line(data):
     line = next((l for l in text(data).splitlines() if "FAILED" in l), "")
     return re.sub(r"^FAILED at \S*/src/test/", "", line)[:160]
@@ -490,6 +510,10 @@ def rrc_run(name, k, out, bins, token, native_rc):
     r["rec_err"] = text(read(f("rec.err"), 20000))
     r["unsupported"] = unsupported_warnings(r["rec_err"])
     r["rec_token_seen"] = bool(token) and has_token(token, rec_out)
+    if rec_rc is None and not r["rec_token_seen"]:
+        hung = native_hangs(exe, d)
+        if hung:
+            r["native_hangs"] = "%d of %d runs hung too" % (hung, NATIVE_RECHECKS)
     if rec_rc is not None:
         tok_missing = not has_token(token, rec_out)
         if native_rc == 0 and rec_rc != 0:

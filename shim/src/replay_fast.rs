@@ -93,7 +93,13 @@ unsafe fn answer(
     let ordered = head.rank != NO_RANK && log.orders_events();
     log.park(slot);
     let at_rank = ordered && log.wait_for_rank_of(slot, head.rank, RANK_SPINS, RANK_NAP);
-    pace(log, buf, head.interval_ns, head.return_ns);
+    pace(
+        log,
+        buf,
+        head.interval_ns,
+        head.return_ns,
+        at_rank.then_some(head.rank),
+    );
     for (addr, data) in fed.outputs().flatten() {
         let addr = moved(addr);
         // SAFETY: the recorded call, made with these same arguments (its
@@ -136,7 +142,13 @@ fn moved_to(then: &[u64; 6], now: &[u64; 6], movable: u32, addr: u64) -> u64 {
 /// Waits, as the tracer's pacing does, until the recorded interval after
 /// the thread's previous return (and, on the shared timeline, the
 /// recorded time since the start) has passed.
-fn pace(log: &SharedSyncLog, buf: &SyscallBuf, interval_ns: u64, return_ns: u64) {
+fn pace(
+    log: &SharedSyncLog,
+    buf: &SyscallBuf,
+    interval_ns: u64,
+    return_ns: u64,
+    rank: Option<u64>,
+) {
     let mode = log.pacing();
     if mode == 0 {
         return;
@@ -149,9 +161,17 @@ fn pace(log: &SharedSyncLog, buf: &SyscallBuf, interval_ns: u64, return_ns: u64)
     }
     let mut now = crate::fast::monotonic_ns();
     let nap = AtomicU32::new(0);
+    if now < due && rank.is_some() {
+        // The order stands still at this rank by rrc's hold: kept threads
+        // must not take it for a lock rrc does not see.
+        log.pacing_at(rank);
+    }
     while now < due {
         futex_wait(&nap, 0, Some(Duration::from_nanos(due - now)));
         now = crate::fast::monotonic_ns();
+    }
+    if rank.is_some() {
+        log.pacing_at(None);
     }
     buf.last_return_ns.store(now, Ordering::Relaxed);
 }

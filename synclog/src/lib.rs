@@ -167,6 +167,10 @@ pub struct ShmHeader {
     /// 2, nor than its recorded time after `epoch_ns` (the shared
     /// timeline), as the tracer's pacing.
     pub pacing: AtomicU32,
+    /// Replay: the rank (plus one; 0: none) whose thread waits in the shim
+    /// for its call's recorded interval: the order stands still then by
+    /// rrc's own hold, not for a lock rrc does not see.
+    pub pacing_turn: AtomicU32,
     /// Replay: threads held before a lock rrc does not see until another
     /// held it (see `SyncEntry::gate_after`), and of those, how many went
     /// on without (for `--stats`).

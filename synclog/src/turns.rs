@@ -24,6 +24,19 @@ pub enum Schedule {
 }
 
 impl SharedSyncLog {
+    /// Replay: the thread of the event at `rank` waits in the shim for its
+    /// recorded interval (`None`: it is done).
+    pub fn pacing_at(&self, rank: Option<u64>) {
+        let v = rank.map_or(0, word_plus_one);
+        self.header().pacing_turn.store(v, Ordering::SeqCst);
+    }
+
+    /// Replay: whether the order stands at `turn` because its event's
+    /// thread waits for its recorded interval in the shim.
+    pub fn turn_is_pacing(&self, turn: u32) -> bool {
+        self.header().pacing_turn.load(Ordering::SeqCst) == turn.wrapping_add(1)
+    }
+
     /// Replay: whether events wait for their rank.
     pub fn orders_events(&self) -> bool {
         self.header().ordering.load(Ordering::Relaxed) != 0
@@ -288,5 +301,24 @@ impl SharedSyncLog {
                 h.order_turn.load(Ordering::SeqCst) == word(r)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{SharedSyncLog, MODE_REPLAY};
+
+    #[test]
+    fn a_thread_pacing_at_the_turn_is_seen_as_rrcs_hold_only_at_that_turn() {
+        let (_fd, log) = SharedSyncLog::create(MODE_REPLAY).expect("create");
+        assert!(!log.turn_is_pacing(0), "nobody paces at first");
+        log.pacing_at(Some(7));
+        assert!(log.turn_is_pacing(7));
+        assert!(!log.turn_is_pacing(6) && !log.turn_is_pacing(8));
+        log.pacing_at(None);
+        assert!(!log.turn_is_pacing(7), "done pacing");
+        // Ranks compare in 32 bits, as the order's turn does.
+        log.pacing_at(Some((1 << 32) + 5));
+        assert!(log.turn_is_pacing(5));
     }
 }

@@ -347,10 +347,16 @@ impl Replayer {
         // recorded time, or runs toward it, is the recorded pace; only
         // asleep outside rrc's view may it be waiting for a kept thread.
         let turn_now = self.log.order_turn();
+        // The next event's thread waiting for its recorded interval is
+        // rrc's hold: the standstill counts from its end.
+        if self.next_owner_paced() {
+            self.order.restart_still(turn_now, Instant::now());
+        }
         let still_for = self.order.still_for(turn_now, Instant::now());
         let blocked = still_for >= LATE_RETURN_STILL && self.next_owner_blocked();
-        // (pid, its turn has come, it goes with its lock word still free)
-        let ready: Vec<(Pid, bool, bool)> = self
+        // (pid, its turn has come, it goes with its lock word still free,
+        // how long it was kept)
+        let ready: Vec<(Pid, bool, bool, Duration)> = self
             .live
             .iter()
             .filter_map(|(pid, t)| match t.state {
@@ -366,18 +372,19 @@ impl Replayer {
                     // Nearest next event first (see `late_still`).
                     let ahead = rrc_synclog::word(l.next_rank).wrapping_sub(turn_now);
                     let still = blocked && still_for >= rrc_synclog::late_still(ahead);
-                    late_return_goes(turn, still, kept).then_some((*pid, turn, free))
+                    late_return_goes(turn, still, kept).then_some((*pid, turn, free, kept))
                 }
                 _ => None,
             })
             .collect();
-        for (pid, turn, gate_gave_way) in ready {
+        for (pid, turn, gate_gave_way, kept) in ready {
             if gate_gave_way {
                 let given_way = &self.log.header().lock_gates_given_way;
                 given_way.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             debug_log(format_args!(
-                "late return: {pid} goes at turn {turn_now} (its turn: {turn})"
+                "late return: {pid} goes at turn {turn_now} (its turn: {turn}; kept {kept:?}, \
+                 order still {still_for:?}, next blocked {blocked})"
             ));
             if !turn {
                 self.stats.late_released_stalled += 1;

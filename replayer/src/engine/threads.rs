@@ -475,7 +475,11 @@ impl Replayer {
                 || r.waiting_for_turn.load(Ordering::Acquire) != 0
                 || r.parked_past_end.load(Ordering::Acquire) != 0
         });
-        at_tracer || in_shim
+        // Waiting in the shim for its recorded interval, at its rank.
+        let turn = self.log.order_turn();
+        let pacing = self.log.turn_is_pacing(turn)
+            && self.plan.rank_owner.get(turn as usize) == Some(&t.logical);
+        at_tracer || in_shim || pacing
     }
 }
 

@@ -584,7 +584,9 @@ pub fn return_late_to(log: &SharedSyncLog, late_to: u64) {
         if SharedSyncLog::reached_word(target, now_turn) {
             return;
         }
-        if now_turn != seen {
+        // The next event's thread waiting for its recorded interval is
+        // not standing still.
+        if now_turn != seen || log.turn_is_pacing(now_turn) {
             (seen, still) = (now_turn, 0);
         }
         // Nearest next event first (see `late_still`).
