@@ -109,6 +109,8 @@ struct Scan {
     exit: Option<ExitStatus>,
     output_rank: SparseRanks,
     outputs: u64,
+    /// Each output's stamp, in the order the trace lists them.
+    output_stamps: Vec<u64>,
     /// Accepts' entry stamps.
     entries: SparseRanks,
 }
@@ -309,6 +311,7 @@ impl Scan {
                     }
                     SyscallExtra::StdStream(_) => {
                         self.output_rank.push(thread, index, self.outputs);
+                        self.output_stamps.push(s.order);
                         self.outputs += 1;
                     }
                     SyscallExtra::Buffered if stamped_on_arrival(i64::from(s.nr)) => {
@@ -459,10 +462,12 @@ impl ReplayPlan {
         }
         let Scan {
             threads: mut scanned,
-            output_rank,
+            mut output_rank,
+            output_stamps,
             mut entries,
             ..
         } = scan;
+        output_rank.renumber(&crate::ranks::outputs_in_recorded_order(&output_stamps));
         let mut returns = EventRanks::new(
             scanned
                 .iter_mut()

@@ -72,12 +72,41 @@ impl SparseRanks {
         Some(&v[at].1)
     }
 
+    /// Replaces each value `v` with `new[v]` (values out of its range are
+    /// left as they are).
+    pub fn renumber(&mut self, new: &[u64]) {
+        for (_, v) in self.values_mut() {
+            if let Some(n) = usize::try_from(*v).ok().and_then(|i| new.get(i)) {
+                *v = *n;
+            }
+        }
+    }
+
     fn values_mut(&mut self) -> impl Iterator<Item = (ThreadId, &mut u64)> {
         self.per_thread
             .iter_mut()
             .enumerate()
             .flat_map(|(t, v)| v.iter_mut().map(move |e| (t as ThreadId, &mut e.1)))
     }
+}
+
+/// Outputs to rrc's stdout and stderr are numbered as the trace lists
+/// them, and `stamps` holds each one's place in the event order: the
+/// number each gets in the order they were made. The trace lists a
+/// thread's buffered calls when its buffer is read, which for writes to a
+/// dup of stdout from several threads is not the order they were made.
+/// If any output has no stamp, the trace's own order stands.
+pub fn outputs_in_recorded_order(stamps: &[u64]) -> Vec<u64> {
+    let mut by_stamp: Vec<usize> = (0..stamps.len()).collect();
+    if stamps.contains(&NO_ORDER) {
+        return (0..stamps.len() as u64).collect();
+    }
+    by_stamp.sort_by_key(|&i| stamps[i]);
+    let mut new = vec![0; stamps.len()];
+    for (place, listed) in by_stamp.into_iter().enumerate() {
+        new[listed] = place as u64;
+    }
+    new
 }
 
 /// The stamps of one thread's sync operations, as `(order, arrival)`
@@ -259,6 +288,24 @@ impl NextOwnRanks {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn outputs_are_printed_in_the_order_they_were_made_not_the_order_buffers_were_read() {
+        // Thread 1's buffer read first: its outputs (stamps 5, 9) are
+        // listed before thread 2's (stamps 3, 7).
+        let new = super::outputs_in_recorded_order(&[5, 9, 3, 7]);
+        assert_eq!(new, vec![1, 3, 0, 2]);
+        let mut ranks = super::SparseRanks::default();
+        for (seq, (t, i)) in [(1, 0), (1, 1), (2, 0), (2, 1)].into_iter().enumerate() {
+            ranks.push(t, i, seq as u64);
+        }
+        ranks.renumber(&new);
+        assert_eq!(ranks.get(&(2, 0)), Some(&0));
+        assert_eq!(ranks.get(&(1, 1)), Some(&3));
+        // Without a stamp for every output, the listed order stands.
+        let unstamped = super::outputs_in_recorded_order(&[5, rrc_trace::NO_ORDER, 3]);
+        assert_eq!(unstamped, vec![0, 1, 2]);
+    }
+
     use super::*;
 
     #[test]

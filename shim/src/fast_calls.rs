@@ -34,7 +34,7 @@ fn int(v: c_int) -> u64 {
 }
 
 fn std_stream(fd: c_int) -> bool {
-    fd == 1 || fd == 2
+    crate::std_dups::is_std(fd)
 }
 
 /// Returned counts as a length: 0 for an error.

@@ -229,6 +229,13 @@ real_functions! { fast_calls:
     getppid = c"getppid" => fn() -> libc::pid_t;
 }
 
+// Descriptor copies (`std_dups`): which are copies of stdout and stderr.
+real_functions! { dup_functions:
+    dup = c"dup" => fn(c_int) -> c_int;
+    dup2 = c"dup2" => fn(c_int, c_int) -> c_int;
+    dup3 = c"dup3" => fn(c_int, c_int, c_int) -> c_int;
+}
+
 real_functions! { once_guards:
     pthread_once = c"pthread_once"
         => fn(*mut libc::pthread_once_t, Option<unsafe extern "C" fn()>) -> c_int;
@@ -316,6 +323,7 @@ pub fn resolve_all() {
     sync_functions();
     gomp_loops();
     fast_calls();
+    dup_functions();
     once_guards();
     fortified();
     rand_functions();

@@ -4,6 +4,7 @@
 //! std::mutex and std::condition_variable. stdio takes each stream's lock
 //! inside libc, where rrc cannot see it; the shim orders it like a mutex.
 //! So it does libc's random-number state (`rand`, `random`, `drand48`...).
+//! Writes straight to copies of stdout come out in their recorded order.
 
 use rrc_tests::*;
 
@@ -186,4 +187,16 @@ fn workers_that_sort_and_free_memory_replay_in_their_own_threads() {
 #[test]
 fn workers_that_sort_and_free_memory_print_other_times_natively() {
     assert_native_runs_differ(&program("worker_heaps"), &[], b"", 10);
+}
+
+#[test]
+fn threads_writing_to_copies_of_stdout_replay_in_the_order_their_lines_came_out() {
+    // Before, such writes were buffered and printed in the order their
+    // threads' buffers were read: exit 0, other output.
+    record_and_replay_all("dup_stdout_threads", &[], b"", 3);
+}
+
+#[test]
+fn threads_writing_to_copies_of_stdout_interleave_differently_natively() {
+    assert_native_runs_differ(&program("dup_stdout_threads"), &[], b"", 10);
 }

@@ -1,0 +1,42 @@
+/*
+ * Threads write(2) lines straight to copies of stdout (one made with
+ * dup, one with dup2), no stdio: the lines come out in the order the
+ * threads' writes reach the kernel, which depends on timing.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define THREADS 4
+#define LINES 150
+
+static int copies[2];
+
+static void *writer(void *arg)
+{
+    long id = (long)arg;
+    int fd = copies[id % 2];
+    char line[64];
+    for (int i = 0; i < LINES; i++) {
+        int n = snprintf(line, sizeof line, "thread %ld line %d\n", id, i);
+        CHECK(write(fd, line, (size_t)n) == n, "write");
+    }
+    return NULL;
+}
+
+int main(void)
+{
+    copies[0] = dup(1);
+    CHECK(copies[0] >= 0, "dup");
+    copies[1] = dup2(1, 20);
+    CHECK(copies[1] == 20, "dup2");
+    pthread_t t[THREADS];
+    for (long i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, writer, (void *)i) == 0, "pthread_create");
+    for (int i = 0; i < THREADS; i++)
+        CHECK(pthread_join(t[i], NULL) == 0, "pthread_join");
+    return 0;
+}
