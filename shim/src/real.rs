@@ -234,6 +234,10 @@ real_functions! { dup_functions:
     dup = c"dup" => fn(c_int) -> c_int;
     dup2 = c"dup2" => fn(c_int, c_int) -> c_int;
     dup3 = c"dup3" => fn(c_int, c_int, c_int) -> c_int;
+    // Variadic in C; the third argument, when there is one, is an integer
+    // or a pointer, passed in the same register either way.
+    fcntl = c"fcntl" => fn(c_int, c_int, libc::c_ulong) -> c_int;
+    fcntl64 = c"fcntl64" => fn(c_int, c_int, libc::c_ulong) -> c_int;
 }
 
 real_functions! { once_guards:

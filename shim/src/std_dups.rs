@@ -3,8 +3,9 @@
 //! each one in a single step and the trace has the program's output in
 //! the order it came out (two threads that buffer writes to one pipe may
 //! be stamped in the other order). fds 1 and 2 count by number, whatever
-//! they are; a copy made with `dup`, `dup2` or `dup3` of one of them
-//! counts too (not one made with `fcntl` or a raw syscall: its writes are
+//! they are; a copy made with `dup`, `dup2`, `dup3` or `fcntl`'s
+//! `F_DUPFD`/`F_DUPFD_CLOEXEC` of one of them counts too (not one made
+//! with a raw syscall, or inherited across `execve`: its writes are
 //! buffered, and ordered by their stamps). A copy's bit is not cleared at
 //! `close`: a later descriptor with its number traps for nothing, which
 //! is slower, never wrong.
@@ -69,6 +70,36 @@ pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     // SAFETY: as for dup.
     let r = crate::real::dup3().map_or(-1, |f| unsafe { f(old, new, flags) });
     copied(old, r);
+    r
+}
+
+/// `fcntl` (variadic in C: see `real::fcntl`), noting the copies
+/// `F_DUPFD` and `F_DUPFD_CLOEXEC` make.
+///
+/// # Safety
+/// fcntl's own contract: `arg` is what `cmd` takes (a pointer to the
+/// right structure for the commands that take one).
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: the caller's contract, passed on as it came.
+    let r = crate::real::fcntl().map_or(-1, |f| unsafe { f(fd, cmd, arg) });
+    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+        copied(fd, r);
+    }
+    r
+}
+
+/// `fcntl64`, glibc's name for the same call with 64-bit locks.
+///
+/// # Safety
+/// As for [`fcntl`].
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: the caller's contract, passed on as it came.
+    let r = crate::real::fcntl64().map_or(-1, |f| unsafe { f(fd, cmd, arg) });
+    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
+        copied(fd, r);
+    }
     r
 }
 

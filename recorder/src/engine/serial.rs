@@ -15,20 +15,56 @@ use nix::unistd::Pid;
 use rrc_trace::ProcessId;
 
 /// How long a descriptor call waits for another one of its process that
-/// is in flight (a blocking accept can be, for as long as no one connects)
-/// before it goes ahead anyway.
+/// is in flight and may block (a blocking accept can be, for as long as
+/// no one connects) before it goes ahead anyway.
 const SERIAL_CALL_WAIT: Duration = Duration::from_millis(2);
+/// The same when the call in flight never blocks (`socket`, `pipe2`,
+/// `epoll_create1`, `dup`...): it returns at once, but on a loaded
+/// machine its thread can wait milliseconds for a CPU before its exit
+/// stop, and two such calls let run together may take their numbers in
+/// the other order than they are stamped.
+const QUICK_CALL_WAIT: Duration = Duration::from_millis(100);
 /// The same for writes to rrc's stdout and stderr, whose order across
 /// processes is the order replay prints them in: a write does not block
 /// for long, but on a loaded machine its thread can wait milliseconds for
 /// a CPU between the write and its exit stop.
 const STD_STREAM_WAIT: Duration = Duration::from_millis(100);
 
-fn serial_wait(key: &SerialKey) -> Duration {
+fn serial_wait(key: &SerialKey, queue: &Queue) -> Duration {
     match key {
         SerialKey::StdStreams => STD_STREAM_WAIT,
-        _ => SERIAL_CALL_WAIT,
+        _ if queue.in_flight_may_block => SERIAL_CALL_WAIT,
+        _ => QUICK_CALL_WAIT,
     }
+}
+
+/// Descriptor-table calls that may block: all but those that make a
+/// descriptor and return at once. `accept` waits for a client, `open` of
+/// a FIFO for the other end, `close` of a lingering socket for its peer;
+/// calls not listed here keep the short wait.
+pub(super) fn may_block(nr: i64) -> bool {
+    !matches!(
+        nr,
+        libc::SYS_socket
+            | libc::SYS_socketpair
+            | libc::SYS_pipe
+            | libc::SYS_pipe2
+            | libc::SYS_dup
+            | libc::SYS_dup2
+            | libc::SYS_dup3
+            | libc::SYS_fcntl
+            | libc::SYS_epoll_create
+            | libc::SYS_epoll_create1
+            | libc::SYS_eventfd
+            | libc::SYS_eventfd2
+            | libc::SYS_timerfd_create
+            | libc::SYS_signalfd
+            | libc::SYS_signalfd4
+            | libc::SYS_inotify_init
+            | libc::SYS_inotify_init1
+            | libc::SYS_memfd_create
+            | libc::SYS_pidfd_open
+    )
 }
 
 /// Calls whose recorded order must be the order they ran in: the
@@ -45,6 +81,8 @@ pub(super) enum SerialKey {
 #[derive(Default)]
 struct Queue {
     in_flight: Option<Pid>,
+    /// The call in flight may block (see [`may_block`]).
+    in_flight_may_block: bool,
     /// Threads stopped at the entry of such a call, and since when.
     waiting: VecDeque<(Pid, Instant)>,
 }
@@ -58,7 +96,8 @@ pub(super) struct SerialCalls {
 impl SerialCalls {
     /// `pid` enters a call of `key`: true when it must wait (it is then
     /// queued, and stays stopped); otherwise it takes the slot.
-    pub(super) fn enter(&mut self, pid: Pid, key: SerialKey, now: Instant) -> bool {
+    /// `blocks`: the call may block (see [`may_block`]).
+    pub(super) fn enter(&mut self, pid: Pid, key: SerialKey, blocks: bool, now: Instant) -> bool {
         let queue = self.queues.entry(key).or_default();
         match queue.in_flight {
             Some(other) if other != pid => {
@@ -67,6 +106,7 @@ impl SerialCalls {
             }
             _ => {
                 queue.in_flight = Some(pid);
+                queue.in_flight_may_block = blocks;
                 false
             }
         }
@@ -92,7 +132,7 @@ impl SerialCalls {
         self.queues
             .iter_mut()
             .filter_map(|(key, queue)| match queue.waiting.front() {
-                Some((pid, since)) if now >= *since + serial_wait(key) => {
+                Some((pid, since)) if now >= *since + serial_wait(key, queue) => {
                     let pid = *pid;
                     queue.waiting.pop_front();
                     Some(pid)
@@ -110,7 +150,7 @@ impl SerialCalls {
                 queue
                     .waiting
                     .front()
-                    .map(|(_, since)| *since + serial_wait(key))
+                    .map(|(_, since)| *since + serial_wait(key, queue))
             })
             .min()
     }
@@ -226,15 +266,15 @@ mod tests {
     fn calls_of_one_key_run_one_at_a_time_in_arrival_order() {
         let mut s = SerialCalls::default();
         let t0 = Instant::now();
-        assert!(!s.enter(pid(1), FDS, t0), "the first takes the slot");
-        assert!(s.enter(pid(2), FDS, t0), "the second waits");
-        assert!(s.enter(pid(3), FDS, t0));
+        assert!(!s.enter(pid(1), FDS, true, t0), "the first takes the slot");
+        assert!(s.enter(pid(2), FDS, true, t0), "the second waits");
+        assert!(s.enter(pid(3), FDS, true, t0));
         assert!(s.finish(pid(2)).is_empty(), "a waiter finishes nothing");
         assert_eq!(s.finish(pid(1)), vec![pid(2)]);
         // The released thread enters again and takes the free slot.
-        assert!(!s.enter(pid(2), FDS, t0));
+        assert!(!s.enter(pid(2), FDS, true, t0));
         assert_eq!(s.finish(pid(2)), vec![pid(3)]);
-        assert!(!s.enter(pid(3), FDS, t0));
+        assert!(!s.enter(pid(3), FDS, true, t0));
         assert!(s.finish(pid(3)).is_empty());
     }
 
@@ -242,28 +282,28 @@ mod tests {
     fn the_slot_holder_entering_again_does_not_wait() {
         let mut s = SerialCalls::default();
         let t0 = Instant::now();
-        assert!(!s.enter(pid(1), FDS, t0));
-        assert!(!s.enter(pid(1), FDS, t0));
+        assert!(!s.enter(pid(1), FDS, true, t0));
+        assert!(!s.enter(pid(1), FDS, true, t0));
     }
 
     #[test]
     fn keys_are_independent() {
         let mut s = SerialCalls::default();
         let t0 = Instant::now();
-        assert!(!s.enter(pid(1), FDS, t0));
-        assert!(!s.enter(pid(2), SerialKey::Descriptors(1), t0));
-        assert!(!s.enter(pid(3), SerialKey::StdStreams, t0));
-        assert!(s.enter(pid(4), SerialKey::StdStreams, t0));
+        assert!(!s.enter(pid(1), FDS, true, t0));
+        assert!(!s.enter(pid(2), SerialKey::Descriptors(1), true, t0));
+        assert!(!s.enter(pid(3), SerialKey::StdStreams, true, t0));
+        assert!(s.enter(pid(4), SerialKey::StdStreams, true, t0));
     }
 
     #[test]
     fn waiters_become_overdue_after_their_keys_wait() {
         let mut s = SerialCalls::default();
         let t0 = Instant::now();
-        assert!(!s.enter(pid(1), FDS, t0));
-        assert!(s.enter(pid(2), FDS, t0));
-        assert!(!s.enter(pid(3), SerialKey::StdStreams, t0));
-        assert!(s.enter(pid(4), SerialKey::StdStreams, t0));
+        assert!(!s.enter(pid(1), FDS, true, t0));
+        assert!(s.enter(pid(2), FDS, true, t0));
+        assert!(!s.enter(pid(3), SerialKey::StdStreams, true, t0));
+        assert!(s.enter(pid(4), SerialKey::StdStreams, true, t0));
         assert_eq!(s.next_deadline(), Some(t0 + SERIAL_CALL_WAIT));
         assert!(s.overdue(t0).is_empty());
         assert_eq!(s.overdue(t0 + SERIAL_CALL_WAIT), vec![pid(2)]);
@@ -276,12 +316,27 @@ mod tests {
     }
 
     #[test]
+    fn a_call_that_never_blocks_is_waited_for_longer_than_one_that_may() {
+        assert!(may_block(libc::SYS_accept4) && !may_block(libc::SYS_epoll_create1));
+        let mut s = SerialCalls::default();
+        let t0 = Instant::now();
+        assert!(
+            !s.enter(pid(1), FDS, false, t0),
+            "an epoll_create1 in flight"
+        );
+        assert!(s.enter(pid(2), FDS, false, t0));
+        assert!(s.overdue(t0 + SERIAL_CALL_WAIT).is_empty());
+        assert_eq!(s.next_deadline(), Some(t0 + QUICK_CALL_WAIT));
+        assert_eq!(s.overdue(t0 + QUICK_CALL_WAIT), vec![pid(2)]);
+    }
+
+    #[test]
     fn a_thread_that_ends_waits_no_more() {
         let mut s = SerialCalls::default();
         let t0 = Instant::now();
-        assert!(!s.enter(pid(1), FDS, t0));
-        assert!(s.enter(pid(2), FDS, t0));
-        assert!(s.enter(pid(3), FDS, t0));
+        assert!(!s.enter(pid(1), FDS, true, t0));
+        assert!(s.enter(pid(2), FDS, true, t0));
+        assert!(s.enter(pid(3), FDS, true, t0));
         s.forget(pid(2));
         assert_eq!(s.finish(pid(1)), vec![pid(3)]);
     }

@@ -58,7 +58,7 @@ impl Recorder {
         };
         let process = t.process;
         if let Some(key) = self.serial_key(pid, process, &regs) {
-            if self.must_wait_for_serial_call(pid, key) {
+            if self.must_wait_for_serial_call(pid, key, super::serial::may_block(regs.nr())) {
                 // Stays stopped until the one in flight has returned.
                 self.hold(pid, Hold::SerialCall);
                 return Ok(());
@@ -135,13 +135,13 @@ impl Recorder {
 
     /// Whether the call `pid` is entering must wait for another one of its
     /// key; takes the slot when it need not.
-    fn must_wait_for_serial_call(&mut self, pid: Pid, key: SerialKey) -> bool {
+    fn must_wait_for_serial_call(&mut self, pid: Pid, key: SerialKey, blocks: bool) -> bool {
         if let Some(t) = self.threads.get_mut(&pid) {
             if std::mem::take(&mut t.serial_bypass) {
                 return false;
             }
         }
-        self.serial.enter(pid, key, Instant::now())
+        self.serial.enter(pid, key, blocks, Instant::now())
     }
 
     /// `pid`'s serial call (if it had a slot) is done: the next waiting
