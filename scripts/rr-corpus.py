@@ -314,6 +314,16 @@ def build_one(name, rr, out, cflags, gen):
 
 # ---------------------------------------------------------------- native
 
+def run_native(exe, cwd):
+    """Runs `exe` in `cwd`, its output in `cwd`'s .out and .err: (exit
+    status or None at the timeout, seconds). Under sh, so that a program
+    signalling its parent (as rr's term_rr does to rr) does not hit this
+    script."""
+    return run(["/bin/sh", "-c", '"$0"; exit $?', exe], cwd,
+               os.path.join(cwd, ".out"), os.path.join(cwd, ".err"),
+               NATIVE_TIMEOUT)
+
+
 def native_one(name, rr, out, token, expect_zero):
     path = os.path.join(out, "native", name + ".json")
     cached = load_json(path)
@@ -323,11 +333,7 @@ def native_one(name, rr, out, token, expect_zero):
     with tempfile.TemporaryDirectory(prefix="native-%s-" % name,
                                      dir=os.path.join(out, "tmp"),
                                      ignore_cleanup_errors=True) as cwd:
-        # under sh, so that a program signalling its parent (as rr's
-        # term_rr does to rr) does not hit this script
-        rc, secs = run(["/bin/sh", "-c", '"$0"; exit $?', exe], cwd,
-                       os.path.join(cwd, ".out"), os.path.join(cwd, ".err"),
-                       NATIVE_TIMEOUT)
+        rc, secs = run_native(exe, cwd)
         if rc is not None and rc > 128:
             rc = -(rc - 128)  # killed by a signal, as sh reports it
         stdout = read(os.path.join(cwd, ".out"))
@@ -471,10 +477,7 @@ def native_hangs(exe, d):
     for i in range(NATIVE_RECHECKS):
         cwd = os.path.join(d, "native%d" % i)
         os.makedirs(cwd, exist_ok=True)
-        rc, _ = run(["/bin/sh", "-c", '"$0"; exit $?', exe], cwd,
-                    os.path.join(cwd, ".out"), os.path.join(cwd, ".err"),
-                    NATIVE_TIMEOUT)
-        hung += rc is None
+        hung += run_native(exe, cwd)[0] is None
     return hung
 
 

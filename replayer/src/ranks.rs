@@ -97,10 +97,10 @@ impl SparseRanks {
 /// dup of stdout from several threads is not the order they were made.
 /// If any output has no stamp, the trace's own order stands.
 pub fn outputs_in_recorded_order(stamps: &[u64]) -> Vec<u64> {
-    let mut by_stamp: Vec<usize> = (0..stamps.len()).collect();
     if stamps.contains(&NO_ORDER) {
         return (0..stamps.len() as u64).collect();
     }
+    let mut by_stamp: Vec<usize> = (0..stamps.len()).collect();
     by_stamp.sort_by_key(|&i| stamps[i]);
     let mut new = vec![0; stamps.len()];
     for (place, listed) in by_stamp.into_iter().enumerate() {
@@ -288,13 +288,15 @@ impl NextOwnRanks {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn outputs_are_printed_in_the_order_they_were_made_not_the_order_buffers_were_read() {
         // Thread 1's buffer read first: its outputs (stamps 5, 9) are
         // listed before thread 2's (stamps 3, 7).
-        let new = super::outputs_in_recorded_order(&[5, 9, 3, 7]);
+        let new = outputs_in_recorded_order(&[5, 9, 3, 7]);
         assert_eq!(new, vec![1, 3, 0, 2]);
-        let mut ranks = super::SparseRanks::default();
+        let mut ranks = SparseRanks::default();
         for (seq, (t, i)) in [(1, 0), (1, 1), (2, 0), (2, 1)].into_iter().enumerate() {
             ranks.push(t, i, seq as u64);
         }
@@ -302,11 +304,9 @@ mod tests {
         assert_eq!(ranks.get(&(2, 0)), Some(&0));
         assert_eq!(ranks.get(&(1, 1)), Some(&3));
         // Without a stamp for every output, the listed order stands.
-        let unstamped = super::outputs_in_recorded_order(&[5, rrc_trace::NO_ORDER, 3]);
+        let unstamped = outputs_in_recorded_order(&[5, NO_ORDER, 3]);
         assert_eq!(unstamped, vec![0, 1, 2]);
     }
-
-    use super::*;
 
     #[test]
     fn sparse_stamps_rank_as_dense_ones_do() {

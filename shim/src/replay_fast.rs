@@ -161,16 +161,17 @@ fn pace(
     }
     let mut now = crate::fast::monotonic_ns();
     let nap = AtomicU32::new(0);
-    if now < due && rank.is_some() {
-        // The order stands still at this rank by rrc's hold: kept threads
-        // must not take it for a lock rrc does not see.
-        log.pacing_at(rank);
+    // The order stands still at this rank by rrc's hold: kept threads
+    // must not take it for a lock rrc does not see.
+    let held_at = rank.filter(|_| now < due);
+    if held_at.is_some() {
+        log.pacing_at(held_at);
     }
     while now < due {
         futex_wait(&nap, 0, Some(Duration::from_nanos(due - now)));
         now = crate::fast::monotonic_ns();
     }
-    if rank.is_some() {
+    if held_at.is_some() {
         log.pacing_at(None);
     }
     buf.last_return_ns.store(now, Ordering::Relaxed);

@@ -73,34 +73,40 @@ pub extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     r
 }
 
-/// `fcntl` (variadic in C: see `real::fcntl`), noting the copies
-/// `F_DUPFD` and `F_DUPFD_CLOEXEC` make.
+/// fcntl's and fcntl64's type (variadic in C: see `real::fcntl`).
+type Fcntl = unsafe extern "C" fn(c_int, c_int, libc::c_ulong) -> c_int;
+
+/// Makes the call through `real`, noting the copies `F_DUPFD` and
+/// `F_DUPFD_CLOEXEC` make.
 ///
 /// # Safety
 /// fcntl's own contract: `arg` is what `cmd` takes (a pointer to the
 /// right structure for the commands that take one).
-#[no_mangle]
-pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+unsafe fn fcntl_through(real: Option<Fcntl>, fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
     // SAFETY: the caller's contract, passed on as it came.
-    let r = crate::real::fcntl().map_or(-1, |f| unsafe { f(fd, cmd, arg) });
+    let r = real.map_or(-1, |f| unsafe { f(fd, cmd, arg) });
     if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
         copied(fd, r);
     }
     r
 }
 
-/// `fcntl64`, glibc's name for the same call with 64-bit locks.
+/// # Safety
+/// As for [`fcntl_through`].
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    // SAFETY: the caller's contract.
+    unsafe { fcntl_through(crate::real::fcntl(), fd, cmd, arg) }
+}
+
+/// glibc's name for the same call with 64-bit locks.
 ///
 /// # Safety
-/// As for [`fcntl`].
+/// As for [`fcntl_through`].
 #[no_mangle]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
-    // SAFETY: the caller's contract, passed on as it came.
-    let r = crate::real::fcntl64().map_or(-1, |f| unsafe { f(fd, cmd, arg) });
-    if cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC {
-        copied(fd, r);
-    }
-    r
+    // SAFETY: the caller's contract.
+    unsafe { fcntl_through(crate::real::fcntl64(), fd, cmd, arg) }
 }
 
 #[cfg(test)]

@@ -462,27 +462,26 @@ impl Replayer {
             .min()
     }
 
+    /// The thread whose event is next in the order, if it is live.
+    fn next_owner(&self) -> Option<Pid> {
+        let now = self.log.order_turn();
+        self.plan
+            .rank_owner
+            .get(now as usize)
+            .and_then(|&owner| self.pid_of(owner))
+    }
+
     /// Whether the thread whose event is next waits for its recorded
     /// interval (in the shim, or held here for it).
     pub(super) fn next_owner_paced(&self) -> bool {
-        let now = self.log.order_turn();
-        if self.log.turn_is_pacing(now) {
-            return true;
-        }
-        let owner = self.plan.rank_owner.get(now as usize);
-        owner
-            .and_then(|&o| self.pid_of(o))
-            .is_some_and(|pid| self.pacing.holds(pid))
+        self.log.turn_is_pacing(self.log.order_turn())
+            || self.next_owner().is_some_and(|pid| self.pacing.holds(pid))
     }
 
     /// Whether the thread whose event is next in the order is asleep in a
     /// futex outside rrc's shim (a lock or flag rrc does not see).
     pub(super) fn next_owner_blocked(&self) -> bool {
-        let now = self.log.order_turn();
-        let Some(&owner) = self.plan.rank_owner.get(now as usize) else {
-            return true;
-        };
-        let Some(pid) = self.pid_of(owner) else {
+        let Some(pid) = self.next_owner() else {
             return true;
         };
         let held = self
