@@ -12,6 +12,7 @@ mod auxv;
 mod clock;
 mod colocate;
 mod driver;
+mod elf;
 mod filter;
 pub mod model;
 mod quiesce;
@@ -28,7 +29,7 @@ pub use filter::build_filter;
 pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use rdtsc_scan::{
     code_has_rdtsc, elf_has_rdtsc, maps_code_of_a_file, may_be_tsc_fault, prewarm_rdtsc_scan,
-    RdtscScan, RdtscScanner,
+    RdtscScan, RdtscScanner, ScanAhead,
 };
 pub use spawn::{
     fd_identity, fd_target, file_digest, identity_of, inherited_fds, no_huge_pages_for_rrc,

@@ -34,6 +34,7 @@ use iced_x86::{Decoder, DecoderOptions, Mnemonic};
 use nix::unistd::Pid;
 use rrc_synclog::syscallbuf::FAST_PAGE;
 
+use crate::elf::{Elf, PF_X, PT_LOAD};
 use crate::tracee::{Tracee, TraceeMemory, TscInstruction};
 
 /// SIGILL's code for an illegal operand (`ud2`), not in the libc crate.
@@ -98,6 +99,11 @@ type Scan = Option<Arc<Vec<Site>>>;
 /// The scan of `path`, from the cache or made now.
 fn scanned(path: &Path) -> Scan {
     let meta = std::fs::metadata(path).ok()?;
+    // A device or a pipe (a crafted trace may name one) is no image, and
+    // reading it whole might never end.
+    if !meta.is_file() {
+        return None;
+    }
     let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime());
     let mut files = SCANNED
         .lock()
@@ -122,7 +128,7 @@ fn scanned(path: &Path) -> Scan {
 /// question instead took a millisecond or more of the program's time
 /// (iced-x86's tables are built at the first decode, too).
 pub fn prewarm_rdtsc_scan(executable: &Path) {
-    let mut paths = vec![executable.to_path_buf()];
+    let mut ahead = ScanAhead::start();
     if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
         let unwinder = maps
             .lines()
@@ -134,16 +140,73 @@ pub fn prewarm_rdtsc_scan(executable: &Path) {
                     .is_some_and(|name| name.starts_with("libgcc_s"))
             });
         if let Some(path) = unwinder {
-            paths.insert(0, PathBuf::from(path));
+            ahead.add(Path::new(path));
         }
     }
-    let _ = std::thread::Builder::new()
-        .name("rrc-rdtsc-scan".into())
-        .spawn(move || {
-            for path in paths {
-                let _ = scanned(&path);
-            }
-        });
+    ahead.add_with_libraries(executable);
+}
+
+/// Files to scan on a thread of their own, named as they are found, each
+/// once; the thread ends when this is dropped and it has scanned them.
+/// Replay names every file whose code the trace maps while it reads the
+/// trace for its plan, so that the libraries a program loads (a server's
+/// `libcrypto` alone took 10 ms or more) are scanned before the replayed
+/// loader maps them, on the processor the plan's reading leaves free;
+/// recording names the executable, and the thread finds the libraries it
+/// needs (`libstdc++` took a quarter of a C++ program's recording).
+pub struct ScanAhead {
+    to_scan: Option<std::sync::mpsc::Sender<(PathBuf, bool)>>,
+    named: std::collections::HashSet<PathBuf>,
+}
+
+impl ScanAhead {
+    pub fn start() -> ScanAhead {
+        let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, bool)>();
+        let spawned = std::thread::Builder::new()
+            .name("rrc-rdtsc-scan".into())
+            .spawn(move || {
+                for (path, libraries) in rx {
+                    let _ = scanned(&path);
+                    if libraries {
+                        crate::elf::libraries_of(&path, &mut |lib| {
+                            if !harmless_path(lib) {
+                                let _ = scanned(lib);
+                            }
+                        });
+                    }
+                }
+            });
+        ScanAhead {
+            // Without the thread, files are scanned where first needed.
+            to_scan: spawned.ok().map(|_| tx),
+            named: Default::default(),
+        }
+    }
+
+    /// Scans `path` ahead, unless it was named before or is one of the
+    /// files never scanned.
+    pub fn add(&mut self, path: &Path) {
+        self.send(path, false);
+    }
+
+    /// Scans `path` ahead, and then the shared libraries it needs.
+    pub fn add_with_libraries(&mut self, path: &Path) {
+        self.send(path, true);
+    }
+
+    fn send(&mut self, path: &Path, libraries: bool) {
+        let Some(tx) = &self.to_scan else {
+            return;
+        };
+        if harmless_path(path) || !self.named.insert(path.to_path_buf()) {
+            return;
+        }
+        let _ = tx.send((path.to_path_buf(), libraries));
+    }
+}
+
+fn harmless_path(path: &Path) -> bool {
+    path.to_str().is_some_and(harmless)
 }
 
 /// A file's (device, inode, size, modification time).
@@ -295,43 +358,13 @@ pub fn elf_has_rdtsc(image: &[u8]) -> bool {
 /// The file offsets of the rdtsc and rdtscp in an ELF image's executable
 /// segments; `None` for anything that is not a little-endian 64-bit ELF.
 fn elf_rdtsc_sites(image: &[u8]) -> Option<Vec<Site>> {
-    const PT_LOAD: u32 = 1;
-    const PF_X: u32 = 1;
-    let u16_at = |at: usize| {
-        image
-            .get(at..at + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-    };
-    let u32_at = |at: usize| {
-        image
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-    };
-    let u64_at = |at: usize| {
-        image
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    if image.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
-        return None;
-    }
-    let (phoff, phentsize, phnum) = (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?);
+    let elf = Elf(image);
     let mut sites = Vec::new();
-    for i in 0..usize::from(phnum) {
-        let at = (phoff as usize).checked_add(i * usize::from(phentsize))?;
-        let (kind, flags, offset, size) = (
-            u32_at(at)?,
-            u32_at(at + 4)?,
-            u64_at(at + 8)?,
-            u64_at(at + 32)?,
-        );
-        if kind != PT_LOAD || flags & PF_X == 0 {
+    for s in elf.segments()? {
+        if s.kind != PT_LOAD || s.flags & PF_X == 0 {
             continue;
         }
-        let code = image.get(offset as usize..(offset as usize).checked_add(size as usize)?)?;
-        sites.extend(code_rdtsc_sites(code, offset));
+        sites.extend(code_rdtsc_sites(elf.contents(&s)?, s.offset));
     }
     Some(sites)
 }

@@ -261,8 +261,17 @@ fn attempt(
     limit: Option<Duration>,
 ) -> Result<Try> {
     let opened = std::time::Instant::now();
-    let mut plan = plan::ReplayPlan::open(&cli.trace, cli.window_mb.max(1) << 20)
-        .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    // Once: later tries find the scans in the process's cache.
+    let mut ahead = printed.is_none().then(rrc_interposer::ScanAhead::start);
+    let mut code_file = |p: &std::path::Path| {
+        if let Some(a) = ahead.as_mut() {
+            a.add(p);
+        }
+    };
+    let mut plan =
+        plan::ReplayPlan::open_naming_code(&cli.trace, cli.window_mb.max(1) << 20, &mut code_file)
+            .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    drop(ahead);
     // The whole replay's mode: the user's, and a later try's.
     let mode = tweaks.mode.or(search::Mode {
         no_segments: cli.no_segments,
@@ -393,12 +402,6 @@ fn attempt(
         fast_path: in_process,
     };
     let serialized = header.serialized;
-    if printed.is_none() {
-        // Once: later tries find the scans in the process's cache.
-        rrc_interposer::prewarm_rdtsc_scan(std::path::Path::new(std::ffi::OsStr::from_bytes(
-            &header.exe,
-        )));
-    }
     let root = spawn_traced(&opts)?;
     if let Ok(mut pids) = shared.pids.lock() {
         pids.push(root.as_raw());

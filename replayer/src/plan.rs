@@ -7,8 +7,10 @@
 //! event order); the events themselves are read again, through a bounded
 //! window, as replay needs them (`window.rs`).
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::BufReader;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -353,13 +355,20 @@ impl Scan {
     }
 
     /// Reads the whole trace once; damage anywhere is an error.
-    fn read<R: std::io::BufRead>(mut reader: TraceReader<R>) -> Result<(TraceHeader, Scan)> {
+    fn read<R: std::io::BufRead>(
+        mut reader: TraceReader<R>,
+        code_file: &mut dyn FnMut(&Path),
+    ) -> Result<(TraceHeader, Scan)> {
         let mut scan = Scan::default();
+        code_file(Path::new(OsStr::from_bytes(&reader.header().exe)));
         loop {
             let offset = reader.offset();
             match reader.next_scan()? {
                 Some(rec) => {
                     let end = matches!(rec, ScanRecord::End(_));
+                    if let ScanRecord::Syscall(s) = &rec {
+                        name_code_file(s, code_file);
+                    }
                     scan.add(rec, offset)?;
                     if end {
                         if let Some(damage) = reader.after_end() {
@@ -382,16 +391,37 @@ impl Scan {
     }
 }
 
+/// Tells `code_file` the file a syscall mapped the code of.
+fn name_code_file(s: &rrc_trace::SyscallHead, code_file: &mut dyn FnMut(&Path)) {
+    if let SyscallExtra::MappedFd(path) = &s.extra {
+        if rrc_interposer::maps_code_of_a_file(i64::from(s.nr), &s.args, s.ret) {
+            code_file(Path::new(OsStr::from_bytes(path)));
+        }
+    }
+}
+
 impl ReplayPlan {
     /// Plans the replay of the trace at `path`, keeping at most `window`
     /// bytes of events read ahead of the engine.
+    #[cfg(test)]
     pub fn open(path: &Path, window: u64) -> Result<ReplayPlan> {
+        Self::open_naming_code(path, window, &mut |_| {})
+    }
+
+    /// [`ReplayPlan::open`], telling `code_file` the program's executable
+    /// and each file whose code the trace maps as it reads them (for
+    /// their rdtsc scans to begin before the program starts).
+    pub fn open_naming_code(
+        path: &Path,
+        window: u64,
+        code_file: &mut dyn FnMut(&Path),
+    ) -> Result<ReplayPlan> {
         let file = rrc_trace::open_for_reading(path)?;
         // The same open file for the second reading: the path may be
         // replaced meanwhile, the file we checked stays.
         let again = file.try_clone()?;
         let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))?;
-        let (header, scan) = Scan::read(reader)?;
+        let (header, scan) = Scan::read(reader, code_file)?;
         Self::build(header, scan, again, window)
     }
 
