@@ -16,6 +16,9 @@ pub struct Divergence {
     pub index: Option<u64>,
     pub expected: String,
     pub observed: String,
+    /// The world outside the program caused it (a file it mapped has
+    /// changed since): no other placing of its threads replays it.
+    pub outside: bool,
 }
 
 impl std::fmt::Display for Divergence {
@@ -202,6 +205,9 @@ pub enum Observed {
     ThreadEnded(ExitStatus),
     /// The program created a thread or process.
     NewThread,
+    /// The file a recorded call opened or mapped has changed since, or
+    /// is gone: the descriptor is a placeholder.
+    ChangedFile(String),
     /// Anything else.
     Text(String),
 }
@@ -252,6 +258,11 @@ impl std::fmt::Display for Observed {
             Observed::PlaceholderTook(ret) => write!(f, "the placeholder took {ret}"),
             Observed::ThreadEnded(status) => write!(f, "the thread ended ({status})"),
             Observed::NewThread => write!(f, "the program created a thread or process"),
+            Observed::ChangedFile(path) => write!(
+                f,
+                "a placeholder: {path} has changed since it was recorded (or is missing), \
+                 and replay needs the same file"
+            ),
             Observed::Text(s) => write!(f, "{s}"),
         }
     }
@@ -296,6 +307,7 @@ mod tests {
     #[test]
     fn a_divergence_names_thread_event_and_both_sides() {
         let d = Divergence {
+            outside: false,
             thread: Some(2),
             recorded_tid: 1234,
             index: Some(7),
@@ -349,6 +361,7 @@ mod tests {
     #[test]
     fn a_divergence_without_a_thread_is_about_the_program() {
         let d = Divergence {
+            outside: false,
             thread: None,
             recorded_tid: 0,
             index: None,

@@ -106,6 +106,7 @@ impl SyncFeeder {
                             format!("{} on {:#x}", describe_sync_op(d.expected_op), d.expected_object)
                         };
                         shared2.diverge(Divergence {
+                            outside: false,
                             thread: Some(d.thread),
                             recorded_tid: streams.get(t).map_or(0, |s| s.tid),
                             index: Some(d.index),

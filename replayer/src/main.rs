@@ -144,6 +144,11 @@ fn same_shim(trace: &Path, recorded_digest: (u64, u32)) -> Result<std::path::Pat
     Ok(shim)
 }
 
+/// What to tell a user whose replay needs a file that has changed.
+const CHANGED_FILE_HINT: &str = "hint: replay maps the files the recording mapped (libraries, \
+     the program, data files larger than 256 KiB): replay on the machine that recorded, \
+     before they change";
+
 /// What to tell a user whose replay of a program recorded in parallel
 /// diverged: its threads may share data rrc does not order.
 fn serialize_hint(plan: &plan::ReplayPlan) -> Option<String> {
@@ -343,6 +348,7 @@ fn attempt(
     if let Some((expected, observed)) = trust::changed_executable(header)? {
         if !cli.allow_changed_executable {
             let d = divergence::Divergence {
+                outside: false,
                 thread: None,
                 recorded_tid: 0,
                 index: None,
@@ -441,6 +447,7 @@ fn attempt(
         let join = std::thread::spawn(move || {
             if wait.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
                 shared.diverge(divergence::Divergence {
+                    outside: false,
                     thread: None,
                     recorded_tid: 0,
                     index: None,
@@ -481,7 +488,9 @@ fn attempt(
     // A divergence at an event (not a stall the timeout ended, which
     // would take as long again) may be tried again.
     let again = may_retry
-        && verdict.as_ref().is_err_and(|d| d.thread.is_some())
+        && verdict
+            .as_ref()
+            .is_err_and(|d| d.thread.is_some() && !d.outside)
         && replayer.ways.stalls_timed_out == 0;
     let stop = search::Stop::new(
         replayer.plan(),
@@ -490,7 +499,11 @@ fn attempt(
     );
     // Looked for only once a thread's replay has departed.
     let verdict = verdict.err().map(|d| {
-        let hint = d.thread.and_then(|_| serialize_hint(replayer.plan()));
+        let hint = if d.outside {
+            Some(CHANGED_FILE_HINT.to_string())
+        } else {
+            d.thread.and_then(|_| serialize_hint(replayer.plan()))
+        };
         (d, hint)
     });
     Ok(Try {

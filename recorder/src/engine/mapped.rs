@@ -8,8 +8,12 @@ use rrc_interposer::model;
 
 /// The bytes an mmap of a file maps (up to the file's end), when replay
 /// may not find that file as it was: the program had it open for writing,
-/// or it changed while the recording ran (a file the program made). Other
-/// files, such as libraries, must be the same files when replayed.
+/// it changed while the recording ran (a file the program made), or it is
+/// a small data file mapped privately, such as the loader's
+/// `/etc/ld.so.cache`, which every `ldconfig` (every package install)
+/// rewrites and which every dynamically linked program maps: without a
+/// copy, no recording made before it would replay. Code and large files,
+/// such as libraries, must be the same files when replayed.
 /// Pages past the file's end are not kept: replay maps anonymous memory,
 /// where touching them does not raise SIGBUS.
 pub(super) fn mapped_copy(pid: Pid, args: &[u64; 6], started: SystemTime) -> Option<Vec<u8>> {
@@ -32,15 +36,39 @@ pub(super) fn mapped_copy(pid: Pid, args: &[u64; 6], started: SystemTime) -> Opt
         .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
         .is_some_and(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY);
     let changed = meta.modified().is_ok_and(|m| m >= started);
-    if !meta.is_file() || !(writable || changed) {
+    if !meta.is_file() {
+        return None;
+    }
+    let file = std::fs::File::open(&path).ok()?;
+    // A library's segments (its first mapping is the whole file, read
+    // only) map the file's code too, which must be the same file anyway.
+    let small_data = small_private_data(args[2], args[3], meta.len()) && !is_elf(&file);
+    if !(writable || changed || small_data) {
         return None;
     }
     let (offset, len) = (args[5], args[1]);
     let n = copy_len(meta.len(), offset, len)?;
     let mut bytes = vec![0u8; n as usize];
-    let file = std::fs::File::open(&path).ok()?;
     file.read_exact_at(&mut bytes, offset).ok()?;
     Some(bytes)
+}
+
+/// Files up to this size mapped privately without execute permission are
+/// copied: the loader's cache is 34 KB here, and a copy costs the trace
+/// its size at each exec.
+const SMALL_DATA_FILE: u64 = 256 << 10;
+
+/// Whether a mapping with protection `prot` and `flags` of a file of
+/// `file_len` bytes is a small data file's private mapping.
+fn small_private_data(prot: u64, flags: u64, file_len: u64) -> bool {
+    let private = flags & 0x3 == libc::MAP_PRIVATE as u64;
+    private && prot & libc::PROT_EXEC as u64 == 0 && file_len <= SMALL_DATA_FILE
+}
+
+fn is_elf(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 4];
+    file.read_exact_at(&mut magic, 0).is_ok() && magic == *b"\x7fELF"
 }
 
 /// How many bytes of a `file_len`-byte file a mapping of `len` bytes at
@@ -54,6 +82,17 @@ fn copy_len(file_len: u64, offset: u64, len: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_data_files_mapped_privately_are_copied_not_code_or_shared_ones() {
+        let (read, exec) = (libc::PROT_READ as u64, libc::PROT_EXEC as u64);
+        let (private, shared) = (libc::MAP_PRIVATE as u64, libc::MAP_SHARED as u64);
+        // The loader's cache, as the loader maps it.
+        assert!(small_private_data(read, private, 34_015));
+        assert!(!small_private_data(read | exec, private, 34_015));
+        assert!(!small_private_data(read, shared, 34_015));
+        assert!(!small_private_data(read, private, 2 << 20));
+    }
 
     #[test]
     fn a_copy_stops_at_the_files_end() {

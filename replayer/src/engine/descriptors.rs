@@ -193,22 +193,19 @@ impl Replayer {
         let placeholder = now.is_some() && now == fd_target(pid, i64::from(rrc_synclog::SHM_FD));
         let observed = if placeholder {
             // The open gave a placeholder: the file was not the recorded one.
-            format!(
-                "a placeholder: {path} has changed since it was recorded \
-                 (or is missing), and replay needs the same file"
-            )
+            Observed::ChangedFile(path.clone())
         } else {
-            format!(
+            Observed::Text(format!(
                 "a mapping of {}",
                 now.map_or("nothing".into(), |p| String::from_utf8_lossy(&p)
                     .into_owned())
-            )
+            ))
         };
         let expected = Expected::Event {
             event: describe_record(record),
             need: Need::Mapping(path),
         };
-        diverged(thread, expected, Observed::Text(observed))
+        diverged(thread, expected, observed)
     }
 
     fn is_shim(&self, recorded: &[u8], now: Option<&[u8]>) -> bool {

@@ -309,6 +309,7 @@ impl Replayer {
         for (i, p) in self.plan.threads.iter().enumerate() {
             if !p.started {
                 return Err(Divergence {
+                    outside: false,
                     thread: Some(i as u32),
                     recorded_tid: p.tid,
                     index: None,
@@ -320,6 +321,7 @@ impl Replayer {
         match self.main_status {
             Some(s) if s == self.plan.exit => Ok(()),
             other => Err(Divergence {
+                outside: false,
                 thread: None,
                 recorded_tid: 0,
                 index: None,
@@ -346,6 +348,7 @@ impl Replayer {
             recorded_tid: tid,
             index: found.index.or(done),
             expected: found.expected.to_string(),
+            outside: matches!(found.observed, Observed::ChangedFile(_)),
             observed: found.observed.to_string(),
         });
     }

@@ -35,6 +35,7 @@ impl Replayer {
         }
         let (thread, index, expected) = culprit.unwrap_or((0, 0, "progress".into()));
         Divergence {
+            outside: false,
             thread: Some(thread),
             recorded_tid: self.plan.threads.get(thread as usize).map_or(0, |p| p.tid),
             index: Some(index),

@@ -1,0 +1,59 @@
+//! Files a recording read that change before the replay: small data
+//! files it mapped are in the trace (the loader's `/etc/ld.so.cache`,
+//! which every `ldconfig` rewrites, is one), so the replay still shows
+//! what the recording mapped.
+
+use rrc_tests::*;
+
+#[test]
+fn a_small_data_file_changed_or_removed_after_recording_still_replays() {
+    for round in 0..repeat() {
+        let dir = tempfile::Builder::new()
+            .prefix("rrc-changed-files-")
+            .tempdir()
+            .expect("temporary directory");
+        let file = dir.path().join("settings.txt");
+        std::fs::write(&file, "version one\n").expect("write the data file");
+        let path = file.to_str().expect("UTF-8 temp path");
+        let rec = record(&program("mapped_data"), &[path], b"");
+        rec.assert_exit_code(0);
+        assert!(
+            rec.stdout_str().contains("version one"),
+            "round {round}: the program printed the file:\n{}",
+            rec.stdout_str()
+        );
+        std::fs::write(&file, "version two, longer than the first\n").expect("rewrite it");
+        let replayed = replay(&rec.trace, &[]);
+        assert_replay_matches(&rec, &replayed, &format!("round {round}, file rewritten"));
+        std::fs::remove_file(&file).expect("remove it");
+        let replayed = replay(&rec.trace, &[]);
+        assert_replay_matches(&rec, &replayed, &format!("round {round}, file removed"));
+    }
+}
+
+#[test]
+fn a_large_data_file_that_changed_is_named_without_a_hint_about_threads() {
+    // Larger than what the trace keeps a copy of: replay maps the file.
+    let dir = tempfile::Builder::new()
+        .prefix("rrc-changed-large-")
+        .tempdir()
+        .expect("temporary directory");
+    let file = dir.path().join("table.bin");
+    std::fs::write(&file, vec![b'a'; 300 << 10]).expect("write the data file");
+    let path = file.to_str().expect("UTF-8 temp path");
+    let rec = record(&program("mapped_data"), &[path], b"");
+    rec.assert_exit_code(0);
+    std::fs::remove_file(&file).expect("remove it");
+    std::fs::write(&file, vec![b'b'; 300 << 10]).expect("write another");
+    let replayed = replay(&rec.trace, &[]);
+    let err = String::from_utf8_lossy(&replayed.stderr);
+    assert!(!replayed.status.success(), "the replay failed:\n{err}");
+    assert!(
+        err.contains("divergence:") && err.contains("table.bin has changed since it was recorded"),
+        "the divergence names the changed file:\n{err}"
+    );
+    assert!(
+        !err.contains("--serialize") && err.contains("hint: replay maps the files"),
+        "the hint is about files, not threads:\n{err}"
+    );
+}
