@@ -36,14 +36,14 @@ pub(super) fn mapped_copy(pid: Pid, args: &[u64; 6], started: SystemTime) -> Opt
         .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
         .is_some_and(|flags| flags & libc::O_ACCMODE != libc::O_RDONLY);
     let changed = meta.modified().is_ok_and(|m| m >= started);
-    if !meta.is_file() {
+    let must = writable || changed;
+    if !meta.is_file() || !(must || small_private_data(args[2], args[3], meta.len())) {
         return None;
     }
     let file = std::fs::File::open(&path).ok()?;
     // A library's segments (its first mapping is the whole file, read
     // only) map the file's code too, which must be the same file anyway.
-    let small_data = small_private_data(args[2], args[3], meta.len()) && !is_elf(&file);
-    if !(writable || changed || small_data) {
+    if !must && is_elf(&file) {
         return None;
     }
     let (offset, len) = (args[5], args[1]);
