@@ -286,7 +286,10 @@ fn attempt(
     plan.tweak(search::Tweaks { mode, ..tweaks });
     engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
     let window = plan.reader.stats();
-    let shim = same_shim(&cli.trace, plan.header.shim_digest)?;
+    let shim = trust::shim_as_recorded(
+        &same_shim(&cli.trace, plan.header.shim_digest)?,
+        &plan.header.shim_path,
+    );
     let (shm_fd, log) = SharedSyncLog::create(MODE_REPLAY).context("creating the sync log")?;
     // Sync operations take their rank in the event order along with the
     // syscall returns, or neither does.

@@ -97,3 +97,69 @@ pub fn announce(header: &TraceHeader) {
         String::from_utf8_lossy(&header.cwd).escape_debug()
     );
 }
+
+/// The shim's path as the replayed program's loader gets it: as long as
+/// when recorded. The loader keeps the path in memory it allocates, and
+/// the environment holding it sits at the top of the stack, so a path of
+/// another length (rrc installed elsewhere) moves the program's stack
+/// and the loader's allocations, and with them what the program does
+/// with its addresses (a Rust program's `RwLock` readers replayed 3 of
+/// 10 recordings instead of 6). A shorter path gets extra `/` before its
+/// file name, which the kernel ignores; a longer one stays as it is.
+pub fn shim_as_recorded(shim: &Path, recorded: &[u8]) -> std::path::PathBuf {
+    let now = shim.as_os_str().as_bytes();
+    let (Some(missing), Some(cut)) = (
+        recorded.len().checked_sub(now.len()).filter(|n| *n > 0),
+        now.iter().rposition(|&b| b == b'/'),
+    ) else {
+        return shim.to_path_buf();
+    };
+    let mut padded = now[..cut].to_vec();
+    padded.resize(cut + missing, b'/');
+    padded.extend_from_slice(&now[cut..]);
+    std::path::PathBuf::from(OsStr::from_bytes(&padded))
+}
+
+/// Whether two paths name the same place, `/` runs counted as one (the
+/// kernel names an open file without the padding of `shim_as_recorded`).
+pub fn same_path(a: &[u8], b: &[u8]) -> bool {
+    let squeeze = |p: &[u8]| {
+        let mut out = Vec::with_capacity(p.len());
+        for &c in p {
+            if !(c == b'/' && out.last() == Some(&b'/')) {
+                out.push(c);
+            }
+        }
+        out
+    };
+    squeeze(a) == squeeze(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shorter_shim_path_is_padded_to_the_recorded_length() {
+        let shim = Path::new("/opt/rrc/librrc_shim.so");
+        let recorded = b"/home/user/rrc/target/release/librrc_shim.so";
+        let padded = shim_as_recorded(shim, recorded);
+        let bytes = padded.as_os_str().as_bytes();
+        assert_eq!(bytes.len(), recorded.len());
+        assert!(bytes.starts_with(b"/opt/rrc//") && bytes.ends_with(b"/librrc_shim.so"));
+        assert!(same_path(bytes, shim.as_os_str().as_bytes()));
+    }
+
+    #[test]
+    fn a_longer_or_equal_shim_path_is_left_alone() {
+        let shim = Path::new("/home/user/rrc/target/release/librrc_shim.so");
+        assert_eq!(shim_as_recorded(shim, b"/opt/librrc_shim.so"), shim);
+        assert_eq!(shim_as_recorded(shim, shim.as_os_str().as_bytes()), shim);
+    }
+
+    #[test]
+    fn paths_differing_only_in_slash_runs_are_the_same() {
+        assert!(same_path(b"/a//b///c", b"/a/b/c"));
+        assert!(!same_path(b"/a/bc", b"/a/b/c"));
+    }
+}

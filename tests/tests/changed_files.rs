@@ -5,13 +5,17 @@
 
 use rrc_tests::*;
 
+fn temp_dir(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("temporary directory")
+}
+
 #[test]
 fn a_small_data_file_changed_or_removed_after_recording_still_replays() {
     for round in 0..repeat() {
-        let dir = tempfile::Builder::new()
-            .prefix("rrc-changed-files-")
-            .tempdir()
-            .expect("temporary directory");
+        let dir = temp_dir("rrc-changed-files-");
         let file = dir.path().join("settings.txt");
         std::fs::write(&file, "version one\n").expect("write the data file");
         let path = file.to_str().expect("UTF-8 temp path");
@@ -34,10 +38,7 @@ fn a_small_data_file_changed_or_removed_after_recording_still_replays() {
 #[test]
 fn a_large_data_file_that_changed_is_named_without_a_hint_about_threads() {
     // Larger than what the trace keeps a copy of: replay maps the file.
-    let dir = tempfile::Builder::new()
-        .prefix("rrc-changed-large-")
-        .tempdir()
-        .expect("temporary directory");
+    let dir = temp_dir("rrc-changed-large-");
     let file = dir.path().join("table.bin");
     std::fs::write(&file, vec![b'a'; 300 << 10]).expect("write the data file");
     let path = file.to_str().expect("UTF-8 temp path");
@@ -56,4 +57,29 @@ fn a_large_data_file_that_changed_is_named_without_a_hint_about_threads() {
         !err.contains("--serialize") && err.contains("hint: replay maps the files"),
         "the hint is about files, not threads:\n{err}"
     );
+}
+
+#[test]
+fn a_replay_by_rrc_installed_at_a_shorter_path_keeps_the_programs_addresses() {
+    // The loader keeps the shim's path and the stack holds the
+    // environment naming it: a shorter path moved the program's heap.
+    let dir = temp_dir("rrc-shim-paths-");
+    let long = dir.path().join("a-longer-directory-than-the-other-one");
+    let short = dir.path().join("s");
+    for d in [&long, &short] {
+        std::fs::create_dir(d).expect("shim directory");
+        std::fs::copy(bin("librrc_shim.so"), d.join("librrc_shim.so")).expect("copy the shim");
+    }
+    let shim = |d: &std::path::Path| d.join("librrc_shim.so").to_str().expect("UTF-8").to_owned();
+    let rec = record_with_env(
+        &program("addresses"),
+        &[],
+        b"",
+        &[("RRC_SHIM", &shim(&long))],
+    );
+    rec.assert_exit_code(0);
+    let mut cmd = std::process::Command::new(rrc_replay());
+    cmd.arg(&rec.trace).env("RRC_SHIM", shim(&short));
+    let replayed = run(&mut cmd, None, "rrc-replay with the shorter shim path");
+    assert_replay_matches(&rec, &replayed, "shim at a shorter path");
 }

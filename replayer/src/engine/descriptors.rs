@@ -209,7 +209,8 @@ impl Replayer {
     }
 
     fn is_shim(&self, recorded: &[u8], now: Option<&[u8]>) -> bool {
-        recorded == self.shim_recorded.as_slice() && now == Some(self.shim_now.as_slice())
+        recorded == self.shim_recorded.as_slice()
+            && now.is_some_and(|now| crate::trust::same_path(now, &self.shim_now))
     }
 
     /// A recorded pid, tid or process group (negative: kill(-pgid)) as the
