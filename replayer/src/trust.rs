@@ -121,18 +121,10 @@ pub fn shim_as_recorded(shim: &Path, recorded: &[u8]) -> std::path::PathBuf {
 }
 
 /// Whether two paths name the same place, `/` runs counted as one (the
-/// kernel names an open file without the padding of `shim_as_recorded`).
+/// kernel names an open file without the padding of `shim_as_recorded`);
+/// `Path` compares by components, which do not count them.
 pub fn same_path(a: &[u8], b: &[u8]) -> bool {
-    let squeeze = |p: &[u8]| {
-        let mut out = Vec::with_capacity(p.len());
-        for &c in p {
-            if !(c == b'/' && out.last() == Some(&b'/')) {
-                out.push(c);
-            }
-        }
-        out
-    };
-    squeeze(a) == squeeze(b)
+    Path::new(OsStr::from_bytes(a)) == Path::new(OsStr::from_bytes(b))
 }
 
 #[cfg(test)]

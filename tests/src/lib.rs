@@ -340,6 +340,14 @@ pub fn record(program: &Path, args: &[&str], stdin: &[u8]) -> Recording {
     record_with_env(program, args, stdin, &[])
 }
 
+/// A new temporary directory, named from `prefix`, removed when dropped.
+pub fn temp_dir(prefix: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}
+
 /// [`record`] with extra environment variables for the program.
 pub fn record_with_env(
     program: &Path,
@@ -347,10 +355,7 @@ pub fn record_with_env(
     stdin: &[u8],
     env: &[(&str, &str)],
 ) -> Recording {
-    let dir = tempfile::Builder::new()
-        .prefix("rrc-test-")
-        .tempdir()
-        .expect("cannot create a temporary directory");
+    let dir = temp_dir("rrc-test-");
     let trace = dir.path().join("trace.rrc");
     let mut cmd = Command::new(rrc_record());
     cmd.arg("-o")
@@ -905,10 +910,7 @@ pub fn start_recording_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> LiveRecording {
-    let dir = tempfile::Builder::new()
-        .prefix("rrc-test-")
-        .tempdir()
-        .expect("cannot create a temporary directory");
+    let dir = temp_dir("rrc-test-");
     let trace = dir.path().join("trace.rrc");
     let mut cmd = Command::new(rrc_record());
     cmd.arg("-o")

@@ -5,13 +5,6 @@
 
 use rrc_tests::*;
 
-fn temp_dir(prefix: &str) -> TempDir {
-    tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir()
-        .expect("temporary directory")
-}
-
 #[test]
 fn a_small_data_file_changed_or_removed_after_recording_still_replays() {
     for round in 0..repeat() {

@@ -4,10 +4,7 @@
 use rrc_tests::*;
 
 fn data_dir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("rrc-tmpfile-data-")
-        .tempdir()
-        .expect("temporary directory")
+    temp_dir("rrc-tmpfile-data-")
 }
 
 #[test]
