@@ -143,13 +143,18 @@ pub(crate) fn other_event_logged() {
 /// thread, before that thread exists: otherwise whichever thread gets
 /// there first loads it, and replay sees the call in another thread.
 /// `qsort` of more than 1 KiB reads the machine's memory size once
-/// (`sysinfo`). (malloc's read of `overcommit_memory` the tracer answers
-/// itself: only a thread's own arena shrinking makes it.)
+/// (`sysinfo`). malloc sizes its arena limit from the processor count
+/// (`/sys/devices/system/cpu/online`) when a thread first needs a ninth
+/// arena, and two threads may both read it: the limit is set here to
+/// what it would compute, unless the user set one. (malloc's read of
+/// `overcommit_memory` the tracer answers itself: only a thread's own
+/// arena shrinking makes it.)
 fn load_what_libc_loads_once() {
     static LOADED: AtomicBool = AtomicBool::new(false);
     if LOADED.swap(true, Ordering::AcqRel) {
         return;
     }
+    set_arena_limit();
     extern "C" fn order(a: *const c_void, b: *const c_void) -> c_int {
         // SAFETY: qsort hands us two elements of the u32 array below.
         let (a, b) = unsafe { (*a.cast::<u32>(), *b.cast::<u32>()) };
@@ -169,4 +174,25 @@ fn load_what_libc_loads_once() {
             Some(order),
         )
     };
+}
+
+/// glibc's own arena limit (`NARENAS_FROM_NCORES`: 8 a processor, or 16
+/// when the count cannot be read), made explicit before any thread needs
+/// it; left alone when `MALLOC_ARENA_MAX` or a tunable sets it.
+fn set_arena_limit() {
+    /// mallopt's parameter (malloc.h), not in the libc crate.
+    const M_ARENA_MAX: c_int = -8;
+    let user_set = std::env::var_os("MALLOC_ARENA_MAX").is_some()
+        || std::env::var_os("GLIBC_TUNABLES")
+            .is_some_and(|t| t.to_string_lossy().contains("arena_max"));
+    if user_set {
+        return;
+    }
+    // SAFETY: sysconf counts processors as malloc does (`get_nprocs`);
+    // mallopt takes the main arena's lock. No thread of the program
+    // exists yet.
+    unsafe {
+        let n = c_int::try_from(libc::sysconf(libc::_SC_NPROCESSORS_ONLN)).unwrap_or(0);
+        libc::mallopt(M_ARENA_MAX, 8 * if n >= 1 { n } else { 2 });
+    }
 }

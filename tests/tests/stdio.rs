@@ -6,6 +6,8 @@
 //! So it does libc's random-number state (`rand`, `random`, `drand48`...).
 //! Writes straight to copies of stdout come out in their recorded order.
 
+use std::ffi::OsStr;
+
 use rrc_tests::*;
 
 /// Records `program` `takes` times (times RRC_TEST_REPEAT) and replays
@@ -199,4 +201,27 @@ fn threads_writing_to_copies_of_stdout_replay_in_the_order_their_lines_came_out(
 #[test]
 fn threads_writing_to_copies_of_stdout_interleave_differently_natively() {
     assert_native_runs_differ(&program("dup_stdout_threads"), &[], b"", 10);
+}
+
+#[test]
+fn threads_that_need_more_malloc_arenas_read_the_processor_count_in_the_main_thread() {
+    // malloc sizes its arena limit from /sys/devices/system/cpu/online
+    // when a thread first needs a ninth arena, in whichever thread that
+    // is (in 1 of 4 recordings before, four workers read it); replay then
+    // saw the read in another thread. The shim sets the limit first.
+    for take in 1..=4 * repeat() {
+        let rec = record(&program("many_arenas"), &[], b"");
+        rec.assert_exit_code(0);
+        let events = inspect_raw(&[OsStr::new("--events"), rec.trace.as_os_str()]);
+        let listing = String::from_utf8_lossy(&events.stdout);
+        let readers: Vec<&str> = listing
+            .lines()
+            .filter(|l| l.contains("/sys/devices/system/cpu/online"))
+            .collect();
+        assert!(
+            readers.iter().all(|l| l.starts_with("[t0 ")),
+            "take {take}: read outside the main thread: {readers:?}"
+        );
+        assert_replay_matches(&rec, &replay(&rec.trace, &[]), &format!("take {take}"));
+    }
 }
