@@ -286,7 +286,8 @@ fn attempt(
     plan.tweak(search::Tweaks { mode, ..tweaks });
     engine::debug_log(format_args!("plan built in {:?}", opened.elapsed()));
     let window = plan.reader.stats();
-    let shim = trust::shim_as_recorded(
+    // Kept to the end of the try: a copy the program may exec again.
+    let replay_shim = trust::shim_for_replay(
         &same_shim(&cli.trace, plan.header.shim_digest)?,
         &plan.header.shim_path,
     );
@@ -397,7 +398,7 @@ fn attempt(
     let opts = SpawnOptions {
         program: cstr(&header.exe)?,
         argv: header.argv.iter().map(|a| cstr(a)).collect::<Result<_>>()?,
-        env: traced_env(&trust::program_env(header)?, &shim),
+        env: traced_env(&trust::program_env(header)?, &replay_shim.path),
         cwd: cwd.is_dir().then(|| cstr(&header.cwd)).transpose()?,
         fds,
         signals: rrc_interposer::SignalState {
@@ -420,7 +421,7 @@ fn attempt(
         log.clone(),
         shared,
         root,
-        shim.as_os_str().as_bytes().to_vec(),
+        replay_shim.path.as_os_str().as_bytes().to_vec(),
         clock,
         engine::ReplayOptions {
             enforce_intervals: !cli.no_intervals,

@@ -7,7 +7,8 @@
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rrc_trace::TraceHeader;
@@ -98,6 +99,50 @@ pub fn announce(header: &TraceHeader) {
     );
 }
 
+/// The shim as the replayed program's loader gets it (`path`, see
+/// [`shim_as_recorded`]), and the copy made for that, removed with this.
+pub struct ReplayShim {
+    pub path: PathBuf,
+    copy_dir: Option<PathBuf>,
+}
+
+impl Drop for ReplayShim {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.copy_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// [`shim_as_recorded`], and for a path longer than the recorded one
+/// (rrc installed deeper than where it recorded), a copy of the shim in a
+/// short private directory of its own (`/tmp/rrc<pid>`), padded in turn.
+/// Without room even there, the path stays as it is.
+pub fn shim_for_replay(shim: &Path, recorded: &[u8]) -> ReplayShim {
+    let as_is = || ReplayShim {
+        path: shim_as_recorded(shim, recorded),
+        copy_dir: None,
+    };
+    if shim.as_os_str().len() <= recorded.len() {
+        return as_is();
+    }
+    let dir = PathBuf::from(format!("/tmp/rrc{}", std::process::id()));
+    let file = dir.join(shim.file_name().unwrap_or(OsStr::new("librrc_shim.so")));
+    if file.as_os_str().len() > recorded.len() {
+        return as_is();
+    }
+    // Private (0700, and refused if it exists): the copy is what runs.
+    let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let copy = ReplayShim {
+        path: shim_as_recorded(&file, recorded),
+        copy_dir: made.is_ok().then(|| dir.clone()),
+    };
+    if made.is_err() || std::fs::copy(shim, &file).is_err() {
+        return as_is();
+    }
+    copy
+}
+
 /// The shim's path as the replayed program's loader gets it: as long as
 /// when recorded. The loader keeps the path in memory it allocates, and
 /// the environment holding it sits at the top of the stack, so a path of
@@ -105,8 +150,9 @@ pub fn announce(header: &TraceHeader) {
 /// and the loader's allocations, and with them what the program does
 /// with its addresses (a Rust program's `RwLock` readers replayed 3 of
 /// 10 recordings instead of 6). A shorter path gets extra `/` before its
-/// file name, which the kernel ignores; a longer one stays as it is.
-pub fn shim_as_recorded(shim: &Path, recorded: &[u8]) -> std::path::PathBuf {
+/// file name, which the kernel ignores; a longer one stays as it is
+/// (see [`shim_for_replay`]).
+pub fn shim_as_recorded(shim: &Path, recorded: &[u8]) -> PathBuf {
     let now = shim.as_os_str().as_bytes();
     let (Some(missing), Some(cut)) = (
         recorded.len().checked_sub(now.len()).filter(|n| *n > 0),
@@ -117,7 +163,7 @@ pub fn shim_as_recorded(shim: &Path, recorded: &[u8]) -> std::path::PathBuf {
     let mut padded = now[..cut].to_vec();
     padded.resize(cut + missing, b'/');
     padded.extend_from_slice(&now[cut..]);
-    std::path::PathBuf::from(OsStr::from_bytes(&padded))
+    PathBuf::from(OsStr::from_bytes(&padded))
 }
 
 /// Whether two paths name the same place, `/` runs counted as one (the
@@ -147,6 +193,33 @@ mod tests {
         let shim = Path::new("/home/user/rrc/target/release/librrc_shim.so");
         assert_eq!(shim_as_recorded(shim, b"/opt/librrc_shim.so"), shim);
         assert_eq!(shim_as_recorded(shim, shim.as_os_str().as_bytes()), shim);
+    }
+
+    #[test]
+    fn a_longer_shim_path_is_replaced_by_a_private_copy_for_the_replay() {
+        let dir = std::env::temp_dir().join(format!(
+            "rrc-trust-test-{}-with-a-long-directory-name",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("test directory");
+        let shim = dir.join("librrc_shim.so");
+        std::fs::write(&shim, b"not really a shim").expect("test shim");
+        let recorded = b"/usr/local/lib/rrc-0.1/librrc_shim.so";
+        let copy = shim_for_replay(&shim, recorded);
+        let bytes = copy.path.as_os_str().as_bytes().to_vec();
+        assert_eq!(bytes.len(), recorded.len(), "{}", copy.path.display());
+        assert!(bytes.starts_with(b"/tmp/rrc"), "{}", copy.path.display());
+        assert_eq!(
+            std::fs::read(&copy.path).expect("the copy"),
+            b"not really a shim"
+        );
+        let copied = copy.path.clone();
+        drop(copy);
+        assert!(!copied.exists(), "the copy goes with the replay");
+        // No room even in /tmp: the path stays as it is.
+        let kept = shim_for_replay(&shim, b"/lib/librrc_shim.so");
+        assert_eq!(kept.path, shim);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]

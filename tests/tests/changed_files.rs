@@ -76,3 +76,43 @@ fn a_replay_by_rrc_installed_at_a_shorter_path_keeps_the_programs_addresses() {
     let replayed = run(&mut cmd, None, "rrc-replay with the shorter shim path");
     assert_replay_matches(&rec, &replayed, "shim at a shorter path");
 }
+
+#[test]
+fn a_replay_by_rrc_installed_at_a_longer_path_keeps_the_programs_addresses() {
+    // The other way round: the replayer runs a private copy of its shim
+    // from a path short enough to be padded to the recorded length.
+    let dir = temp_dir("rrc-shim-longer-");
+    let recorded_at = dir.path().join("rec");
+    let replayed_at = dir
+        .path()
+        .join("a-much-longer-directory-than-the-one-that-recorded");
+    for d in [&recorded_at, &replayed_at] {
+        std::fs::create_dir(d).expect("shim directory");
+        std::fs::copy(bin("librrc_shim.so"), d.join("librrc_shim.so")).expect("copy the shim");
+    }
+    let shim = |d: &std::path::Path| d.join("librrc_shim.so").to_str().expect("UTF-8").to_owned();
+    assert!(
+        shim(&recorded_at).len() >= "/tmp/rrc4194304/librrc_shim.so".len(),
+        "the recorded path leaves room for the copy: {}",
+        shim(&recorded_at)
+    );
+    let rec = record_with_env(
+        &program("addresses"),
+        &[],
+        b"",
+        &[("RRC_SHIM", &shim(&recorded_at))],
+    );
+    rec.assert_exit_code(0);
+    // Recorded from the longer path, the program prints other addresses.
+    let longer = record_with_env(
+        &program("addresses"),
+        &[],
+        b"",
+        &[("RRC_SHIM", &shim(&replayed_at))],
+    );
+    assert_ne!(longer.stdout, rec.stdout, "the shim's path moves addresses");
+    let mut cmd = std::process::Command::new(rrc_replay());
+    cmd.arg(&rec.trace).env("RRC_SHIM", shim(&replayed_at));
+    let replayed = run(&mut cmd, None, "rrc-replay with the longer shim path");
+    assert_replay_matches(&rec, &replayed, "shim at a longer path");
+}
