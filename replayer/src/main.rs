@@ -8,6 +8,7 @@ mod plan;
 #[cfg(test)]
 mod plan_tests;
 mod ranks;
+mod regroup;
 mod search;
 mod trust;
 mod window;
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use rrc_interposer::{shim_path, spawn_traced, traced_env, SpawnOptions};
 use rrc_synclog::{Schedule, SharedSyncLog, MODE_REPLAY, SHM_FD};
@@ -33,7 +34,7 @@ use rrc_trace::SyncOp;
 
 /// Replay a trace recorded by rrc-record. Exits 0 only for a faithful
 /// replay to the end; otherwise prints a line beginning `divergence:`.
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(name = "rrc-replay", version, about)]
 struct Cli {
     /// Do not hold syscall returns to the recorded inter-syscall intervals.
@@ -48,6 +49,20 @@ struct Cli {
     /// covers); sync objects then keep only their own order.
     #[arg(long)]
     no_order_returns: bool,
+    /// Catch-up replay: within each window of events of the recorded
+    /// order (`--catch-up-window`), events of different threads that touch
+    /// nothing in common trade places so that each thread replays runs of
+    /// its own (each thread's and each lock's order kept; nothing moves
+    /// across a call that changes shared state). Fewer hand-offs between
+    /// threads: for a backup catching up; data races no lock covers are
+    /// less exact
+    #[arg(long)]
+    catch_up: bool,
+    /// The catch-up window, in events of the recorded order: wider hands
+    /// off less and moves unlocked races further. A catch-up replay that
+    /// diverges replays again in the recorded order (BENCHMARKS.md)
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    catch_up_window: usize,
     /// Let a thread run on as soon as its syscall or futex wait return's
     /// turn in the recorded order comes, instead of keeping it until its
     /// own next event is next (which replays the unlocked accesses between
@@ -191,8 +206,35 @@ fn run(cli: &Cli) -> Result<Verdict> {
     // First, before any thread exists: blocks SIGCHLD process-wide (the
     // threads of later tries inherit the mask too).
     let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
-    let started = std::time::Instant::now();
+    let mut started = std::time::Instant::now();
     let mut first = attempt(cli, clock, search::Tweaks::default(), None, None)?;
+    // A catch-up replay that diverged (its regrouping moved a race): the
+    // recorded order, from the start, and the usual search after it.
+    let exact;
+    let cli = match &first.replayer {
+        Some(r) if cli.catch_up && first.again => {
+            if cli.stats {
+                eprintln!("rrc-replay: stats: the catch-up order diverged: replaying in the recorded order");
+            }
+            let printed = r.outputs_printed();
+            drop(first.replayer.take());
+            exact = Cli {
+                catch_up: false,
+                ..cli.clone()
+            };
+            let clock = rrc_interposer::StopClock::new().context("setting up the replay clock")?;
+            started = std::time::Instant::now();
+            first = attempt(
+                &exact,
+                clock,
+                search::Tweaks::default(),
+                Some(printed),
+                None,
+            )?;
+            &exact
+        }
+        _ => cli,
+    };
     let Some(mut replayer) = first.replayer.take() else {
         return Ok(first.verdict);
     };
@@ -273,10 +315,21 @@ fn attempt(
             a.add(p);
         }
     };
-    let mut plan =
-        plan::ReplayPlan::open_naming_code(&cli.trace, cli.window_mb.max(1) << 20, &mut code_file)
-            .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
+    let mut plan = plan::ReplayPlan::open_naming_code(
+        &cli.trace,
+        cli.window_mb.max(1) << 20,
+        if cli.catch_up {
+            cli.catch_up_window.max(1)
+        } else {
+            0
+        },
+        &mut code_file,
+    )
+    .with_context(|| format!("cannot replay {}", cli.trace.display()))?;
     drop(ahead);
+    if cli.catch_up && plan.header.serialized {
+        bail!("--catch-up: this trace was recorded one thread at a time (--serialize) and replays only in its recorded schedule");
+    }
     // The whole replay's mode: the user's, and a later try's.
     let mode = tweaks.mode.or(search::Mode {
         no_segments: cli.no_segments,
@@ -471,6 +524,7 @@ fn attempt(
     waker.finish();
     if cli.stats {
         print_stats(&replayer.stats, &window, cli.window_mb.max(1));
+        print_handoffs(replayer.plan());
         let header = log.header();
         eprintln!(
             "rrc-replay: stats: threads held before a futex lock until another held it: {} ({} went on without)",
@@ -545,6 +599,15 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Catch-up replay's figures for `--stats`.
+fn print_handoffs(plan: &plan::ReplayPlan) {
+    if let Some((recorded, replayed)) = plan.catch_up {
+        eprintln!(
+            "rrc-replay: stats: hand-offs between threads in the event order: {recorded} recorded, {replayed} in the catch-up order"
+        );
+    }
 }
 
 fn print_stats(stats: &engine::IntervalStats, window: &window::WindowStats, window_mb: u64) {

@@ -21,7 +21,8 @@ use rrc_trace::{
     NO_ORDER,
 };
 
-use crate::ranks::{late_until, rank_stamps, EventRanks, NextOwnRanks, SparseRanks};
+use crate::ranks::{late_until, rank_stamps, EventRanks, NextOwnRanks, RankTable, SparseRanks};
+use crate::regroup;
 use crate::search::Tweaks;
 use crate::window::{EventIndex, EventQueue, FrameOffsets, WindowReader};
 use rrc_trace::SyncOp;
@@ -78,6 +79,9 @@ pub struct ReplayPlan {
     pub reader: WindowReader,
     /// Rules this replay does not apply at some events (`search.rs`).
     pub tweaks: Tweaks,
+    /// Catch-up replay: hand-offs between threads in the recorded order
+    /// and in the regrouped one (`regroup.rs`).
+    pub catch_up: Option<(u64, u64)>,
 }
 
 /// What the first pass keeps of one thread.
@@ -93,6 +97,8 @@ struct ThreadScan {
     sync: Vec<SyncRecord>,
     /// Its events stamped as it got to them (see [`stamped_on_arrival`]).
     arrivals: Vec<u64>,
+    /// What each event touches, for catch-up replay only.
+    touches: Vec<regroup::Touch>,
 }
 
 /// Whether a recorded call's stamp marks the thread's arrival at it: a
@@ -115,6 +121,8 @@ struct Scan {
     output_stamps: Vec<u64>,
     /// Accepts' entry stamps.
     entries: SparseRanks,
+    /// Catch-up replay's window (`regroup.rs`); 0 for none.
+    catch_up: usize,
 }
 
 /// Where the code after a futex wait runs in replay: just before the
@@ -288,6 +296,14 @@ impl Scan {
         Ok(())
     }
 
+    /// Notes what a thread's next event touches (catch-up replay only).
+    fn touches(&mut self, thread: ThreadId, touch: regroup::Touch) -> Result<()> {
+        if self.catch_up > 0 {
+            self.slot(thread)?.touches.push(touch);
+        }
+        Ok(())
+    }
+
     /// Takes in one record, whose frame starts at `offset`.
     fn add(&mut self, rec: ScanRecord, offset: u64) -> Result<()> {
         match rec {
@@ -307,6 +323,7 @@ impl Scan {
                 let (thread, index) = (s.thread, s.index);
                 check_std_stream(&s)?;
                 self.push_event(thread, index, "event", offset, s.order)?;
+                self.touches(thread, regroup::call_touch(&s))?;
                 match s.extra {
                     SyscallExtra::EnteredAt(entry) if entry != NO_ORDER => {
                         self.entries.push(thread, index, entry);
@@ -330,6 +347,7 @@ impl Scan {
             }
             ScanRecord::Tsc(r) => {
                 self.push_event(r.thread, r.index, "rdtsc at event", offset, r.order)?;
+                self.touches(r.thread, regroup::LOCAL)?;
             }
             ScanRecord::Signal(s) => {
                 let stamp = match s.at {
@@ -337,6 +355,7 @@ impl Scan {
                     _ => NO_ORDER,
                 };
                 self.push_event(s.thread, s.index, "signal at event", offset, stamp)?;
+                self.touches(s.thread, regroup::SHARED)?;
             }
             ScanRecord::Sync(batch) => {
                 let p = self.slot(batch.thread)?;
@@ -357,9 +376,13 @@ impl Scan {
     /// Reads the whole trace once; damage anywhere is an error.
     fn read<R: std::io::BufRead>(
         mut reader: TraceReader<R>,
+        catch_up: usize,
         code_file: &mut dyn FnMut(&Path),
     ) -> Result<(TraceHeader, Scan)> {
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            catch_up,
+            ..Scan::default()
+        };
         code_file(Path::new(OsStr::from_bytes(&reader.header().exe)));
         loop {
             let offset = reader.offset();
@@ -405,15 +428,18 @@ impl ReplayPlan {
     /// bytes of events read ahead of the engine.
     #[cfg(test)]
     pub fn open(path: &Path, window: u64) -> Result<ReplayPlan> {
-        Self::open_naming_code(path, window, &mut |_| {})
+        Self::open_naming_code(path, window, 0, &mut |_| {})
     }
 
     /// [`ReplayPlan::open`], telling `code_file` the program's executable
     /// and each file whose code the trace maps as it reads them (for
-    /// their rdtsc scans to begin before the program starts).
+    /// their rdtsc scans to begin before the program starts). `catch_up`:
+    /// the event order regrouped within windows of that many ranks
+    /// (`regroup.rs`), 0 for the recorded order.
     pub fn open_naming_code(
         path: &Path,
         window: u64,
+        catch_up: usize,
         code_file: &mut dyn FnMut(&Path),
     ) -> Result<ReplayPlan> {
         let file = rrc_trace::open_for_reading(path)?;
@@ -421,7 +447,7 @@ impl ReplayPlan {
         // replaced meanwhile, the file we checked stays.
         let again = file.try_clone()?;
         let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file))?;
-        let (header, scan) = Scan::read(reader, code_file)?;
+        let (header, scan) = Scan::read(reader, catch_up, code_file)?;
         Self::build(header, scan, again, window)
     }
 
@@ -495,6 +521,7 @@ impl ReplayPlan {
             mut output_rank,
             output_stamps,
             mut entries,
+            catch_up,
             ..
         } = scan;
         output_rank.renumber(&crate::ranks::outputs_in_recorded_order(&output_stamps));
@@ -517,7 +544,16 @@ impl ReplayPlan {
                     .map(move |op| (t as ThreadId, &mut op.order, &mut op.arrival))
             })
             .collect();
-        let table = rank_stamps(&mut returns, &mut entries, sync, &arrived)?;
+        let mut table = rank_stamps(&mut returns, &mut entries, sync, &arrived)?;
+        let catch_up = (catch_up > 0).then(|| {
+            regroup_ranks(
+                &mut scanned,
+                &mut returns,
+                &mut entries,
+                &mut table,
+                catch_up,
+            )
+        });
         let next_own = NextOwnRanks::new(&table.owner);
         let wakes = WakeRanks::new(scanned.iter().flat_map(|t| t.sync.iter()));
         let sync_holds: Vec<Vec<SyncHolds>> = scanned
@@ -567,6 +603,73 @@ impl ReplayPlan {
             entry_rank: entries,
             reader,
             tweaks: Tweaks::default(),
+            catch_up,
         })
     }
+}
+
+/// Catch-up replay: every rank renumbered as `regroup` places it; the
+/// hand-offs between threads before and after.
+fn regroup_ranks(
+    scanned: &mut [ThreadScan],
+    returns: &mut EventRanks,
+    entries: &mut SparseRanks,
+    table: &mut RankTable,
+    window: usize,
+) -> (u64, u64) {
+    let n = table.owner.len();
+    let mut touch = vec![regroup::LOCAL; n];
+    for ((thread, index), rank) in returns.iter() {
+        let t = scanned.get(thread as usize);
+        if let (Some(cell), Some(x)) = (
+            touch.get_mut(rank as usize),
+            t.and_then(|t| t.touches.get(index as usize)),
+        ) {
+            *cell = *x;
+        }
+    }
+    // A call's entry touches what the call does (an accept's takes a
+    // descriptor number, a sleep's nothing shared).
+    for ((thread, index), rank) in entries.iter() {
+        let call = scanned
+            .get(thread as usize)
+            .and_then(|t| t.touches.get(index as usize));
+        if let Some(cell) = touch.get_mut(rank as usize) {
+            *cell = call.copied().unwrap_or(regroup::SHARED);
+        }
+    }
+    for t in scanned.iter() {
+        for op in &t.sync {
+            if let Some(cell) = touch.get_mut(op.order as usize) {
+                *cell = regroup::sync_touch(t.process, op);
+            }
+        }
+    }
+    let new = regroup::regroup(&table.owner, &touch, window);
+    drop(touch);
+    returns.renumber(&new);
+    entries.renumber(&new);
+    let renumber = |r: &mut u64| {
+        if let Some(n) = usize::try_from(*r).ok().and_then(|i| new.get(i)) {
+            *r = *n;
+        }
+    };
+    for t in scanned.iter_mut() {
+        t.touches = Vec::new();
+        for op in t.sync.iter_mut() {
+            renumber(&mut op.order);
+            renumber(&mut op.arrival);
+        }
+    }
+    let mut owner = vec![0; n];
+    let mut arrival = vec![false; n];
+    for (old, place) in new.iter().enumerate().take(n) {
+        owner[*place as usize] = table.owner[old];
+        arrival[*place as usize] = table.arrival[old];
+    }
+    let switches = |o: &[ThreadId]| o.windows(2).filter(|w| w[0] != w[1]).count() as u64;
+    let handoffs = (switches(&table.owner), switches(&owner));
+    table.owner = owner;
+    table.arrival = arrival;
+    handoffs
 }

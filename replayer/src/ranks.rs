@@ -40,6 +40,15 @@ impl EventRanks {
         })
     }
 
+    /// Replaces each rank `r` with `new[r]` (`NO_ORDER` stays).
+    pub fn renumber(&mut self, new: &[u64]) {
+        for (_, v) in self.values_mut() {
+            if let Some(n) = usize::try_from(*v).ok().and_then(|i| new.get(i)) {
+                *v = *n;
+            }
+        }
+    }
+
     fn values_mut(&mut self) -> impl Iterator<Item = (ThreadId, &mut u64)> {
         self.per_thread
             .iter_mut()
@@ -70,6 +79,14 @@ impl SparseRanks {
         let v = self.per_thread.get(thread as usize)?;
         let at = v.binary_search_by_key(&index, |e| e.0).ok()?;
         Some(&v[at].1)
+    }
+
+    /// Every `((thread, event index), value)`.
+    pub fn iter(&self) -> impl Iterator<Item = ((ThreadId, u64), u64)> + '_ {
+        self.per_thread
+            .iter()
+            .enumerate()
+            .flat_map(|(t, v)| v.iter().map(move |e| ((t as ThreadId, e.0), e.1)))
     }
 
     /// Replaces each value `v` with `new[v]` (values out of its range are

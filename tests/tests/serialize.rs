@@ -136,3 +136,17 @@ fn a_serialized_trace_says_so_and_counts_futex_calls() {
         json["syscalls"]
     );
 }
+
+#[test]
+fn a_serialized_trace_refuses_catch_up_replay_in_one_line() {
+    // Its recorded schedule is the replay: nothing may trade places.
+    let rec = record_serialized("rust_queue", "catch-up refused");
+    rec.assert_exit_code(0);
+    let out = replay(&rec.trace, &["--catch-up"]);
+    assert_one_line_error(&out, "rrc-replay --catch-up of a serialized trace");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--catch-up") && err.contains("--serialize"),
+        "{err}"
+    );
+}
