@@ -296,10 +296,11 @@ impl Scan {
         Ok(())
     }
 
-    /// Notes what a thread's next event touches (catch-up replay only).
-    fn touches(&mut self, thread: ThreadId, touch: regroup::Touch) -> Result<()> {
+    /// Notes what a thread's next event touches (`touch` is worked out
+    /// for catch-up replay only: it looks the call up in the model).
+    fn touches(&mut self, thread: ThreadId, touch: impl FnOnce() -> regroup::Touch) -> Result<()> {
         if self.catch_up > 0 {
-            self.slot(thread)?.touches.push(touch);
+            self.slot(thread)?.touches.push(touch());
         }
         Ok(())
     }
@@ -323,7 +324,7 @@ impl Scan {
                 let (thread, index) = (s.thread, s.index);
                 check_std_stream(&s)?;
                 self.push_event(thread, index, "event", offset, s.order)?;
-                self.touches(thread, regroup::call_touch(&s))?;
+                self.touches(thread, || regroup::call_touch(&s))?;
                 match s.extra {
                     SyscallExtra::EnteredAt(entry) if entry != NO_ORDER => {
                         self.entries.push(thread, index, entry);
@@ -347,7 +348,7 @@ impl Scan {
             }
             ScanRecord::Tsc(r) => {
                 self.push_event(r.thread, r.index, "rdtsc at event", offset, r.order)?;
-                self.touches(r.thread, regroup::LOCAL)?;
+                self.touches(r.thread, || regroup::LOCAL)?;
             }
             ScanRecord::Signal(s) => {
                 let stamp = match s.at {
@@ -355,7 +356,7 @@ impl Scan {
                     _ => NO_ORDER,
                 };
                 self.push_event(s.thread, s.index, "signal at event", offset, stamp)?;
-                self.touches(s.thread, regroup::SHARED)?;
+                self.touches(s.thread, || regroup::SHARED)?;
             }
             ScanRecord::Sync(batch) => {
                 let p = self.slot(batch.thread)?;
@@ -663,7 +664,7 @@ fn regroup_ranks(
     }
     let mut owner = vec![0; n];
     let mut arrival = vec![false; n];
-    for (old, place) in new.iter().enumerate().take(n) {
+    for (old, place) in new.iter().enumerate() {
         owner[*place as usize] = table.owner[old];
         arrival[*place as usize] = table.arrival[old];
     }

@@ -35,14 +35,12 @@ pub fn object(process: u32, address: u64) -> Touch {
     (address & ((1 << 48) - 1)) | (u64::from(process & 0x7fff) << 48)
 }
 
-/// The new rank of each rank: `touch[r]` and `owner[r]` of each, regrouped
-/// within windows of `window` ranks.
+/// The new rank of each rank: `touch[r]` and `owner[r]` of each (one of
+/// each a rank), regrouped within windows of `window` ranks.
 pub fn regroup(owner: &[ThreadId], touch: &[Touch], window: usize) -> Vec<u64> {
-    let n = owner.len().min(touch.len());
-    let mut new = vec![0u64; owner.len()];
-    for (r, slot) in new.iter_mut().enumerate().skip(n) {
-        *slot = r as u64;
-    }
+    debug_assert_eq!(owner.len(), touch.len());
+    let n = owner.len();
+    let mut new = vec![0u64; n];
     let mut next = 0u64;
     let mut start = 0;
     let mut span = Span::default();

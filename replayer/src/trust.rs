@@ -119,28 +119,33 @@ impl Drop for ReplayShim {
 /// short private directory of its own (`/tmp/rrc<pid>`), padded in turn.
 /// Without room even there, the path stays as it is.
 pub fn shim_for_replay(shim: &Path, recorded: &[u8]) -> ReplayShim {
-    let as_is = || ReplayShim {
-        path: shim_as_recorded(shim, recorded),
-        copy_dir: None,
-    };
-    if shim.as_os_str().len() <= recorded.len() {
-        return as_is();
-    }
+    let longer = shim.as_os_str().len() > recorded.len();
+    longer
+        .then(|| private_copy(shim, recorded))
+        .flatten()
+        .unwrap_or_else(|| ReplayShim {
+            path: shim_as_recorded(shim, recorded),
+            copy_dir: None,
+        })
+}
+
+/// The shim copied into `/tmp/rrc<pid>/`, if that path fits in the
+/// recorded length and the copy can be made.
+fn private_copy(shim: &Path, recorded: &[u8]) -> Option<ReplayShim> {
     let dir = PathBuf::from(format!("/tmp/rrc{}", std::process::id()));
-    let file = dir.join(shim.file_name().unwrap_or(OsStr::new("librrc_shim.so")));
+    let file = dir.join(shim.file_name()?);
     if file.as_os_str().len() > recorded.len() {
-        return as_is();
+        return None;
     }
     // Private (0700, and refused if it exists): the copy is what runs.
-    let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).ok()?;
+    // Made first, so that a failed copy removes the directory again.
     let copy = ReplayShim {
         path: shim_as_recorded(&file, recorded),
-        copy_dir: made.is_ok().then(|| dir.clone()),
+        copy_dir: Some(dir),
     };
-    if made.is_err() || std::fs::copy(shim, &file).is_err() {
-        return as_is();
-    }
-    copy
+    std::fs::copy(shim, &file).ok()?;
+    Some(copy)
 }
 
 /// The shim's path as the replayed program's loader gets it: as long as

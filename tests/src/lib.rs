@@ -1188,6 +1188,24 @@ pub fn assert_server_replay(rec: &Recording, tag: &str, context: &str) -> Output
     )
 }
 
+/// Hand-offs between threads in the recorded order and in the catch-up
+/// order, from the `--stats` of an `rrc-replay --catch-up`.
+pub fn catch_up_handoffs(replayed: &Output) -> (u64, u64) {
+    let err = String::from_utf8_lossy(&replayed.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("hand-offs between threads"))
+        .unwrap_or_else(|| panic!("no hand-off figures in --stats:\n{err}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match numbers[..] {
+        [recorded, replayed] => (recorded, replayed),
+        _ => panic!("unexpected hand-off line: {line}"),
+    }
+}
+
 /// Fails unless `out` is a replay that stopped with a `divergence:` line
 /// on stderr; returns that line.
 pub fn assert_divergence(out: &Output, context: &str) -> String {

@@ -1,5 +1,5 @@
-//! Catch-up replay (`rrc-replay --catch-up N`): the recorded event order
-//! regrouped within windows of N events, so that each thread replays
+//! Catch-up replay (`rrc-replay --catch-up`): the recorded event order
+//! regrouped within windows of events, so that each thread replays
 //! runs of its own events and hands the order on less often. Programs
 //! whose threads share state only under locks rrc sees replay exactly.
 
@@ -7,31 +7,13 @@ use rrc_tests::*;
 
 const CATCH_UP: &[&str] = &["--no-intervals", "--catch-up", "--stats"];
 
-/// Hand-offs between threads in the recorded order and in the catch-up
-/// order, from `--stats`.
-fn handoffs(replayed: &std::process::Output) -> (u64, u64) {
-    let err = String::from_utf8_lossy(&replayed.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.contains("hand-offs between threads"))
-        .unwrap_or_else(|| panic!("no hand-off figures in --stats:\n{err}"));
-    let numbers: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    match numbers[..] {
-        [recorded, replayed] => (recorded, replayed),
-        _ => panic!("unexpected hand-off line: {line}"),
-    }
-}
-
 fn catches_up_faithfully(name: &str, args: &[&str]) {
     let prog = program(name);
     for round in 1..=repeat().max(3) {
         let rec = record(&prog, args, b"");
         rec.assert_exit_code(0);
         let replayed = replay(&rec.trace, CATCH_UP);
-        let (recorded, regrouped) = handoffs(&replayed);
+        let (recorded, regrouped) = catch_up_handoffs(&replayed);
         // The program's own stderr, without the figures of --stats.
         let stderr: Vec<u8> = String::from_utf8_lossy(&replayed.stderr)
             .lines()

@@ -57,22 +57,11 @@ fn a_replay_by_rrc_installed_at_a_shorter_path_keeps_the_programs_addresses() {
     // The loader keeps the shim's path and the stack holds the
     // environment naming it: a shorter path moved the program's heap.
     let dir = temp_dir("rrc-shim-paths-");
-    let long = dir.path().join("a-longer-directory-than-the-other-one");
-    let short = dir.path().join("s");
-    for d in [&long, &short] {
-        std::fs::create_dir(d).expect("shim directory");
-        std::fs::copy(bin("librrc_shim.so"), d.join("librrc_shim.so")).expect("copy the shim");
-    }
-    let shim = |d: &std::path::Path| d.join("librrc_shim.so").to_str().expect("UTF-8").to_owned();
-    let rec = record_with_env(
-        &program("addresses"),
-        &[],
-        b"",
-        &[("RRC_SHIM", &shim(&long))],
-    );
+    let [long, short] = shim_copies(&dir, ["a-longer-directory-than-the-other-one", "s"]);
+    let rec = record_with_env(&program("addresses"), &[], b"", &[("RRC_SHIM", &long)]);
     rec.assert_exit_code(0);
     let mut cmd = std::process::Command::new(rrc_replay());
-    cmd.arg(&rec.trace).env("RRC_SHIM", shim(&short));
+    cmd.arg(&rec.trace).env("RRC_SHIM", short);
     let replayed = run(&mut cmd, None, "rrc-replay with the shorter shim path");
     assert_replay_matches(&rec, &replayed, "shim at a shorter path");
 }
@@ -82,25 +71,19 @@ fn a_replay_by_rrc_installed_at_a_longer_path_keeps_the_programs_addresses() {
     // The other way round: the replayer runs a private copy of its shim
     // from a path short enough to be padded to the recorded length.
     let dir = temp_dir("rrc-shim-longer-");
-    let recorded_at = dir.path().join("rec");
-    let replayed_at = dir
-        .path()
-        .join("a-much-longer-directory-than-the-one-that-recorded");
-    for d in [&recorded_at, &replayed_at] {
-        std::fs::create_dir(d).expect("shim directory");
-        std::fs::copy(bin("librrc_shim.so"), d.join("librrc_shim.so")).expect("copy the shim");
-    }
-    let shim = |d: &std::path::Path| d.join("librrc_shim.so").to_str().expect("UTF-8").to_owned();
+    let [recorded_at, replayed_at] = shim_copies(
+        &dir,
+        ["rec", "a-much-longer-directory-than-the-one-that-recorded"],
+    );
     assert!(
-        shim(&recorded_at).len() >= "/tmp/rrc4194304/librrc_shim.so".len(),
-        "the recorded path leaves room for the copy: {}",
-        shim(&recorded_at)
+        recorded_at.len() >= "/tmp/rrc4194304/librrc_shim.so".len(),
+        "the recorded path leaves room for the copy: {recorded_at}"
     );
     let rec = record_with_env(
         &program("addresses"),
         &[],
         b"",
-        &[("RRC_SHIM", &shim(&recorded_at))],
+        &[("RRC_SHIM", &recorded_at)],
     );
     rec.assert_exit_code(0);
     // Recorded from the longer path, the program prints other addresses.
@@ -108,11 +91,22 @@ fn a_replay_by_rrc_installed_at_a_longer_path_keeps_the_programs_addresses() {
         &program("addresses"),
         &[],
         b"",
-        &[("RRC_SHIM", &shim(&replayed_at))],
+        &[("RRC_SHIM", &replayed_at)],
     );
     assert_ne!(longer.stdout, rec.stdout, "the shim's path moves addresses");
     let mut cmd = std::process::Command::new(rrc_replay());
-    cmd.arg(&rec.trace).env("RRC_SHIM", shim(&replayed_at));
+    cmd.arg(&rec.trace).env("RRC_SHIM", replayed_at);
     let replayed = run(&mut cmd, None, "rrc-replay with the longer shim path");
     assert_replay_matches(&rec, &replayed, "shim at a longer path");
+}
+
+/// Copies of rrc's shim in directories `names` under `dir`, their paths.
+fn shim_copies<const N: usize>(dir: &TempDir, names: [&str; N]) -> [String; N] {
+    names.map(|name| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).expect("shim directory");
+        let shim = d.join("librrc_shim.so");
+        std::fs::copy(bin("librrc_shim.so"), &shim).expect("copy the shim");
+        shim.to_str().expect("UTF-8").to_owned()
+    })
 }
