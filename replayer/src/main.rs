@@ -111,7 +111,7 @@ struct Cli {
     /// differently near the divergence (see BENCHMARKS.md): the recorded
     /// events fix where most of it ran, not all. 0 reports the first
     /// divergence at once.
-    #[arg(long, value_name = "N", default_value_t = 12)]
+    #[arg(long, value_name = "N", default_value_t = 64)]
     retries: u32,
     /// The trace to replay.
     trace: PathBuf,

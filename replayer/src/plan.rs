@@ -491,7 +491,9 @@ impl ReplayPlan {
                     .map(|(op, h)| SyncHolds {
                         late_to: if mode.no_late_returns || tweaks.no_late.contains(&op.order) {
                             none
-                        } else if tweaks.late.contains(&op.order) && op.op == SyncOp::FutexWait {
+                        } else if tweaks.late.contains(&op.order)
+                            && matches!(op.op, SyncOp::FutexWait | SyncOp::FutexWake)
+                        {
                             self.next_own.get(op.order).unwrap_or(h.late_to)
                         } else {
                             h.late_to

@@ -500,3 +500,82 @@ fn a_search_with_time_for_few_tries_goes_to_the_other_modes_at_once() {
     let second_try = search.next(&plan, stop).expect("a try");
     assert!(second_try.mode.no_late_returns, "{second_try:?}");
 }
+
+fn futex_wake(order: u64, arrival: u64) -> SyncRecord {
+    SyncRecord {
+        op: SyncOp::FutexWake,
+        result: 1,
+        ..futex_wait(order, arrival)
+    }
+}
+
+/// Thread 1: a futex wake (the unlock of a lock rrc does not see;
+/// arrival at rank 0, the wake at rank 1), then a buffered clock read
+/// (rank 4); thread 0's calls take ranks 2 and 3.
+fn waking_thread_plan() -> (tempfile::TempDir, ReplayPlan) {
+    let mut recs = vec![start(0), start(1)];
+    for (i, s) in [3, 4].into_iter().enumerate() {
+        recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
+    }
+    recs.push(call(1, 0, 5, libc::SYS_clock_gettime, true));
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![futex_wake(2, 1)],
+    }));
+    plan_of(recs)
+}
+
+#[test]
+fn a_search_may_hold_the_code_after_an_unseen_unlock_until_the_threads_next_event() {
+    use crate::search::{Search, Stop};
+    let (_dir, mut plan) = waking_thread_plan();
+    let none = rrc_synclog::NO_ARRIVAL;
+    assert_eq!(
+        plan.threads[1].sync_holds[0].late_to, none,
+        "at once by default"
+    );
+    let second = std::time::Duration::from_secs(1);
+    let mut search = Search::new(64, std::time::Instant::now(), 60 * second, second / 10);
+    let stop = Stop {
+        reach: 4,
+        thread: Some(1),
+        event: Some((1, 0)),
+        code_at: None,
+    };
+    let mut tried = Vec::new();
+    while let Some(t) = search.next(&plan, stop) {
+        tried.push(t);
+    }
+    let late = tried
+        .iter()
+        .find(|t| t.late.contains(&1))
+        .expect("a try keeps the code after the wake late");
+    assert!(
+        !tried.iter().any(|t| t.no_late.contains(&1)),
+        "no try turns off a late hold the wake does not have: {tried:?}"
+    );
+    plan.tweak(late.clone());
+    assert_eq!(plan.threads[1].sync_holds[0].late_to, 4);
+}
+
+#[test]
+fn a_change_whose_try_diverged_before_it_is_tried_again() {
+    use crate::search::{Search, Stop};
+    let (_dir, plan) = waking_thread_plan();
+    let second = std::time::Duration::from_secs(1);
+    let mut search = Search::new(64, std::time::Instant::now(), 60 * second, second / 10);
+    let at = |reach| Stop {
+        reach,
+        thread: Some(1),
+        event: Some((1, 0)),
+        code_at: None,
+    };
+    let first = search.next(&plan, at(4)).expect("a try");
+    assert!(first.late.contains(&1), "{first:?}");
+    // Its tries diverge at rank 0, before the change could matter: it is
+    // tried twice more, then the search goes on.
+    assert_eq!(search.next(&plan, at(0)).as_ref(), Some(&first));
+    assert_eq!(search.next(&plan, at(0)).as_ref(), Some(&first));
+    assert_ne!(search.next(&plan, at(0)).as_ref(), Some(&first));
+}

@@ -13,8 +13,11 @@
 //! recorded event order, so replay may try another one: it replays from
 //! the start with late returns off over a span of events before the
 //! diverging thread's last call, or one rule changed at one event near
-//! there or near the order's place, keeps a change that carries the replay
-//! further, then tries whole replays without segments and without late
+//! there or near the order's place (a late hold after a futex wake, the
+//! unlock of a lock rrc does not see, among them), keeps a change that
+//! carries the replay further (and tries a change again when its try
+//! diverged before the order got to it: what runs unordered differs from
+//! try to try), then tries whole replays without segments and without late
 //! returns, and stops at the first faithful replay or when its tries or
 //! its time are spent (`main.rs` runs the tries). Each try is
 //! checked event by event like the first; the output printed on rrc-replay's
@@ -23,10 +26,10 @@
 //! This is the feedback-driven re-execution of PRES (Park et al., SOSP
 //! 2009), with the recorded order as the sketch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rrc_trace::ThreadId;
+use rrc_trace::{SyncOp, ThreadId, NO_ORDER};
 
 use crate::divergence::Divergence;
 use crate::plan::ReplayPlan;
@@ -58,7 +61,7 @@ impl Tweaks {
 }
 
 /// One change to try.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Tweak {
     NoLate(u64),
     NoGate(u64),
@@ -72,6 +75,10 @@ enum Tweak {
 /// How far before the divergence's place in the order a rule is looked
 /// for: the code that took another value ran a few events earlier.
 const LOOKBACK: u64 = 128;
+
+/// How many more times a change is tried when its tries diverged before
+/// the order got to it.
+const TRIES_BY_CHANCE: u8 = 2;
 
 /// A way of placing code between events for a whole replay (the
 /// `--no-segments` and `--no-late-returns` modes), on top of the changes
@@ -124,6 +131,10 @@ pub struct Search {
     queue: Vec<Tweak>,
     /// The change being tried now.
     trying: Option<Tweak>,
+    /// Changes tried again because their try diverged before the order
+    /// got to them (by chance: what runs unordered differs from replay
+    /// to replay), and how often.
+    again: BTreeMap<Tweak, u8>,
     /// The try just made was the first of its phase (its mode alone).
     fresh: bool,
     phase: usize,
@@ -146,6 +157,7 @@ impl Search {
             best_event: None,
             queue: Vec::new(),
             trying: None,
+            again: BTreeMap::new(),
             fresh: true,
             phase: 0,
             phase_left: Self::share(0, tries),
@@ -184,6 +196,14 @@ impl Search {
                 "search: candidates for {stop:?}: {:?}",
                 self.queue
             ));
+        } else if let Some(t) = self.trying {
+            // Diverged before the change could matter: chance, so the
+            // change has not been tried yet.
+            let count = self.again.entry(t).or_default();
+            if stop.reach < t.first_rank() && *count < TRIES_BY_CHANCE {
+                *count += 1;
+                self.queue.push(t);
+            }
         }
         self.trying = None;
         self.fresh = false;
@@ -223,6 +243,17 @@ impl Search {
                 };
                 Some(self.best.clone())
             }
+        }
+    }
+}
+
+impl Tweak {
+    /// The first rank this change applies at: a replay that diverged
+    /// before the order got there was not changed by it.
+    fn first_rank(self) -> u64 {
+        match self {
+            Tweak::NoLate(r) | Tweak::NoGate(r) | Tweak::Late(r) => r,
+            Tweak::NoLateFrom(lo, _) => lo,
         }
     }
 }
@@ -311,15 +342,42 @@ fn candidates(plan: &ReplayPlan, stop: Stop, done: &Tweaks) -> Vec<Tweak> {
         .collect();
     // A sync operation's arrival has a rank of its own, with no rule.
     let arrivals: BTreeSet<u64> = ops().map(|(op, _)| op.arrival).filter(near).collect();
+    // Of sync operations, only futex calls have a late rule: a wait's is
+    // on unless the plan found none, a wake's off (the code after an
+    // unlock mostly takes the lock again first).
+    let sync_late: BTreeMap<u64, Option<bool>> = ops()
+        .filter(|(op, _)| near(&op.order))
+        .map(|(op, h)| {
+            let rule = match op.op {
+                SyncOp::FutexWait => Some(h.late_to != rrc_synclog::NO_ARRIVAL),
+                SyncOp::FutexWake => Some(false),
+                _ => None,
+            };
+            (op.order, rule)
+        })
+        .collect();
     let ranks: BTreeSet<u64> = windows.iter().flat_map(|&(lo, hi)| lo..=hi).collect();
     let mut found = Vec::new();
     for rank in ranks {
         let done_here = done.no_late.contains(&rank) || done.late.contains(&rank);
+        let late_now = match sync_late.get(&rank) {
+            None => Some(late_until(rank, &plan.next_own, &plan.arrival_ranks).is_some()),
+            Some(rule) => *rule,
+        };
         if !arrivals.contains(&rank) && !done_here {
-            if late_until(rank, &plan.next_own, &plan.arrival_ranks).is_some() {
-                found.push(Tweak::NoLate(rank));
-            } else if plan.next_own.get(rank).is_some_and(|next| next > rank + 1) {
-                found.push(Tweak::Late(rank));
+            match late_now {
+                Some(true) => found.push(Tweak::NoLate(rank)),
+                // (Not after a thread's last ranked event: nothing to be
+                // late for.)
+                Some(false)
+                    if plan
+                        .next_own
+                        .get(rank)
+                        .is_some_and(|next| next != NO_ORDER && next > rank + 1) =>
+                {
+                    found.push(Tweak::Late(rank))
+                }
+                _ => {}
             }
         }
         if gates.contains(&rank) && !done.no_gate.contains(&rank) {

@@ -1,11 +1,14 @@
 //! Descriptors passed in ancillary data (SCM_RIGHTS), read from the memory
 //! a recvmsg wrote as the model lists it.
 
-/// The descriptors a recvmsg received through SCM_RIGHTS, from its
+/// The descriptors a recvmsg or recvmmsg received through SCM_RIGHTS, from its
 /// recorded outputs (`outputs()` lists the returned msg_controllen, the
 /// control bytes and msg_flags last).
 pub fn received_fds(nr: i64, ret: i64, outputs: &[Vec<u8>]) -> Vec<i32> {
     let n = outputs.len();
+    if nr == libc::SYS_recvmmsg && ret > 0 {
+        return recvmmsg_fds(outputs);
+    }
     if nr != libc::SYS_recvmsg || ret < 0 || n < 3 {
         return Vec::new();
     }
@@ -14,6 +17,22 @@ pub fn received_fds(nr: i64, ret: i64, outputs: &[Vec<u8>]) -> Vec<i32> {
     };
     let len = usize::try_from(u64::from_le_bytes(len_bytes)).unwrap_or(usize::MAX);
     scm_rights(&outputs[n - 2], len)
+}
+
+/// The descriptors a recvmmsg received: each message's regions end with
+/// its returned msg_controllen (8 bytes), the control bytes of that
+/// length, and msg_flags (4 bytes); the data before them varies in
+/// number of regions, so the three are found by their shape.
+fn recvmmsg_fds(outputs: &[Vec<u8>]) -> Vec<i32> {
+    outputs
+        .windows(3)
+        .filter_map(|w| {
+            let len = u64::from_le_bytes(<[u8; 8]>::try_from(w[0].as_slice()).ok()?);
+            let fits = len == w[1].len() as u64 && w[2].len() == 4 && !w[1].is_empty();
+            fits.then(|| scm_rights(&w[1], w[1].len()))
+        })
+        .flatten()
+        .collect()
 }
 
 /// The SCM_RIGHTS descriptors in the first `len` bytes of a control

@@ -317,13 +317,18 @@ pub(super) fn recvmmsg(
         let namelen = u64::from(mem.read_u32(m + 8)?);
         let iov = mem.read_u64(m + 16)?;
         let iovlen = mem.read_u64(m + 24)?;
+        let control = mem.read_u64(m + 32)?;
+        let controllen = mem.read_u64(m + 40)?;
         // msg_len first: the data's regions follow from it, and replay
         // finds each region after writing the ones before it.
         add(m + 56, 4);
         add(m + 8, 4);
         add(name, namelen.min(SOCKADDR_MAX));
         scatter(mem, iov, iovlen, len, add)?;
+        // As for recvmsg: the returned msg_controllen, the control bytes
+        // (received descriptors, packet info), then msg_flags.
         add(m + 40, 8);
+        add(control, controllen.min(1 << 16));
         add(m + 48, 4);
     }
     Ok(())

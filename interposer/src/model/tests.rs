@@ -686,6 +686,31 @@ fn received_fds_read_recvmsg_outputs() {
 }
 
 #[test]
+fn received_fds_read_each_recvmmsg_messages_control_bytes() {
+    let control = cmsg(libc::SOL_SOCKET, libc::SCM_RIGHTS, &6i32.to_le_bytes());
+    let len = (control.len() as u64).to_le_bytes().to_vec();
+    // Two messages: the first without control bytes (an empty region is
+    // not listed), the second with one descriptor.
+    let zero = 0u64.to_le_bytes().to_vec();
+    let outs = vec![
+        vec![1; 4],
+        vec![0; 4],
+        b"a".to_vec(),
+        zero,
+        vec![0; 4],
+        vec![1; 4],
+        vec![0; 4],
+        b"b".to_vec(),
+        len,
+        control,
+        vec![0; 4],
+    ];
+    assert_eq!(received_fds(libc::SYS_recvmmsg, 2, &outs), vec![6]);
+    assert!(received_fds(libc::SYS_recvmmsg, -11, &outs).is_empty());
+    assert!(received_fds(libc::SYS_recvmmsg, 2, &outs[..9]).is_empty());
+}
+
+#[test]
 fn socket_addresses_compare_their_meaningful_bytes() {
     let inet = [2, 0, 0x1f, 0x90, 127, 0, 0, 1, 0xaa, 0xbb, 0, 0, 0, 0, 0, 0];
     assert_eq!(sockaddr_meaningful_len(&inet), 8);

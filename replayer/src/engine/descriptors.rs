@@ -148,7 +148,7 @@ impl Replayer {
         self.run_to_exit(pid, record, args, ExitCheck::MappedCopy)
     }
 
-    /// A recvmsg that received a descriptor: the descriptor came from
+    /// A recvmsg (or recvmmsg) that received a descriptor: it came from
     /// another process whose send replay emulated, so a placeholder takes
     /// its number (the call becomes eventfd2, as for `make_placeholder`).
     pub(super) fn receive_placeholder_fd(
@@ -169,7 +169,13 @@ impl Replayer {
             );
             return diverged(record.thread, expected, observed);
         }
-        let cloexec = args[2] & libc::MSG_CMSG_CLOEXEC as u64 != 0;
+        // recvmsg(fd, msg, flags); recvmmsg(fd, msgvec, vlen, flags, timeout)
+        let flags = if i64::from(record.nr) == libc::SYS_recvmmsg {
+            args[3]
+        } else {
+            args[2]
+        };
+        let cloexec = flags & libc::MSG_CMSG_CLOEXEC as u64 != 0;
         placeholder_call(pid, regs, i64::from(fds[0]), cloexec);
         Tracee::new(pid).set_regs(regs, "turn recvmsg into a placeholder descriptor")?;
         self.run_to_exit(pid, record, args, ExitCheck::ReceivedFd(fds[0]))

@@ -66,7 +66,13 @@ pub fn if_recorded(
                 wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {
                     real();
                 });
-                in_event_order(log, &expected, |_| {});
+                // The code after an unlock runs just before the thread's
+                // next event, as after a wait (`return_late`).
+                if expected.entry.late_to == NO_ARRIVAL {
+                    in_event_order(log, &expected, |_| {});
+                } else {
+                    return_late(log, &expected);
+                }
             } else {
                 arrive(log, &expected);
                 in_event_order(log, &expected, |_| {

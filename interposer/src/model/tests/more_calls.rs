@@ -167,4 +167,11 @@ fn recvmmsg_gives_each_messages_length_before_the_data_it_sizes() {
             region(0x1030, 4)
         ]
     );
+    // Control bytes (a received descriptor) come after msg_controllen.
+    mem.put_u64(0x1020, 0x4000); // msg_control
+    mem.put_u64(0x1028, 24); // msg_controllen, as returned
+    assert_eq!(
+        outputs(libc::SYS_recvmmsg, &a, 1, &mem).expect("outputs")[3..],
+        [region(0x1028, 8), region(0x4000, 24), region(0x1030, 4)]
+    );
 }
