@@ -66,8 +66,9 @@ pub fn if_recorded(
                 wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {
                     real();
                 });
-                // The code after an unlock runs just before the thread's
-                // next event, as after a wait (`return_late`).
+                // Kept late only by a later try of the replayer's search:
+                // the code after the unlock then runs just before the
+                // thread's next event, as after a wait (`return_late`).
                 if expected.entry.late_to == NO_ARRIVAL {
                     in_event_order(log, &expected, |_| {});
                 } else {
