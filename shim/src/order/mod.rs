@@ -217,6 +217,10 @@ pub fn real_wait(op: u32, object: u64, wait: impl FnOnce() -> c_int) -> c_int {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
             arrive(log, &expected);
+            // Into a wait for the others (their exits, their arrivals at
+            // the barrier): no code of this thread runs before it, so the
+            // order moves on now, not when replay finds the thread asleep.
+            log.park(expected.thread.slot);
             wait();
             // Stamped after the wait when recorded, so ranked after every
             // thread's arrival: take the rank only once through.
