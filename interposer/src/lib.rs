@@ -14,6 +14,7 @@ mod colocate;
 mod driver;
 mod elf;
 mod filter;
+mod idmap;
 pub mod model;
 mod quiesce;
 mod rdtsc_scan;
@@ -26,6 +27,7 @@ pub use auxv::{prepare_exec, AT_RANDOM_LEN};
 pub use clock::StopClock;
 pub use driver::{drive, is_restart, Ended, Idle, Prologue, SignalStep, StopHandler, TaskEvent};
 pub use filter::build_filter;
+pub use idmap::{IdHasher, IdMap};
 pub use quiesce::{is_running, wait_until_settled, SETTLE_RECENT};
 pub use rdtsc_scan::{
     code_has_rdtsc, elf_has_rdtsc, maps_code_of_a_file, may_be_tsc_fault, prewarm_rdtsc_scan,

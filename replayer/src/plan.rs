@@ -652,16 +652,11 @@ fn regroup_ranks(
     drop(touch);
     returns.renumber(&new);
     entries.renumber(&new);
-    let renumber = |r: &mut u64| {
-        if let Some(n) = usize::try_from(*r).ok().and_then(|i| new.get(i)) {
-            *r = *n;
-        }
-    };
     for t in scanned.iter_mut() {
         t.touches = Vec::new();
         for op in t.sync.iter_mut() {
-            renumber(&mut op.order);
-            renumber(&mut op.arrival);
+            crate::ranks::renumber(&mut op.order, &new);
+            crate::ranks::renumber(&mut op.arrival, &new);
         }
     }
     let mut owner = vec![0; n];

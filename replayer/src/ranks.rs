@@ -9,6 +9,14 @@
 use anyhow::{bail, Result};
 use rrc_trace::{ThreadId, NO_ORDER};
 
+/// Replaces `rank` with `new[rank]`; a value out of `new`'s range
+/// (`NO_ORDER`, `NO_ARRIVAL`) stays.
+pub fn renumber(rank: &mut u64, new: &[u64]) {
+    if let Some(n) = usize::try_from(*rank).ok().and_then(|i| new.get(i)) {
+        *rank = *n;
+    }
+}
+
 /// Per thread, a value for each event index (`NO_ORDER` for none): what
 /// the engine looks up by `(thread, event index)`.
 #[derive(Debug, Default)]
@@ -43,9 +51,7 @@ impl EventRanks {
     /// Replaces each rank `r` with `new[r]` (`NO_ORDER` stays).
     pub fn renumber(&mut self, new: &[u64]) {
         for (_, v) in self.values_mut() {
-            if let Some(n) = usize::try_from(*v).ok().and_then(|i| new.get(i)) {
-                *v = *n;
-            }
+            renumber(v, new);
         }
     }
 
@@ -93,9 +99,7 @@ impl SparseRanks {
     /// left as they are).
     pub fn renumber(&mut self, new: &[u64]) {
         for (_, v) in self.values_mut() {
-            if let Some(n) = usize::try_from(*v).ok().and_then(|i| new.get(i)) {
-                *v = *n;
-            }
+            renumber(v, new);
         }
     }
 

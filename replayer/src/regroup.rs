@@ -15,10 +15,8 @@
 //! window: a faster replay, less exact for such programs (a catch-up
 //! replay that diverges is replayed again in the recorded order).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use rrc_interposer::model::{self, ReplayAction};
+use rrc_interposer::IdMap;
 use rrc_trace::{SyncOp, SyncRecord, SyscallExtra, SyscallHead, ThreadId};
 
 /// What an event touches, as far as its order goes (one word a rank:
@@ -61,31 +59,6 @@ pub fn regroup(owner: &[ThreadId], touch: &[Touch], window: usize) -> Vec<u64> {
     new
 }
 
-/// Hashes an object's word by one multiplication: the plan looks objects
-/// up millions of times, and the keys come from the trace, not from an
-/// adversary of this process.
-#[derive(Default)]
-struct WordHasher(u64);
-
-impl Hasher for WordHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, word: u64) {
-        // Fibonacci hashing: the high bits mix every bit of the word.
-        self.0 = (word ^ (word >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
-
-type WordMap<V> = HashMap<Touch, V, BuildHasherDefault<WordHasher>>;
-
 /// Scratch space for one stretch of ranks with no shared-state event.
 #[derive(Default)]
 struct Span {
@@ -93,11 +66,11 @@ struct Span {
     threads: Vec<(ThreadId, Vec<usize>, usize)>,
     /// Per object, its ranks in order (and how many are placed).
     objects: Vec<(Vec<usize>, usize)>,
-    index: WordMap<usize>,
+    index: IdMap<Touch, usize>,
     /// Each rank's object (`usize::MAX`: none), from the span's start.
     object_of: Vec<usize>,
     /// The thread of each object's last placed event, across spans.
-    holder: WordMap<ThreadId>,
+    holder: IdMap<Touch, ThreadId>,
 }
 
 impl Span {

@@ -1188,6 +1188,18 @@ pub fn assert_server_replay(rec: &Recording, tag: &str, context: &str) -> Output
     )
 }
 
+/// A replay's output without the lines `--stats` added to its stderr,
+/// to compare with what the program itself wrote.
+pub fn without_stats(mut out: Output) -> Output {
+    out.stderr = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.starts_with("rrc-replay: stats:"))
+        .flat_map(|l| [l, "\n"])
+        .collect::<String>()
+        .into_bytes();
+    out
+}
+
 /// Hand-offs between threads in the recorded order and in the catch-up
 /// order, from the `--stats` of an `rrc-replay --catch-up`.
 pub fn catch_up_handoffs(replayed: &Output) -> (u64, u64) {

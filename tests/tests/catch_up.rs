@@ -14,13 +14,7 @@ fn catches_up_faithfully(name: &str, args: &[&str]) {
         rec.assert_exit_code(0);
         let replayed = replay(&rec.trace, CATCH_UP);
         let (recorded, regrouped) = catch_up_handoffs(&replayed);
-        // The program's own stderr, without the figures of --stats.
-        let stderr: Vec<u8> = String::from_utf8_lossy(&replayed.stderr)
-            .lines()
-            .filter(|l| !l.starts_with("rrc-replay: stats:"))
-            .flat_map(|l| format!("{l}\n").into_bytes())
-            .collect();
-        let program_only = std::process::Output { stderr, ..replayed };
+        let program_only = without_stats(replayed);
         assert_replay_matches(
             &rec,
             &program_only,

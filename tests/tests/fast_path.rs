@@ -211,21 +211,14 @@ fn with_the_fast_path_off_every_call_traps_and_replays() {
 
 /// What `rrc-replay --stats` says the shim answered in-process, and the
 /// replay's output without the statistics lines.
-fn answered_in_process(mut out: std::process::Output) -> (Option<u64>, std::process::Output) {
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let answered = stderr.lines().find_map(|l| {
+fn answered_in_process(out: std::process::Output) -> (Option<u64>, std::process::Output) {
+    let answered = String::from_utf8_lossy(&out.stderr).lines().find_map(|l| {
         l.strip_prefix("rrc-replay: stats: calls answered in-process by the shim: ")?
             .trim()
             .parse()
             .ok()
     });
-    out.stderr = stderr
-        .lines()
-        .filter(|l| !l.starts_with("rrc-replay: stats:"))
-        .flat_map(|l| [l, "\n"])
-        .collect::<String>()
-        .into_bytes();
-    (answered, out)
+    (answered, without_stats(out))
 }
 
 #[test]

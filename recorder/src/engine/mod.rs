@@ -22,7 +22,6 @@ mod alone;
 mod buffered;
 mod deferred;
 mod dispositions;
-mod idmap;
 mod limits;
 mod mapped;
 mod serial;
@@ -56,7 +55,7 @@ use token::Token;
 pub struct Recorder {
     sink: TraceSender,
     log: Arc<SharedSyncLog>,
-    threads: idmap::IdMap<Pid, ThreadState>,
+    threads: rrc_interposer::IdMap<Pid, ThreadState>,
     next_thread: Arc<AtomicU32>,
     next_process: ProcessId,
     /// Each traced process's pid as the program sees it.
@@ -144,7 +143,7 @@ impl Recorder {
         let mut r = Recorder {
             sink,
             log,
-            threads: idmap::IdMap::default(),
+            threads: rrc_interposer::IdMap::default(),
             next_thread,
             next_process: 0,
             process_pid: HashMap::new(),

@@ -173,14 +173,14 @@ pub(super) struct StdStreams {
     /// By (process, fd): kept until a descriptor-table call or exec of
     /// that process completes (all of them trap), so a write needs no
     /// stat.
-    of: super::idmap::IdMap<(ProcessId, u64), Option<u8>>,
+    of: rrc_interposer::IdMap<(ProcessId, u64), Option<u8>>,
 }
 
 impl StdStreams {
     pub(super) fn new() -> StdStreams {
         StdStreams {
             ours: [None, stream_identity(1), stream_identity(2)],
-            of: super::idmap::IdMap::default(),
+            of: rrc_interposer::IdMap::default(),
         }
     }
 

@@ -217,10 +217,6 @@ pub fn real_wait(op: u32, object: u64, wait: impl FnOnce() -> c_int) -> c_int {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
             arrive(log, &expected);
-            // Into a wait for the others (their exits, their arrivals at
-            // the barrier): no code of this thread runs before it, so the
-            // order moves on now, not when replay finds the thread asleep.
-            log.park(expected.thread.slot);
             wait();
             // Stamped after the wait when recorded, so ranked after every
             // thread's arrival: take the rank only once through.
@@ -517,13 +513,19 @@ fn take_recorded_turn(
 }
 
 /// Passes the rank of the thread's arrival at the operation, once the
-/// order gets there (when replay enforces it).
+/// order gets there (when replay enforces it). What follows an arrival
+/// is a wait (for the operation's own rank, or in a real join or
+/// barrier for the other threads), with no code of the thread's own
+/// before it, so the order moves on at once: a thread with the run of
+/// the program (segments) hands it on here, not when replay finds it
+/// asleep.
 #[inline]
 fn arrive(log: &SharedSyncLog, expected: &Expected) {
     if expected.entry.arrival == NO_ARRIVAL || !log.orders_events() {
         return;
     }
     wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {});
+    log.park(expected.thread.slot);
 }
 
 /// Runs `operation` at the entry's rank in the event order (when replay
@@ -554,14 +556,20 @@ fn wait_at_rank(log: &SharedSyncLog, slot: u32, rank: u64, operation: impl FnOnc
     }
 }
 
-/// A futex wait's return at its place, after which the thread waits
-/// until the order gets to its next event (`late_to`) before it goes on:
-/// what it does once woken (takes the lock again, pops a job) then comes
-/// after the events the others made meanwhile when recorded. Goes on
-/// anyway when the order stands still for `LATE_STILL` while no thread
-/// has the run of the program (the next event may wait for this thread,
-/// through a lock rrc does not see) or after about `LATE_LIMIT` in all.
-fn return_late(log: &SharedSyncLog, expected: &Expected) {
+/// A futex call's return at its place. With a late hold (`late_to`: a
+/// wait's, or a wake's in a later try of the replayer's search), the
+/// thread then waits until the order gets to its next event before it
+/// goes on: what it does once woken (takes the lock again, pops a job)
+/// then comes after the events the others made meanwhile when recorded.
+/// Goes on anyway when the order stands still for `LATE_STILL` while no
+/// thread has the run of the program (the next event may wait for this
+/// thread, through a lock rrc does not see) or after about `LATE_LIMIT`
+/// in all.
+fn return_at_place(log: &SharedSyncLog, expected: &Expected) {
+    if expected.entry.late_to == NO_ARRIVAL {
+        in_event_order(log, expected, |_| {});
+        return;
+    }
     let slot = expected.thread.slot;
     log.park(slot);
     if !log.wait_for_rank_of(slot, expected.entry.order, TURN_SPINS, TURN_WAIT) {
@@ -575,7 +583,7 @@ fn return_late(log: &SharedSyncLog, expected: &Expected) {
 /// (`late_to`) comes after other threads' events: the order moves on at
 /// once (no baton: the others' events up to the next one of ours go
 /// first), and the thread waits until the order gets to `late_to`, within
-/// `return_late`'s bounds. For futex waits and for calls answered
+/// `return_at_place`'s bounds. For futex waits and for calls answered
 /// in-process.
 pub fn return_late_to(log: &SharedSyncLog, late_to: u64) {
     log.advance_rank();
@@ -609,14 +617,14 @@ pub fn return_late_to(log: &SharedSyncLog, late_to: u64) {
     }
 }
 
-/// `return_late` naps this long at a time, goes on after as many naps
+/// `return_at_place` naps this long at a time, goes on after as many naps
 /// while the order stands still as make `late_still` (for how far ahead
 /// its next event is), and after as many as make `LATE_LIMIT` in all (the
 /// tracer's late returns' bounds).
 const LATE_NAP: Duration = Duration::from_micros(100);
 const LATE_NAPS: u32 = naps_in(rrc_synclog::LATE_LIMIT);
 
-/// How many of `return_late`'s naps make `d`.
+/// How many of `return_at_place`'s naps make `d`.
 const fn naps_in(d: Duration) -> u32 {
     (d.as_micros() / LATE_NAP.as_micros()) as u32
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use rrc_synclog::{futex_wait, SharedSyncLog, SyncEntry, SyncRing, NO_ARRIVAL, WOKEN_BY_WAKE};
 
 use super::{
-    arrive, in_event_order, record_call, return_late, wait_at_rank, Expected, RING_EMPTY_WAIT,
+    arrive, in_event_order, record_call, return_at_place, wait_at_rank, Expected, RING_EMPTY_WAIT,
 };
 use crate::ops;
 use crate::session::{self, ErrnoGuard, Session};
@@ -51,11 +51,7 @@ pub fn if_recorded(
             if waits && log.orders_events() {
                 arrive(log, &expected);
                 // Returns at its place, which comes after the wake.
-                if expected.entry.late_to == NO_ARRIVAL {
-                    in_event_order(log, &expected, |_| {});
-                } else {
-                    return_late(log, &expected);
-                }
+                return_at_place(log, &expected);
                 if expected.entry.result == 0 && expected.entry.seq & WOKEN_BY_WAKE == 0 {
                     settle();
                 }
@@ -66,14 +62,7 @@ pub fn if_recorded(
                 wait_at_rank(log, expected.thread.slot, expected.entry.arrival, |_| {
                     real();
                 });
-                // Kept late only by a later try of the replayer's search:
-                // the code after the unlock then runs just before the
-                // thread's next event, as after a wait (`return_late`).
-                if expected.entry.late_to == NO_ARRIVAL {
-                    in_event_order(log, &expected, |_| {});
-                } else {
-                    return_late(log, &expected);
-                }
+                return_at_place(log, &expected);
             } else {
                 arrive(log, &expected);
                 in_event_order(log, &expected, |_| {

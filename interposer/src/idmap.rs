@@ -1,14 +1,15 @@
-//! Maps keyed by the small integers the kernel hands out (thread ids, a
-//! process's descriptors). SipHash, std's default, resists keys chosen to
-//! collide, which ids are not, and it was a few percent of the tracer's
-//! time on buffered calls: each is looked up by thread id, each write by
-//! descriptor. This is a multiply-rotate hash of the FxHash kind.
+//! Maps keyed by words the kernel or a trace hands out (thread ids, a
+//! process's descriptors, sync objects' addresses). SipHash, std's
+//! default, resists keys chosen to collide, which these are not, and it
+//! was a few percent of the tracer's time on buffered calls: each is
+//! looked up by thread id, each write by descriptor. This is a
+//! multiply-rotate hash of the FxHash kind.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 #[derive(Default, Clone, Copy)]
-pub(super) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 /// An odd constant with well-spread bits (from FxHash's family).
 const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -23,7 +24,9 @@ impl IdHasher {
 impl Hasher for IdHasher {
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // The product's low bits depend only on the key's low bits, which
+        // are zero in aligned addresses; the table picks buckets by them.
+        self.0 ^ (self.0 >> 32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -55,7 +58,7 @@ impl Hasher for IdHasher {
     }
 }
 
-pub(super) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+pub type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 #[cfg(test)]
 mod tests {
@@ -74,6 +77,18 @@ mod tests {
         let top: std::collections::HashSet<u64> = (1000..1064).map(|t| hash(t) >> 57).collect();
         assert!(low.len() > 32, "low bits of 64 ids: {} values", low.len());
         assert!(top.len() > 32, "top bits of 64 ids: {} values", top.len());
+    }
+
+    #[test]
+    fn aligned_addresses_hash_apart_in_the_bits_a_table_uses() {
+        let low: std::collections::HashSet<u64> = (0..64u64)
+            .map(|i| hash(0x5555_5555_0000 + i * 64) & 63)
+            .collect();
+        assert!(
+            low.len() > 32,
+            "low bits of 64 addresses: {} values",
+            low.len()
+        );
     }
 
     #[test]
