@@ -210,11 +210,6 @@ impl WakeRanks {
     }
 }
 
-/// The value a three-state futex lock (0 free, 1 held, 2 held with
-/// waiters: Rust's `Mutex`, glibc's internal locks, most hand-written
-/// ones) is waited on with.
-const LOCK_WAITERS: u64 = 2;
-
 /// How far back [`gate_after`] looks for the thread's previous event.
 const GATE_LOOKBACK: u64 = 4096;
 
@@ -228,7 +223,8 @@ const GATE_LOOKBACK: u64 = 4096;
 /// finding.
 fn gate_after(op: &SyncRecord, owner: &[ThreadId], thread: ThreadId) -> u64 {
     let none = rrc_synclog::NO_ARRIVAL;
-    if op.op != rrc_trace::SyncOp::FutexWait || op.seq != LOCK_WAITERS || op.arrival == NO_ORDER {
+    let held = rrc_synclog::ops::free_word(op.seq).is_some();
+    if op.op != rrc_trace::SyncOp::FutexWait || !held || op.arrival == NO_ORDER {
         return none;
     }
     let lowest = op.arrival.saturating_sub(GATE_LOOKBACK);

@@ -313,8 +313,9 @@ fn a_futex_wait_returns_late_only_before_an_event_stamped_on_arrival() {
 fn a_wait_on_a_held_lock_word_gates_the_threads_previous_event() {
     // Thread 1: a buffered clock read (stamp 2), then a futex wait on a
     // lock word ("held with waiters", 2: arrival 4, return 5), another on
-    // a condvar's sequence word (arrival 7, return 8). Thread 0's calls
-    // fill the ranks between.
+    // a condvar's sequence word (arrival 7, return 8), another on a Rust
+    // `Once` another thread runs ("running, with waiters", 5: arrival
+    // 10, return 11). Thread 0's calls fill the ranks between.
     let mut recs = vec![start(0), start(1)];
     for (i, s) in [1, 3, 6, 9].into_iter().enumerate() {
         recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
@@ -328,21 +329,26 @@ fn a_wait_on_a_held_lock_word_gates_the_threads_previous_event() {
         seq: 7,
         ..futex_wait(8, 7)
     };
+    let once = SyncRecord {
+        seq: 5,
+        ..futex_wait(11, 10)
+    };
     recs.push(TraceRecord::Sync(SyncBatch {
         thread: 1,
         first: 0,
-        ops: vec![lock, condvar],
+        ops: vec![lock, condvar, once],
     }));
     let (_dir, plan) = plan_of(recs);
     // Stamps 1..=9 rank 0..=8: the clock read is rank 1; the lock wait
     // arrives at rank 3, after the clock read, with thread 0's call
-    // between; the condvar wait gates nothing.
+    // between; the condvar wait gates nothing; the `Once` wait gates the
+    // condvar wait's return (rank 7).
     let gates: Vec<u64> = plan.threads[1]
         .sync_holds
         .iter()
         .map(|h| h.gate_after)
         .collect();
-    assert_eq!(gates, [1, rrc_synclog::NO_ARRIVAL]);
+    assert_eq!(gates, [1, rrc_synclog::NO_ARRIVAL, 7]);
 }
 
 #[test]
@@ -468,10 +474,15 @@ fn a_search_tries_changes_near_the_divergence_then_other_modes_then_stops() {
         tried.push(t);
     }
     assert_eq!(tried.len(), 6, "every try used: {tried:?}");
+    assert_eq!(
+        tried[0],
+        Default::default(),
+        "first, the same replay again (what runs unordered differs from try to try)"
+    );
     assert!(
-        tried[0].no_late.contains(&1) && tried[0].mode == Default::default(),
-        "first, the late return before the divergence goes: {:?}",
-        tried[0]
+        tried[1].no_late.contains(&1) && tried[1].mode == Default::default(),
+        "then the late return before the divergence goes: {:?}",
+        tried[1]
     );
     assert!(
         tried.iter().any(|t| t.mode.no_segments) && tried.iter().any(|t| t.mode.no_late_returns),
@@ -480,6 +491,35 @@ fn a_search_tries_changes_near_the_divergence_then_other_modes_then_stops() {
     let mut modes: Vec<_> = tried.iter().map(|t| t.mode).collect();
     modes.dedup();
     assert_eq!(modes.len(), 3, "each mode in its turn: {modes:?}");
+}
+
+#[test]
+fn a_search_replays_unchanged_every_third_try_while_it_changes_rules() {
+    use crate::search::{Search, Stop};
+    let (_dir, plan) = waiting_thread_plan();
+    let second = std::time::Duration::from_secs(1);
+    let mut search = Search::new(64, std::time::Instant::now(), 600 * second, second / 10);
+    let mut stop = Stop {
+        reach: 4,
+        thread: Some(1),
+        event: Some((1, 0)),
+        code_at: Some(1),
+    };
+    let mut tried = Vec::new();
+    for _ in 0..5 {
+        let Some(t) = search.next(&plan, stop) else {
+            break;
+        };
+        tried.push(t);
+        // Each try gets further, so each change tried is kept.
+        stop.reach += 1;
+    }
+    let plain: Vec<usize> = (0..tried.len())
+        .filter(|i| tried[*i] == Default::default())
+        .collect();
+    assert_eq!(plain, [0, 3], "{tried:?}");
+    // The changes kept go on between plain tries.
+    assert!(tried[4].len() > tried[2].len(), "{tried:?}");
 }
 
 #[test]
@@ -571,11 +611,14 @@ fn a_change_whose_try_diverged_before_it_is_tried_again() {
         event: Some((1, 0)),
         code_at: None,
     };
+    let plain = search.next(&plan, at(4)).expect("a try");
+    assert_eq!(plain.len(), 0, "first the same replay again: {plain:?}");
     let first = search.next(&plan, at(4)).expect("a try");
     assert!(first.late.contains(&1), "{first:?}");
     // Its tries diverge at rank 0, before the change could matter: it is
-    // tried twice more, then the search goes on.
+    // tried twice more (a plain try between), then the search goes on.
     assert_eq!(search.next(&plan, at(0)).as_ref(), Some(&first));
+    assert_eq!(search.next(&plan, at(0)).map(|t| t.len()), Some(0));
     assert_eq!(search.next(&plan, at(0)).as_ref(), Some(&first));
     assert_ne!(search.next(&plan, at(0)).as_ref(), Some(&first));
 }

@@ -80,6 +80,12 @@ const LOOKBACK: u64 = 128;
 /// the order got to it.
 const TRIES_BY_CHANCE: u8 = 2;
 
+/// One try in this many (the first, then every so many) replays the
+/// phase's mode with no change: what runs unordered differs from try to
+/// try, so a replay that diverged may well not diverge again, while the
+/// changes kept so far may have been kept by chance.
+const PLAIN_EVERY: u32 = 3;
+
 /// A way of placing code between events for a whole replay (the
 /// `--no-segments` and `--no-late-returns` modes), on top of the changes
 /// at single events.
@@ -137,6 +143,8 @@ pub struct Search {
     again: BTreeMap<Tweak, u8>,
     /// The try just made was the first of its phase (its mode alone).
     fresh: bool,
+    /// The try just made was a plain one (see `PLAIN_EVERY`).
+    plain: bool,
     phase: usize,
     /// Tries left in this phase, and in all.
     phase_left: u32,
@@ -159,6 +167,7 @@ impl Search {
             trying: None,
             again: BTreeMap::new(),
             fresh: true,
+            plain: false,
             phase: 0,
             phase_left: Self::share(0, tries),
             tries_left: tries,
@@ -177,6 +186,60 @@ impl Search {
     /// The replay just made (with the changes last returned, or none)
     /// diverged at `stop`: the changes for the next try, or `None` to stop.
     pub fn next(&mut self, plan: &ReplayPlan, stop: Stop) -> Option<Tweaks> {
+        if !std::mem::take(&mut self.plain) {
+            self.learn(plan, stop);
+        }
+        let now = Instant::now();
+        if self.tries_left == 0 || now >= self.deadline {
+            return None;
+        }
+        // Only as many tries left as modes to come (a long replay gets
+        // few): each later mode gets one.
+        let fit = self.deadline.saturating_duration_since(now).as_nanos()
+            / self.per_try.as_nanos().max(1);
+        let modes_to_come = (PHASES.len() - 1).saturating_sub(self.phase) as u128;
+        if fit.min(u128::from(self.tries_left)) <= modes_to_come {
+            self.phase_left = 0;
+        }
+        self.tries_left -= 1;
+        self.tries += 1;
+        if self.phase_left > 0 && self.tries % PLAIN_EVERY == 1 {
+            self.phase_left -= 1;
+            self.plain = true;
+            return Some(Tweaks {
+                mode: self.best.mode,
+                ..Tweaks::default()
+            });
+        }
+        match self.queue.pop().filter(|_| self.phase_left > 0) {
+            Some(t) => {
+                self.phase_left -= 1;
+                self.trying = Some(t);
+                let mut tweaks = self.best.clone();
+                tweaks.insert(t);
+                Some(tweaks)
+            }
+            None => {
+                // This phase is spent: the next mode, alone at first.
+                self.phase += 1;
+                let (mode, _) = *PHASES.get(self.phase)?;
+                self.phase_left = Self::share(self.phase, self.tries_left + self.tries)
+                    .min(self.tries_left)
+                    .saturating_sub(1);
+                self.fresh = true;
+                self.best = Tweaks {
+                    mode,
+                    ..Tweaks::default()
+                };
+                Some(self.best.clone())
+            }
+        }
+    }
+
+    /// What the replay just made, with the change being tried, says: a
+    /// change that carried it further is kept, and the changes to try
+    /// next are found from where it stopped.
+    fn learn(&mut self, plan: &ReplayPlan, stop: Stop) {
         // Further: past the event the best replay diverged at (another
         // thread's code may now differ, and gets its own changes), or
         // later in the order.
@@ -207,43 +270,6 @@ impl Search {
         }
         self.trying = None;
         self.fresh = false;
-        let now = Instant::now();
-        if self.tries_left == 0 || now >= self.deadline {
-            return None;
-        }
-        // Only as many tries left as modes to come (a long replay gets
-        // few): each later mode gets one.
-        let fit = self.deadline.saturating_duration_since(now).as_nanos()
-            / self.per_try.as_nanos().max(1);
-        let modes_to_come = (PHASES.len() - 1).saturating_sub(self.phase) as u128;
-        if fit.min(u128::from(self.tries_left)) <= modes_to_come {
-            self.phase_left = 0;
-        }
-        self.tries_left -= 1;
-        self.tries += 1;
-        match self.queue.pop().filter(|_| self.phase_left > 0) {
-            Some(t) => {
-                self.phase_left -= 1;
-                self.trying = Some(t);
-                let mut tweaks = self.best.clone();
-                tweaks.insert(t);
-                Some(tweaks)
-            }
-            None => {
-                // This phase is spent: the next mode, alone at first.
-                self.phase += 1;
-                let (mode, _) = *PHASES.get(self.phase)?;
-                self.phase_left = Self::share(self.phase, self.tries_left + self.tries)
-                    .min(self.tries_left)
-                    .saturating_sub(1);
-                self.fresh = true;
-                self.best = Tweaks {
-                    mode,
-                    ..Tweaks::default()
-                };
-                Some(self.best.clone())
-            }
-        }
     }
 }
 

@@ -139,8 +139,8 @@ fn bounded_wait(uaddr: c_long, op: c_long, val: c_long, ns: i64) -> i32 {
 
 /// A recorded futex wait on a lock word (the "locked, with waiters" value
 /// 2 of the usual three-state lock: Rust's `Mutex`, its stdout lock,
-/// hand-written locks) says that when its thread got to the lock, another
-/// thread held it. In replay, the thread's code from its previous event to
+/// hand-written locks; or Rust's `Once` running, see `ops::free_word`)
+/// says that when its thread got to the lock, another thread held it. In replay, the thread's code from its previous event to
 /// the lock is unseen: if the holder is late, the thread finds the lock
 /// free and takes it, in another order than recorded. So once the event
 /// before such a wait is done (`finished`, the plan's `gate_after`), the
@@ -157,12 +157,15 @@ pub fn before_unseen_lock(log: &rrc_synclog::SharedSyncLog, slot: u32, finished:
     if next.gate_after != finished || next.op != ops::FUTEX_WAIT {
         return;
     }
-    if !word_is_zero(next.object) {
+    let Some(free) = ops::free_word(next.seq & !rrc_synclog::WOKEN_BY_WAKE) else {
+        return;
+    };
+    if !word_is(next.object, free) {
         return;
     }
     let header = log.header();
     header.lock_gates.fetch_add(1, Ordering::Relaxed);
-    if !wait_until_held(next.object) {
+    if !wait_until_held(next.object, free) {
         header.lock_gates_given_way.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -175,24 +178,24 @@ const GATE_NAPS: u32 = 50;
 
 /// Whether another thread took the lock within the naps.
 #[cold]
-fn wait_until_held(word: u64) -> bool {
+fn wait_until_held(word: u64, free: u32) -> bool {
     let _errno = session::ErrnoGuard::save();
     let nap = std::sync::atomic::AtomicU32::new(0);
     for _ in 0..GATE_NAPS {
         rrc_synclog::futex_wait(&nap, 0, Some(GATE_NAP));
-        if !word_is_zero(word) {
+        if !word_is(word, free) {
             return true;
         }
     }
     false
 }
 
-/// Whether the program's word at `addr` is 0, read by the kernel, so that
-/// a word the program has unmapped is an error (taken as not zero), not a
-/// fault. A compare-and-requeue that moves no waiter: unlike a wait with
+/// Whether the program's word at `addr` is `value`, read by the kernel, so
+/// that a word the program has unmapped is an error (taken as another
+/// value), not a fault. A compare-and-requeue that moves no waiter: unlike a wait with
 /// no timeout, it can never take a wake meant for one of the program's
 /// threads.
-fn word_is_zero(addr: u64) -> bool {
+fn word_is(addr: u64, value: u32) -> bool {
     let spare = std::sync::atomic::AtomicU32::new(0);
     let cmd = (libc::FUTEX_CMP_REQUEUE | libc::FUTEX_PRIVATE_FLAG) as u64;
     // SAFETY: wakes and moves no thread (both counts 0); the kernel reads
@@ -201,7 +204,7 @@ fn word_is_zero(addr: u64) -> bool {
     let r = unsafe {
         raw_syscall(
             libc::SYS_futex,
-            [addr, cmd, 0, 0, &spare as *const _ as u64, 0],
+            [addr, cmd, 0, 0, &spare as *const _ as u64, u64::from(value)],
         )
     };
     r == 0

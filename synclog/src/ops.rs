@@ -74,6 +74,22 @@ pub const fn optional(op: u32) -> bool {
     op == FUTEX_WAIT || op == FUTEX_WAKE || op == SCHED_YIELD
 }
 
+/// For a futex wait's expected value that says another thread held the
+/// word when the waiter got there, the word's value while nobody does:
+/// 2 is a three-state lock's "held, with waiters" (0 free, 1 held: Rust's
+/// `Mutex`, glibc's internal locks, most hand-written ones); 5 is Rust's
+/// `Once` "running, with waiters" (`RUNNING | QUEUED`; 3 is `INCOMPLETE`),
+/// which `OnceLock` and the first use of Rust's stdout go through. Replay
+/// gates a thread before such a wait until the word is not free (the
+/// shim's `before_unseen_lock`).
+pub const fn free_word(waited_on: u64) -> Option<u32> {
+    match waited_on {
+        2 => Some(0),
+        5 => Some(3),
+        _ => None,
+    }
+}
+
 /// Every code, in order: they are 1..=LAST with no gaps.
 pub const ALL: [u32; 26] = [
     MUTEX_LOCK,

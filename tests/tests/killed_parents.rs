@@ -30,3 +30,25 @@ fn a_process_killed_in_its_vfork_by_the_child_replays_with_the_child_and_what_it
         "every round sent {sent:?}: the clock read did not vary"
     );
 }
+
+#[test]
+fn a_process_left_behind_in_the_middle_of_a_write_replays_every_byte_it_wrote() {
+    let prog = program("left_behind_writer");
+    let mut lengths = std::collections::BTreeSet::new();
+    for round in 1..=repeat().max(6) {
+        // Replay must print what the recording printed, the child's last
+        // write (cut off by the recording's end) among it.
+        let rec = record_and_replay_keeping(&prog, &[], b"", 0, 1, &format!("left_behind-{round}"));
+        let stdout = rec.stdout_str();
+        let ctx = format!("round {round}: {}", rec.describe());
+        assert!(
+            stdout.contains("parent returns\n") && stdout.contains("child line 50\n"),
+            "{ctx}: missing the parent's or the child's lines:\n{stdout}"
+        );
+        lengths.insert(stdout.lines().count());
+    }
+    assert!(
+        lengths.len() > 1,
+        "every recording printed as many lines, {lengths:?}: the child did not race the end"
+    );
+}

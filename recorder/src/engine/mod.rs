@@ -22,6 +22,7 @@ mod alone;
 mod buffered;
 mod deferred;
 mod dispositions;
+mod left_behind;
 mod limits;
 mod mapped;
 mod serial;
@@ -64,8 +65,8 @@ pub struct Recorder {
     root: Pid,
     /// The initial process, once its leader has ended.
     root_process: Option<ProcessId>,
-    /// Whether what it left behind has been killed (`end_left_behind`).
-    left_behind_killed: bool,
+    /// The end of what it left behind (`left_behind.rs`).
+    left_behind: left_behind::LeftBehind,
     /// The program installed a seccomp filter of its own: no thread
     /// buffers calls from then on (see `buffered.rs`).
     own_filter: bool,
@@ -149,7 +150,7 @@ impl Recorder {
             process_pid: HashMap::new(),
             main_status: None,
             root_process: None,
-            left_behind_killed: false,
+            left_behind: Default::default(),
             own_filter: false,
             root,
             std_streams: StdStreams::new(),
@@ -345,6 +346,7 @@ impl Recorder {
             .chain(self.serial.next_deadline())
             .chain(self.alone.next_deadline())
             .chain(self.token.deadline())
+            .chain(self.left_behind.deadline())
             .min()
     }
 
@@ -383,7 +385,11 @@ impl StopHandler for Recorder {
         let released = self.end_alone(pid);
         self.release_all(released)?;
         let next = self.syscall_exit(pid)?;
-        self.release_all(next)
+        self.release_all(next)?;
+        if self.left_behind.call_ended(pid) {
+            kill_left_behind(pid);
+        }
+        Ok(())
     }
 
     fn on_task_event(&mut self, pid: Pid, event: TaskEvent) -> Result<bool> {
@@ -412,6 +418,9 @@ impl StopHandler for Recorder {
         self.release_overdue_handlers()?;
         self.release_overdue_serial_calls()?;
         self.pass_overdue_token()?;
+        for pid in self.left_behind.overdue(Instant::now()) {
+            kill_left_behind(pid);
+        }
         match self.next_deadline() {
             // Nothing timed: block in waitpid itself, which costs fewer
             // syscalls per stop than ppoll on the signalfd (SIGCHLDs left
@@ -435,6 +444,14 @@ impl StopHandler for Recorder {
     fn wait_failed(errno: nix::errno::Errno) -> anyhow::Error {
         anyhow::Error::new(errno).context("waiting for the traced program")
     }
+}
+
+/// Ends a thread left behind where it is: SIGKILL to any thread ends its
+/// whole process. By its real tid (the program's own pids may be in
+/// another pid namespace).
+fn kill_left_behind(pid: Pid) {
+    // Gone already: waitpid reports its end.
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
 }
 
 /// What every syscall record goes through before it is written, trapped

@@ -304,20 +304,27 @@ impl Recorder {
     /// Once the initial process has ended, the recording ends with it, as
     /// rr's does: processes it left behind (a daemon, a grandchild still
     /// running) are killed with SIGKILL where they are, which replay does
-    /// again where their recorded events end.
+    /// again where their recorded events end; a thread in a write first
+    /// finishes it (see `left_behind.rs`).
     fn end_left_behind(&mut self) -> Result<()> {
         let Some(root) = self.root_process else {
             return Ok(());
         };
-        if self.left_behind_killed || self.threads.values().any(|t| t.process == root) {
+        if self.threads.values().any(|t| t.process == root) || !self.left_behind.begin() {
             return Ok(());
         }
-        self.left_behind_killed = true;
-        // By their real tids (the program's own pids may be in another
-        // pid namespace): SIGKILL to any thread ends its whole process.
-        for &tid in self.threads.keys() {
-            // Gone already: waitpid reports its end.
-            let _ = nix::sys::signal::kill(tid, nix::sys::signal::Signal::SIGKILL);
+        let now = Instant::now();
+        for (&tid, t) in self.threads.iter() {
+            // Let go into the kernel with its call: writing now.
+            let writing = t.run == Run::Running
+                && t.in_flight
+                    .as_ref()
+                    .is_some_and(|c| super::left_behind::writes_out(c.nr));
+            if writing {
+                self.left_behind.finish_first(tid, now);
+            } else {
+                super::kill_left_behind(tid);
+            }
         }
         Ok(())
     }

@@ -32,11 +32,20 @@ pub(crate) struct LateReturn {
     /// Kept for a signal's handler (`SignalPoint::AfterReturn`): not let
     /// go by time, only by its turn or a standstill.
     pub for_signal: bool,
-    /// A lock word (a tracee address) free at the return: the thread's
-    /// next recorded call is a wait on it, after another thread took it
-    /// (see `gate_after` in the plan). Kept, once its turn has come, until
-    /// another thread holds the word, or for `GATE_LIMIT`.
-    pub gate: Option<u64>,
+    /// A lock word (a tracee address) free at the return, and its value
+    /// while free: the thread's next recorded call is a wait on it, after
+    /// another thread took it (see `gate_after` in the plan). Kept, once
+    /// its turn has come, until another thread holds the word, or for
+    /// `GATE_LIMIT`.
+    pub gate: Option<LockGate>,
+}
+
+/// A lock word a kept thread waits to see held: its address and its value
+/// while free (`rrc_synclog::ops::free_word`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockGate {
+    pub word: u64,
+    pub free: u32,
 }
 
 /// The longest a thread is kept for its lock word (`LateReturn::gate`),
@@ -288,7 +297,7 @@ impl Replayer {
     /// Whether the thread is kept after its return at `rank`: until which
     /// rank (its late return's, or this one), whether for a signal, and
     /// the lock word it waits to see held.
-    fn kept_after(&self, pid: Pid, rank: Option<u64>) -> Option<(u64, bool, Option<u64>)> {
+    fn kept_after(&self, pid: Pid, rank: Option<u64>) -> Option<(u64, bool, Option<LockGate>)> {
         let gate = rank.and_then(|r| self.lock_gate(pid, r));
         match (self.late_return_rank(pid, rank), gate, rank) {
             (Some((next, for_signal)), gate, _) => Some((next, for_signal, gate)),
@@ -300,13 +309,17 @@ impl Replayer {
     /// The lock word of the thread's next recorded call, a futex wait
     /// right after the event at `rank` on a lock another thread held (see
     /// `gate_after` in the plan), if the word is free now.
-    fn lock_gate(&self, pid: Pid, rank: u64) -> Option<u64> {
+    fn lock_gate(&self, pid: Pid, rank: u64) -> Option<LockGate> {
         let t = self.live.get(&pid)?;
         let next = self.log.ring(t.logical)?.peek()?;
         if next.op != rrc_synclog::ops::FUTEX_WAIT || next.gate_after != rank {
             return None;
         }
-        word_is_zero(pid, next.object).then_some(next.object)
+        let free = rrc_synclog::ops::free_word(next.seq & !rrc_synclog::WOKEN_BY_WAKE)?;
+        word_is(pid, next.object, free).then_some(LockGate {
+            word: next.object,
+            free,
+        })
     }
 
     /// The rank of the thread's arrival at its next sync operation, if its
@@ -367,7 +380,7 @@ impl Replayer {
                     } else {
                         l.since.elapsed()
                     };
-                    let free = turn && l.gate.is_some_and(|word| word_is_zero(*pid, word));
+                    let free = turn && l.gate.is_some_and(|g| word_is(*pid, g.word, g.free));
                     let turn = turn && !(free && kept < GATE_LIMIT);
                     // Nearest next event first (see `late_still`).
                     let ahead = rrc_synclog::word(l.next_rank).wrapping_sub(turn_now);
@@ -400,9 +413,11 @@ impl Replayer {
 }
 
 /// Whether the tracee's word at `addr` reads 0 (false if unreadable).
-fn word_is_zero(pid: Pid, addr: u64) -> bool {
+fn word_is(pid: Pid, addr: u64, value: u32) -> bool {
     use rrc_interposer::{Tracee, TraceeMemory};
-    Tracee::new(pid).read(addr, 4).is_ok_and(|w| w == [0; 4])
+    Tracee::new(pid)
+        .read(addr, 4)
+        .is_ok_and(|w| w == value.to_ne_bytes())
 }
 
 #[cfg(test)]

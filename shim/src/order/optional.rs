@@ -114,17 +114,24 @@ pub fn won_when_recorded(
 /// otherwise. Before a call that is not optional, the optional calls
 /// recorded before it that this run did not make are stepped over, as
 /// `expect_next` does (a constructor's guard release that woke nobody
-/// here).
+/// here). Before a futex call, so are up to `IDLE_AHEAD` recorded futex
+/// calls that did nothing (see `idle_futex`) on the way to this call's
+/// own entry.
 fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     let thread = session::this_thread(log).ok()?;
     let ring = log.ring(thread.slot)?;
     let mut ahead = 0;
-    let entry = loop {
-        let entry = entry_unless_ended(log, ring, ahead)?;
-        if !ops::optional(entry.op) || ops::optional(op) {
-            break entry;
+    let entry = if ops::optional(op) {
+        ahead = idle_before_own(op, object, |n| entry_unless_ended(log, ring, n));
+        entry_unless_ended(log, ring, ahead)?
+    } else {
+        loop {
+            let entry = entry_unless_ended(log, ring, ahead)?;
+            if !ops::optional(entry.op) {
+                break entry;
+            }
+            ahead += 1;
         }
-        ahead += 1;
     };
     if entry.op != op || entry.object != object {
         return None;
@@ -138,6 +145,45 @@ fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected>
         ring.pop();
     }
     Some(Expected::taken(log, ring, thread, entry))
+}
+
+/// How many recorded futex calls that did nothing a futex call may pass
+/// over to its own entry: a lock's slow path that found the lock free
+/// here takes none, and the next call the thread makes on another lock
+/// (Rust's stdout lock after its queue's) must not wait for them.
+const IDLE_AHEAD: u64 = 4;
+
+/// A recorded futex call whose making or not changed nothing: a wait that
+/// found its word changed (EAGAIN, it did not sleep), a wake that woke
+/// nobody. A run that did not make it passes over it.
+fn idle_futex(entry: &SyncEntry) -> bool {
+    (entry.op == ops::FUTEX_WAIT && entry.result == -libc::EAGAIN)
+        || (entry.op == ops::FUTEX_WAKE && entry.result == 0)
+}
+
+/// How many of the thread's next entries (`entry_at(n)`, `n` ahead) a
+/// futex call passes over to its own: idle ones (`idle_futex`) up to
+/// `IDLE_AHEAD`, when its own comes right after them; otherwise none.
+fn idle_before_own(
+    op: u32,
+    object: u64,
+    mut entry_at: impl FnMut(u64) -> Option<SyncEntry>,
+) -> u64 {
+    if op != ops::FUTEX_WAIT && op != ops::FUTEX_WAKE {
+        return 0;
+    }
+    for ahead in 0..=IDLE_AHEAD {
+        let Some(entry) = entry_at(ahead) else {
+            return 0;
+        };
+        if (entry.op, entry.object) == (op, object) {
+            return ahead;
+        }
+        if !idle_futex(&entry) {
+            return 0;
+        }
+    }
+    0
 }
 
 /// Whether `entry` (an optional call's) was recorded after the thread's
@@ -176,5 +222,56 @@ fn entry_unless_ended(log: &SharedSyncLog, ring: &SyncRing, ahead: u64) -> Optio
         }
         log.poke_service();
         futex_wait(&ring.pushed, seen, Some(RING_EMPTY_WAIT));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(op: u32, object: u64, result: i32) -> SyncEntry {
+        SyncEntry {
+            op,
+            object,
+            result,
+            ..SyncEntry::default()
+        }
+    }
+
+    fn passed(op: u32, object: u64, next: &[SyncEntry]) -> u64 {
+        idle_before_own(op, object, |n| next.get(n as usize).copied())
+    }
+
+    #[test]
+    fn a_futex_call_passes_over_recorded_calls_that_did_nothing_to_its_own() {
+        let (queue, stdout) = (0x3080, 0x3050);
+        let eagain = entry(ops::FUTEX_WAIT, queue, -libc::EAGAIN);
+        let woke_none = entry(ops::FUTEX_WAKE, queue, 0);
+        let own = entry(ops::FUTEX_WAIT, stdout, 0);
+        // The queue's lock was free here: its slow path's calls were not made.
+        assert_eq!(passed(ops::FUTEX_WAIT, stdout, &[eagain, own]), 1);
+        assert_eq!(
+            passed(ops::FUTEX_WAIT, stdout, &[eagain, woke_none, own]),
+            2
+        );
+        assert_eq!(passed(ops::FUTEX_WAIT, stdout, &[own, eagain]), 0);
+    }
+
+    #[test]
+    fn a_futex_call_does_not_pass_over_calls_that_did_something() {
+        let (queue, stdout) = (0x3080, 0x3050);
+        let slept = entry(ops::FUTEX_WAIT, queue, 0);
+        let woke_one = entry(ops::FUTEX_WAKE, queue, 1);
+        let own = entry(ops::FUTEX_WAIT, stdout, 0);
+        assert_eq!(passed(ops::FUTEX_WAIT, stdout, &[slept, own]), 0);
+        assert_eq!(passed(ops::FUTEX_WAIT, stdout, &[woke_one, own]), 0);
+        // Not its own within reach, or not a futex call at all.
+        let idle = entry(ops::FUTEX_WAIT, queue, -libc::EAGAIN);
+        let far = [idle, idle, idle, idle, idle, own];
+        assert_eq!(passed(ops::FUTEX_WAIT, stdout, &far), 0);
+        assert_eq!(
+            passed(ops::SCHED_YIELD, 0, &[idle, entry(ops::SCHED_YIELD, 0, 0)]),
+            0
+        );
     }
 }
