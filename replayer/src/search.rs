@@ -17,8 +17,8 @@
 //! unlock of a lock rrc does not see, among them), keeps a change that
 //! carries the replay further (and tries a change again when its try
 //! diverged before the order got to it: what runs unordered differs from
-//! try to try), then tries whole replays without segments and without late
-//! returns, and stops at the first faithful replay or when its tries or
+//! try to try, which is also why every third try changes nothing), then
+//! tries whole replays without segments and without late returns, and stops at the first faithful replay or when its tries or
 //! its time are spent (`main.rs` runs the tries). Each try is
 //! checked event by event like the first; the output printed on rrc-replay's
 //! stdout is the recorded output, printed once, in order (the engine prints

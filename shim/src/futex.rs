@@ -140,13 +140,13 @@ fn bounded_wait(uaddr: c_long, op: c_long, val: c_long, ns: i64) -> i32 {
 /// A recorded futex wait on a lock word (the "locked, with waiters" value
 /// 2 of the usual three-state lock: Rust's `Mutex`, its stdout lock,
 /// hand-written locks; or Rust's `Once` running, see `ops::free_word`)
-/// says that when its thread got to the lock, another thread held it. In replay, the thread's code from its previous event to
-/// the lock is unseen: if the holder is late, the thread finds the lock
-/// free and takes it, in another order than recorded. So once the event
-/// before such a wait is done (`finished`, the plan's `gate_after`), the
-/// thread goes on only when the word is held, or after about
-/// `GATE_NAPS` naps: it is a mitigation, and never a hold without a way
-/// out.
+/// says that when its thread got to the lock, another thread held it. In
+/// replay, the thread's code from its previous event to the lock is
+/// unseen: if the holder is late, the thread finds the lock free and takes
+/// it, in another order than recorded. So once the event before such a
+/// wait is done (`finished`, the plan's `gate_after`), the thread goes on
+/// only when the word is held, or after about `GATE_NAPS` naps: it is a
+/// mitigation, and never a hold without a way out.
 pub fn before_unseen_lock(log: &rrc_synclog::SharedSyncLog, slot: u32, finished: u64) {
     let Some(ring) = log.ring(slot) else {
         return;
@@ -192,9 +192,9 @@ fn wait_until_held(word: u64, free: u32) -> bool {
 
 /// Whether the program's word at `addr` is `value`, read by the kernel, so
 /// that a word the program has unmapped is an error (taken as another
-/// value), not a fault. A compare-and-requeue that moves no waiter: unlike a wait with
-/// no timeout, it can never take a wake meant for one of the program's
-/// threads.
+/// value), not a fault. A compare-and-requeue that moves no waiter: unlike
+/// a wait with no timeout, it can never take a wake meant for one of the
+/// program's threads.
 fn word_is(addr: u64, value: u32) -> bool {
     let spare = std::sync::atomic::AtomicU32::new(0);
     let cmd = (libc::FUTEX_CMP_REQUEUE | libc::FUTEX_PRIVATE_FLAG) as u64;

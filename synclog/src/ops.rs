@@ -78,10 +78,12 @@ pub const fn optional(op: u32) -> bool {
 /// word when the waiter got there, the word's value while nobody does:
 /// 2 is a three-state lock's "held, with waiters" (0 free, 1 held: Rust's
 /// `Mutex`, glibc's internal locks, most hand-written ones); 5 is Rust's
-/// `Once` "running, with waiters" (`RUNNING | QUEUED`; 3 is `INCOMPLETE`),
-/// which `OnceLock` and the first use of Rust's stdout go through. Replay
-/// gates a thread before such a wait until the word is not free (the
-/// shim's `before_unseen_lock`).
+/// `Once` "running, with waiters" (`RUNNING | QUEUED`; 3 is `INCOMPLETE`,
+/// as in Rust 1.95's futex `Once`), which `OnceLock` and the first use of
+/// Rust's stdout go through. Replay gates a thread before such a wait until
+/// the word is not free (the shim's `before_unseen_lock`), or for about a
+/// millisecond: another primitive that waits on 5 is held that long at
+/// most.
 pub const fn free_word(waited_on: u64) -> Option<u32> {
     match waited_on {
         2 => Some(0),
