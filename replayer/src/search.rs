@@ -18,10 +18,11 @@
 //! carries the replay further (and tries a change again when its try
 //! diverged before the order got to it: what runs unordered differs from
 //! try to try, which is also why every third try changes nothing), then
-//! tries whole replays without segments and without late returns, and stops at the first faithful replay or when its tries or
-//! its time are spent (`main.rs` runs the tries). Each try is
-//! checked event by event like the first; the output printed on rrc-replay's
-//! stdout is the recorded output, printed once, in order (the engine prints
+//! tries whole replays without segments and without late returns, and
+//! stops at the first faithful replay or when its tries or its time are
+//! spent (`main.rs` runs the tries). Each try is checked event by event
+//! like the first; the output printed on rrc-replay's stdout is the
+//! recorded output, printed once, in order (the engine prints
 //! only outputs replayed faithfully, and a later try skips those printed).
 //! This is the feedback-driven re-execution of PRES (Park et al., SOSP
 //! 2009), with the recorded order as the sketch.

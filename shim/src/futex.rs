@@ -154,18 +154,15 @@ pub fn before_unseen_lock(log: &rrc_synclog::SharedSyncLog, slot: u32, finished:
     let Some(next) = ring.peek() else {
         return;
     };
-    if next.gate_after != finished || next.op != ops::FUTEX_WAIT {
-        return;
-    }
-    let Some(free) = ops::free_word(next.seq & !rrc_synclog::WOKEN_BY_WAKE) else {
+    let Some(gate) = next.lock_gate_after(finished) else {
         return;
     };
-    if !word_is(next.object, free) {
+    if !word_is(gate.word, gate.free) {
         return;
     }
     let header = log.header();
     header.lock_gates.fetch_add(1, Ordering::Relaxed);
-    if !wait_until_held(next.object, free) {
+    if !wait_until_held(gate) {
         header.lock_gates_given_way.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -178,12 +175,12 @@ const GATE_NAPS: u32 = 50;
 
 /// Whether another thread took the lock within the naps.
 #[cold]
-fn wait_until_held(word: u64, free: u32) -> bool {
+fn wait_until_held(gate: rrc_synclog::LockGate) -> bool {
     let _errno = session::ErrnoGuard::save();
     let nap = std::sync::atomic::AtomicU32::new(0);
     for _ in 0..GATE_NAPS {
         rrc_synclog::futex_wait(&nap, 0, Some(GATE_NAP));
-        if !word_is(word, free) {
+        if !word_is(gate.word, gate.free) {
             return true;
         }
     }

@@ -229,6 +229,30 @@ pub struct SyncEntry {
     pub result: i32,
 }
 
+/// A lock word a thread waits to see held (see `SyncEntry::gate_after`):
+/// its address in the program, and its value while nobody holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockGate {
+    pub word: u64,
+    pub free: u32,
+}
+
+impl SyncEntry {
+    /// Replay: the lock word this entry's thread waits to see held once
+    /// its event at `finished` is done, if this entry is a futex wait
+    /// gated there (`gate_after`) on a word `ops::free_word` knows.
+    pub fn lock_gate_after(&self, finished: u64) -> Option<LockGate> {
+        if self.op != ops::FUTEX_WAIT || self.gate_after != finished {
+            return None;
+        }
+        let free = ops::free_word(self.seq & !WOKEN_BY_WAKE)?;
+        Some(LockGate {
+            word: self.object,
+            free,
+        })
+    }
+}
+
 #[repr(C)]
 pub struct SyncRing {
     /// Entries produced so far (monotonic); low 32 bits double as a futex word.
@@ -766,5 +790,31 @@ mod tests {
         assert!(log.register_thread(4242, 7, 1));
         assert_eq!(log.lookup_thread(4242), Some((7, 1)));
         assert_eq!(log.lookup_thread(1), None);
+    }
+
+    #[test]
+    fn a_futex_wait_gated_after_an_event_names_its_lock_word_and_free_value() {
+        let wait = SyncEntry {
+            op: ops::FUTEX_WAIT,
+            object: 0x3050,
+            seq: 2 | WOKEN_BY_WAKE,
+            gate_after: 7,
+            ..SyncEntry::default()
+        };
+        let lock = LockGate {
+            word: 0x3050,
+            free: 0,
+        };
+        assert_eq!(wait.lock_gate_after(7), Some(lock));
+        assert_eq!(wait.lock_gate_after(6), None, "gated after another event");
+        let once = SyncEntry { seq: 5, ..wait };
+        assert_eq!(once.lock_gate_after(7).map(|g| g.free), Some(3));
+        let condvar = SyncEntry { seq: 9, ..wait };
+        assert_eq!(condvar.lock_gate_after(7), None);
+        let wake = SyncEntry {
+            op: ops::FUTEX_WAKE,
+            ..wait
+        };
+        assert_eq!(wake.lock_gate_after(7), None);
     }
 }

@@ -4,11 +4,11 @@
 //! their recorded events end.
 //!
 //! A thread the kernel is writing for when it is killed has written (its
-//! bytes are on rrc-record's stdout, or in a file) though its call never
-//! returns to the tracer, so the trace would not have them and replay
-//! would print less. Such a thread is killed at its call's exit instead,
-//! once the call is recorded, or after `WRITE_WAIT` (a write to a full
-//! pipe may never end).
+//! bytes are on rrc-record's stdout) though its call never returns to the
+//! tracer, so the trace would not have them and replay would print less.
+//! Such a thread (in a call `serial::writes_out` names, the ones replay
+//! prints) is killed at its call's exit instead, once the call is
+//! recorded, or after `WRITE_WAIT` (a write to a full pipe may never end).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -40,9 +40,10 @@ impl LeftBehind {
     }
 
     /// `pid`'s call returned (and is recorded): whether it is to be
-    /// killed now.
+    /// killed now. At every trapped call's exit: nothing to look up until
+    /// the end has begun.
     pub fn call_ended(&mut self, pid: Pid) -> bool {
-        self.finishing.remove(&pid)
+        !self.finishing.is_empty() && self.finishing.remove(&pid)
     }
 
     /// The threads still writing at the deadline, to be killed where they
@@ -58,20 +59,6 @@ impl LeftBehind {
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline.filter(|_| !self.finishing.is_empty())
     }
-}
-
-/// Whether call `nr` writes what it is given (to a descriptor, a file, a
-/// socket): what a kill in the middle of it leaves written.
-pub(super) fn writes_out(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_write
-            | libc::SYS_writev
-            | libc::SYS_pwrite64
-            | libc::SYS_pwritev
-            | libc::SYS_pwritev2
-            | libc::SYS_sendfile
-    )
 }
 
 #[cfg(test)]
@@ -93,13 +80,5 @@ mod tests {
         assert!(l.overdue(t0).is_empty());
         assert_eq!(l.overdue(t0 + WRITE_WAIT), vec![Pid::from_raw(8)]);
         assert_eq!(l.deadline(), None);
-    }
-
-    #[test]
-    fn only_calls_that_write_are_finished() {
-        assert!(writes_out(libc::SYS_write));
-        assert!(writes_out(libc::SYS_writev));
-        assert!(!writes_out(libc::SYS_read));
-        assert!(!writes_out(libc::SYS_nanosleep));
     }
 }

@@ -418,8 +418,10 @@ impl StopHandler for Recorder {
         self.release_overdue_handlers()?;
         self.release_overdue_serial_calls()?;
         self.pass_overdue_token()?;
-        for pid in self.left_behind.overdue(Instant::now()) {
-            kill_left_behind(pid);
+        if self.left_behind.deadline().is_some() {
+            for pid in self.left_behind.overdue(Instant::now()) {
+                kill_left_behind(pid);
+            }
         }
         match self.next_deadline() {
             // Nothing timed: block in waitpid itself, which costs fewer

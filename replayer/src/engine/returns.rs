@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
+use rrc_synclog::LockGate;
 use rrc_trace::SignalPoint;
 
 use super::order::{EventOrder, PendingReturn};
@@ -38,14 +39,6 @@ pub(crate) struct LateReturn {
     /// its turn has come, until another thread holds the word, or for
     /// `GATE_LIMIT`.
     pub gate: Option<LockGate>,
-}
-
-/// A lock word a kept thread waits to see held: its address and its value
-/// while free (`rrc_synclog::ops::free_word`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockGate {
-    pub word: u64,
-    pub free: u32,
 }
 
 /// The longest a thread is kept for its lock word (`LateReturn::gate`),
@@ -311,15 +304,8 @@ impl Replayer {
     /// `gate_after` in the plan), if the word is free now.
     fn lock_gate(&self, pid: Pid, rank: u64) -> Option<LockGate> {
         let t = self.live.get(&pid)?;
-        let next = self.log.ring(t.logical)?.peek()?;
-        if next.op != rrc_synclog::ops::FUTEX_WAIT || next.gate_after != rank {
-            return None;
-        }
-        let free = rrc_synclog::ops::free_word(next.seq & !rrc_synclog::WOKEN_BY_WAKE)?;
-        word_is(pid, next.object, free).then_some(LockGate {
-            word: next.object,
-            free,
-        })
+        let gate = self.log.ring(t.logical)?.peek()?.lock_gate_after(rank)?;
+        word_is(pid, gate.word, gate.free).then_some(gate)
     }
 
     /// The rank of the thread's arrival at its next sync operation, if its

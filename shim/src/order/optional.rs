@@ -120,15 +120,14 @@ pub fn won_when_recorded(
 fn expect_if_next(log: &SharedSyncLog, op: u32, object: u64) -> Option<Expected> {
     let thread = session::this_thread(log).ok()?;
     let ring = log.ring(thread.slot)?;
-    let mut ahead = 0;
-    let entry = if ops::optional(op) {
-        ahead = idle_before_own(op, object, |n| entry_unless_ended(log, ring, n));
-        entry_unless_ended(log, ring, ahead)?
+    let (ahead, entry) = if ops::optional(op) {
+        idle_before_own(op, object, |n| entry_unless_ended(log, ring, n))?
     } else {
+        let mut ahead = 0;
         loop {
             let entry = entry_unless_ended(log, ring, ahead)?;
             if !ops::optional(entry.op) {
-                break entry;
+                break (ahead, entry);
             }
             ahead += 1;
         }
@@ -161,29 +160,32 @@ fn idle_futex(entry: &SyncEntry) -> bool {
         || (entry.op == ops::FUTEX_WAKE && entry.result == 0)
 }
 
-/// How many of the thread's next entries (`entry_at(n)`, `n` ahead) a
-/// futex call passes over to its own: idle ones (`idle_futex`) up to
-/// `IDLE_AHEAD`, when its own comes right after them; otherwise none.
+/// The entry an optional call is checked against, and how many of the
+/// thread's next entries (`entry_at(n)`, `n` ahead) come before it: a
+/// futex call's own entry after idle ones (`idle_futex`), up to
+/// `IDLE_AHEAD` of them; otherwise the next entry. `None` past the end of
+/// the thread's stream.
 fn idle_before_own(
     op: u32,
     object: u64,
     mut entry_at: impl FnMut(u64) -> Option<SyncEntry>,
-) -> u64 {
-    if op != ops::FUTEX_WAIT && op != ops::FUTEX_WAKE {
-        return 0;
-    }
-    for ahead in 0..=IDLE_AHEAD {
-        let Some(entry) = entry_at(ahead) else {
-            return 0;
-        };
-        if (entry.op, entry.object) == (op, object) {
-            return ahead;
-        }
-        if !idle_futex(&entry) {
-            return 0;
+) -> Option<(u64, SyncEntry)> {
+    let next = entry_at(0)?;
+    let own = |e: &SyncEntry| (e.op, e.object) == (op, object);
+    let futex = op == ops::FUTEX_WAIT || op == ops::FUTEX_WAKE;
+    let (mut ahead, mut entry) = (0, next);
+    while futex && !own(&entry) && idle_futex(&entry) && ahead < IDLE_AHEAD {
+        ahead += 1;
+        match entry_at(ahead) {
+            Some(e) => entry = e,
+            None => break,
         }
     }
-    0
+    Some(if own(&entry) {
+        (ahead, entry)
+    } else {
+        (0, next)
+    })
 }
 
 /// Whether `entry` (an optional call's) was recorded after the thread's
@@ -239,7 +241,7 @@ mod tests {
     }
 
     fn passed(op: u32, object: u64, next: &[SyncEntry]) -> u64 {
-        idle_before_own(op, object, |n| next.get(n as usize).copied())
+        idle_before_own(op, object, |n| next.get(n as usize).copied()).map_or(0, |(a, _)| a)
     }
 
     #[test]
