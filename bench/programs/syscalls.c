@@ -3,7 +3,9 @@
  * (the program's own clock reads are replayed from the trace under
  * rrc-replay) and subtracts a run of the same program with KIND "none".
  *
- * Usage: syscalls none|getpid|clock_gettime|read N
+ * Usage: syscalls none|getpid|clock_gettime|read|print N
+ * print: a 32-byte line written to stdout, one write(2) each (what
+ * Rust's println! or a line-buffered stream makes).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -17,7 +19,7 @@
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s none|getpid|clock_gettime|read N\n", argv[0]);
+        fprintf(stderr, "usage: %s none|getpid|clock_gettime|read|print N\n", argv[0]);
         return 2;
     }
     const char *kind = argv[1];
@@ -51,6 +53,14 @@ int main(int argc, char **argv)
             sink += buffer[i % sizeof buffer];
         }
         close(fd);
+    } else if (strcmp(kind, "print") == 0) {
+        static const char line[] = "a line of the program's output\n";
+        for (long i = 0; i < calls; i++) {
+            if (write(1, line, sizeof line - 1) != (ssize_t)(sizeof line - 1)) {
+                perror("write stdout");
+                return 1;
+            }
+        }
     } else {
         fprintf(stderr, "unknown kind %s\n", kind);
         return 2;

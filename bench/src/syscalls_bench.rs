@@ -1,7 +1,8 @@
 //! `syscalls`: the cost of one traced system call. One thread makes N
 //! `syscall(SYS_getpid)`, N `clock_gettime` (a vDSO call natively, a real
-//! system call under rrc, which hides the vDSO) or N 64-byte `read`s of
-//! /dev/zero, one kind per process. Each process is timed from outside
+//! system call under rrc, which hides the vDSO), N 64-byte `read`s of
+//! /dev/zero or N 32-byte lines written to stdout (a file here), one kind
+//! per process. Each process is timed from outside
 //! (under rrc-replay the program's own clock reads return recorded
 //! values) and the same program making no calls is subtracted.
 
@@ -19,7 +20,7 @@ pub const NAME: &str = "syscalls";
 const SOURCE: &str = include_str!("../programs/syscalls.c");
 
 /// The kinds of call, as the C program names them.
-const CALL_KINDS: [&str; 3] = ["getpid", "clock_gettime", "read"];
+const CALL_KINDS: [&str; 4] = ["getpid", "clock_gettime", "read", "print"];
 /// The program's no-call mode: start-up and exit only.
 const NO_CALLS: &str = "none";
 

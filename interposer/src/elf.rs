@@ -24,8 +24,9 @@ const SYSTEM_DIRS: [&str; 5] = [
 /// More than any program here needs; a bound for a crafted file.
 const MOST_LIBRARIES: usize = 64;
 
-/// Files larger than this are not read for their libraries.
-const LARGEST_IMAGE: u64 = 256 << 20;
+/// A dynamic section or string table larger than this is not read: a
+/// bound for a crafted file (libc's string table is 25 KiB).
+const LARGEST_PART: u64 = 16 << 20;
 
 /// The libraries `executable` needs, directly or through each other, in
 /// the order the loader maps them (breadth first), without itself; each
@@ -35,10 +36,7 @@ pub(crate) fn libraries_of(executable: &Path, each: &mut dyn FnMut(&Path)) -> Ve
     let mut seen: HashSet<PathBuf> = HashSet::new();
     let mut queue = VecDeque::from([executable.to_path_buf()]);
     while let Some(file) = queue.pop_front() {
-        let Some(image) = read_image(&file) else {
-            continue;
-        };
-        let Some(dynamic) = Dynamic::of(&image) else {
+        let Some(dynamic) = Dynamic::of_file(&file) else {
             continue;
         };
         let origin = file.parent().unwrap_or(Path::new("/"));
@@ -54,14 +52,6 @@ pub(crate) fn libraries_of(executable: &Path, each: &mut dyn FnMut(&Path)) -> Ve
         }
     }
     found
-}
-
-fn read_image(path: &Path) -> Option<Vec<u8>> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > LARGEST_IMAGE {
-        return None;
-    }
-    std::fs::read(path).ok()
 }
 
 /// Where the loader would find `name`.
@@ -130,24 +120,23 @@ impl Elf<'_> {
     /// Its program headers; `None` for anything but a little-endian
     /// 64-bit ELF image.
     pub fn segments(&self) -> Option<Vec<Segment>> {
+        let (phoff, size) = self.program_headers()?;
+        let start = usize::try_from(phoff).ok()?;
+        let table = self.0.get(start..start.checked_add(size)?)?;
+        parse_segments(table, self.u16(0x36)?)
+    }
+
+    /// Where its program header table is, and its size in bytes, read
+    /// from the first 64 bytes (`None` past them or for a bad magic).
+    fn program_headers(&self) -> Option<(u64, usize)> {
         if self.0.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
             return None;
         }
         let (phoff, phentsize, phnum) = (self.u64(0x20)?, self.u16(0x36)?, self.u16(0x38)?);
-        (0..usize::from(phnum))
-            .map(|i| {
-                let at = usize::try_from(phoff)
-                    .ok()?
-                    .checked_add(i.checked_mul(usize::from(phentsize))?)?;
-                Some(Segment {
-                    kind: self.u32(at)?,
-                    flags: self.u32(at.checked_add(4)?)?,
-                    offset: self.u64(at.checked_add(8)?)?,
-                    vaddr: self.u64(at.checked_add(16)?)?,
-                    filesz: self.u64(at.checked_add(32)?)?,
-                })
-            })
-            .collect()
+        Some((
+            phoff,
+            usize::from(phnum).checked_mul(usize::from(phentsize))?,
+        ))
     }
 
     /// The bytes of a segment's part of the file.
@@ -165,29 +154,66 @@ struct Dynamic {
 }
 
 impl Dynamic {
-    /// `None` for anything but a little-endian 64-bit ELF image with a
-    /// readable dynamic section.
+    /// What the file at `path` needs, reading only its headers, its
+    /// dynamic section and its string table (libc is 2 MB, and reading
+    /// it whole took more of the recorder's start than its program).
+    fn of_file(path: &Path) -> Option<Dynamic> {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::File::open(path).ok()?;
+        // A device or a pipe (a crafted trace may name one) is no image.
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        Dynamic::read(&|at, len| {
+            let mut buf = vec![0; len];
+            file.read_exact_at(&mut buf, at).ok()?;
+            Some(buf)
+        })
+    }
+
+    /// What a whole image in memory needs.
+    #[cfg(test)]
     fn of(image: &[u8]) -> Option<Dynamic> {
+        Dynamic::read(&|at, len| {
+            let start = usize::try_from(at).ok()?;
+            Some(image.get(start..start.checked_add(len)?)?.to_vec())
+        })
+    }
+
+    /// `None` for anything but a little-endian 64-bit ELF image with a
+    /// readable dynamic section; `read(offset, len)` gives `len` bytes of
+    /// the image or `None`.
+    fn read(read: &dyn Fn(u64, usize) -> Option<Vec<u8>>) -> Option<Dynamic> {
         const DT_NEEDED: u64 = 1;
         const DT_STRTAB: u64 = 5;
+        const DT_STRSZ: u64 = 10;
         const DT_RPATH: u64 = 15;
         const DT_RUNPATH: u64 = 29;
-        let elf = Elf(image);
-        let segments = elf.segments()?;
+        let head = read(0, 64)?;
+        let head = Elf(&head);
+        let (phoff, size) = head.program_headers()?;
+        let segments = parse_segments(&read(phoff, size)?, head.u16(0x36)?)?;
         let dynamic = segments.iter().find(|s| s.kind == PT_DYNAMIC)?;
-        let (mut needed, mut run_path, mut strtab) = (Vec::new(), Vec::new(), None);
+        if dynamic.filesz > LARGEST_PART {
+            return None;
+        }
+        let entries = read(dynamic.offset, usize::try_from(dynamic.filesz).ok()?)?;
+        let entries = Elf(&entries);
+        let (mut needed, mut run_path, mut strtab, mut strsz) =
+            (Vec::new(), Vec::new(), None, None);
         for entry in 0..dynamic.filesz / 16 {
-            let at = usize::try_from(dynamic.offset.checked_add(entry * 16)?).ok()?;
-            let (tag, value) = (elf.u64(at)?, elf.u64(at.checked_add(8)?)?);
+            let at = usize::try_from(entry * 16).ok()?;
+            let (tag, value) = (entries.u64(at)?, entries.u64(at.checked_add(8)?)?);
             match tag {
                 0 => break,
                 DT_NEEDED => needed.push(value),
                 DT_RPATH | DT_RUNPATH => run_path.push(value),
                 DT_STRTAB => strtab = Some(value),
+                DT_STRSZ => strsz = Some(value),
                 _ => {}
             }
         }
-        let strtab = strtab?;
+        let (strtab, strsz) = (strtab?, strsz?.min(LARGEST_PART));
         // The string table's address, as a file offset.
         let table = segments
             .iter()
@@ -197,9 +223,9 @@ impl Dynamic {
                     .contains(&strtab)
                     .then(|| s.offset + (strtab - s.vaddr))
             })?;
+        let table = read(table, usize::try_from(strsz).ok()?)?;
         let string = |at: u64| -> Option<Vec<u8>> {
-            let start = usize::try_from(table.checked_add(at)?).ok()?;
-            let rest = image.get(start..)?;
+            let rest = table.get(usize::try_from(at).ok()?..)?;
             let end = rest.iter().position(|&b| b == 0)?;
             Some(rest[..end].to_vec())
         };
@@ -217,6 +243,27 @@ impl Dynamic {
                 .collect(),
         })
     }
+}
+
+/// A program header table of entries `entry_size` bytes long.
+fn parse_segments(table: &[u8], entry_size: u16) -> Option<Vec<Segment>> {
+    let entry_size = usize::from(entry_size);
+    if entry_size < 40 {
+        return None;
+    }
+    table
+        .chunks_exact(entry_size)
+        .map(|entry| {
+            let entry = Elf(entry);
+            Some(Segment {
+                kind: entry.u32(0)?,
+                flags: entry.u32(4)?,
+                offset: entry.u64(8)?,
+                vaddr: entry.u64(16)?,
+                filesz: entry.u64(32)?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -237,6 +284,25 @@ mod tests {
             .collect();
         assert!(names.iter().any(|n| n == "libc.so.6"), "{names:?}");
         assert!(libs.iter().all(|p| p.is_file()), "{libs:?}");
+    }
+
+    #[test]
+    fn reading_an_images_parts_finds_what_reading_it_whole_finds() {
+        let me = std::env::current_exe().expect("own path");
+        let libc = libraries_of(&me, &mut |_| {})
+            .into_iter()
+            .find(|p| p.ends_with("libc.so.6"))
+            .expect("libc");
+        for file in [me, libc] {
+            let whole = Dynamic::of(&std::fs::read(&file).expect("read")).expect("whole");
+            let parts = Dynamic::of_file(&file).expect("parts");
+            assert!(!parts.needed.is_empty(), "{file:?}");
+            assert_eq!(
+                (parts.needed, parts.run_path),
+                (whole.needed, whole.run_path),
+                "{file:?}"
+            );
+        }
     }
 
     #[test]

@@ -47,7 +47,9 @@ struct Cli {
     /// Run one thread at a time, switching only at syscalls (futex and
     /// sched_yield included), and record that schedule: slower, but races
     /// that no lock or syscall orders (Rust's std locks, atomics) replay
-    /// exactly. Replay follows the trace's choice.
+    /// exactly. A thread that spins without a syscall until another one
+    /// runs is switched away from on a timer, and replay cannot find that
+    /// point again. Replay follows the trace's choice.
     #[arg(long)]
     serialize: bool,
     /// Trap every recorded call: no in-process fast path (the shim's

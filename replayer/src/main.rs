@@ -185,7 +185,8 @@ fn serialize_hint(plan: &plan::ReplayPlan) -> Option<String> {
         "hint: this program's threads ran in parallel when recorded, and what they share \
          without pthread locks or stdio (atomics, Rust's std::sync, hand-written locks{seen}) \
          is not ordered: a recording that diverged that way usually diverges again. `rrc-record \
-         --serialize` records one thread at a time and replays exactly"
+         --serialize` records one thread at a time and replays exactly, unless a thread spins \
+         without a syscall until another one runs"
     ))
 }
 

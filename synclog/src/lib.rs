@@ -22,6 +22,7 @@
 //! before they are published, so it is valid for any bit pattern and may be
 //! shared between processes.
 
+mod file_size;
 pub mod ops;
 pub mod replaybuf;
 mod ring;
@@ -358,8 +359,14 @@ impl SharedSyncLog {
         }
         // SAFETY: fd was just returned by memfd_create and is owned by no one else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let size = Layout::TOTAL as libc::off_t;
+        // A file-size limit (`ulimit -f`) counts a memfd's size too, and
+        // its SIGXFSZ would end us: lift it to the hard limit meanwhile.
+        let lifted = file_size::LiftedFileSizeLimit::to_hold(size)?;
         // SAFETY: plain syscall on a valid fd.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), Layout::TOTAL as libc::off_t) } != 0 {
+        let sized = unsafe { libc::ftruncate(fd.as_raw_fd(), size) };
+        drop(lifted);
+        if sized != 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fd refers to a memfd of Layout::TOTAL bytes.

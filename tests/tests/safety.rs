@@ -346,3 +346,47 @@ fn secret_environment_values_stay_out_of_the_trace_and_come_from_the_replayer() 
     let other = replay_with(Some("another-value-of-len"));
     assert_eq!(other.status.code(), Some(3), "another value diverges");
 }
+
+/// rrc's shared memory with the program is a large sparse memfd, which a
+/// file-size limit counts: a soft limit is lifted while it is made (the
+/// program still starts with the limit it was given), a hard one is
+/// refused in one line. Before, rrc-record died of SIGXFSZ either way.
+#[test]
+fn a_file_size_limit_is_lifted_for_rrc_or_refused_in_one_line() {
+    let dir = TempDir::new().expect("temporary directory");
+    let trace = dir.path().join("t");
+    let script = format!(
+        "ulimit -S -f 2048 && exec '{}' -o '{}' -- /bin/sh -c 'ulimit -f'",
+        rrc_record().display(),
+        trace.display()
+    );
+    let soft = run(
+        Command::new("/bin/sh").arg("-c").arg(&script),
+        None,
+        "soft limit",
+    );
+    assert!(soft.status.success(), "{soft:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&soft.stdout),
+        "2048\n",
+        "the program's own limit"
+    );
+    let replayed = replay(&trace, &[]);
+    assert!(replayed.status.success(), "{replayed:?}");
+    assert_eq!(replayed.stdout, soft.stdout);
+
+    let script = format!(
+        "ulimit -f 2048 && exec '{}' -o '{}' -- /bin/true",
+        rrc_record().display(),
+        dir.path().join("t2").display()
+    );
+    let hard = run(
+        Command::new("/bin/sh").arg("-c").arg(&script),
+        None,
+        "hard limit",
+    );
+    assert_eq!(hard.status.code(), Some(125), "{hard:?}");
+    let err = String::from_utf8_lossy(&hard.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("file-size limit (ulimit -f)"), "{err}");
+}

@@ -225,3 +225,82 @@ fn threads_that_need_more_malloc_arenas_read_the_processor_count_in_the_main_thr
         assert_replay_matches(&rec, &replay(&rec.trace, &[]), &format!("take {take}"));
     }
 }
+
+/// A pipe of one page: the writes a recording makes into it find it full
+/// as often as not.
+fn one_page_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory.
+    let size = unsafe {
+        libc::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&writer),
+            libc::F_SETPIPE_SZ,
+            4096,
+        )
+    };
+    assert_eq!(size, 4096, "F_SETPIPE_SZ");
+    (reader, writer)
+}
+
+#[test]
+fn threads_printing_into_a_full_pipe_read_slowly_replay_byte_for_byte() {
+    printing_into_a_full_pipe_replays(&program("stdio_threads"), &["line"], 4 * 200);
+}
+
+#[test]
+fn a_shell_printing_into_a_full_pipe_read_slowly_replays_byte_for_byte() {
+    // One thread: rrc-record writes each line to its own stdout pipe
+    // itself when the pipe takes it whole at once, and lets the program's
+    // call block otherwise; the reader lags, so both happen.
+    let lines = "i=0; while [ $i -lt 800 ]; do echo line $i of a shell loop; i=$((i+1)); done";
+    printing_into_a_full_pipe_replays(std::path::Path::new("/bin/sh"), &["-c", lines], 800);
+}
+
+/// Records `prog` printing `lines` lines into a one-page pipe read 100
+/// bytes a millisecond, and replays it.
+fn printing_into_a_full_pipe_replays(prog: &std::path::Path, args: &[&str], lines: usize) {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    for round in 1..=repeat() {
+        let (mut reader, writer) = one_page_pipe();
+        let dir = temp_dir("full-pipe");
+        let trace = dir.path().join("t");
+        let child = std::process::Command::new(rrc_record())
+            .arg("-o")
+            .arg(&trace)
+            .arg("--")
+            .arg(prog)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("start rrc-record");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let (mut printed, mut piece) = (Vec::new(), [0u8; 100]);
+        loop {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: the recording did not end"
+            );
+            match reader.read(&mut piece) {
+                Ok(0) => break,
+                Ok(n) => printed.extend_from_slice(&piece[..n]),
+                Err(e) => panic!("round {round}: reading the pipe: {e}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The pipe's end: rrc-record and the program have closed stdout.
+        let recorded = child.wait_with_output().expect("wait for rrc-record");
+        assert!(recorded.status.success(), "round {round}: {recorded:?}");
+        assert_eq!(printed.iter().filter(|&&b| b == b'\n').count(), lines);
+        let replayed = replay(&trace, &[]);
+        assert!(
+            replayed.status.success() && replayed.stdout == printed,
+            "round {round}: replay not faithful: {}\n{}",
+            describe_difference("stdout", &printed, &replayed.stdout),
+            String::from_utf8_lossy(&replayed.stderr)
+        );
+    }
+}

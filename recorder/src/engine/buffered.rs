@@ -249,7 +249,7 @@ impl Recorder {
     pub(super) fn buffered_call_boundary(&mut self, pid: Pid, mut regs: SyscallRegs) -> Result<()> {
         let enosys = -(libc::ENOSYS as i64);
         Tracee::new(pid).skip_syscall(&mut regs, enosys)?;
-        self.queue_held_signal(pid)?;
+        let _ = self.queue_held_signal(pid)?;
         if let Some(t) = self.threads.get_mut(&pid) {
             // Set after queueing (which forgets the last exit): a signal
             // stop here is at the return of the thread's last event.

@@ -33,6 +33,11 @@ impl LeftBehind {
         !std::mem::replace(&mut self.ended, true)
     }
 
+    /// Whether the end has begun.
+    pub fn begun(&self) -> bool {
+        self.ended
+    }
+
     /// `pid` is writing: killed at its call's exit, or at the deadline.
     pub fn finish_first(&mut self, pid: Pid, now: Instant) {
         self.finishing.insert(pid);

@@ -27,6 +27,7 @@ mod limits;
 mod mapped;
 mod serial;
 mod signals;
+mod std_write;
 mod syscall;
 mod tasks;
 mod threads;
@@ -71,6 +72,7 @@ pub struct Recorder {
     /// buffers calls from then on (see `buffered.rs`).
     own_filter: bool,
     std_streams: StdStreams,
+    own_sinks: std_write::OwnSinks,
     warned: HashSet<String>,
     dispositions: ProcessDispositions,
     clock: StopClock,
@@ -154,6 +156,7 @@ impl Recorder {
             own_filter: false,
             root,
             std_streams: StdStreams::new(),
+            own_sinks: std_write::OwnSinks::new(),
             warned: HashSet::new(),
             dispositions: HashMap::new(),
             clock,

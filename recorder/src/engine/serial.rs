@@ -170,11 +170,16 @@ impl SerialCalls {
 pub(super) struct StdStreams {
     /// Our own fds 1 and 2, as (device, inode).
     ours: [Option<(u64, u64)>; 3],
-    /// By (process, fd): kept until a descriptor-table call or exec of
-    /// that process completes (all of them trap), so a write needs no
-    /// stat.
-    of: rrc_interposer::IdMap<(ProcessId, u64), Option<u8>>,
+    /// By (process, fd): which stream, and whether it is our very open
+    /// file (kcmp; `None`: the kernel cannot tell). Kept until a
+    /// descriptor-table call or exec of that process completes (all of
+    /// them trap), so a write needs no stat.
+    of: rrc_interposer::IdMap<(ProcessId, u64), Option<StreamOpen>>,
 }
+
+/// Which of our streams a descriptor is, and whether it is our very open
+/// file (`None`: the kernel cannot tell).
+type StreamOpen = (u8, Option<bool>);
 
 impl StdStreams {
     pub(super) fn new() -> StdStreams {
@@ -187,17 +192,31 @@ impl StdStreams {
     /// Which of our stdout (1) and stderr (2) the process's `fd` is, if
     /// either.
     pub(super) fn get(&mut self, pid: Pid, process: ProcessId, fd: u64) -> Option<u8> {
+        self.get_open_file(pid, process, fd)
+            .map(|(stream, _)| stream)
+    }
+
+    /// The same, and whether `fd` is that stream's very open file (same
+    /// offset and flags: a write through either is the same write).
+    pub(super) fn get_open_file(
+        &mut self,
+        pid: Pid,
+        process: ProcessId,
+        fd: u64,
+    ) -> Option<(u8, bool)> {
         let ours = self.ours;
-        *self.of.entry((process, fd)).or_insert_with(|| {
+        let (stream, same) = (*self.of.entry((process, fd)).or_insert_with(|| {
             let meta = std::fs::metadata(format!("/proc/{pid}/fd/{fd}")).ok();
             let target = meta.as_ref().map(|m| (m.dev(), m.ino()));
             let stream = which_stream(fd, target, ours)?;
+            let same = same_open_file(pid, fd, stream);
             // A device is one inode for every open of it: the program's own
             // /dev/null (or terminal) is our stream only if it is our very
             // open file, inherited or dup'ed.
             let device = meta.is_some_and(|m| m.file_type().is_char_device());
-            (!device || same_open_file(pid, fd, stream) != Some(false)).then_some(stream)
-        })
+            (!device || same != Some(false)).then_some((stream, same))
+        }))?;
+        Some((stream, same == Some(true)))
     }
 
     /// The process's descriptor table changed: look again.

@@ -21,7 +21,7 @@ use super::{Recorder, Release, Resume};
 pub(super) struct InFlight {
     pub nr: i64,
     pub args: [u64; 6],
-    inputs: Vec<Vec<u8>>,
+    pub inputs: Vec<Vec<u8>>,
     pub extra: SyscallExtra,
     /// rt_sigaction: (signal, handler, flags) it installs.
     installs: Option<(i32, u64, u64)>,
@@ -73,7 +73,7 @@ impl Recorder {
             tracee.skip_syscall(&mut regs, -(libc::ENOENT as i64))?;
             return self.resume(pid, Resume::Run(0, "resume past a read-once file"));
         }
-        self.queue_held_signal(pid)?;
+        let signalled = self.queue_held_signal(pid)?;
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
@@ -106,6 +106,12 @@ impl Recorder {
             // It never returns: record it now.
             self.finish_syscall(pid, call, 0, false)?;
             return self.resume(pid, Resume::Run(0, "resume into exit_group"));
+        }
+        // A signal queued here arrives at the call's return: the kernel's.
+        if !signalled && nr == regs.nr() {
+            if let Some(ret) = self.write_at_entry(pid, process, &call) {
+                return self.finish_at_entry(pid, regs, call, ret);
+            }
         }
         if let Some(t) = self.threads.get_mut(&pid) {
             t.in_flight = Some(call);
@@ -157,14 +163,14 @@ impl Recorder {
     /// run. A wait (pause, epoll_wait, read) then sees it pending and is
     /// interrupted as if the signal had come while it blocked; any other
     /// call completes and the signal arrives at its return. Either way it
-    /// lands where replay can put it.
-    pub(super) fn queue_held_signal(&mut self, pid: Pid) -> Result<()> {
+    /// lands where replay can put it. Returns whether one was queued.
+    pub(super) fn queue_held_signal(&mut self, pid: Pid) -> Result<bool> {
         let Some(t) = self.threads.get_mut(&pid) else {
             bail!("seccomp stop of unknown tid {pid}");
         };
         t.last_exit_rip = None;
         let Some(signal) = t.signals.next() else {
-            return Ok(());
+            return Ok(false);
         };
         let tgid = self.tgid_of(pid);
         Tracee::new(pid).queue_signal(tgid, signal.sig)?;
@@ -172,7 +178,7 @@ impl Recorder {
             t.signals.queued(signal);
         }
         self.note_held_signals(pid);
-        Ok(())
+        Ok(true)
     }
 
     /// Reads what the call `nr` takes in, at its entry.

@@ -46,6 +46,11 @@ impl Token {
         }
     }
 
+    /// Whether the recording is serialised.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// When the engine must look at the holder again (see `overdue`).
     pub fn deadline(&self) -> Option<Instant> {
         if self.waiting.is_empty() {
