@@ -24,8 +24,9 @@ const SYSTEM_DIRS: [&str; 5] = [
 /// More than any program here needs; a bound for a crafted file.
 const MOST_LIBRARIES: usize = 64;
 
-/// A dynamic section or string table larger than this is not read: a
-/// bound for a crafted file (libc's string table is 25 KiB).
+/// A program header table, dynamic section or string table larger than
+/// this is not read: a bound for a crafted file (libc's string table is
+/// 25 KiB).
 const LARGEST_PART: u64 = 16 << 20;
 
 /// The libraries `executable` needs, directly or through each other, in
@@ -192,6 +193,9 @@ impl Dynamic {
         let head = read(0, 64)?;
         let head = Elf(&head);
         let (phoff, size) = head.program_headers()?;
+        if size as u64 > LARGEST_PART {
+            return None;
+        }
         let segments = parse_segments(&read(phoff, size)?, head.u16(0x36)?)?;
         let dynamic = segments.iter().find(|s| s.kind == PT_DYNAMIC)?;
         if dynamic.filesz > LARGEST_PART {
@@ -303,6 +307,21 @@ mod tests {
                 "{file:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_program_header_table_is_not_read() {
+        // 65535 entries of 65535 bytes: 4 GB, which must not be allocated.
+        let mut head = vec![0u8; 64];
+        head[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        head[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        head[0x36..0x38].copy_from_slice(&u16::MAX.to_le_bytes());
+        head[0x38..0x3a].copy_from_slice(&u16::MAX.to_le_bytes());
+        let path = std::env::temp_dir().join(format!("rrc-elf-test-{}", std::process::id()));
+        std::fs::write(&path, &head).expect("write");
+        let dynamic = Dynamic::of_file(&path);
+        let _ = std::fs::remove_file(&path);
+        assert!(dynamic.is_none());
     }
 
     #[test]
