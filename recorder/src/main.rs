@@ -133,6 +133,18 @@ fn main() {
     }
 }
 
+/// Why the trace writer stopped, from its own result (its thread has
+/// ended: joining it does not wait), or `stopped` itself.
+fn writer_failure(writer: rrc_trace::WriterHandle, stopped: anyhow::Error) -> anyhow::Error {
+    match writer.finish() {
+        Err(rrc_trace::TraceError::Io(e)) if e.raw_os_error() == Some(libc::EFBIG) => {
+            anyhow::anyhow!("writing the trace: it reached the file-size limit (ulimit -f)")
+        }
+        Err(e) => anyhow::anyhow!("writing the trace: {e}"),
+        Ok(_) => stopped,
+    }
+}
+
 /// Finds the program the way a shell would.
 fn resolve_program(program: &OsString) -> Result<PathBuf> {
     let p = Path::new(program);
@@ -182,6 +194,11 @@ fn run(cli: Cli) -> Result<i32> {
         libc::SIGPIPE,
         SIGPIPE_IGNORED_AT_START.load(Ordering::Relaxed),
     );
+    // The trace obeys a file-size limit (`ulimit -f`) too: reaching it
+    // must end the recording with a message, not kill us with SIGXFSZ.
+    // The program still starts with the disposition read above.
+    // SAFETY: signal() with SIG_IGN installs no handler of ours.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     // Likewise the descriptors it inherits, before we open any.
     let inherited_fds = rrc_interposer::inherited_fds();
     // Then, before any thread exists: blocks SIGCHLD process-wide.
@@ -281,7 +298,11 @@ fn run(cli: Cli) -> Result<i32> {
     )?
     .with_full_inputs(cli.full_inputs)
     .with_rdtsc_trapped(cli.trap_rdtsc);
-    let status = recorder.run()?;
+    let status = match recorder.run() {
+        Ok(status) => status,
+        Err(e) if e.is::<engine::WriterStopped>() => return Err(writer_failure(writer, e)),
+        Err(e) => return Err(e),
+    };
     rrc_interposer::reclaim_terminal();
     drainer.finish();
     writer

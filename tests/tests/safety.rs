@@ -350,21 +350,29 @@ fn secret_environment_values_stay_out_of_the_trace_and_come_from_the_replayer() 
 /// rrc's shared memory with the program is a large sparse memfd, which a
 /// file-size limit counts: a soft limit is lifted while it is made (the
 /// program still starts with the limit it was given), a hard one is
-/// refused in one line. Before, rrc-record died of SIGXFSZ either way.
+/// refused in one line, and a trace that outgrows the limit ends the
+/// recording in one line. Before, rrc-record died of SIGXFSZ each time.
 #[test]
 fn a_file_size_limit_is_lifted_for_rrc_or_refused_in_one_line() {
     let dir = TempDir::new().expect("temporary directory");
+    // rrc-record under `ulimit LIMIT`, recording `sh -c SCRIPT` into `trace`.
+    let under = |limit: &str, trace: &Path, script: &str| {
+        let line = format!(
+            "ulimit {limit} && exec '{}' -o '{}' -- /bin/sh -c '{script}'",
+            rrc_record().display(),
+            trace.display()
+        );
+        run(Command::new("/bin/sh").arg("-c").arg(&line), None, limit)
+    };
+    // Ends rrc-record with 125 and one line saying `why`.
+    let refused = |out: &std::process::Output, why: &str| {
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(why), "{err}");
+    };
     let trace = dir.path().join("t");
-    let script = format!(
-        "ulimit -S -f 2048 && exec '{}' -o '{}' -- /bin/sh -c 'ulimit -f'",
-        rrc_record().display(),
-        trace.display()
-    );
-    let soft = run(
-        Command::new("/bin/sh").arg("-c").arg(&script),
-        None,
-        "soft limit",
-    );
+    let soft = under("-S -f 2048", &trace, "ulimit -f");
     assert!(soft.status.success(), "{soft:?}");
     assert_eq!(
         String::from_utf8_lossy(&soft.stdout),
@@ -375,18 +383,11 @@ fn a_file_size_limit_is_lifted_for_rrc_or_refused_in_one_line() {
     assert!(replayed.status.success(), "{replayed:?}");
     assert_eq!(replayed.stdout, soft.stdout);
 
-    let script = format!(
-        "ulimit -f 2048 && exec '{}' -o '{}' -- /bin/true",
-        rrc_record().display(),
-        dir.path().join("t2").display()
-    );
-    let hard = run(
-        Command::new("/bin/sh").arg("-c").arg(&script),
-        None,
-        "hard limit",
-    );
-    assert_eq!(hard.status.code(), Some(125), "{hard:?}");
-    let err = String::from_utf8_lossy(&hard.stderr);
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("file-size limit (ulimit -f)"), "{err}");
+    let hard = under("-f 2048", &dir.path().join("t2"), "true");
+    refused(&hard, "file-size limit (ulimit -f)");
+
+    // A trace that outgrows the limit ends the recording in one line too.
+    let lines = "i=0; while [ $i -lt 3000 ]; do echo $i; i=$((i+1)); done";
+    let grown = under("-S -f 64", &dir.path().join("t3"), lines);
+    refused(&grown, "reached the file-size limit");
 }

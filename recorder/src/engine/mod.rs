@@ -469,8 +469,21 @@ fn finish_syscall_record(call: &mut SyscallRecord, full_inputs: bool) {
 }
 
 fn writer_stopped() -> anyhow::Error {
-    anyhow::anyhow!("the trace writer stopped (disk full or I/O error?)")
+    anyhow::Error::new(WriterStopped)
 }
+
+/// The trace writer's thread ended early; its own error says why (see
+/// `main`'s `writer_failure`).
+#[derive(Debug)]
+pub struct WriterStopped;
+
+impl std::fmt::Display for WriterStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the trace writer stopped (disk full or I/O error?)")
+    }
+}
+
+impl std::error::Error for WriterStopped {}
 
 /// CLOCK_MONOTONIC (the clock `Instant` reads) in nanoseconds.
 fn monotonic_ns() -> u64 {
