@@ -364,11 +364,13 @@ impl SharedSyncLog {
         // its SIGXFSZ would end us: lift it to the hard limit meanwhile.
         let lifted = file_size::LiftedFileSizeLimit::to_hold(size)?;
         // SAFETY: plain syscall on a valid fd.
-        let sized = unsafe { libc::ftruncate(fd.as_raw_fd(), size) };
+        let sized = match unsafe { libc::ftruncate(fd.as_raw_fd(), size) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        };
+        // Put back only once the error is read: setrlimit sets errno too.
         drop(lifted);
-        if sized != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sized?;
         // SAFETY: fd refers to a memfd of Layout::TOTAL bytes.
         let log = unsafe { Self::map(fd.as_raw_fd())? };
         // SAFETY: we are the only user of the fresh mapping; header fields

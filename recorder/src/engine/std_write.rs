@@ -114,12 +114,19 @@ impl OwnSinks {
         OwnSinks([Sink::Not, Sink::of(1), Sink::of(2)])
     }
 
+    fn sink(&self, stream: u8) -> Sink {
+        self.0
+            .get(usize::from(stream))
+            .copied()
+            .unwrap_or(Sink::Not)
+    }
+
     /// Writes `data` to our `stream` if it can be done here: the call's
     /// result, or `None` (nothing written) when the program must make the
     /// call itself.
     /// `pid`: the writer.
     fn write(&self, pid: Pid, stream: u8, data: &[u8]) -> Option<i64> {
-        let sink = *self.0.get(usize::from(stream))?;
+        let sink = self.sink(stream);
         if sink == Sink::File && !unlimited_file_size(pid) {
             return None;
         }
@@ -146,7 +153,8 @@ fn unlimited_file_size(pid: Pid) -> bool {
 /// Writes `data` to `fd`, a `sink`, if that can be done here (see
 /// [`OwnSinks::write`]).
 fn write_to(fd: i32, sink: Sink, data: &[u8]) -> Option<i64> {
-    if sink == Sink::Not || data.is_empty() || data.len() > sink.most() {
+    // Nothing is more than `Sink::Not` takes.
+    if data.is_empty() || data.len() > sink.most() {
         return None;
     }
     let flags = if sink == Sink::Atomic {
@@ -179,6 +187,10 @@ impl Recorder {
         let SyscallExtra::StdStream(stream) = call.extra else {
             return None;
         };
+        // A terminal, say: nothing else to look at.
+        if self.own_sinks.sink(stream) == Sink::Not {
+            return None;
+        }
         // A serialised recording's token, the end's left-behind writers,
         // a fork or a handler running alone: all look at a call's exit.
         if self.token.enabled() || self.left_behind.begun() || self.alone.holds(process) {
@@ -194,6 +206,9 @@ impl Recorder {
             return None;
         }
         let (_, same) = self.std_streams.get_open_file(pid, process, call.args[0])?;
+        if !same {
+            return None;
+        }
         let data = call.inputs.first()?;
         let wanted = match call.nr {
             libc::SYS_write => call.args[2],
@@ -201,7 +216,7 @@ impl Recorder {
             _ => return None,
         };
         // What could not be read (a bad buffer) is the kernel's to refuse.
-        if !same || data.len() as u64 != wanted {
+        if data.len() as u64 != wanted {
             return None;
         }
         self.own_sinks.write(pid, stream, data)
