@@ -234,9 +234,9 @@ fn gate_after(op: &SyncRecord, owner: &[ThreadId], thread: ThreadId) -> u64 {
         .unwrap_or(none)
 }
 
-/// A write replay prints on its own stdout or stderr must be one: a
-/// write-type call (the recorder marks write, writev, pwrite64 and
-/// sendfile) to a descriptor (1, 2, or a dup of one of them), marked with
+/// A write replay prints on its own stdout or stderr must be one: a call
+/// that sends bytes (`model::sends_to`: write, writev, sendfile, splice...)
+/// to a descriptor (1, 2, or a dup of one of them), marked with
 /// the stream, 1 or 2, it wrote to. Anything else (a crafted trace) would
 /// have replay write the program's bytes into another of its own
 /// descriptors (its sync log), or drop them.
@@ -244,18 +244,15 @@ fn check_std_stream(s: &SyscallHead) -> Result<()> {
     let SyscallExtra::StdStream(fd) = s.extra else {
         return Ok(());
     };
-    let writes_out = matches!(
-        i64::from(s.nr),
-        libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 | libc::SYS_sendfile
-    );
-    if !matches!(fd, 1 | 2) || !writes_out || s.args[0] > i32::MAX as u64 {
+    let sent_to = rrc_interposer::model::sends_to(i64::from(s.nr), &s.args);
+    if sent_to.is_none_or(|to| !matches!(fd, 1 | 2) || to > i32::MAX as u64) {
         bail!(
             "trace is inconsistent: thread {} event {} ({} to descriptor {}) is marked as \
              output to descriptor {fd}, which only a write to stdout (1) or stderr (2) can be",
             s.thread,
             s.index,
             rrc_interposer::model::name(i64::from(s.nr)),
-            s.args[0] as i64,
+            sent_to.unwrap_or(s.args[0]) as i64,
         );
     }
     Ok(())

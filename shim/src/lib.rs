@@ -30,6 +30,7 @@ mod replay_fast;
 mod session;
 mod site_unwind;
 mod static_init;
+mod std_copy;
 mod std_dups;
 mod stdio;
 mod threads;

@@ -204,6 +204,9 @@ real_functions! { gomp_loops:
 // The calls the fast path buffers (`fast_calls`), for when it does not.
 real_functions! { fast_calls:
     read = c"read" => fn(c_int, *mut c_void, libc::size_t) -> libc::ssize_t;
+    splice = c"splice" => fn(
+        c_int, *mut libc::loff_t, c_int, *mut libc::loff_t, libc::size_t, libc::c_uint
+    ) -> libc::ssize_t;
     write = c"write" => fn(c_int, *const c_void, libc::size_t) -> libc::ssize_t;
     pread64 = c"pread64" => fn(c_int, *mut c_void, libc::size_t, i64) -> libc::ssize_t;
     pwrite64 = c"pwrite64" => fn(c_int, *const c_void, libc::size_t, i64) -> libc::ssize_t;

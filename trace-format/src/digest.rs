@@ -101,7 +101,7 @@ impl RecordedInput<'_> {
 }
 
 /// Calls whose first input is data sent out (to a file, pipe or socket).
-const SENDS_DATA: [i64; 8] = [
+const SENDS_DATA: [i64; 11] = [
     libc::SYS_write,
     libc::SYS_pwrite64,
     libc::SYS_writev,
@@ -110,6 +110,9 @@ const SENDS_DATA: [i64; 8] = [
     libc::SYS_sendto,
     libc::SYS_sendmsg,
     libc::SYS_sendfile,
+    libc::SYS_copy_file_range,
+    libc::SYS_splice,
+    libc::SYS_tee,
 ];
 
 impl SyscallRecord {

@@ -67,15 +67,6 @@ pub(super) fn sendto_inputs(a: &[u64; 6]) -> Vec<InputSpec> {
     v
 }
 
-/// sendfile: the bytes the source file holds where it reads them.
-pub(super) fn sendfile_inputs(a: &[u64; 6]) -> Vec<InputSpec> {
-    vec![InputSpec::FileRange {
-        fd: a[1],
-        offset_ptr: a[2],
-        count: a[3].min(MAX_INPUT),
-    }]
-}
-
 /// `sendmsg` gathers from a msghdr; read it to find the iovecs.
 pub fn sendmsg_inputs(mem: &dyn TraceeMemory, msghdr: u64) -> crate::Result<Vec<InputSpec>> {
     let iov = mem.read_u64(msghdr + 16)?;
@@ -145,7 +136,7 @@ fn read_input(tracee: &crate::Tracee, spec: InputSpec) -> Vec<u8> {
             fd,
             offset_ptr,
             count,
-        } => read_file_range(tracee, fd, offset_ptr, count).unwrap_or_default(),
+        } => super::sent::read_file_range(tracee, fd, offset_ptr, count).unwrap_or_default(),
         InputSpec::Iovec { addr, count, limit } => read_gather(tracee, addr, count, limit),
     }
 }
@@ -187,44 +178,4 @@ pub fn read_gather(mem: &dyn TraceeMemory, addr: u64, count: u64, limit: u64) ->
         out.extend_from_slice(&mem.bytes(base, take as usize).unwrap_or_default());
     }
     out
-}
-
-/// The bytes a descriptor's file holds where sendfile reads them. `None`
-/// when the descriptor is not a readable file (a placeholder in replay).
-fn read_file_range(
-    tracee: &crate::Tracee,
-    fd: u64,
-    offset_ptr: u64,
-    count: u64,
-) -> Option<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let tid = tracee.tid;
-    let offset = if offset_ptr != 0 {
-        tracee.read_u64(offset_ptr).ok()?
-    } else {
-        let info = std::fs::read_to_string(format!("/proc/{tid}/fdinfo/{fd}")).ok()?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("pos:"))
-            .and_then(|v| v.trim().parse().ok())?
-    };
-    let link = format!("/proc/{tid}/fd/{fd}");
-    // A replay placeholder (a duplicate of the sync log) holds none of the
-    // recorded file's bytes.
-    let placeholder = format!("/memfd:{}", rrc_synclog::MEMFD_NAME.to_string_lossy());
-    if std::fs::read_link(&link)
-        .ok()?
-        .as_os_str()
-        .as_encoded_bytes()
-        .starts_with(placeholder.as_bytes())
-    {
-        return None;
-    }
-    let file = std::fs::File::open(&link).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut buf = vec![0u8; count as usize];
-    let n = file.read_at(&mut buf, offset).ok()?;
-    buf.truncate(n);
-    Some(buf)
 }

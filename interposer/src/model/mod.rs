@@ -12,6 +12,7 @@ mod inputs;
 mod ioctl;
 mod outputs;
 mod row;
+mod sent;
 mod table;
 #[cfg(test)]
 mod tests;
@@ -27,6 +28,7 @@ pub use inputs::{
 pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
 pub use outputs::outputs;
 pub use row::{ArgIs, Duration, Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
+pub use sent::{sends_to, sent_count_arg, sent_from_position};
 pub use table::{row, rows};
 pub use tids::{clone_tid_writes, TidWrites};
 
@@ -115,8 +117,9 @@ pub enum InputSpec {
     /// A socket address: compared by its meaningful bytes only (padding
     /// and whatever follows a Unix path may be uninitialised).
     SockAddr(Region),
-    /// Bytes a descriptor's file holds at an offset (what sendfile sends):
-    /// `offset_ptr` 0 means the descriptor's own position.
+    /// Bytes a descriptor's file holds at an offset, or a pipe holds (what
+    /// sendfile, copy_file_range, splice and tee send): `offset_ptr` 0
+    /// means the descriptor's own position.
     FileRange {
         fd: u64,
         offset_ptr: u64,

@@ -14,9 +14,10 @@
 //! `inputs.rs` that `Out::Custom`/`In::Custom` point to.
 
 use super::bpf;
-use super::inputs::{sendfile_inputs, sendto_inputs};
+use super::inputs::sendto_inputs;
 use super::outputs as o;
 use super::row::{ArgIs, Inputs as In, Outputs as Out, SyscallRow, When, A0, A1, A2, A3, A4, A5};
+use super::sent::{copy_inputs, sendfile_inputs, tee_inputs};
 use super::ReplayAction::{self, *};
 use super::{InputSpec, Region, MAX_INPUT};
 
@@ -349,8 +350,8 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(272, "unshare", &["flags"]).act(ExecuteChecked).fds_if(unshares_files).cmp(A0),
     s(273, "set_robust_list", &["head", "len"]).ptr(A0).untrapped(),
     s(274, "get_robust_list", &["pid", "head_ptr", "len_ptr"]).ptr(A1 | A2).untrapped_when(CALLER_ARG0).act(Emulate).out(Out::OnSuccess(&[(1, 8), (2, 8)])),
-    s(275, "splice", &["fd_in", "off_in", "fd_out", "off_out", "len", "flags"]).ptr(A1 | A3).act(Emulate).out(Out::OnSuccess(&[(1, 8), (3, 8)])),
-    s(276, "tee", &["fd_in", "fd_out", "len", "flags"]).act(Emulate),
+    s(275, "splice", &["fd_in", "off_in", "fd_out", "off_out", "len", "flags"]).ptr(A1 | A3).act(Emulate).input(In::Custom(copy_inputs)).out(Out::OnSuccess(&[(1, 8), (3, 8)])),
+    s(276, "tee", &["fd_in", "fd_out", "len", "flags"]).act(Emulate).input(In::Custom(tee_inputs)),
     s(277, "sync_file_range", &["fd", "offset", "nbytes", "flags"]).act(Emulate).cmp(A0 | A1 | A2 | A3),
     s(278, "vmsplice", &["fd", "iov", "nr_segs", "flags"]).ptr(A1),
     s(279, "move_pages", &["pid", "count", "pages", "nodes", "status", "flags"]).ptr(A2 | A3 | A4),
@@ -412,7 +413,7 @@ pub(super) const ROWS: &[SyscallRow] = &[
     s(323, "userfaultfd", &["flags"]),
     s(324, "membarrier", &["cmd", "flags", "cpu_id"]).untrapped(),
     s(325, "mlock2", &["addr", "len", "flags"]).ptr(A0).untrapped(),
-    s(326, "copy_file_range", &["fd_in", "off_in", "fd_out", "off_out", "len", "flags"]).ptr(A1 | A3).act(Emulate).out(Out::OnSuccess(&[(1, 8), (3, 8)])),
+    s(326, "copy_file_range", &["fd_in", "off_in", "fd_out", "off_out", "len", "flags"]).ptr(A1 | A3).act(Emulate).input(In::Custom(copy_inputs)).out(Out::OnSuccess(&[(1, 8), (3, 8)])),
     s(327, "preadv2", &["fd", "iov", "iovcnt", "pos_l", "pos_h", "flags"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).out(Out::Custom(o::readv)),
     s(328, "pwritev2", &["fd", "iov", "iovcnt", "pos_l", "pos_h", "flags"]).ptr(A1).act(Emulate).cmp(A0 | A2 | A3).input(In::Gather(1, 2)),
     s(329, "pkey_mprotect", &["addr", "len", "prot", "pkey"]).ptr(A0).untrapped(),

@@ -16,7 +16,7 @@ use rrc_interposer::{model, InterposeError, SyscallRegs, Tracee, TraceeMemory};
 use rrc_synclog::syscallbuf::{BufferedCall, BOUNDARY_NR, TRACED_SIGNAL_HELD, TRACED_VFORK};
 use rrc_trace::{Frames, SyscallExtra};
 
-use super::serial::{writes_out, StdStreams};
+use super::serial::StdStreams;
 use super::threads::{ReturnStamp, ThreadState};
 use super::{writer_stopped, Recorder, Resume};
 
@@ -301,11 +301,8 @@ fn push_buffered(
 
 /// A write through a dup of our stdout or stderr is program output.
 fn buffered_extra(std_streams: &mut StdStreams, at: &Origin, call: &BufferedCall) -> SyscallExtra {
-    let stream = if writes_out(call.nr) {
-        std_streams.get(at.pid, at.process, call.args[0])
-    } else {
-        None
-    };
+    let stream =
+        model::sends_to(call.nr, &call.args).and_then(|fd| std_streams.get(at.pid, at.process, fd));
     stream.map_or(SyscallExtra::Buffered, SyscallExtra::StdStream)
 }
 

@@ -6,7 +6,7 @@
 //! A thread the kernel is writing for when it is killed has written (its
 //! bytes are on rrc-record's stdout) though its call never returns to the
 //! tracer, so the trace would not have them and replay would print less.
-//! Such a thread (in a call `serial::writes_out` names, the ones replay
+//! Such a thread (in a call `model::sends_to` names, the ones replay
 //! prints) is killed at its call's exit instead, once the call is
 //! recorded, or after `WRITE_WAIT` (a write to a full pipe may never end).
 

@@ -261,16 +261,6 @@ fn stream_identity(fd: i32) -> Option<(u64, u64)> {
     Some((meta.dev(), meta.ino()))
 }
 
-/// Calls that send bytes to their first argument's descriptor, whose
-/// first input is those bytes: replay prints them when that descriptor
-/// is our stdout or stderr.
-pub(super) fn writes_out(nr: i64) -> bool {
-    matches!(
-        nr,
-        libc::SYS_write | libc::SYS_writev | libc::SYS_pwrite64 | libc::SYS_sendfile
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,20 +368,5 @@ mod tests {
         let one_terminal = [None, tty, tty];
         assert_eq!(which_stream(2, tty, one_terminal), Some(2));
         assert_eq!(which_stream(6, tty, one_terminal), Some(1));
-    }
-
-    #[test]
-    fn writes_out_names_the_calls_that_send_their_first_input() {
-        for nr in [
-            libc::SYS_write,
-            libc::SYS_writev,
-            libc::SYS_pwrite64,
-            libc::SYS_sendfile,
-        ] {
-            assert!(writes_out(nr), "{nr}");
-        }
-        for nr in [libc::SYS_read, libc::SYS_sendto, libc::SYS_pwritev] {
-            assert!(!writes_out(nr), "{nr}");
-        }
     }
 }

@@ -27,7 +27,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use anyhow::Result;
 use nix::unistd::Pid;
-use rrc_interposer::{SyscallRegs, Tracee, TraceeMemory};
+use rrc_interposer::{model, SyscallRegs, Tracee, TraceeMemory};
 use rrc_trace::{ProcessId, SyscallExtra};
 
 use super::syscall::InFlight;
@@ -187,6 +187,10 @@ impl Recorder {
         let SyscallExtra::StdStream(stream) = call.extra else {
             return None;
         };
+        // The bytes of a sendfile or splice come from a descriptor.
+        if !matches!(call.nr, libc::SYS_write | libc::SYS_writev) {
+            return None;
+        }
         // A terminal, say: nothing else to look at.
         if self.own_sinks.sink(stream) == Sink::Not {
             return None;
@@ -220,6 +224,37 @@ impl Recorder {
             return None;
         }
         self.own_sinks.write(pid, stream, data)
+    }
+
+    /// A call that sends another descriptor's bytes to our stdout or
+    /// stderr (sendfile, copy_file_range, splice, tee) is made to move no
+    /// more than the bytes read for the trace as it began: a pipe that
+    /// fills, or a file that grows, in between would put bytes on our
+    /// stdout that the trace lacks, and replay could not print them.
+    pub(super) fn limit_to_recorded(
+        &self,
+        pid: Pid,
+        regs: &SyscallRegs,
+        call: &InFlight,
+    ) -> Result<()> {
+        let Some(arg) = model::sent_count_arg(call.nr) else {
+            return Ok(());
+        };
+        if !matches!(call.extra, SyscallExtra::StdStream(_)) {
+            return Ok(());
+        }
+        let held = call.inputs.first().map_or(0, |d| d.len() as u64);
+        let mut args = regs.args();
+        // Nothing read (an empty pipe, a socket): the call goes as made,
+        // and replay says the bytes are missing if it sends any.
+        if held == 0 || held >= args[arg] {
+            return Ok(());
+        }
+        args[arg] = held;
+        let mut limited = *regs;
+        limited.set_args(&args);
+        Tracee::new(pid).set_regs(&limited, "limit a copy to stdout to the bytes recorded")?;
+        Ok(())
     }
 
     /// Ends a call made at its seccomp stop with `ret`: skipped, recorded

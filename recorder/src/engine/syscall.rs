@@ -13,7 +13,7 @@ use rrc_trace::{ProcessId, SyscallExtra, SyscallRecord, ThreadId, TraceRecord};
 
 use super::limits::AddressLimit;
 use super::mapped::mapped_copy;
-use super::serial::{writes_out, SerialKey};
+use super::serial::SerialKey;
 use super::threads::Hold;
 use super::{Recorder, Release, Resume};
 
@@ -102,6 +102,9 @@ impl Recorder {
         let inputs = opened.filter(|_| nr == regs.nr());
         let call = self.begin_call(pid, nr, args, inputs)?;
         self.hide_rrc_at_entry(pid, &call)?;
+        if nr == regs.nr() {
+            self.limit_to_recorded(pid, &regs, &call)?;
+        }
         if nr == libc::SYS_exit_group {
             // It never returns: record it now.
             self.finish_syscall(pid, call, 0, false)?;
@@ -129,9 +132,8 @@ impl Recorder {
         let (nr, args) = (regs.nr(), regs.args());
         if model::changes_descriptor_table(nr, &args) {
             Some(SerialKey::Descriptors(process))
-        } else if writes_out(nr)
-            && is_descriptor(args[0])
-            && self.std_streams.get(pid, process, args[0]).is_some()
+        } else if model::sends_to(nr, &args)
+            .is_some_and(|fd| is_descriptor(fd) && self.std_streams.get(pid, process, fd).is_some())
         {
             Some(SerialKey::StdStreams)
         } else {
@@ -197,8 +199,8 @@ impl Recorder {
         };
         let mut extra = Self::check_supported(nr, &args);
         let inputs = inputs.unwrap_or_else(|| model::read_inputs(&tracee, nr, &args));
-        if writes_out(nr) && is_descriptor(args[0]) {
-            if let Some(stream) = self.std_streams.get(pid, process, args[0]) {
+        if let Some(fd) = model::sends_to(nr, &args).filter(|fd| is_descriptor(*fd)) {
+            if let Some(stream) = self.std_streams.get(pid, process, fd) {
                 extra = SyscallExtra::StdStream(stream);
             }
         }

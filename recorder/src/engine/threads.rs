@@ -319,7 +319,7 @@ impl Recorder {
             let writing = t.run == Run::Running
                 && t.in_flight
                     .as_ref()
-                    .is_some_and(|c| super::serial::writes_out(c.nr));
+                    .is_some_and(|c| model::sends_to(c.nr, &c.args).is_some());
             if writing {
                 self.left_behind.finish_first(tid, now);
             } else {

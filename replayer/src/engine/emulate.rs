@@ -133,6 +133,13 @@ impl Replayer {
     ) -> Res {
         let tracee = Tracee::new(pid);
         let args = regs.args();
+        if let Some(missing) = unrecorded_output(&record) {
+            let expected = Expected::Event {
+                event: describe_record(&record),
+                need: Need::Itself,
+            };
+            return diverged(thread, expected, Observed::Text(missing));
+        }
         self.inject_outputs(&tracee, &record, &args)?;
         regs.regs.orig_rax = u64::MAX; // -1: the kernel skips the call
         regs.regs.rax = record.ret as u64;
@@ -439,6 +446,26 @@ pub(crate) fn runs_in_recorded_order(record: &SyscallRecord, nr: i64, args: &[u6
         && action_for(record, nr, args) != ReplayAction::Emulate
 }
 
+/// Output to rrc's stdout or stderr whose bytes the recording does not
+/// hold in full: splice or tee from a socket, or from a pipe that filled
+/// only after the call began (the recorder reads them as the call
+/// starts). Printing part of it would be a silent difference.
+fn unrecorded_output(record: &SyscallRecord) -> Option<String> {
+    let SyscallExtra::StdStream(fd) = record.extra else {
+        return None;
+    };
+    let sent = u64::try_from(record.ret).unwrap_or(0);
+    let held = record.inputs.first().map_or(0, |d| d.len() as u64);
+    (held < sent).then(|| {
+        format!(
+            "the recording holds {held} of the {sent} bytes this {} sent to descriptor {fd} \
+             (read as the call began: a socket's, or a pipe's that arrived later, are not), \
+             so replay cannot print them",
+            model::name(i64::from(record.nr))
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +523,22 @@ mod tests {
             ReplayAction::ExecuteChecked
         );
         assert_eq!(action_for_as(&r, libc::SYS_setuid, &args, false), plain);
+    }
+
+    #[test]
+    fn output_whose_bytes_the_recording_lacks_is_a_divergence_not_a_shorter_print() {
+        let mut spliced = record(libc::SYS_splice, 500, SyscallExtra::StdStream(1));
+        let why = unrecorded_output(&spliced).expect("none of the 500 bytes held");
+        assert!(why.contains("0 of the 500 bytes"), "{why}");
+        spliced.inputs = vec![vec![b'x'; 500]];
+        assert_eq!(unrecorded_output(&spliced), None);
+        let failed = record(
+            libc::SYS_splice,
+            -(libc::EAGAIN as i64),
+            SyscallExtra::StdStream(1),
+        );
+        assert_eq!(unrecorded_output(&failed), None);
+        let elsewhere = record(libc::SYS_splice, 500, SyscallExtra::None);
+        assert_eq!(unrecorded_output(&elsewhere), None, "not our stdout");
     }
 }

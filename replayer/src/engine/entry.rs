@@ -301,11 +301,17 @@ impl Replayer {
             return Some("different data passed".into());
         }
         for (rec, now) in r.recorded_inputs().zip(inputs) {
-            // sendfile from a file replay could not reopen (nothing to
-            // read), or from the file's position, which replay does not
-            // move (reads and seeks are emulated).
-            let unreadable =
-                nr == libc::SYS_sendfile && r.ret > 0 && (now.is_empty() || args[2] == 0);
+            // Bytes sent from another descriptor (sendfile, splice...),
+            // compared only where replay can read them again: not when
+            // none were sent, nor from a descriptor replay could not
+            // reopen (nothing to read), nor from its position, which
+            // replay does not move (reads and seeks are emulated).
+            let from_descriptor = matches!(
+                nr,
+                libc::SYS_sendfile | libc::SYS_copy_file_range | libc::SYS_splice | libc::SYS_tee
+            );
+            let unreadable = from_descriptor
+                && (r.ret <= 0 || now.is_empty() || model::sent_from_position(nr, args));
             if unreadable || rec.matches(now) {
                 continue;
             }
