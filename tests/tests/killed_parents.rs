@@ -1,6 +1,8 @@
 //! A thread killed inside a call that makes a task (its clone, fork or
 //! vfork never returned) still made the task: the recording keeps the
-//! call, and replay makes the task too.
+//! call, and replay makes the task too. A thread killed inside a write
+//! (by its process's exit or exec, or the recording's end) may have put
+//! its bytes out: the recording keeps them, and replay prints them.
 
 use rrc_tests::*;
 
@@ -51,4 +53,29 @@ fn a_process_left_behind_in_the_middle_of_a_write_replays_every_byte_it_wrote() 
         lengths.len() > 1,
         "every recording printed as many lines, {lengths:?}: the child did not race the end"
     );
+}
+
+/// Records `killed_mid_write how` 12 times (times RRC_TEST_REPEAT), each
+/// replayed once, faithfully; returns how many lines the recordings had.
+fn writer_killed_by(how: &str) -> std::collections::BTreeSet<usize> {
+    let prog = program("killed_mid_write");
+    let mut counts = std::collections::BTreeSet::new();
+    for round in 1..=repeat() * 12 {
+        let tag = format!("killed_mid_write-{how}-{round}");
+        let rec = record_and_replay_keeping(&prog, &[how], b"", 0, 1, &tag);
+        counts.insert(rec.stdout_str().lines().count());
+    }
+    counts
+}
+
+#[test]
+fn a_thread_killed_by_its_process_exit_while_writing_replays_every_line_it_wrote() {
+    let counts = writer_killed_by("exit");
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
+}
+
+#[test]
+fn a_thread_killed_by_another_thread_exec_while_writing_replays_every_line_it_wrote() {
+    let counts = writer_killed_by("exec");
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
 }

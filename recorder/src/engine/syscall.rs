@@ -106,7 +106,8 @@ impl Recorder {
             self.limit_to_recorded(pid, &regs, &call)?;
         }
         if nr == libc::SYS_exit_group {
-            // It never returns: record it now.
+            // It never returns: record it now (a serial slot it took
+            // goes with its thread, see `serial_key`).
             self.finish_syscall(pid, call, 0, false)?;
             return self.resume(pid, Resume::Run(0, "resume into exit_group"));
         }
@@ -136,9 +137,28 @@ impl Recorder {
             .is_some_and(|fd| is_descriptor(fd) && self.std_streams.get(pid, process, fd).is_some())
         {
             Some(SerialKey::StdStreams)
+        } else if matches!(
+            nr,
+            libc::SYS_exit_group | libc::SYS_execve | libc::SYS_execveat
+        ) && self.has_other_threads(pid, process)
+        {
+            // It kills the process's other threads. One let into a write
+            // to our stdout meanwhile may put its bytes out and never
+            // return to us, and the trace would lack them. So it runs as
+            // writes to our stdout do, one at a time with them: it waits
+            // for one under way to return, and the process's writes that
+            // come after it wait until it has returned (an execve that
+            // failed) or its thread is gone.
+            Some(SerialKey::StdStreams)
         } else {
             None
         }
+    }
+
+    fn has_other_threads(&self, pid: Pid, process: ProcessId) -> bool {
+        self.threads
+            .iter()
+            .any(|(&tid, t)| tid != pid && t.process == process)
     }
 
     /// Whether the call `pid` is entering must wait for another one of its

@@ -334,6 +334,9 @@ impl Recorder {
     /// leader's tid. The leader's stream ends; the thread's goes on under
     /// the new tid, which the shim now finds it by.
     pub(super) fn exec_from_thread(&mut self, former: Pid, leader: Pid) -> Result<()> {
+        // The serial slot its execve took is under the tid it gave up.
+        let next = self.finish_serial_call(former);
+        self.release_all(next)?;
         if let Some(old) = self.threads.get(&leader) {
             // Free the slot that maps the leader's tid to the old leader.
             self.log.register_thread(0, old.logical, old.process);
