@@ -16,9 +16,39 @@ pub struct Divergence {
     pub index: Option<u64>,
     pub expected: String,
     pub observed: String,
-    /// The world outside the program caused it (a file it mapped has
-    /// changed since): no other placing of its threads replays it.
-    pub outside: bool,
+    pub cause: Cause,
+}
+
+/// What a divergence comes from, as far as replay can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// Where the program's threads ran (or anything else): another try
+    /// may place them as recorded.
+    Threads,
+    /// The world outside the program (a file it mapped has changed
+    /// since): no other placing of its threads replays it.
+    ChangedFile,
+    /// Something rrc cannot replay (an unsupported call, several
+    /// descriptors in one message, output the trace lacks): no other
+    /// placing of its threads replays it either.
+    RrcLimit,
+}
+
+impl Cause {
+    /// Of a divergence found at an event.
+    pub fn of(expected: &Expected, observed: &Observed) -> Cause {
+        match (expected, observed) {
+            (_, Observed::ChangedFile(_)) => Cause::ChangedFile,
+            (
+                Expected::Event {
+                    need: Need::Unsupported(_) | Need::ReceivingFds(_) | Need::RecordedOutput,
+                    ..
+                },
+                _,
+            ) => Cause::RrcLimit,
+            _ => Cause::Threads,
+        }
+    }
 }
 
 impl std::fmt::Display for Divergence {
@@ -179,6 +209,8 @@ pub enum Need {
     ReceivingFd(i32),
     /// This many recorded events left when the thread ended.
     EventsLeft(usize),
+    /// Its bytes to our stdout or stderr, which the recording lacks.
+    RecordedOutput,
 }
 
 /// What the program did instead.
@@ -229,6 +261,7 @@ impl std::fmt::Display for Expected {
                 Need::MappedCopy => write!(f, "{event} (a copy of the mapped file)"),
                 Need::ReceivingFd(fd) => write!(f, "{event} receiving descriptor {fd}"),
                 Need::EventsLeft(n) => write!(f, "{event} ({n} recorded events left)"),
+                Need::RecordedOutput => write!(f, "{event} (the bytes it printed)"),
             },
             Expected::SyncOp { index, op, object } => {
                 write!(f, "sync op #{index}: {op} on {object:#x}")
@@ -307,7 +340,7 @@ mod tests {
     #[test]
     fn a_divergence_names_thread_event_and_both_sides() {
         let d = Divergence {
-            outside: false,
+            cause: Cause::Threads,
             thread: Some(2),
             recorded_tid: 1234,
             index: Some(7),
@@ -361,7 +394,7 @@ mod tests {
     #[test]
     fn a_divergence_without_a_thread_is_about_the_program() {
         let d = Divergence {
-            outside: false,
+            cause: Cause::Threads,
             thread: None,
             recorded_tid: 0,
             index: None,
@@ -372,6 +405,28 @@ mod tests {
             d.to_string(),
             "divergence: expected the program to end exited 0, observed no exit status"
         );
+    }
+
+    #[test]
+    fn what_no_other_placing_of_threads_replays_is_told_apart() {
+        let at = |need| Expected::Event {
+            event: "recvmsg(arg0=4) = 1".into(),
+            need,
+        };
+        let text = Observed::Text("x".into());
+        assert_eq!(Cause::of(&at(Need::Itself), &text), Cause::Threads);
+        assert_eq!(
+            Cause::of(&at(Need::Itself), &Observed::ChangedFile("/lib/x".into())),
+            Cause::ChangedFile
+        );
+        for need in [
+            Need::ReceivingFds(2),
+            Need::Unsupported("vmsplice".into()),
+            Need::RecordedOutput,
+        ] {
+            assert_eq!(Cause::of(&at(need), &text), Cause::RrcLimit);
+        }
+        assert_eq!(Cause::of(&Expected::NoNewThread, &text), Cause::Threads);
     }
 
     #[test]

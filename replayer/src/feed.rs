@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rrc_synclog::{futex_wait, futex_wake, SharedSyncLog, SyncEntry};
 use rrc_trace::SyncRecord;
 
-use crate::divergence::{describe_sync_op, Divergence};
+use crate::divergence::{describe_sync_op, Cause, Divergence};
 use crate::plan::SyncHolds;
 
 /// State shared between the tracer and the feeder.
@@ -106,7 +106,7 @@ impl SyncFeeder {
                             format!("{} on {:#x}", describe_sync_op(d.expected_op), d.expected_object)
                         };
                         shared2.diverge(Divergence {
-                            outside: false,
+                            cause: Cause::Threads,
                             thread: Some(d.thread),
                             recorded_tid: streams.get(t).map_or(0, |s| s.tid),
                             index: Some(d.index),

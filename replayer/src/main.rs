@@ -406,7 +406,7 @@ fn attempt(
     if let Some((expected, observed)) = trust::changed_executable(header)? {
         if !cli.allow_changed_executable {
             let d = divergence::Divergence {
-                outside: false,
+                cause: divergence::Cause::Threads,
                 thread: None,
                 recorded_tid: 0,
                 index: None,
@@ -505,7 +505,7 @@ fn attempt(
         let join = std::thread::spawn(move || {
             if wait.recv_timeout(limit) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
                 shared.diverge(divergence::Divergence {
-                    outside: false,
+                    cause: divergence::Cause::Threads,
                     thread: None,
                     recorded_tid: 0,
                     index: None,
@@ -549,7 +549,7 @@ fn attempt(
     let again = may_retry
         && verdict
             .as_ref()
-            .is_err_and(|d| d.thread.is_some() && !d.outside)
+            .is_err_and(|d| d.thread.is_some() && d.cause == divergence::Cause::Threads)
         && replayer.ways.stalls_timed_out == 0;
     let stop = search::Stop::new(
         replayer.plan(),
@@ -558,10 +558,10 @@ fn attempt(
     );
     // Looked for only once a thread's replay has departed.
     let verdict = verdict.err().map(|d| {
-        let hint = if d.outside {
-            Some(CHANGED_FILE_HINT.to_string())
-        } else {
-            d.thread.and_then(|_| serialize_hint(replayer.plan()))
+        let hint = match d.cause {
+            divergence::Cause::ChangedFile => Some(CHANGED_FILE_HINT.to_string()),
+            divergence::Cause::RrcLimit => None,
+            divergence::Cause::Threads => d.thread.and_then(|_| serialize_hint(replayer.plan())),
         };
         (d, hint)
     });

@@ -136,7 +136,7 @@ impl Replayer {
         if let Some(missing) = unrecorded_output(&record) {
             let expected = Expected::Event {
                 event: describe_record(&record),
-                need: Need::Itself,
+                need: Need::RecordedOutput,
             };
             return diverged(thread, expected, Observed::Text(missing));
         }

@@ -58,7 +58,7 @@ use rrc_interposer::{
 use rrc_synclog::SharedSyncLog;
 use rrc_trace::{ExitStatus, ProcessId, ThreadId};
 
-use crate::divergence::{Divergence, Expected, Observed};
+use crate::divergence::{Cause, Divergence, Expected, Observed};
 use crate::feed::ReplayShared;
 use crate::plan::ReplayPlan;
 
@@ -309,7 +309,7 @@ impl Replayer {
         for (i, p) in self.plan.threads.iter().enumerate() {
             if !p.started {
                 return Err(Divergence {
-                    outside: false,
+                    cause: Cause::Threads,
                     thread: Some(i as u32),
                     recorded_tid: p.tid,
                     index: None,
@@ -321,7 +321,7 @@ impl Replayer {
         match self.main_status {
             Some(s) if s == self.plan.exit => Ok(()),
             other => Err(Divergence {
-                outside: false,
+                cause: Cause::Threads,
                 thread: None,
                 recorded_tid: 0,
                 index: None,
@@ -348,7 +348,7 @@ impl Replayer {
             recorded_tid: tid,
             index: found.index.or(done),
             expected: found.expected.to_string(),
-            outside: matches!(found.observed, Observed::ChangedFile(_)),
+            cause: Cause::of(&found.expected, &found.observed),
             observed: found.observed.to_string(),
         });
     }

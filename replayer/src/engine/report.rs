@@ -7,7 +7,7 @@ use rrc_trace::ThreadId;
 
 use super::threads::{LiveThread, ThreadState};
 use super::Replayer;
-use crate::divergence::{describe_event, Divergence};
+use crate::divergence::{describe_event, Cause, Divergence};
 
 /// The thread the others wait for: its logical id, the index named in
 /// the report, and what it waits for.
@@ -35,7 +35,7 @@ impl Replayer {
         }
         let (thread, index, expected) = culprit.unwrap_or((0, 0, "progress".into()));
         Divergence {
-            outside: false,
+            cause: Cause::Threads,
             thread: Some(thread),
             recorded_tid: self.plan.threads.get(thread as usize).map_or(0, |p| p.tid),
             index: Some(index),
