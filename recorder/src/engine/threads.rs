@@ -270,17 +270,22 @@ impl Recorder {
         if let Some(next) = self.token.give_back(pid) {
             self.release_all(vec![Release::Token(next)])?;
         }
-        // Calls a killed thread was in end with it, but for two that
+        // Calls a killed thread was in end with it, but for three that
         // happened though they never returned, which replay must make too:
         // a signal the thread sent that ended its own process (raise or
-        // kill of SIGKILL; 0, what a successful send returns), and a clone
+        // kill of SIGKILL; 0, what a successful send returns), a clone
         // or fork whose child exists (killed between the kernel's making
         // it and the call's exit, as when the recording ends and kills
-        // what is left behind; the child's id, what it returns).
+        // what is left behind; the child's id, what it returns), and an
+        // execve that replaced the program (its exec event came: a child
+        // of posix_spawn, which Rust's `Command::spawn` uses, killed as
+        // soon as its parent went on; 0).
         let unreturned = self.threads.get_mut(&pid).and_then(|t| t.in_flight.take());
         if let Some(call) = unreturned {
             if let Some(child) = call.created {
                 self.finish_syscall(pid, call, child.as_raw().into(), true)?;
+            } else if matches!(call.extra, SyscallExtra::Exec { .. }) {
+                self.finish_syscall(pid, call, 0, true)?;
             } else if matches!(status, ExitStatus::Signaled(_))
                 && model::replay_action(call.nr, &call.args) == ReplayAction::SignalSend
             {

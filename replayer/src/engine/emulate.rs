@@ -341,6 +341,12 @@ impl Replayer {
         insn: TscInstruction,
     ) -> Res {
         let plan = &mut self.plan.threads[thread as usize];
+        if plan.events.front().is_none() {
+            // Past its recorded events, like a syscall there: it was
+            // killed before it got here (see `Hold::PastEnd`).
+            self.hold(pid, super::holds::Hold::PastEnd);
+            return Ok(());
+        }
         let Some(PlannedEvent::Tsc(r)) = plan.events.front() else {
             let expected = Expected::Next(plan.events.front().map(describe_event));
             let observed = Observed::Instruction(format!("{insn:?}").to_lowercase());

@@ -179,6 +179,35 @@ impl Replayer {
         }
     }
 
+    /// The live tgid of another process of the program that a SIGKILL
+    /// sent by this call ends (kill or tgkill that succeeded when
+    /// recorded; not a process group).
+    fn killed_process(
+        &self,
+        thread: ThreadId,
+        record: &SyscallRecord,
+        nr: i64,
+        args: &[u64; 6],
+    ) -> Option<i32> {
+        let (target, sig) = match nr {
+            libc::SYS_kill => (args[0] as i32, args[1]),
+            libc::SYS_tgkill => (args[0] as i32, args[2]),
+            _ => return None,
+        };
+        if sig != libc::SIGKILL as u64 || target <= 0 || record.ret != 0 {
+            return None;
+        }
+        let live = self.live_process_id(target as u32 as u64) as i32;
+        let own = self
+            .live
+            .values()
+            .find(|t| t.logical == thread)?
+            .tgid
+            .as_raw();
+        let ours = self.live.values().any(|t| t.tgid.as_raw() == live);
+        (live != own && ours).then_some(live)
+    }
+
     /// What a matched call must wait for at its entry, if anything.
     fn entry_hold(
         &self,
@@ -201,6 +230,15 @@ impl Replayer {
             let live = self.live_process_id(child as u32 as u64) as i32;
             if !self.hold_over(thread, Hold::ChildEnd(live)) {
                 return Some(Hold::ChildEnd(live));
+            }
+        }
+        if let Some(tgid) = self.killed_process(thread, record, nr, args) {
+            let hold = Hold::KillTarget {
+                tgid,
+                since: std::time::Instant::now(),
+            };
+            if !self.hold_over(thread, hold) {
+                return Some(hold);
             }
         }
         if self.order.enabled() && runs_in_recorded_order(record, nr, args) {

@@ -4,6 +4,8 @@
 //! every live thread being held (`giveway.rs` lets holds go when nothing
 //! else can move).
 
+use std::time::{Duration, Instant};
+
 use nix::unistd::Pid;
 use rrc_interposer::model;
 use rrc_interposer::Tracee;
@@ -41,7 +43,18 @@ pub(crate) enum Hold {
     /// delivered at a place in the event order (it waited in a futex when
     /// recorded): delivered here once the order gets there.
     SignalTurn(u64),
+    /// kill or tgkill of SIGKILL to another process of the program (this
+    /// live tgid): it waits until that process has replayed what it did
+    /// before the kill found it when recorded (every thread of it at the
+    /// end of its events), or for `KILL_WAIT` at most (a process computing
+    /// without a syscall gets no further; one waiting for a rank after the
+    /// kill's never would).
+    KillTarget { tgid: i32, since: Instant },
 }
+
+/// How long a SIGKILL waits for the process it kills (see
+/// [`Hold::KillTarget`]).
+const KILL_WAIT: Duration = Duration::from_millis(100);
 
 impl Hold {
     /// Whether the hold is over: `reached` says whether the event order
@@ -52,7 +65,7 @@ impl Hold {
             Hold::RunTurn(rank) | Hold::SignalTurn(rank) => reached(rank),
             Hold::ProcessExit | Hold::FatalSignal { .. } => may_exit,
             // Asked of the live threads instead (`hold_over`).
-            Hold::PastEnd | Hold::ChildEnd(_) => false,
+            Hold::PastEnd | Hold::ChildEnd(_) | Hold::KillTarget { .. } => false,
         }
     }
 }
@@ -92,6 +105,13 @@ impl Replayer {
 
     /// Whether what the thread is held for has happened.
     pub(super) fn hold_over(&self, thread: u32, hold: Hold) -> bool {
+        if let Hold::KillTarget { tgid, since } = hold {
+            return since.elapsed() >= KILL_WAIT
+                || self
+                    .live
+                    .values()
+                    .all(|t| t.tgid.as_raw() != tgid || self.replayed_to_end(t));
+        }
         if let Hold::ChildEnd(child) = hold {
             // Ended, or every thread it has left is held by replay (at the
             // end of its events, or until its process exits): it writes
@@ -219,6 +239,9 @@ impl Replayer {
                 format!("its rank {rank} in the event order to run (at rank {turn})")
             }
             Hold::ChildEnd(child) => format!("its child (live pid {child}) to end"),
+            Hold::KillTarget { tgid, .. } => {
+                format!("the process it kills (live pid {tgid}) to get where it was killed")
+            }
         };
         diverged(
             thread,
@@ -250,6 +273,11 @@ mod tests {
         assert!(fatal.over(reached, true));
         assert!(!fatal.over(reached, false));
         assert!(!Hold::PastEnd.over(|_| true, true), "held for good");
+        let kill = Hold::KillTarget {
+            tgid: 7,
+            since: Instant::now(),
+        };
+        assert!(!kill.over(|_| true, true), "asked of the live threads");
     }
 
     fn wait(nr: i64, ret: i64, output: Vec<u8>) -> SyscallRecord {

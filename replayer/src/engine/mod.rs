@@ -451,6 +451,14 @@ impl Replayer {
     fn idle(&mut self) -> Res {
         self.watch_baton();
         self.release_due()?;
+        // A kill waiting for its target ends by time too.
+        if self
+            .live
+            .values()
+            .any(|t| matches!(t.hold(), Some(holds::Hold::KillTarget { .. })))
+        {
+            self.release_holds()?;
+        }
         if self.shared.stalled.load(Ordering::Acquire) && !self.diverged() {
             self.ways.stalls_timed_out += 1;
             let report = self.stall_report();

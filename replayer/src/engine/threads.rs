@@ -349,27 +349,29 @@ impl Replayer {
     /// replayed all its recorded events and sync operations.
     pub(super) fn process_may_exit(&self, thread: ThreadId) -> bool {
         let process = self.plan.threads[thread as usize].process;
-        self.live.values().all(|t| {
-            if t.logical == thread || t.process != process {
-                return true;
-            }
-            // Held for good past its recorded events: when recorded, the
-            // exit killed it before it got here, even before a lock it had
-            // yet to take (a worker's fflush of a stream the exit had just
-            // made unbuffered writes from within its printf here).
-            if t.hold() == Some(Hold::PastEnd) {
-                return true;
-            }
-            let p = &self.plan.threads[t.logical as usize];
-            let sync_done = self
-                .log
-                .ring(t.logical)
-                .is_some_and(|r| r.consumed() as usize >= p.sync.len());
-            // Its last event counts as done once it has returned: an exec
-            // or exit that ran while the return waited for its turn would
-            // kill the thread before the return it made when recorded.
-            p.events.is_empty() && sync_done && !Self::return_pending(t)
-        })
+        self.live
+            .values()
+            .all(|t| t.logical == thread || t.process != process || self.replayed_to_end(t))
+    }
+
+    /// Whether the thread has replayed everything it did when recorded.
+    pub(super) fn replayed_to_end(&self, t: &LiveThread) -> bool {
+        // Held for good past its recorded events: when recorded, the
+        // exit killed it before it got here, even before a lock it had
+        // yet to take (a worker's fflush of a stream the exit had just
+        // made unbuffered writes from within its printf here).
+        if t.hold() == Some(Hold::PastEnd) {
+            return true;
+        }
+        let p = &self.plan.threads[t.logical as usize];
+        let sync_done = self
+            .log
+            .ring(t.logical)
+            .is_some_and(|r| r.consumed() as usize >= p.sync.len());
+        // Its last event counts as done once it has returned: an exec
+        // or exit that ran while the return waited for its turn would
+        // kill the thread before the return it made when recorded.
+        p.events.is_empty() && sync_done && !Self::return_pending(t)
     }
 
     /// Whether every recorded thread of `process` has started, and every
