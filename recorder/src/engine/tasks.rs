@@ -24,6 +24,9 @@ impl Recorder {
                 // After the move: the record under `pid` is the one that
                 // exec'd, now stopped here.
                 self.mark_stopped(pid)?;
+                if let Some(t) = self.threads.get_mut(&pid) {
+                    t.vfork_child = false;
+                }
                 self.keep_exec_random(pid)?;
                 // The mask survives exec; the new program's loader may
                 // run rdtsc before any syscall of its own.
@@ -91,6 +94,11 @@ impl Recorder {
             } else {
                 SyscallExtra::NewThread(logical)
             };
+        }
+        if event == libc::PTRACE_EVENT_VFORK {
+            if let Some(t) = self.threads.get_mut(&child) {
+                t.vfork_child = true;
+            }
         }
         if event == libc::PTRACE_EVENT_VFORK || (event == libc::PTRACE_EVENT_CLONE && new_process) {
             // A child on the parent's memory may run on its stack and

@@ -96,6 +96,10 @@ pub(super) struct ThreadState {
     pub self_signals: Vec<i32>,
     /// Its serial call waited too long and goes ahead without the slot.
     pub serial_bypass: bool,
+    /// A vfork child (posix_spawn's) that has not exec'd: its parent
+    /// waits until it execs or ends, so nothing in the program can kill it
+    /// before its exec is made.
+    pub vfork_child: bool,
     /// The rdtsc mode the program set (rrc's own is SIGSEGV until the
     /// shim asks to end it: see `visible`).
     pub tsc_mode: TscMode,
@@ -169,6 +173,7 @@ impl ThreadState {
             signals: Deferred::default(),
             self_signals: Vec::new(),
             serial_bypass: false,
+            vfork_child: false,
             tsc_mode: TscMode::Enable,
             segv_blocked: 0,
             run: Run::Running,
@@ -277,14 +282,21 @@ impl Recorder {
         // or fork whose child exists (killed between the kernel's making
         // it and the call's exit, as when the recording ends and kills
         // what is left behind; the child's id, what it returns), and an
-        // execve that replaced the program (its exec event came: a child
-        // of posix_spawn, which Rust's `Command::spawn` uses, killed as
-        // soon as its parent went on; 0).
+        // execve that replaced the program (0): its exec event came, or a
+        // vfork child was killed in it (a child of posix_spawn, which
+        // Rust's `Command::spawn` uses, killed as soon as its parent went
+        // on, which it does only once the exec is made; the kill can keep
+        // the exec event from being reported).
+        let vfork_child = self.threads.get(&pid).is_some_and(|t| t.vfork_child);
         let unreturned = self.threads.get_mut(&pid).and_then(|t| t.in_flight.take());
         if let Some(call) = unreturned {
             if let Some(child) = call.created {
                 self.finish_syscall(pid, call, child.as_raw().into(), true)?;
-            } else if matches!(call.extra, SyscallExtra::Exec { .. }) {
+            } else if matches!(call.extra, SyscallExtra::Exec { .. })
+                || (is_exec(call.nr)
+                    && vfork_child
+                    && status == ExitStatus::Signaled(libc::SIGKILL))
+            {
                 self.finish_syscall(pid, call, 0, true)?;
             } else if matches!(status, ExitStatus::Signaled(_))
                 && model::replay_action(call.nr, &call.args) == ReplayAction::SignalSend
@@ -378,6 +390,11 @@ impl Recorder {
         self.log.end_fork(ended.stamp);
         ended.released.into_iter().map(Release::Exit).collect()
     }
+}
+
+/// execve or execveat.
+fn is_exec(nr: i64) -> bool {
+    matches!(nr, libc::SYS_execve | libc::SYS_execveat)
 }
 
 #[cfg(test)]
