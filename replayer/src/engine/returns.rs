@@ -353,6 +353,21 @@ impl Replayer {
         }
         let still_for = self.order.still_for(turn_now, Instant::now());
         let blocked = still_for >= LATE_RETURN_STILL && self.next_owner_blocked();
+        // The kept threads' next events, nearest first: at a standstill
+        // they go in that order, one `LATE_STAGGER` apart (see
+        // `late_still`). A thread kept alone goes at once: no other kept
+        // thread's event comes before its own, and the next event's
+        // thread is asleep, often on a lock the kept one holds (stdio's,
+        // inside a printf that flushed).
+        let mut kept_ranks: Vec<u64> = self
+            .live
+            .values()
+            .filter_map(|t| match t.state {
+                ThreadState::Late(l) if !l.for_signal => Some(l.next_rank),
+                _ => None,
+            })
+            .collect();
+        kept_ranks.sort_unstable();
         // (pid, its turn has come, it goes with its lock word still free,
         // how long it was kept)
         let ready: Vec<(Pid, bool, bool, Duration)> = self
@@ -369,8 +384,9 @@ impl Replayer {
                     let free = turn && l.gate.is_some_and(|g| word_is(*pid, g.word, g.free));
                     let turn = turn && !(free && kept < GATE_LIMIT);
                     // Nearest next event first (see `late_still`).
-                    let ahead = rrc_synclog::word(l.next_rank).wrapping_sub(turn_now);
-                    let still = blocked && still_for >= rrc_synclog::late_still(ahead);
+                    let nearer = kept_ranks.partition_point(|r| *r < l.next_rank);
+                    let place = u32::try_from(nearer + 1).unwrap_or(u32::MAX);
+                    let still = blocked && still_for >= rrc_synclog::late_still(place);
                     late_return_goes(turn, still, kept).then_some((*pid, turn, free, kept))
                 }
                 _ => None,
