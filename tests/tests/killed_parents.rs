@@ -56,13 +56,19 @@ fn a_process_left_behind_in_the_middle_of_a_write_replays_every_byte_it_wrote() 
 }
 
 /// Records `killed_mid_write how` 12 times (times RRC_TEST_REPEAT), each
-/// replayed once, faithfully; returns how many lines the recordings had.
-fn writer_killed_by(how: &str) -> std::collections::BTreeSet<usize> {
-    let prog = program("killed_mid_write");
+/// ending with `status` and replayed once, faithfully; returns how many
+/// lines the recordings had.
+fn writer_killed_by(how: &str, status: i32) -> std::collections::BTreeSet<usize> {
+    printer_killed_by("killed_mid_write", how, status)
+}
+
+/// [`writer_killed_by`] for `name`, C or Rust.
+fn printer_killed_by(name: &str, how: &str, status: i32) -> std::collections::BTreeSet<usize> {
+    let prog = program(name);
     let mut counts = std::collections::BTreeSet::new();
     for round in 1..=repeat() * 12 {
-        let tag = format!("killed_mid_write-{how}-{round}");
-        let rec = record_and_replay_keeping(&prog, &[how], b"", 0, 1, &tag);
+        let tag = format!("{name}-{how}-{round}");
+        let rec = record_and_replay_keeping(&prog, &[how], b"", status, 1, &tag);
         counts.insert(rec.stdout_str().lines().count());
     }
     counts
@@ -70,12 +76,36 @@ fn writer_killed_by(how: &str) -> std::collections::BTreeSet<usize> {
 
 #[test]
 fn a_thread_killed_by_its_process_exit_while_writing_replays_every_line_it_wrote() {
-    let counts = writer_killed_by("exit");
+    let counts = writer_killed_by("exit", 0);
     assert!(counts.len() > 1, "every recording printed {counts:?} lines");
 }
 
 #[test]
 fn a_thread_killed_by_another_thread_exec_while_writing_replays_every_line_it_wrote() {
-    let counts = writer_killed_by("exec");
+    let counts = writer_killed_by("exec", 0);
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
+}
+
+#[test]
+fn a_thread_killed_by_another_thread_abort_while_writing_replays_every_line_it_wrote() {
+    let counts = writer_killed_by("abort", 128 + libc::SIGABRT);
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
+}
+
+#[test]
+fn a_thread_killed_by_another_thread_fault_while_writing_replays_every_line_it_wrote() {
+    let counts = writer_killed_by("segv", 128 + libc::SIGSEGV);
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
+}
+
+#[test]
+fn a_rust_thread_killed_by_another_thread_abort_while_printing_replays_every_line() {
+    let counts = printer_killed_by("rust_killed_mid_print", "abort", 128 + libc::SIGABRT);
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
+}
+
+#[test]
+fn a_rust_thread_killed_by_another_thread_fault_while_printing_replays_every_line() {
+    let counts = printer_killed_by("rust_killed_mid_print", "segv", 128 + libc::SIGSEGV);
     assert!(counts.len() > 1, "every recording printed {counts:?} lines");
 }

@@ -50,7 +50,7 @@ use rrc_trace::{ExitStatus, ProcessId, SyscallRecord, ThreadId, TraceRecord, Tra
 
 use alone::Alone;
 use dispositions::ProcessDispositions;
-use serial::{SerialCalls, StdStreams};
+use serial::{SerialCalls, SerialKey, StdStreams};
 use threads::{Hold, Run, ThreadState};
 use token::Token;
 
@@ -298,7 +298,11 @@ impl Recorder {
     /// Lets one held thread go: handles its stop again.
     fn release(&mut self, release: Release) -> Result<Vec<Release>> {
         let (pid, why) = match release {
-            Release::Entry { pid, .. } => (pid, Hold::SerialCall),
+            // The serial queue's waiter may be a signal stop.
+            Release::Entry { pid, .. } => match self.threads.get(&pid).map(|t| t.run) {
+                Some(Run::Held(held @ Hold::Signal(_))) => (pid, held),
+                _ => (pid, Hold::SerialCall),
+            },
             Release::Exit(pid) => (pid, Hold::Exit),
             Release::Token(pid) => (pid, Hold::Token),
         };
@@ -311,6 +315,17 @@ impl Recorder {
             return Ok(Vec::new());
         }
         match release {
+            Release::Entry { pid, .. } if matches!(why, Hold::Signal(_)) => {
+                let Hold::Signal(sig) = why else {
+                    return Ok(Vec::new());
+                };
+                // The slot its wait was for, so that no write starts
+                // before the signal lands (taken unless the write it
+                // waited for is still under way: it goes anyway).
+                self.serial.take_if_free(pid, SerialKey::StdStreams);
+                self.deliver_ending_signal(pid, sig)?;
+                Ok(Vec::new())
+            }
             Release::Entry { pid, bypass } => {
                 t.serial_bypass |= bypass;
                 let regs = Tracee::new(pid).regs("read registers at seccomp stop")?;

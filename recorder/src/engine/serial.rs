@@ -112,6 +112,16 @@ impl SerialCalls {
         }
     }
 
+    /// `pid` takes `key`'s slot if no call holds it (a thread let go from
+    /// the queue without entering again).
+    pub(super) fn take_if_free(&mut self, pid: Pid, key: SerialKey) {
+        let queue = self.queues.entry(key).or_default();
+        if queue.in_flight.is_none() {
+            queue.in_flight = Some(pid);
+            queue.in_flight_may_block = false;
+        }
+    }
+
     /// `pid`'s call (if it had a slot) is done: returns the next waiting
     /// thread of each key it held, which the engine lets go.
     pub(super) fn finish(&mut self, pid: Pid) -> Vec<Pid> {

@@ -15,6 +15,7 @@ use rrc_trace::{ProcessId, SignalPoint, SignalRecord, TraceRecord};
 use super::deferred::DEFER_LIMIT;
 use super::dispositions::{restarts, Disposition};
 use super::syscall::InFlight;
+use super::threads::Hold;
 use super::{Recorder, Resume};
 
 /// How long a handler that runs alone waits for the process's other
@@ -26,6 +27,33 @@ use rrc_interposer::may_be_tsc_fault as may_be_tsc;
 
 impl Recorder {
     /// A signal about to be delivered to `pid`.
+    /// Delivers a signal the thread caused itself (a fault, `raise`).
+    pub(super) fn deliver_ending_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
+        self.emit_signal(pid, sig, SignalPoint::Synchronous, Vec::new())?;
+        self.resume(pid, Resume::Run(sig, "deliver signal"))
+    }
+
+    /// Whether `sig`, delivered now, ends `process`: no handler, and a
+    /// default action that terminates.
+    fn ends_process(&self, process: ProcessId, sig: i32) -> bool {
+        let handled = self
+            .dispositions
+            .get(&process)
+            .is_some_and(|d| !matches!(d.get(sig), Disposition::Default));
+        let harmless = matches!(
+            sig,
+            libc::SIGCHLD
+                | libc::SIGCONT
+                | libc::SIGURG
+                | libc::SIGWINCH
+                | libc::SIGSTOP
+                | libc::SIGTSTP
+                | libc::SIGTTIN
+                | libc::SIGTTOU
+        );
+        !handled && !harmless
+    }
+
     pub(super) fn signal_stop(&mut self, pid: Pid, sig: i32) -> Result<()> {
         let tracee = Tracee::new(pid);
         let info = rrc_interposer::signal_info(pid);
@@ -74,8 +102,12 @@ impl Recorder {
             if let Some(i) = own {
                 t.self_signals.remove(i);
             }
-            self.emit_signal(pid, sig, SignalPoint::Synchronous, Vec::new())?;
-            return self.resume(pid, Resume::Run(sig, "deliver signal"));
+            let process = t.process;
+            if self.ends_process(process, sig) && self.waits_for_std_writes(pid, process) {
+                self.hold(pid, Hold::Signal(sig));
+                return Ok(());
+            }
+            return self.deliver_ending_signal(pid, sig);
         }
         // Asynchronous: delivered at a syscall boundary.
         let regs = tracee.regs("read registers at signal stop")?;

@@ -155,6 +155,14 @@ impl Recorder {
         }
     }
 
+    /// A call or signal that kills `process`'s other threads takes the
+    /// serial slot of writes to our stdout (see `serial_key`): true when
+    /// it must wait for one under way (then it is queued).
+    pub(super) fn waits_for_std_writes(&mut self, pid: Pid, process: ProcessId) -> bool {
+        self.has_other_threads(pid, process)
+            && self.must_wait_for_serial_call(pid, SerialKey::StdStreams, false)
+    }
+
     fn has_other_threads(&self, pid: Pid, process: ProcessId) -> bool {
         self.threads
             .iter()

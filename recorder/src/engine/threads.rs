@@ -41,6 +41,10 @@ pub(super) enum Hold {
     /// At a syscall exit, until it has the run of the program (serialised
     /// recording, see `token`).
     Token,
+    /// At the stop of a signal that ends its process (a fault, `abort`),
+    /// behind a write to our stdout under way in another of its threads:
+    /// delivered once that write has returned (see `SerialKey`).
+    Signal(i32),
 }
 
 impl Run {

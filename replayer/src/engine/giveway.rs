@@ -384,7 +384,12 @@ impl Replayer {
         let exiting = self
             .live
             .iter()
-            .find(|(_, t)| matches!(t.hold(), Some(Hold::ProcessExit | Hold::FatalSignal { .. })))
+            .find(|(_, t)| {
+                matches!(
+                    t.hold(),
+                    Some(Hold::ProcessExit | Hold::FatalSignal { .. } | Hold::Fault(_))
+                )
+            })
             .map(|(pid, _)| *pid);
         let Some(pid) = exiting else {
             return Ok(false);

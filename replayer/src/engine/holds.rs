@@ -33,6 +33,11 @@ pub(crate) enum Hold {
     /// they had when the signal killed them. `at_entry`: stopped at a
     /// syscall's entry (which must not run), else at a syscall's exit.
     FatalSignal { sig: i32, at_entry: bool },
+    /// At the delivery of a signal the thread caused itself (a fault,
+    /// `abort`'s) that ends the process, its last event: waits, as
+    /// `FatalSignal` does, for the process's other threads to finish their
+    /// recorded events (the write a thread made as the fault came).
+    Fault(i32),
     /// wait4 or waitid whose recorded result is the end of a child (this
     /// live pid): replay emulates the wait, so it waits here until the
     /// child has really ended (or is held for good), and memory the child
@@ -63,7 +68,7 @@ impl Hold {
     pub fn over(self, reached: impl Fn(u64) -> bool, may_exit: bool) -> bool {
         match self {
             Hold::RunTurn(rank) | Hold::SignalTurn(rank) => reached(rank),
-            Hold::ProcessExit | Hold::FatalSignal { .. } => may_exit,
+            Hold::ProcessExit | Hold::FatalSignal { .. } | Hold::Fault(_) => may_exit,
             // Asked of the live threads instead (`hold_over`).
             Hold::PastEnd | Hold::ChildEnd(_) | Hold::KillTarget { .. } => false,
         }
@@ -124,8 +129,10 @@ impl Replayer {
         }
         // Whether the process may exit is only asked of the holds that
         // wait for it: it looks at every thread.
-        let may_exit = matches!(hold, Hold::ProcessExit | Hold::FatalSignal { .. })
-            && self.process_may_exit(thread);
+        let may_exit = matches!(
+            hold,
+            Hold::ProcessExit | Hold::FatalSignal { .. } | Hold::Fault(_)
+        ) && self.process_may_exit(thread);
         let reached = |rank| self.rank_reached(rank);
         hold.over(reached, may_exit)
     }
@@ -191,6 +198,7 @@ impl Replayer {
         let thread = t.logical;
         match hold {
             Hold::FatalSignal { sig, at_entry } => self.deliver_fatal(pid, sig, at_entry),
+            Hold::Fault(sig) => self.deliver_fault(pid, thread, sig),
             _ => {
                 let regs = Tracee::new(pid).regs("read registers of a held thread")?;
                 match hold {
@@ -228,7 +236,7 @@ impl Replayer {
         let expected = match hold {
             Hold::PastEnd => "no further syscalls (the thread's recorded events have ended)".into(),
             Hold::ProcessExit => "the other threads to finish before exit_group".into(),
-            Hold::FatalSignal { sig, .. } => format!(
+            Hold::FatalSignal { sig, .. } | Hold::Fault(sig) => format!(
                 "the other threads to finish before {} ends the process",
                 signal_name(sig)
             ),

@@ -137,6 +137,18 @@ impl Replayer {
             _ => None,
         };
         match front {
+            Some(s)
+                if !injected
+                    && s.at == SignalPoint::Synchronous
+                    && plan.events.len() == 1
+                    && kills_by_default(sig)
+                    && !signal_handled(pid, sig)
+                    && !self.process_may_exit(thread) =>
+            {
+                // Its last event ends the process: the others first.
+                self.hold(pid, Hold::Fault(sig));
+                Ok(())
+            }
             Some(s) if injected || s.at == SignalPoint::Synchronous => {
                 if injected {
                     tracee.set_siginfo_bytes(&s.siginfo)?;
@@ -288,6 +300,15 @@ impl Replayer {
             .find(|(_, t)| t.logical == thread)
             .map(|(pid, _)| *pid)?;
         (!signal_handled(pid, sig)).then_some(sig)
+    }
+
+    /// Delivers a held process-ending fault (see `Hold::Fault`), at the
+    /// signal stop where it was held.
+    pub(super) fn deliver_fault(&mut self, pid: Pid, thread: ThreadId, sig: i32) -> Res {
+        let plan = &mut self.plan.threads[thread as usize];
+        plan.events.pop_front();
+        plan.done += 1;
+        self.let_go(pid, sig)
     }
 
     /// Delivers the process-ending signal to a thread stopped at a
