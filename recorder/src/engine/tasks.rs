@@ -24,10 +24,13 @@ impl Recorder {
                 // After the move: the record under `pid` is the one that
                 // exec'd, now stopped here.
                 self.mark_stopped(pid)?;
+                self.keep_exec_random(pid)?;
+                // Only now: a kill that stopped the reading of the new
+                // program above leaves the call to the vfork rule (see
+                // `remove_thread`).
                 if let Some(t) = self.threads.get_mut(&pid) {
                     t.vfork_child = false;
                 }
-                self.keep_exec_random(pid)?;
                 // The mask survives exec; the new program's loader may
                 // run rdtsc before any syscall of its own.
                 self.note_segv_mask(pid);
