@@ -39,8 +39,8 @@ pub use spawn::{
     TRACE_OPTIONS,
 };
 pub use stop::{
-    foreign_syscall, is_fault, poll_any, signal_info, signal_stop_kind, wait_any, Polled,
-    SignalStopKind, Stop,
+    foreign_syscall, is_fault, kills_by_default, poll_any, signal_info, signal_stop_kind, wait_any,
+    Polled, SignalStopKind, Stop,
 };
 pub use tracee::{siginfo_to_bytes, SyscallRegs, Tracee, TraceeMemory, TscInstruction};
 

@@ -140,6 +140,22 @@ pub fn signal_stop_kind(pid: Pid, sig: i32, awaiting_first_stop: bool) -> Signal
     }
 }
 
+/// Signals whose default action ends the process (all but job control
+/// and the ones ignored by default).
+pub fn kills_by_default(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD
+            | libc::SIGCONT
+            | libc::SIGURG
+            | libc::SIGWINCH
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    )
+}
+
 /// A signal the thread caused by faulting (si_code > 0 from the CPU, not a
 /// kill and not the kernel's SI_KERNEL, which rdtsc traps use).
 pub fn is_fault(sig: i32, si_code: i32) -> bool {

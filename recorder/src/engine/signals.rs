@@ -40,18 +40,7 @@ impl Recorder {
             .dispositions
             .get(&process)
             .is_some_and(|d| !matches!(d.get(sig), Disposition::Default));
-        let harmless = matches!(
-            sig,
-            libc::SIGCHLD
-                | libc::SIGCONT
-                | libc::SIGURG
-                | libc::SIGWINCH
-                | libc::SIGSTOP
-                | libc::SIGTSTP
-                | libc::SIGTTIN
-                | libc::SIGTTOU
-        );
-        !handled && !harmless
+        !handled && rrc_interposer::kills_by_default(sig)
     }
 
     pub(super) fn signal_stop(&mut self, pid: Pid, sig: i32) -> Result<()> {

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Pid;
-use rrc_interposer::Tracee;
+use rrc_interposer::{kills_by_default, Tracee};
 use rrc_trace::{SignalPoint, ThreadId};
 
 use super::holds::Hold;
@@ -23,21 +23,6 @@ use crate::plan::PlannedEvent;
 /// for the process's other threads to reach their next event (the
 /// recorder waits as long).
 const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(10);
-
-/// Signals whose default action ends the process.
-pub(crate) fn kills_by_default(sig: i32) -> bool {
-    !matches!(
-        sig,
-        libc::SIGCHLD
-            | libc::SIGCONT
-            | libc::SIGURG
-            | libc::SIGWINCH
-            | libc::SIGSTOP
-            | libc::SIGTSTP
-            | libc::SIGTTIN
-            | libc::SIGTTOU
-    )
-}
 
 /// Whether `sig` is in the thread's blocked mask (from /proc; unreadable
 /// counts as blocked, which reports rather than retries).

@@ -360,18 +360,10 @@ impl Replayer {
         // exit killed it before it got here, even before a lock it had
         // yet to take (a worker's fflush of a stream the exit had just
         // made unbuffered writes from within its printf here).
-        if t.hold() == Some(Hold::PastEnd) {
-            return true;
-        }
-        let p = &self.plan.threads[t.logical as usize];
-        let sync_done = self
-            .log
-            .ring(t.logical)
-            .is_some_and(|r| r.consumed() as usize >= p.sync.len());
         // Its last event counts as done once it has returned: an exec
         // or exit that ran while the return waited for its turn would
         // kill the thread before the return it made when recorded.
-        p.events.is_empty() && sync_done && !Self::return_pending(t)
+        t.hold() == Some(Hold::PastEnd) || self.replayed_all(t)
     }
 
     /// Whether every recorded thread of `process` has started, and every
