@@ -19,6 +19,7 @@ use libc::{loff_t, size_t, ssize_t};
 
 use crate::fast_calls;
 use crate::real;
+use crate::session::{errno, set_errno};
 use crate::std_dups::is_std;
 
 #[no_mangle]
@@ -56,16 +57,6 @@ pub unsafe extern "C" fn splice(
         // The destination is full.
         ready(fd_out, libc::POLLOUT, -1);
     }
-}
-
-fn errno() -> c_int {
-    // SAFETY: errno is this thread's.
-    unsafe { *libc::__errno_location() }
-}
-
-fn set_errno(e: c_int) {
-    // SAFETY: errno is this thread's.
-    unsafe { *libc::__errno_location() = e };
 }
 
 /// Whether `fd` was opened or set non-blocking (then splice does not wait).

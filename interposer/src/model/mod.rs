@@ -28,7 +28,7 @@ pub use inputs::{
 pub use ioctl::{ioctl_is_known, ioctl_output_len, ioctl_request};
 pub use outputs::outputs;
 pub use row::{ArgIs, Duration, Filter, Inputs, OutputFn, Outputs, Replay, SyscallRow, When};
-pub use sent::{sends_to, sent_count_arg, sent_from_position};
+pub use sent::{sends_from_descriptor, sends_to, sent_count_arg, sent_from_position};
 pub use table::{row, rows};
 pub use tids::{clone_tid_writes, TidWrites};
 

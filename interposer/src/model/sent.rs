@@ -16,60 +16,84 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use super::{InputSpec, MAX_INPUT};
 use crate::TraceeMemory;
 
+/// Where a call that copies from one descriptor to another finds its
+/// arguments: the descriptor read from, the pointer to its offset (`None`:
+/// tee, which reads a pipe), the descriptor written to, and the count.
+struct Copy {
+    from: usize,
+    offset: Option<usize>,
+    to: usize,
+    count: usize,
+}
+
+/// sendfile(out, in, offset_ptr, count); copy_file_range and splice (in,
+/// off_in_ptr, out, off_out_ptr, len, flags); tee(in, out, len, flags).
+fn copy_of(nr: libc::c_long) -> Option<Copy> {
+    let (from, offset, to, count) = match nr {
+        libc::SYS_sendfile => (1, Some(2), 0, 3),
+        libc::SYS_copy_file_range | libc::SYS_splice => (0, Some(1), 2, 4),
+        libc::SYS_tee => (0, None, 1, 2),
+        _ => return None,
+    };
+    Some(Copy {
+        from,
+        offset,
+        to,
+        count,
+    })
+}
+
 /// The descriptor `nr` sends bytes to, when its first input is those
 /// bytes.
 pub fn sends_to(nr: libc::c_long, args: &[u64; 6]) -> Option<u64> {
-    let arg = match nr {
+    match nr {
         libc::SYS_write
         | libc::SYS_writev
         | libc::SYS_pwrite64
         | libc::SYS_pwritev
-        | libc::SYS_pwritev2
-        | libc::SYS_sendfile => 0,
-        libc::SYS_copy_file_range | libc::SYS_splice => 2,
-        libc::SYS_tee => 1,
-        _ => return None,
-    };
-    Some(args[arg])
+        | libc::SYS_pwritev2 => Some(args[0]),
+        _ => copy_of(nr).map(|c| args[c.to]),
+    }
+}
+
+/// Whether `nr` sends bytes it reads from another descriptor (sendfile,
+/// copy_file_range, splice, tee).
+pub fn sends_from_descriptor(nr: libc::c_long) -> bool {
+    copy_of(nr).is_some()
 }
 
 /// Whether the bytes `nr` sends come from a descriptor's own position (no
 /// offset given): replay, which moves no position (reads and seeks are
 /// emulated), cannot read them again to compare.
 pub fn sent_from_position(nr: libc::c_long, args: &[u64; 6]) -> bool {
-    match nr {
-        libc::SYS_sendfile => args[2] == 0,
-        libc::SYS_copy_file_range | libc::SYS_splice => args[1] == 0,
-        libc::SYS_tee => true,
-        _ => false,
-    }
+    copy_of(nr).is_some_and(|c| c.offset.is_none_or(|o| args[o] == 0))
 }
 
 /// The argument that bounds how many bytes `nr` moves from another
-/// descriptor (sendfile, copy_file_range, splice, tee).
+/// descriptor.
 pub fn sent_count_arg(nr: libc::c_long) -> Option<usize> {
-    match nr {
-        libc::SYS_sendfile => Some(3),
-        libc::SYS_copy_file_range | libc::SYS_splice => Some(4),
-        libc::SYS_tee => Some(2),
-        _ => None,
-    }
+    copy_of(nr).map(|c| c.count)
 }
 
-/// sendfile(out, in, offset_ptr, count).
+/// The bytes a copy takes in (the table's inputs of sendfile,
+/// copy_file_range, splice and tee).
+fn copy_inputs_of(nr: libc::c_long, a: &[u64; 6]) -> Vec<InputSpec> {
+    copy_of(nr).map_or_else(Vec::new, |c| {
+        vec![range(a[c.from], c.offset.map_or(0, |o| a[o]), a[c.count])]
+    })
+}
+
 pub(super) fn sendfile_inputs(a: &[u64; 6]) -> Vec<InputSpec> {
-    vec![range(a[1], a[2], a[3])]
+    copy_inputs_of(libc::SYS_sendfile, a)
 }
 
-/// copy_file_range and splice (in, off_in_ptr, out, off_out_ptr, len,
-/// flags).
+/// copy_file_range's and splice's (the same arguments).
 pub(super) fn copy_inputs(a: &[u64; 6]) -> Vec<InputSpec> {
-    vec![range(a[0], a[1], a[4])]
+    copy_inputs_of(libc::SYS_splice, a)
 }
 
-/// tee(in, out, len, flags): what the pipe `in` holds.
 pub(super) fn tee_inputs(a: &[u64; 6]) -> Vec<InputSpec> {
-    vec![range(a[0], 0, a[2])]
+    copy_inputs_of(libc::SYS_tee, a)
 }
 
 fn range(fd: u64, offset_ptr: u64, count: u64) -> InputSpec {

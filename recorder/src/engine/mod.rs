@@ -108,6 +108,9 @@ enum Release {
     /// again, taking the slot, or going without it (`bypass`) when it
     /// waited too long.
     Entry { pid: Pid, bypass: bool },
+    /// Held at the stop of a process-ending signal in the same queue
+    /// (`Hold::Signal`): it takes the slot if free and is delivered.
+    Signal { pid: Pid, sig: i32 },
     /// Held at a syscall exit while another thread ran alone: its exit is
     /// handled now.
     Exit(Pid),
@@ -298,11 +301,8 @@ impl Recorder {
     /// Lets one held thread go: handles its stop again.
     fn release(&mut self, release: Release) -> Result<Vec<Release>> {
         let (pid, why) = match release {
-            // The serial queue's waiter may be a signal stop.
-            Release::Entry { pid, .. } => match self.threads.get(&pid).map(|t| t.run) {
-                Some(Run::Held(held @ Hold::Signal(_))) => (pid, held),
-                _ => (pid, Hold::SerialCall),
-            },
+            Release::Entry { pid, .. } => (pid, Hold::SerialCall),
+            Release::Signal { pid, sig } => (pid, Hold::Signal(sig)),
             Release::Exit(pid) => (pid, Hold::Exit),
             Release::Token(pid) => (pid, Hold::Token),
         };
@@ -315,10 +315,7 @@ impl Recorder {
             return Ok(Vec::new());
         }
         match release {
-            Release::Entry { pid, .. } if matches!(why, Hold::Signal(_)) => {
-                let Hold::Signal(sig) = why else {
-                    return Ok(Vec::new());
-                };
+            Release::Signal { pid, sig } => {
                 // The slot its wait was for, so that no write starts
                 // before the signal lands (taken unless the write it
                 // waited for is still under way: it goes anyway).
@@ -352,7 +349,7 @@ impl Recorder {
             .serial
             .overdue(Instant::now())
             .into_iter()
-            .map(|pid| Release::Entry { pid, bypass: true })
+            .map(|pid| self.serial_release(pid, true))
             .collect();
         self.release_all(overdue)
     }

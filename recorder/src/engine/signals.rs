@@ -26,7 +26,6 @@ const HANDLER_SETTLE_LIMIT: Duration = Duration::from_millis(10);
 use rrc_interposer::may_be_tsc_fault as may_be_tsc;
 
 impl Recorder {
-    /// A signal about to be delivered to `pid`.
     /// Delivers a signal the thread caused itself (a fault, `raise`).
     pub(super) fn deliver_ending_signal(&mut self, pid: Pid, sig: i32) -> Result<()> {
         self.emit_signal(pid, sig, SignalPoint::Synchronous, Vec::new())?;
@@ -43,6 +42,7 @@ impl Recorder {
         !handled && rrc_interposer::kills_by_default(sig)
     }
 
+    /// A signal about to be delivered to `pid`.
     pub(super) fn signal_stop(&mut self, pid: Pid, sig: i32) -> Result<()> {
         let tracee = Tracee::new(pid);
         let info = rrc_interposer::signal_info(pid);

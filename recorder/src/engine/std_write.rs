@@ -200,13 +200,7 @@ impl Recorder {
         if self.token.enabled() || self.left_behind.begun() || self.alone.holds(process) {
             return None;
         }
-        if self
-            .threads
-            .values()
-            .filter(|t| t.process == process)
-            .nth(1)
-            .is_some()
-        {
+        if self.has_other_threads(pid, process) {
             return None;
         }
         let (_, same) = self.std_streams.get_open_file(pid, process, call.args[0])?;

@@ -14,7 +14,7 @@ use rrc_trace::{ProcessId, SyscallExtra, SyscallRecord, ThreadId, TraceRecord};
 use super::limits::AddressLimit;
 use super::mapped::mapped_copy;
 use super::serial::SerialKey;
-use super::threads::Hold;
+use super::threads::{Hold, Run};
 use super::{Recorder, Release, Resume};
 
 /// A syscall between its seccomp stop and its exit.
@@ -163,7 +163,7 @@ impl Recorder {
             && self.must_wait_for_serial_call(pid, SerialKey::StdStreams, false)
     }
 
-    fn has_other_threads(&self, pid: Pid, process: ProcessId) -> bool {
+    pub(super) fn has_other_threads(&self, pid: Pid, process: ProcessId) -> bool {
         self.threads
             .iter()
             .any(|(&tid, t)| tid != pid && t.process == process)
@@ -185,8 +185,18 @@ impl Recorder {
     pub(super) fn finish_serial_call(&mut self, pid: Pid) -> Vec<Release> {
         let next = self.serial.finish(pid);
         next.into_iter()
-            .map(|pid| Release::Entry { pid, bypass: false })
+            .map(|pid| self.serial_release(pid, false))
             .collect()
+    }
+
+    /// How a thread waiting in a serial queue is let go: at its seccomp
+    /// stop (`bypass`: without the slot), or at the stop of the signal it
+    /// holds.
+    pub(super) fn serial_release(&self, pid: Pid, bypass: bool) -> Release {
+        match self.threads.get(&pid).map(|t| t.run) {
+            Some(Run::Held(Hold::Signal(sig))) => Release::Signal { pid, sig },
+            _ => Release::Entry { pid, bypass },
+        }
     }
 
     /// A signal held back to this boundary: queue it and let the call

@@ -291,8 +291,10 @@ impl Recorder {
         // Rust's `Command::spawn` uses, killed as soon as its parent went
         // on, which it does only once the exec is made; the kill can keep
         // the exec event from being reported).
-        let vfork_child = self.threads.get(&pid).is_some_and(|t| t.vfork_child);
-        let unreturned = self.threads.get_mut(&pid).and_then(|t| t.in_flight.take());
+        let (vfork_child, unreturned) = self
+            .threads
+            .get_mut(&pid)
+            .map_or((false, None), |t| (t.vfork_child, t.in_flight.take()));
         if let Some(call) = unreturned {
             if let Some(child) = call.created {
                 self.finish_syscall(pid, call, child.as_raw().into(), true)?;

@@ -344,11 +344,7 @@ impl Replayer {
             // none were sent, nor from a descriptor replay could not
             // reopen (nothing to read), nor from its position, which
             // replay does not move (reads and seeks are emulated).
-            let from_descriptor = matches!(
-                nr,
-                libc::SYS_sendfile | libc::SYS_copy_file_range | libc::SYS_splice | libc::SYS_tee
-            );
-            let unreadable = from_descriptor
+            let unreadable = model::sends_from_descriptor(nr)
                 && (r.ret <= 0 || now.is_empty() || model::sent_from_position(nr, args));
             if unreadable || rec.matches(now) {
                 continue;

@@ -51,9 +51,9 @@ pub(crate) enum Hold {
     /// kill or tgkill of SIGKILL to another process of the program (this
     /// live tgid): it waits until that process has replayed what it did
     /// before the kill found it when recorded (every thread of it at the
-    /// end of its events), or for `KILL_WAIT` at most, 500 ms (a process computing
-    /// without a syscall gets no further; one waiting for a rank after the
-    /// kill's never would).
+    /// end of its events), or for `KILL_WAIT` at most (a process
+    /// computing without a syscall gets no further; one waiting for a
+    /// rank after the kill's never would).
     KillTarget { tgid: i32, since: Instant },
 }
 

@@ -125,9 +125,7 @@ impl Replayer {
             Some(s)
                 if !injected
                     && s.at == SignalPoint::Synchronous
-                    && plan.events.len() == 1
-                    && kills_by_default(sig)
-                    && !signal_handled(pid, sig)
+                    && self.ending_signal(thread, false) == Some(sig)
                     && !self.process_may_exit(thread) =>
             {
                 // Its last event ends the process: the others first.
@@ -265,13 +263,21 @@ impl Replayer {
         Tracee::new(pid).queue_signal(tgid, sig)
     }
 
-    /// The signal that ends the process, if it is the thread's last
-    /// recorded event.
+    /// The asynchronous signal that ends the process, if it is the
+    /// thread's last recorded event.
     pub(super) fn fatal_last_signal(&self, thread: ThreadId) -> Option<i32> {
+        self.ending_signal(thread, true)
+    }
+
+    /// The signal that ends the process, asynchronous or the thread's own
+    /// (a fault, `abort`'s), if it is the thread's last recorded event.
+    fn ending_signal(&self, thread: ThreadId, asynchronous: bool) -> Option<i32> {
         let events = &self.plan.threads[thread as usize].events;
         let sig = match events.front() {
             Some(PlannedEvent::Signal(s))
-                if events.len() == 1 && s.asynchronous && kills_by_default(s.signo) =>
+                if events.len() == 1
+                    && s.asynchronous == asynchronous
+                    && kills_by_default(s.signo) =>
             {
                 s.signo
             }

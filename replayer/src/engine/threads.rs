@@ -354,15 +354,14 @@ impl Replayer {
             .all(|t| t.logical == thread || t.process != process || self.replayed_to_end(t))
     }
 
-    /// Whether the thread has replayed everything it did when recorded.
+    /// Whether the thread has replayed everything it did when recorded
+    /// (its last event returned: an exec or exit that ran while the
+    /// return waited for its turn would kill the thread before the return
+    /// it made when recorded), or is held for good past its recorded
+    /// events: when recorded, the exit killed it before it got there,
+    /// even before a lock it had yet to take (a worker's fflush of a
+    /// stream the exit had just made unbuffered).
     pub(super) fn replayed_to_end(&self, t: &LiveThread) -> bool {
-        // Held for good past its recorded events: when recorded, the
-        // exit killed it before it got here, even before a lock it had
-        // yet to take (a worker's fflush of a stream the exit had just
-        // made unbuffered writes from within its printf here).
-        // Its last event counts as done once it has returned: an exec
-        // or exit that ran while the return waited for its turn would
-        // kill the thread before the return it made when recorded.
         t.hold() == Some(Hold::PastEnd) || self.replayed_all(t)
     }
 
