@@ -51,14 +51,16 @@ pub(crate) enum Hold {
     /// kill or tgkill of SIGKILL to another process of the program (this
     /// live tgid): it waits until that process has replayed what it did
     /// before the kill found it when recorded (every thread of it at the
-    /// end of its events), or for `KILL_WAIT` at most (a process
-    /// computing without a syscall gets no further; one waiting for a
-    /// rank after the kill's never would).
+    /// end of its events), or until it has made no progress for
+    /// `KILL_WAIT` (one waiting for a rank after the kill's never would
+    /// get there). Progress, not the wait's own length, counts: on a
+    /// loaded machine a process still loading may take seconds to get
+    /// where the kill found it.
     KillTarget { tgid: i32, since: Instant },
 }
 
-/// How long a SIGKILL waits for the process it kills (see
-/// [`Hold::KillTarget`]).
+/// How long a SIGKILL waits for the process it kills once that process
+/// has stopped making progress (see [`Hold::KillTarget`]).
 const KILL_WAIT: Duration = Duration::from_millis(500);
 
 impl Hold {
@@ -111,11 +113,15 @@ impl Replayer {
     /// Whether what the thread is held for has happened.
     pub(super) fn hold_over(&self, thread: u32, hold: Hold) -> bool {
         if let Hold::KillTarget { tgid, since } = hold {
-            return since.elapsed() >= KILL_WAIT
-                || self
-                    .live
-                    .values()
-                    .all(|t| t.tgid.as_raw() != tgid || self.replayed_to_end(t));
+            let mut moved = since;
+            let mut at_end = true;
+            for t in self.live.values().filter(|t| t.tgid.as_raw() == tgid) {
+                if !self.replayed_to_end(t) {
+                    at_end = false;
+                    moved = moved.max(self.last_return_seen(t));
+                }
+            }
+            return at_end || moved.elapsed() >= KILL_WAIT;
         }
         if let Hold::ChildEnd(child) = hold {
             // Ended, or every thread it has left is held by replay (at the

@@ -30,6 +30,7 @@ use rrc_trace::{SyscallExtra, SyscallRecord, ThreadId, NO_ORDER};
 
 use super::emulate::{action_for, runs_in_recorded_order};
 use super::live_files;
+use super::threads::LiveThread;
 use super::{Halt, Replayer, Res};
 use crate::plan::PlannedEvent;
 
@@ -335,6 +336,19 @@ impl Replayer {
             return;
         }
         buf.feed(&bytes);
+    }
+
+    /// When the thread last returned from a call, counting the calls its
+    /// shim has answered since its last stop.
+    pub(super) fn last_return_seen(&self, t: &LiveThread) -> Instant {
+        let in_shim = self
+            .log
+            .syscall_buf(t.logical)
+            .filter(|_| self.in_process)
+            .map(|buf| buf.last_return_ns.load(Ordering::Relaxed))
+            .filter(|&ns| ns != 0)
+            .map(|ns| self.mono.instant(ns));
+        in_shim.map_or(t.last_return, |at| at.max(t.last_return))
     }
 
     /// At a stop of `pid` (or its end), before anything else: the calls
