@@ -12,6 +12,11 @@ use rrc_tests::*;
 
 /// Records `program` with `--serialize` and returns the recording.
 fn record_serialized(program: &str, tag: &str) -> Recording {
+    record_serialized_with(program, &[], tag)
+}
+
+/// [`record_serialized`] with arguments for the program.
+fn record_serialized_with(program: &str, args: &[&str], tag: &str) -> Recording {
     let prog = rrc_tests::program(program);
     let dir = TempDir::new().expect("temporary directory");
     let trace = dir.path().join("trace.rrc");
@@ -22,6 +27,7 @@ fn record_serialized(program: &str, tag: &str) -> Recording {
             .arg(&trace)
             .arg("--")
             .arg(&prog)
+            .args(args)
             .current_dir(dir.path()),
         None,
         &format!("rrc-record --serialize of {tag}"),
@@ -32,7 +38,7 @@ fn record_serialized(program: &str, tag: &str) -> Recording {
         dir,
         trace,
         program: prog,
-        args: Vec::new(),
+        args: args.iter().map(|a| a.to_string()).collect(),
         stdout: out.stdout,
         stderr: out.stderr,
         status: out.status,
@@ -149,4 +155,23 @@ fn a_serialized_trace_refuses_catch_up_replay_in_one_line() {
         err.contains("--catch-up") && err.contains("--serialize"),
         "{err}"
     );
+}
+
+/// Serialised, a thread that aborts while another is in a write to stdout
+/// waits for that write's return, which waits for the run of the program
+/// the aborting thread had: it gives the run back. Its signal used to go
+/// after a wait of 100 ms instead, killing the writer with its bytes out
+/// but not in the trace, and replay stopped with "no further syscalls"
+/// at the threads still running when the process died.
+#[test]
+fn a_thread_killed_by_another_thread_abort_while_printing_replays_every_line_when_serialized() {
+    let mut counts = std::collections::BTreeSet::new();
+    for take in 1..=repeat() * 8 {
+        let tag = format!("rust_killed_mid_print-serialized-take{take}");
+        let rec = record_serialized_with("rust_killed_mid_print", &["abort"], &tag);
+        rec.assert_exit_code(128 + libc::SIGABRT);
+        assert_faithful_replay(&rec, &tag, "replay 1 of 1");
+        counts.insert(rec.stdout_str().lines().count());
+    }
+    assert!(counts.len() > 1, "every recording printed {counts:?} lines");
 }

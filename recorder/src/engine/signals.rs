@@ -16,7 +16,7 @@ use super::deferred::DEFER_LIMIT;
 use super::dispositions::{restarts, Disposition};
 use super::syscall::InFlight;
 use super::threads::Hold;
-use super::{Recorder, Resume};
+use super::{Recorder, Release, Resume};
 
 /// How long a handler that runs alone waits for the process's other
 /// threads let go from a syscall just before (see `SETTLE_RECENT`) to
@@ -94,7 +94,10 @@ impl Recorder {
             let process = t.process;
             if self.ends_process(process, sig) && self.waits_for_std_writes(pid, process) {
                 self.hold(pid, Hold::Signal(sig));
-                return Ok(());
+                // Serialised, it had the run of the program: the write it
+                // waits for records its return only with that run.
+                let next = self.token.give_back(pid).map(Release::Token);
+                return self.release_all(next.into_iter().collect());
             }
             return self.deliver_ending_signal(pid, sig);
         }

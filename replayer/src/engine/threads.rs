@@ -312,6 +312,12 @@ impl Replayer {
         if pid == self.root {
             self.main_status = Some(status);
         }
+        // A thread killed by a signal takes its whole process with it (a
+        // fatal signal, or SIGKILL): the others' ends follow, and their
+        // holds meanwhile are no deadlock.
+        if matches!(status, ExitStatus::Signaled(_)) {
+            self.ending.insert(t.process);
+        }
         if self.diverged() {
             return Ok(());
         }
