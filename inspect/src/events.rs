@@ -216,6 +216,9 @@ fn sync_line(thread: ThreadId, index: u64, op: &SyncRecord) -> String {
     if acquired(op) {
         line.push_str(&format!(" seq {}", op.seq));
     }
+    if op.op == rrc_trace::SyncOp::FutexWake && op.seq & rrc_synclog::HANDED_OFF != 0 {
+        line.push_str(" (lock handed on)");
+    }
     line.push_str(&order_note(op.order));
     if op.arrival != rrc_trace::NO_ORDER {
         line.push_str(&format!(" (arrived @{})", op.arrival));

@@ -57,6 +57,14 @@ struct Cli {
     /// `RRC_FAST_PATH=0` in the environment does the same.
     #[arg(long)]
     no_fast_path: bool,
+    /// Let a thread that releases a contended lock rrc does not see (Rust's
+    /// `Mutex`, a hand-written futex lock) take it straight back. By
+    /// default the releaser waits, up to about a millisecond, until the
+    /// waiter it woke has taken the lock, which replay then hands on the
+    /// same way: contended locks are slower when recorded, and replay much
+    /// more often faithful. `RRC_LOCK_HANDOFF=0` does the same.
+    #[arg(long)]
+    no_lock_handoff: bool,
     /// Keep every byte the program sends (writes, sends) in the trace.
     /// By default data over 64 bytes is kept as its length and XXH3-128 hash,
     /// which is all replay needs to compare it; a divergence there then
@@ -259,6 +267,11 @@ fn run(cli: Cli) -> Result<i32> {
     let fast_path = !cli.serialize
         && !cli.no_fast_path
         && std::env::var_os("RRC_FAST_PATH").is_none_or(|v| v != "0");
+    log.set_lock_handoff(
+        !cli.serialize
+            && !cli.no_lock_handoff
+            && std::env::var_os("RRC_LOCK_HANDOFF").is_none_or(|v| v != "0"),
+    );
     let log = Arc::new(log);
     let next_thread = Arc::new(AtomicU32::new(0));
     let drainer = drain::SyncDrainer::spawn(log.clone(), next_thread.clone(), writer.sender())

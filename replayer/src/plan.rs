@@ -164,13 +164,14 @@ impl SyncHolds {
 }
 
 /// The ranks at which the program's futex wakes that woke a thread were
-/// made, by futex word.
+/// made, by futex word, and whether each handed a lock on (see
+/// `rrc_synclog::HANDED_OFF`).
 #[derive(Default)]
-struct WakeRanks(std::collections::HashMap<u64, Vec<u64>>);
+struct WakeRanks(std::collections::HashMap<u64, Vec<(u64, bool)>>);
 
 impl WakeRanks {
     fn new<'a>(ops: impl Iterator<Item = &'a SyncRecord>) -> WakeRanks {
-        let mut by_word: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+        let mut by_word: std::collections::HashMap<u64, Vec<(u64, bool)>> = Default::default();
         for op in ops {
             if op.op == rrc_trace::SyncOp::FutexWake && op.result > 0 && op.order != NO_ORDER {
                 // A wake happens at its arrival's place in replay.
@@ -179,7 +180,8 @@ impl WakeRanks {
                 } else {
                     op.order
                 };
-                by_word.entry(op.object).or_default().push(at);
+                let handed = op.seq & rrc_synclog::HANDED_OFF != 0;
+                by_word.entry(op.object).or_default().push((at, handed));
             }
         }
         for ranks in by_word.values_mut() {
@@ -195,18 +197,33 @@ impl WakeRanks {
     /// again because another thread took the lock since, and the thread
     /// must go on to find that out, as it did when recorded.
     fn during(&self, op: &SyncRecord) -> bool {
+        self.last_during(op).is_some()
+    }
+
+    /// Whether the wake that ended a futex wait (the last on its word
+    /// before its return) handed a lock on: the woken thread took the
+    /// lock right after its return, before the waker went on, and its
+    /// code after the wait runs there in replay too, not just before its
+    /// next event (`late_to`).
+    fn handed_on(&self, op: &SyncRecord) -> bool {
+        self.last_during(op) == Some(true)
+    }
+
+    /// The last wake on the word of a futex wait that returned 0 between
+    /// its arrival and its return: whether it handed a lock on.
+    fn last_during(&self, op: &SyncRecord) -> Option<bool> {
         if op.op != rrc_trace::SyncOp::FutexWait || op.result != 0 || op.order == NO_ORDER {
-            return false;
+            return None;
         }
         let from = if op.arrival != NO_ORDER {
             op.arrival
         } else {
             0
         };
-        self.0.get(&op.object).is_some_and(|ranks| {
-            let first_after = ranks.partition_point(|r| *r <= from);
-            ranks.get(first_after).is_some_and(|r| *r < op.order)
-        })
+        let ranks = self.0.get(&op.object)?;
+        let first_after = ranks.partition_point(|(r, _)| *r <= from);
+        let before_return = ranks.partition_point(|(r, _)| *r < op.order);
+        (before_return > first_after).then(|| ranks[before_return - 1].1)
     }
 }
 
@@ -559,7 +576,11 @@ impl ReplayPlan {
                 t.sync
                     .iter()
                     .map(|op| SyncHolds {
-                        late_to: late_to(op, &next_own, &table.arrival),
+                        late_to: if wakes.handed_on(op) {
+                            rrc_synclog::NO_ARRIVAL
+                        } else {
+                            late_to(op, &next_own, &table.arrival)
+                        },
                         gate_after: gate_after(op, &table.owner, thread as ThreadId),
                         woken_by_wake: wakes.during(op),
                     })

@@ -60,8 +60,13 @@ pub unsafe extern "C" fn rrc_futex(
     let result = match kind {
         Some((code, waits)) => {
             let settle = || settle_woken(uaddr, op, val);
-            order::if_recorded(code, uaddr as u64, val as u32, waits, real, settle)
-                .unwrap_or_else(|| unmatched(uaddr, op, val, waits))
+            let word = uaddr as u64;
+            let releases = || releases_lock(op, val, waits) && word_is(word, 0);
+            let hand_off = || wait_until_held(rrc_synclog::LockGate { word, free: 0 });
+            order::if_recorded(
+                code, word, val as u32, waits, real, settle, releases, hand_off,
+            )
+            .unwrap_or_else(|| unmatched(uaddr, op, val, waits))
         }
         None => real(),
     };
@@ -71,6 +76,14 @@ pub unsafe extern "C" fn rrc_futex(
     } else {
         c_long::from(result)
     }
+}
+
+/// Whether a futex call may release a lock: a plain wake of one waiter
+/// (the unlock of Rust's `Mutex` and of hand-written locks: the word set
+/// free, then one waiter woken). Whether the word is free is asked
+/// separately.
+fn releases_lock(op: c_long, val: c_long, waits: bool) -> bool {
+    !waits && op & CMD_MASK == libc::FUTEX_WAKE as c_long && val == 1
 }
 
 /// A replayed wait that was woken when recorded, with no wake of the

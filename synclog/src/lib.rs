@@ -60,6 +60,18 @@ pub const NO_ARRIVAL: u64 = u64::MAX;
 /// program's, not the kernel's.
 pub const WOKEN_BY_WAKE: u64 = 1 << 32;
 
+/// `SyncRing::next_call_rank` of a thread that has replayed every call
+/// it made when recorded: a futex wait it makes now, past the end of its
+/// sync stream too, is one it was blocked in when the recording ended.
+pub const NO_CALLS_LEFT: u64 = u64::MAX;
+
+/// A futex wake's `seq` (its count, below bit 32): it released a lock
+/// word (the word was free and one waiter woke), and when recorded the
+/// waker went on only once another thread held the word, so that the
+/// lock went to a waiter, not back to the waker, as it does in replay
+/// (see the shim's `futex::hand_off`).
+pub const HANDED_OFF: u64 = 1 << 33;
+
 /// Replay: a thread kept after an event until its own next one is next
 /// (a late return, the tracer's after a trapped call or the shim's after
 /// a futex wait) goes anyway once the order has stood still this long
@@ -160,6 +172,9 @@ pub struct ShmHeader {
     pub baton: AtomicU64,
     /// Record: 1 when the shim may buffer hot calls (see `syscallbuf`).
     pub fast_path: AtomicU32,
+    /// Record: 1 when a futex wake that releases a lock hands it on (see
+    /// [`HANDED_OFF`]).
+    pub lock_handoff: AtomicU32,
     /// Record: CLOCK_MONOTONIC at the recording's start, in nanoseconds:
     /// buffered calls' return times count from here, as the tracer's do.
     pub epoch_ns: AtomicU64,
@@ -294,6 +309,7 @@ pub struct SyncRing {
     /// tracer lets the thread go. A futex call or yield whose recorded
     /// arrival comes after it belongs after that call: one made before is
     /// not that recorded one (see `expect_if_next` in the shim).
+    /// [`NO_CALLS_LEFT`]: the thread has replayed all its recorded calls.
     pub next_call_rank: AtomicU64,
     /// Replay: yields the thread made that its recording does not have
     /// (a spin loop waiting on another thread), counted.
@@ -467,6 +483,18 @@ impl SharedSyncLog {
     pub fn set_fast_path(&self, on: bool, epoch_ns: u64) {
         self.header().epoch_ns.store(epoch_ns, Ordering::Relaxed);
         self.header().fast_path.store(on as u32, Ordering::Relaxed);
+    }
+
+    /// Whether a recorded wake that releases a lock hands it on.
+    pub fn lock_handoff(&self) -> bool {
+        self.header().lock_handoff.load(Ordering::Relaxed) != 0
+    }
+
+    /// Turns lock hand-offs on or off (before the program runs).
+    pub fn set_lock_handoff(&self, on: bool) {
+        self.header()
+            .lock_handoff
+            .store(on as u32, Ordering::Relaxed);
     }
 
     fn object_slot(&self, i: usize) -> &ObjectTurn {

@@ -5,6 +5,15 @@
 //! mostly went when recorded. Each test replays the same recordings with
 //! and without segments (`--no-segments`); every replay ends quickly,
 //! faithful or with a divergence, never at the stall timeout.
+//!
+//! Recorded without lock hand-offs (`RRC_LOCK_HANDOFF=0`, see
+//! tests/lock_handoff.rs), which settle most of the same races when
+//! recorded: the rules compared here are for the races they leave.
+
+/// [`record`] without lock hand-offs (see the module's comment).
+fn record_unhanded(program: &std::path::Path) -> Recording {
+    record_with_env(program, &[], b"", &[("RRC_LOCK_HANDOFF", "0")])
+}
 
 use std::time::{Duration, Instant};
 
@@ -129,7 +138,7 @@ fn rust_programs_replay_more_often_when_code_after_a_wait_runs_late() {
     for name in ["rust_queue", "rust_pool", "rust_counter"] {
         let prog = program(name);
         for take in 1..=3 * repeat() {
-            let rec = record(&prog, &[], b"");
+            let rec = record_unhanded(&prog);
             rec.assert_exit_code(0);
             let what = format!("{name} take {take}");
             late += usize::from(faithful_with(&rec, &["--retries", "0"], &what));
@@ -182,7 +191,7 @@ fn compare_flags_raw(
     for name in programs {
         let prog = program(name);
         for take in 1..=takes {
-            let rec = record(&prog, &[], b"");
+            let rec = record_unhanded(&prog);
             rec.assert_exit_code(0);
             let what = format!("{name} take {take}");
             with += usize::from(faithful_with(&rec, a, &what));

@@ -135,3 +135,34 @@ fn cpp20_semaphores_and_latches_never_stall_replay() {
         2 * repeat()
     );
 }
+
+#[test]
+fn printers_cut_off_by_main_returning_end_quickly_faithful_or_divergent() {
+    // Detached threads print until main returns: replay lets one past the
+    // end of its events with stdout's lock (taken without a call) that
+    // main still needs to print. Every other thread then waited in its
+    // own loop of bounded futex waits, which the standstill report did
+    // not count as stuck: the replay stalled until the stall timeout.
+    replays_of_end_quickly("rust_detached_printers", &[]);
+}
+
+#[test]
+fn printers_cut_off_by_main_returning_print_other_lines_natively() {
+    assert_native_runs_differ(&program("rust_detached_printers"), &[], b"", 10);
+}
+
+#[test]
+fn threads_spinning_on_a_lock_held_by_a_thread_waiting_for_its_stdio_turn_end_quickly() {
+    // The holder of a spin lock rrc does not see waits in the shim for its
+    // turn at stdout's lock; the threads whose turns come first spin on
+    // the spin lock, using processor time without a call. They count as
+    // stuck once they have spun far longer than they ran when recorded,
+    // and the turn gives way: the replay used to stall until the stall
+    // timeout (1 of 6 faithful, the rest 30 s each).
+    replays_of_end_quickly("spin_stdio", &[]);
+}
+
+#[test]
+fn threads_on_a_spin_lock_print_in_other_orders_natively() {
+    assert_native_runs_differ(&program("spin_stdio"), &[], b"", 10);
+}

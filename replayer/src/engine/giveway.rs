@@ -47,6 +47,10 @@ const QUIET_LOOKS: u32 = 3;
 /// With nothing left to let go, how long a standstill lasts before it is
 /// reported.
 const STANDSTILL_REPORT: Duration = Duration::from_millis(20);
+/// Processor time a running thread may use while the order stands still
+/// before it counts as spinning (`Replayer::spinning`): several clock
+/// ticks, far more than any recorded stretch between two events here.
+const SPINNING_CPU: Duration = Duration::from_millis(50);
 
 /// A kind of hold, as counted when it gave way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -139,7 +143,39 @@ impl Replayer {
                 // does not have, made again and again with a short bound).
                 let unseen =
                     ring.is_some_and(|r| t.waits_unseen(r.waiting_unseen.load(Ordering::Acquire)));
-                turn_wait || parked || unseen || asleep_in_futex(pid, true)
+                turn_wait || parked || unseen || asleep_in_futex(pid, true) || self.spinning(pid, t)
+            }
+        }
+    }
+
+    /// Whether a running thread has used `SPINNING_CPU` of processor time
+    /// while the order stood where it stands and no thread stopped: it
+    /// spins where rrc does not see (a spin lock another thread holds,
+    /// one that waits for its turn in the shim), and cannot move by
+    /// itself. Time spent waiting for a processor does not count.
+    fn spinning(&self, pid: Pid, t: &LiveThread) -> bool {
+        let Some(stat) = super::order::thread_stat(pid) else {
+            return false;
+        };
+        let here = (
+            self.log.order_turn(),
+            self.shared.progress.load(Ordering::Acquire),
+        );
+        // A thread computing toward its next event took as long when
+        // recorded: only far more than that is a spin.
+        let recorded = match self.plan.threads[t.logical as usize].events.front() {
+            Some(PlannedEvent::Syscall(s)) => s.interval_ns,
+            Some(PlannedEvent::Tsc(x)) => x.interval_ns,
+            _ => 0,
+        };
+        let most = SPINNING_CPU.max(Duration::from_nanos(recorded.saturating_mul(2)));
+        match t.spin_look.get() {
+            Some((turn, stops, cpu)) if (turn, stops) == here => {
+                stat.cpu.saturating_sub(cpu) >= most
+            }
+            _ => {
+                t.spin_look.set(Some((here.0, here.1, stat.cpu)));
+                false
             }
         }
     }
@@ -404,22 +440,28 @@ impl Replayer {
     /// program waits for itself where rrc cannot see. Names the asleep
     /// thread whose event is next in the order, or else the first one.
     fn report_standstill(&mut self) -> Res {
-        let mut asleep: Vec<(u32, Pid)> = self
+        // Running (not parked at the tracer), each standing somewhere: asleep
+        // in a futex wait, or in the program's own loop of bounded waits on
+        // a lock another thread holds, or waiting in the shim.
+        let mut stuck: Vec<(u32, &'static str)> = self
             .live
             .iter()
-            .filter(|(pid, t)| t.state == ThreadState::Running && asleep_in_futex(**pid, true))
-            .map(|(pid, t)| (t.logical, *pid))
+            .filter(|(_, t)| t.state == ThreadState::Running)
+            .map(|(pid, t)| (t.logical, self.where_standing(*pid, t)))
             .collect();
-        asleep.sort();
+        stuck.sort();
         let owner = self
             .plan
             .rank_owner
             .get(self.log.order_turn() as usize)
             .copied();
-        let Some(&(thread, _)) = asleep
+        // The thread whose event is next, else one asleep where rrc does
+        // not see, else any.
+        let Some(&(thread, how)) = stuck
             .iter()
             .find(|(l, _)| Some(*l) == owner)
-            .or_else(|| asleep.first())
+            .or_else(|| stuck.iter().find(|(_, how)| *how != IN_SHIM))
+            .or_else(|| stuck.first())
         else {
             return Ok(());
         };
@@ -442,9 +484,31 @@ impl Replayer {
             thread,
             expected,
             Observed::Text(format!(
-                "asleep in a futex wait rrc does not see, and no thread can move ({})",
+                "{how}, and no thread can move ({})",
                 others.join(", ")
             )),
         )
     }
+
+    /// Where a running thread that cannot move stands, for the report.
+    fn where_standing(&self, pid: Pid, t: &LiveThread) -> &'static str {
+        if asleep_in_futex(pid, true) {
+            return "asleep in a futex wait rrc does not see";
+        }
+        let unseen = self
+            .log
+            .ring(t.logical)
+            .is_some_and(|r| t.waits_unseen(r.waiting_unseen.load(Ordering::Acquire)));
+        if unseen {
+            "waiting, wait after wait, on a futex lock rrc does not see (another thread holds it)"
+        } else if self.spinning(pid, t) {
+            "spinning without a syscall (on a lock rrc does not see, say)"
+        } else {
+            IN_SHIM
+        }
+    }
 }
+
+/// [`Replayer::where_standing`] of a thread waiting in the shim (for its
+/// rank or turn, or parked past the end of its sync operations).
+const IN_SHIM: &str = "waiting in rrc's shim for a place in the order that does not come";

@@ -86,8 +86,16 @@ impl Replayer {
             }
         }
         let rank = index.and_then(|i| plan.return_rank.get(&(thread, i)).copied());
+        let none_left = plan
+            .threads
+            .get(thread as usize)
+            .is_some_and(|p| p.events.is_empty());
         if let Some(ring) = self.log.ring(thread) {
-            let word = rank.map_or(0, |r| r.saturating_add(1));
+            let word = match rank {
+                _ if none_left => rrc_synclog::NO_CALLS_LEFT,
+                Some(r) => r.saturating_add(1),
+                None => 0,
+            };
             ring.next_call_rank.store(word, Ordering::Release);
         }
     }

@@ -67,6 +67,10 @@ pub(crate) struct LiveThread {
     /// Its ring's `waiting_unseen` word as last looked at, and when it
     /// last changed (see [`LiveThread::waits_unseen`]).
     pub unseen_look: Cell<(u32, Option<Instant>)>,
+    /// Where the order stood (turn, stops seen) when its processor time
+    /// was last looked at for the standstill check, and that time (see
+    /// `Replayer::spinning`).
+    pub spin_look: Cell<Option<(u32, u64, Duration)>>,
     /// When it was let go after its last syscall, while only signals
     /// delivered by elapsed time have followed: their recorded times count
     /// from there, as the recorder counted them from that return.
@@ -89,6 +93,7 @@ impl LiveThread {
             segv_blocked: 0,
             in_process_seen: 0,
             unseen_look: Cell::new((0, None)),
+            spin_look: Cell::new(None),
             elapsed_base: None,
         }
     }

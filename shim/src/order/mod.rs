@@ -80,9 +80,14 @@ pub fn acquire(
     }
     match session::current() {
         None => attempt(),
-        Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
-            Some(acquisition.acquired(result))
-        }),
+        Some(Session::Record(log)) => record_call(
+            log,
+            op,
+            object,
+            || 0,
+            attempt,
+            |result| Some(acquisition.acquired(result)),
+        ),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
@@ -189,7 +194,7 @@ pub fn cond_wait(
 ) -> c_int {
     match session::current() {
         None => wait(),
-        Some(Session::Record(log)) => record_call(log, op, mutex, 0, wait, |_| Some(true)),
+        Some(Session::Record(log)) => record_call(log, op, mutex, || 0, wait, |_| Some(true)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             // Release first, as the real wait does: a thread whose recorded
@@ -212,7 +217,7 @@ pub fn cond_wait(
 pub fn real_wait(op: u32, object: u64, wait: impl FnOnce() -> c_int) -> c_int {
     match session::current() {
         None => wait(),
-        Some(Session::Record(log)) => record_call(log, op, object, 0, wait, |_| Some(false)),
+        Some(Session::Record(log)) => record_call(log, op, object, || 0, wait, |_| Some(false)),
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
             let expected = expect_next(log, op, object);
@@ -228,8 +233,8 @@ pub fn real_wait(op: u32, object: u64, wait: impl FnOnce() -> c_int) -> c_int {
 
 /// Makes the real call and logs it, unless `logged` says not to: it
 /// gives, from the result, whether the call acquired the object, or None
-/// for a call not logged at all (a C++ static's loser). `note` is the
-/// entry's `seq` when the call did not acquire. The thread is
+/// for a call not logged at all (a C++ static's loser). `note` gives the
+/// entry's `seq` when the call did not acquire, once it is made. The thread is
 /// looked up first so its one gettid comes before the real call in both
 /// record and replay.
 #[inline]
@@ -237,7 +242,7 @@ fn record_call(
     log: &SharedSyncLog,
     op: u32,
     object: u64,
-    note: u64,
+    note: impl FnOnce() -> u64,
     call: impl FnOnce() -> c_int,
     logged: impl FnOnce(c_int) -> Option<bool>,
 ) -> c_int {
@@ -256,7 +261,7 @@ fn record_call(
                 let seq = if acquired {
                     Seq::Acquired
                 } else {
-                    Seq::Note(note)
+                    Seq::Note(note())
                 };
                 record(log, thread, op, object, seq, result, arrival);
             }
@@ -679,7 +684,7 @@ fn diverge(
 }
 
 /// Blocks the calling thread until the process ends.
-fn park_forever() -> ! {
+pub(super) fn park_forever() -> ! {
     let parked = AtomicU32::new(0);
     loop {
         futex_wait(&parked, 0, None);

@@ -7,7 +7,9 @@
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 
-use rrc_synclog::{futex_wait, SharedSyncLog, SyncEntry, SyncRing, NO_ARRIVAL, WOKEN_BY_WAKE};
+use rrc_synclog::{
+    futex_wait, SharedSyncLog, SyncEntry, SyncRing, HANDED_OFF, NO_ARRIVAL, WOKEN_BY_WAKE,
+};
 
 use super::{
     arrive, in_event_order, record_call, return_at_place, wait_at_rank, Expected, RING_EMPTY_WAIT,
@@ -27,6 +29,15 @@ use crate::session::{self, ErrnoGuard, Session};
 /// after a wait that returned 0 when recorded with no wake of the
 /// program's on its word while it waited: the kernel woke it (see the
 /// replayer's `WakeRanks::during`).
+///
+/// `releases`, asked just before the call when recording with hand-offs:
+/// whether it is a wake that releases a lock word (see `HANDED_OFF`);
+/// `hand_off` then waits, boundedly, until another thread holds the word,
+/// and says whether one did. When recorded, a release that woke a thread
+/// waits so before its return is stamped, and its entry says whether the
+/// lock was handed on; in replay, a wake that handed it on waits the same
+/// way after its return.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn if_recorded(
     op: u32,
@@ -35,11 +46,23 @@ pub fn if_recorded(
     waits: bool,
     real: impl FnOnce() -> c_int,
     settle: impl FnOnce(),
+    releases: impl FnOnce() -> bool,
+    hand_off: impl FnOnce() -> bool,
 ) -> Option<c_int> {
     Some(match session::current() {
         None => real(),
         Some(Session::Record(log)) => {
-            record_call(log, op, object, u64::from(val), real, |_| Some(false))
+            let handed = std::cell::Cell::new(false);
+            let call = || {
+                let released = log.lock_handoff() && releases();
+                let woke = real();
+                if released && woke == 1 {
+                    handed.set(hand_off());
+                }
+                woke
+            };
+            let note = || u64::from(val) | if handed.get() { HANDED_OFF } else { 0 };
+            record_call(log, op, object, note, call, |_| Some(false))
         }
         Some(Session::Replay(log)) => {
             let _errno = ErrnoGuard::save();
@@ -47,7 +70,12 @@ pub fn if_recorded(
             // races rrc does not order (an uncontended compare-and-swap):
             // a call that is not the thread's next recorded one is left
             // to the caller.
-            let expected = expect_if_next(log, op, object)?;
+            let Some(expected) = expect_if_next(log, op, object) else {
+                if waits {
+                    park_if_past_end(log);
+                }
+                return None;
+            };
             if waits && log.orders_events() {
                 arrive(log, &expected);
                 // Returns at its place, which comes after the wake.
@@ -63,6 +91,12 @@ pub fn if_recorded(
                     real();
                 });
                 return_at_place(log, &expected);
+                if expected.entry.seq & HANDED_OFF != 0 {
+                    // The waiter it woke returns after this, at its place:
+                    // the order moves on without this thread meanwhile.
+                    log.park(expected.thread.slot);
+                    hand_off();
+                }
             } else {
                 arrive(log, &expected);
                 in_event_order(log, &expected, |_| {
@@ -89,9 +123,14 @@ pub fn won_when_recorded(
 ) -> c_int {
     match session::current() {
         None => attempt(),
-        Some(Session::Record(log)) => record_call(log, op, object, 0, attempt, |result| {
-            won(result).then_some(false)
-        }),
+        Some(Session::Record(log)) => record_call(
+            log,
+            op,
+            object,
+            || 0,
+            attempt,
+            |result| won(result).then_some(false),
+        ),
         Some(Session::Replay(log)) => match expect_if_next(log, op, object) {
             Some(expected) => {
                 let _errno = ErrnoGuard::save();
@@ -208,6 +247,30 @@ fn recorded_after_next_call(
         .and_then(|b| b.next_fed().map(|f| f.head.rank))
         .filter(|r| *r != rrc_synclog::replaybuf::NO_RANK);
     [traced, fed].into_iter().flatten().any(|next| at > next)
+}
+
+/// A futex wait no recorded entry matches, by a thread that has replayed
+/// every event it had (its sync stream closed and done, and every call):
+/// when recorded, it was blocked in this wait when the recording ended.
+/// It blocks the same way, until the program ends, rather than for the
+/// bounded while of an extra wait: a condvar wait would return
+/// spuriously, and the thread run code it never ran (a print that takes
+/// stdout's lock away from the threads still to print).
+fn park_if_past_end(log: &SharedSyncLog) {
+    let Ok(thread) = session::this_thread(log) else {
+        return;
+    };
+    let Some(ring) = log.ring(thread.slot) else {
+        return;
+    };
+    let done = ring.closed.load(Ordering::Acquire) != 0
+        && ring.peek().is_none()
+        && ring.next_call_rank.load(Ordering::Acquire) == rrc_synclog::NO_CALLS_LEFT;
+    if done {
+        ring.parked_past_end.store(1, Ordering::Release);
+        log.poke_service();
+        super::park_forever();
+    }
 }
 
 /// Waits for the thread's entry `ahead` places after its next; None past
