@@ -134,6 +134,10 @@ fn main() {
     match run(&cli) {
         Ok(None) => std::process::exit(0),
         Ok(Some((d, hint))) => {
+            // The program's stderr may stop mid-line where it diverged.
+            if engine::stderr_mid_line() {
+                eprintln!();
+            }
             eprintln!("{d}");
             if let Some(hint) = hint {
                 eprintln!("rrc-replay: {hint}");

@@ -622,3 +622,40 @@ fn a_change_whose_try_diverged_before_it_is_tried_again() {
     assert_eq!(search.next(&plan, at(0)).as_ref(), Some(&first));
     assert_ne!(search.next(&plan, at(0)).as_ref(), Some(&first));
 }
+
+/// Thread 1 waits on a lock word (arrival stamp 1, return 3); thread 0's
+/// wake ends the wait (arrival 2, return 4), `handed` marking it handed
+/// on; thread 0's calls (5, 6) come before thread 1's next event, a
+/// clock read it logged itself (7). The plan's `late_to` for the wait.
+fn late_to_after_a_wake(handed: bool) -> u64 {
+    let mut recs = vec![start(0), start(1)];
+    for (i, s) in [5, 6].into_iter().enumerate() {
+        recs.push(call(0, i as u64, s, libc::SYS_getppid, false));
+    }
+    recs.push(call(1, 0, 7, libc::SYS_clock_gettime, true));
+    let mut wake = futex_wake(4, 2);
+    if handed {
+        wake.seq |= rrc_synclog::HANDED_OFF;
+    }
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 0,
+        first: 0,
+        ops: vec![wake],
+    }));
+    recs.push(TraceRecord::Sync(SyncBatch {
+        thread: 1,
+        first: 0,
+        ops: vec![futex_wait(3, 1)],
+    }));
+    let (_dir, plan) = plan_of(recs);
+    plan.threads[1].sync_holds[0].late_to
+}
+
+#[test]
+fn a_waiter_a_lock_was_handed_to_runs_on_at_its_return() {
+    // Stamps 1..=7 rank 0..=6: without the hand-off, the woken thread's
+    // code runs just before its next event (rank 6); with it, at once (it
+    // took the lock before its waker went on).
+    assert_eq!(late_to_after_a_wake(false), 6);
+    assert_eq!(late_to_after_a_wake(true), rrc_synclog::NO_ARRIVAL);
+}

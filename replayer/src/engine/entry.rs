@@ -137,7 +137,9 @@ impl Replayer {
             None => {
                 // It was blocked in this call when the recording ended (or
                 // the program has gone somewhere new; the end decides).
-                super::debug_log(format_args!("past end: t{thread} at {}", call()));
+                if super::debug_on() {
+                    super::debug_log(format_args!("past end: t{thread} at {}", call()));
+                }
                 self.hold(pid, Hold::PastEnd);
                 return Ok(());
             }

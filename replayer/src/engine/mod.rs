@@ -63,6 +63,7 @@ use crate::feed::ReplayShared;
 use crate::plan::ReplayPlan;
 
 pub use giveway::WayStats;
+pub(crate) use output::stderr_mid_line;
 
 use giveway::Standstill;
 use order::EventOrder;

@@ -7,6 +7,7 @@
 //! what was replayed is written out in the recorded order.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Replayer;
 
@@ -85,8 +86,20 @@ impl Replayer {
     }
 }
 
+/// Whether the program's output to our stderr so far ends mid-line.
+static STDERR_MID_LINE: AtomicBool = AtomicBool::new(false);
+
+/// Whether the program's output to our stderr ends mid-line: a report
+/// printed after it must start a line of its own.
+pub(crate) fn stderr_mid_line() -> bool {
+    STDERR_MID_LINE.load(Ordering::Relaxed)
+}
+
 /// Writes `data` to our own descriptor `fd`, all of it.
 pub(crate) fn write_all(fd: i32, mut data: &[u8]) {
+    if let (2, Some(last)) = (fd, data.last()) {
+        STDERR_MID_LINE.store(*last != b'\n', Ordering::Relaxed);
+    }
     while !data.is_empty() {
         // SAFETY: writing from a valid slice to a descriptor we own.
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
