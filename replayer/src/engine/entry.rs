@@ -239,6 +239,7 @@ impl Replayer {
             let hold = Hold::KillTarget {
                 tgid,
                 since: std::time::Instant::now(),
+                rank: self.plan.return_rank.get(&(thread, record.index)).copied(),
             };
             if !self.hold_over(thread, hold) {
                 return Some(hold);

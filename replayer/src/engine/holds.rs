@@ -51,12 +51,16 @@ pub(crate) enum Hold {
     /// kill or tgkill of SIGKILL to another process of the program (this
     /// live tgid): it waits until that process has replayed what it did
     /// before the kill found it when recorded (every thread of it at the
-    /// end of its events), or until it has made no progress for
-    /// `KILL_WAIT` (one waiting for a rank after the kill's never would
-    /// get there). Progress, not the wait's own length, counts: on a
-    /// loaded machine a process still loading may take seconds to get
-    /// where the kill found it.
-    KillTarget { tgid: i32, since: Instant },
+    /// end of its events, or at one whose place in the order comes after
+    /// the kill's own, `rank`: it gets no further before the kill), or
+    /// until it has made no progress for `KILL_WAIT`. Progress, not the
+    /// wait's own length, counts: on a loaded machine a process still
+    /// loading may take seconds to get where the kill found it.
+    KillTarget {
+        tgid: i32,
+        since: Instant,
+        rank: Option<u64>,
+    },
 }
 
 /// How long a SIGKILL waits for the process it kills once that process
@@ -112,11 +116,17 @@ impl Replayer {
 
     /// Whether what the thread is held for has happened.
     pub(super) fn hold_over(&self, thread: u32, hold: Hold) -> bool {
-        if let Hold::KillTarget { tgid, since } = hold {
+        if let Hold::KillTarget { tgid, since, rank } = hold {
             let mut moved = since;
             let mut at_end = true;
             for t in self.live.values().filter(|t| t.tgid.as_raw() == tgid) {
-                if !self.replayed_to_end(t) {
+                // Its return queued for a later place, or its next event's.
+                let next = match t.state {
+                    ThreadState::Queued(r) | ThreadState::Held(Hold::RunTurn(r)) => Some(r),
+                    _ => self.next_event_rank(t.logical),
+                };
+                let after_kill = rank.zip(next).is_some_and(|(kill, next)| next > kill);
+                if !self.replayed_to_end(t) && !after_kill {
                     at_end = false;
                     moved = moved.max(self.last_return_seen(t));
                 }
@@ -290,6 +300,7 @@ mod tests {
         let kill = Hold::KillTarget {
             tgid: 7,
             since: Instant::now(),
+            rank: None,
         };
         assert!(!kill.over(|_| true, true), "asked of the live threads");
     }
