@@ -733,11 +733,15 @@ pub fn assert_one_line_error(out: &Output, what: &str) {
     );
 }
 
-/// Runs a program natively up to `max_runs` times and returns once two
-/// runs printed different stdout; fails if all were identical (then the
-/// program does not exercise nondeterminism and its replay proves
-/// nothing).
+/// Runs a program natively up to `max_runs` times (40 at least) and
+/// returns once two runs printed different stdout; fails if all were
+/// identical (then the program does not exercise nondeterminism and its
+/// replay proves nothing). On 2 processors the scheduler can place and
+/// order threads the same way ten runs in a row (CI: `which_cpu`, and
+/// `stdio_flush_all` beside another job); it stops at the first run that
+/// differs, so more runs cost nothing when they do.
 pub fn assert_native_runs_differ(program: &Path, args: &[&str], stdin: &[u8], max_runs: usize) {
+    let max_runs = max_runs.max(40);
     let first = run_native(program, args, stdin);
     assert!(
         first.status.success(),
