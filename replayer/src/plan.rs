@@ -36,6 +36,29 @@ pub enum PlannedEvent {
     Signal(SignalRecord),
 }
 
+impl PlannedEvent {
+    /// A call's or an rdtsc's index in its thread's events (none for a
+    /// signal).
+    pub fn call_index(&self) -> Option<u64> {
+        match self {
+            PlannedEvent::Syscall(s) => Some(s.index),
+            PlannedEvent::Tsc(x) => Some(x.index),
+            PlannedEvent::Signal(_) => None,
+        }
+    }
+
+    /// A call's or an rdtsc's recorded interval since its thread's
+    /// previous return, and its return's time since the recording began,
+    /// in nanoseconds (none for a signal).
+    pub fn call_times(&self) -> Option<(u64, u64)> {
+        match self {
+            PlannedEvent::Syscall(s) => Some((s.interval_ns, s.return_ns)),
+            PlannedEvent::Tsc(x) => Some((x.interval_ns, x.return_ns)),
+            PlannedEvent::Signal(_) => None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ThreadPlan {
     pub process: ProcessId,
@@ -468,11 +491,7 @@ impl ReplayPlan {
     /// operation, when others' events come first and its next syscall or
     /// rdtsc has a place in the order too (not a signal).
     pub fn late_return_to(&self, thread: ThreadId, rank: u64, next: &PlannedEvent) -> Option<u64> {
-        let index = match next {
-            PlannedEvent::Syscall(s) => s.index,
-            PlannedEvent::Tsc(x) => x.index,
-            PlannedEvent::Signal(_) => return None,
-        };
+        let index = next.call_index()?;
         // Its next call has a place in the order (exit_group has none).
         self.return_rank.get(&(thread, index))?;
         if self.tweaks.no_late.contains(&rank) {

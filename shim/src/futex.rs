@@ -61,12 +61,10 @@ pub unsafe extern "C" fn rrc_futex(
         Some((code, waits)) => {
             let settle = || settle_woken(uaddr, op, val);
             let word = uaddr as u64;
-            let releases = || releases_lock(op, val, waits) && word_is(word, 0);
-            let hand_off = || wait_until_held(rrc_synclog::LockGate { word, free: 0 });
-            order::if_recorded(
-                code, word, val as u32, waits, real, settle, releases, hand_off,
-            )
-            .unwrap_or_else(|| unmatched(uaddr, op, val, waits))
+            let wake = Wake { word, op, val };
+            let release = (!waits).then_some(&wake as &dyn order::LockRelease);
+            order::if_recorded(code, word, val as u32, waits, real, settle, release)
+                .unwrap_or_else(|| unmatched(uaddr, op, val, waits))
         }
         None => real(),
     };
@@ -78,12 +76,29 @@ pub unsafe extern "C" fn rrc_futex(
     }
 }
 
-/// Whether a futex call may release a lock: a plain wake of one waiter
-/// (the unlock of Rust's `Mutex` and of hand-written locks: the word set
-/// free, then one waiter woken). Whether the word is free is asked
-/// separately.
-fn releases_lock(op: c_long, val: c_long, waits: bool) -> bool {
-    !waits && op & CMD_MASK == libc::FUTEX_WAKE as c_long && val == 1
+/// A futex wake of the program's, as a possible release of a lock word.
+struct Wake {
+    word: u64,
+    op: c_long,
+    val: c_long,
+}
+
+impl order::LockRelease for Wake {
+    /// A plain wake of one waiter on a free word: the unlock of Rust's
+    /// `Mutex` and of hand-written locks (the word set free, then one
+    /// waiter woken).
+    fn releases(&self) -> bool {
+        self.op & CMD_MASK == libc::FUTEX_WAKE as c_long && self.val == 1 && word_is(self.word, 0)
+    }
+
+    fn hand_off(&self) -> bool {
+        // Often held already: no nap then.
+        let gate = rrc_synclog::LockGate {
+            word: self.word,
+            free: 0,
+        };
+        !word_is(gate.word, gate.free) || wait_until_held(gate)
+    }
 }
 
 /// A replayed wait that was woken when recorded, with no wake of the

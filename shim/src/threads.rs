@@ -106,7 +106,7 @@ pub unsafe extern "C" fn sched_yield() -> c_int {
         }
     }
     let op = crate::ops::SCHED_YIELD;
-    match crate::order::if_recorded(op, 0, 0, false, call, || {}, || false, || false) {
+    match crate::order::if_recorded(op, 0, 0, false, call, || {}, None) {
         Some(0) => 0,
         // Not the thread's next recorded call: an extra yield, counted
         // for the tracer (a thread spinning for one it holds).

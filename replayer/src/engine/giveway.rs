@@ -163,11 +163,11 @@ impl Replayer {
         );
         // A thread computing toward its next event took as long when
         // recorded: only far more than that is a spin.
-        let recorded = match self.plan.threads[t.logical as usize].events.front() {
-            Some(PlannedEvent::Syscall(s)) => s.interval_ns,
-            Some(PlannedEvent::Tsc(x)) => x.interval_ns,
-            _ => 0,
-        };
+        let recorded = self.plan.threads[t.logical as usize]
+            .events
+            .front()
+            .and_then(PlannedEvent::call_times)
+            .map_or(0, |(interval, _)| interval);
         let most = SPINNING_CPU.max(Duration::from_nanos(recorded.saturating_mul(2)));
         match t.spin_look.get() {
             Some((turn, stops, cpu)) if (turn, stops) == here => {

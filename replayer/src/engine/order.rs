@@ -415,14 +415,14 @@ impl Replayer {
     /// another thread's progress, say) well behind the recorded timeline
     /// for its next event, which it had reached by then when recorded.
     fn owner_stuck(&self, owner: u32) -> bool {
-        match self.plan.threads[owner as usize].events.front() {
-            Some(PlannedEvent::Syscall(r)) => Some(r.return_ns),
-            Some(PlannedEvent::Tsc(r)) => Some(r.return_ns),
-            _ => None,
-        }
-        .is_some_and(|ns| {
-            Instant::now() > self.pacing.epoch() + Duration::from_nanos(ns) + STUCK_BEHIND_TIMELINE
-        })
+        self.plan.threads[owner as usize]
+            .events
+            .front()
+            .and_then(PlannedEvent::call_times)
+            .is_some_and(|(_, ns)| {
+                Instant::now()
+                    > self.pacing.epoch() + Duration::from_nanos(ns) + STUCK_BEHIND_TIMELINE
+            })
     }
 
     /// The lowest rank a live thread waits for in the shim, and its slot.

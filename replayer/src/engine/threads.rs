@@ -14,7 +14,6 @@ use super::holds::Hold;
 use super::returns::{LateReturn, Step};
 use super::{debug_log, diverged, Found, Halt, Replayer, Res};
 use crate::divergence::{describe_event, Expected, Need, Observed};
-use crate::plan::PlannedEvent;
 
 /// Where a followed thread is, as far as the engine knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,19 +372,21 @@ impl Replayer {
     /// events: when recorded, the exit killed it before it got there,
     /// even before a lock it had yet to take (a worker's fflush of a
     /// stream the exit had just made unbuffered).
+    pub(super) fn replayed_to_end(&self, t: &LiveThread) -> bool {
+        t.hold() == Some(Hold::PastEnd) || self.replayed_all(t)
+    }
+
     /// The place in the order of the thread's next recorded call or
     /// rdtsc, if it has one.
     pub(super) fn next_event_rank(&self, thread: ThreadId) -> Option<u64> {
-        let index = match self.plan.threads.get(thread as usize)?.events.front()? {
-            PlannedEvent::Syscall(s) => s.index,
-            PlannedEvent::Tsc(x) => x.index,
-            PlannedEvent::Signal(_) => return None,
-        };
+        let index = self
+            .plan
+            .threads
+            .get(thread as usize)?
+            .events
+            .front()?
+            .call_index()?;
         self.plan.return_rank.get(&(thread, index)).copied()
-    }
-
-    pub(super) fn replayed_to_end(&self, t: &LiveThread) -> bool {
-        t.hold() == Some(Hold::PastEnd) || self.replayed_all(t)
     }
 
     /// Whether every recorded thread of `process` has started, and every

@@ -28,7 +28,7 @@ use crate::ops;
 use crate::session::{self, ErrnoGuard, LogicalThread, Session};
 
 mod optional;
-pub use optional::{if_recorded, won_when_recorded};
+pub use optional::{if_recorded, won_when_recorded, LockRelease};
 
 /// Poke the drainer (record) or feeder (replay) when a ring crosses half.
 const RING_HALF: u64 = (RING_CAPACITY / 2) as u64;

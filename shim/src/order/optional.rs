@@ -30,14 +30,7 @@ use crate::session::{self, ErrnoGuard, Session};
 /// program's on its word while it waited: the kernel woke it (see the
 /// replayer's `WakeRanks::during`).
 ///
-/// `releases`, asked just before the call when recording with hand-offs:
-/// whether it is a wake that releases a lock word (see `HANDED_OFF`);
-/// `hand_off` then waits, boundedly, until another thread holds the word,
-/// and says whether one did. When recorded, a release that woke a thread
-/// waits so before its return is stamped, and its entry says whether the
-/// lock was handed on; in replay, a wake that handed it on waits the same
-/// way after its return.
-#[allow(clippy::too_many_arguments)]
+/// `release`: a wake that may release a lock word (see `LockRelease`).
 #[inline]
 pub fn if_recorded(
     op: u32,
@@ -46,18 +39,17 @@ pub fn if_recorded(
     waits: bool,
     real: impl FnOnce() -> c_int,
     settle: impl FnOnce(),
-    releases: impl FnOnce() -> bool,
-    hand_off: impl FnOnce() -> bool,
+    release: Option<&dyn LockRelease>,
 ) -> Option<c_int> {
     Some(match session::current() {
         None => real(),
         Some(Session::Record(log)) => {
             let handed = std::cell::Cell::new(false);
             let call = || {
-                let released = log.lock_handoff() && releases();
+                let released = release.filter(|r| log.lock_handoff() && r.releases());
                 let woke = real();
-                if released && woke == 1 {
-                    handed.set(hand_off());
+                if let Some(r) = released.filter(|_| woke == 1) {
+                    handed.set(r.hand_off());
                 }
                 woke
             };
@@ -91,11 +83,11 @@ pub fn if_recorded(
                     real();
                 });
                 return_at_place(log, &expected);
-                if expected.entry.seq & HANDED_OFF != 0 {
+                if let Some(r) = release.filter(|_| expected.entry.seq & HANDED_OFF != 0) {
                     // The waiter it woke returns after this, at its place:
                     // the order moves on without this thread meanwhile.
                     log.park(expected.thread.slot);
-                    hand_off();
+                    r.hand_off();
                 }
             } else {
                 arrive(log, &expected);
@@ -106,6 +98,19 @@ pub fn if_recorded(
             expected.entry.result
         }
     })
+}
+
+/// A futex wake that may release a lock word (see `HANDED_OFF`). When
+/// recorded with hand-offs, a wake that `releases` the word and woke a
+/// thread waits in `hand_off` before its return is stamped, and its entry
+/// says whether the lock was handed on; in replay, a wake that handed it
+/// on waits the same way after its return.
+pub trait LockRelease {
+    /// Asked just before the wake: whether it releases a lock word.
+    fn releases(&self) -> bool;
+    /// Waits, boundedly, until another thread holds the word; whether
+    /// one did.
+    fn hand_off(&self) -> bool;
 }
 
 /// A call that only the thread that won logs (a C++ static constructed:
